@@ -1,0 +1,1 @@
+//! centre (to be built).

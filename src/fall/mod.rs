@@ -1,0 +1,1 @@
+//! fall (to be built).

@@ -1,0 +1,1 @@
+//! Durable journal of alarms and their delivery (SQLite, WAL, synchronous=FULL).

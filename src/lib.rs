@@ -1,0 +1,14 @@
+//! Vigil: the home base unit of a personal emergency response system (social alarm).
+//!
+//! A sans-IO [`core`] decides; adapters at the edge ([`radio`], [`modem`], [`centre`],
+//! [`voice`], [`journal`]) carry out what it decides; [`runtime`] wires them together.
+
+pub mod centre;
+pub mod config;
+pub mod core;
+pub mod fall;
+pub mod journal;
+pub mod modem;
+pub mod radio;
+pub mod runtime;
+pub mod voice;

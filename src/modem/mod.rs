@@ -1,0 +1,1 @@
+//! modem (to be built).

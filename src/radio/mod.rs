@@ -1,0 +1,1 @@
+//! radio (to be built).
