@@ -1,1 +1,4 @@
-//! centre (to be built).
+//! Routes to whoever must hear the alarm, and the simulated receivers.
+//!
+//! IP routes: SCAIP over SIP and SIA DC-09. Cellular routes (SMS, Contact ID over a voice
+//! call, voice call to a person) drive the modem from [`crate::modem`].
