@@ -1,0 +1,1 @@
+//! Simulated IP receiving centre: a SCAIP receiver (registrar and alarm handler) and a DC-09 receiver.

@@ -1,0 +1,1 @@
+//! The SMS route: alarm text out, authenticated reply back.
