@@ -38,6 +38,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn check_config(_path: &std::path::Path) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet")
+fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match vigil::config::load(path) {
+        Ok(config) => {
+            println!(
+                "{}: OK: unit {}, {} pendant(s), {} route(s): {}",
+                path.display(),
+                config.unit.controller_id,
+                config.pendants.len(),
+                config.routes.len(),
+                config
+                    .routes
+                    .iter()
+                    .map(|r| format!("{} ({})", r.name, r.kind().as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(vigil::config::ConfigError::Invalid { problems }) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("{}: {} problem(s) found", path.display(), problems.len());
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

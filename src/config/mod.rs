@@ -1,4 +1,7 @@
 //! The installer's `config.toml`: typed model, loading and validation.
 
+mod load;
 mod model;
+
+pub use load::{format_duration, is_e164, load, parse, parse_duration, ConfigError, Problem};
 pub use model::*;

@@ -1,0 +1,1650 @@
+//! Reading `config.toml` into [`Config`], reporting every mistake at once.
+//!
+//! The file is parsed into a spanned TOML tree (`toml::de::DeTable`), then walked table by
+//! table. Each problem becomes a [`Problem`] that names the file, line, column and key, says what
+//! is wrong and what is allowed. Nothing here panics on any input.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::model::*;
+use crate::core::{DeviceId, DeviceKind};
+
+/// One mistake in a configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// Dotted key path, e.g. `pendant[2].key`.
+    pub key: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.key,
+            self.message
+        )
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file has mistakes; all of them are listed.
+    #[error("{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        /// Every problem found, in file order.
+        problems: Vec<Problem>,
+    },
+}
+
+/// Reads and validates the configuration at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Validates configuration `text`, naming `file` in problems.
+pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let mut cx = Cx {
+        text,
+        file,
+        problems: Vec::new(),
+    };
+    let (root, parse_errors) = DeTable::parse_recoverable(text);
+    for e in &parse_errors {
+        let span = e.span().unwrap_or(0..0);
+        cx.problem(&span, "(syntax)", e.message().trim().to_string());
+    }
+    let config = if parse_errors.is_empty() {
+        read_config(&mut cx, &root)
+    } else {
+        None
+    };
+    match config {
+        Some(c) if cx.problems.is_empty() => Ok(c),
+        _ => {
+            let mut problems = cx.problems;
+            problems.sort_by_key(|p| (p.line, p.column));
+            problems.dedup();
+            if problems.is_empty() {
+                problems.push(Problem {
+                    file: file.to_path_buf(),
+                    line: 1,
+                    column: 1,
+                    key: "(file)".into(),
+                    message: "the configuration is incomplete".into(),
+                });
+            }
+            Err(ConfigError::Invalid { problems })
+        }
+    }
+}
+
+/// The walk's context: the source for line numbers and the problems found so far.
+struct Cx<'a> {
+    text: &'a str,
+    file: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Cx<'_> {
+    fn problem(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
+        let start = span.start.min(self.text.len());
+        let before = self.text.get(..start).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        self.problems.push(Problem {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+}
+
+/// A table being read, with its dotted path and span, and the keys it allows.
+struct Table<'a, 'i> {
+    map: &'a DeTable<'i>,
+    path: String,
+    span: Range<usize>,
+}
+
+impl<'a, 'i> Table<'a, 'i> {
+    fn key(&self, name: &str) -> String {
+        if self.path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{}", self.path, name)
+        }
+    }
+
+    fn value(&self, name: &str) -> Option<&'a Spanned<DeValue<'i>>> {
+        self.map
+            .iter()
+            .find(|(k, _)| k.get_ref().as_ref() == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Reports every key not in `allowed`.
+    fn check_keys(&self, cx: &mut Cx<'_>, allowed: &[&str]) {
+        for (k, _) in self.map.iter() {
+            let name: &str = k.get_ref().as_ref();
+            if !allowed.contains(&name) {
+                cx.problem(
+                    &k.span(),
+                    &self.key(name),
+                    format!("unknown key; allowed here: {}", allowed.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn sub(&self, cx: &mut Cx<'_>, name: &str) -> Option<Table<'a, 'i>> {
+        let v = self.value(name)?;
+        match v.get_ref() {
+            DeValue::Table(t) => Some(Table {
+                map: t,
+                path: self.key(name),
+                span: v.span(),
+            }),
+            other => {
+                cx.problem(
+                    &v.span(),
+                    &self.key(name),
+                    format!("expected a table, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&self, cx: &mut Cx<'_>, name: &str) -> Option<(String, Range<usize>)> {
+        let v = self.value(name)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some((s.to_string(), v.span())),
+            other => {
+                cx.problem(
+                    &v.span(),
+                    &self.key(name),
+                    format!("expected a string, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn required_string(
+        &self,
+        cx: &mut Cx<'_>,
+        name: &str,
+        what: &str,
+    ) -> Option<(String, Range<usize>)> {
+        if self.value(name).is_none() {
+            cx.problem(&self.span, &self.key(name), format!("missing; {what}"));
+            return None;
+        }
+        self.string(cx, name)
+    }
+
+    fn integer(
+        &self,
+        cx: &mut Cx<'_>,
+        name: &str,
+        range: Range<i64>,
+    ) -> Option<(i64, Range<usize>)> {
+        let v = self.value(name)?;
+        let parsed = match v.get_ref() {
+            DeValue::Integer(i) => {
+                let digits = i.as_str().replace('_', "");
+                i64::from_str_radix(&digits, i.radix()).ok()
+            }
+            other => {
+                cx.problem(
+                    &v.span(),
+                    &self.key(name),
+                    format!("expected an integer, found {}", other.type_str()),
+                );
+                return None;
+            }
+        };
+        match parsed {
+            Some(n) if range.contains(&n) => Some((n, v.span())),
+            _ => {
+                cx.problem(
+                    &v.span(),
+                    &self.key(name),
+                    format!(
+                        "out of range; allowed: {} to {}",
+                        range.start,
+                        range.end - 1
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A duration such as "30s", "10m", "1h30m"; `None` if absent or wrong (reported).
+    fn duration(
+        &self,
+        cx: &mut Cx<'_>,
+        name: &str,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
+        let (text, span) = self.string_or_number_hint(cx, name)?;
+        match parse_duration(&text) {
+            Some(d) if d >= min && d <= max => Some(d),
+            Some(_) => {
+                cx.problem(
+                    &span,
+                    &self.key(name),
+                    format!(
+                        "`{text}` is out of range; allowed: {} to {}",
+                        format_duration(min),
+                        format_duration(max)
+                    ),
+                );
+                None
+            }
+            None => {
+                cx.problem(
+                    &span,
+                    &self.key(name),
+                    format!("`{text}` is not a duration; write it like \"30s\", \"10m\", \"24h\" or \"1h30m\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn string_or_number_hint(&self, cx: &mut Cx<'_>, name: &str) -> Option<(String, Range<usize>)> {
+        let v = self.value(name)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some((s.to_string(), v.span())),
+            DeValue::Integer(i) => {
+                cx.problem(
+                    &v.span(),
+                    &self.key(name),
+                    format!(
+                        "a duration needs a unit; write \"{}s\" for seconds or \"{}m\" for minutes",
+                        i.as_str(),
+                        i.as_str()
+                    ),
+                );
+                None
+            }
+            other => {
+                cx.problem(
+                    &v.span(),
+                    &self.key(name),
+                    format!(
+                        "expected a duration string like \"30s\", found {}",
+                        other.type_str()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Array of tables, e.g. `[[pendant]]`.
+    fn tables(&self, cx: &mut Cx<'_>, name: &str) -> Vec<Table<'a, 'i>> {
+        let Some(v) = self.value(name) else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = v.get_ref() else {
+            cx.problem(
+                &v.span(),
+                &self.key(name),
+                format!(
+                    "expected [[{name}]] tables, found {}",
+                    v.get_ref().type_str()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{}[{}]", self.key(name), i + 1);
+            match item.get_ref() {
+                DeValue::Table(t) => out.push(Table {
+                    map: t,
+                    path,
+                    span: item.span(),
+                }),
+                other => cx.problem(
+                    &item.span(),
+                    &path,
+                    format!("expected a table, found {}", other.type_str()),
+                ),
+            }
+        }
+        out
+    }
+
+    fn strings(&self, cx: &mut Cx<'_>, name: &str) -> Vec<(String, Range<usize>)> {
+        let Some(v) = self.value(name) else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = v.get_ref() else {
+            cx.problem(
+                &v.span(),
+                &self.key(name),
+                format!(
+                    "expected a list of strings, found {}",
+                    v.get_ref().type_str()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item.get_ref() {
+                DeValue::String(s) => out.push((s.to_string(), item.span())),
+                other => cx.problem(
+                    &item.span(),
+                    &format!("{}[{}]", self.key(name), i + 1),
+                    format!("expected a string, found {}", other.type_str()),
+                ),
+            }
+        }
+        out
+    }
+}
+
+/// Parses "30s", "10m", "2h", "1h30m", "500ms", "1d".
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut total_ms: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest.get(..digits)?.parse().ok()?;
+        rest = rest.get(digits..)?;
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = rest.get(..unit_len)?;
+        rest = rest.get(unit_len..)?;
+        let factor = match unit {
+            "ms" => 1,
+            "s" => 1000,
+            "m" | "min" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return None,
+        };
+        total_ms = total_ms.checked_add(n.checked_mul(factor)?)?;
+    }
+    Some(Duration::from_millis(total_ms))
+}
+
+/// Formats a duration the way the configuration writes it.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms % 1000 != 0 {
+        return format!("{ms}ms");
+    }
+    let mut s = ms / 1000;
+    let mut out = String::new();
+    for (unit, len) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if s >= len {
+            out.push_str(&format!("{}{}", s / len, unit));
+            s %= len;
+        }
+    }
+    out
+}
+
+/// Whether `s` is an E.164 number: `+`, then 8 to 15 digits, the first not 0.
+pub fn is_e164(s: &str) -> bool {
+    let Some(digits) = s.strip_prefix('+') else {
+        return false;
+    };
+    (8..=15).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+const E164_HELP: &str = "write phone numbers in E.164 form: + then country code and number, 8 to 15 digits, e.g. \"+46701234567\"";
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn read_config(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Config> {
+    let root = Table {
+        map: root.get_ref(),
+        path: String::new(),
+        span: 0..0,
+    };
+    root.check_keys(
+        cx,
+        &[
+            "unit",
+            "pendant",
+            "alarm",
+            "escalation",
+            "route",
+            "credentials",
+            "supervision",
+            "radio",
+            "modem",
+            "remote",
+            "gpio",
+            "audio",
+            "data_dir",
+        ],
+    );
+
+    let unit = read_unit(cx, &root);
+    let pendants = read_pendants(cx, &root);
+    let alarm = read_alarm(cx, &root);
+    let retry = read_retry(cx, &root);
+    let credentials = read_credentials(cx, &root);
+    let routes = read_routes(cx, &root, &credentials);
+    let supervision = read_supervision(cx, &root, unit.as_ref());
+    let radio = read_radio(cx, &root);
+    let modem = read_modem(cx, &root);
+    let remote = read_remote(cx, &root, &credentials);
+    let gpio = read_gpio(cx, &root);
+    let audio = read_audio(cx, &root);
+    let data_dir = root.string(cx, "data_dir").map_or_else(
+        || PathBuf::from("/var/lib/vigil"),
+        |(s, _)| PathBuf::from(s),
+    );
+
+    if routes.is_empty() && cx.problems.is_empty() {
+        cx.problem(
+            &(0..0),
+            "route",
+            "no route configured; add at least one [[route]] so alarms can reach a receiver",
+        );
+    }
+
+    Some(Config {
+        unit: unit?,
+        pendants,
+        alarm: alarm?,
+        retry: retry?,
+        routes,
+        credentials: credentials.into_iter().map(|(k, (v, _))| (k, v)).collect(),
+        supervision: supervision?,
+        radio: radio?,
+        modem: modem?,
+        remote: remote?,
+        gpio: gpio?,
+        audio: audio?,
+        data_dir,
+    })
+}
+
+fn missing_table(cx: &mut Cx<'_>, name: &str, what: &str) {
+    cx.problem(&(0..0), name, format!("missing table [{name}]; {what}"));
+}
+
+fn read_unit(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Unit> {
+    let Some(t) = root.sub(cx, "unit") else {
+        missing_table(cx, "unit", "it names the unit and the person it protects");
+        return None;
+    };
+    t.check_keys(
+        cx,
+        &[
+            "controller_id",
+            "contact_id_account",
+            "sia_account",
+            "subscriber",
+            "address",
+            "language",
+            "volume",
+            "quiet_hours",
+        ],
+    );
+    let mut ok = true;
+    let controller_id = t.required_string(
+        cx,
+        "controller_id",
+        "the SCAIP controller id, 1 to 32 digits",
+    );
+    if let Some((s, span)) = &controller_id {
+        if s.is_empty() || s.len() > 32 || !s.chars().all(|c| c.is_ascii_digit()) {
+            cx.problem(
+                span,
+                &t.key("controller_id"),
+                format!("`{s}` is not 1 to 32 digits"),
+            );
+            ok = false;
+        }
+    }
+    let account = t.required_string(
+        cx,
+        "contact_id_account",
+        "the Contact ID account, 4 characters of 0-9 and B-F",
+    );
+    if let Some((s, span)) = &account {
+        let valid = s.len() == 4
+            && s.chars()
+                .all(|c| c.is_ascii_digit() || ('B'..='F').contains(&c));
+        if !valid {
+            cx.problem(
+                span,
+                &t.key("contact_id_account"),
+                format!("`{s}` is not a Contact ID account; allowed: exactly 4 of 0-9, B-F (upper case; A is not allowed)"),
+            );
+            ok = false;
+        }
+    }
+    let sia = t.required_string(
+        cx,
+        "sia_account",
+        "the SIA DC-09 account, 3 to 16 hex digits",
+    );
+    if let Some((s, span)) = &sia {
+        if !(3..=16).contains(&s.len()) || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+            cx.problem(
+                span,
+                &t.key("sia_account"),
+                format!("`{s}` is not 3 to 16 hex digits"),
+            );
+            ok = false;
+        }
+    }
+    let subscriber =
+        t.required_string(cx, "subscriber", "the name of the person the unit protects");
+    let address = t.string(cx, "address").map(|(s, _)| s).unwrap_or_default();
+    let language = t.string(cx, "language");
+    let language = match language {
+        Some((l, span)) => {
+            let valid = (2..=8).contains(&l.len())
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_');
+            if !valid {
+                cx.problem(
+                    &span,
+                    &t.key("language"),
+                    format!("`{l}` is not a language code such as \"en\", \"de\" or \"sv\""),
+                );
+                ok = false;
+            }
+            l
+        }
+        None => "en".to_string(),
+    };
+    let volume = t.integer(cx, "volume", 0..101).map_or(80, |(v, _)| v as u8);
+    let quiet_hours = match t.value("quiet_hours") {
+        None => None,
+        Some(_) => read_quiet_hours(cx, &t),
+    };
+    if !ok {
+        return None;
+    }
+    Some(Unit {
+        controller_id: controller_id?.0,
+        contact_id_account: account?.0,
+        sia_account: sia?.0.to_ascii_uppercase(),
+        subscriber: subscriber?.0,
+        address,
+        language,
+        volume,
+        quiet_hours,
+    })
+}
+
+fn read_quiet_hours(cx: &mut Cx<'_>, unit: &Table<'_, '_>) -> Option<QuietHours> {
+    let (text, span) = unit.string(cx, "quiet_hours")?;
+    let parse_hm = |s: &str| -> Option<u16> {
+        let (h, m) = s.trim().split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    let parsed = text
+        .split_once('-')
+        .and_then(|(a, b)| Some((parse_hm(a)?, parse_hm(b)?)));
+    match parsed {
+        Some((start_min, end_min)) if start_min != end_min => {
+            Some(QuietHours { start_min, end_min })
+        }
+        _ => {
+            cx.problem(
+                &span,
+                &unit.key("quiet_hours"),
+                format!("`{text}` is not a span of local time; write it like \"22:00-07:00\""),
+            );
+            None
+        }
+    }
+}
+
+fn read_pendants(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Vec<Pendant> {
+    let mut out: Vec<Pendant> = Vec::new();
+    let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut zones: BTreeSet<u16> = BTreeSet::new();
+    for (i, t) in root.tables(cx, "pendant").into_iter().enumerate() {
+        t.check_keys(cx, &["id", "kind", "key", "location", "zone"]);
+        let id = t.required_string(
+            cx,
+            "id",
+            "the pendant's radio id, 8 hex digits as printed on its label",
+        );
+        let id = id.and_then(|(s, span)| match s.parse::<DeviceId>() {
+            Ok(id) => {
+                if let Some(first) = seen.insert(id.0, i + 1) {
+                    cx.problem(
+                        &span,
+                        &t.key("id"),
+                        format!("duplicate pendant id {id}; pendant[{first}] has it already"),
+                    );
+                    None
+                } else {
+                    Some(id)
+                }
+            }
+            Err(e) => {
+                cx.problem(&span, &t.key("id"), e);
+                None
+            }
+        });
+        let kind = match t.string(cx, "kind") {
+            None => Some(DeviceKind::Personal),
+            Some((s, span)) => {
+                let k = DeviceKind::parse(&s);
+                if k.is_none() {
+                    cx.problem(
+                        &span,
+                        &t.key("kind"),
+                        format!("`{s}` is not a trigger kind; allowed: personal, fall, fixed"),
+                    );
+                }
+                k
+            }
+        };
+        let key = match t.string(cx, "key") {
+            None => Some(None),
+            Some((s, span)) => match hex::decode(&s) {
+                Ok(bytes) if bytes.len() == 32 => {
+                    let mut k = [0u8; 32];
+                    k.copy_from_slice(&bytes);
+                    Some(Some(k))
+                }
+                _ => {
+                    // Never echo the key text: it is a secret even when malformed.
+                    cx.problem(&span, &t.key("key"), "not an AES-256 key; allowed: exactly 64 hex digits (or leave it out and pair the pendant with `vigil pair`)");
+                    None
+                }
+            },
+        };
+        let location = t
+            .string(cx, "location")
+            .map_or_else(|| format!("pendant {}", i + 1), |(s, _)| s);
+        let zone = match t.integer(cx, "zone", 1..1000) {
+            Some((z, span)) => {
+                let z = z as u16;
+                if !zones.insert(z) {
+                    cx.problem(
+                        &span,
+                        &t.key("zone"),
+                        format!("zone {z} is used by another pendant; zones must be unique"),
+                    );
+                }
+                Some(z)
+            }
+            None if t.value("zone").is_some() => None,
+            None => {
+                // First free zone from 1 up: the order of pendants in the file.
+                let z = (1..1000).find(|z| !zones.contains(z)).unwrap_or(999);
+                zones.insert(z);
+                Some(z)
+            }
+        };
+        if let (Some(id), Some(kind), Some(key), Some(zone)) = (id, kind, key, zone) {
+            out.push(Pendant {
+                id,
+                kind,
+                key,
+                location,
+                zone,
+            });
+        }
+    }
+    out
+}
+
+fn read_alarm(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<AlarmBehaviour> {
+    let defaults = AlarmBehaviour {
+        personal_cancel_window: secs(0),
+        fixed_cancel_window: secs(0),
+        fall_confirm_window: secs(30),
+        prompt_repeat: secs(10),
+    };
+    let Some(t) = root.sub(cx, "alarm") else {
+        return root.value("alarm").is_none().then_some(defaults);
+    };
+    t.check_keys(cx, &["personal", "fixed", "fall", "prompt_repeat"]);
+    let mut ok = true;
+    let mut window =
+        |cx: &mut Cx<'_>, name: &str, key: &str, max: u64, default: Duration| -> Duration {
+            let Some(sub) = t.sub(cx, name) else {
+                return default;
+            };
+            sub.check_keys(cx, &[key]);
+            if sub.value(key).is_none() {
+                return default;
+            }
+            match sub.duration(cx, key, secs(0), secs(max)) {
+                Some(d) => d,
+                None => {
+                    ok = false;
+                    default
+                }
+            }
+        };
+    let personal = window(
+        cx,
+        "personal",
+        "cancel_window",
+        60,
+        defaults.personal_cancel_window,
+    );
+    let fixed = window(
+        cx,
+        "fixed",
+        "cancel_window",
+        60,
+        defaults.fixed_cancel_window,
+    );
+    let fall = window(
+        cx,
+        "fall",
+        "confirm_window",
+        120,
+        defaults.fall_confirm_window,
+    );
+    let repeat = match t.value("prompt_repeat") {
+        None => defaults.prompt_repeat,
+        Some(_) => t
+            .duration(cx, "prompt_repeat", secs(3), secs(60))
+            .unwrap_or_else(|| {
+                ok = false;
+                defaults.prompt_repeat
+            }),
+    };
+    if fall.is_zero() {
+        // Zero is allowed, but a fall then escalates without asking; keep it explicit.
+        tracing::debug!("fall confirmation window is zero: falls escalate at once");
+    }
+    ok.then_some(AlarmBehaviour {
+        personal_cancel_window: personal,
+        fixed_cancel_window: fixed,
+        fall_confirm_window: fall,
+        prompt_repeat: repeat,
+    })
+}
+
+fn read_retry(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<RetrySchedule> {
+    let mut r = RetrySchedule {
+        fast_rounds: 16,
+        fast_interval: secs(30),
+        slow_interval: secs(600),
+    };
+    let Some(t) = root.sub(cx, "escalation") else {
+        return root.value("escalation").is_none().then_some(r);
+    };
+    t.check_keys(cx, &["fast_rounds", "fast_interval", "slow_interval"]);
+    let before = cx.problems.len();
+    if let Some((n, _)) = t.integer(cx, "fast_rounds", 0..1001) {
+        r.fast_rounds = n as u32;
+    }
+    if t.value("fast_interval").is_some() {
+        r.fast_interval = t
+            .duration(cx, "fast_interval", secs(5), secs(3600))
+            .unwrap_or(r.fast_interval);
+    }
+    if t.value("slow_interval").is_some() {
+        r.slow_interval = t
+            .duration(cx, "slow_interval", secs(30), secs(6 * 3600))
+            .unwrap_or(r.slow_interval);
+    }
+    (cx.problems.len() == before).then_some(r)
+}
+
+type CredentialMap = BTreeMap<String, (Credentials, Range<usize>)>;
+
+fn read_credentials(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> CredentialMap {
+    let mut out = BTreeMap::new();
+    let Some(t) = root.sub(cx, "credentials") else {
+        return out;
+    };
+    for (k, v) in t.map.iter() {
+        let name = k.get_ref().to_string();
+        let DeValue::Table(map) = v.get_ref() else {
+            cx.problem(
+                &v.span(),
+                &t.key(&name),
+                format!("expected a table [credentials.{name}] with `secret` (and `username`)"),
+            );
+            continue;
+        };
+        let c = Table {
+            map,
+            path: t.key(&name),
+            span: v.span(),
+        };
+        c.check_keys(cx, &["username", "secret"]);
+        let username = c.string(cx, "username").map(|(s, _)| s);
+        if let Some((secret, span)) =
+            c.required_string(cx, "secret", "the password or shared secret")
+        {
+            if secret.len() < 8 {
+                cx.problem(
+                    &span,
+                    &c.key("secret"),
+                    "too short; use at least 8 characters",
+                );
+                continue;
+            }
+            out.insert(name, (Credentials { username, secret }, v.span()));
+        }
+    }
+    out
+}
+
+fn carries(cx: &mut Cx<'_>, t: &Table<'_, '_>, default: Carries) -> Carries {
+    if t.value("carries").is_none() {
+        return default;
+    }
+    let mut c = Carries {
+        personal: false,
+        technical: false,
+        test: false,
+    };
+    for (s, span) in t.strings(cx, "carries") {
+        match s.as_str() {
+            "personal" => c.personal = true,
+            "technical" => c.technical = true,
+            "test" => c.test = true,
+            _ => cx.problem(
+                &span,
+                &t.key("carries"),
+                format!("`{s}` is not an alarm class; allowed: personal, technical, test"),
+            ),
+        }
+    }
+    c
+}
+
+fn reference_credentials(
+    cx: &mut Cx<'_>,
+    t: &Table<'_, '_>,
+    credentials: &CredentialMap,
+    needs_username: bool,
+) -> Option<String> {
+    let (name, span) =
+        t.required_string(cx, "credentials", "the name of a [credentials.NAME] table")?;
+    match credentials.get(&name) {
+        None => {
+            let known: Vec<&str> = credentials.keys().map(String::as_str).collect();
+            cx.problem(
+                &span,
+                &t.key("credentials"),
+                format!(
+                    "no [credentials.{name}] table; defined: {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+            None
+        }
+        Some((c, _)) if needs_username && c.username.is_none() => {
+            cx.problem(
+                &span,
+                &t.key("credentials"),
+                format!(
+                    "[credentials.{name}] has no `username`, which SIP digest authentication needs"
+                ),
+            );
+            None
+        }
+        Some(_) => Some(name),
+    }
+}
+
+fn phone_number(cx: &mut Cx<'_>, t: &Table<'_, '_>, key: &str) -> Option<String> {
+    let (n, span) = t.required_string(cx, key, E164_HELP)?;
+    if is_e164(&n) {
+        Some(n)
+    } else {
+        cx.problem(
+            &span,
+            &t.key(key),
+            format!("`{n}` is not an E.164 number; {E164_HELP}"),
+        );
+        None
+    }
+}
+
+fn socket_addr(cx: &mut Cx<'_>, t: &Table<'_, '_>, key: &str, default: &str) -> Option<SocketAddr> {
+    let (s, span) = t
+        .string(cx, key)
+        .unwrap_or((default.to_string(), t.span.clone()));
+    match s.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            cx.problem(
+                &span,
+                &t.key(key),
+                format!("`{s}` is not an IP address and port such as \"127.0.0.1:5060\""),
+            );
+            None
+        }
+    }
+}
+
+fn host_port(cx: &mut Cx<'_>, t: &Table<'_, '_>, key: &str, what: &str) -> Option<String> {
+    let (s, span) = t.required_string(cx, key, what)?;
+    let valid = s
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if valid {
+        Some(s)
+    } else {
+        cx.problem(
+            &span,
+            &t.key(key),
+            format!("`{s}` is not a host and port such as \"arc.example.net:5060\""),
+        );
+        None
+    }
+}
+
+fn hex_field(cx: &mut Cx<'_>, t: &Table<'_, '_>, key: &str, default: &str) -> Option<String> {
+    match t.string(cx, key) {
+        None => Some(default.to_string()),
+        Some((s, span)) => {
+            if (1..=6).contains(&s.len()) && s.chars().all(|c| c.is_ascii_hexdigit()) {
+                Some(s.to_ascii_uppercase())
+            } else {
+                cx.problem(
+                    &span,
+                    &t.key(key),
+                    format!("`{s}` is not 1 to 6 hex digits"),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn read_routes(cx: &mut Cx<'_>, root: &Table<'_, '_>, credentials: &CredentialMap) -> Vec<Route> {
+    let mut out = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, t) in root.tables(cx, "route").into_iter().enumerate() {
+        let before = cx.problems.len();
+        let Some((kind, kind_span)) =
+            t.required_string(cx, "kind", "one of scaip, dc09, contact-id, sms, voice")
+        else {
+            continue;
+        };
+        let common = ["kind", "name", "carries", "attempt_timeout"];
+        let specific: &[&str] = match kind.as_str() {
+            "scaip" => &[
+                "receiver_uri",
+                "proxy",
+                "transport",
+                "local_uri",
+                "bind",
+                "credentials",
+                "answer_timeout",
+                "hold_limit",
+                "heartbeat",
+                "register_expiry",
+            ],
+            "dc09" => &[
+                "receiver",
+                "protocol",
+                "receiver_number",
+                "line_prefix",
+                "key",
+                "key_format",
+                "answer_timeout",
+                "link_test",
+            ],
+            "contact-id" => &["number"],
+            "sms" => &["number", "credentials", "reply_timeout"],
+            "voice" => &["number", "accept_key"],
+            _ => {
+                cx.problem(&kind_span, &t.key("kind"), format!("`{kind}` is not a route kind; allowed: scaip, dc09, contact-id, sms, voice"));
+                continue;
+            }
+        };
+        let allowed: Vec<&str> = common.iter().chain(specific).copied().collect();
+        t.check_keys(cx, &allowed);
+        let name = t
+            .string(cx, "name")
+            .map_or_else(|| format!("{kind}-{}", i + 1), |(s, _)| s);
+        if !names.insert(name.clone()) {
+            cx.problem(
+                &t.span,
+                &t.key("name"),
+                format!("route name `{name}` is used twice; names must be unique"),
+            );
+        }
+        let all = Carries {
+            personal: true,
+            technical: true,
+            test: true,
+        };
+        let default_carries = if kind == "voice" {
+            Carries {
+                personal: true,
+                technical: false,
+                test: false,
+            }
+        } else {
+            all
+        };
+        let carries = carries(cx, &t, default_carries);
+        let default_timeout = match kind.as_str() {
+            "scaip" | "dc09" => 90,
+            "sms" => 300,
+            _ => 180,
+        };
+        let attempt_timeout = if t.value("attempt_timeout").is_some() {
+            t.duration(cx, "attempt_timeout", secs(10), secs(1800))
+        } else {
+            Some(secs(default_timeout))
+        };
+        let transport = match kind.as_str() {
+            "scaip" => read_scaip(cx, &t, credentials).map(Transport::Scaip),
+            "dc09" => read_dc09(cx, &t).map(Transport::Dc09),
+            "contact-id" => phone_number(cx, &t, "number")
+                .map(|number| Transport::ContactId(ContactIdRoute { number })),
+            "sms" => {
+                let number = phone_number(cx, &t, "number");
+                let creds = reference_credentials(cx, &t, credentials, false);
+                let reply_timeout = if t.value("reply_timeout").is_some() {
+                    t.duration(cx, "reply_timeout", secs(30), secs(1800))
+                } else {
+                    Some(secs(240))
+                };
+                match (number, creds, reply_timeout) {
+                    (Some(number), Some(credentials), Some(reply_timeout)) => {
+                        Some(Transport::Sms(SmsRoute {
+                            number,
+                            credentials,
+                            reply_timeout,
+                        }))
+                    }
+                    _ => None,
+                }
+            }
+            _ => {
+                let number = phone_number(cx, &t, "number");
+                let accept_key = match t.string(cx, "accept_key") {
+                    None => Some('1'),
+                    Some((s, span)) => {
+                        let mut chars = s.chars();
+                        match (chars.next(), chars.next()) {
+                            (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#' => {
+                                Some(c)
+                            }
+                            _ => {
+                                cx.problem(
+                                    &span,
+                                    &t.key("accept_key"),
+                                    format!("`{s}` is not one DTMF key; allowed: 0-9, * or #"),
+                                );
+                                None
+                            }
+                        }
+                    }
+                };
+                match (number, accept_key) {
+                    (Some(number), Some(accept_key)) => {
+                        Some(Transport::Voice(VoiceRoute { number, accept_key }))
+                    }
+                    _ => None,
+                }
+            }
+        };
+        if let (Some(transport), Some(attempt_timeout), true) =
+            (transport, attempt_timeout, cx.problems.len() == before)
+        {
+            out.push(Route {
+                name,
+                carries,
+                attempt_timeout,
+                transport,
+            });
+        }
+    }
+    if !out.is_empty() && !out.iter().any(|r| r.carries.personal) {
+        cx.problem(&root.span, "route", "no route carries personal alarms; at least one [[route]] must have \"personal\" in `carries`");
+    }
+    out
+}
+
+fn read_scaip(
+    cx: &mut Cx<'_>,
+    t: &Table<'_, '_>,
+    credentials: &CredentialMap,
+) -> Option<ScaipRoute> {
+    let uri = |cx: &mut Cx<'_>, key: &str, what: &str| -> Option<String> {
+        let (s, span) = t.required_string(cx, key, what)?;
+        let valid = (s.starts_with("sip:") || s.starts_with("sips:")) && s.contains('@');
+        if valid {
+            Some(s)
+        } else {
+            cx.problem(
+                &span,
+                &t.key(key),
+                format!("`{s}` is not a SIP URI such as \"sip:alarm@arc.example.net\""),
+            );
+            None
+        }
+    };
+    let receiver_uri = uri(cx, "receiver_uri", "the receiving centre's SIP URI");
+    let local_uri = uri(cx, "local_uri", "this unit's SIP address of record");
+    let proxy = host_port(cx, t, "proxy", "the registrar/proxy host and port");
+    let transport = match t.string(cx, "transport") {
+        None => Some(SipTransport::Udp),
+        Some((s, span)) => match s.as_str() {
+            "udp" => Some(SipTransport::Udp),
+            "tcp" => Some(SipTransport::Tcp),
+            "tls" => Some(SipTransport::Tls),
+            _ => {
+                cx.problem(
+                    &span,
+                    &t.key("transport"),
+                    format!("`{s}` is not a SIP transport; allowed: udp, tcp, tls"),
+                );
+                None
+            }
+        },
+    };
+    let bind = socket_addr(cx, t, "bind", "0.0.0.0:0");
+    let creds = reference_credentials(cx, t, credentials, true);
+    let opt = |cx: &mut Cx<'_>, key: &str, min: u64, max: u64, default: u64| {
+        if t.value(key).is_some() {
+            t.duration(cx, key, secs(min), secs(max))
+        } else {
+            Some(secs(default))
+        }
+    };
+    let answer_timeout = opt(cx, "answer_timeout", 2, 120, 30);
+    let hold_limit = opt(cx, "hold_limit", 180, 1800, 600);
+    let heartbeat = opt(cx, "heartbeat", 60, 1440 * 60, 3600);
+    let register_expiry = opt(cx, "register_expiry", 60, 86_400, 3600);
+    Some(ScaipRoute {
+        receiver_uri: receiver_uri?,
+        proxy: proxy?,
+        transport: transport?,
+        local_uri: local_uri?,
+        bind: bind?,
+        credentials: creds?,
+        answer_timeout: answer_timeout?,
+        hold_limit: hold_limit?,
+        heartbeat: heartbeat?,
+        register_expiry: register_expiry?,
+    })
+}
+
+fn read_dc09(cx: &mut Cx<'_>, t: &Table<'_, '_>) -> Option<Dc09Route> {
+    let receiver = host_port(cx, t, "receiver", "the DC-09 receiver's host and port");
+    let protocol = match t.string(cx, "protocol") {
+        None => Some(Dc09Protocol::Tcp),
+        Some((s, span)) => match s.as_str() {
+            "tcp" => Some(Dc09Protocol::Tcp),
+            "udp" => Some(Dc09Protocol::Udp),
+            _ => {
+                cx.problem(
+                    &span,
+                    &t.key("protocol"),
+                    format!("`{s}` is not a DC-09 transport; allowed: tcp, udp"),
+                );
+                None
+            }
+        },
+    };
+    let receiver_number = hex_field(cx, t, "receiver_number", "0");
+    let line_prefix = hex_field(cx, t, "line_prefix", "0");
+    let key_format = match t.string(cx, "key_format") {
+        None => Some(KeyFormat::HexBytes),
+        Some((s, span)) => match s.as_str() {
+            "hex" => Some(KeyFormat::HexBytes),
+            "ascii" => Some(KeyFormat::Ascii),
+            _ => {
+                cx.problem(&span, &t.key("key_format"), format!("`{s}` is not a key format; allowed: hex (the hex text decodes to the key bytes), ascii (the characters are the key)"));
+                None
+            }
+        },
+    };
+    let key = match (t.string(cx, "key"), key_format) {
+        (None, _) => Some(None),
+        (Some(_), None) => None,
+        (Some((s, span)), Some(format)) => {
+            let bytes = match format {
+                KeyFormat::HexBytes => hex::decode(&s)
+                    .ok()
+                    .filter(|b| matches!(b.len(), 16 | 24 | 32)),
+                KeyFormat::Ascii => {
+                    Some(s.clone().into_bytes()).filter(|b| matches!(b.len(), 16 | 24 | 32))
+                }
+            };
+            match bytes {
+                Some(b) => Some(Some(b)),
+                None => {
+                    let allowed = match format {
+                        KeyFormat::HexBytes => "32, 48 or 64 hex digits (AES-128/192/256)",
+                        KeyFormat::Ascii => "16, 24 or 32 characters (AES-128/192/256)",
+                    };
+                    cx.problem(
+                        &span,
+                        &t.key("key"),
+                        format!(
+                            "not an AES key in the `{}` format; allowed: {allowed}",
+                            if format == KeyFormat::Ascii {
+                                "ascii"
+                            } else {
+                                "hex"
+                            }
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let answer_timeout = if t.value("answer_timeout").is_some() {
+        t.duration(cx, "answer_timeout", secs(2), secs(120))
+    } else {
+        Some(secs(20))
+    };
+    let link_test = if t.value("link_test").is_some() {
+        t.duration(cx, "link_test", secs(0), secs(86_400))
+    } else {
+        Some(secs(0))
+    };
+    Some(Dc09Route {
+        receiver: receiver?,
+        protocol: protocol?,
+        receiver_number: receiver_number?,
+        line_prefix: line_prefix?,
+        key: key?,
+        answer_timeout: answer_timeout?,
+        link_test: link_test?,
+    })
+}
+
+fn read_supervision(
+    cx: &mut Cx<'_>,
+    root: &Table<'_, '_>,
+    unit: Option<&Unit>,
+) -> Option<Supervision> {
+    // Per-unit test offset: spread a fleet over the interval by the controller id.
+    let auto_offset = |interval: Duration| -> Duration {
+        let seed = unit.map_or(0u64, |u| {
+            u.controller_id
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+                })
+        });
+        Duration::from_secs(seed % interval.as_secs().max(1))
+    };
+    let mut s = Supervision {
+        heartbeat_interval: secs(3600),
+        missing_after: secs(4 * 3600),
+        mains_report_delay: secs(120),
+        test_interval: secs(24 * 3600),
+        test_offset: Duration::ZERO,
+        auto_answer_window: secs(15 * 60),
+    };
+    let Some(t) = root.sub(cx, "supervision") else {
+        if root.value("supervision").is_some() {
+            return None;
+        }
+        s.test_offset = auto_offset(s.test_interval);
+        return Some(s);
+    };
+    t.check_keys(
+        cx,
+        &[
+            "heartbeat_interval",
+            "missing_after",
+            "mains_report_delay",
+            "test_interval",
+            "test_offset",
+            "auto_answer_window",
+        ],
+    );
+    let before = cx.problems.len();
+    let set = |cx: &mut Cx<'_>, key: &str, min: u64, max: u64, field: &mut Duration| {
+        if t.value(key).is_some() {
+            if let Some(d) = t.duration(cx, key, secs(min), secs(max)) {
+                *field = d;
+            }
+        }
+    };
+    set(
+        cx,
+        "heartbeat_interval",
+        60,
+        24 * 3600,
+        &mut s.heartbeat_interval,
+    );
+    set(
+        cx,
+        "missing_after",
+        600,
+        7 * 24 * 3600,
+        &mut s.missing_after,
+    );
+    set(cx, "mains_report_delay", 0, 180, &mut s.mains_report_delay);
+    set(cx, "test_interval", 3600, 24 * 3600, &mut s.test_interval);
+    set(cx, "auto_answer_window", 0, 3600, &mut s.auto_answer_window);
+    if s.missing_after < s.heartbeat_interval * 2 && cx.problems.len() == before {
+        if let Some(v) = t.value("missing_after").or(t.value("heartbeat_interval")) {
+            cx.problem(
+                &v.span(),
+                &t.key("missing_after"),
+                format!(
+                    "must be at least twice the heartbeat interval ({}), or one lost heartbeat raises a false alarm",
+                    format_duration(s.heartbeat_interval)
+                ),
+            );
+        }
+    }
+    match t.string(cx, "test_offset") {
+        None => s.test_offset = auto_offset(s.test_interval),
+        Some((text, _)) if text == "auto" => s.test_offset = auto_offset(s.test_interval),
+        Some(_) => {
+            if let Some(d) = t.duration(
+                cx,
+                "test_offset",
+                Duration::ZERO,
+                s.test_interval.saturating_sub(secs(1)),
+            ) {
+                s.test_offset = d;
+            }
+        }
+    }
+    (cx.problems.len() == before).then_some(s)
+}
+
+fn read_radio(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Radio> {
+    let mut r = Radio {
+        band: Band::Eu869,
+        driver: RadioDriver::Rfm69 {
+            spi: "/dev/spidev0.0".into(),
+            gpio_chip: "/dev/gpiochip0".into(),
+            irq_line: 25,
+            reset_line: 22,
+        },
+        jamming_rssi_dbm: -90,
+        jamming_after: secs(30),
+        pairing_window: secs(120),
+    };
+    let Some(t) = root.sub(cx, "radio") else {
+        return root.value("radio").is_none().then_some(r);
+    };
+    t.check_keys(
+        cx,
+        &[
+            "band",
+            "driver",
+            "spi",
+            "gpio_chip",
+            "irq_line",
+            "reset_line",
+            "listen",
+            "jamming_rssi_dbm",
+            "jamming_after",
+            "pairing_window",
+        ],
+    );
+    let before = cx.problems.len();
+    if let Some((s, span)) = t.string(cx, "band") {
+        match s.as_str() {
+            "eu869" => r.band = Band::Eu869,
+            "eu868" => r.band = Band::Eu868,
+            "us915" => r.band = Band::Us915,
+            _ => cx.problem(&span, &t.key("band"), format!("`{s}` is not a band; allowed: eu869 (social alarm, 869.2125 MHz), eu868, us915")),
+        }
+    }
+    let driver = t
+        .string(cx, "driver")
+        .map_or_else(|| "rfm69".to_string(), |(s, _)| s);
+    match driver.as_str() {
+        "rfm69" => {
+            let spi = t
+                .string(cx, "spi")
+                .map_or_else(|| "/dev/spidev0.0".into(), |(s, _)| PathBuf::from(s));
+            let gpio_chip = t
+                .string(cx, "gpio_chip")
+                .map_or_else(|| "/dev/gpiochip0".into(), |(s, _)| PathBuf::from(s));
+            let irq_line = t
+                .integer(cx, "irq_line", 0..64)
+                .map_or(25, |(v, _)| v as u32);
+            let reset_line = t
+                .integer(cx, "reset_line", 0..64)
+                .map_or(22, |(v, _)| v as u32);
+            r.driver = RadioDriver::Rfm69 {
+                spi,
+                gpio_chip,
+                irq_line,
+                reset_line,
+            };
+        }
+        "sim" => {
+            if let Some(listen) = socket_addr(cx, &t, "listen", "127.0.0.1:47800") {
+                r.driver = RadioDriver::Sim { listen };
+            }
+        }
+        other => {
+            let span = t.value("driver").map_or(t.span.clone(), |v| v.span());
+            cx.problem(
+                &span,
+                &t.key("driver"),
+                format!("`{other}` is not a radio driver; allowed: rfm69, sim"),
+            );
+        }
+    }
+    if let Some((v, _)) = t.integer(cx, "jamming_rssi_dbm", -130..-19) {
+        r.jamming_rssi_dbm = v as i16;
+    }
+    if t.value("jamming_after").is_some() {
+        r.jamming_after = t
+            .duration(cx, "jamming_after", secs(5), secs(600))
+            .unwrap_or(r.jamming_after);
+    }
+    if t.value("pairing_window").is_some() {
+        r.pairing_window = t
+            .duration(cx, "pairing_window", secs(10), secs(600))
+            .unwrap_or(r.pairing_window);
+    }
+    (cx.problems.len() == before).then_some(r)
+}
+
+fn read_modem(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Modem> {
+    let mut m = Modem {
+        port: "/dev/vigil-modem".into(),
+        baud: 115_200,
+        sim_pin: None,
+        apn: None,
+        power_key_pin: None,
+    };
+    let Some(t) = root.sub(cx, "modem") else {
+        return root.value("modem").is_none().then_some(m);
+    };
+    t.check_keys(cx, &["port", "baud", "sim_pin", "apn", "power_key_pin"]);
+    let before = cx.problems.len();
+    if let Some((s, _)) = t.string(cx, "port") {
+        m.port = s.into();
+    }
+    if let Some((b, span)) = t.integer(cx, "baud", 1200..4_000_001) {
+        const RATES: [i64; 9] = [
+            9600, 19200, 38400, 57600, 115_200, 230_400, 460_800, 921_600, 3_000_000,
+        ];
+        if RATES.contains(&b) {
+            m.baud = b as u32;
+        } else {
+            cx.problem(
+                &span,
+                &t.key("baud"),
+                format!(
+                    "{b} is not a standard rate; allowed: {}",
+                    RATES.map(|r| r.to_string()).join(", ")
+                ),
+            );
+        }
+    }
+    if let Some((pin, span)) = t.string(cx, "sim_pin") {
+        if (4..=8).contains(&pin.len()) && pin.chars().all(|c| c.is_ascii_digit()) {
+            m.sim_pin = Some(pin);
+        } else {
+            cx.problem(
+                &span,
+                &t.key("sim_pin"),
+                "not a SIM PIN; allowed: 4 to 8 digits",
+            );
+        }
+    }
+    m.apn = t.string(cx, "apn").map(|(s, _)| s);
+    m.power_key_pin = t.integer(cx, "power_key_pin", 0..28).map(|(v, _)| v as u8);
+    (cx.problems.len() == before).then_some(m)
+}
+
+fn read_remote(
+    cx: &mut Cx<'_>,
+    root: &Table<'_, '_>,
+    credentials: &CredentialMap,
+) -> Option<Remote> {
+    let mut r = Remote {
+        allowed_numbers: Vec::new(),
+        credentials: None,
+    };
+    let Some(t) = root.sub(cx, "remote") else {
+        return root.value("remote").is_none().then_some(r);
+    };
+    t.check_keys(cx, &["allowed_numbers", "credentials"]);
+    let before = cx.problems.len();
+    for (n, span) in t.strings(cx, "allowed_numbers") {
+        if is_e164(&n) {
+            r.allowed_numbers.push(n);
+        } else {
+            cx.problem(
+                &span,
+                &t.key("allowed_numbers"),
+                format!("`{n}` is not an E.164 number; {E164_HELP}"),
+            );
+        }
+    }
+    if t.value("credentials").is_some() {
+        r.credentials = reference_credentials(cx, &t, credentials, false);
+    } else if !r.allowed_numbers.is_empty() {
+        cx.problem(&t.span, &t.key("credentials"), "missing; remote commands must be authenticated: name a [credentials.NAME] table whose secret signs them");
+    }
+    (cx.problems.len() == before).then_some(r)
+}
+
+fn read_gpio(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Gpio> {
+    let mut g = Gpio {
+        cancel_button: None,
+        help_button: None,
+        mains_present: None,
+        led: None,
+    };
+    let Some(t) = root.sub(cx, "gpio") else {
+        return root.value("gpio").is_none().then_some(g);
+    };
+    let keys = ["cancel_button", "help_button", "mains_present", "led"];
+    t.check_keys(cx, &keys);
+    let before = cx.problems.len();
+    let mut used: BTreeMap<u8, &str> = BTreeMap::new();
+    for key in keys {
+        if let Some((pin, span)) = t.integer(cx, key, 0..28) {
+            let pin = pin as u8;
+            if let Some(other) = used.insert(pin, key) {
+                cx.problem(
+                    &span,
+                    &t.key(key),
+                    format!("GPIO {pin} is already used by `{other}`"),
+                );
+            }
+            let slot = match key {
+                "cancel_button" => &mut g.cancel_button,
+                "help_button" => &mut g.help_button,
+                "mains_present" => &mut g.mains_present,
+                _ => &mut g.led,
+            };
+            *slot = Some(pin);
+        }
+    }
+    (cx.problems.len() == before).then_some(g)
+}
+
+fn read_audio(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Audio> {
+    let mut a = Audio {
+        output_device: None,
+        input_device: None,
+        sounds_dir: "sounds".into(),
+    };
+    let Some(t) = root.sub(cx, "audio") else {
+        return root.value("audio").is_none().then_some(a);
+    };
+    t.check_keys(cx, &["output_device", "input_device", "sounds_dir"]);
+    a.output_device = t.string(cx, "output_device").map(|(s, _)| s);
+    a.input_device = t.string(cx, "input_device").map(|(s, _)| s);
+    if let Some((s, _)) = t.string(cx, "sounds_dir") {
+        a.sounds_dir = s.into();
+    }
+    Some(a)
+}
