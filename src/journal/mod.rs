@@ -1,1 +1,573 @@
-//! Durable journal of alarms and their delivery (SQLite, WAL, synchronous=FULL).
+//! Durable journal of alarms and their delivery (SQLite in WAL mode, `synchronous=FULL`).
+//!
+//! Every [`Record`] the core emits is committed here, in its own transaction, before the
+//! runtime acts on the core's next output: an alarm exists on disk before anyone hears of
+//! it, and each delivery step is on disk before the next. On start, [`Journal::recover`]
+//! returns every alarm that was neither acknowledged nor cancelled.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::core::{
+    Alarm, AlarmCause, AlarmId, AlarmRef, Device, DeviceId, DeviceKind, Record, Recovered,
+    Timestamp,
+};
+
+/// Journal failures.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// SQLite refused.
+    #[error("journal {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The data folder could not be made.
+    #[error("journal folder {path}: {source}")]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// A stored row could not be understood.
+    #[error("journal {path}: alarm {id} has an unreadable {what}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// Alarm id.
+        id: u64,
+        /// Which field.
+        what: &'static str,
+    },
+}
+
+/// One line of the readable timeline (`vigil log`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// When.
+    pub at: Timestamp,
+    /// Which alarm.
+    pub alarm: AlarmId,
+    /// Its reference.
+    pub reference: String,
+    /// What happened, in words.
+    pub text: String,
+}
+
+/// The journal file.
+pub struct Journal {
+    conn: Connection,
+    path: PathBuf,
+    route_names: Vec<String>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS alarm (
+    id           INTEGER PRIMARY KEY,
+    reference    TEXT    NOT NULL,
+    cause        TEXT    NOT NULL,
+    device       INTEGER,
+    device_kind  TEXT,
+    zone         INTEGER,
+    location     TEXT,
+    raised_at    INTEGER NOT NULL,
+    window_until INTEGER,
+    escalated    INTEGER NOT NULL DEFAULT 0,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    state        TEXT    NOT NULL DEFAULT 'open',
+    closed_at    INTEGER,
+    closed_by    TEXT
+);
+CREATE INDEX IF NOT EXISTS alarm_open ON alarm(state);
+CREATE TABLE IF NOT EXISTS event (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      INTEGER NOT NULL,
+    alarm   INTEGER NOT NULL,
+    kind    TEXT    NOT NULL,
+    route   TEXT,
+    attempt INTEGER,
+    detail  TEXT
+);
+CREATE INDEX IF NOT EXISTS event_alarm ON event(alarm);
+CREATE TABLE IF NOT EXISTS pendant_counter (
+    device  INTEGER PRIMARY KEY,
+    counter INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS paired_pendant (
+    device    INTEGER PRIMARY KEY,
+    kind      TEXT    NOT NULL,
+    key       BLOB    NOT NULL,
+    location  TEXT    NOT NULL,
+    zone      INTEGER NOT NULL,
+    paired_at INTEGER NOT NULL
+);
+";
+
+impl Journal {
+    /// Opens (or creates) `journal.sqlite` in `data_dir`.
+    pub fn open_dir(data_dir: &Path) -> Result<Journal, JournalError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| JournalError::Folder {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        Journal::open(&data_dir.join("journal.sqlite"))
+    }
+
+    /// Opens (or creates) the journal database at `path`.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let err = |source| JournalError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        // WAL survives a crash mid-write; FULL syncs the WAL on every commit.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Journal {
+            conn,
+            path: path.to_path_buf(),
+            route_names: Vec::new(),
+        })
+    }
+
+    /// Names routes in the timeline by the plan's route names.
+    pub fn set_route_names(&mut self, names: Vec<String>) {
+        self.route_names = names;
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
+        |source| JournalError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Commits one record durably.
+    pub fn append(&mut self, record: &Record) -> Result<(), JournalError> {
+        let path = self.path.clone();
+        let err = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let names = self.route_names.clone();
+        let route_of = |r: crate::core::RouteId| {
+            names
+                .get(r.0)
+                .cloned()
+                .unwrap_or_else(|| format!("route {}", r.0 + 1))
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        match record {
+            Record::Raised {
+                alarm,
+                window_until,
+            } => {
+                let d = alarm.device.as_ref();
+                tx.execute(
+                    "INSERT INTO alarm (id, reference, cause, device, device_kind, zone, location, raised_at, window_until)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        alarm.id.0 as i64,
+                        alarm.reference.as_str(),
+                        alarm.cause.as_str(),
+                        d.map(|d| d.id.0 as i64),
+                        d.map(|d| d.kind.as_str()),
+                        d.map(|d| d.zone as i64),
+                        d.map(|d| d.location.as_str()),
+                        alarm.raised_at.0 as i64,
+                        window_until.map(|t| t.0 as i64),
+                    ],
+                )
+                .map_err(err)?;
+                let detail = match window_until {
+                    Some(w) => format!(
+                        "{}; window {} s",
+                        alarm.cause.describe(),
+                        w.since(alarm.raised_at).as_secs()
+                    ),
+                    None => alarm.cause.describe().to_string(),
+                };
+                insert_event(
+                    &tx,
+                    alarm.raised_at,
+                    alarm.id,
+                    "raised",
+                    None,
+                    None,
+                    &detail,
+                )
+                .map_err(err)?;
+            }
+            Record::Repeated { alarm, at } => {
+                insert_event(
+                    &tx,
+                    *at,
+                    *alarm,
+                    "repeated",
+                    None,
+                    None,
+                    "trigger pressed again",
+                )
+                .map_err(err)?;
+            }
+            Record::Escalated { alarm, at, reason } => {
+                tx.execute(
+                    "UPDATE alarm SET escalated = 1 WHERE id = ?1",
+                    params![alarm.0 as i64],
+                )
+                .map_err(err)?;
+                insert_event(&tx, *at, *alarm, "escalated", None, None, reason.as_str())
+                    .map_err(err)?;
+            }
+            Record::AttemptStarted {
+                alarm,
+                attempt,
+                route,
+                at,
+            } => {
+                tx.execute(
+                    "UPDATE alarm SET attempts = MAX(attempts, ?2) WHERE id = ?1",
+                    params![alarm.0 as i64, *attempt as i64],
+                )
+                .map_err(err)?;
+                insert_event(
+                    &tx,
+                    *at,
+                    *alarm,
+                    "attempt",
+                    Some(&route_of(*route)),
+                    Some(*attempt),
+                    "",
+                )
+                .map_err(err)?;
+            }
+            Record::AttemptFailed {
+                alarm,
+                attempt,
+                route,
+                at,
+                reason,
+            } => {
+                insert_event(
+                    &tx,
+                    *at,
+                    *alarm,
+                    "failed",
+                    Some(&route_of(*route)),
+                    Some(*attempt),
+                    reason,
+                )
+                .map_err(err)?;
+            }
+            Record::Acknowledged {
+                alarm,
+                attempt,
+                route,
+                at,
+                by,
+            } => {
+                tx.execute(
+                    "UPDATE alarm SET state = 'acknowledged', closed_at = ?2, closed_by = ?3 WHERE id = ?1",
+                    params![alarm.0 as i64, at.0 as i64, by],
+                )
+                .map_err(err)?;
+                insert_event(
+                    &tx,
+                    *at,
+                    *alarm,
+                    "acknowledged",
+                    Some(&route_of(*route)),
+                    Some(*attempt),
+                    by,
+                )
+                .map_err(err)?;
+            }
+            Record::Cancelled { alarm, at, by } => {
+                let by = by.to_string();
+                tx.execute(
+                    "UPDATE alarm SET state = 'cancelled', closed_at = ?2, closed_by = ?3 WHERE id = ?1",
+                    params![alarm.0 as i64, at.0 as i64, by],
+                )
+                .map_err(err)?;
+                insert_event(&tx, *at, *alarm, "cancelled", None, None, &by).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The id the next alarm gets: one above every id ever used.
+    pub fn next_id(&self) -> Result<u64, JournalError> {
+        let max: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(id) FROM alarm", [], |r| r.get(0))
+            .map_err(self.err())?;
+        Ok(max.map_or(1, |m| m as u64 + 1))
+    }
+
+    /// Every alarm neither acknowledged nor cancelled, oldest first.
+    pub fn recover(&self) -> Result<Vec<Recovered>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, reference, cause, device, device_kind, zone, location, raised_at,
+                        window_until, escalated, attempts
+                 FROM alarm WHERE state = 'open' ORDER BY id",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, Option<i64>>(8)?,
+                    r.get::<_, i64>(9)?,
+                    r.get::<_, i64>(10)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (
+                id,
+                reference,
+                cause,
+                device,
+                kind,
+                zone,
+                location,
+                raised,
+                window,
+                escalated,
+                attempts,
+            ) = row.map_err(self.err())?;
+            let corrupt = |what| JournalError::Corrupt {
+                path: self.path.clone(),
+                id: id as u64,
+                what,
+            };
+            let cause = AlarmCause::parse(&cause).ok_or_else(|| corrupt("cause"))?;
+            let reference = AlarmRef::parse(&reference).ok_or_else(|| corrupt("reference"))?;
+            let device = match device {
+                None => None,
+                Some(d) => Some(Device {
+                    id: DeviceId(d as u32),
+                    kind: kind
+                        .as_deref()
+                        .and_then(DeviceKind::parse)
+                        .ok_or_else(|| corrupt("device kind"))?,
+                    zone: zone.unwrap_or(0) as u16,
+                    location: location.unwrap_or_default(),
+                }),
+            };
+            out.push(Recovered {
+                alarm: Alarm {
+                    id: AlarmId(id as u64),
+                    reference,
+                    cause,
+                    device,
+                    raised_at: Timestamp(raised as u64),
+                },
+                window_until: window.map(|w| Timestamp(w as u64)),
+                escalated: escalated != 0,
+                attempts: attempts as u32,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The readable timeline of the last `limit` events, oldest first.
+    pub fn timeline(&self, limit: usize) -> Result<Vec<TimelineEntry>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT e.at, e.alarm, a.reference, a.cause, a.location, e.kind, e.route, e.attempt, e.detail
+                 FROM event e JOIN alarm a ON a.id = e.alarm
+                 ORDER BY e.seq DESC LIMIT ?1",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (at, alarm, reference, cause, location, kind, route, attempt, detail) =
+                row.map_err(self.err())?;
+            let detail = detail.unwrap_or_default();
+            let route = route.unwrap_or_default();
+            let attempt = attempt.unwrap_or(0);
+            let text = match kind.as_str() {
+                "raised" => match location {
+                    Some(l) => format!("RAISED {cause} from {l}: {detail}"),
+                    None => format!("RAISED {cause} at the base unit: {detail}"),
+                },
+                "repeated" => "trigger pressed again (merged into this alarm)".to_string(),
+                "escalated" => format!("escalating ({detail})"),
+                "attempt" => format!("attempt {attempt} via {route}"),
+                "failed" => format!("attempt {attempt} via {route} failed: {detail}"),
+                "acknowledged" => {
+                    format!("ACKNOWLEDGED via {route} (attempt {attempt}) by {detail}")
+                }
+                "cancelled" => format!("CANCELLED by {detail}"),
+                other => format!("{other} {detail}"),
+            };
+            out.push(TimelineEntry {
+                at: Timestamp(at as u64),
+                alarm: AlarmId(alarm as u64),
+                reference,
+                text,
+            });
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The last accepted frame counter of a pendant.
+    pub fn pendant_counter(&self, device: DeviceId) -> Result<Option<u32>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT counter FROM pendant_counter WHERE device = ?1",
+                params![device.0 as i64],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|c| c.map(|c| c as u32))
+            .map_err(self.err())
+    }
+
+    /// Durably stores a pendant's last accepted frame counter.
+    pub fn set_pendant_counter(
+        &mut self,
+        device: DeviceId,
+        counter: u32,
+    ) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "INSERT INTO pendant_counter (device, counter) VALUES (?1, ?2)
+                 ON CONFLICT(device) DO UPDATE SET counter = excluded.counter",
+                params![device.0 as i64, counter as i64],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Stores a pendant paired over the air, with its key.
+    pub fn save_paired(
+        &mut self,
+        device: &Device,
+        key: &[u8; 32],
+        at: Timestamp,
+    ) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "INSERT INTO paired_pendant (device, kind, key, location, zone, paired_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(device) DO UPDATE SET kind = excluded.kind, key = excluded.key,
+                   location = excluded.location, zone = excluded.zone, paired_at = excluded.paired_at",
+                params![
+                    device.id.0 as i64,
+                    device.kind.as_str(),
+                    &key[..],
+                    device.location,
+                    device.zone as i64,
+                    at.0 as i64
+                ],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Pendants paired over the air, with their keys.
+    pub fn paired(&self) -> Result<Vec<(Device, [u8; 32])>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT device, kind, key, location, zone FROM paired_pendant ORDER BY device")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, kind, key, location, zone) = row.map_err(self.err())?;
+            let corrupt = |what| JournalError::Corrupt {
+                path: self.path.clone(),
+                id: id as u64,
+                what,
+            };
+            let key: [u8; 32] = key.try_into().map_err(|_| corrupt("pendant key"))?;
+            let kind = DeviceKind::parse(&kind).ok_or_else(|| corrupt("device kind"))?;
+            out.push((
+                Device {
+                    id: DeviceId(id as u32),
+                    kind,
+                    zone: zone as u16,
+                    location,
+                },
+                key,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn insert_event(
+    tx: &rusqlite::Transaction<'_>,
+    at: Timestamp,
+    alarm: AlarmId,
+    kind: &str,
+    route: Option<&str>,
+    attempt: Option<u32>,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO event (at, alarm, kind, route, attempt, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            at.0 as i64,
+            alarm.0 as i64,
+            kind,
+            route,
+            attempt.map(|a| a as i64),
+            detail
+        ],
+    )
+    .map(|_| ())
+}
