@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
+
 /// Vigil social-alarm base unit.
 #[derive(Parser)]
 #[command(name = "vigil", version, about)]
@@ -16,6 +18,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the base unit on simulated hardware through a scripted alarm scenario.
+    Demo {
+        /// Keep the journal and recordings here instead of a temporary folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the journal as a readable timeline.
+    Log {
+        /// The configuration (its data_dir holds the journal).
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Read this journal file instead.
+        #[arg(long)]
+        journal: Option<PathBuf>,
+        /// How many events, newest last.
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+    },
     /// Check a configuration file and report every error in it.
     CheckConfig {
         /// The file to check.
@@ -28,6 +48,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { path } => check_config(&path),
+        Command::Demo { out } => demo::run(out),
+        Command::Log {
+            config,
+            journal,
+            limit,
+        } => log(&config, journal, limit),
     };
     match result {
         Ok(code) => code,
@@ -65,4 +91,23 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn log(
+    config: &std::path::Path,
+    journal: Option<PathBuf>,
+    limit: usize,
+) -> anyhow::Result<ExitCode> {
+    let path = match journal {
+        Some(p) => p,
+        None => vigil::config::load(config)?.data_dir.join("journal.sqlite"),
+    };
+    if !path.exists() {
+        anyhow::bail!("{}: no journal here yet", path.display());
+    }
+    let j = vigil::journal::Journal::open(&path)?;
+    for e in j.timeline(limit)? {
+        println!("{}  {:>5}  {:<16}  {}", e.at, e.alarm, e.reference, e.text);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -66,41 +66,68 @@ impl Observer {
     /// acknowledged; `cancel` says whether the input was an explicit cancel.
     fn check(&mut self, now: Timestamp, outputs: &[Output], acked: &[AlarmId], cancel: bool) {
         for o in outputs {
-            if let Output::Persist(Record::Raised { alarm, window_until }) = o {
+            if let Output::Persist(Record::Raised {
+                alarm,
+                window_until,
+            }) = o
+            {
                 assert!(!self.raised.contains_key(&alarm.id), "alarm id reused");
                 self.raised.insert(alarm.id, (alarm.clone(), *window_until));
                 continue;
             }
             if let Some(id) = o.alarm() {
-                assert!(self.raised.contains_key(&id), "output about {id} before it was persisted: {o:?}");
+                assert!(
+                    self.raised.contains_key(&id),
+                    "output about {id} before it was persisted: {o:?}"
+                );
             }
             match o {
                 Output::Persist(Record::Escalated { alarm, .. }) => {
                     self.escalated.insert(*alarm);
                 }
                 Output::Persist(Record::Acknowledged { alarm, .. }) => {
-                    assert!(acked.contains(alarm), "{alarm} closed without an acknowledgement");
+                    assert!(
+                        acked.contains(alarm),
+                        "{alarm} closed without an acknowledgement"
+                    );
                     assert!(self.closed.insert(*alarm));
-                    if self.in_flight.as_ref().is_some_and(|d| d.alarm.id == *alarm) {
+                    if self
+                        .in_flight
+                        .as_ref()
+                        .is_some_and(|d| d.alarm.id == *alarm)
+                    {
                         self.in_flight = None;
                     }
                 }
                 Output::Persist(Record::Cancelled { alarm, .. }) => {
                     assert!(cancel, "{alarm} cancelled without a cancel");
-                    assert!(!self.escalated.contains(alarm), "{alarm} cancelled after escalation");
+                    assert!(
+                        !self.escalated.contains(alarm),
+                        "{alarm} cancelled after escalation"
+                    );
                     let until = self.raised[alarm].1.expect("cancelled alarm had a window");
                     assert!(now < until, "{alarm} cancelled after its window");
                     assert!(self.closed.insert(*alarm));
                 }
                 Output::Persist(Record::AttemptFailed { alarm, attempt, .. })
-                | Output::AbortDelivery { alarm, attempt } => {
-                    if self.in_flight.as_ref().is_some_and(|d| d.alarm.id == *alarm && d.attempt == *attempt) {
-                        self.in_flight = None;
-                    }
+                | Output::AbortDelivery { alarm, attempt }
+                    if self
+                        .in_flight
+                        .as_ref()
+                        .is_some_and(|d| d.alarm.id == *alarm && d.attempt == *attempt) =>
+                {
+                    self.in_flight = None;
                 }
                 Output::Deliver(d) => {
-                    assert!(!self.closed.contains(&d.alarm.id), "delivery of a closed alarm");
-                    assert!(self.in_flight.is_none(), "two deliveries at once: {:?} and {d:?}", self.in_flight);
+                    assert!(
+                        !self.closed.contains(&d.alarm.id),
+                        "delivery of a closed alarm"
+                    );
+                    assert!(
+                        self.in_flight.is_none(),
+                        "two deliveries at once: {:?} and {d:?}",
+                        self.in_flight
+                    );
                     *self.attempts.entry(d.alarm.id).or_default() += 1;
                     self.in_flight = Some(d.clone());
                     self.all_deliveries.push(d.clone());
@@ -121,7 +148,11 @@ impl Observer {
                 .in_flight
                 .as_ref()
                 .is_some_and(|d| d.alarm.class() == AlarmClass::Personal);
-            assert!(busy_with_personal, "a personal alarm waits while the line is {:?}", self.in_flight);
+            assert!(
+                busy_with_personal,
+                "a personal alarm waits while the line is {:?}",
+                self.in_flight
+            );
         }
     }
 }
@@ -161,8 +192,12 @@ fn run(ops: Vec<Op>) {
                     let result = match r {
                         0 => acked_result(false),
                         1 => failed("no answer"),
-                        2 => DeliveryResult::Declined { reason: "busy".into() },
-                        3 => DeliveryResult::Hold { retry_after: Duration::from_secs(7) },
+                        2 => DeliveryResult::Declined {
+                            reason: "busy".into(),
+                        },
+                        3 => DeliveryResult::Hold {
+                            retry_after: Duration::from_secs(7),
+                        },
                         _ => acked_result(true),
                     };
                     if matches!(result, DeliveryResult::Acked { .. }) {
@@ -254,9 +289,16 @@ fn journal_recovers_exactly_the_open_alarms() {
     for r in records(&h.outputs) {
         journal.append(&r).unwrap();
     }
-    let open: Vec<AlarmCause> = journal.recover().unwrap().into_iter().map(|r| r.alarm.cause).collect();
+    let open: Vec<AlarmCause> = journal
+        .recover()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.alarm.cause)
+        .collect();
     assert_eq!(open, vec![AlarmCause::Fall]);
     let timeline = journal.timeline(100).unwrap();
     assert!(timeline.iter().any(|e| e.text.starts_with("ACKNOWLEDGED")));
-    assert!(timeline.iter().any(|e| e.text.starts_with("CANCELLED by base cancel button")));
+    assert!(timeline
+        .iter()
+        .any(|e| e.text.starts_with("CANCELLED by base cancel button")));
 }

@@ -355,12 +355,19 @@ impl Core {
         // An attempt that outlived its route's timeout failed.
         if let Some(f) = self.in_flight {
             if now >= f.deadline {
-                let secs = self.settings.routes[f.route.0].attempt_timeout.as_secs();
+                let timeout = self.settings.routes[f.route.0].attempt_timeout;
                 self.out(Output::AbortDelivery {
                     alarm: f.alarm,
                     attempt: f.attempt,
                 });
-                self.attempt_failed(now, f, format!("no result within {secs} s"));
+                self.attempt_failed(
+                    now,
+                    f,
+                    format!(
+                        "no result within {}",
+                        crate::config::format_duration(timeout)
+                    ),
+                );
             }
         }
 

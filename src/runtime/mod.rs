@@ -1,1 +1,293 @@
-//! runtime (to be built).
+//! The runtime: tokio tasks that connect the adapters to the core.
+//!
+//! One loop owns the [`Core`] and the [`Journal`]. Adapters send [`Input`]s into it through a
+//! channel; it carries out the core's [`Output`]s in order, committing every
+//! [`Output::Persist`] before acting on the next output. Deliveries run as their own tasks,
+//! so a slow route never stalls the loop, and can be aborted when the core says so.
+
+pub mod timeline;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::core::{
+    AlarmId, Core, Delivery, DeliveryResult, DeviceId, Input, Output, Prompt, Timestamp,
+};
+use crate::journal::{Journal, JournalError};
+
+/// A delivery in progress; dropping it abandons the attempt.
+pub type DeliveryFuture = Pin<Box<dyn Future<Output = DeliveryResult> + Send>>;
+
+/// One route of the plan, as the runtime drives it.
+pub trait Transport: Send + Sync + 'static {
+    /// Carries one delivery attempt to its receiver and says what came of it.
+    fn deliver(&self, delivery: Delivery) -> DeliveryFuture;
+}
+
+/// The base unit's speaker and microphone.
+pub trait VoiceOut: Send + Sync + 'static {
+    /// Queues a prompt.
+    fn play(&self, prompt: Prompt);
+    /// Listens for speech until `until`, then sends [`Input::Heard`] on `inputs`.
+    fn listen(&self, alarm: AlarmId, until: Timestamp, inputs: mpsc::Sender<Input>);
+    /// Stops a listening window early.
+    fn stop_listening(&self);
+}
+
+/// Acknowledgements back to pendants over the radio.
+pub trait PendantAcks: Send + Sync + 'static {
+    /// Acknowledges a frame so the pendant stops retransmitting.
+    fn ack(&self, device: DeviceId, counter: u32);
+}
+
+/// Voice-call control on the cellular modem.
+pub trait CallControl: Send + Sync + 'static {
+    /// Calls `number` for speech about `alarm`; reports [`Input::Call`] events on `inputs`.
+    fn start_call(&self, alarm: AlarmId, number: String, inputs: mpsc::Sender<Input>);
+    /// Answers calls from the allowed numbers until `until`.
+    fn auto_answer(&self, until: Timestamp);
+}
+
+/// The adapters the loop carries outputs out with.
+pub struct Adapters {
+    /// Routes, in plan order (index = [`crate::core::RouteId`]).
+    pub routes: Vec<Arc<dyn Transport>>,
+    /// Speaker and microphone.
+    pub voice: Arc<dyn VoiceOut>,
+    /// Radio acknowledgements.
+    pub pendants: Arc<dyn PendantAcks>,
+    /// Calls.
+    pub calls: Arc<dyn CallControl>,
+}
+
+/// What happened, for timelines and tests: every input the core got and every output it gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An input reached the core.
+    Input(Timestamp, Input),
+    /// The core asked for this, and it was carried out (persisted, played, started…).
+    Output(Timestamp, Output),
+    /// The journal refused a record; the unit goes on (fail towards help).
+    JournalFailed(Timestamp, String),
+}
+
+/// Runtime failures that stop the unit.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The journal could not be opened or read at start.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// A wall clock for the loop; tests and the demo may shift it.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// The base unit's main loop.
+pub struct Unit {
+    core: Core,
+    journal: Journal,
+    adapters: Adapters,
+    clock: Arc<dyn Clock>,
+    inputs_tx: mpsc::Sender<Input>,
+    inputs_rx: mpsc::Receiver<Input>,
+    results_tx: mpsc::Sender<(AlarmId, u32, DeliveryResult)>,
+    results_rx: mpsc::Receiver<(AlarmId, u32, DeliveryResult)>,
+    running: HashMap<(AlarmId, u32), JoinHandle<()>>,
+    events: Option<mpsc::UnboundedSender<Event>>,
+    alive: watch::Sender<Timestamp>,
+}
+
+impl Unit {
+    /// A unit around `core`, with its open alarms already restored from `journal`.
+    pub fn new(core: Core, journal: Journal, adapters: Adapters, clock: Arc<dyn Clock>) -> Unit {
+        let (inputs_tx, inputs_rx) = mpsc::channel(256);
+        let (results_tx, results_rx) = mpsc::channel(64);
+        let (alive, _) = watch::channel(clock.now());
+        Unit {
+            core,
+            journal,
+            adapters,
+            clock,
+            inputs_tx,
+            inputs_rx,
+            results_tx,
+            results_rx,
+            running: HashMap::new(),
+            events: None,
+            alive,
+        }
+    }
+
+    /// Where adapters send what happens.
+    pub fn inputs(&self) -> mpsc::Sender<Input> {
+        self.inputs_tx.clone()
+    }
+
+    /// Every input and output from now on, for a timeline.
+    pub fn events(&mut self) -> mpsc::UnboundedReceiver<Event> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.events = Some(tx);
+        rx
+    }
+
+    /// Ticks each time the loop goes round: the watchdog pings only while it moves.
+    pub fn alive(&self) -> watch::Receiver<Timestamp> {
+        self.alive.subscribe()
+    }
+
+    /// The core, for status snapshots between runs.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn emit(&self, e: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(e);
+        }
+    }
+
+    /// Runs until `shutdown` completes. Deliveries still running are abandoned; their
+    /// alarms are in the journal and resume on the next start.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Journal {
+        tokio::pin!(shutdown);
+        self.carry_out();
+        loop {
+            let now = self.clock.now();
+            let _ = self.alive.send(now);
+            let sleep = self
+                .core
+                .poll_timeout()
+                .map(|t| t.since(now))
+                .unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                Some(input) = self.inputs_rx.recv() => {
+                    let now = self.clock.now();
+                    self.emit(Event::Input(now, input.clone()));
+                    self.core.handle(now, input);
+                }
+                Some((alarm, attempt, result)) = self.results_rx.recv() => {
+                    self.running.remove(&(alarm, attempt));
+                    let now = self.clock.now();
+                    let input = Input::Delivery { alarm, attempt, result };
+                    self.emit(Event::Input(now, input.clone()));
+                    self.core.handle(now, input);
+                }
+                _ = tokio::time::sleep(sleep) => {
+                    self.core.handle_timeout(self.clock.now());
+                }
+            }
+            self.carry_out();
+        }
+        for (_, task) in self.running.drain() {
+            task.abort();
+        }
+        self.journal
+    }
+
+    /// Carries out every pending output, in order.
+    fn carry_out(&mut self) {
+        while let Some(output) = self.core.poll_output() {
+            let now = self.clock.now();
+            match &output {
+                Output::Persist(record) => {
+                    if let Err(e) = self.journal.append(record) {
+                        // Help goes on even if the disk fails; the failure is loud.
+                        tracing::error!(alarm_id = record.alarm().0, error = %e, "journal write failed");
+                        self.emit(Event::JournalFailed(now, e.to_string()));
+                    }
+                }
+                Output::Play(prompt) => self.adapters.voice.play(*prompt),
+                Output::Listen { alarm, until } => {
+                    self.adapters
+                        .voice
+                        .listen(*alarm, *until, self.inputs_tx.clone())
+                }
+                Output::StopListening => self.adapters.voice.stop_listening(),
+                Output::AckPendant { device, counter } => {
+                    self.adapters.pendants.ack(*device, *counter)
+                }
+                Output::Deliver(delivery) => self.start_delivery(delivery.clone()),
+                Output::AbortDelivery { alarm, attempt } => {
+                    if let Some(task) = self.running.remove(&(*alarm, *attempt)) {
+                        task.abort();
+                    }
+                }
+                Output::StartCall { alarm, number } => {
+                    self.adapters
+                        .calls
+                        .start_call(*alarm, number.clone(), self.inputs_tx.clone())
+                }
+                Output::AutoAnswer { until } => self.adapters.calls.auto_answer(*until),
+            }
+            self.emit(Event::Output(now, output));
+        }
+    }
+
+    fn start_delivery(&mut self, delivery: Delivery) {
+        let key = (delivery.alarm.id, delivery.attempt);
+        let Some(route) = self.adapters.routes.get(delivery.route.0).cloned() else {
+            // The plan and the adapters disagree: report it as a failure so the core moves on.
+            let tx = self.results_tx.clone();
+            let _ = tx.try_send((
+                key.0,
+                key.1,
+                DeliveryResult::Failed {
+                    reason: format!("route {} has no transport", delivery.route.0 + 1),
+                },
+            ));
+            return;
+        };
+        tracing::info!(
+            alarm_id = delivery.alarm.id.0,
+            reference = %delivery.alarm.reference,
+            route = delivery.route.0,
+            attempt = delivery.attempt,
+            "delivery started"
+        );
+        let tx = self.results_tx.clone();
+        let task = tokio::spawn(async move {
+            let result = route.deliver(delivery).await;
+            let _ = tx.send((key.0, key.1, result)).await;
+        });
+        self.running.insert(key, task);
+    }
+}
+
+/// Opens the journal, restores the core from it, and returns both, ready for [`Unit::new`].
+pub fn restore(
+    settings: crate::core::Settings,
+    journal: Journal,
+    now: Timestamp,
+) -> Result<(Core, Journal), RuntimeError> {
+    let recovered = journal.recover()?;
+    let mut core = Core::new(settings, now, journal.next_id()?);
+    if !recovered.is_empty() {
+        tracing::warn!(
+            open_alarms = recovered.len(),
+            "resuming unacknowledged alarms from the journal"
+        );
+    }
+    core.restore(now, recovered);
+    Ok((core, journal))
+}

@@ -1,0 +1,225 @@
+//! The installer's configuration: the shipped example is valid, mistakes are all reported
+//! precisely, and no input makes the loader panic.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use vigil::config::{self, ConfigError, Problem};
+
+const EXAMPLE: &str = include_str!("../config.toml");
+
+fn problems(text: &str) -> Vec<Problem> {
+    match config::parse(text, Path::new("site.toml")) {
+        Err(ConfigError::Invalid { problems }) => problems,
+        Ok(_) => Vec::new(),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[test]
+fn the_shipped_example_is_valid_and_complete() {
+    let c = config::load(Path::new("config.toml")).expect("config.toml must be valid");
+    assert_eq!(c.unit.controller_id, "4600123456");
+    assert_eq!(c.pendants.len(), 2);
+    assert_eq!(c.routes.len(), 5);
+    assert_eq!(c.retry.fast_rounds, 16);
+    assert_eq!(c.retry.fast_interval.as_secs(), 30);
+    assert_eq!(c.retry.slow_interval.as_secs(), 600);
+    assert!(c.supervision.mains_report_delay.as_secs() <= 180);
+    assert!(c.supervision.test_interval.as_secs() <= 86_400);
+    assert!(c.supervision.test_offset < c.supervision.test_interval);
+    assert_eq!(c.alarm.fall_confirm_window.as_secs(), 30);
+}
+
+#[test]
+fn five_mistakes_give_five_precise_messages() {
+    let text = EXAMPLE
+        .replace(
+            "controller_id = \"4600123456\"",
+            "controller_id = \"46-00\"",
+        )
+        .replace("volume = 80", "volume = 180")
+        .replace("id = \"00A1B2C4\"", "id = \"00A1B2C3\"")
+        .replace("number = \"+46701111111\"", "number = \"0701111111\"")
+        .replace("credentials = \"arc-sip\"", "credentials = \"arc-sipp\"");
+    let p = problems(&text);
+    let shown: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+    assert_eq!(p.len(), 5, "{shown:#?}");
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let expect = [
+        (
+            "unit.controller_id",
+            line_of("\"46-00\""),
+            "not 1 to 32 digits",
+        ),
+        ("unit.volume", line_of("volume = 180"), "allowed: 0 to 100"),
+        (
+            "pendant[2].id",
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains("id = \"00A1B2C3\""))
+                .nth(1)
+                .unwrap()
+                .0
+                + 1,
+            "duplicate pendant id",
+        ),
+        (
+            "route[1].credentials",
+            line_of("\"arc-sipp\""),
+            "no [credentials.arc-sipp] table",
+        ),
+        (
+            "route[3].number",
+            line_of("\"0701111111\""),
+            "not an E.164 number",
+        ),
+    ];
+    for (key, line, words) in expect {
+        let hit = p
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("no problem for {key}: {shown:#?}"));
+        assert_eq!(hit.line, line, "{key}");
+        assert!(hit.column > 1);
+        assert!(hit.message.contains(words), "{key}: {}", hit.message);
+        assert!(hit.to_string().starts_with(&format!("site.toml:{line}:")));
+    }
+}
+
+#[test]
+fn unknown_keys_wrong_types_and_ranges_name_what_is_allowed() {
+    let text = EXAMPLE
+        .replace("mains_report_delay = \"2m\"", "mains_report_delay = \"5m\"")
+        .replace("band = \"eu869\"", "bands = \"eu869\"")
+        .replace("confirm_window = \"30s\"", "confirm_window = 30")
+        .replace("test_interval = \"24h\"", "test_interval = \"48h\"")
+        .replace("kind = \"fixed\"", "kind = \"cord\"");
+    let p = problems(&text);
+    let find = |key: &str| {
+        p.iter()
+            .find(|p| p.key == key)
+            .map(|p| p.message.clone())
+            .unwrap_or_default()
+    };
+    assert!(find("supervision.mains_report_delay").contains("allowed: 0s to 3m"));
+    assert!(find("supervision.test_interval").contains("allowed: 1h to 1d"));
+    assert!(find("radio.bands").contains("unknown key; allowed here: band,"));
+    assert!(find("alarm.fall.confirm_window").contains("needs a unit"));
+    assert!(find("pendant[2].kind").contains("allowed: personal, fall, fixed"));
+    assert_eq!(p.len(), 5);
+}
+
+#[test]
+fn syntax_errors_point_at_their_line() {
+    let text = "[unit]\ncontroller_id = \"1\"\nsubscriber = \n";
+    let p = problems(text);
+    assert!(!p.is_empty());
+    assert_eq!(p[0].line, 3);
+    assert_eq!(p[0].key, "(syntax)");
+}
+
+#[test]
+fn missing_tables_and_routes_are_reported() {
+    let p = problems("data_dir = \"/tmp/x\"\n");
+    assert!(p
+        .iter()
+        .any(|p| p.key == "unit" && p.message.contains("missing table [unit]")));
+    let p = problems("[unit]\ncontroller_id = \"1\"\ncontact_id_account = \"1234\"\nsia_account = \"123\"\nsubscriber = \"A\"\n");
+    assert!(
+        p.iter()
+            .any(|p| p.key == "route" && p.message.contains("no route configured")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn secrets_are_never_echoed_in_problems() {
+    let text = EXAMPLE
+        .replace(
+            "6b1f0c2e9a4d7f3b8c5e1a2d4f6b8c0e1a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e",
+            "topsecretkeymaterial",
+        )
+        .replace("# sim_pin = \"1234\"", "sim_pin = \"12a4\"")
+        .replace(
+            "secret = \"change-me-sms-shared-secret\"",
+            "secret = \"short\"",
+        );
+    let p = problems(&text);
+    let all: String = p
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(p.len(), 3, "{all}");
+    assert!(!all.contains("topsecretkeymaterial"));
+    assert!(!all.contains("12a4"));
+    assert!(!all.contains("\"short\"") && !all.contains("`short`"));
+    let c = config::load(Path::new("config.toml")).unwrap();
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("change-me-sip-password"));
+    assert!(!debug.contains("6b1f0c2e"));
+}
+
+#[test]
+fn durations_parse_and_print_the_same_way() {
+    for (text, secs) in [
+        ("30s", 30),
+        ("10m", 600),
+        ("1h30m", 5400),
+        ("24h", 86_400),
+        ("1d", 86_400),
+    ] {
+        assert_eq!(config::parse_duration(text).unwrap().as_secs(), secs);
+    }
+    assert_eq!(config::parse_duration("500ms").unwrap().as_millis(), 500);
+    for bad in [
+        "",
+        "30",
+        "s",
+        "10x",
+        "-5s",
+        "1h 30m",
+        "99999999999999999999s",
+    ] {
+        assert!(config::parse_duration(bad).is_none(), "{bad}");
+    }
+    assert_eq!(
+        config::format_duration(std::time::Duration::from_secs(5400)),
+        "1h30m"
+    );
+    assert!(config::is_e164("+46701234567"));
+    for bad in [
+        "46701234567",
+        "+0701234567",
+        "+4670",
+        "+46 70 123",
+        "+4670123456789012",
+    ] {
+        assert!(!config::is_e164(bad), "{bad}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Arbitrary text never panics the loader.
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+        let _ = config::parse(&text, Path::new("x.toml"));
+    }
+
+    /// The example with one line mangled is either valid or reported with a line number.
+    #[test]
+    fn mangled_example_lines_are_reported_not_panicked(line in 0usize..200, junk in "[a-z0-9=\"\\[\\] .#-]{0,12}") {
+        let text: String = EXAMPLE.lines().enumerate()
+            .map(|(i, l)| if i == line { format!("{junk}\n") } else { format!("{l}\n") })
+            .collect();
+        if let Err(ConfigError::Invalid { problems }) = config::parse(&text, Path::new("x.toml")) {
+            prop_assert!(!problems.is_empty());
+            for p in problems {
+                prop_assert!(p.line >= 1 && p.line <= text.lines().count() + 1);
+            }
+        }
+    }
+}
