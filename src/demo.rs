@@ -78,6 +78,7 @@ pub fn run(out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         let settings = Settings::from_config(&config);
         let (core, journal) = restore(settings, journal, Timestamp::now())?;
         let adapters = Adapters {
+            status: Vec::new(),
             routes: vec![
                 Arc::new(ScriptedReceiver {
                     name: "SCAIP receiver",

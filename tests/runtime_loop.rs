@@ -103,6 +103,7 @@ async fn alarm_is_on_disk_before_its_first_delivery_and_a_hung_route_is_abandone
     let (core, journal) = restore(s, Journal::open(&path).unwrap(), Timestamp::now()).unwrap();
     let quiet = Arc::new(Quiet::default());
     let adapters = Adapters {
+        status: Vec::new(),
         routes: vec![
             Arc::new(Receiver {
                 journal: path.clone(),
@@ -163,6 +164,7 @@ async fn an_alarm_left_open_by_a_stop_is_delivered_after_the_restart() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let quiet = Arc::new(Quiet::default());
     let adapters = |answer: Option<DeliveryResult>| Adapters {
+        status: Vec::new(),
         routes: vec![Arc::new(Receiver {
             journal: path.clone(),
             answer,

@@ -448,6 +448,24 @@ impl Journal {
         Ok(out)
     }
 
+    /// When the last test report was raised, and what became of it.
+    pub fn last_test(&self) -> Result<Option<(Timestamp, String)>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT raised_at, state FROM alarm WHERE cause IN ('periodic-test', 'manual-test')
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        Timestamp(r.get::<_, i64>(0)? as u64),
+                        r.get::<_, String>(1)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
     /// The last accepted frame counter of a pendant.
     pub fn pendant_counter(&self, device: DeviceId) -> Result<Option<u32>, JournalError> {
         self.conn

@@ -5,6 +5,7 @@
 //! [`Output::Persist`] before acting on the next output. Deliveries run as their own tasks,
 //! so a slow route never stalls the loop, and can be aborted when the core says so.
 
+pub mod control;
 pub mod timeline;
 
 use std::collections::HashMap;
@@ -54,8 +55,16 @@ pub trait CallControl: Send + Sync + 'static {
     fn auto_answer(&self, until: Timestamp);
 }
 
+/// An adapter that can say how it is, for `vigil status` (modem signal, route reachability…).
+pub trait StatusReport: Send + Sync + 'static {
+    /// Lines of text, each `name: state`.
+    fn status_lines(&self) -> Vec<String>;
+}
+
 /// The adapters the loop carries outputs out with.
 pub struct Adapters {
+    /// Adapters that report their state in `vigil status`.
+    pub status: Vec<Arc<dyn StatusReport>>,
     /// Routes, in plan order (index = [`crate::core::RouteId`]).
     pub routes: Vec<Arc<dyn Transport>>,
     /// Speaker and microphone.
@@ -114,6 +123,8 @@ pub struct Unit {
     running: HashMap<(AlarmId, u32), JoinHandle<()>>,
     events: Option<mpsc::UnboundedSender<Event>>,
     alive: watch::Sender<Timestamp>,
+    control_tx: mpsc::Sender<control::ControlRequest>,
+    control_rx: mpsc::Receiver<control::ControlRequest>,
 }
 
 impl Unit {
@@ -122,6 +133,7 @@ impl Unit {
         let (inputs_tx, inputs_rx) = mpsc::channel(256);
         let (results_tx, results_rx) = mpsc::channel(64);
         let (alive, _) = watch::channel(clock.now());
+        let (control_tx, control_rx) = mpsc::channel(8);
         Unit {
             core,
             journal,
@@ -134,7 +146,14 @@ impl Unit {
             running: HashMap::new(),
             events: None,
             alive,
+            control_tx,
+            control_rx,
         }
+    }
+
+    /// Where the control socket sends its requests.
+    pub fn control(&self) -> mpsc::Sender<control::ControlRequest> {
+        self.control_tx.clone()
     }
 
     /// Where adapters send what happens.
@@ -193,6 +212,19 @@ impl Unit {
                     self.emit(Event::Input(now, input.clone()));
                     self.core.handle(now, input);
                 }
+                Some(request) = self.control_rx.recv() => {
+                    match request {
+                        control::ControlRequest::Status(reply) => {
+                            let _ = reply.send(self.status_text());
+                        }
+                        control::ControlRequest::TestCall(reply) => {
+                            let now = self.clock.now();
+                            self.emit(Event::Input(now, Input::TestRequest));
+                            self.core.handle(now, Input::TestRequest);
+                            let _ = reply.send("test report raised; follow it with `vigil log`\n".into());
+                        }
+                    }
+                }
                 _ = tokio::time::sleep(sleep) => {
                     self.core.handle_timeout(self.clock.now());
                 }
@@ -242,6 +274,75 @@ impl Unit {
             }
             self.emit(Event::Output(now, output));
         }
+    }
+
+    /// The answer to `vigil status`.
+    fn status_text(&self) -> String {
+        use std::fmt::Write;
+        let now = self.clock.now();
+        let mut t = String::new();
+        let _ = writeln!(t, "time:        {now}");
+        let _ = writeln!(
+            t,
+            "mains:       {}",
+            if self.core.mains_present() {
+                "present"
+            } else {
+                "LOST"
+            }
+        );
+        let _ = writeln!(t, "next test:   {}", self.core.next_test());
+        match self.journal.last_test() {
+            Ok(Some((at, state))) => {
+                let _ = writeln!(t, "last test:   {at} ({state})");
+            }
+            _ => {
+                let _ = writeln!(t, "last test:   none yet");
+            }
+        }
+        for adapter in &self.adapters.status {
+            for line in adapter.status_lines() {
+                let _ = writeln!(t, "{line}");
+            }
+        }
+        let devices = self.core.devices();
+        let _ = writeln!(t, "pendants:    {}", devices.len());
+        for d in devices {
+            let _ = writeln!(
+                t,
+                "  {} {:<8} zone {:>3}  {:<24} last heard {} ago{}{}{}",
+                d.device.id,
+                d.device.kind.as_str(),
+                d.device.zone,
+                d.device.location,
+                crate::config::format_duration(Duration::from_secs(
+                    now.since(d.last_heard).as_secs()
+                )),
+                d.battery_mv
+                    .map(|b| format!(", battery {b} mV"))
+                    .unwrap_or_default(),
+                d.rssi_dbm.map(|r| format!(", {r} dBm")).unwrap_or_default(),
+                if d.missing { ", MISSING" } else { "" },
+            );
+        }
+        let open = self.core.open_alarms();
+        let _ = writeln!(t, "open alarms: {}", open.len());
+        for a in open {
+            let _ = writeln!(
+                t,
+                "  {} ref {} {} raised {}: {} attempt(s), {} round(s){}",
+                a.alarm.id,
+                a.alarm.reference,
+                a.alarm.cause.as_str(),
+                a.alarm.raised_at,
+                a.attempts,
+                a.rounds,
+                a.window_until
+                    .map(|w| format!(", in window until {w}"))
+                    .unwrap_or_default()
+            );
+        }
+        t
     }
 
     fn start_delivery(&mut self, delivery: Delivery) {
