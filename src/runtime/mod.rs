@@ -6,6 +6,7 @@
 //! so a slow route never stalls the loop, and can be aborted when the core says so.
 
 pub mod control;
+pub mod gpio;
 pub mod timeline;
 
 use std::collections::HashMap;
