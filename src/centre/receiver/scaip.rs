@@ -72,6 +72,8 @@ pub struct ScaipReceiverConfig {
 pub struct ScaipReceived {
     /// From URI of the MESSAGE.
     pub from: String,
+    /// How many Via headers the MESSAGE carried (1 = sent directly, more = through proxies).
+    pub via_hops: usize,
     /// The request, if its body was valid.
     pub mrq: Option<Mrq>,
     /// What was wrong with the body.
@@ -131,10 +133,17 @@ impl Drop for ScaipReceiver {
 impl ScaipReceiver {
     /// Starts on `127.0.0.1:0`; answers `snu=0` unless told otherwise.
     pub async fn start(config: ScaipReceiverConfig) -> Result<ScaipReceiver, ReceiverError> {
-        let (node, incoming) =
-            SipNode::bind(config.transport, SocketAddr::from(([127, 0, 0, 1], 0)))
-                .await
-                .map_err(|e| ReceiverError::Io(e.to_string()))?;
+        ScaipReceiver::start_at(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts on a given address (when a proxy must be told where we are beforehand).
+    pub async fn start_at(
+        config: ScaipReceiverConfig,
+        bind: SocketAddr,
+    ) -> Result<ScaipReceiver, ReceiverError> {
+        let (node, incoming) = SipNode::bind(config.transport, bind)
+            .await
+            .map_err(|e| ReceiverError::Io(e.to_string()))?;
         let uri = format!("sip:{}@{}", config.receiver_user, config.realm);
         let shared = Arc::new(Shared {
             config,
@@ -407,6 +416,7 @@ impl Shared {
         let _ = self.node.respond(&req, 200, "OK", &self.tag, &[]).await;
         let mut record = ScaipReceived {
             from: from.clone(),
+            via_hops: req.msg.headers("via").len(),
             mrq: None,
             problem: None,
             answered: None,
