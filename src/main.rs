@@ -22,12 +22,17 @@ enum Command {
         #[arg(default_value = "config.toml")]
         path: PathBuf,
     },
+    /// Deliver alarms over SCAIP and SIA DC-09 to the simulated receiving centre on loopback.
+    CentreDemo(vigil::centre::receiver::demo::CentreDemoArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { path } => check_config(&path),
+        Command::CentreDemo(args) => vigil::centre::receiver::demo::run(&args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,

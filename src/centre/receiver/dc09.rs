@@ -57,6 +57,8 @@ pub struct Dc09Received {
     pub problem: Option<String>,
     /// What we answered (None = silence).
     pub answered: Option<MessageId>,
+    /// The answer's bytes as sent.
+    pub reply: Option<Vec<u8>>,
     /// The operator's line for it.
     pub display: String,
 }
@@ -210,6 +212,7 @@ impl Shared {
             frame: None,
             problem: None,
             answered: None,
+            reply: None,
             display: String::new(),
         };
         let (answer, reply) = match Frame::parse(raw, self.key.as_ref()) {
@@ -252,6 +255,7 @@ impl Shared {
         };
         record.answered = answer;
         let bytes = answer.and_then(|id| self.answer(id, reply.as_ref(), now));
+        record.reply = bytes.clone();
         record.display = self.display(&record);
         if self.config.print {
             println!("{}", record.display);

@@ -3,6 +3,7 @@
 //! they received so tests can check it.
 
 pub mod dc09;
+pub mod demo;
 pub mod scaip;
 
 /// What can go wrong starting a simulated receiver.

@@ -501,7 +501,7 @@ impl SipNode {
 
     /// Sends raw bytes to `peer` (connecting over TCP if needed).
     pub async fn send(&self, peer: SocketAddr, bytes: Vec<u8>) -> Result<(), ScaipError> {
-        tracing::trace!(%peer, msg = %String::from_utf8_lossy(&bytes), "SIP out");
+        tracing::debug!(%peer, msg = %String::from_utf8_lossy(&bytes), "SIP out");
         if let Some(udp) = &self.udp {
             udp.send_to(&bytes, peer)
                 .await
