@@ -42,7 +42,7 @@ fn route(receiver: String, protocol: Dc09Protocol, key: Option<&[u8]>) -> Dc09Ro
         receiver_number: "1".into(),
         line_prefix: "1".into(),
         key: key.map(<[u8]>::to_vec),
-        answer_timeout: Duration::from_millis(400),
+        answer_timeout: Duration::from_millis(1500),
         link_test: Duration::ZERO,
     }
 }

@@ -71,7 +71,7 @@ fn route(r: &ScaipReceiver, transport: SipTransport) -> ScaipRoute {
         local_uri: format!("sip:{USER}@centre.test"),
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         credentials: "scaip".into(),
-        answer_timeout: Duration::from_millis(1500),
+        answer_timeout: Duration::from_secs(3),
         hold_limit: Duration::from_secs(180),
         heartbeat: Duration::from_secs(3600),
         register_expiry: Duration::from_secs(600),
