@@ -144,6 +144,31 @@ impl ScaipReceiver {
         let (node, incoming) = SipNode::bind(config.transport, bind)
             .await
             .map_err(|e| ReceiverError::Io(e.to_string()))?;
+        Ok(ScaipReceiver::run(config, node, incoming))
+    }
+
+    /// Starts a SIP-over-TLS receiver on `127.0.0.1:0` with this certificate chain and
+    /// PKCS#8 key (PEM). Answers go back over the connection the device registered on.
+    #[cfg(feature = "tls")]
+    pub async fn start_tls(
+        mut config: ScaipReceiverConfig,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<ScaipReceiver, ReceiverError> {
+        config.transport = SipTransport::Tls;
+        let role =
+            sip::tls_server(cert_pem, key_pem).map_err(|e| ReceiverError::Config(e.to_string()))?;
+        let (node, incoming) = SipNode::bind_tls(SocketAddr::from(([127, 0, 0, 1], 0)), role)
+            .await
+            .map_err(|e| ReceiverError::Io(e.to_string()))?;
+        Ok(ScaipReceiver::run(config, node, incoming))
+    }
+
+    fn run(
+        config: ScaipReceiverConfig,
+        node: Arc<SipNode>,
+        incoming: mpsc::UnboundedReceiver<Incoming>,
+    ) -> ScaipReceiver {
         let uri = format!("sip:{}@{}", config.receiver_user, config.realm);
         let shared = Arc::new(Shared {
             config,
@@ -158,7 +183,7 @@ impl ScaipReceiver {
             arrived: Notify::new(),
         });
         let task = tokio::spawn(Arc::clone(&shared).serve(incoming));
-        Ok(ScaipReceiver { shared, task })
+        ScaipReceiver { shared, task }
     }
 
     /// Where it listens.
@@ -347,7 +372,12 @@ impl Shared {
             .and_then(|e| e.trim().parse::<u64>().ok())
             .unwrap_or(3600)
             .min(3600);
-        let target = contact_addr(&contact).unwrap_or(req.peer);
+        // Over TLS the device cannot be connected to: answer on its own connection.
+        let target = if self.config.transport == SipTransport::Tls {
+            req.peer
+        } else {
+            contact_addr(&contact).unwrap_or(req.peer)
+        };
         self.state(|s| {
             if expires == 0 {
                 s.bindings.remove(&aor);

@@ -231,6 +231,56 @@ impl ScaipLink {
         let proxy = resolve(&route.proxy).await?;
         let (node, incoming) = SipNode::bind(route.transport, route.bind).await?;
         let local = node.local_addr();
+        ScaipLink::start_on(name, route, unit, credentials, proxy, node, incoming, local)
+    }
+
+    /// Like [`ScaipLink::start`] for SIP over TLS (RFC 3261 §26.2.1, as SCAIP asks): the
+    /// unit connects to its proxy, checks the proxy's certificate against the CA certificates
+    /// in `ca_pem`, registers over that connection and receives `<mrs>` on it.
+    #[cfg(feature = "tls")]
+    pub async fn start_tls(
+        name: &str,
+        route: &ScaipRoute,
+        unit: &Unit,
+        credentials: &Credentials,
+        ca_pem: &[u8],
+    ) -> Result<ScaipLink, ScaipError> {
+        let proxy = resolve(&route.proxy).await?;
+        let host = route
+            .proxy
+            .rsplit_once(':')
+            .filter(|(_, p)| p.parse::<u16>().is_ok())
+            .map_or(route.proxy.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let role = sip::tls_client(ca_pem, host)?;
+        let (node, incoming) = SipNode::bind_tls(route.bind, role).await?;
+        let local = node.connect(proxy).await?;
+        let mut route = route.clone();
+        route.transport = SipTransport::Tls;
+        ScaipLink::start_on(
+            name,
+            &route,
+            unit,
+            credentials,
+            proxy,
+            node,
+            incoming,
+            local,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // one private constructor shared by the transports
+    fn start_on(
+        name: &str,
+        route: &ScaipRoute,
+        unit: &Unit,
+        credentials: &Credentials,
+        proxy: SocketAddr,
+        node: Arc<SipNode>,
+        incoming: mpsc::UnboundedReceiver<Incoming>,
+        local: SocketAddr,
+    ) -> Result<ScaipLink, ScaipError> {
         let ip = if local.ip().is_unspecified() {
             // The address the system would use towards the proxy.
             let probe = std::net::UdpSocket::bind(SocketAddr::new(local.ip(), 0))

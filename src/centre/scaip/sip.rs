@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -406,6 +405,9 @@ struct Shared {
     incoming: mpsc::UnboundedSender<Incoming>,
     /// Simulated network loss of incoming requests (simulators only): method → how many.
     lose: Mutex<HashMap<String, u32>>,
+    /// TLS role when the transport is TLS.
+    #[cfg(feature = "tls")]
+    tls: Option<TlsRole>,
 }
 
 /// A SIP node bound to one local address: sends requests, matches responses, hands incoming
@@ -441,6 +443,8 @@ impl SipNode {
             answered: Mutex::new(HashMap::new()),
             incoming: tx,
             lose: Mutex::new(HashMap::new()),
+            #[cfg(feature = "tls")]
+            tls: None,
         });
         let io = |e: std::io::Error| ScaipError::Io(format!("binding {bind}: {e}"));
         match transport {
@@ -472,9 +476,11 @@ impl SipNode {
                     rx,
                 ))
             }
-            SipTransport::Tls => Err(ScaipError::Sip(
-                "SIP over TLS is not built into this version; use TCP or UDP".into(),
-            )),
+            SipTransport::Tls => Err(ScaipError::Sip(if cfg!(feature = "tls") {
+                "SIP over TLS needs certificates: use the TLS constructor".into()
+            } else {
+                "SIP over TLS is not built into this binary (feature `tls`); use TCP or UDP".into()
+            })),
         }
     }
 
@@ -517,15 +523,7 @@ impl SipNode {
         let conn = match existing {
             Some(c) if !c.is_closed() => c,
             _ => {
-                let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer))
-                    .await
-                    .map_err(|_| ScaipError::Io(format!("connecting to {peer} timed out")))?
-                    .map_err(|e| ScaipError::Io(format!("cannot connect to {peer}: {e}")))?;
-                let task = start_connection(stream, peer, Arc::clone(&self.shared));
-                if let Ok(mut t) = self.tasks.lock() {
-                    t.retain(|t| !t.is_finished());
-                    t.push(task);
-                }
+                self.connect(peer).await?;
                 self.shared
                     .conns
                     .lock()
@@ -536,6 +534,118 @@ impl SipNode {
         };
         conn.send(bytes)
             .map_err(|_| ScaipError::Io(format!("connection to {peer} closed")))
+    }
+
+    /// Opens a connection (TCP, or TLS as client) to `peer` now; returns our local address.
+    pub async fn connect(&self, peer: SocketAddr) -> Result<SocketAddr, ScaipError> {
+        let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer))
+            .await
+            .map_err(|_| ScaipError::Io(format!("connecting to {peer} timed out")))?
+            .map_err(|e| ScaipError::Io(format!("cannot connect to {peer}: {e}")))?;
+        let local = stream
+            .local_addr()
+            .map_err(|e| ScaipError::Io(format!("connection to {peer}: {e}")))?;
+        let task = self.start_stream(stream, peer).await?;
+        if let Ok(mut t) = self.tasks.lock() {
+            t.retain(|t| !t.is_finished());
+            t.push(task);
+        }
+        Ok(local)
+    }
+
+    #[cfg(not(feature = "tls"))]
+    async fn start_stream(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Result<JoinHandle<()>, ScaipError> {
+        Ok(start_connection(stream, peer, Arc::clone(&self.shared)))
+    }
+
+    #[cfg(feature = "tls")]
+    async fn start_stream(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Result<JoinHandle<()>, ScaipError> {
+        match &self.shared.tls {
+            None => Ok(start_connection(stream, peer, Arc::clone(&self.shared))),
+            Some(TlsRole::Client {
+                config,
+                server_name,
+            }) => {
+                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(server_name.clone(), stream)
+                    .await
+                    .map_err(|e| ScaipError::Io(format!("TLS with {peer}: {e}")))?;
+                Ok(start_connection(tls, peer, Arc::clone(&self.shared)))
+            }
+            Some(TlsRole::Server { .. }) => Err(ScaipError::Io(format!(
+                "no TLS connection from {peer} to answer on"
+            ))),
+        }
+    }
+
+    /// Binds a SIP-over-TLS node: a client connects out to its proxy and receives requests
+    /// on that same connection; a server listens on `bind`.
+    #[cfg(feature = "tls")]
+    pub async fn bind_tls(
+        bind: SocketAddr,
+        role: TlsRole,
+    ) -> Result<(Arc<SipNode>, mpsc::UnboundedReceiver<Incoming>), ScaipError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let server = match &role {
+            TlsRole::Server { config } => Some(Arc::clone(config)),
+            TlsRole::Client { .. } => None,
+        };
+        let shared = Arc::new(Shared {
+            transport: SipTransport::Tls,
+            pending: Arc::default(),
+            conns: Arc::default(),
+            answered: Mutex::new(HashMap::new()),
+            incoming: tx,
+            lose: Mutex::new(HashMap::new()),
+            tls: Some(role),
+        });
+        let (local, tasks) = match server {
+            Some(config) => {
+                let io = |e: std::io::Error| ScaipError::Io(format!("binding {bind}: {e}"));
+                let listener = TcpListener::bind(bind).await.map_err(io)?;
+                let local = listener.local_addr().map_err(io)?;
+                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                let shared = Arc::clone(&shared);
+                let task = tokio::spawn(async move {
+                    loop {
+                        let Ok((stream, peer)) = listener.accept().await else {
+                            continue;
+                        };
+                        let acceptor = acceptor.clone();
+                        let shared = Arc::clone(&shared);
+                        tokio::spawn(async move {
+                            match acceptor.accept(stream).await {
+                                Ok(tls) => {
+                                    let _ = start_connection(tls, peer, shared).await;
+                                }
+                                Err(e) => {
+                                    tracing::debug!(%peer, error = %e, "SIP TLS handshake failed")
+                                }
+                            }
+                        });
+                    }
+                });
+                (local, vec![task])
+            }
+            None => (bind, Vec::new()),
+        };
+        Ok((
+            Arc::new(SipNode {
+                shared,
+                local,
+                udp: None,
+                tasks: Mutex::new(tasks),
+            }),
+            rx,
+        ))
     }
 
     /// Runs a non-INVITE client transaction: sends the request built by `build(branch)` to
@@ -739,8 +849,11 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// Registers a TCP connection for sending and starts its reader and writer.
-fn start_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) -> JoinHandle<()> {
-    let (read, mut write) = stream.into_split();
+fn start_connection<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>) -> JoinHandle<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (read, mut write) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     if let Ok(mut c) = shared.conns.lock() {
         c.insert(peer, tx.clone());
@@ -762,8 +875,8 @@ fn start_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) ->
 }
 
 /// Reads messages framed by Content-Length (RFC 3261 §18.3) from one connection.
-async fn read_tcp(
-    mut read: OwnedReadHalf,
+async fn read_tcp<R: tokio::io::AsyncRead + Unpin>(
+    mut read: R,
     peer: SocketAddr,
     shared: &Shared,
     tx: mpsc::UnboundedSender<Vec<u8>>,
@@ -810,6 +923,75 @@ async fn read_tcp(
             Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
         }
     }
+}
+
+/// Which end of SIP over TLS a node is.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+pub enum TlsRole {
+    /// A device: connects to its proxy and checks the proxy's certificate.
+    Client {
+        /// rustls client settings (trust anchors).
+        config: Arc<rustls::ClientConfig>,
+        /// The name the proxy's certificate must carry.
+        server_name: rustls::pki_types::ServerName<'static>,
+    },
+    /// A receiver or proxy: accepts connections with its certificate.
+    Server {
+        /// rustls server settings (certificate and key).
+        config: Arc<rustls::ServerConfig>,
+    },
+}
+
+/// TLS client settings trusting the CA certificates in `ca_pem`, for `server_name`.
+#[cfg(feature = "tls")]
+pub fn tls_client(ca_pem: &[u8], server_name: &str) -> Result<TlsRole, ScaipError> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem) {
+        let cert = cert.map_err(|e| ScaipError::Sip(format!("CA certificate file: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| ScaipError::Sip(format!("CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(ScaipError::Sip(
+            "no CA certificate in the trust file".into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ScaipError::Sip(format!("TLS settings: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server_name = rustls::pki_types::ServerName::try_from(server_name.to_string())
+        .map_err(|e| ScaipError::Sip(format!("TLS server name {server_name}: {e}")))?;
+    Ok(TlsRole::Client {
+        config: Arc::new(config),
+        server_name,
+    })
+}
+
+/// TLS server settings from a PEM certificate chain and PKCS#8 key.
+#[cfg(feature = "tls")]
+pub fn tls_server(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsRole, ScaipError> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ScaipError::Sip(format!("certificate file: {e}")))?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| ScaipError::Sip(format!("key file: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ScaipError::Sip(format!("TLS settings: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ScaipError::Sip(format!("certificate and key: {e}")))?;
+    Ok(TlsRole::Server {
+        config: Arc::new(config),
+    })
 }
 
 /// A counter for CSeq numbers.
