@@ -485,7 +485,8 @@ impl Link {
                     .and_then(|c| sip::param(c, "expires"))
                     .or_else(|| resp.header("expires").map(str::to_string))
                     .and_then(|e| e.trim().parse::<u64>().ok())
-                    .unwrap_or(expiry);
+                    .unwrap_or(expiry)
+                    .min(86_400);
                 Ok(Duration::from_secs(granted))
             }
             _ => Err(ScaipError::Rejected {

@@ -143,6 +143,36 @@ impl SipMsg {
     }
 }
 
+/// Parses untrusted bytes as a SIP message and reads the headers SCAIP uses; never panics.
+/// The entry point of the `scaip_sip` fuzz target.
+pub fn parse_untrusted(bytes: &[u8]) -> Result<SipMsg, ScaipError> {
+    let m = SipMsg::parse(bytes)?;
+    let _ = (
+        m.branch(),
+        m.status(),
+        m.method(),
+        m.request_uri(),
+        m.cseq_method(),
+    );
+    for name in [
+        "to",
+        "from",
+        "contact",
+        "www-authenticate",
+        "proxy-authenticate",
+    ] {
+        if let Some(v) = m.header(name) {
+            let _ = (
+                addr_uri(v),
+                aor(&addr_uri(v)),
+                param(v, "tag"),
+                Challenge::parse(v),
+            );
+        }
+    }
+    Ok(m)
+}
+
 /// The value of `;name=value` in a header value (outside `<…>`).
 pub fn param(value: &str, name: &str) -> Option<String> {
     let after_uri = match value.rfind('>') {
