@@ -344,6 +344,26 @@ async fn wrong_credentials_fail_clearly() {
 }
 
 #[tokio::test]
+async fn refused_tcp_connection_fails_clearly() {
+    let r = centre(SipTransport::Tcp, false).await;
+    let mut cfg = route(&r, SipTransport::Tcp);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    cfg.proxy = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let l = link_with(&cfg, PASSWORD).await;
+    assert!(
+        matches!(l.registration(), Registration::Failed(ref why) if why.contains("cannot connect")),
+        "{:?}",
+        l.registration()
+    );
+    let result = l.deliver(&delivery(AlarmCause::Help, 1)).await;
+    assert!(
+        matches!(&result, DeliveryResult::Failed { reason } if reason.contains("not registered")),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
 async fn proxy_challenge_on_message_is_answered() {
     let r = centre(SipTransport::Tcp, true).await;
     let l = link_with(&route(&r, SipTransport::Tcp), PASSWORD).await;

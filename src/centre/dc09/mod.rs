@@ -18,7 +18,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
-use crate::config::{Dc09Protocol, Dc09Route};
+use crate::config::{Dc09Protocol, Dc09Route, KeyFormat};
 use crate::core::{Alarm, AlarmCause, Delivery, DeliveryResult, Timestamp};
 pub use frame::{crc16_arc, Dc09Key, Frame, MessageId};
 
@@ -126,6 +126,19 @@ pub fn event_frame_data(
         .take(64)
         .collect();
     (id, data, vec![format!("I{text}")])
+}
+
+/// Turns the key text of the configuration into AES key bytes, the way the receiver reads
+/// it: receivers differ on whether the hex text decodes to the key or its characters are the
+/// key (DC-09 leaves it open), so the installer chooses.
+pub fn key_bytes(text: &str, format: KeyFormat) -> Result<Vec<u8>, Dc09Error> {
+    let bytes = match format {
+        KeyFormat::HexBytes => hex::decode(text.trim())
+            .map_err(|_| Dc09Error::Malformed("key is not an even number of hex digits"))?,
+        KeyFormat::Ascii => text.trim().as_bytes().to_vec(),
+    };
+    Dc09Key::new(&bytes)?;
+    Ok(bytes)
 }
 
 /// Link-test state for status displays and logs.
@@ -536,6 +549,25 @@ mod tests {
             Dc09Payload::AdmCid,
         );
         assert_eq!(data, "#1234|3301 01 003");
+    }
+
+    #[test]
+    fn key_text_formats() {
+        let hex = "30313233343536373839414243444546";
+        assert_eq!(
+            key_bytes(hex, KeyFormat::HexBytes).unwrap(),
+            b"0123456789ABCDEF"
+        );
+        assert_eq!(key_bytes(hex, KeyFormat::Ascii).unwrap().len(), 32);
+        assert!(key_bytes("0123456789ABCDEF", KeyFormat::Ascii).is_ok());
+        assert!(matches!(
+            key_bytes("ABC", KeyFormat::HexBytes),
+            Err(Dc09Error::Malformed(_))
+        ));
+        assert!(matches!(
+            key_bytes("short", KeyFormat::Ascii),
+            Err(Dc09Error::KeyLength(5))
+        ));
     }
 
     #[test]
