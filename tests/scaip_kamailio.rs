@@ -65,6 +65,16 @@ fn free_udp_port() -> u16 {
         .expect("a free port")
 }
 
+/// A port free for both UDP and TCP, for Kamailio to listen on both.
+fn free_port() -> u16 {
+    loop {
+        let port = free_udp_port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 fn config(port: u16, centre: SocketAddr) -> String {
     format!(
         r#"#!KAMAILIO
@@ -73,6 +83,7 @@ log_stderror=yes
 children=2
 auto_aliases=no
 listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
 alias="centre.test"
 
 loadmodule "tm.so"
@@ -130,7 +141,7 @@ request_route {{
 
 fn start_kamailio(binary: &Path, centre: SocketAddr) -> (Kamailio, SocketAddr) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_udp_port();
+    let port = free_port();
     let cfg = dir.path().join("kamailio.cfg");
     std::fs::write(&cfg, config(port, centre)).expect("write config");
     let log = dir.path().join("kamailio.log");
@@ -171,11 +182,11 @@ fn unit() -> Unit {
     }
 }
 
-fn route(proxy: SocketAddr) -> ScaipRoute {
+fn route(proxy: SocketAddr, transport: SipTransport) -> ScaipRoute {
     ScaipRoute {
         receiver_uri: "sip:arc@centre.test".into(),
         proxy: proxy.to_string(),
-        transport: SipTransport::Udp,
+        transport,
         local_uri: format!("sip:{USER}@centre.test"),
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         credentials: "scaip".into(),
@@ -218,18 +229,27 @@ fn kamailio_or_skip() -> Option<PathBuf> {
 }
 
 /// Registers until Kamailio (still starting) answers.
-async fn registered_link(proxy: SocketAddr, secret: &str) -> ScaipLink {
+async fn registered_link(proxy: SocketAddr, transport: SipTransport, secret: &str) -> ScaipLink {
     let creds = Credentials {
         username: Some(USER.into()),
         secret: secret.into(),
     };
-    ScaipLink::start("scaip-kamailio", &route(proxy), &unit(), &creds)
+    ScaipLink::start("scaip-kamailio", &route(proxy, transport), &unit(), &creds)
         .await
         .expect("link starts")
 }
 
 #[tokio::test]
-async fn alarm_through_kamailio_registrar_and_proxy() {
+async fn alarm_through_kamailio_over_udp() {
+    alarm_through_kamailio(SipTransport::Udp).await;
+}
+
+#[tokio::test]
+async fn alarm_through_kamailio_over_tcp() {
+    alarm_through_kamailio(SipTransport::Tcp).await;
+}
+
+async fn alarm_through_kamailio(transport: SipTransport) {
     let Some(binary) = kamailio_or_skip() else {
         return;
     };
@@ -257,7 +277,7 @@ async fn alarm_through_kamailio_registrar_and_proxy() {
     }
     centre.set_default(ScaipAnswer::snu(0));
 
-    let link = registered_link(proxy, PASSWORD).await;
+    let link = registered_link(proxy, transport, PASSWORD).await;
     let state = link.wait_registered(Duration::from_secs(10)).await;
     assert!(
         matches!(state, Registration::Registered(_)),
@@ -287,7 +307,7 @@ async fn alarm_through_kamailio_registrar_and_proxy() {
     );
 
     // Wrong credentials are refused by Kamailio's registrar.
-    let bad = registered_link(proxy, "wrong").await;
+    let bad = registered_link(proxy, transport, "wrong").await;
     let state = bad.wait_registered(Duration::from_secs(10)).await;
     assert!(
         matches!(state, Registration::Failed(ref why) if why.contains("wrong user name or password")),
