@@ -446,6 +446,19 @@ async fn registration_is_refreshed() {
 }
 
 #[tokio::test]
+async fn unregister_removes_the_binding() {
+    let (r, l) = setup(SipTransport::Udp).await;
+    l.unregister().await.expect("unregistered");
+    let regs = r.registrations();
+    assert_eq!(regs.last().map(|b| b.expires), Some(0));
+    let result = l.deliver(&delivery(AlarmCause::Help, 1)).await;
+    assert!(
+        matches!(result, DeliveryResult::Failed { .. }),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_aborted_attempt_leaves_the_route_usable() {
     let (r, l) = setup(SipTransport::Udp).await;
     r.script(vec![ScaipAnswer::silent()]);

@@ -362,6 +362,20 @@ impl ScaipLink {
         &self.link.contact
     }
 
+    /// Stops registering and heartbeats and removes the registration (REGISTER with
+    /// `Expires: 0`), so the centre stops sending to this contact.
+    pub async fn unregister(&self) -> Result<(), ScaipError> {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.link.register_for(0).await?;
+        let _ = self
+            .link
+            .registration
+            .send(Registration::Failed("unregistered".into()));
+        Ok(())
+    }
+
     /// Sends one alarm and waits for its `<mrs>`. Dropping the future abandons the attempt.
     pub async fn deliver(&self, delivery: &Delivery) -> DeliveryResult {
         self.link.deliver(delivery).await
@@ -458,7 +472,12 @@ impl Link {
 
     /// One REGISTER; returns the granted expiry.
     async fn register(&self) -> Result<Duration, ScaipError> {
-        let expiry = self.cfg.register_expiry.as_secs().max(1);
+        self.register_for(self.cfg.register_expiry.as_secs().max(1))
+            .await
+    }
+
+    /// One REGISTER asking for `expiry` seconds (0 removes the binding).
+    async fn register_for(&self, expiry: u64) -> Result<Duration, ScaipError> {
         let contact = format!("Contact: <{}>", self.contact);
         let extra = [contact, format!("Expires: {expiry}")];
         let resp = self
