@@ -42,6 +42,8 @@ enum Command {
         #[arg(default_value = "config.toml")]
         path: PathBuf,
     },
+    /// Deliver alarms over SCAIP and SIA DC-09 to the simulated receiving centre on loopback.
+    CentreDemo(vigil::centre::receiver::demo::CentreDemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,9 @@ fn main() -> ExitCode {
             journal,
             limit,
         } => log(&config, journal, limit),
+        Command::CentreDemo(args) => vigil::centre::receiver::demo::run(&args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,

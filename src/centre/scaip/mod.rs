@@ -1,1 +1,898 @@
-//! SCAIP (SS 91100) over SIP: REGISTER, MESSAGE with `<mrq>`, `<mrs>` answers.
+//! SCAIP (SS 91100, CLC/TS 50134-9) over SIP: REGISTER, MESSAGE with `<mrq>`, `<mrs>` answers.
+//!
+//! The unit REGISTERs with digest authentication and keeps the registration fresh. Each alarm
+//! goes out as a SIP MESSAGE (RFC 3428) carrying `application/scaip+xml` `<mrq>`; the SIP
+//! `200` only says the request arrived. The receiver's verdict comes back as a separate
+//! MESSAGE with `<mrs>` to our registered contact, matched by `ref`: `snu` 0 is the only
+//! acknowledgement; 4 asks to resend later (hold); 5 and 6 end the session (next route);
+//! anything else is an error. Without an `<mrs>` in time the unit sends `mty=RE` with the same
+//! `ref` and the core moves on. Heartbeats (`mty=PI`) run at the configured interval unless
+//! the centre set another with `hbi`.
+
+pub mod sip;
+pub mod xml;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::{Credentials, ScaipRoute, SipTransport, Unit};
+use crate::core::{Alarm, AlarmCause, AlarmClass, AlarmId, Delivery, DeliveryResult, DeviceKind};
+use sip::{CSeq, Challenge, Incoming, SipMsg, SipNode};
+pub use xml::{MessageType, Mrq, Mrs, ScaipBody};
+
+/// What can go wrong on a SCAIP route.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaipError {
+    /// A SCAIP body that breaks SS 91100; `snu` is what a receiver answers.
+    #[error("invalid SCAIP body (snu {snu}): {what}")]
+    Invalid {
+        /// The SCAIP status number for this error.
+        snu: u16,
+        /// What is wrong.
+        what: String,
+    },
+    /// A SIP message we cannot use.
+    #[error("SIP: {0}")]
+    Sip(String),
+    /// Sockets.
+    #[error("network: {0}")]
+    Io(String),
+    /// No final SIP response.
+    #[error("no SIP response within {0:?}")]
+    NoResponse(Duration),
+    /// Digest authentication failed.
+    #[error("authentication: {0}")]
+    Auth(String),
+    /// A final SIP error response.
+    #[error("{status} {reason}")]
+    Rejected {
+        /// SIP status code.
+        status: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+}
+
+/// The SCAIP status code (`stc`) for each alarm cause.
+///
+/// From SS 91100: 0010 manual alarm, 0009 automatic alarm, 0016 battery low, 0085/0086 power
+/// fail/restored, 0123/0124 radio supervision lost/restored, 0102 test. Tamper and jamming
+/// have no code of their own in that list: tamper goes as a manual-trigger-independent
+/// technical alarm (0011) and jamming as radio supervision lost/restored.
+pub fn status_code(cause: AlarmCause) -> u16 {
+    match cause {
+        AlarmCause::Help => 10,
+        AlarmCause::Fall => 9,
+        AlarmCause::PendantMissing | AlarmCause::Jamming => 123,
+        AlarmCause::PendantRestored | AlarmCause::JammingEnded => 124,
+        AlarmCause::PendantBatteryLow | AlarmCause::BaseBatteryLow => 16,
+        AlarmCause::Tamper => 11,
+        AlarmCause::MainsLost => 85,
+        AlarmCause::MainsRestored => 86,
+        AlarmCause::PeriodicTest | AlarmCause::ManualTest => 102,
+    }
+}
+
+/// The SCAIP device type (`dty`): 0003 personal trigger, 0004 fixed trigger, 0005 fall
+/// detector; 0001 for the unit itself (controller-originated reports).
+pub fn device_type(alarm: &Alarm) -> u16 {
+    if alarm.cause == AlarmCause::Fall {
+        return 5;
+    }
+    match alarm.device.as_ref().map(|d| d.kind) {
+        Some(DeviceKind::Personal) => 3,
+        Some(DeviceKind::Fall) => 5,
+        Some(DeviceKind::Fixed) => 4,
+        None => 1,
+    }
+}
+
+/// The `<mrq>` for an alarm under session reference `reference`.
+pub fn alarm_request(alarm: &Alarm, reference: &str, cid: &str, caller: &str) -> Mrq {
+    Mrq {
+        reference: reference.to_string(),
+        cid: cid.to_string(),
+        dty: device_type(alarm),
+        mty: Some(MessageType::Message),
+        stc: Some(status_code(alarm.cause)),
+        pri: Some(match alarm.class() {
+            AlarmClass::Personal => 1,
+            AlarmClass::Technical => 3,
+            AlarmClass::Test => 5,
+        }),
+        lco: alarm.device.as_ref().map(|d| d.zone),
+        lva: alarm.device.as_ref().map(|d| d.location.clone()),
+        crd: Some(caller.to_string()),
+        did: alarm.device.as_ref().map(|d| d.id.to_string()),
+    }
+}
+
+/// The session reference for an attempt: the alarm's reference (12–16 characters) cut to 12
+/// and the attempt number in hex, so every session has a new `ref` (SS 91100) that still
+/// shows which alarm it carries.
+pub fn session_ref(alarm: &Alarm, attempt: u32) -> String {
+    let base: String = alarm.reference.as_str().chars().take(12).collect();
+    let mut r = format!("{base}{attempt:X}");
+    r.truncate(16);
+    r
+}
+
+/// Registration state, as status displays and `deliver` see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// Not yet answered.
+    Pending,
+    /// Registered; the registrar granted this long.
+    Registered(Duration),
+    /// The last REGISTER failed; why.
+    Failed(String),
+}
+
+struct HoldSession {
+    reference: String,
+    since: Instant,
+}
+
+/// A request to send through the proxy.
+struct OutRequest<'a> {
+    method: &'a str,
+    uri: &'a str,
+    to: &'a str,
+    call_id: &'a str,
+    extra: &'a [String],
+    body: Option<&'a str>,
+}
+
+struct Link {
+    route: String,
+    cfg: ScaipRoute,
+    cid: String,
+    user: String,
+    secret: String,
+    node: Arc<SipNode>,
+    proxy: SocketAddr,
+    local_uri: String,
+    contact: String,
+    via_host: String,
+    from_tag: String,
+    reg_call_id: String,
+    cseq: CSeq,
+    registration: watch::Sender<Registration>,
+    heartbeat_every: watch::Sender<Duration>,
+    waiters: Mutex<HashMap<String, mpsc::UnboundedSender<Mrs>>>,
+    holds: Mutex<HashMap<AlarmId, HoldSession>>,
+    predefined_callback: Mutex<String>,
+}
+
+/// A SCAIP route: registration, alarm delivery, heartbeats.
+pub struct ScaipLink {
+    link: Arc<Link>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for ScaipLink {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Resolves `host[:port]`, SIP's default port 5060 if none is given.
+async fn resolve(target: &str) -> Result<SocketAddr, ScaipError> {
+    let with_port = if target
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !target.ends_with(']')
+    {
+        target.to_string()
+    } else {
+        format!("{target}:5060")
+    };
+    let mut addrs = tokio::net::lookup_host(with_port.as_str())
+        .await
+        .map_err(|e| ScaipError::Io(format!("cannot resolve {target}: {e}")))?;
+    addrs
+        .next()
+        .ok_or_else(|| ScaipError::Io(format!("{target} resolves to no address")))
+}
+
+/// Removes a waiter for `<mrs>` when its delivery ends or is dropped.
+struct WaiterGuard<'a> {
+    link: &'a Link,
+    reference: String,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.link.waiters.lock() {
+            w.remove(&self.reference);
+        }
+    }
+}
+
+/// How long to wait before resending a held alarm (SCAIP: 5–20 s).
+pub const HOLD_RESEND: Duration = Duration::from_secs(5);
+
+impl ScaipLink {
+    /// Binds the SIP socket, starts registering and listening, and starts heartbeats.
+    pub async fn start(
+        name: &str,
+        route: &ScaipRoute,
+        unit: &Unit,
+        credentials: &Credentials,
+    ) -> Result<ScaipLink, ScaipError> {
+        let proxy = resolve(&route.proxy).await?;
+        let (node, incoming) = SipNode::bind(route.transport, route.bind).await?;
+        let local = node.local_addr();
+        ScaipLink::start_on(name, route, unit, credentials, proxy, node, incoming, local)
+    }
+
+    /// Like [`ScaipLink::start`] for SIP over TLS (RFC 3261 §26.2.1, as SCAIP asks): the
+    /// unit connects to its proxy, checks the proxy's certificate against the CA certificates
+    /// in `ca_pem`, registers over that connection and receives `<mrs>` on it.
+    #[cfg(feature = "tls")]
+    pub async fn start_tls(
+        name: &str,
+        route: &ScaipRoute,
+        unit: &Unit,
+        credentials: &Credentials,
+        ca_pem: &[u8],
+    ) -> Result<ScaipLink, ScaipError> {
+        let proxy = resolve(&route.proxy).await?;
+        let host = route
+            .proxy
+            .rsplit_once(':')
+            .filter(|(_, p)| p.parse::<u16>().is_ok())
+            .map_or(route.proxy.as_str(), |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let role = sip::tls_client(ca_pem, host)?;
+        let (node, incoming) = SipNode::bind_tls(route.bind, role).await?;
+        let local = node.connect(proxy).await?;
+        let mut route = route.clone();
+        route.transport = SipTransport::Tls;
+        ScaipLink::start_on(
+            name,
+            &route,
+            unit,
+            credentials,
+            proxy,
+            node,
+            incoming,
+            local,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // one private constructor shared by the transports
+    fn start_on(
+        name: &str,
+        route: &ScaipRoute,
+        unit: &Unit,
+        credentials: &Credentials,
+        proxy: SocketAddr,
+        node: Arc<SipNode>,
+        incoming: mpsc::UnboundedReceiver<Incoming>,
+        local: SocketAddr,
+    ) -> Result<ScaipLink, ScaipError> {
+        let ip = if local.ip().is_unspecified() {
+            // The address the system would use towards the proxy.
+            let probe = std::net::UdpSocket::bind(SocketAddr::new(local.ip(), 0))
+                .and_then(|s| s.connect(proxy).and_then(|()| s.local_addr()))
+                .map_err(|e| ScaipError::Io(format!("no route to {proxy}: {e}")))?;
+            probe.ip()
+        } else {
+            local.ip()
+        };
+        let via_host = SocketAddr::new(ip, local.port()).to_string();
+        let local_uri = route.local_uri.clone();
+        let user = sip::aor(&local_uri)
+            .split('@')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let transport_param = match route.transport {
+            SipTransport::Udp => "",
+            SipTransport::Tcp => ";transport=tcp",
+            SipTransport::Tls => ";transport=tls",
+        };
+        let contact = format!("sip:{user}@{via_host}{transport_param}");
+        let link = Arc::new(Link {
+            route: name.to_string(),
+            cfg: route.clone(),
+            cid: unit.controller_id.clone(),
+            user: credentials.username.clone().unwrap_or_else(|| user.clone()),
+            secret: credentials.secret.clone(),
+            node,
+            proxy,
+            local_uri,
+            contact,
+            via_host,
+            from_tag: sip::random_token(10),
+            reg_call_id: format!("{}@vigil", sip::random_token(20)),
+            cseq: CSeq::default(),
+            registration: watch::channel(Registration::Pending).0,
+            heartbeat_every: watch::channel(route.heartbeat).0,
+            waiters: Mutex::new(HashMap::new()),
+            holds: Mutex::new(HashMap::new()),
+            predefined_callback: Mutex::new(route.receiver_uri.clone()),
+        });
+        let tasks = vec![
+            tokio::spawn(Arc::clone(&link).listen(incoming)),
+            tokio::spawn(Arc::clone(&link).keep_registered()),
+            tokio::spawn(Arc::clone(&link).heartbeats()),
+        ];
+        Ok(ScaipLink { link, tasks })
+    }
+
+    /// Where the centre's voice callback goes when `mrs` asks for it without a `tnu`
+    /// (`cre` 61, predefined receiver). Defaults to the receiver URI.
+    pub fn set_predefined_callback(&self, target: &str) {
+        if let Ok(mut p) = self.link.predefined_callback.lock() {
+            *p = target.to_string();
+        }
+    }
+
+    /// The current registration state.
+    pub fn registration(&self) -> Registration {
+        self.link.registration.borrow().clone()
+    }
+
+    /// Waits until the registration is answered (or `limit` passes).
+    pub async fn wait_registered(&self, limit: Duration) -> Registration {
+        let mut rx = self.link.registration.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|r| *r != Registration::Pending)).await;
+        let state = rx.borrow().clone();
+        state
+    }
+
+    /// The heartbeat interval in force (configured, or the centre's `hbi`).
+    pub fn heartbeat_interval(&self) -> Duration {
+        *self.link.heartbeat_every.borrow()
+    }
+
+    /// Our contact URI as registered.
+    pub fn contact(&self) -> &str {
+        &self.link.contact
+    }
+
+    /// Stops registering and heartbeats and removes the registration (REGISTER with
+    /// `Expires: 0`), so the centre stops sending to this contact.
+    pub async fn unregister(&self) -> Result<(), ScaipError> {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.link.register_for(0).await?;
+        let _ = self
+            .link
+            .registration
+            .send(Registration::Failed("unregistered".into()));
+        Ok(())
+    }
+
+    /// Sends one alarm and waits for its `<mrs>`. Dropping the future abandons the attempt.
+    pub async fn deliver(&self, delivery: &Delivery) -> DeliveryResult {
+        self.link.deliver(delivery).await
+    }
+}
+
+impl Link {
+    fn via(&self, branch: &str) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            self.node.transport_name(),
+            self.via_host
+        )
+    }
+
+    fn registrar_uri(&self) -> String {
+        let aor = sip::aor(&self.local_uri);
+        let host = aor.rsplit('@').next().unwrap_or(&aor).to_string();
+        format!("sip:{host}")
+    }
+
+    /// Sends a request through the proxy, answering one digest challenge (401 or 407).
+    async fn request(&self, out: OutRequest<'_>, timeout: Duration) -> Result<SipMsg, ScaipError> {
+        let OutRequest {
+            method,
+            uri,
+            to,
+            call_id,
+            extra,
+            body,
+        } = out;
+        let mut auth: Option<String> = None;
+        let mut answered_realm: Option<String> = None;
+        let mut stale_retries = 0;
+        loop {
+            let cseq = self.cseq.next();
+            let build = |branch: &str| {
+                let mut s = format!(
+                    "{method} {uri} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\n",
+                    self.via(branch)
+                );
+                s.push_str(&format!(
+                    "From: <{}>;tag={}\r\nTo: <{to}>\r\n",
+                    self.local_uri, self.from_tag
+                ));
+                s.push_str(&format!("Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"));
+                for h in extra {
+                    s.push_str(h);
+                    s.push_str("\r\n");
+                }
+                if let Some(a) = &auth {
+                    s.push_str(a);
+                    s.push_str("\r\n");
+                }
+                s.push_str("User-Agent: Vigil\r\n");
+                match body {
+                    Some(b) => s.push_str(&format!(
+                        "Content-Type: {}\r\nContent-Length: {}\r\n\r\n{b}",
+                        xml::CONTENT_TYPE,
+                        b.len()
+                    )),
+                    None => s.push_str("Content-Length: 0\r\n\r\n"),
+                }
+                s
+            };
+            let resp = self.node.transaction(self.proxy, &build, timeout).await?;
+            let status = resp.status().unwrap_or(0);
+            let (header, auth_name) = match status {
+                401 => ("www-authenticate", "Authorization"),
+                407 => ("proxy-authenticate", "Proxy-Authorization"),
+                _ => return Ok(resp),
+            };
+            let challenge = resp
+                .header(header)
+                .and_then(Challenge::parse)
+                .ok_or_else(|| {
+                    ScaipError::Auth(format!("{status} without a usable digest challenge"))
+                })?;
+            if answered_realm.as_deref() == Some(challenge.realm.as_str()) {
+                if challenge.stale && stale_retries < 1 {
+                    stale_retries += 1;
+                } else {
+                    return Err(ScaipError::Auth(format!(
+                        "{method} refused with {status} after our digest answer: wrong user name or password for realm \"{}\"",
+                        challenge.realm
+                    )));
+                }
+            }
+            let value = challenge.answer(method, uri, &self.user, &self.secret, 1)?;
+            auth = Some(format!("{auth_name}: {value}"));
+            answered_realm = Some(challenge.realm.clone());
+        }
+    }
+
+    /// One REGISTER; returns the granted expiry.
+    async fn register(&self) -> Result<Duration, ScaipError> {
+        self.register_for(self.cfg.register_expiry.as_secs().max(1))
+            .await
+    }
+
+    /// One REGISTER asking for `expiry` seconds (0 removes the binding).
+    async fn register_for(&self, expiry: u64) -> Result<Duration, ScaipError> {
+        let contact = format!("Contact: <{}>", self.contact);
+        let extra = [contact, format!("Expires: {expiry}")];
+        let resp = self
+            .request(
+                OutRequest {
+                    method: "REGISTER",
+                    uri: &self.registrar_uri(),
+                    to: &self.local_uri,
+                    call_id: &self.reg_call_id,
+                    extra: &extra,
+                    body: None,
+                },
+                Duration::from_secs(8),
+            )
+            .await?;
+        match resp.status() {
+            Some(200..=299) => {
+                let ours = sip::aor(&self.contact);
+                let granted = resp
+                    .headers("contact")
+                    .into_iter()
+                    .flat_map(|v| v.split(','))
+                    .find(|c| sip::aor(&sip::addr_uri(c)) == ours)
+                    .and_then(|c| sip::param(c, "expires"))
+                    .or_else(|| resp.header("expires").map(str::to_string))
+                    .and_then(|e| e.trim().parse::<u64>().ok())
+                    .unwrap_or(expiry)
+                    .min(86_400);
+                Ok(Duration::from_secs(granted))
+            }
+            _ => Err(ScaipError::Rejected {
+                status: resp.status().unwrap_or(0),
+                reason: resp.reason(),
+            }),
+        }
+    }
+
+    async fn keep_registered(self: Arc<Self>) {
+        let mut backoff = Duration::from_secs(2);
+        loop {
+            match self.register().await {
+                Ok(granted) => {
+                    tracing::info!(route = %self.route, granted_s = granted.as_secs(), "SCAIP registered");
+                    let _ = self.registration.send(Registration::Registered(granted));
+                    backoff = Duration::from_secs(2);
+                    tokio::time::sleep((granted / 2).max(Duration::from_millis(500))).await;
+                }
+                Err(e) => {
+                    tracing::warn!(route = %self.route, error = %e, "SCAIP registration failed");
+                    let _ = self
+                        .registration
+                        .send(Registration::Failed(format!("REGISTER failed: {e}")));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(300));
+                }
+            }
+        }
+    }
+
+    /// Answers incoming requests; hands `<mrs>` to the delivery waiting for its `ref`.
+    async fn listen(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Incoming>) {
+        let tag = sip::random_token(10);
+        while let Some(req) = incoming.recv().await {
+            let method = req.msg.method().unwrap_or_default();
+            match method.as_str() {
+                "MESSAGE" => {
+                    let to_ok = req
+                        .msg
+                        .header("to")
+                        .is_some_and(|t| sip::aor(&sip::addr_uri(t)) == sip::aor(&self.local_uri));
+                    let ruri_ok = req.msg.request_uri().is_some_and(|u| {
+                        let a = sip::aor(&u);
+                        a == sip::aor(&self.contact) || a == sip::aor(&self.local_uri)
+                    });
+                    if !(to_ok || ruri_ok) {
+                        tracing::warn!(route = %self.route, "SCAIP: MESSAGE not for this unit refused");
+                        let _ = self.node.respond(&req, 404, "Not Found", &tag, &[]).await;
+                        continue;
+                    }
+                    let body = xml::parse(req.msg.body());
+                    let status = if body.is_ok() {
+                        (200, "OK")
+                    } else {
+                        (400, "Bad Request")
+                    };
+                    let _ = self.node.respond(&req, status.0, status.1, &tag, &[]).await;
+                    match body {
+                        Ok(ScaipBody::Response(mrs)) => self.on_mrs(mrs),
+                        Ok(ScaipBody::Request(_)) => {
+                            tracing::debug!(route = %self.route, "SCAIP: ignoring an mrq sent to the unit");
+                        }
+                        Err(e) => {
+                            tracing::warn!(route = %self.route, error = %e, "SCAIP: unreadable body")
+                        }
+                    }
+                }
+                "OPTIONS" => {
+                    let _ = self
+                        .node
+                        .respond(&req, 200, "OK", &tag, &["Allow: MESSAGE, OPTIONS".into()])
+                        .await;
+                }
+                _ => {
+                    let _ = self
+                        .node
+                        .respond(
+                            &req,
+                            405,
+                            "Method Not Allowed",
+                            &tag,
+                            &["Allow: MESSAGE, OPTIONS".into()],
+                        )
+                        .await;
+                }
+            }
+        }
+    }
+
+    fn on_mrs(&self, mrs: Mrs) {
+        if let Some(minutes) = mrs.hbi {
+            let every = Duration::from_secs(u64::from(minutes) * 60);
+            if *self.heartbeat_every.borrow() != every {
+                tracing::info!(route = %self.route, minutes, "SCAIP: centre sets the heartbeat interval");
+                let _ = self.heartbeat_every.send(every);
+            }
+        }
+        let waiter = self
+            .waiters
+            .lock()
+            .ok()
+            .and_then(|w| w.get(&mrs.reference).cloned());
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(mrs);
+            }
+            None => {
+                tracing::debug!(route = %self.route, reference = %mrs.reference, "SCAIP: mrs for no open session")
+            }
+        }
+    }
+
+    /// Sends `mrq` and waits for its `<mrs>` until `deadline`.
+    async fn exchange(&self, mrq: &Mrq, deadline: Instant) -> Result<Mrs, String> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        if let Ok(mut w) = self.waiters.lock() {
+            w.insert(mrq.reference.clone(), tx);
+        }
+        let _guard = WaiterGuard {
+            link: self,
+            reference: mrq.reference.clone(),
+        };
+        let body = mrq.emit();
+        let call_id = format!("{}@vigil", sip::random_token(20));
+        let sip_timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_secs(32));
+        let receiver = &self.cfg.receiver_uri;
+        let resp = self
+            .request(
+                OutRequest {
+                    method: "MESSAGE",
+                    uri: receiver,
+                    to: receiver,
+                    call_id: &call_id,
+                    extra: &[],
+                    body: Some(&body),
+                },
+                sip_timeout,
+            )
+            .await
+            .map_err(|e| format!("SCAIP MESSAGE to {receiver}: {e}"))?;
+        match resp.status() {
+            Some(200..=299) => {}
+            status => {
+                return Err(format!(
+                    "SCAIP MESSAGE to {receiver} refused: {} {}",
+                    status.unwrap_or(0),
+                    resp.reason()
+                ))
+            }
+        }
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(mrs)) => Ok(mrs),
+            _ => Err(format!(
+                "no <mrs> from {receiver} within {:?}",
+                self.cfg.answer_timeout
+            )),
+        }
+    }
+
+    async fn deliver(&self, delivery: &Delivery) -> DeliveryResult {
+        let alarm = &delivery.alarm;
+        let mut reg = self.registration.subscribe();
+        let _ = tokio::time::timeout(
+            self.cfg.answer_timeout,
+            reg.wait_for(|r| *r != Registration::Pending),
+        )
+        .await;
+        let state = reg.borrow().clone();
+        match state {
+            Registration::Registered(_) => {}
+            Registration::Failed(reason) => {
+                return DeliveryResult::Failed {
+                    reason: format!("SCAIP not registered: {reason}"),
+                }
+            }
+            Registration::Pending => {
+                return DeliveryResult::Failed {
+                    reason: "SCAIP registration not answered".into(),
+                }
+            }
+        }
+        // A resend after hold keeps the session's ref; anything else starts a new session.
+        let held = self
+            .holds
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&alarm.id).map(|s| (s.reference.clone(), s.since)));
+        let reference = held
+            .as_ref()
+            .map(|(r, _)| r.clone())
+            .unwrap_or_else(|| session_ref(alarm, delivery.attempt));
+        let mrq = alarm_request(alarm, &reference, &self.cid, &self.local_uri);
+        tracing::info!(route = %self.route, alarm_id = alarm.id.0, attempt = delivery.attempt,
+            reference = %reference, stc = mrq.stc.unwrap_or(0), "SCAIP sending alarm");
+        let deadline = Instant::now() + self.cfg.answer_timeout;
+        let mrs = match self.exchange(&mrq, deadline).await {
+            Ok(mrs) => mrs,
+            Err(reason) => {
+                self.end_session(alarm.id);
+                if reason.starts_with("no <mrs>") {
+                    self.reset(&mrq).await;
+                    return DeliveryResult::Failed {
+                        reason: format!("{reason}; sent mty=RE for ref {reference}"),
+                    };
+                }
+                return DeliveryResult::Failed { reason };
+            }
+        };
+        tracing::info!(route = %self.route, alarm_id = alarm.id.0, reference = %reference, snu = mrs.snu, "SCAIP mrs");
+        match mrs.snu {
+            0 => {
+                self.end_session(alarm.id);
+                let callback = (mrs.mre.unwrap_or(0) >= 1).then(|| match (&mrs.tnu, mrs.cre) {
+                    (Some(tnu), None | Some(62)) => tnu.clone(),
+                    _ => self
+                        .predefined_callback
+                        .lock()
+                        .map(|p| p.clone())
+                        .unwrap_or_else(|_| self.cfg.receiver_uri.clone()),
+                });
+                DeliveryResult::Acked {
+                    by: format!("SCAIP {}", self.cfg.receiver_uri),
+                    callback,
+                }
+            }
+            4 => {
+                let since = held.as_ref().map_or_else(Instant::now, |(_, s)| *s);
+                if held.is_some() && since.elapsed() >= self.cfg.hold_limit {
+                    self.end_session(alarm.id);
+                    self.reset(&mrq).await;
+                    return DeliveryResult::Failed {
+                        reason: format!(
+                            "SCAIP receiver kept ref {reference} on hold (snu=4) longer than {:?}; sent mty=RE",
+                            self.cfg.hold_limit
+                        ),
+                    };
+                }
+                if let Ok(mut h) = self.holds.lock() {
+                    h.insert(alarm.id, HoldSession { reference, since });
+                }
+                DeliveryResult::Hold {
+                    retry_after: HOLD_RESEND,
+                }
+            }
+            5 | 6 => {
+                self.end_session(alarm.id);
+                DeliveryResult::Declined {
+                    reason: format!("SCAIP snu={}: {}", mrs.snu, xml::snu_meaning(mrs.snu)),
+                }
+            }
+            n => {
+                self.end_session(alarm.id);
+                self.reset(&mrq).await;
+                DeliveryResult::Failed {
+                    reason: format!(
+                        "SCAIP receiver error snu={n}: {}; sent mty=RE",
+                        xml::snu_meaning(n)
+                    ),
+                }
+            }
+        }
+    }
+
+    fn end_session(&self, alarm: AlarmId) {
+        if let Ok(mut h) = self.holds.lock() {
+            h.remove(&alarm);
+        }
+    }
+
+    /// Sends `mty=RE` with the same ref: the device gives up this session.
+    async fn reset(&self, mrq: &Mrq) {
+        let re = Mrq {
+            mty: Some(MessageType::Reset),
+            ..mrq.clone()
+        };
+        let call_id = format!("{}@vigil", sip::random_token(20));
+        let receiver = &self.cfg.receiver_uri;
+        let body = re.emit();
+        if let Err(e) = self
+            .request(
+                OutRequest {
+                    method: "MESSAGE",
+                    uri: receiver,
+                    to: receiver,
+                    call_id: &call_id,
+                    extra: &[],
+                    body: Some(&body),
+                },
+                Duration::from_secs(4),
+            )
+            .await
+        {
+            tracing::warn!(route = %self.route, reference = %mrq.reference, error = %e, "SCAIP: mty=RE not delivered");
+        }
+    }
+
+    async fn heartbeats(self: Arc<Self>) {
+        let mut every = self.heartbeat_every.subscribe();
+        let mut count: u32 = 0;
+        loop {
+            let interval = *every.borrow_and_update();
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                changed = every.changed() => {
+                    if changed.is_err() { return; }
+                    continue;
+                }
+            }
+            if !matches!(*self.registration.borrow(), Registration::Registered(_)) {
+                continue;
+            }
+            count = count.wrapping_add(1);
+            let mrq = Mrq {
+                reference: format!("PI{}{count:X}", sip::random_token(6).to_ascii_uppercase()),
+                cid: self.cid.clone(),
+                dty: 1,
+                mty: Some(MessageType::Ping),
+                ..Mrq::default()
+            };
+            let deadline = Instant::now() + self.cfg.answer_timeout;
+            match self.exchange(&mrq, deadline).await {
+                Ok(mrs) if mrs.snu == 0 => {
+                    tracing::debug!(route = %self.route, "SCAIP heartbeat acknowledged")
+                }
+                Ok(mrs) => {
+                    tracing::warn!(route = %self.route, snu = mrs.snu, "SCAIP heartbeat refused")
+                }
+                Err(e) => tracing::warn!(route = %self.route, error = %e, "SCAIP heartbeat failed"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{AlarmRef, Device, DeviceId, Timestamp};
+
+    fn alarm(cause: AlarmCause, kind: Option<DeviceKind>) -> Alarm {
+        Alarm {
+            id: AlarmId(5),
+            reference: AlarmRef::new(AlarmId(5), Timestamp::from_secs(1_764_000_000)),
+            cause,
+            device: kind.map(|kind| Device {
+                id: DeviceId(0xC0FFEE),
+                kind,
+                zone: 2,
+                location: "Kitchen".into(),
+            }),
+            raised_at: Timestamp::from_secs(1_764_000_000),
+        }
+    }
+
+    #[test]
+    fn every_cause_has_a_status_code() {
+        assert_eq!(status_code(AlarmCause::Help), 10);
+        assert_eq!(status_code(AlarmCause::Fall), 9);
+        assert_eq!(status_code(AlarmCause::PendantBatteryLow), 16);
+        assert_eq!(status_code(AlarmCause::MainsLost), 85);
+        assert_eq!(status_code(AlarmCause::MainsRestored), 86);
+        assert_eq!(status_code(AlarmCause::PendantMissing), 123);
+        assert_eq!(status_code(AlarmCause::PendantRestored), 124);
+        assert_eq!(status_code(AlarmCause::PeriodicTest), 102);
+        for c in AlarmCause::ALL {
+            assert!(status_code(c) > 0 && status_code(c) <= 9999);
+        }
+    }
+
+    #[test]
+    fn request_fields() {
+        let a = alarm(AlarmCause::Help, Some(DeviceKind::Fixed));
+        let r = session_ref(&a, 3);
+        assert!(xml::valid_ref(&r));
+        assert_ne!(r, session_ref(&a, 4));
+        let m = alarm_request(&a, &r, "4612345", "sip:unit@x");
+        assert_eq!(
+            (m.dty, m.stc, m.lco, m.pri),
+            (4, Some(10), Some(2), Some(1))
+        );
+        assert_eq!(m.did.as_deref(), Some("00C0FFEE"));
+        assert_eq!(
+            device_type(&alarm(AlarmCause::Fall, Some(DeviceKind::Personal))),
+            5
+        );
+        assert_eq!(device_type(&alarm(AlarmCause::MainsLost, None)), 1);
+    }
+}

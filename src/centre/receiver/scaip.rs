@@ -1,0 +1,631 @@
+//! A simulated SCAIP receiving centre on loopback: a SIP registrar with digest challenge
+//! (401), optionally a proxy's challenge on MESSAGE (407), and an alarm handler that answers
+//! each `<mrq>` with the `snu` it is told (or not at all) in a separate MESSAGE carrying
+//! `<mrs>` to the device's registered contact — or through an outbound proxy such as Kamailio.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+
+use super::ReceiverError;
+use crate::centre::scaip::sip::{self, Incoming, SipNode};
+use crate::centre::scaip::{self, xml, MessageType, Mrq, Mrs, ScaipBody};
+use crate::config::SipTransport;
+use crate::core::{AlarmCause, Timestamp};
+
+/// How the receiver answers the next alarm `<mrq>`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScaipAnswer {
+    /// `snu` to answer; `None` = send no `<mrs>` at all.
+    pub snu: Option<u16>,
+    /// `mre`: ask for a voice call.
+    pub mre: Option<u16>,
+    /// `cre`: where to call.
+    pub cre: Option<u16>,
+    /// `tnu`: number to call.
+    pub tnu: Option<String>,
+    /// `hbi`: heartbeat interval in minutes.
+    pub hbi: Option<u32>,
+}
+
+impl ScaipAnswer {
+    /// Answer with this `snu` only.
+    pub fn snu(snu: u16) -> ScaipAnswer {
+        ScaipAnswer {
+            snu: Some(snu),
+            ..ScaipAnswer::default()
+        }
+    }
+
+    /// Send no `<mrs>`.
+    pub fn silent() -> ScaipAnswer {
+        ScaipAnswer::default()
+    }
+}
+
+/// Settings of the simulated SCAIP receiver.
+#[derive(Clone, Debug)]
+pub struct ScaipReceiverConfig {
+    /// UDP or TCP.
+    pub transport: SipTransport,
+    /// Digest realm (also the host of our URI).
+    pub realm: String,
+    /// Devices allowed to register: user name and password.
+    pub users: Vec<(String, String)>,
+    /// User part of the receiver's URI (`arc` in `sip:arc@realm`).
+    pub receiver_user: String,
+    /// Challenge MESSAGE requests with 407 as an authenticating proxy does.
+    pub challenge_messages: bool,
+    /// Send `<mrs>` through this proxy to the device's address of record instead of to the
+    /// contact registered here.
+    pub outbound_proxy: Option<SocketAddr>,
+    /// Print what an operator would see.
+    pub print: bool,
+}
+
+/// One `<mrq>` as it arrived.
+#[derive(Clone, Debug)]
+pub struct ScaipReceived {
+    /// From URI of the MESSAGE.
+    pub from: String,
+    /// How many Via headers the MESSAGE carried (1 = sent directly, more = through proxies).
+    pub via_hops: usize,
+    /// The request, if its body was valid.
+    pub mrq: Option<Mrq>,
+    /// What was wrong with the body.
+    pub problem: Option<String>,
+    /// The `snu` sent back in `<mrs>` (None = no `<mrs>`).
+    pub answered: Option<u16>,
+    /// Whether the `<mrs>` MESSAGE got a 2xx from the device.
+    pub mrs_delivered: Option<bool>,
+    /// The operator's line.
+    pub display: String,
+}
+
+/// One accepted REGISTER.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// Address of record.
+    pub aor: String,
+    /// Registered contact URI.
+    pub contact: String,
+    /// Granted expiry in seconds.
+    pub expires: u64,
+}
+
+#[derive(Default)]
+struct State {
+    script: VecDeque<ScaipAnswer>,
+    default: ScaipAnswer,
+    received: Vec<ScaipReceived>,
+    registrations: Vec<Binding>,
+    auth_failures: u32,
+    bindings: HashMap<String, (String, SocketAddr)>,
+    nonces: HashSet<String>,
+}
+
+struct Shared {
+    config: ScaipReceiverConfig,
+    node: Arc<SipNode>,
+    uri: String,
+    tag: String,
+    cseq: sip::CSeq,
+    state: Mutex<State>,
+    arrived: Notify,
+}
+
+/// A running simulated SCAIP receiver; stops when dropped.
+pub struct ScaipReceiver {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ScaipReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ScaipReceiver {
+    /// Starts on `127.0.0.1:0`; answers `snu=0` unless told otherwise.
+    pub async fn start(config: ScaipReceiverConfig) -> Result<ScaipReceiver, ReceiverError> {
+        ScaipReceiver::start_at(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts on a given address (when a proxy must be told where we are beforehand).
+    pub async fn start_at(
+        config: ScaipReceiverConfig,
+        bind: SocketAddr,
+    ) -> Result<ScaipReceiver, ReceiverError> {
+        let (node, incoming) = SipNode::bind(config.transport, bind)
+            .await
+            .map_err(|e| ReceiverError::Io(e.to_string()))?;
+        Ok(ScaipReceiver::run(config, node, incoming))
+    }
+
+    /// Starts a SIP-over-TLS receiver on `127.0.0.1:0` with this certificate chain and
+    /// PKCS#8 key (PEM). Answers go back over the connection the device registered on.
+    #[cfg(feature = "tls")]
+    pub async fn start_tls(
+        mut config: ScaipReceiverConfig,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<ScaipReceiver, ReceiverError> {
+        config.transport = SipTransport::Tls;
+        let role =
+            sip::tls_server(cert_pem, key_pem).map_err(|e| ReceiverError::Config(e.to_string()))?;
+        let (node, incoming) = SipNode::bind_tls(SocketAddr::from(([127, 0, 0, 1], 0)), role)
+            .await
+            .map_err(|e| ReceiverError::Io(e.to_string()))?;
+        Ok(ScaipReceiver::run(config, node, incoming))
+    }
+
+    fn run(
+        config: ScaipReceiverConfig,
+        node: Arc<SipNode>,
+        incoming: mpsc::UnboundedReceiver<Incoming>,
+    ) -> ScaipReceiver {
+        let uri = format!("sip:{}@{}", config.receiver_user, config.realm);
+        let shared = Arc::new(Shared {
+            config,
+            node,
+            uri,
+            tag: sip::random_token(10),
+            cseq: sip::CSeq::default(),
+            state: Mutex::new(State {
+                default: ScaipAnswer::snu(0),
+                ..State::default()
+            }),
+            arrived: Notify::new(),
+        });
+        let task = tokio::spawn(Arc::clone(&shared).serve(incoming));
+        ScaipReceiver { shared, task }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.node.local_addr()
+    }
+
+    /// The receiver's SIP URI (`sip:arc@realm`).
+    pub fn uri(&self) -> &str {
+        &self.shared.uri
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> Option<T> {
+        self.shared.state.lock().ok().map(|mut s| f(&mut s))
+    }
+
+    /// Answer the next alarms like this, in order.
+    pub fn script(&self, answers: Vec<ScaipAnswer>) {
+        self.with(|s| s.script.extend(answers));
+    }
+
+    /// Answer every alarm not covered by a script like this.
+    pub fn set_default(&self, answer: ScaipAnswer) {
+        self.with(|s| s.default = answer);
+    }
+
+    /// Makes the next `n` MESSAGE requests vanish before they reach us (a lossy network).
+    pub fn lose_messages(&self, n: u32) {
+        self.shared.node.lose_incoming("MESSAGE", n);
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<ScaipReceived> {
+        self.with(|s| s.received.clone()).unwrap_or_default()
+    }
+
+    /// Accepted REGISTERs (including refreshes), oldest first.
+    pub fn registrations(&self) -> Vec<Binding> {
+        self.with(|s| s.registrations.clone()).unwrap_or_default()
+    }
+
+    /// REGISTERs refused for wrong credentials.
+    pub fn auth_failures(&self) -> u32 {
+        self.with(|s| s.auth_failures).unwrap_or(0)
+    }
+
+    /// Waits until `pred` holds over the received list, or `limit` passes.
+    pub async fn wait_until(
+        &self,
+        limit: Duration,
+        pred: impl Fn(&[ScaipReceived], &[Binding]) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.shared.arrived.notified();
+            let ok = self
+                .with(|s| pred(&s.received, &s.registrations))
+                .unwrap_or(false);
+            if ok {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self
+                    .with(|s| pred(&s.received, &s.registrations))
+                    .unwrap_or(false);
+            }
+        }
+    }
+}
+
+fn describe_stc(stc: u16) -> &'static str {
+    match stc {
+        10 => "manual alarm",
+        9 => "automatic alarm",
+        16 => "battery low",
+        85 => "power failure",
+        86 => "power restored",
+        123 => "radio supervision lost",
+        124 => "radio supervision restored",
+        102 => "test",
+        11 => "technical alarm",
+        _ => AlarmCause::ALL
+            .into_iter()
+            .find(|c| scaip::status_code(*c) == stc)
+            .map_or("unknown status", AlarmCause::describe),
+    }
+}
+
+fn describe_dty(dty: u16) -> &'static str {
+    match dty {
+        1 => "base unit",
+        3 => "personal trigger",
+        4 => "fixed trigger",
+        5 => "fall detector",
+        _ => "device",
+    }
+}
+
+impl Shared {
+    fn state<T>(&self, f: impl FnOnce(&mut State) -> T) -> Option<T> {
+        self.state.lock().ok().map(|mut s| f(&mut s))
+    }
+
+    fn new_challenge(&self, header: &str) -> String {
+        let nonce = sip::random_token(24);
+        self.state(|s| {
+            if s.nonces.len() > 256 {
+                s.nonces.clear();
+            }
+            s.nonces.insert(nonce.clone());
+        });
+        format!(
+            "{header}: Digest realm=\"{}\", nonce=\"{nonce}\", qop=\"auth\", algorithm=MD5",
+            self.config.realm
+        )
+    }
+
+    /// Whether `value` (an Authorization header) proves one of our users.
+    fn authorized(&self, value: Option<&str>, method: &str) -> bool {
+        let Some(value) = value else {
+            return false;
+        };
+        let (_, p) = sip::auth_params(value);
+        let (Some(user), Some(nonce)) = (p.get("username"), p.get("nonce")) else {
+            return false;
+        };
+        let known = self.state(|s| s.nonces.contains(nonce)).unwrap_or(false);
+        known
+            && self.config.users.iter().any(|(u, pw)| {
+                u == user
+                    && sip::verify_authorization(value, method, &self.config.realm, nonce, u, pw)
+            })
+    }
+
+    async fn serve(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Incoming>) {
+        while let Some(req) = incoming.recv().await {
+            let method = req.msg.method().unwrap_or_default();
+            match method.as_str() {
+                "REGISTER" => self.on_register(req).await,
+                "MESSAGE" => {
+                    let me = Arc::clone(&self);
+                    tokio::spawn(async move { me.on_message(req).await });
+                }
+                "OPTIONS" => {
+                    let _ = self.node.respond(&req, 200, "OK", &self.tag, &[]).await;
+                }
+                _ => {
+                    let _ = self
+                        .node
+                        .respond(&req, 405, "Method Not Allowed", &self.tag, &[])
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn on_register(&self, req: Incoming) {
+        let auth = req.msg.header("authorization").map(str::to_string);
+        if !self.authorized(auth.as_deref(), "REGISTER") {
+            if auth.is_some() {
+                self.state(|s| s.auth_failures += 1);
+            }
+            let challenge = self.new_challenge("WWW-Authenticate");
+            let _ = self
+                .node
+                .respond(&req, 401, "Unauthorized", &self.tag, &[challenge])
+                .await;
+            self.arrived.notify_waiters();
+            return;
+        }
+        let aor = req
+            .msg
+            .header("to")
+            .map(|t| sip::aor(&sip::addr_uri(t)))
+            .unwrap_or_default();
+        let contact = req
+            .msg
+            .header("contact")
+            .map(sip::addr_uri)
+            .unwrap_or_default();
+        let expires = req
+            .msg
+            .header("contact")
+            .and_then(|c| sip::param(c, "expires"))
+            .or_else(|| req.msg.header("expires").map(str::to_string))
+            .and_then(|e| e.trim().parse::<u64>().ok())
+            .unwrap_or(3600)
+            .min(3600);
+        // Over TLS the device cannot be connected to: answer on its own connection.
+        let target = if self.config.transport == SipTransport::Tls {
+            req.peer
+        } else {
+            contact_addr(&contact).unwrap_or(req.peer)
+        };
+        self.state(|s| {
+            if expires == 0 {
+                s.bindings.remove(&aor);
+            } else {
+                s.bindings.insert(aor.clone(), (contact.clone(), target));
+            }
+            s.registrations.push(Binding {
+                aor: aor.clone(),
+                contact: contact.clone(),
+                expires,
+            });
+        });
+        let extra = [format!("Contact: <{contact}>;expires={expires}")];
+        let _ = self.node.respond(&req, 200, "OK", &self.tag, &extra).await;
+        if self.config.print {
+            println!(
+                "[SCAIP {}] {aor} registered at {contact} for {expires} s",
+                self.uri
+            );
+        }
+        self.arrived.notify_waiters();
+    }
+
+    async fn on_message(&self, req: Incoming) {
+        if self.config.challenge_messages
+            && !self.authorized(req.msg.header("proxy-authorization"), "MESSAGE")
+        {
+            let challenge = self.new_challenge("Proxy-Authenticate");
+            let _ = self
+                .node
+                .respond(
+                    &req,
+                    407,
+                    "Proxy Authentication Required",
+                    &self.tag,
+                    &[challenge],
+                )
+                .await;
+            return;
+        }
+        let ruri = req.msg.request_uri().unwrap_or_default();
+        if sip::aor(&ruri).split('@').next() != Some(self.config.receiver_user.as_str()) {
+            let _ = self
+                .node
+                .respond(&req, 404, "Not Found", &self.tag, &[])
+                .await;
+            return;
+        }
+        let from = req
+            .msg
+            .header("from")
+            .map(sip::addr_uri)
+            .unwrap_or_default();
+        let content_type = req
+            .msg
+            .header("content-type")
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !content_type.starts_with(xml::CONTENT_TYPE) {
+            let _ = self
+                .node
+                .respond(&req, 415, "Unsupported Media Type", &self.tag, &[])
+                .await;
+            return;
+        }
+        let _ = self.node.respond(&req, 200, "OK", &self.tag, &[]).await;
+        let mut record = ScaipReceived {
+            from: from.clone(),
+            via_hops: req.msg.headers("via").len(),
+            mrq: None,
+            problem: None,
+            answered: None,
+            mrs_delivered: None,
+            display: String::new(),
+        };
+        let reply = match xml::parse(req.msg.body()) {
+            Ok(ScaipBody::Request(mrq)) => {
+                let answer = match mrq.mty {
+                    Some(MessageType::Reset) => ScaipAnswer::silent(),
+                    Some(MessageType::Ping) => {
+                        let hbi = self.state(|s| s.default.hbi).flatten();
+                        ScaipAnswer {
+                            hbi,
+                            ..ScaipAnswer::snu(0)
+                        }
+                    }
+                    _ => self
+                        .state(|s| s.script.pop_front().unwrap_or_else(|| s.default.clone()))
+                        .unwrap_or_else(|| ScaipAnswer::snu(0)),
+                };
+                record.mrq = Some(mrq.clone());
+                answer.snu.map(|snu| Mrs {
+                    reference: mrq.reference.clone(),
+                    snu,
+                    mre: answer.mre,
+                    cre: answer.cre,
+                    tnu: answer.tnu.clone(),
+                    hbi: answer.hbi,
+                })
+            }
+            Ok(ScaipBody::Response(_)) => {
+                record.problem = Some("an <mrs> sent to the receiver".into());
+                None
+            }
+            Err(e) => {
+                record.problem = Some(e.to_string());
+                // Answer the error with its snu if the ref can be found.
+                let snu = match &e {
+                    scaip::ScaipError::Invalid { snu, .. } => *snu,
+                    _ => 3,
+                };
+                let text = String::from_utf8_lossy(req.msg.body()).to_string();
+                text.split("<ref>")
+                    .nth(1)
+                    .and_then(|r| r.split("</ref>").next())
+                    .filter(|r| xml::valid_ref(r))
+                    .map(|r| Mrs {
+                        reference: r.to_string(),
+                        snu,
+                        ..Mrs::default()
+                    })
+            }
+        };
+        record.answered = reply.as_ref().map(|m| m.snu);
+        record.display = self.display(&record);
+        if self.config.print {
+            println!("{}", record.display);
+        }
+        // Recorded before the <mrs> goes out: the device may act on it at once.
+        let index = self
+            .state(|s| {
+                s.received.push(record);
+                s.received.len() - 1
+            })
+            .unwrap_or(0);
+        self.arrived.notify_waiters();
+        if let Some(mrs) = &reply {
+            let delivered = self.send_mrs(&from, mrs).await;
+            self.state(|s| {
+                if let Some(r) = s.received.get_mut(index) {
+                    r.mrs_delivered = Some(delivered);
+                }
+            });
+            self.arrived.notify_waiters();
+        }
+    }
+
+    /// Sends `<mrs>` in its own MESSAGE to the device's contact (or through the proxy).
+    async fn send_mrs(&self, device: &str, mrs: &Mrs) -> bool {
+        let aor = sip::aor(device);
+        let (ruri, peer) = match self.config.outbound_proxy {
+            Some(proxy) => (format!("sip:{aor}"), proxy),
+            None => {
+                let Some((contact, addr)) = self.state(|s| s.bindings.get(&aor).cloned()).flatten()
+                else {
+                    tracing::warn!(device = %aor, "SCAIP receiver: device not registered, cannot send mrs");
+                    return false;
+                };
+                (contact, addr)
+            }
+        };
+        let body = mrs.emit();
+        let call_id = format!("{}@centre", sip::random_token(16));
+        let cseq = self.cseq.next();
+        let transport = self.node.transport_name();
+        let via_host = self.node.local_addr();
+        let build = |branch: &str| {
+            format!(
+                "MESSAGE {ruri} SIP/2.0\r\nVia: SIP/2.0/{transport} {via_host};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+                 From: <{}>;tag={}\r\nTo: <sip:{aor}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} MESSAGE\r\n\
+                 Content-Type: {}\r\nContent-Length: {}\r\n\r\n{body}",
+                self.uri,
+                self.tag,
+                xml::CONTENT_TYPE,
+                body.len()
+            )
+        };
+        match self
+            .node
+            .transaction(peer, &build, Duration::from_secs(8))
+            .await
+        {
+            Ok(resp) => resp.status().is_some_and(|s| (200..300).contains(&s)),
+            Err(e) => {
+                tracing::warn!(device = %aor, error = %e, "SCAIP receiver: mrs not delivered");
+                false
+            }
+        }
+    }
+
+    fn display(&self, r: &ScaipReceived) -> String {
+        let now = Timestamp::now();
+        let answered = match r.answered {
+            Some(snu) => format!("mrs snu={snu} ({})", xml::snu_meaning(snu)),
+            None => "no mrs".into(),
+        };
+        let Some(m) = &r.mrq else {
+            return format!(
+                "[SCAIP {}] {now} from {}: invalid request: {} -> {answered}",
+                self.uri,
+                r.from,
+                r.problem.as_deref().unwrap_or("?")
+            );
+        };
+        let kind = m.mty.map_or("ME", MessageType::as_str);
+        if m.mty == Some(MessageType::Reset) {
+            return format!(
+                "[SCAIP {}] {now} unit {}: reset (RE) of ref {}",
+                self.uri, m.cid, m.reference
+            );
+        }
+        if m.mty == Some(MessageType::Ping) {
+            return format!(
+                "[SCAIP {}] {now} unit {}: heartbeat -> {answered}",
+                self.uri, m.cid
+            );
+        }
+        let stc = m.stc.map_or("no status".to_string(), |s| {
+            format!("{s:04} {}", describe_stc(s))
+        });
+        let device = m
+            .did
+            .as_deref()
+            .map_or(String::new(), |d| format!(", device {d}"));
+        let location = match (&m.lva, m.lco) {
+            (Some(v), Some(c)) => format!(", location {v} ({c:04})"),
+            (Some(v), None) => format!(", location {v}"),
+            (None, Some(c)) => format!(", location {c:04}"),
+            (None, None) => String::new(),
+        };
+        format!(
+            "[SCAIP {}] {now} unit {} ({}): {kind} {stc}, {}{device}{location}, ref {} -> {answered}",
+            self.uri,
+            m.cid,
+            r.from,
+            describe_dty(m.dty),
+            m.reference
+        )
+    }
+}
+
+/// `host:port` of a contact URI, if it is an IP address.
+fn contact_addr(contact: &str) -> Option<SocketAddr> {
+    let u = contact.strip_prefix("sip:")?;
+    let u = u.split(';').next()?;
+    let hostport = u.rsplit('@').next()?;
+    hostport
+        .parse()
+        .ok()
+        .or_else(|| format!("{hostport}:5060").parse().ok())
+}

@@ -1,0 +1,1098 @@
+//! A small SIP node (RFC 3261) for SCAIP: UDP or TCP transport, non-INVITE client
+//! transactions with retransmission (§17.1.2), server-side duplicate suppression (§17.2.2),
+//! and digest authentication (RFC 2617 / RFC 8760, MD5) answering both 401 and 407.
+//!
+//! Messages are parsed with `rsip`; requests are written as text.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::ScaipError;
+use crate::config::SipTransport;
+
+/// Timer T1 (RFC 3261 §17.1.1.1): round-trip estimate.
+pub const T1: Duration = Duration::from_millis(500);
+/// Timer T2: cap of the non-INVITE retransmission interval.
+pub const T2: Duration = Duration::from_secs(4);
+/// Largest message we accept.
+const MAX_MESSAGE: usize = 16 * 1024;
+
+/// A parsed SIP message and the helpers SCAIP needs.
+#[derive(Clone, Debug)]
+pub struct SipMsg {
+    msg: rsip::SipMessage,
+    headers: Vec<(String, String)>,
+}
+
+/// Long header names for the compact forms (RFC 3261 §7.3.3).
+fn canonical(name: &str) -> String {
+    let long = match name.to_ascii_lowercase().as_str() {
+        "v" => "via",
+        "f" => "from",
+        "t" => "to",
+        "i" => "call-id",
+        "m" => "contact",
+        "l" => "content-length",
+        "c" => "content-type",
+        other => return other.to_string(),
+    };
+    long.to_string()
+}
+
+impl SipMsg {
+    /// Parses one complete message.
+    pub fn parse(bytes: &[u8]) -> Result<SipMsg, ScaipError> {
+        let msg = rsip::SipMessage::try_from(bytes)
+            .map_err(|e| ScaipError::Sip(format!("unreadable SIP message: {e}")))?;
+        let list = match &msg {
+            rsip::SipMessage::Request(r) => &r.headers,
+            rsip::SipMessage::Response(r) => &r.headers,
+        };
+        let mut headers = Vec::new();
+        for h in list.iter() {
+            let text = h.to_string();
+            if let Some((name, value)) = text.split_once(':') {
+                let name = canonical(name.trim());
+                // A header line may carry several comma-separated Via values.
+                if name == "via" {
+                    for v in value.split(',') {
+                        headers.push((name.clone(), v.trim().to_string()));
+                    }
+                } else {
+                    headers.push((name, value.trim().to_string()));
+                }
+            }
+        }
+        Ok(SipMsg { msg, headers })
+    }
+
+    /// The first value of header `name` (case-insensitive, compact forms understood).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = canonical(name);
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of header `name`, in order.
+    pub fn headers(&self, name: &str) -> Vec<&str> {
+        let name = canonical(name);
+        self.headers
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Status code of a response.
+    pub fn status(&self) -> Option<u16> {
+        match &self.msg {
+            rsip::SipMessage::Response(r) => Some(r.status_code.code()),
+            rsip::SipMessage::Request(_) => None,
+        }
+    }
+
+    /// Reason phrase of a response.
+    pub fn reason(&self) -> String {
+        match &self.msg {
+            rsip::SipMessage::Response(r) => r.status_code.to_string(),
+            rsip::SipMessage::Request(_) => String::new(),
+        }
+    }
+
+    /// Method of a request.
+    pub fn method(&self) -> Option<String> {
+        match &self.msg {
+            rsip::SipMessage::Request(r) => Some(r.method.to_string()),
+            rsip::SipMessage::Response(_) => None,
+        }
+    }
+
+    /// Request-URI of a request.
+    pub fn request_uri(&self) -> Option<String> {
+        match &self.msg {
+            rsip::SipMessage::Request(r) => Some(r.uri.to_string()),
+            rsip::SipMessage::Response(_) => None,
+        }
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        self.msg.body()
+    }
+
+    /// The top Via's branch.
+    pub fn branch(&self) -> Option<String> {
+        self.header("via").and_then(|v| param(v, "branch"))
+    }
+
+    /// The CSeq method.
+    pub fn cseq_method(&self) -> Option<String> {
+        self.header("cseq")
+            .and_then(|c| c.split_whitespace().nth(1))
+            .map(str::to_string)
+    }
+}
+
+/// Parses untrusted bytes as a SIP message and reads the headers SCAIP uses; never panics.
+/// The entry point of the `scaip_sip` fuzz target.
+pub fn parse_untrusted(bytes: &[u8]) -> Result<SipMsg, ScaipError> {
+    let m = SipMsg::parse(bytes)?;
+    let _ = (
+        m.branch(),
+        m.status(),
+        m.method(),
+        m.request_uri(),
+        m.cseq_method(),
+    );
+    for name in [
+        "to",
+        "from",
+        "contact",
+        "www-authenticate",
+        "proxy-authenticate",
+    ] {
+        if let Some(v) = m.header(name) {
+            let _ = (
+                addr_uri(v),
+                aor(&addr_uri(v)),
+                param(v, "tag"),
+                Challenge::parse(v),
+            );
+        }
+    }
+    Ok(m)
+}
+
+/// The value of `;name=value` in a header value (outside `<…>`).
+pub fn param(value: &str, name: &str) -> Option<String> {
+    let after_uri = match value.rfind('>') {
+        Some(i) => value.get(i + 1..).unwrap_or(""),
+        None => value,
+    };
+    after_uri.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// The URI of a name-addr (`"x" <sip:a@b>;tag=1`) or addr-spec (`sip:a@b;tag=1`).
+pub fn addr_uri(value: &str) -> String {
+    if let (Some(l), Some(r)) = (value.find('<'), value.find('>')) {
+        if l < r {
+            return value.get(l + 1..r).unwrap_or("").to_string();
+        }
+    }
+    value.split(';').next().unwrap_or("").trim().to_string()
+}
+
+/// `user@host` of a SIP URI, without scheme, port and parameters, for comparing identities.
+pub fn aor(uri: &str) -> String {
+    let u = uri.trim();
+    let u = u
+        .strip_prefix("sip:")
+        .or_else(|| u.strip_prefix("sips:"))
+        .unwrap_or(u);
+    let u = u.split([';', '?']).next().unwrap_or(u);
+    let (user, host) = match u.rsplit_once('@') {
+        Some((user, host)) => (Some(user), host),
+        None => (None, u),
+    };
+    let host = if host.starts_with('[') {
+        host.split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or(host).to_string()
+    };
+    match user {
+        Some(user) => format!("{user}@{}", host.to_ascii_lowercase()),
+        None => host.to_ascii_lowercase(),
+    }
+}
+
+/// A digest challenge from `WWW-Authenticate` or `Proxy-Authenticate`.
+#[derive(Clone, Debug, Default)]
+pub struct Challenge {
+    /// Realm.
+    pub realm: String,
+    /// Server nonce.
+    pub nonce: String,
+    /// Opaque value to echo.
+    pub opaque: Option<String>,
+    /// Whether the server offers `qop=auth`.
+    pub qop_auth: bool,
+    /// Algorithm named by the server (MD5 if absent).
+    pub algorithm: Option<String>,
+    /// Whether the nonce was stale (credentials were right).
+    pub stale: bool,
+}
+
+/// `key=value, key="value"` pairs of an auth header after its scheme.
+pub fn auth_params(value: &str) -> (String, HashMap<String, String>) {
+    let value = value.trim();
+    let (scheme, rest) = value.split_once(char::is_whitespace).unwrap_or((value, ""));
+    let mut map = HashMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+            chars.next();
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.trim().is_empty() {
+            break;
+        }
+        let mut val = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            let mut escaped = false;
+            for c in chars.by_ref() {
+                match (escaped, c) {
+                    (false, '\\') => escaped = true,
+                    (false, '"') => break,
+                    (_, c) => {
+                        escaped = false;
+                        val.push(c);
+                    }
+                }
+            }
+        } else {
+            val = chars.by_ref().take_while(|c| *c != ',').collect();
+        }
+        map.insert(key.trim().to_ascii_lowercase(), val.trim().to_string());
+    }
+    (scheme.to_string(), map)
+}
+
+impl Challenge {
+    /// Parses a Digest challenge.
+    pub fn parse(value: &str) -> Option<Challenge> {
+        let (scheme, p) = auth_params(value);
+        if !scheme.eq_ignore_ascii_case("digest") {
+            return None;
+        }
+        Some(Challenge {
+            realm: p.get("realm")?.clone(),
+            nonce: p.get("nonce")?.clone(),
+            opaque: p.get("opaque").cloned(),
+            qop_auth: p
+                .get("qop")
+                .is_some_and(|q| q.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth"))),
+            algorithm: p.get("algorithm").cloned(),
+            stale: p
+                .get("stale")
+                .is_some_and(|s| s.eq_ignore_ascii_case("true")),
+        })
+    }
+
+    /// The `Authorization` / `Proxy-Authorization` value for `method` on `uri`.
+    pub fn answer(
+        &self,
+        method: &str,
+        uri: &str,
+        user: &str,
+        password: &str,
+        nc: u32,
+    ) -> Result<String, ScaipError> {
+        if let Some(a) = &self.algorithm {
+            if !a.eq_ignore_ascii_case("md5") {
+                return Err(ScaipError::Auth(format!(
+                    "digest algorithm {a} is not supported (MD5 only)"
+                )));
+            }
+        }
+        let parsed_uri =
+            rsip::Uri::try_from(uri).map_err(|e| ScaipError::Sip(format!("bad URI {uri}: {e}")))?;
+        let method_r: rsip::Method = method
+            .parse()
+            .map_err(|_| ScaipError::Sip(format!("unknown method {method}")))?;
+        let cnonce = random_token(16);
+        let qop = self.qop_auth.then(|| rsip::headers::auth::AuthQop::Auth {
+            cnonce: cnonce.clone(),
+            nc: u8::try_from(nc.min(99)).unwrap_or(1),
+        });
+        let response = rsip::services::DigestGenerator {
+            username: user,
+            password,
+            nonce: &self.nonce,
+            uri: &parsed_uri,
+            realm: &self.realm,
+            method: &method_r,
+            qop: qop.as_ref(),
+            algorithm: rsip::headers::auth::Algorithm::Md5,
+        }
+        .compute();
+        let mut s = format!(
+            "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{parsed_uri}\", response=\"{response}\", algorithm=MD5",
+            self.realm, self.nonce
+        );
+        if qop.is_some() {
+            s.push_str(&format!(
+                ", qop=auth, nc={:08}, cnonce=\"{cnonce}\"",
+                nc.min(99)
+            ));
+        }
+        if let Some(o) = &self.opaque {
+            s.push_str(&format!(", opaque=\"{o}\""));
+        }
+        Ok(s)
+    }
+}
+
+/// Checks a client's `Authorization` value against our nonce and the user's password.
+pub fn verify_authorization(
+    value: &str,
+    method: &str,
+    realm: &str,
+    nonce: &str,
+    user: &str,
+    password: &str,
+) -> bool {
+    let (scheme, p) = auth_params(value);
+    if !scheme.eq_ignore_ascii_case("digest")
+        || p.get("username").map(String::as_str) != Some(user)
+        || p.get("realm").map(String::as_str) != Some(realm)
+        || p.get("nonce").map(String::as_str) != Some(nonce)
+    {
+        return false;
+    }
+    let (Some(uri), Some(response)) = (p.get("uri"), p.get("response")) else {
+        return false;
+    };
+    let Ok(uri) = rsip::Uri::try_from(uri.as_str()) else {
+        return false;
+    };
+    let Ok(method) = method.parse::<rsip::Method>() else {
+        return false;
+    };
+    let qop = match p.get("qop").map(String::as_str) {
+        Some("auth") => {
+            let nc = p.get("nc").and_then(|n| n.parse::<u8>().ok()).unwrap_or(0);
+            Some(rsip::headers::auth::AuthQop::Auth {
+                cnonce: p.get("cnonce").cloned().unwrap_or_default(),
+                nc,
+            })
+        }
+        None => None,
+        Some(_) => return false,
+    };
+    rsip::services::DigestGenerator {
+        username: user,
+        password,
+        nonce,
+        uri: &uri,
+        realm,
+        method: &method,
+        qop: qop.as_ref(),
+        algorithm: rsip::headers::auth::Algorithm::Md5,
+    }
+    .verify(response)
+}
+
+/// `n` random lower-case hex characters (branches, tags, Call-IDs, nonces).
+pub fn random_token(n: usize) -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = vec![0u8; n.div_ceil(2)];
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    let mut s = hex::encode(bytes);
+    s.truncate(n);
+    s
+}
+
+/// A request that arrived, with where it came from.
+#[derive(Debug)]
+pub struct Incoming {
+    /// Sender's transport address (responses go back there).
+    pub peer: SocketAddr,
+    /// The request.
+    pub msg: SipMsg,
+}
+
+/// Server transactions: branch → where and what we answered (None while being handled).
+type ServerTransactions = HashMap<String, Option<(SocketAddr, Vec<u8>)>>;
+type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<SipMsg>>>>;
+type Conns = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>>;
+
+/// Everything the socket tasks share.
+struct Shared {
+    transport: SipTransport,
+    pending: Pending,
+    conns: Conns,
+    /// Server transactions: branch → our response, for answering retransmissions (§17.2.2).
+    answered: Mutex<ServerTransactions>,
+    incoming: mpsc::UnboundedSender<Incoming>,
+    /// Simulated network loss of incoming requests (simulators only): method → how many.
+    lose: Mutex<HashMap<String, u32>>,
+    /// TLS role when the transport is TLS.
+    #[cfg(feature = "tls")]
+    tls: Option<TlsRole>,
+}
+
+/// A SIP node bound to one local address: sends requests, matches responses, hands incoming
+/// requests to its owner.
+pub struct SipNode {
+    shared: Arc<Shared>,
+    local: SocketAddr,
+    udp: Option<Arc<UdpSocket>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for SipNode {
+    fn drop(&mut self) {
+        if let Ok(tasks) = self.tasks.lock() {
+            for t in tasks.iter() {
+                t.abort();
+            }
+        }
+    }
+}
+
+impl SipNode {
+    /// Binds `bind` (UDP socket or TCP listener) and starts reading.
+    pub async fn bind(
+        transport: SipTransport,
+        bind: SocketAddr,
+    ) -> Result<(Arc<SipNode>, mpsc::UnboundedReceiver<Incoming>), ScaipError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            transport,
+            pending: Arc::default(),
+            conns: Arc::default(),
+            answered: Mutex::new(HashMap::new()),
+            incoming: tx,
+            lose: Mutex::new(HashMap::new()),
+            #[cfg(feature = "tls")]
+            tls: None,
+        });
+        let io = |e: std::io::Error| ScaipError::Io(format!("binding {bind}: {e}"));
+        match transport {
+            SipTransport::Udp => {
+                let socket = Arc::new(UdpSocket::bind(bind).await.map_err(io)?);
+                let local = socket.local_addr().map_err(io)?;
+                let reader = tokio::spawn(read_udp(Arc::clone(&socket), Arc::clone(&shared)));
+                Ok((
+                    Arc::new(SipNode {
+                        shared,
+                        local,
+                        udp: Some(socket),
+                        tasks: Mutex::new(vec![reader]),
+                    }),
+                    rx,
+                ))
+            }
+            SipTransport::Tcp => {
+                let listener = TcpListener::bind(bind).await.map_err(io)?;
+                let local = listener.local_addr().map_err(io)?;
+                let accept = tokio::spawn(accept_tcp(listener, Arc::clone(&shared)));
+                Ok((
+                    Arc::new(SipNode {
+                        shared,
+                        local,
+                        udp: None,
+                        tasks: Mutex::new(vec![accept]),
+                    }),
+                    rx,
+                ))
+            }
+            SipTransport::Tls => Err(ScaipError::Sip(if cfg!(feature = "tls") {
+                "SIP over TLS needs certificates: use the TLS constructor".into()
+            } else {
+                "SIP over TLS is not built into this binary (feature `tls`); use TCP or UDP".into()
+            })),
+        }
+    }
+
+    /// Our transport address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// `UDP` or `TCP`, as written in Via.
+    pub fn transport_name(&self) -> &'static str {
+        match self.shared.transport {
+            SipTransport::Udp => "UDP",
+            SipTransport::Tcp => "TCP",
+            SipTransport::Tls => "TLS",
+        }
+    }
+
+    /// Makes the next `n` incoming requests of `method` vanish as if lost on the network.
+    pub fn lose_incoming(&self, method: &str, n: u32) {
+        if let Ok(mut l) = self.shared.lose.lock() {
+            l.insert(method.to_string(), n);
+        }
+    }
+
+    /// Sends raw bytes to `peer` (connecting over TCP if needed).
+    pub async fn send(&self, peer: SocketAddr, bytes: Vec<u8>) -> Result<(), ScaipError> {
+        tracing::debug!(%peer, msg = %String::from_utf8_lossy(&bytes), "SIP out");
+        if let Some(udp) = &self.udp {
+            udp.send_to(&bytes, peer)
+                .await
+                .map_err(|e| ScaipError::Io(format!("sending to {peer}: {e}")))?;
+            return Ok(());
+        }
+        let existing = self
+            .shared
+            .conns
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&peer).cloned());
+        let conn = match existing {
+            Some(c) if !c.is_closed() => c,
+            _ => {
+                self.connect(peer).await?;
+                self.shared
+                    .conns
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.get(&peer).cloned())
+                    .ok_or_else(|| ScaipError::Io(format!("connection to {peer} closed")))?
+            }
+        };
+        conn.send(bytes)
+            .map_err(|_| ScaipError::Io(format!("connection to {peer} closed")))
+    }
+
+    /// Opens a connection (TCP, or TLS as client) to `peer` now; returns our local address.
+    pub async fn connect(&self, peer: SocketAddr) -> Result<SocketAddr, ScaipError> {
+        let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer))
+            .await
+            .map_err(|_| ScaipError::Io(format!("connecting to {peer} timed out")))?
+            .map_err(|e| ScaipError::Io(format!("cannot connect to {peer}: {e}")))?;
+        let local = stream
+            .local_addr()
+            .map_err(|e| ScaipError::Io(format!("connection to {peer}: {e}")))?;
+        let task = self.start_stream(stream, peer).await?;
+        if let Ok(mut t) = self.tasks.lock() {
+            t.retain(|t| !t.is_finished());
+            t.push(task);
+        }
+        Ok(local)
+    }
+
+    #[cfg(not(feature = "tls"))]
+    async fn start_stream(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Result<JoinHandle<()>, ScaipError> {
+        Ok(start_connection(stream, peer, Arc::clone(&self.shared)))
+    }
+
+    #[cfg(feature = "tls")]
+    async fn start_stream(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Result<JoinHandle<()>, ScaipError> {
+        match &self.shared.tls {
+            None => Ok(start_connection(stream, peer, Arc::clone(&self.shared))),
+            Some(TlsRole::Client {
+                config,
+                server_name,
+            }) => {
+                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(server_name.clone(), stream)
+                    .await
+                    .map_err(|e| ScaipError::Io(format!("TLS with {peer}: {e}")))?;
+                Ok(start_connection(tls, peer, Arc::clone(&self.shared)))
+            }
+            Some(TlsRole::Server { .. }) => Err(ScaipError::Io(format!(
+                "no TLS connection from {peer} to answer on"
+            ))),
+        }
+    }
+
+    /// Binds a SIP-over-TLS node: a client connects out to its proxy and receives requests
+    /// on that same connection; a server listens on `bind`.
+    #[cfg(feature = "tls")]
+    pub async fn bind_tls(
+        bind: SocketAddr,
+        role: TlsRole,
+    ) -> Result<(Arc<SipNode>, mpsc::UnboundedReceiver<Incoming>), ScaipError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let server = match &role {
+            TlsRole::Server { config } => Some(Arc::clone(config)),
+            TlsRole::Client { .. } => None,
+        };
+        let shared = Arc::new(Shared {
+            transport: SipTransport::Tls,
+            pending: Arc::default(),
+            conns: Arc::default(),
+            answered: Mutex::new(HashMap::new()),
+            incoming: tx,
+            lose: Mutex::new(HashMap::new()),
+            tls: Some(role),
+        });
+        let (local, tasks) = match server {
+            Some(config) => {
+                let io = |e: std::io::Error| ScaipError::Io(format!("binding {bind}: {e}"));
+                let listener = TcpListener::bind(bind).await.map_err(io)?;
+                let local = listener.local_addr().map_err(io)?;
+                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                let shared = Arc::clone(&shared);
+                let task = tokio::spawn(async move {
+                    loop {
+                        let Ok((stream, peer)) = listener.accept().await else {
+                            continue;
+                        };
+                        let acceptor = acceptor.clone();
+                        let shared = Arc::clone(&shared);
+                        tokio::spawn(async move {
+                            match acceptor.accept(stream).await {
+                                Ok(tls) => {
+                                    let _ = start_connection(tls, peer, shared).await;
+                                }
+                                Err(e) => {
+                                    tracing::debug!(%peer, error = %e, "SIP TLS handshake failed")
+                                }
+                            }
+                        });
+                    }
+                });
+                (local, vec![task])
+            }
+            None => (bind, Vec::new()),
+        };
+        Ok((
+            Arc::new(SipNode {
+                shared,
+                local,
+                udp: None,
+                tasks: Mutex::new(tasks),
+            }),
+            rx,
+        ))
+    }
+
+    /// Runs a non-INVITE client transaction: sends the request built by `build(branch)` to
+    /// `peer`, retransmitting over UDP (Timer E), and returns the final response or times out.
+    pub async fn transaction(
+        &self,
+        peer: SocketAddr,
+        build: &(dyn Fn(&str) -> String + Send + Sync),
+        timeout: Duration,
+    ) -> Result<SipMsg, ScaipError> {
+        let branch = format!("z9hG4bK{}", random_token(16));
+        let bytes = build(&branch).into_bytes();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let _guard = PendingGuard::insert(&self.shared.pending, branch.clone(), tx);
+        self.send(peer, bytes.clone()).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut interval = T1;
+        let reliable = self.udp.is_none();
+        loop {
+            let wait_until = if reliable {
+                deadline
+            } else {
+                (tokio::time::Instant::now() + interval).min(deadline)
+            };
+            match tokio::time::timeout_at(wait_until, rx.recv()).await {
+                Ok(Some(resp)) => {
+                    if resp.status().is_some_and(|s| s >= 200) {
+                        return Ok(resp);
+                    }
+                    // Provisional: keep waiting, retransmit at T2 (§17.1.2.2).
+                    interval = T2;
+                }
+                Ok(None) => return Err(ScaipError::Io("transport closed".into())),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(ScaipError::NoResponse(timeout));
+                }
+                Err(_) => {
+                    self.send(peer, bytes.clone()).await?;
+                    interval = (interval * 2).min(T2);
+                }
+            }
+        }
+    }
+
+    /// Answers a request: copies Via, From, To (adding `to_tag`), Call-ID and CSeq (§8.2.6.2).
+    pub async fn respond(
+        &self,
+        to: &Incoming,
+        status: u16,
+        reason: &str,
+        to_tag: &str,
+        extra: &[String],
+    ) -> Result<(), ScaipError> {
+        let req = &to.msg;
+        let mut s = format!("SIP/2.0 {status} {reason}\r\n");
+        for v in req.headers("via") {
+            s.push_str(&format!("Via: {v}\r\n"));
+        }
+        for name in ["From", "Call-ID", "CSeq"] {
+            if let Some(v) = req.header(name) {
+                s.push_str(&format!("{name}: {v}\r\n"));
+            }
+        }
+        if let Some(v) = req.header("to") {
+            if param(v, "tag").is_none() && !to_tag.is_empty() {
+                s.push_str(&format!("To: {v};tag={to_tag}\r\n"));
+            } else {
+                s.push_str(&format!("To: {v}\r\n"));
+            }
+        }
+        for h in extra {
+            s.push_str(h);
+            s.push_str("\r\n");
+        }
+        s.push_str("Server: Vigil\r\nContent-Length: 0\r\n\r\n");
+        let bytes = s.into_bytes();
+        if let (Some(branch), Ok(mut a)) = (req.branch(), self.shared.answered.lock()) {
+            a.insert(branch, Some((to.peer, bytes.clone())));
+        }
+        self.send(to.peer, bytes).await
+    }
+}
+
+/// Removes a pending transaction when its future ends or is dropped.
+struct PendingGuard {
+    pending: Pending,
+    branch: String,
+}
+
+impl PendingGuard {
+    fn insert(
+        pending: &Pending,
+        branch: String,
+        tx: mpsc::UnboundedSender<SipMsg>,
+    ) -> PendingGuard {
+        if let Ok(mut p) = pending.lock() {
+            p.insert(branch.clone(), tx);
+        }
+        PendingGuard {
+            pending: Arc::clone(pending),
+            branch,
+        }
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&self.branch);
+        }
+    }
+}
+
+/// Dispatches one message read from the network.
+async fn dispatch(
+    shared: &Shared,
+    peer: SocketAddr,
+    bytes: &[u8],
+    reply: &(dyn Fn(Vec<u8>) + Sync),
+) {
+    let msg = match SipMsg::parse(bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "SIP: dropping unreadable message");
+            return;
+        }
+    };
+    tracing::trace!(%peer, msg = %String::from_utf8_lossy(bytes), "SIP in");
+    if msg.status().is_some() {
+        let tx = msg
+            .branch()
+            .and_then(|b| shared.pending.lock().ok().and_then(|p| p.get(&b).cloned()));
+        if let Some(tx) = tx {
+            let _ = tx.send(msg);
+        }
+        return;
+    }
+    let method = msg.method().unwrap_or_default();
+    if method == "ACK" {
+        return;
+    }
+    if let Ok(mut lose) = shared.lose.lock() {
+        if let Some(n) = lose.get_mut(&method) {
+            if *n > 0 {
+                *n -= 1;
+                tracing::debug!(%peer, %method, "SIP: simulated loss of an incoming request");
+                return;
+            }
+        }
+    }
+    if let Some(branch) = msg.branch() {
+        let Ok(mut answered) = shared.answered.lock() else {
+            return;
+        };
+        match answered.get(&branch) {
+            // A retransmission of a request we answered: answer again (§17.2.2).
+            Some(Some((_, bytes))) => {
+                reply(bytes.clone());
+                return;
+            }
+            // Still being handled: absorb.
+            Some(None) => return,
+            None => {
+                if answered.len() > 512 {
+                    answered.clear();
+                }
+                answered.insert(branch, None);
+            }
+        }
+    }
+    let _ = shared.incoming.send(Incoming { peer, msg });
+}
+
+async fn read_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let data = buf.get(..n).unwrap_or(&[]).to_vec();
+        let s = Arc::clone(&socket);
+        let reply = move |bytes: Vec<u8>| {
+            let s = Arc::clone(&s);
+            tokio::spawn(async move {
+                let _ = s.send_to(&bytes, peer).await;
+            });
+        };
+        dispatch(&shared, peer, &data, &reply).await;
+    }
+}
+
+async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
+    let mut tasks = Vec::new();
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        tasks.retain(|t: &JoinHandle<()>| !t.is_finished());
+        tasks.push(start_connection(stream, peer, Arc::clone(&shared)));
+    }
+}
+
+/// Registers a TCP connection for sending and starts its reader and writer.
+fn start_connection<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>) -> JoinHandle<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (read, mut write) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    if let Ok(mut c) = shared.conns.lock() {
+        c.insert(peer, tx.clone());
+    }
+    tokio::spawn(async move {
+        let writer = tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if write.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+        });
+        read_tcp(read, peer, &shared, tx).await;
+        writer.abort();
+        if let Ok(mut c) = shared.conns.lock() {
+            c.remove(&peer);
+        }
+    })
+}
+
+/// Reads messages framed by Content-Length (RFC 3261 §18.3) from one connection.
+async fn read_tcp<R: tokio::io::AsyncRead + Unpin>(
+    mut read: R,
+    peer: SocketAddr,
+    shared: &Shared,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // Take out every complete message in the buffer.
+        loop {
+            while buf.starts_with(b"\r\n") {
+                buf.drain(..2); // keep-alive CRLFs
+            }
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                break;
+            };
+            let head = String::from_utf8_lossy(buf.get(..end).unwrap_or(&[])).to_string();
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    (canonical(n.trim()) == "content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            let total = end + 4 + len;
+            if total > MAX_MESSAGE {
+                return;
+            }
+            if buf.len() < total {
+                break;
+            }
+            let message: Vec<u8> = buf.drain(..total).collect();
+            let tx = tx.clone();
+            let reply = move |bytes: Vec<u8>| {
+                let _ = tx.send(bytes);
+            };
+            dispatch(shared, peer, &message, &reply).await;
+        }
+        if buf.len() > MAX_MESSAGE {
+            return;
+        }
+        match read.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+        }
+    }
+}
+
+/// Which end of SIP over TLS a node is.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+pub enum TlsRole {
+    /// A device: connects to its proxy and checks the proxy's certificate.
+    Client {
+        /// rustls client settings (trust anchors).
+        config: Arc<rustls::ClientConfig>,
+        /// The name the proxy's certificate must carry.
+        server_name: rustls::pki_types::ServerName<'static>,
+    },
+    /// A receiver or proxy: accepts connections with its certificate.
+    Server {
+        /// rustls server settings (certificate and key).
+        config: Arc<rustls::ServerConfig>,
+    },
+}
+
+/// TLS client settings trusting the CA certificates in `ca_pem`, for `server_name`.
+#[cfg(feature = "tls")]
+pub fn tls_client(ca_pem: &[u8], server_name: &str) -> Result<TlsRole, ScaipError> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem) {
+        let cert = cert.map_err(|e| ScaipError::Sip(format!("CA certificate file: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| ScaipError::Sip(format!("CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(ScaipError::Sip(
+            "no CA certificate in the trust file".into(),
+        ));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ScaipError::Sip(format!("TLS settings: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server_name = rustls::pki_types::ServerName::try_from(server_name.to_string())
+        .map_err(|e| ScaipError::Sip(format!("TLS server name {server_name}: {e}")))?;
+    Ok(TlsRole::Client {
+        config: Arc::new(config),
+        server_name,
+    })
+}
+
+/// TLS server settings from a PEM certificate chain and PKCS#8 key.
+#[cfg(feature = "tls")]
+pub fn tls_server(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsRole, ScaipError> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ScaipError::Sip(format!("certificate file: {e}")))?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| ScaipError::Sip(format!("key file: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ScaipError::Sip(format!("TLS settings: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ScaipError::Sip(format!("certificate and key: {e}")))?;
+    Ok(TlsRole::Server {
+        config: Arc::new(config),
+    })
+}
+
+/// A counter for CSeq numbers.
+#[derive(Debug, Default)]
+pub struct CSeq(AtomicU32);
+
+impl CSeq {
+    /// The next number.
+    pub fn next(&self) -> u32 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_answer_verifies() {
+        let c = Challenge::parse(
+            "Digest realm=\"centre\", nonce=\"abc\", qop=\"auth,auth-int\", opaque=\"o\"",
+        )
+        .unwrap();
+        assert!(c.qop_auth);
+        let a = c
+            .answer("REGISTER", "sip:centre.test", "unit", "pw", 1)
+            .unwrap();
+        assert!(verify_authorization(
+            &a, "REGISTER", "centre", "abc", "unit", "pw"
+        ));
+        assert!(!verify_authorization(
+            &a, "REGISTER", "centre", "abc", "unit", "wrong"
+        ));
+        let c = Challenge::parse("Digest realm=\"r\", nonce=\"n\"").unwrap();
+        let a = c.answer("MESSAGE", "sip:arc@r", "u", "p", 1).unwrap();
+        assert!(verify_authorization(&a, "MESSAGE", "r", "n", "u", "p"));
+        assert!(!a.contains("qop"));
+    }
+
+    /// MD5 digest without qop (RFC 2617 §3.2.2.1), value computed independently with Python.
+    #[test]
+    fn digest_known_answer() {
+        let c = Challenge {
+            realm: "centre.test".into(),
+            nonce: "4a1b2c3d".into(),
+            ..Challenge::default()
+        };
+        let a = c
+            .answer("REGISTER", "sip:centre.test", "unit", "secret", 1)
+            .unwrap();
+        let (_, p) = auth_params(&a);
+        assert_eq!(
+            p.get("response").map(String::as_str),
+            Some("c8c5c413c02297bf097426b25e551f08")
+        );
+    }
+
+    #[test]
+    fn uris_and_params() {
+        assert_eq!(
+            aor("sip:Unit1@Example.COM:5060;transport=tcp"),
+            "Unit1@example.com"
+        );
+        assert_eq!(addr_uri("\"A\" <sip:a@b>;tag=x"), "sip:a@b");
+        assert_eq!(
+            param("<sip:a@b;lr>;tag=x;expires=30", "expires").as_deref(),
+            Some("30")
+        );
+        assert_eq!(
+            param("SIP/2.0/UDP 1.2.3.4;branch=z9hG4bK1;rport", "branch").as_deref(),
+            Some("z9hG4bK1")
+        );
+    }
+}

@@ -1,0 +1,425 @@
+//! SIA DC-09 route against the simulated receiver: ACK, NAK with time resync, DUH, lost
+//! answers, CRC errors on the line, refused connections, plain and encrypted frames.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use vigil::centre::dc09::{self, frame, Dc09Key, Dc09Link, Dc09Payload, Frame, MessageId};
+use vigil::centre::receiver::dc09::{Dc09Answer, Dc09Receiver, Dc09ReceiverConfig};
+use vigil::config::{Dc09Protocol, Dc09Route};
+use vigil::core::{
+    Alarm, AlarmCause, AlarmId, AlarmRef, Delivery, DeliveryResult, Device, DeviceId, DeviceKind,
+    RouteId, Timestamp,
+};
+
+const AES256: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+fn delivery(cause: AlarmCause) -> Delivery {
+    let raised_at = Timestamp::now();
+    Delivery {
+        alarm: Alarm {
+            id: AlarmId(42),
+            reference: AlarmRef::new(AlarmId(42), raised_at),
+            cause,
+            device: Some(Device {
+                id: DeviceId(0x00C0FFEE),
+                kind: DeviceKind::Personal,
+                zone: 3,
+                location: "Bedroom".into(),
+            }),
+            raised_at,
+        },
+        route: RouteId(0),
+        attempt: 1,
+    }
+}
+
+fn route(receiver: String, protocol: Dc09Protocol, key: Option<&[u8]>) -> Dc09Route {
+    Dc09Route {
+        receiver,
+        protocol,
+        receiver_number: "1".into(),
+        line_prefix: "1".into(),
+        key: key.map(<[u8]>::to_vec),
+        answer_timeout: Duration::from_millis(1500),
+        link_test: Duration::ZERO,
+    }
+}
+
+async fn receiver(protocol: Dc09Protocol, key: Option<&[u8]>) -> Dc09Receiver {
+    Dc09Receiver::start(Dc09ReceiverConfig {
+        protocol,
+        key: key.map(<[u8]>::to_vec),
+        receiver_number: "1".into(),
+        accounts: vec!["1234".into()],
+        print: true,
+    })
+    .await
+    .expect("receiver starts")
+}
+
+async fn link(r: &Dc09Receiver, protocol: Dc09Protocol, key: Option<&[u8]>) -> Dc09Link {
+    Dc09Link::start(
+        "dc09",
+        &route(r.addr().to_string(), protocol, key),
+        "1234",
+        Dc09Payload::AdmCid,
+    )
+    .await
+    .expect("link starts")
+}
+
+fn assert_acked(result: &DeliveryResult) {
+    assert!(
+        matches!(result, DeliveryResult::Acked { callback: None, .. }),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn plain_tcp_alarm_is_acknowledged() {
+    let r = receiver(Dc09Protocol::Tcp, None).await;
+    let l = link(&r, Dc09Protocol::Tcp, None).await;
+    assert_acked(&l.deliver(&delivery(AlarmCause::Help)).await);
+    let got = r.received();
+    assert_eq!(got.len(), 1);
+    let f = got[0].frame.as_ref().expect("readable");
+    assert_eq!(f.id, MessageId::AdmCid);
+    assert!(!f.encrypted);
+    assert_eq!(f.data, "#1234|1101 01 003");
+    assert_eq!(got[0].answered, Some(MessageId::Ack));
+    assert!(
+        got[0].display.contains("help button pressed"),
+        "{}",
+        got[0].display
+    );
+    assert!(got[0].display.contains("Bedroom"));
+}
+
+#[tokio::test]
+async fn encrypted_udp_alarm_is_acknowledged() {
+    let r = receiver(Dc09Protocol::Udp, Some(AES256)).await;
+    let l = link(&r, Dc09Protocol::Udp, Some(AES256)).await;
+    assert_acked(&l.deliver(&delivery(AlarmCause::Fall)).await);
+    let got = r.received();
+    assert_eq!(got.len(), 1);
+    let raw = String::from_utf8_lossy(&got[0].raw);
+    assert!(raw.contains("\"*ADM-CID\""), "{raw}");
+    assert!(!raw.contains("1100"), "event visible in clear: {raw}");
+    assert_eq!(
+        got[0].frame.as_ref().map(|f| f.data.as_str()),
+        Some("#1234|1100 01 003")
+    );
+}
+
+#[tokio::test]
+async fn encrypted_tcp_aes128_and_aes192() {
+    for key in [&b"0123456789ABCDEF"[..], &b"0123456789ABCDEF01234567"[..]] {
+        let r = receiver(Dc09Protocol::Tcp, Some(key)).await;
+        let l = link(&r, Dc09Protocol::Tcp, Some(key)).await;
+        assert_acked(&l.deliver(&delivery(AlarmCause::MainsLost)).await);
+        assert_eq!(
+            r.received()[0].frame.as_ref().map(|f| f.encrypted),
+            Some(true)
+        );
+    }
+}
+
+#[tokio::test]
+async fn nak_resynchronises_time_and_resends() {
+    let r = receiver(Dc09Protocol::Tcp, Some(AES256)).await;
+    let l = link(&r, Dc09Protocol::Tcp, Some(AES256)).await;
+    // Our clock is an hour fast: the receiver refuses the timestamp.
+    l.skew_clock(3_600_000).await;
+    assert_acked(&l.deliver(&delivery(AlarmCause::Help)).await);
+    let got = r.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].answered, Some(MessageId::Nak));
+    assert!(got[0]
+        .problem
+        .as_deref()
+        .unwrap_or("")
+        .contains("timestamp"));
+    assert_eq!(got[1].answered, Some(MessageId::Ack));
+    let (a, b) = (
+        got[0].frame.as_ref().unwrap(),
+        got[1].frame.as_ref().unwrap(),
+    );
+    assert_eq!(a.seq, b.seq, "a resend keeps its sequence number");
+    // The next alarm goes out with the corrected clock at once.
+    assert_acked(&l.deliver(&delivery(AlarmCause::Help)).await);
+    assert_eq!(r.received().len(), 3);
+    assert_eq!(r.received()[2].answered, Some(MessageId::Ack));
+}
+
+#[tokio::test]
+async fn repeated_nak_fails_the_attempt() {
+    let r = receiver(Dc09Protocol::Tcp, None).await;
+    r.set_default(Dc09Answer::Nak);
+    let l = link(&r, Dc09Protocol::Tcp, None).await;
+    let result = l.deliver(&delivery(AlarmCause::Help)).await;
+    assert!(
+        matches!(&result, DeliveryResult::Failed { reason } if reason.contains("NAK")),
+        "{result:?}"
+    );
+    assert_eq!(r.received().len(), 4);
+}
+
+#[tokio::test]
+async fn duh_is_a_configuration_error() {
+    let r = receiver(Dc09Protocol::Tcp, None).await;
+    // An account the receiver does not know.
+    let l = Dc09Link::start(
+        "dc09",
+        &route(r.addr().to_string(), Dc09Protocol::Tcp, None),
+        "9999",
+        Dc09Payload::AdmCid,
+    )
+    .await
+    .unwrap();
+    let result = l.deliver(&delivery(AlarmCause::Help)).await;
+    assert!(
+        matches!(&result, DeliveryResult::Declined { reason } if reason.contains("DUH")),
+        "{result:?}"
+    );
+    assert_eq!(r.received()[0].answered, Some(MessageId::Duh));
+}
+
+#[tokio::test]
+async fn wrong_key_is_declined() {
+    let r = receiver(Dc09Protocol::Udp, Some(AES256)).await;
+    let l = link(
+        &r,
+        Dc09Protocol::Udp,
+        Some(b"ffffffffffffffffffffffffffffffff"),
+    )
+    .await;
+    let result = l.deliver(&delivery(AlarmCause::Help)).await;
+    assert!(
+        matches!(result, DeliveryResult::Declined { .. }),
+        "{result:?}"
+    );
+    // A plain frame on an encrypted line is refused too.
+    let l = link(&r, Dc09Protocol::Udp, None).await;
+    assert!(matches!(
+        l.deliver(&delivery(AlarmCause::Help)).await,
+        DeliveryResult::Declined { .. }
+    ));
+}
+
+#[tokio::test]
+async fn silent_receiver_fails_over_tcp() {
+    let r = receiver(Dc09Protocol::Tcp, None).await;
+    r.set_default(Dc09Answer::Silent);
+    let l = link(&r, Dc09Protocol::Tcp, None).await;
+    let result = l.deliver(&delivery(AlarmCause::Help)).await;
+    assert!(
+        matches!(&result, DeliveryResult::Failed { reason } if reason.contains("no answer")),
+        "{result:?}"
+    );
+    assert_eq!(r.received().len(), 1);
+}
+
+#[tokio::test]
+async fn lost_udp_answer_is_resent_then_acknowledged() {
+    let r = receiver(Dc09Protocol::Udp, None).await;
+    r.script(&[Dc09Answer::Silent]);
+    let l = link(&r, Dc09Protocol::Udp, None).await;
+    assert_acked(&l.deliver(&delivery(AlarmCause::Help)).await);
+    let got = r.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].answered, None);
+    assert_eq!(got[1].answered, Some(MessageId::Ack));
+}
+
+#[tokio::test]
+async fn refused_tcp_connection_fails_clearly() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let l = Dc09Link::start(
+        "dc09",
+        &route(addr.to_string(), Dc09Protocol::Tcp, None),
+        "1234",
+        Dc09Payload::AdmCid,
+    )
+    .await
+    .unwrap();
+    let result = l.deliver(&delivery(AlarmCause::Help)).await;
+    assert!(
+        matches!(&result, DeliveryResult::Failed { reason } if reason.contains("cannot connect")),
+        "{result:?}"
+    );
+}
+
+/// A TCP relay that flips one bit of the first frame it carries, as a bad line would.
+async fn corrupting_relay(target: std::net::SocketAddr) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let mut outbound = TcpStream::connect(target).await.unwrap();
+            let corrupt = std::mem::replace(&mut first, false);
+            tokio::spawn(async move {
+                let mut frame = dc09::read_frame(&mut inbound).await.unwrap();
+                if corrupt {
+                    let i = frame.len() - 3;
+                    frame[i] ^= 0x01;
+                }
+                outbound.write_all(&frame).await.unwrap();
+                let reply = dc09::read_frame(&mut outbound).await.unwrap();
+                inbound.write_all(&reply).await.unwrap();
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn crc_mismatch_on_the_line_is_naked_and_resent() {
+    let r = receiver(Dc09Protocol::Tcp, None).await;
+    let relay = corrupting_relay(r.addr()).await;
+    let l = Dc09Link::start(
+        "dc09",
+        &route(relay.to_string(), Dc09Protocol::Tcp, None),
+        "1234",
+        Dc09Payload::SiaDcs,
+    )
+    .await
+    .unwrap();
+    assert_acked(&l.deliver(&delivery(AlarmCause::Fall)).await);
+    let got = r.received();
+    assert_eq!(got.len(), 2);
+    assert!(
+        got[0].problem.as_deref().unwrap_or("").contains("CRC"),
+        "{:?}",
+        got[0].problem
+    );
+    assert_eq!(got[0].answered, Some(MessageId::Nak));
+    assert_eq!(
+        got[1].frame.as_ref().map(|f| f.data.as_str()),
+        Some("#1234|Nri1/MA003")
+    );
+}
+
+#[tokio::test]
+async fn receiver_naks_a_bad_crc_sent_directly() {
+    let r = receiver(Dc09Protocol::Tcp, None).await;
+    let body = "\"NULL\"0001R1L1#1234[]";
+    let bad = format!(
+        "\n{:04X}{:04X}{body}\r",
+        frame::crc16_arc(body.as_bytes()) ^ 1,
+        body.len()
+    );
+    let mut s = TcpStream::connect(r.addr()).await.unwrap();
+    s.write_all(bad.as_bytes()).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), dc09::read_frame(&mut s))
+        .await
+        .unwrap()
+        .unwrap();
+    let reply = Frame::parse(&reply, None).unwrap();
+    assert_eq!(reply.id, MessageId::Nak);
+    assert!(
+        reply.timestamp.is_some(),
+        "a NAK carries the receiver's time"
+    );
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_millis(50), s.read_to_end(&mut rest)).await;
+}
+
+#[tokio::test]
+async fn null_link_test_is_acknowledged_and_supervised() {
+    let r = receiver(Dc09Protocol::Udp, Some(AES256)).await;
+    let mut cfg = route(r.addr().to_string(), Dc09Protocol::Udp, Some(AES256));
+    cfg.link_test = Duration::from_millis(100);
+    let l = Dc09Link::start("dc09", &cfg, "1234", Dc09Payload::AdmCid)
+        .await
+        .unwrap();
+    assert!(r.wait_for(2, Duration::from_secs(10)).await >= 2);
+    let got = r.received();
+    assert!(got
+        .iter()
+        .all(|g| g.frame.as_ref().map(|f| f.id) == Some(MessageId::Null)));
+    assert!(got.iter().all(|g| g.answered == Some(MessageId::Ack)));
+    assert_eq!(l.link_test().await, Ok(()));
+    r.set_default(Dc09Answer::Silent);
+    assert!(l.link_test().await.is_err());
+}
+
+fn unescape(s: &str) -> Vec<u8> {
+    s.replace("\\n", "\n").replace("\\r", "\r").into_bytes()
+}
+
+/// Frames built by OpenSSL and Python (tests/data/make_dc09_vectors.sh), not by Vigil.
+#[test]
+fn known_answer_frames() {
+    let text = include_str!("data/dc09_vectors.txt");
+    let pad = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pad "))
+        .expect("pad line");
+    let frame = Frame {
+        id: MessageId::AdmCid,
+        encrypted: false,
+        seq: 1,
+        receiver: Some("1".into()),
+        prefix: Some("1".into()),
+        account: Some("1234".into()),
+        data: "#1234|1101 01 003".into(),
+        extended: vec!["IBedroom: help button pressed".into()],
+        timestamp: frame::parse_timestamp("14:30:00,11-25-2026"),
+    };
+    let mut checked = 0;
+    for line in text.lines().filter(|l| !l.starts_with("pad ")) {
+        let (key, expected) = line.split_once(' ').expect("key and frame");
+        let expected = unescape(expected);
+        if key == "plain" {
+            assert_eq!(frame.emit(None).unwrap(), expected);
+            assert_eq!(Frame::parse(&expected, None).unwrap(), frame);
+        } else {
+            let key = Dc09Key::new(&hex::decode(key).unwrap()).unwrap();
+            let mut enc = frame.clone();
+            enc.encrypted = true;
+            assert_eq!(
+                String::from_utf8(enc.emit_with_pad(Some(&key), pad.as_bytes()).unwrap()).unwrap(),
+                String::from_utf8(expected.clone()).unwrap()
+            );
+            assert_eq!(Frame::parse(&expected, Some(&key)).unwrap(), enc);
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = frame::parse_untrusted(&bytes);
+        }
+
+        #[test]
+        fn framed_noise_never_panics(body in "[ -~]{0,120}") {
+            let framed = format!("\n{:04X}{:04X}{body}\r", frame::crc16_arc(body.as_bytes()), body.len());
+            let _ = frame::parse_untrusted(framed.as_bytes());
+        }
+
+        #[test]
+        fn frames_round_trip(seq in 0u16..10000, acct in "[0-9A-F]{3,16}", data in "[ -Z^-{}~]{0,60}",
+                             enc in any::<bool>(), keylen in prop::sample::select(vec![16usize, 24, 32])) {
+            let key = Dc09Key::new(&vec![7u8; keylen]).unwrap();
+            let f = Frame {
+                id: MessageId::SiaDcs, encrypted: enc, seq, receiver: Some("12".into()),
+                prefix: Some("3".into()), account: Some(acct), data, extended: vec![],
+                timestamp: frame::parse_timestamp("01:02:03,04-05-2026"),
+            };
+            let bytes = f.emit(Some(&key)).unwrap();
+            prop_assert_eq!(Frame::parse(&bytes, Some(&key)).unwrap(), f);
+        }
+    }
+}
