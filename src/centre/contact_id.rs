@@ -261,8 +261,16 @@ impl ContactIdCall {
         for attempt in 1..=ATTEMPTS {
             let vts = crate::modem::Command::new(format!("AT+VTS=\"{dtmf}\""), t.network);
             if let Err(e) = self.modem.at().send(vts).await {
+                // A dropped call makes AT+VTS fail; its NO CARRIER came first.
+                let dropped =
+                    std::iter::from_fn(|| urcs.try_recv().ok()).any(|u| u == Urc::NoCarrier);
                 let r = self.modem.call_failure(e);
                 line.hang_up().await;
+                if dropped {
+                    return failed(format!(
+                        "the receiver hung up before the kissoff (attempt {attempt})"
+                    ));
+                }
                 return failed(format!("sending the digits: {r}"));
             }
             let deadline = tokio::time::Instant::now() + t.kissoff;

@@ -269,6 +269,8 @@ struct Inner {
     recover: mpsc::UnboundedSender<String>,
     concat_ref: AtomicU8,
     last_nonce: Mutex<u64>,
+    /// The SIM refused the configured PIN once: never try it again (3 tries lock to PUK).
+    pin_refused: std::sync::atomic::AtomicBool,
 }
 
 /// Handle on the modem. Cheap to clone; all clones share one module.
@@ -358,6 +360,7 @@ impl Modem {
                 recover,
                 concat_ref: AtomicU8::new(1),
                 last_nonce: Mutex::new(0),
+                pin_refused: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         tokio::spawn(supervise(m.clone(), recover_rx, power_key));
@@ -443,6 +446,9 @@ impl Modem {
 
     /// Tells the supervisor the modem misbehaved (a command timed out): it will recover it.
     pub fn report_fault(&self, reason: &str) {
+        // Unusable from now on, so the next attempt fails over at once instead of queueing
+        // behind a dead module.
+        self.set_status(Status::Recovering(reason.to_string()));
         let _ = self.inner.recover.send(reason.to_string());
     }
 
@@ -728,12 +734,20 @@ impl Modem {
                         "the SIM asks for a PIN and none is configured".into(),
                     ));
                 };
+                if self.inner.pin_refused.load(Ordering::Relaxed) {
+                    return Err(ModemError::Sim(
+                        "the SIM refused the configured PIN; not tried again so the SIM is not PUK-locked".into(),
+                    ));
+                }
                 match self.cmd(&format!("AT+CPIN=\"{pin}\"")).await {
                     Ok(_) => Ok(()),
-                    Err(ModemError::Rejected { result, .. }) => Err(ModemError::Sim(format!(
-                        "the SIM refused the configured PIN ({})",
-                        sim_words(&result)
-                    ))),
+                    Err(ModemError::Rejected { result, .. }) => {
+                        self.inner.pin_refused.store(true, Ordering::Relaxed);
+                        Err(ModemError::Sim(format!(
+                            "the SIM refused the configured PIN ({})",
+                            sim_words(&result)
+                        )))
+                    }
                     Err(e) => Err(e),
                 }
             }

@@ -393,6 +393,15 @@ impl Engine {
                 _ => None,
             })
             .unwrap_or(Urc::Other(text));
+        if urc == Urc::Rdy {
+            // The module rebooted: whatever was in flight is lost with its state.
+            if let Some(i) = self.inflight.take() {
+                let _ = i.reply.send(Err(ModemError::NotReady(format!(
+                    "module restarted during `{}`",
+                    i.command.line
+                ))));
+            }
+        }
         if let Urc::Other(t) = &urc {
             tracing::debug!(line = %t.chars().take(60).collect::<String>(), "unsolicited line");
         }
