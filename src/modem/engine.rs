@@ -409,6 +409,37 @@ impl Engine {
     }
 }
 
+/// Fuzz entry: the line discipline over arbitrary modem output, with an SMS command (prompt,
+/// body, prefix) in flight. Must never panic; needs no runtime.
+pub fn fuzz_feed(data: &[u8]) {
+    let (_tx, rx) = mpsc::channel(1);
+    let (_btx, bytes) = mpsc::channel(1);
+    let (out, _out_rx) = std::sync::mpsc::channel();
+    let (urcs, _keep) = broadcast::channel(16);
+    let mut e = Engine {
+        rx,
+        bytes,
+        out,
+        urcs,
+        buf: Vec::new(),
+        inflight: None,
+    };
+    let (reply, _r) = oneshot::channel();
+    e.inflight = Some(Inflight {
+        command: Command::new("AT+CMGS=23", Duration::from_secs(1))
+            .expect("+CMGS:")
+            .with_body("0011000B916407281553F80000A70AE8329BFD4697D9EC37"),
+        reply,
+        deadline: Instant::now(),
+        phase: Phase::Prompt,
+        lines: Vec::new(),
+    });
+    for chunk in data.chunks(7) {
+        e.feed(chunk);
+    }
+    e.timeout();
+}
+
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
