@@ -22,12 +22,15 @@ enum Command {
         #[arg(default_value = "config.toml")]
         path: PathBuf,
     },
+    /// Run a simulated cellular module and network on a pseudo-terminal.
+    ModemSim(vigil::modem::sim::SimArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { path } => check_config(&path),
+        Command::ModemSim(args) => vigil::modem::sim::run_cli(args).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

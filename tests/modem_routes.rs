@@ -365,3 +365,62 @@ async fn auto_answer_only_inside_the_window_and_only_allowed_numbers() {
         from: PERSON.into()
     }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborting_a_voice_delivery_hangs_the_call_up() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(
+        PERSON,
+        Party::Person(Person {
+            pickup: vigil::modem::network::Pickup::Voicemail,
+            key: None,
+            drop_after: None,
+        }),
+    );
+    let route = VoiceCall::new(
+        m.clone(),
+        &VoiceRoute {
+            number: PERSON.into(),
+            accept_key: '1',
+        },
+        &unit("Anna"),
+    );
+    let d = delivery(AlarmCause::Help);
+    // The runtime drops the future (a personal alarm needs the line).
+    let r = tokio::time::timeout(Duration::from_millis(250), route.deliver(&d)).await;
+    assert!(r.is_err(), "the voicemail never accepts: {r:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(w.module.commands().iter().any(|c| c == "ATH"));
+    let clcc = m
+        .at()
+        .send(Command::new("AT+CLCC", Duration::from_millis(500)).expect("+CLCC:"))
+        .await
+        .unwrap();
+    assert!(clcc.lines.is_empty(), "a call is still up: {clcc:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_call_stays_up_until_the_far_end_hangs_up() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(
+        PERSON,
+        Party::Person(Person {
+            pickup: vigil::modem::network::Pickup::Answers,
+            key: None,
+            drop_after: Some(Duration::from_millis(150)),
+        }),
+    );
+    let mut ev = m.events();
+    m.start_call(PERSON).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Ok(ModemEvent::CallEnded { reason }) = ev.recv().await {
+                return reason;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ended, "no carrier");
+    assert!(!w.module.commands().iter().any(|c| c == "ATH"));
+}

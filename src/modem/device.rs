@@ -209,6 +209,11 @@ pub enum ModemEvent {
         /// Why it was ignored.
         why: String,
     },
+    /// A call ended (`NO CARRIER`): the far end hung up or the network dropped it.
+    CallEnded {
+        /// Why.
+        reason: String,
+    },
     /// A call came in.
     IncomingCall {
         /// Caller id as presented.
@@ -254,6 +259,8 @@ pub struct Health {
     pub signal_dbm: Option<i16>,
     /// Registration.
     pub registration: RegStatus,
+    /// Whether the SIM is present and unlocked.
+    pub sim_ready: bool,
 }
 
 struct Inner {
@@ -498,9 +505,20 @@ impl Modem {
             .transpose()?
             .unwrap_or(RegStatus::Unknown);
         self.update_reg(Some(cs), None);
+        let sim_ready = match self
+            .inner
+            .at
+            .send(Command::new("AT+CPIN?", self.inner.timing.command).expect("+CPIN:"))
+            .await
+        {
+            Ok(r) => r.line("+CPIN:").is_some_and(|l| l.contains("READY")),
+            Err(ModemError::Rejected { .. }) => false,
+            Err(e) => return Err(e),
+        };
         Ok(Health {
             signal_dbm,
             registration: self.registration(),
+            sim_ready,
         })
     }
 
@@ -657,6 +675,25 @@ impl Modem {
                 None => e.to_string(),
             },
             _ => e.to_string(),
+        }
+    }
+
+    /// Calls `number` for speech (the core's `Output::StartCall`, a centre's call-back
+    /// request) and leaves the call up; it ends with [`ModemEvent::CallEnded`] or
+    /// [`Modem::hang_up`].
+    pub async fn start_call(&self, number: &str) -> Result<(), String> {
+        self.usable()?;
+        let mut line = self.call_line().await;
+        let mut urcs = self.inner.at.subscribe();
+        match self.dial(&mut line, number, &mut urcs).await {
+            Ok(()) => {
+                line.keep_open();
+                Ok(())
+            }
+            Err(r) => {
+                line.hang_up().await;
+                Err(r)
+            }
         }
     }
 
@@ -996,6 +1033,13 @@ async fn supervise(
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = health.tick() => match m.health().await {
+                    Ok(h) if !h.sim_ready => {
+                        let reason = "SIM no longer ready".to_string();
+                        tracing::error!(reason = %reason, "modem health");
+                        m.set_status(Status::Failed(reason.clone()));
+                        m.emit(ModemEvent::Down { reason });
+                        break;
+                    }
                     Ok(h) => tracing::debug!(signal_dbm = ?h.signal_dbm, registration = h.registration.describe(), "modem health"),
                     Err(e @ (ModemError::Timeout { .. } | ModemError::EngineStopped)) => {
                         recover(&m, &format!("health check: {e}"), key.as_deref()).await;
@@ -1032,7 +1076,12 @@ async fn on_urc(m: &Modem, u: Urc, ringing: &mut Option<String>) -> bool {
             *ringing = Some(number.clone());
             m.incoming_call(&number).await;
         }
-        Urc::NoCarrier => *ringing = None,
+        Urc::NoCarrier => {
+            *ringing = None;
+            m.emit(ModemEvent::CallEnded {
+                reason: "no carrier".into(),
+            });
+        }
         _ => {}
     }
     false

@@ -1166,3 +1166,83 @@ async fn sleep_opt(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+/// `vigil modem-sim`: a simulated module and network for trying Vigil or a terminal program
+/// (`picocom`, `minicom`) against; prints the pty path and the network's log.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SimArgs {
+    /// The simulated SIM's number.
+    #[arg(long, default_value = "+46700000001")]
+    pub number: String,
+    /// A PIN the simulated SIM asks for.
+    #[arg(long)]
+    pub pin: Option<String>,
+    /// Number of the SMS acknowledgement gateway.
+    #[arg(long, default_value = "+46700000010")]
+    pub sms_gateway: String,
+    /// The gateway's shared secret (a simulator value, not a real one).
+    #[arg(long, default_value = "demo-secret")]
+    pub secret: String,
+    /// Number of a person who answers and presses `--key`.
+    #[arg(long, default_value = "+46700000020")]
+    pub person: String,
+    /// The key the person presses.
+    #[arg(long, default_value_t = '1')]
+    pub key: char,
+    /// Number of a Contact ID receiving centre.
+    #[arg(long, default_value = "+46700000030")]
+    pub centre: String,
+}
+
+impl SimArgs {
+    /// Starts the world these arguments describe (on the current tokio runtime).
+    pub fn start(&self) -> Result<SimWorld, ModemError> {
+        let mut cfg = SimConfig::new(&self.number);
+        cfg.pin = self.pin.clone();
+        let w = SimWorld::start(cfg)?;
+        use super::network::{CidCentre, Party, Person, Reply, Responder};
+        w.network.add(
+            &self.sms_gateway,
+            Party::Responder(Responder {
+                secret: self.secret.clone(),
+                reply: Reply::Valid,
+            }),
+        );
+        w.network
+            .add(&self.person, Party::Person(Person::accepting(self.key)));
+        w.network
+            .add(&self.centre, Party::Centre(CidCentre::working()));
+        Ok(w)
+    }
+}
+
+/// Runs `vigil modem-sim` until Ctrl-C.
+pub fn run_cli(args: SimArgs) -> Result<std::process::ExitCode, ModemError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let w = args.start()?;
+        println!("simulated module on {}", w.module.path());
+        println!(
+            "SIM {}; SMS gateway {}; person {} (presses {}); Contact ID centre {}",
+            args.number, args.sms_gateway, args.person, args.key, args.centre
+        );
+        let mut shown = 0;
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = tick.tick() => {
+                    let records = w.network.records();
+                    for r in records.iter().skip(shown) {
+                        println!("network: {r:?}");
+                    }
+                    shown = records.len();
+                }
+            }
+        }
+        Ok(std::process::ExitCode::SUCCESS)
+    })
+}
