@@ -325,6 +325,7 @@ struct Outcome {
     results: Vec<(R, DeliveryResult)>,
     events: Vec<ModemEvent>,
     records: Vec<Record>,
+    commands: Vec<String>,
 }
 
 async fn run(case: Case) -> Result<Outcome, String> {
@@ -394,6 +395,7 @@ async fn run(case: Case) -> Result<Outcome, String> {
         results,
         events,
         records: w.network.records(),
+        commands: w.module.commands(),
     })
 }
 
@@ -472,6 +474,13 @@ fn check_details(case: &Case, o: &Outcome) -> Result<(), String> {
             } else {
                 Err(format!("modem must go down and come back: {:?}", o.events))
             }
+        }
+        "wrong PIN" => {
+            // Init is retried, but a refused PIN never is: three tries would PUK-lock the SIM.
+            let tries = o.commands.iter().filter(|c| *c == "AT+CPIN=<pin>").count();
+            (tries == 1)
+                .then_some(())
+                .ok_or_else(|| format!("PIN tried {tries} times"))
         }
         "SMS lost in the network" => {
             let lost = o

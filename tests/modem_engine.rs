@@ -176,3 +176,16 @@ async fn a_caller_that_gave_up_in_the_queue_is_never_sent() {
     assert_eq!(seen.recv().unwrap(), b"AT+FIRST\r");
     assert_eq!(seen.recv().unwrap(), b"AT+THIRD\r");
 }
+
+#[tokio::test]
+async fn a_pin_never_appears_in_an_error() {
+    let (path, _seen) = scripted(vec![b""]);
+    let at = engine::open(&path, 115_200).unwrap();
+    let e = at
+        .send(Command::new("AT+CPIN=\"4921\"", Duration::from_millis(100)))
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(!text.contains("4921"), "{text}");
+    assert!(text.contains("AT+CPIN=<secret>"), "{text}");
+}

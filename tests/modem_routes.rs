@@ -424,3 +424,36 @@ async fn speech_call_stays_up_until_the_far_end_hangs_up() {
     assert_eq!(ended, "no carrier");
     assert!(!w.module.commands().iter().any(|c| c == "ATH"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pdu_length_counts_the_tpdu_only() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(CENTRE_SMS, responder(Reply::Silent));
+    let p = vigil::modem::pdu::encode_submit(
+        CENTRE_SMS,
+        "hello",
+        vigil::modem::pdu::Encoding::Gsm7,
+        None,
+        0,
+    )
+    .unwrap();
+    // Counting the SMSC octet too is the classic mistake: the module refuses it.
+    let wrong = Command::new(
+        format!("AT+CMGS={}", p.tpdu_len + 1),
+        Duration::from_secs(1),
+    )
+    .expect("+CMGS:")
+    .with_body(p.hex.clone());
+    let e = m.at().send(wrong).await.unwrap_err();
+    assert!(e.to_string().contains("invalid PDU mode parameter"), "{e}");
+    let right = Command::new(format!("AT+CMGS={}", p.tpdu_len), Duration::from_secs(1))
+        .expect("+CMGS:")
+        .with_body(p.hex);
+    let r = m.at().send(right).await.unwrap();
+    assert!(r.line("+CMGS:").is_some());
+    assert!(w
+        .network
+        .records()
+        .iter()
+        .any(|r| matches!(r, Record::SmsDelivered { text, .. } if text == "hello")));
+}

@@ -20,6 +20,17 @@ pub const CTRL_Z: u8 = 0x1A;
 /// ESC: aborts sending at the prompt.
 pub const ESC: u8 = 0x1B;
 
+/// A command line as it may appear in logs and errors: PINs and passwords cut out.
+pub fn redact(line: &str) -> String {
+    let upper = line.trim_start().to_ascii_uppercase();
+    for secret in ["AT+CPIN=", "AT+CPWD=", "AT+CLCK="] {
+        if upper.starts_with(secret) {
+            return format!("{secret}<secret>");
+        }
+    }
+    line.to_string()
+}
+
 /// Longest partial line kept; a modem that floods bytes without line ends is cut here.
 const MAX_LINE: usize = 4096;
 
@@ -256,7 +267,7 @@ impl Engine {
             // The caller gave up before its turn: never send a command nobody waits for.
             return;
         }
-        tracing::trace!(command = %req.command.line, "AT >");
+        tracing::trace!(command = %redact(&req.command.line), "AT >");
         let mut bytes = req.command.line.clone().into_bytes();
         bytes.push(b'\r');
         let _ = self.out.send(bytes);
@@ -282,9 +293,9 @@ impl Engine {
             // Abort a half-started SMS so the modem returns to command mode.
             let _ = self.out.send(vec![ESC]);
         }
-        tracing::debug!(command = %i.command.line, "AT timeout");
+        tracing::debug!(command = %redact(&i.command.line), "AT timeout");
         let _ = i.reply.send(Err(ModemError::Timeout {
-            command: i.command.line.clone(),
+            command: redact(&i.command.line),
             timeout_ms: i.command.timeout.as_millis() as u64,
         }));
     }
@@ -329,7 +340,7 @@ impl Engine {
     }
 
     fn line(&mut self, text: String) {
-        tracing::trace!(line = %text, "AT <");
+        tracing::trace!(line = %redact(&text), "AT <");
         if let Some(i) = self.inflight.as_mut() {
             // Echo of our own command (modem still in ATE1) or of the SMS body.
             if text == i.command.line
@@ -349,7 +360,7 @@ impl Engine {
                     if i.phase == Phase::Prompt && result == FinalResult::Ok {
                         // OK without a prompt is not a sent SMS.
                         let _ = i.reply.send(Err(ModemError::Rejected {
-                            command: i.command.line,
+                            command: redact(&i.command.line),
                             result: FinalResult::Error,
                         }));
                         return;
@@ -358,7 +369,7 @@ impl Engine {
                         Ok(Response { lines: i.lines })
                     } else {
                         Err(ModemError::Rejected {
-                            command: i.command.line,
+                            command: redact(&i.command.line),
                             result,
                         })
                     };
@@ -398,7 +409,7 @@ impl Engine {
             if let Some(i) = self.inflight.take() {
                 let _ = i.reply.send(Err(ModemError::NotReady(format!(
                     "module restarted during `{}`",
-                    i.command.line
+                    redact(&i.command.line)
                 ))));
             }
         }
