@@ -378,7 +378,7 @@ async fn run(case: Case) -> Result<Outcome, String> {
         if i > 0 {
             // The core's backoff before the next attempt; a recovering modem comes back.
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = m.wait_usable(Duration::from_secs(4)).await;
+            let _ = m.wait_usable(Duration::from_secs(6)).await;
         }
         let res = attempt(&m, *r, &delivery(i as u32 + 1)).await;
         let acked = matches!(res, DeliveryResult::Acked { .. });

@@ -76,14 +76,14 @@ impl Timing {
     /// Scaled down for the simulated module and network.
     pub fn fast() -> Timing {
         Timing {
-            command: Duration::from_millis(400),
-            network: Duration::from_millis(1500),
-            boot: Duration::from_millis(600),
+            command: Duration::from_millis(800),
+            network: Duration::from_millis(2000),
+            boot: Duration::from_millis(1000),
             answer: Duration::from_millis(800),
             poll: Duration::from_millis(20),
             accept: Duration::from_millis(600),
             handshake: Duration::from_millis(400),
-            kissoff: Duration::from_millis(150),
+            kissoff: Duration::from_millis(300),
             pre_send: Duration::from_millis(5),
             health: Duration::from_millis(300),
             key_hold: Duration::from_millis(10),
