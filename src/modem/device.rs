@@ -325,6 +325,16 @@ impl Modem {
         remote: &config::Remote,
         credentials: &BTreeMap<String, config::Credentials>,
     ) -> Result<Modem, ModemError> {
+        Modem::open_with(modem, remote, credentials, Timing::real())
+    }
+
+    /// [`Modem::open`] with other timing (the demo pairs [`Timing::fast`] with the simulator).
+    pub fn open_with(
+        modem: &config::Modem,
+        remote: &config::Remote,
+        credentials: &BTreeMap<String, config::Credentials>,
+        timing: Timing,
+    ) -> Result<Modem, ModemError> {
         let at = super::engine::open(&modem.port.to_string_lossy(), modem.baud)?;
         let key: Option<Box<dyn PowerKey>> = match modem.power_key_pin {
             Some(pin) => match power::GpioPowerKey::new(pin) {
@@ -339,7 +349,7 @@ impl Modem {
         Ok(Modem::start(
             at,
             Settings::from_config(modem, remote, credentials),
-            Timing::real(),
+            timing,
             key,
         ))
     }

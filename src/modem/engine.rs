@@ -173,6 +173,7 @@ pub fn spawn(reader: Box<dyn Read + Send>, writer: Box<dyn Write + Send>) -> AtC
 pub(crate) fn spawn_reader(mut reader: Box<dyn Read + Send>, tx: mpsc::Sender<Vec<u8>>) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 1024];
+        let mut failing = false;
         loop {
             if tx.is_closed() {
                 return;
@@ -180,7 +181,11 @@ pub(crate) fn spawn_reader(mut reader: Box<dyn Read + Send>, tx: mpsc::Sender<Ve
             match reader.read(&mut buf) {
                 Ok(0) => std::thread::sleep(Duration::from_millis(20)),
                 Ok(n) => {
-                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                    failing = false;
+                    if tx
+                        .blocking_send(buf.get(..n).unwrap_or(&[]).to_vec())
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -192,9 +197,13 @@ pub(crate) fn spawn_reader(mut reader: Box<dyn Read + Send>, tx: mpsc::Sender<Ve
                             | std::io::ErrorKind::Interrupted
                     ) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "serial read failed");
+                    if !failing {
+                        tracing::warn!(error = %e, "serial read failed");
+                        failing = true;
+                    }
                     // A pty whose other side is closed reports EIO; wait rather than spin.
                     std::thread::sleep(Duration::from_millis(100));
+                    continue;
                 }
             }
         }

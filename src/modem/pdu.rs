@@ -428,20 +428,18 @@ fn read_user_data(
         let udhl = usize::from(*ud.first().ok_or(ModemError::Pdu("UDH missing"))?);
         udh_len = udhl + 1;
         let h = ud.get(1..udh_len).ok_or(ModemError::Pdu("UDH truncated"))?;
-        let mut i = 0;
-        while i + 1 < h.len() {
-            let (iei, len) = (h[i], usize::from(h[i + 1]));
-            let data = h
-                .get(i + 2..i + 2 + len)
-                .ok_or(ModemError::Pdu("IE truncated"))?;
-            if let (0x00, [reference, total, seq]) = (iei, data) {
+        let mut rest = h;
+        while let [iei, len, tail @ ..] = rest {
+            let len = usize::from(*len);
+            let data = tail.get(..len).ok_or(ModemError::Pdu("IE truncated"))?;
+            if let (0x00, [reference, total, seq]) = (*iei, data) {
                 concat = Some(Concat {
                     reference: *reference,
                     total: *total,
                     seq: *seq,
                 });
             }
-            i += 2 + len;
+            rest = tail.get(len..).unwrap_or(&[]);
         }
     }
     // TS 23.038 §4: general data coding group; bits 3..2 give the alphabet.
@@ -515,7 +513,10 @@ pub fn decode_deliver(hex_pdu: &str) -> Result<Deliver, ModemError> {
     let from = read_address(&mut r)?.number;
     let _pid = r.u8("TP-PID missing")?;
     let dcs = r.u8("TP-DCS missing")?;
-    let scts = r.take(7, "TP-SCTS truncated")?;
+    let scts: [u8; 7] = r
+        .take(7, "TP-SCTS truncated")?
+        .try_into()
+        .map_err(|_| ModemError::Pdu("TP-SCTS truncated"))?;
     let sw = |o: u8| (o & 0x0F) * 10 + (o >> 4);
     let tz = scts[6];
     let quarters = (tz & 0x07) * 10 + (tz >> 4);
