@@ -457,3 +457,47 @@ async fn pdu_length_counts_the_tpdu_only() {
         .iter()
         .any(|r| matches!(r, Record::SmsDelivered { text, .. } if text == "hello")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_and_regaining_coverage_reaches_the_core_as_network_inputs() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    let mut ev = m.events();
+    let next_network = || {
+        let mut ev = ev.resubscribe();
+        async move {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(3), ev.recv()).await {
+                    Ok(Ok(e)) => {
+                        if let Some(i @ vigil::core::Input::Network { .. }) = e.to_input() {
+                            return i;
+                        }
+                    }
+                    other => panic!("no registration event: {other:?}"),
+                }
+            }
+        }
+    };
+    let lost = next_network();
+    w.module.inject(vigil::modem::sim::Fault::NoNetwork);
+    assert_eq!(
+        lost.await,
+        vigil::core::Input::Network { registered: false }
+    );
+    // While out of coverage a route fails at once, with the reason.
+    w.network.add(CENTRE_SMS, responder(Reply::Valid));
+    let r = sms_route(&m, "Anna")
+        .deliver(&delivery(AlarmCause::Help))
+        .await;
+    assert!(
+        matches!(&r, DeliveryResult::Failed { reason } if reason.contains("no network")),
+        "{r:?}"
+    );
+    let back = next_network();
+    w.module.clear_faults();
+    assert_eq!(back.await, vigil::core::Input::Network { registered: true });
+    let r = sms_route(&m, "Anna")
+        .deliver(&delivery(AlarmCause::Help))
+        .await;
+    assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
+    let _ = ev.try_recv();
+}

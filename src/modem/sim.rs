@@ -391,8 +391,24 @@ impl Module {
                     None => return,
                 },
                 c = ctl.recv() => match c {
-                    Some(Control::Inject(f)) => self.faults.push(f),
-                    Some(Control::Clear) => self.faults.clear(),
+                    Some(Control::Inject(f)) => {
+                        // Coverage faults act at once, as a cell going away does.
+                        let reg = match f {
+                            Fault::NoNetwork => Some(RegStatus::Searching),
+                            Fault::RegistrationDenied => Some(RegStatus::Denied),
+                            _ => None,
+                        };
+                        self.faults.push(f);
+                        if let (Some(r), true) = (reg, self.st.sim == Sim::Ready && self.st.booted) {
+                            self.set_reg(r);
+                        }
+                    }
+                    Some(Control::Clear) => {
+                        self.faults.clear();
+                        if self.st.sim == Sim::Ready && self.st.booted && !self.st.reg.is_registered() {
+                            self.start_registration();
+                        }
+                    }
                     Some(Control::Reboot) => self.reset(),
                     Some(Control::PowerKey) => {
                         if self.st.powered { self.power_off() } else { self.power_on() }
