@@ -501,3 +501,33 @@ async fn losing_and_regaining_coverage_reaches_the_core_as_network_inputs() {
     assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
     let _ = ev.try_recv();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_that_re_enumerates_is_reopened_by_its_path() {
+    // A USB module's tty vanishes on a power cycle and comes back under the same udev
+    // name; here a symlink plays /dev/modem and points at a new pty afterwards.
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("modem");
+    let w1 = SimWorld::start(SimConfig::new(UNIT_NO)).unwrap();
+    std::os::unix::fs::symlink(w1.module.path(), &link).unwrap();
+    let at = vigil::modem::engine::open(link.to_str().unwrap(), 115_200).unwrap();
+    let m = Modem::start(at, Settings::default(), vigil::modem::Timing::fast(), None);
+    m.wait_usable(Duration::from_secs(5)).await.unwrap();
+    let network = w1.network.clone();
+    drop(w1);
+    let w2 = vigil::modem::sim::SimModem::spawn(&network, SimConfig::new(UNIT_NO)).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(w2.path(), &link).unwrap();
+    network.add(CENTRE_SMS, responder(Reply::Valid));
+    // The supervisor notices the dead module, and the engine finds the new device.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    m.wait_usable(Duration::from_secs(8)).await.unwrap();
+    let r = sms_route(&m, "Anna")
+        .deliver(&delivery(AlarmCause::Help))
+        .await;
+    assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
+    assert!(
+        w2.commands().iter().any(|c| c == "ATE0"),
+        "re-initialised on the new device"
+    );
+}

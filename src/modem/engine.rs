@@ -7,6 +7,7 @@
 //! inside the engine; a command still queued when its caller went away is never sent).
 
 use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -134,19 +135,109 @@ impl AtClient {
 }
 
 /// Opens the serial device and starts the engine on the current tokio runtime.
+///
+/// If the device goes away (a USB module re-enumerates after a power cycle), the reader
+/// reopens the same path until it is back; commands meanwhile time out and the modem
+/// supervisor recovers.
 pub fn open(path: &str, baud: u32) -> Result<AtClient, ModemError> {
-    let port = serialport::new(path, baud)
+    let port = open_port(path, baud)?;
+    let writer = port.try_clone_native().map_err(|source| ModemError::Port {
+        port: path.to_string(),
+        source,
+    })?;
+    let writer: SharedWriter = Arc::new(Mutex::new(Box::new(writer)));
+    let (bytes_tx, bytes_rx) = mpsc::channel::<Vec<u8>>(64);
+    spawn_port_reader(path.to_string(), baud, port, bytes_tx, writer.clone());
+    let out = spawn_shared_writer(writer);
+    Ok(start(bytes_rx, out))
+}
+
+type SharedWriter = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// How often a vanished serial device is looked for again.
+const REOPEN_INTERVAL: Duration = Duration::from_millis(200);
+
+fn open_port(path: &str, baud: u32) -> Result<serialport::TTYPort, ModemError> {
+    serialport::new(path, baud)
         .timeout(Duration::from_millis(50))
         .open_native()
         .map_err(|source| ModemError::Port {
             port: path.to_string(),
             source,
-        })?;
-    let writer = port.try_clone_native().map_err(|source| ModemError::Port {
-        port: path.to_string(),
-        source,
-    })?;
-    Ok(spawn(Box::new(port), Box::new(writer)))
+        })
+}
+
+/// Reads the port on its own thread; when the device is lost, reopens `path` and hands the
+/// writer thread the new port.
+fn spawn_port_reader(
+    path: String,
+    baud: u32,
+    mut port: serialport::TTYPort,
+    tx: mpsc::Sender<Vec<u8>>,
+    writer: SharedWriter,
+) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        loop {
+            if tx.is_closed() {
+                return;
+            }
+            match port.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    if tx
+                        .blocking_send(buf.get(..n).unwrap_or(&[]).to_vec())
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Ok(_) => tracing::warn!(port = %path, "serial device hung up; reopening"),
+                Err(e) => tracing::warn!(port = %path, error = %e, "serial device lost; reopening"),
+            }
+            loop {
+                std::thread::sleep(REOPEN_INTERVAL);
+                if tx.is_closed() {
+                    return;
+                }
+                let Ok(p) = open_port(&path, baud) else {
+                    continue;
+                };
+                let Ok(w) = p.try_clone_native() else {
+                    continue;
+                };
+                if let Ok(mut g) = writer.lock() {
+                    *g = Box::new(w);
+                }
+                port = p;
+                tracing::info!(port = %path, "serial device reopened");
+                break;
+            }
+        }
+    });
+}
+
+fn spawn_shared_writer(writer: SharedWriter) -> std::sync::mpsc::Sender<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        while let Ok(bytes) = rx.recv() {
+            let Ok(mut w) = writer.lock() else { return };
+            if let Err(e) = w.write_all(&bytes).and_then(|()| w.flush()) {
+                tracing::debug!(error = %e, "serial write failed");
+            }
+        }
+    });
+    tx
 }
 
 /// Starts the engine over any byte stream pair (the serial port, or a test double).
@@ -155,6 +246,10 @@ pub fn spawn(reader: Box<dyn Read + Send>, writer: Box<dyn Write + Send>) -> AtC
     let (bytes_tx, bytes_rx) = mpsc::channel::<Vec<u8>>(64);
     spawn_reader(reader, bytes_tx);
     let out = spawn_writer(writer);
+    start(bytes_rx, out)
+}
+
+fn start(bytes_rx: mpsc::Receiver<Vec<u8>>, out: std::sync::mpsc::Sender<Vec<u8>>) -> AtClient {
     let (tx, rx) = mpsc::channel(16);
     let (urcs, _) = broadcast::channel(256);
     let engine = Engine {
