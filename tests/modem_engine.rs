@@ -76,12 +76,12 @@ async fn echo_is_dropped_and_results_matched() {
 #[tokio::test]
 async fn urcs_during_a_command_are_events_not_responses() {
     let (path, _seen) = scripted(vec![
-        b"\r\nRING\r\n\r\n+CLIP: \"+46701234567\",145,\"\",0,\"\",0\r\n\r\n+CREG: 1,5\r\n\r\n+CMTI: \"SM\",2\r\n\r\nNO CARRIER\r\n\r\nOK\r\n",
+        b"\r\nRING\r\n\r\n+CLIP: \"+46701234567\",145,\"\",0,\"\",0\r\n\r\n+CREG: 2\r\n\r\n+CREG: 1,5\r\n\r\n+CMTI: \"SM\",2\r\n\r\nNO CARRIER\r\n\r\nOK\r\n",
     ]);
     let at = engine::open(&path, 115_200).unwrap();
     let mut urcs = at.subscribe();
     let r = at.send(cmd("AT+CREG?").expect("+CREG:")).await.unwrap();
-    // The +CREG line answers the query; everything else is unsolicited.
+    // `+CREG: 1,5` answers the query; `+CREG: 2` (no <n>) and everything else is unsolicited.
     assert_eq!(r.lines, vec!["+CREG: 1,5"]);
     let mut got = Vec::new();
     while let Ok(u) = urcs.try_recv() {
@@ -94,6 +94,7 @@ async fn urcs_during_a_command_are_events_not_responses() {
             Urc::Clip {
                 number: "+46701234567".into()
             },
+            Urc::Creg(vigil::modem::at::RegStatus::Searching),
             Urc::Cmti {
                 mem: "SM".into(),
                 index: 2

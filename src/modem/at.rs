@@ -288,6 +288,15 @@ fn dtmf_char(b: u8) -> Option<char> {
     matches!(c, '0'..='9' | '*' | '#' | 'A'..='D').then_some(c)
 }
 
+/// Whether a `+CREG:`/`+CEREG:` line is the unsolicited form (`<stat>` alone, as `AT+CREG=1`
+/// asks for) rather than the answer to a query (`<n>,<stat>`), which can arrive mid-query.
+pub fn is_unsolicited_registration(line: &str) -> bool {
+    let l = line.trim();
+    l.strip_prefix("+CREG:")
+        .or_else(|| l.strip_prefix("+CEREG:"))
+        .is_some_and(|rest| fields(rest).len() == 1)
+}
+
 /// Parses the response to `AT+CREG?` / `AT+CEREG?`: `+CREG: <n>,<stat>[,…]`.
 pub fn parse_reg_response(line: &str) -> Result<RegStatus, ModemError> {
     let rest = line

@@ -481,6 +481,10 @@ impl Engine {
                 }
                 return;
             }
+            if at::is_unsolicited_registration(&text) {
+                self.urc(text);
+                return;
+            }
             let mine = i
                 .command
                 .prefix
