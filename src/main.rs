@@ -44,6 +44,8 @@ enum Command {
     },
     /// Deliver alarms over SCAIP and SIA DC-09 to the simulated receiving centre on loopback.
     CentreDemo(vigil::centre::receiver::demo::CentreDemoArgs),
+    /// Run a simulated cellular module and network on a pseudo-terminal.
+    ModemSim(vigil::modem::sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::CentreDemo(args) => vigil::centre::receiver::demo::run(&args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
+        Command::ModemSim(args) => vigil::modem::sim::run_cli(args).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

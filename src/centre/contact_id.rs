@@ -1,1 +1,360 @@
 //! The Contact ID route (SIA DC-05): DTMF over a cellular voice call, kissoff, then speech.
+//!
+//! A message is `ACCT MT Q EEE GG CCC S`: 4-digit account, message type 18, qualifier
+//! (1 new event, 3 restore, 6 status), 3-digit event code, 2-digit group/partition, 3-digit
+//! zone or user, and a checksum digit so that the sum of all 16 digit values is a multiple
+//! of 15, where digit 0 counts as 10 and pseudo-hex B–F count 11–15 (a checksum of 10 is
+//! sent as `0`, of 15 as `F`). B–F go out on the line as DTMF `*`, `#`, `A`, `B`, `C`.
+//!
+//! The call: `ATD<number>;`, wait for `+CLCC` stat 0 (answered), wait for the receiver's
+//! handshake (1400 Hz then 2300 Hz, reported by the modem's tone detector as `+QTONEDET`),
+//! pause 250 ms, send the 16 digits with `AT+VTS`, wait 1.25 s for the kissoff (1400 Hz);
+//! repeat up to 4 times. After the kissoff the call stays up for speech.
+
+use std::time::Duration;
+
+use crate::config::{ContactIdRoute, Unit};
+use crate::core::{Alarm, Delivery, DeliveryResult};
+use crate::modem::at::Urc;
+use crate::modem::Modem;
+
+/// Attempts per call before giving up (DC-05).
+pub const ATTEMPTS: u32 = 4;
+
+/// A Contact ID message that cannot be built or was heard wrong.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CidError {
+    /// Not 16 digits.
+    #[error("a Contact ID message has 16 digits, not {0}")]
+    Length(usize),
+    /// A character that is not a Contact ID digit.
+    #[error("`{0}` is not a Contact ID digit")]
+    Digit(char),
+    /// Message type other than 18 (or 98).
+    #[error("message type {0} is not Contact ID (18/98)")]
+    MessageType(String),
+    /// The checksum does not make the sum a multiple of 15.
+    #[error("checksum wrong (digit sum {0} is not a multiple of 15)")]
+    Checksum(u32),
+    /// A field out of range.
+    #[error("field out of range: {0}")]
+    Field(&'static str),
+}
+
+/// One Contact ID event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Account, 4 digits or pseudo-hex B–F.
+    pub account: String,
+    /// Event qualifier: 1 new event / opening, 3 restore / closing, 6 status.
+    pub qualifier: u8,
+    /// Event code, 0–999.
+    pub event: u16,
+    /// Group or partition, 0–99.
+    pub group: u8,
+    /// Zone or user, 0–999.
+    pub zone: u16,
+}
+
+/// The value of a pseudo-hex digit (0 counts as 10).
+fn value(c: char) -> Option<u32> {
+    match c {
+        '0' => Some(10),
+        '1'..='9' => c.to_digit(10),
+        'B'..='F' => c.to_digit(16),
+        _ => None,
+    }
+}
+
+fn to_dtmf(c: char) -> char {
+    match c {
+        'B' => '*',
+        'C' => '#',
+        'D' => 'A',
+        'E' => 'B',
+        'F' => 'C',
+        other => other,
+    }
+}
+
+fn from_dtmf(c: char) -> Option<char> {
+    Some(match c {
+        '0'..='9' => c,
+        '*' => 'B',
+        '#' => 'C',
+        'A' => 'D',
+        'B' => 'E',
+        'C' => 'F',
+        _ => return None,
+    })
+}
+
+impl Message {
+    /// The message for `alarm` from the unit with Contact ID account `account`.
+    pub fn for_alarm(account: &str, alarm: &Alarm) -> Result<Message, CidError> {
+        let (qualifier, event) = alarm.cause.contact_id();
+        Message::new(account, qualifier, event, 1, alarm.zone())
+    }
+
+    /// A message, checking every field.
+    pub fn new(
+        account: &str,
+        qualifier: u8,
+        event: u16,
+        group: u8,
+        zone: u16,
+    ) -> Result<Message, CidError> {
+        if account.chars().count() != 4 {
+            return Err(CidError::Field("account must have 4 digits"));
+        }
+        if let Some(c) = account.chars().find(|&c| value(c).is_none()) {
+            return Err(CidError::Digit(c));
+        }
+        if !matches!(qualifier, 1 | 3 | 6) {
+            return Err(CidError::Field("qualifier must be 1, 3 or 6"));
+        }
+        if event > 999 || group > 99 || zone > 999 {
+            return Err(CidError::Field("event ≤ 999, group ≤ 99, zone ≤ 999"));
+        }
+        Ok(Message {
+            account: account.to_string(),
+            qualifier,
+            event,
+            group,
+            zone,
+        })
+    }
+
+    /// The 16 digits, checksum included, in pseudo-hex (`0`–`9`, `B`–`F`).
+    pub fn digits(&self) -> String {
+        let body = format!(
+            "{}18{}{:03}{:02}{:03}",
+            self.account, self.qualifier, self.event, self.group, self.zone
+        );
+        let sum: u32 = body.chars().filter_map(value).sum();
+        let check = 15 - sum % 15; // 1..=15
+        let c = match check {
+            10 => '0',
+            n => char::from_digit(n, 16)
+                .map(|c| c.to_ascii_uppercase())
+                .unwrap_or('F'),
+        };
+        format!("{body}{c}")
+    }
+
+    /// The 16 DTMF symbols to send (`AT+VTS`).
+    pub fn dtmf(&self) -> String {
+        self.digits().chars().map(to_dtmf).collect()
+    }
+
+    /// Decodes 16 DTMF symbols as heard by a receiver, checking type and checksum.
+    pub fn from_dtmf(dtmf: &str) -> Result<Message, CidError> {
+        let n = dtmf.chars().count();
+        if n != 16 {
+            return Err(CidError::Length(n));
+        }
+        let digits: String = dtmf
+            .chars()
+            .map(|c| from_dtmf(c).ok_or(CidError::Digit(c)))
+            .collect::<Result<_, _>>()?;
+        let sum: u32 = digits.chars().filter_map(value).sum();
+        if sum % 15 != 0 {
+            return Err(CidError::Checksum(sum));
+        }
+        let field = |a: usize, b: usize| digits.get(a..b).unwrap_or("");
+        let mt = field(4, 6);
+        if mt != "18" && mt != "98" {
+            return Err(CidError::MessageType(mt.to_string()));
+        }
+        let num = |a, b| -> Result<u16, CidError> {
+            field(a, b)
+                .parse()
+                .map_err(|_| CidError::Field("non-decimal digit in a decimal field"))
+        };
+        Message::new(
+            field(0, 4),
+            num(6, 7)? as u8,
+            num(7, 10)?,
+            num(10, 12)? as u8,
+            num(12, 15)?,
+        )
+    }
+}
+
+/// Contact ID over a cellular voice call to a receiving centre.
+pub struct ContactIdCall {
+    modem: Modem,
+    number: String,
+    account: String,
+}
+
+enum Heard {
+    Tone(u16),
+    Ended(&'static str),
+}
+
+async fn next(urcs: &mut tokio::sync::broadcast::Receiver<Urc>, within: Duration) -> Option<Heard> {
+    tokio::time::timeout(within, async {
+        loop {
+            match urcs.recv().await {
+                Ok(Urc::Tone(hz)) => return Heard::Tone(hz),
+                Ok(Urc::NoCarrier) => return Heard::Ended("the receiver hung up"),
+                Ok(Urc::Rdy) => return Heard::Ended("the modem restarted during the call"),
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return Heard::Ended("the AT engine stopped"),
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+impl ContactIdCall {
+    /// The route to `route.number`, reporting for `unit`'s Contact ID account.
+    pub fn new(modem: Modem, route: &ContactIdRoute, unit: &Unit) -> ContactIdCall {
+        ContactIdCall {
+            modem,
+            number: route.number.clone(),
+            account: unit.contact_id_account.clone(),
+        }
+    }
+
+    /// Delivers one alarm: acknowledged only by a kissoff. Cancellation-safe: dropping the
+    /// future hangs the call up.
+    pub async fn deliver(&self, delivery: &Delivery) -> DeliveryResult {
+        let alarm = &delivery.alarm;
+        let failed = |reason: String| {
+            tracing::warn!(alarm_id = alarm.id.0, route = delivery.route.0, reason = %reason, "Contact ID not delivered");
+            DeliveryResult::Failed { reason }
+        };
+        let msg = match Message::for_alarm(&self.account, alarm) {
+            Ok(m) => m,
+            Err(e) => return failed(format!("cannot build the Contact ID message: {e}")),
+        };
+        if let Err(r) = self.modem.usable() {
+            return failed(r);
+        }
+        let mut line = self.modem.call_line().await;
+        let mut urcs = self.modem.at().subscribe();
+        if let Err(r) = self.modem.dial(&mut line, &self.number, &mut urcs).await {
+            line.hang_up().await;
+            return failed(format!("call to {}: {r}", self.number));
+        }
+        let t = self.modem.timing();
+        // DC-05: 1400 Hz then 2300 Hz from the receiver before we may send.
+        let mut seen_1400 = false;
+        let handshake = loop {
+            match next(&mut urcs, t.handshake).await {
+                Some(Heard::Tone(1400)) => seen_1400 = true,
+                Some(Heard::Tone(2300)) if seen_1400 => break Ok(()),
+                Some(Heard::Tone(_)) => {}
+                Some(Heard::Ended(why)) => break Err(why.to_string()),
+                None => break Err("no Contact ID handshake from the receiver".to_string()),
+            }
+        };
+        if let Err(r) = handshake {
+            line.hang_up().await;
+            return failed(r);
+        }
+        tokio::time::sleep(t.pre_send).await;
+        let dtmf = msg.dtmf();
+        for attempt in 1..=ATTEMPTS {
+            let vts = crate::modem::Command::new(format!("AT+VTS=\"{dtmf}\""), t.network);
+            if let Err(e) = self.modem.at().send(vts).await {
+                // A dropped call makes AT+VTS fail; its NO CARRIER came first.
+                let dropped =
+                    std::iter::from_fn(|| urcs.try_recv().ok()).any(|u| u == Urc::NoCarrier);
+                let r = self.modem.call_failure(e);
+                line.hang_up().await;
+                if dropped {
+                    return failed(format!(
+                        "the receiver hung up before the kissoff (attempt {attempt})"
+                    ));
+                }
+                return failed(format!("sending the digits: {r}"));
+            }
+            let deadline = tokio::time::Instant::now() + t.kissoff;
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match next(&mut urcs, left).await {
+                    Some(Heard::Tone(1400)) => {
+                        tracing::info!(alarm_id = alarm.id.0, attempt, "Contact ID kissoff");
+                        // The line stays open for speech with the operator.
+                        line.keep_open();
+                        return DeliveryResult::Acked {
+                            by: format!("Contact ID {}", self.number),
+                            callback: None,
+                        };
+                    }
+                    Some(Heard::Tone(_)) => continue,
+                    Some(Heard::Ended(why)) => {
+                        line.hang_up().await;
+                        return failed(format!("{why} before the kissoff (attempt {attempt})"));
+                    }
+                    None => break,
+                }
+            }
+            tracing::debug!(alarm_id = alarm.id.0, attempt, "no kissoff");
+        }
+        line.hang_up().await;
+        failed(format!("no kissoff after {ATTEMPTS} attempts"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_makes_a_multiple_of_15() {
+        // 1234 18 1 131 01 015: values 1+2+3+4+1+8+1+1+3+1+10+1+10+1+5 = 52 → S = 8.
+        let m = Message::new("1234", 1, 131, 1, 15).unwrap();
+        assert_eq!(m.digits(), "1234181131010158");
+        let sum: u32 = m.digits().chars().filter_map(value).sum();
+        assert_eq!(sum % 15, 0);
+    }
+
+    #[test]
+    fn checksum_ten_is_sent_as_zero_and_fifteen_as_f() {
+        // Search zones until the checksum is 10 and 15, and check their spelling.
+        let mut seen = (false, false);
+        for zone in 0..30 {
+            let d = Message::new("1234", 1, 101, 1, zone).unwrap().digits();
+            let body: u32 = d.chars().take(15).filter_map(value).sum();
+            match 15 - body % 15 {
+                10 => {
+                    assert!(d.ends_with('0'));
+                    seen.0 = true;
+                }
+                15 => {
+                    assert!(d.ends_with('F'));
+                    seen.1 = true;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(seen, (true, true));
+    }
+
+    #[test]
+    fn pseudo_hex_goes_out_as_star_hash_and_letters() {
+        let m = Message::new("B1CF", 1, 101, 1, 1).unwrap();
+        let d = m.dtmf();
+        assert!(d.starts_with("*1#C"), "{d}");
+        assert_eq!(Message::from_dtmf(&d).unwrap(), m);
+    }
+
+    #[test]
+    fn receiver_rejects_bad_messages() {
+        let d = Message::new("1234", 1, 101, 1, 3).unwrap().dtmf();
+        let mut bad: Vec<char> = d.chars().collect();
+        bad[8] = if bad[8] == '1' { '2' } else { '1' };
+        let bad: String = bad.into_iter().collect();
+        assert!(matches!(
+            Message::from_dtmf(&bad),
+            Err(CidError::Checksum(_))
+        ));
+        assert_eq!(Message::from_dtmf("123"), Err(CidError::Length(3)));
+        assert!(Message::from_dtmf("123417110101001X").is_err());
+    }
+}

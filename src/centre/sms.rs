@@ -1,1 +1,171 @@
 //! The SMS route: alarm text out, authenticated reply back.
+//!
+//! The text tells a person who, what, where, when and which unit, and ends with a line a
+//! gateway can parse (`VIGIL1 REF=… UNIT=… EV=… Z=… T=…`). `+CMGS` only proves the SMSC took
+//! it; the alarm counts as delivered when a reply from the configured number says
+//! `ACK <REF> <code>`, the code being the HMAC of `ACK <REF>` under the route's secret
+//! ([`crate::modem::auth`]). Sent in PDU mode (GSM 7-bit, or UCS-2 for names such as
+//! "Łucja Wąs"), concatenated when long; text mode on request for plain short texts.
+
+use std::time::Duration;
+
+use crate::config::{Credentials, SmsRoute, Unit};
+use crate::core::{Alarm, AlarmClass, Delivery, DeliveryResult};
+use crate::modem::device::same_number;
+use crate::modem::{auth, Modem};
+
+/// How the SMS goes to the modem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmsMode {
+    /// PDU mode (`AT+CMGF=0`): any alphabet, concatenation.
+    Pdu,
+    /// Text mode (`AT+CMGF=1`) when the text is short plain ASCII, else PDU.
+    Text,
+}
+
+/// An SMS route to one number.
+pub struct Sms {
+    modem: Modem,
+    number: String,
+    secret: String,
+    reply_timeout: Duration,
+    unit: Unit,
+    mode: SmsMode,
+}
+
+/// The alarm text: readable lines, then the machine-parseable reference line.
+pub fn alarm_text(unit: &Unit, alarm: &Alarm) -> String {
+    let head = match alarm.class() {
+        AlarmClass::Personal => "ALARM",
+        AlarmClass::Technical => "TECHNICAL",
+        AlarmClass::Test => "TEST",
+    };
+    let (q, eee) = alarm.cause.contact_id();
+    let place = match &alarm.device {
+        Some(d) => format!("{}, {} (zone {})", unit.address, d.location, d.zone),
+        None => format!("{}, base unit", unit.address),
+    };
+    format!(
+        "{head}: {}\nWho: {}\nWhere: {place}\nWhen: {}\nUnit: {}\nReply ACK {} <code>\nVIGIL1 REF={} UNIT={} EV={q}{eee:03} Z={:03} T={}",
+        alarm.cause.describe(),
+        unit.subscriber,
+        alarm.raised_at.to_utc().format("%Y-%m-%d %H:%M:%SZ"),
+        unit.controller_id,
+        alarm.reference,
+        alarm.reference,
+        unit.controller_id,
+        alarm.zone(),
+        alarm.raised_at.as_secs(),
+    )
+}
+
+/// A one-message form for text mode: who, what, where, when and the reference line.
+pub fn compact_text(unit: &Unit, alarm: &Alarm) -> String {
+    let (q, eee) = alarm.cause.contact_id();
+    let place = match &alarm.device {
+        Some(d) => format!("{}, {}", unit.address, d.location),
+        None => unit.address.clone(),
+    };
+    format!(
+        "{}: {}. {place}. {} VIGIL1 REF={} UNIT={} EV={q}{eee:03} Z={:03} T={}",
+        alarm.cause.describe(),
+        unit.subscriber,
+        alarm.raised_at.to_utc().format("%Y-%m-%d %H:%MZ"),
+        alarm.reference,
+        unit.controller_id,
+        alarm.zone(),
+        alarm.raised_at.as_secs(),
+    )
+}
+
+impl Sms {
+    /// The route as configured; `credentials` are the ones `route.credentials` names.
+    pub fn new(modem: Modem, route: &SmsRoute, credentials: &Credentials, unit: &Unit) -> Sms {
+        Sms {
+            modem,
+            number: route.number.clone(),
+            secret: credentials.secret.clone(),
+            reply_timeout: route.reply_timeout,
+            unit: unit.clone(),
+            mode: SmsMode::Pdu,
+        }
+    }
+
+    /// Uses `mode` to hand the text to the modem.
+    pub fn with_mode(mut self, mode: SmsMode) -> Sms {
+        self.mode = mode;
+        self
+    }
+
+    /// Delivers one alarm: acknowledged only by an authenticated reply. Cancellation-safe:
+    /// dropping the future stops waiting (an SMS half-typed at the prompt is aborted by the
+    /// engine's timeout with ESC).
+    pub async fn deliver(&self, delivery: &Delivery) -> DeliveryResult {
+        let alarm = &delivery.alarm;
+        let failed = |reason: String| {
+            tracing::warn!(alarm_id = alarm.id.0, route = delivery.route.0, reason = %reason, "SMS not acknowledged");
+            DeliveryResult::Failed { reason }
+        };
+        if let Err(r) = self.modem.usable() {
+            return failed(r);
+        }
+        let text = alarm_text(&self.unit, alarm);
+        let short = compact_text(&self.unit, alarm);
+        // Subscribe before sending: a fast reply must not slip past.
+        let mut inbox = self.modem.incoming_sms();
+        let use_text = self.mode == SmsMode::Text && short.is_ascii() && short.len() <= 160;
+        let sent = if use_text {
+            self.modem.send_sms_text(&self.number, &short).await
+        } else {
+            self.modem.send_sms(&self.number, &text).await
+        };
+        let mrs = match sent {
+            Ok(m) => m,
+            Err(e) => {
+                return failed(format!(
+                    "SMS to {}: {}",
+                    self.number,
+                    self.modem.call_failure(e)
+                ))
+            }
+        };
+        tracing::info!(
+            alarm_id = alarm.id.0,
+            route = delivery.route.0,
+            parts = mrs.len(),
+            "SMS sent, waiting for the reply"
+        );
+        let wait = async {
+            loop {
+                match inbox.recv().await {
+                    Ok(sms) => {
+                        if !same_number(&sms.from, &self.number) {
+                            tracing::debug!(from = %sms.from, "SMS from another number ignored");
+                            continue;
+                        }
+                        match auth::verify_ack(&self.secret, &sms.text) {
+                            Some(r) if r == alarm.reference.as_str() => return Some(sms.from),
+                            Some(_) => tracing::debug!("acknowledgement of another alarm"),
+                            None => {
+                                tracing::warn!(alarm_id = alarm.id.0, from = %sms.from, "reply without a valid code ignored")
+                            }
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return None,
+                }
+            }
+        };
+        match tokio::time::timeout(self.reply_timeout, wait).await {
+            Ok(Some(by)) => {
+                tracing::info!(alarm_id = alarm.id.0, by = %by, "SMS acknowledged");
+                DeliveryResult::Acked { by, callback: None }
+            }
+            Ok(None) => failed("the modem stopped".into()),
+            Err(_) => failed(format!(
+                "SMS sent (+CMGS {mrs:?}) but no authenticated reply within {} s",
+                self.reply_timeout.as_secs_f32()
+            )),
+        }
+    }
+}

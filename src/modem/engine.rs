@@ -1,0 +1,567 @@
+//! The AT command engine: one command in flight over a serial port, each with its own timeout,
+//! responses matched to their command, unsolicited result codes broadcast as events.
+//!
+//! `serialport` is blocking, so a reader thread and a writer thread bridge it into tokio; the
+//! engine itself is one task owning the line discipline. Callers talk to it through
+//! [`AtClient`]: dropping a [`AtClient::send`] future is safe (the command finishes or times out
+//! inside the engine; a command still queued when its caller went away is never sent).
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::at::{self, FinalResult, Urc};
+use super::ModemError;
+
+/// Ctrl-Z: ends SMS text or PDU after the `> ` prompt (TS 27.005 §3.5.1).
+pub const CTRL_Z: u8 = 0x1A;
+/// ESC: aborts sending at the prompt.
+pub const ESC: u8 = 0x1B;
+
+/// A command line as it may appear in logs and errors: PINs and passwords cut out.
+pub fn redact(line: &str) -> String {
+    let upper = line.trim_start().to_ascii_uppercase();
+    for secret in ["AT+CPIN=", "AT+CPWD=", "AT+CLCK="] {
+        if upper.starts_with(secret) {
+            return format!("{secret}<secret>");
+        }
+    }
+    line.to_string()
+}
+
+/// Longest partial line kept; a modem that floods bytes without line ends is cut here.
+const MAX_LINE: usize = 4096;
+
+/// One AT command and how to wait for it.
+#[derive(Clone, Debug)]
+pub struct Command {
+    /// The command line without the trailing CR, e.g. `AT+CSQ`.
+    pub line: String,
+    /// How long to wait for the final result.
+    pub timeout: Duration,
+    /// Prefix of the information lines that answer it (`+CREG:`); such lines are taken as the
+    /// response, not as URCs, while this command runs.
+    pub prefix: Option<String>,
+    /// Text or PDU to send after the `> ` prompt, followed by Ctrl-Z.
+    pub body: Option<String>,
+    /// `ATD`/`ATA`: `NO CARRIER`, `BUSY`, `NO ANSWER` end this command.
+    pub call_setup: bool,
+}
+
+impl Command {
+    /// A command with the given timeout.
+    pub fn new(line: impl Into<String>, timeout: Duration) -> Command {
+        Command {
+            line: line.into(),
+            timeout,
+            prefix: None,
+            body: None,
+            call_setup: false,
+        }
+    }
+
+    /// Information lines starting with `prefix` belong to this command.
+    pub fn expect(mut self, prefix: &str) -> Command {
+        self.prefix = Some(prefix.to_string());
+        self
+    }
+
+    /// Sends `body` after the `> ` prompt, then Ctrl-Z.
+    pub fn with_body(mut self, body: impl Into<String>) -> Command {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Marks a call set-up command (`ATD`, `ATA`).
+    pub fn call_setup(mut self) -> Command {
+        self.call_setup = true;
+        self
+    }
+}
+
+/// The information lines of a command that ended with `OK`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Response {
+    /// Lines between the command and its final result, in order.
+    pub lines: Vec<String>,
+}
+
+impl Response {
+    /// The first line starting with `prefix`.
+    pub fn line(&self, prefix: &str) -> Option<&str> {
+        self.lines
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .map(String::as_str)
+    }
+}
+
+struct Request {
+    command: Command,
+    reply: oneshot::Sender<Result<Response, ModemError>>,
+}
+
+/// A handle on the AT engine: send commands, subscribe to URCs. Cheap to clone.
+#[derive(Clone)]
+pub struct AtClient {
+    tx: mpsc::Sender<Request>,
+    urcs: broadcast::Sender<Urc>,
+}
+
+impl AtClient {
+    /// Sends `command` and waits for its final result. `OK` gives the response lines; any
+    /// other final result is [`ModemError::Rejected`]; silence is [`ModemError::Timeout`].
+    pub async fn send(&self, command: Command) -> Result<Response, ModemError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request { command, reply })
+            .await
+            .map_err(|_| ModemError::EngineStopped)?;
+        rx.await.map_err(|_| ModemError::EngineStopped)?
+    }
+
+    /// Unsolicited result codes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Urc> {
+        self.urcs.subscribe()
+    }
+
+    /// Whether the engine task is still running.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+}
+
+/// Opens the serial device and starts the engine on the current tokio runtime.
+///
+/// If the device goes away (a USB module re-enumerates after a power cycle), the reader
+/// reopens the same path until it is back; commands meanwhile time out and the modem
+/// supervisor recovers.
+pub fn open(path: &str, baud: u32) -> Result<AtClient, ModemError> {
+    let port = open_port(path, baud)?;
+    let writer = port.try_clone_native().map_err(|source| ModemError::Port {
+        port: path.to_string(),
+        source,
+    })?;
+    let writer: SharedWriter = Arc::new(Mutex::new(Box::new(writer)));
+    let (bytes_tx, bytes_rx) = mpsc::channel::<Vec<u8>>(64);
+    spawn_port_reader(path.to_string(), baud, port, bytes_tx, writer.clone());
+    let out = spawn_shared_writer(writer);
+    Ok(start(bytes_rx, out))
+}
+
+type SharedWriter = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// How often a vanished serial device is looked for again.
+const REOPEN_INTERVAL: Duration = Duration::from_millis(200);
+
+fn open_port(path: &str, baud: u32) -> Result<serialport::TTYPort, ModemError> {
+    serialport::new(path, baud)
+        .timeout(Duration::from_millis(50))
+        .open_native()
+        .map_err(|source| ModemError::Port {
+            port: path.to_string(),
+            source,
+        })
+}
+
+/// Reads the port on its own thread; when the device is lost, reopens `path` and hands the
+/// writer thread the new port.
+fn spawn_port_reader(
+    path: String,
+    baud: u32,
+    mut port: serialport::TTYPort,
+    tx: mpsc::Sender<Vec<u8>>,
+    writer: SharedWriter,
+) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        loop {
+            if tx.is_closed() {
+                return;
+            }
+            match port.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    if tx
+                        .blocking_send(buf.get(..n).unwrap_or(&[]).to_vec())
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Ok(_) => tracing::warn!(port = %path, "serial device hung up; reopening"),
+                Err(e) => tracing::warn!(port = %path, error = %e, "serial device lost; reopening"),
+            }
+            loop {
+                std::thread::sleep(REOPEN_INTERVAL);
+                if tx.is_closed() {
+                    return;
+                }
+                let Ok(p) = open_port(&path, baud) else {
+                    continue;
+                };
+                let Ok(w) = p.try_clone_native() else {
+                    continue;
+                };
+                if let Ok(mut g) = writer.lock() {
+                    *g = Box::new(w);
+                }
+                port = p;
+                tracing::info!(port = %path, "serial device reopened");
+                break;
+            }
+        }
+    });
+}
+
+fn spawn_shared_writer(writer: SharedWriter) -> std::sync::mpsc::Sender<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        while let Ok(bytes) = rx.recv() {
+            let Ok(mut w) = writer.lock() else { return };
+            if let Err(e) = w.write_all(&bytes).and_then(|()| w.flush()) {
+                tracing::debug!(error = %e, "serial write failed");
+            }
+        }
+    });
+    tx
+}
+
+/// Starts the engine over any byte stream pair (the serial port, or a test double).
+/// `reader` should return `TimedOut`/`WouldBlock` periodically so its thread can notice shutdown.
+pub fn spawn(reader: Box<dyn Read + Send>, writer: Box<dyn Write + Send>) -> AtClient {
+    let (bytes_tx, bytes_rx) = mpsc::channel::<Vec<u8>>(64);
+    spawn_reader(reader, bytes_tx);
+    let out = spawn_writer(writer);
+    start(bytes_rx, out)
+}
+
+fn start(bytes_rx: mpsc::Receiver<Vec<u8>>, out: std::sync::mpsc::Sender<Vec<u8>>) -> AtClient {
+    let (tx, rx) = mpsc::channel(16);
+    let (urcs, _) = broadcast::channel(256);
+    let engine = Engine {
+        rx,
+        bytes: bytes_rx,
+        out,
+        urcs: urcs.clone(),
+        buf: Vec::new(),
+        inflight: None,
+    };
+    tokio::spawn(engine.run());
+    AtClient { tx, urcs }
+}
+
+/// Reads the port on its own thread and hands chunks to the engine.
+pub(crate) fn spawn_reader(mut reader: Box<dyn Read + Send>, tx: mpsc::Sender<Vec<u8>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        let mut failing = false;
+        loop {
+            if tx.is_closed() {
+                return;
+            }
+            match reader.read(&mut buf) {
+                Ok(0) => std::thread::sleep(Duration::from_millis(20)),
+                Ok(n) => {
+                    failing = false;
+                    if tx
+                        .blocking_send(buf.get(..n).unwrap_or(&[]).to_vec())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "serial read failed");
+                        failing = true;
+                    }
+                    // A pty whose other side is closed reports EIO; wait rather than spin.
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+        }
+    });
+}
+
+/// Writes to the port on its own thread so a stalled UART never blocks the runtime.
+pub(crate) fn spawn_writer(mut writer: Box<dyn Write + Send>) -> std::sync::mpsc::Sender<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        while let Ok(bytes) = rx.recv() {
+            if let Err(e) = writer.write_all(&bytes).and_then(|()| writer.flush()) {
+                tracing::warn!(error = %e, "serial write failed");
+            }
+        }
+    });
+    tx
+}
+
+#[derive(PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the `> ` prompt before sending the body.
+    Prompt,
+    /// Waiting for the final result.
+    Final,
+}
+
+struct Inflight {
+    command: Command,
+    reply: oneshot::Sender<Result<Response, ModemError>>,
+    deadline: Instant,
+    phase: Phase,
+    lines: Vec<String>,
+}
+
+struct Engine {
+    rx: mpsc::Receiver<Request>,
+    bytes: mpsc::Receiver<Vec<u8>>,
+    out: std::sync::mpsc::Sender<Vec<u8>>,
+    urcs: broadcast::Sender<Urc>,
+    buf: Vec<u8>,
+    inflight: Option<Inflight>,
+}
+
+impl Engine {
+    async fn run(mut self) {
+        loop {
+            let deadline = self.inflight.as_ref().map(|i| i.deadline);
+            tokio::select! {
+                req = self.rx.recv(), if self.inflight.is_none() => {
+                    let Some(req) = req else { return };
+                    self.start(req);
+                }
+                chunk = self.bytes.recv() => {
+                    let Some(chunk) = chunk else {
+                        if let Some(i) = self.inflight.take() {
+                            let _ = i.reply.send(Err(ModemError::EngineStopped));
+                        }
+                        return;
+                    };
+                    self.feed(&chunk);
+                }
+                () = sleep_until_opt(deadline) => self.timeout(),
+            }
+        }
+    }
+
+    fn start(&mut self, req: Request) {
+        if req.reply.is_closed() {
+            // The caller gave up before its turn: never send a command nobody waits for.
+            return;
+        }
+        tracing::trace!(command = %redact(&req.command.line), "AT >");
+        let mut bytes = req.command.line.clone().into_bytes();
+        bytes.push(b'\r');
+        let _ = self.out.send(bytes);
+        let phase = if req.command.body.is_some() {
+            Phase::Prompt
+        } else {
+            Phase::Final
+        };
+        self.inflight = Some(Inflight {
+            deadline: Instant::now() + req.command.timeout,
+            command: req.command,
+            reply: req.reply,
+            phase,
+            lines: Vec::new(),
+        });
+    }
+
+    fn timeout(&mut self) {
+        let Some(i) = self.inflight.take() else {
+            return;
+        };
+        if i.phase == Phase::Prompt {
+            // Abort a half-started SMS so the modem returns to command mode.
+            let _ = self.out.send(vec![ESC]);
+        }
+        tracing::debug!(command = %redact(&i.command.line), "AT timeout");
+        let _ = i.reply.send(Err(ModemError::Timeout {
+            command: redact(&i.command.line),
+            timeout_ms: i.command.timeout.as_millis() as u64,
+        }));
+    }
+
+    fn feed(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\r' || b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                let text = String::from_utf8_lossy(line.get(..pos).unwrap_or(&[]))
+                    .trim()
+                    .to_string();
+                if !text.is_empty() {
+                    self.line(text);
+                }
+                continue;
+            }
+            break;
+        }
+        self.check_prompt();
+        if self.buf.len() > MAX_LINE {
+            tracing::warn!(
+                bytes = self.buf.len(),
+                "discarding unterminated modem output"
+            );
+            self.buf.clear();
+        }
+    }
+
+    fn check_prompt(&mut self) {
+        let Some(i) = self.inflight.as_mut() else {
+            return;
+        };
+        if i.phase != Phase::Prompt || !self.buf.starts_with(b">") {
+            return;
+        }
+        self.buf.clear();
+        let mut body = i.command.body.clone().unwrap_or_default().into_bytes();
+        body.push(CTRL_Z);
+        let _ = self.out.send(body);
+        i.phase = Phase::Final;
+    }
+
+    fn line(&mut self, text: String) {
+        tracing::trace!(line = %redact(&text), "AT <");
+        if let Some(i) = self.inflight.as_mut() {
+            // Echo of our own command (modem still in ATE1) or of the SMS body.
+            if text == i.command.line
+                || i.command
+                    .body
+                    .as_deref()
+                    .is_some_and(|b| text.trim_end_matches(char::from(CTRL_Z)) == b)
+            {
+                return;
+            }
+            if let Some(result) = at::parse_final(&text) {
+                if result.is_call_progress() && !i.command.call_setup {
+                    self.urc(text);
+                    return;
+                }
+                if let Some(i) = self.inflight.take() {
+                    if i.phase == Phase::Prompt && result == FinalResult::Ok {
+                        // OK without a prompt is not a sent SMS.
+                        let _ = i.reply.send(Err(ModemError::Rejected {
+                            command: redact(&i.command.line),
+                            result: FinalResult::Error,
+                        }));
+                        return;
+                    }
+                    let reply = if result == FinalResult::Ok {
+                        Ok(Response { lines: i.lines })
+                    } else {
+                        Err(ModemError::Rejected {
+                            command: redact(&i.command.line),
+                            result,
+                        })
+                    };
+                    let _ = i.reply.send(reply);
+                }
+                return;
+            }
+            if at::is_unsolicited_registration(&text) {
+                self.urc(text);
+                return;
+            }
+            let mine = i
+                .command
+                .prefix
+                .as_deref()
+                .is_some_and(|p| text.starts_with(p));
+            if mine {
+                i.lines.push(text);
+                return;
+            }
+            if at::parse_urc(&text).is_none() {
+                // Unprefixed lines (ATI text, the PDU after +CMGR) belong to the command.
+                i.lines.push(text);
+                return;
+            }
+        }
+        self.urc(text);
+    }
+
+    fn urc(&mut self, text: String) {
+        let urc = at::parse_urc(&text)
+            .or_else(|| match at::parse_final(&text) {
+                Some(FinalResult::NoCarrier) => Some(Urc::NoCarrier),
+                Some(FinalResult::Busy) => Some(Urc::Busy),
+                Some(FinalResult::NoAnswer) => Some(Urc::NoAnswer),
+                _ => None,
+            })
+            .unwrap_or(Urc::Other(text));
+        if urc == Urc::Rdy {
+            // The module rebooted: whatever was in flight is lost with its state.
+            if let Some(i) = self.inflight.take() {
+                let _ = i.reply.send(Err(ModemError::NotReady(format!(
+                    "module restarted during `{}`",
+                    redact(&i.command.line)
+                ))));
+            }
+        }
+        if let Urc::Other(t) = &urc {
+            tracing::debug!(line = %t.chars().take(60).collect::<String>(), "unsolicited line");
+        }
+        let _ = self.urcs.send(urc);
+    }
+}
+
+/// Fuzz entry: the line discipline over arbitrary modem output, with an SMS command (prompt,
+/// body, prefix) in flight. Must never panic; needs no runtime.
+pub fn fuzz_feed(data: &[u8]) {
+    let (_tx, rx) = mpsc::channel(1);
+    let (_btx, bytes) = mpsc::channel(1);
+    let (out, _out_rx) = std::sync::mpsc::channel();
+    let (urcs, _keep) = broadcast::channel(16);
+    let mut e = Engine {
+        rx,
+        bytes,
+        out,
+        urcs,
+        buf: Vec::new(),
+        inflight: None,
+    };
+    let (reply, _r) = oneshot::channel();
+    e.inflight = Some(Inflight {
+        command: Command::new("AT+CMGS=23", Duration::from_secs(1))
+            .expect("+CMGS:")
+            .with_body("0011000B916407281553F80000A70AE8329BFD4697D9EC37"),
+        reply,
+        deadline: Instant::now(),
+        phase: Phase::Prompt,
+        lines: Vec::new(),
+    });
+    for chunk in data.chunks(7) {
+        e.feed(chunk);
+    }
+    e.timeout();
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,1264 @@
+//! A simulated cellular module (Quectel EC25 / SIMCom SIM7600 style) on a pseudo-terminal.
+//!
+//! It speaks V.250 / TS 27.007 / TS 27.005 on the master side of a pty; Vigil opens the slave
+//! path with `serialport` exactly as it opens `/dev/ttyUSB2` on the unit. Behaviour modelled:
+//! echo until `ATE0`, `AT+CMEE` 0/1/2, SIM states (`+CPIN: READY`, `SIM PIN`, `SIM PUK`, not
+//! inserted), registration that takes time and emits `+CREG`/`+CEREG`, `+CSQ`, the SMS `> `
+//! prompt (Ctrl-Z sends, ESC aborts) with PDU length checks, `+CMTI` and `+CMGR`, voice calls
+//! with `+CLCC` states, `BUSY`/`NO ANSWER`/`NO CARRIER`, `AT+VTS` only in an active call,
+//! `RING`/`+CLIP`, `AT+QTTS` announcements, `AT+QTONEDET` DTMF/tone detection, `RDY` after a
+//! reset (`AT+CFUN=1,1` or the power key). Faults are scripted per test with [`Fault`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::at::{CallState, RegStatus};
+use super::engine::{spawn_reader, spawn_writer, CTRL_Z, ESC};
+use super::network::{EndCause, Network, Progress, ToModem, ToParty};
+use super::power::PowerKey;
+use super::{pdu, ModemError};
+
+/// A simulated module on its network, ready for tests and the demo.
+pub struct SimWorld {
+    /// The network with its parties.
+    pub network: Network,
+    /// The module on its pty.
+    pub module: SimModem,
+}
+
+impl SimWorld {
+    /// A network with fast timing and one module configured by `config`.
+    pub fn start(config: SimConfig) -> Result<SimWorld, ModemError> {
+        let network = Network::new(super::network::NetTiming::fast());
+        let module = SimModem::spawn(&network, config)?;
+        Ok(SimWorld { network, module })
+    }
+
+    /// Opens the module's pty with the real `serialport` path and starts a [`super::Modem`]
+    /// with fast timing and the simulated power key.
+    pub fn open_modem(
+        &self,
+        settings: super::device::Settings,
+    ) -> Result<super::Modem, ModemError> {
+        let at = super::engine::open(self.module.path(), 115_200)?;
+        Ok(super::Modem::start(
+            at,
+            settings,
+            super::Timing::fast(),
+            Some(Box::new(self.module.power_key())),
+        ))
+    }
+}
+
+/// A fault the simulated module (or its SIM / radio) shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// No SIM card: `+CPIN` gives `+CME ERROR: 10`.
+    NoSim,
+    /// The SIM's PIN is not the configured one (`+CME ERROR: 16`, then PUK after 3 tries).
+    WrongPin,
+    /// The network refuses registration (`+CREG: 3`).
+    RegistrationDenied,
+    /// No network coverage: searching forever, `+CSQ: 99,99`.
+    NoNetwork,
+    /// The next `count` SMS submissions fail with `+CMS ERROR: <code>`.
+    CmsError {
+        /// TS 27.005 §3.2.5 error code.
+        code: u16,
+        /// How many submissions fail.
+        count: u32,
+    },
+    /// The module hangs: it reads but never answers, until power-cycled by its key.
+    Silent,
+    /// Noise on the line: garbage bytes before every response.
+    Garbage,
+    /// The module reboots by itself when the next SMS is submitted (mid-command).
+    RebootOnSms,
+}
+
+/// Delays of the simulated module.
+#[derive(Clone, Copy, Debug)]
+pub struct SimTiming {
+    /// From power-on or reset to `RDY`.
+    pub boot: Duration,
+    /// From SIM ready to registered.
+    pub registration: Duration,
+    /// Network round trip of an SMS submission.
+    pub cmgs: Duration,
+    /// Time per DTMF digit of `AT+VTS` (tone plus pause).
+    pub dtmf_digit: Duration,
+    /// Length of a text-to-speech announcement.
+    pub tts: Duration,
+    /// Interval of `RING` for an incoming call.
+    pub ring_repeat: Duration,
+}
+
+impl SimTiming {
+    /// Short delays for tests and the demo.
+    pub fn fast() -> SimTiming {
+        SimTiming {
+            boot: Duration::from_millis(80),
+            registration: Duration::from_millis(60),
+            cmgs: Duration::from_millis(20),
+            dtmf_digit: Duration::from_millis(2),
+            tts: Duration::from_millis(60),
+            ring_repeat: Duration::from_millis(100),
+        }
+    }
+}
+
+/// How to build a simulated module.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The SIM's own number on the network.
+    pub number: String,
+    /// The SIM's PIN, if it asks for one.
+    pub pin: Option<String>,
+    /// Signal, `+CSQ` rssi 0–31.
+    pub rssi: u8,
+    /// Faults from the start.
+    pub faults: Vec<Fault>,
+    /// Delays.
+    pub timing: SimTiming,
+}
+
+impl SimConfig {
+    /// A healthy module with SIM `number`, no PIN.
+    pub fn new(number: &str) -> SimConfig {
+        SimConfig {
+            number: number.to_string(),
+            pin: None,
+            rssi: 21,
+            faults: Vec::new(),
+            timing: SimTiming::fast(),
+        }
+    }
+}
+
+enum Control {
+    Inject(Fault),
+    Clear,
+    Reboot,
+    PowerKey,
+}
+
+#[derive(Default)]
+struct Shared {
+    commands: Vec<String>,
+    powered: bool,
+}
+
+/// Control of a running simulated module. Dropping it stops the module.
+pub struct SimModem {
+    path: String,
+    ctl: mpsc::UnboundedSender<Control>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl SimModem {
+    /// Opens a pty pair and starts the module on the current tokio runtime, attached to
+    /// `network` with the SIM's number. Returns once the pty exists; the module boots
+    /// (`RDY`) after `timing.boot`.
+    pub fn spawn(network: &Network, config: SimConfig) -> Result<SimModem, ModemError> {
+        let (mut master, slave) =
+            serialport::TTYPort::pair().map_err(|source| ModemError::Port {
+                port: "pty".into(),
+                source,
+            })?;
+        use serialport::SerialPort;
+        let _ = master.set_timeout(Duration::from_millis(50));
+        let path = slave
+            .name()
+            .ok_or_else(|| ModemError::Sim("pty has no name".into()))?;
+        let writer = master
+            .try_clone_native()
+            .map_err(|source| ModemError::Port {
+                port: path.clone(),
+                source,
+            })?;
+        let (bytes_tx, bytes_rx) = mpsc::channel(64);
+        spawn_reader(Box::new(master), bytes_tx);
+        let out = spawn_writer(Box::new(writer));
+        let (ctl, ctl_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let from_net = network.attach(&config.number);
+        let (net_tx, net_rx) = mpsc::unbounded_channel();
+        // Calls the module originates report back through the same channel as the network's.
+        let relay_tx = net_tx.clone();
+        tokio::spawn(relay(from_net, relay_tx));
+        let mut m = Module {
+            net: network.clone(),
+            net_tx,
+            out,
+            shared: shared.clone(),
+            cfg: config.clone(),
+            faults: config.faults.clone(),
+            st: State::off(),
+            input: Vec::new(),
+            sms_input: None,
+            timers: Vec::new(),
+            _slave: slave,
+        };
+        m.power_on();
+        tokio::spawn(m.run(bytes_rx, net_rx, ctl_rx));
+        Ok(SimModem { path, ctl, shared })
+    }
+
+    /// The serial device path to open (the pty's slave side).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Adds a fault now.
+    pub fn inject(&self, fault: Fault) {
+        let _ = self.ctl.send(Control::Inject(fault));
+    }
+
+    /// Removes all faults (the SIM is put back, coverage returns…).
+    pub fn clear_faults(&self) {
+        let _ = self.ctl.send(Control::Clear);
+    }
+
+    /// The module reboots by itself now.
+    pub fn reboot(&self) {
+        let _ = self.ctl.send(Control::Reboot);
+    }
+
+    /// Every command line the module received, in order.
+    pub fn commands(&self) -> Vec<String> {
+        self.shared
+            .lock()
+            .map(|s| s.commands.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the module is powered.
+    pub fn powered(&self) -> bool {
+        self.shared.lock().map(|s| s.powered).unwrap_or(false)
+    }
+
+    /// The module's power key, for [`super::Modem`]'s hard recovery path.
+    pub fn power_key(&self) -> SimPowerKey {
+        SimPowerKey {
+            ctl: self.ctl.clone(),
+            pressed: Mutex::new(false),
+        }
+    }
+}
+
+/// The simulated module's power key: each press-and-release toggles power.
+pub struct SimPowerKey {
+    ctl: mpsc::UnboundedSender<Control>,
+    pressed: Mutex<bool>,
+}
+
+impl PowerKey for SimPowerKey {
+    fn set_pressed(&self, pressed: bool) -> Result<(), ModemError> {
+        let mut p = self
+            .pressed
+            .lock()
+            .map_err(|_| ModemError::PowerKey("lock poisoned".into()))?;
+        if *p && !pressed {
+            self.ctl
+                .send(Control::PowerKey)
+                .map_err(|_| ModemError::PowerKey("simulated module stopped".into()))?;
+        }
+        *p = pressed;
+        Ok(())
+    }
+}
+
+async fn relay(mut from: mpsc::UnboundedReceiver<ToModem>, to: mpsc::UnboundedSender<ToModem>) {
+    while let Some(ev) = from.recv().await {
+        if to.send(ev).is_err() {
+            return;
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sim {
+    Ready,
+    Pin { tries: u8 },
+    Puk,
+    Absent,
+}
+
+struct Call {
+    id: u32,
+    incoming: bool,
+    state: CallState,
+    number: String,
+    far: Option<mpsc::UnboundedSender<ToParty>>,
+}
+
+struct Stored {
+    from: String,
+    text: String,
+    read: bool,
+}
+
+/// Volatile module state, lost on reset.
+struct State {
+    powered: bool,
+    booted: bool,
+    echo: bool,
+    cmee: u8,
+    cmgf: u8,
+    creg_n: u8,
+    cereg_n: u8,
+    clip: bool,
+    cnmi_mt: u8,
+    tonedet: bool,
+    sim: Sim,
+    reg: RegStatus,
+    call: Option<Call>,
+}
+
+impl State {
+    fn off() -> State {
+        State {
+            powered: false,
+            booted: false,
+            echo: true,
+            cmee: 0,
+            cmgf: 0,
+            creg_n: 0,
+            cereg_n: 0,
+            clip: false,
+            cnmi_mt: 0,
+            tonedet: false,
+            sim: Sim::Absent,
+            reg: RegStatus::NotSearching,
+            call: None,
+        }
+    }
+}
+
+enum Timer {
+    Boot,
+    Registered,
+    Final(String),
+    Urc(String),
+    Ring(u32),
+}
+
+struct SmsInput {
+    pdu_len: Option<usize>,
+    to: Option<String>,
+    body: Vec<u8>,
+}
+
+struct Module {
+    net: Network,
+    net_tx: mpsc::UnboundedSender<ToModem>,
+    out: std::sync::mpsc::Sender<Vec<u8>>,
+    shared: Arc<Mutex<Shared>>,
+    cfg: SimConfig,
+    faults: Vec<Fault>,
+    st: State,
+    input: Vec<u8>,
+    sms_input: Option<SmsInput>,
+    timers: Vec<(Instant, Timer)>,
+    /// Keeps the slave side open so the master never reads EIO between openers.
+    _slave: serialport::TTYPort,
+}
+
+/// The SIM's storage survives resets; kept outside [`State`].
+static NEXT_MR: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+
+impl Module {
+    async fn run(
+        mut self,
+        mut bytes: mpsc::Receiver<Vec<u8>>,
+        mut net: mpsc::UnboundedReceiver<ToModem>,
+        mut ctl: mpsc::UnboundedReceiver<Control>,
+    ) {
+        let mut storage: BTreeMap<u16, Stored> = BTreeMap::new();
+        loop {
+            let next = self.timers.iter().map(|(t, _)| *t).min();
+            tokio::select! {
+                b = bytes.recv() => match b {
+                    Some(b) => for byte in b { self.byte(byte, &mut storage) },
+                    None => return,
+                },
+                ev = net.recv() => match ev {
+                    Some(ev) => self.network(ev, &mut storage),
+                    None => return,
+                },
+                c = ctl.recv() => match c {
+                    Some(Control::Inject(f)) => {
+                        // Coverage faults act at once, as a cell going away does.
+                        let reg = match f {
+                            Fault::NoNetwork => Some(RegStatus::Searching),
+                            Fault::RegistrationDenied => Some(RegStatus::Denied),
+                            _ => None,
+                        };
+                        self.faults.push(f);
+                        if let (Some(r), true) = (reg, self.st.sim == Sim::Ready && self.st.booted) {
+                            self.set_reg(r);
+                        }
+                    }
+                    Some(Control::Clear) => {
+                        self.faults.clear();
+                        if self.st.sim == Sim::Ready && self.st.booted && !self.st.reg.is_registered() {
+                            self.start_registration();
+                        }
+                    }
+                    Some(Control::Reboot) => self.reset(),
+                    Some(Control::PowerKey) => {
+                        if self.st.powered { self.power_off() } else { self.power_on() }
+                    }
+                    None => {
+                        self.end_call(None);
+                        return;
+                    }
+                },
+                () = sleep_opt(next) => self.fire(),
+            }
+        }
+    }
+
+    fn has(&self, f: &Fault) -> bool {
+        self.faults.contains(f)
+    }
+
+    fn silent(&self) -> bool {
+        !self.st.powered || !self.st.booted || self.has(&Fault::Silent)
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        let _ = self.out.send(bytes.to_vec());
+    }
+
+    /// A response or URC line, V.250 verbose format: `CR LF text CR LF`.
+    fn line(&self, text: &str) {
+        if self.has(&Fault::Garbage) {
+            self.write(b"\x00\xff\xfe~#\x13\r\n\xc3");
+        }
+        self.write(format!("\r\n{text}\r\n").as_bytes());
+    }
+
+    fn cme(&self, code: u16, words: &str) {
+        match self.st.cmee {
+            0 => self.line("ERROR"),
+            1 => self.line(&format!("+CME ERROR: {code}")),
+            _ => self.line(&format!("+CME ERROR: {words}")),
+        }
+    }
+
+    fn cms(&self, code: u16, words: &str) {
+        match self.st.cmee {
+            0 => self.line("ERROR"),
+            1 => self.line(&format!("+CMS ERROR: {code}")),
+            _ => self.line(&format!("+CMS ERROR: {words}")),
+        }
+    }
+
+    fn after(&mut self, d: Duration, t: Timer) {
+        self.timers.push((Instant::now() + d, t));
+    }
+
+    fn fire(&mut self) {
+        let now = Instant::now();
+        let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.timers)
+            .into_iter()
+            .partition(|(t, _)| *t <= now);
+        self.timers = rest;
+        for (_, t) in due {
+            match t {
+                Timer::Boot => self.booted(),
+                Timer::Registered => self.registered(),
+                Timer::Final(s) | Timer::Urc(s) => {
+                    if !self.silent() {
+                        self.line(&s);
+                    }
+                }
+                Timer::Ring(id) => {
+                    let ringing = self
+                        .st
+                        .call
+                        .as_ref()
+                        .is_some_and(|c| c.id == id && c.state == CallState::Incoming);
+                    if ringing {
+                        self.ring();
+                        self.after(self.cfg.timing.ring_repeat, Timer::Ring(id));
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_powered(&mut self, on: bool) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.powered = on;
+        }
+    }
+
+    fn power_on(&mut self) {
+        self.st = State::off();
+        self.st.powered = true;
+        self.set_powered(true);
+        // A power cycle clears a hung firmware.
+        self.faults.retain(|f| *f != Fault::Silent);
+        self.timers.clear();
+        self.after(self.cfg.timing.boot, Timer::Boot);
+    }
+
+    fn power_off(&mut self) {
+        self.end_call(None);
+        self.st = State::off();
+        self.set_powered(false);
+        self.timers.clear();
+        self.faults.retain(|f| *f != Fault::Silent);
+    }
+
+    fn reset(&mut self) {
+        self.end_call(None);
+        self.power_on();
+    }
+
+    fn booted(&mut self) {
+        self.st.booted = true;
+        self.st.sim = if self.has(&Fault::NoSim) {
+            Sim::Absent
+        } else if self.cfg.pin.is_some() || self.has(&Fault::WrongPin) {
+            Sim::Pin { tries: 3 }
+        } else {
+            Sim::Ready
+        };
+        self.line("RDY");
+        self.line(match self.st.sim {
+            Sim::Ready => "+CPIN: READY",
+            Sim::Pin { .. } => "+CPIN: SIM PIN",
+            Sim::Puk => "+CPIN: SIM PUK",
+            Sim::Absent => "+CPIN: NOT INSERTED",
+        });
+        if self.st.sim == Sim::Ready {
+            self.start_registration();
+        }
+    }
+
+    fn start_registration(&mut self) {
+        self.set_reg(RegStatus::Searching);
+        self.after(self.cfg.timing.registration, Timer::Registered);
+    }
+
+    fn registered(&mut self) {
+        if self.st.sim != Sim::Ready {
+            return;
+        }
+        let stat = if self.has(&Fault::RegistrationDenied) {
+            RegStatus::Denied
+        } else if self.has(&Fault::NoNetwork) {
+            RegStatus::Searching
+        } else {
+            RegStatus::Home
+        };
+        self.set_reg(stat);
+    }
+
+    fn set_reg(&mut self, stat: RegStatus) {
+        if self.st.reg == stat {
+            return;
+        }
+        self.st.reg = stat;
+        if self.silent() {
+            return;
+        }
+        if self.st.creg_n >= 1 {
+            self.line(&format!("+CREG: {}", stat.code()));
+        }
+        if self.st.cereg_n >= 1 {
+            self.line(&format!("+CEREG: {}", stat.code()));
+        }
+    }
+
+    fn byte(&mut self, b: u8, storage: &mut BTreeMap<u16, Stored>) {
+        if self.silent() {
+            return;
+        }
+        if let Some(sms) = self.sms_input.as_mut() {
+            if self.st.echo && b != CTRL_Z && b != ESC {
+                let _ = self.out.send(vec![b]);
+            }
+            match b {
+                CTRL_Z => {
+                    if let Some(sms) = self.sms_input.take() {
+                        self.submit(sms);
+                    }
+                }
+                ESC => {
+                    self.sms_input = None;
+                    self.line("OK");
+                }
+                _ if sms.body.len() < 2048 => sms.body.push(b),
+                _ => {}
+            }
+            return;
+        }
+        if self.st.echo {
+            let _ = self.out.send(vec![b]);
+        }
+        match b {
+            b'\r' => {
+                let line = String::from_utf8_lossy(&self.input).trim().to_string();
+                self.input.clear();
+                if !line.is_empty() {
+                    self.command(&line, storage);
+                }
+            }
+            b'\n' => {}
+            _ if self.input.len() < 1024 => self.input.push(b),
+            _ => {}
+        }
+    }
+
+    fn needs_sim(&self, sms: bool) -> bool {
+        let (code, words) = match self.st.sim {
+            Sim::Ready => return true,
+            Sim::Absent => (10, "SIM not inserted"),
+            Sim::Pin { .. } => (11, "SIM PIN required"),
+            Sim::Puk => (12, "SIM PUK required"),
+        };
+        if sms {
+            self.cms(300 + code, words);
+        } else {
+            self.cme(code, words);
+        }
+        false
+    }
+
+    fn command(&mut self, line: &str, storage: &mut BTreeMap<u16, Stored>) {
+        if let Ok(mut s) = self.shared.lock() {
+            // Never keep a PIN, even in the simulator's log.
+            let logged = if line.to_ascii_uppercase().starts_with("AT+CPIN=") {
+                "AT+CPIN=<pin>".to_string()
+            } else {
+                line.to_string()
+            };
+            s.commands.push(logged);
+        }
+        let upper = line.to_ascii_uppercase();
+        if !upper.starts_with("AT") {
+            self.line("ERROR");
+            return;
+        }
+        // "AT" is ASCII, so byte 2 is a character boundary in both.
+        let cmd = line.get(2..).unwrap_or("");
+        let ucmd = upper.get(2..).unwrap_or("");
+        let arg = |p: &str| -> Option<String> {
+            ucmd.strip_prefix(p)
+                .and_then(|_| cmd.get(p.len()..))
+                .map(str::to_string)
+        };
+        match ucmd {
+            "" => self.line("OK"),
+            "E0" => {
+                self.st.echo = false;
+                self.line("OK");
+            }
+            "E1" | "E" => {
+                self.st.echo = true;
+                self.line("OK");
+            }
+            "I" => {
+                self.line("Quectel\r\nEC25\r\nRevision: EC25EFAR06A06M4G");
+                self.line("OK");
+            }
+            "+CSQ" => {
+                let rssi = if self.st.reg.is_registered() {
+                    self.cfg.rssi
+                } else {
+                    99
+                };
+                self.line(&format!("+CSQ: {rssi},99"));
+                self.line("OK");
+            }
+            "+CPIN?" => match self.st.sim {
+                Sim::Absent => self.cme(10, "SIM not inserted"),
+                s => {
+                    self.line(match s {
+                        Sim::Ready => "+CPIN: READY",
+                        Sim::Pin { .. } => "+CPIN: SIM PIN",
+                        _ => "+CPIN: SIM PUK",
+                    });
+                    self.line("OK");
+                }
+            },
+            "+CREG?" => {
+                self.line(&format!("+CREG: {},{}", self.st.creg_n, self.st.reg.code()));
+                self.line("OK");
+            }
+            "+CEREG?" => {
+                self.line(&format!(
+                    "+CEREG: {},{}",
+                    self.st.cereg_n,
+                    self.st.reg.code()
+                ));
+                self.line("OK");
+            }
+            "+CFUN?" => {
+                self.line("+CFUN: 1");
+                self.line("OK");
+            }
+            "+CFUN=1,1" => {
+                self.line("OK");
+                self.reset();
+            }
+            "+CLCC" => {
+                if let Some(c) = &self.st.call {
+                    self.line(&format!(
+                        "+CLCC: 1,{},{},0,0,\"{}\",{}",
+                        u8::from(c.incoming),
+                        c.state.code(),
+                        c.number,
+                        if c.number.starts_with('+') { 145 } else { 129 }
+                    ));
+                }
+                self.line("OK");
+            }
+            "A" => self.answer(),
+            "H" | "+CHUP" => {
+                self.end_call(None);
+                self.line("OK");
+            }
+            _ => {
+                if let Some(v) = arg("+CMEE=") {
+                    self.set_u8(&v, 2, |s, n| s.cmee = n);
+                } else if let Some(v) = arg("+CREG=") {
+                    self.set_u8(&v, 2, |s, n| s.creg_n = n);
+                } else if let Some(v) = arg("+CEREG=") {
+                    self.set_u8(&v, 2, |s, n| s.cereg_n = n);
+                } else if let Some(v) = arg("+CMGF=") {
+                    self.set_u8(&v, 1, |s, n| s.cmgf = n);
+                } else if let Some(v) = arg("+CLIP=") {
+                    self.set_u8(&v, 1, |s, n| s.clip = n == 1);
+                } else if let Some(v) = arg("+QTONEDET=") {
+                    self.set_u8(&v, 1, |s, n| s.tonedet = n == 1);
+                } else if let Some(v) = arg("+CNMI=") {
+                    let mt = super::at::fields(&v)
+                        .get(1)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    self.st.cnmi_mt = mt;
+                    self.line("OK");
+                } else if arg("+CSCS=").is_some()
+                    || arg("+VTD=").is_some()
+                    || arg("+CFUN=").is_some()
+                {
+                    self.line("OK");
+                } else if let Some(v) = arg("+CPIN=") {
+                    self.enter_pin(&v);
+                } else if let Some(v) = arg("+CMGS=") {
+                    self.cmgs(&v);
+                } else if let Some(v) = arg("+CMGR=") {
+                    self.cmgr(&v, storage);
+                } else if let Some(v) = arg("+CMGL=") {
+                    self.cmgl(&v, storage);
+                } else if let Some(v) = arg("+CMGD=") {
+                    match v
+                        .trim()
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|i| storage.remove(&i))
+                    {
+                        Some(_) => self.line("OK"),
+                        None => self.cms(321, "invalid memory index"),
+                    }
+                } else if let Some(v) = arg("D") {
+                    self.dial(&v);
+                } else if let Some(v) = arg("+VTS=") {
+                    self.vts(&v);
+                } else if let Some(v) = arg("+QTTS=") {
+                    self.tts(&v);
+                } else {
+                    self.line("ERROR");
+                }
+            }
+        }
+    }
+
+    fn set_u8(&mut self, v: &str, max: u8, set: impl FnOnce(&mut State, u8)) {
+        match v.trim().parse::<u8>() {
+            Ok(n) if n <= max => {
+                set(&mut self.st, n);
+                self.line("OK");
+            }
+            _ => self.cme(4, "operation not supported"),
+        }
+    }
+
+    fn enter_pin(&mut self, v: &str) {
+        let given = v.trim().trim_matches('"');
+        match self.st.sim {
+            Sim::Pin { tries } => {
+                let right = !self.has(&Fault::WrongPin) && self.cfg.pin.as_deref() == Some(given);
+                if right {
+                    self.st.sim = Sim::Ready;
+                    self.line("OK");
+                    self.line("+CPIN: READY");
+                    self.start_registration();
+                } else {
+                    self.st.sim = if tries <= 1 {
+                        Sim::Puk
+                    } else {
+                        Sim::Pin { tries: tries - 1 }
+                    };
+                    self.cme(16, "incorrect password");
+                }
+            }
+            Sim::Absent => self.cme(10, "SIM not inserted"),
+            Sim::Puk => self.cme(12, "SIM PUK required"),
+            Sim::Ready => self.cme(3, "operation not allowed"),
+        }
+    }
+
+    fn cmgs(&mut self, v: &str) {
+        if !self.needs_sim(true) {
+            return;
+        }
+        if !self.st.reg.is_registered() {
+            self.cms(331, "no network service");
+            return;
+        }
+        let v = v.trim();
+        let input = if self.st.cmgf == 0 {
+            match v.parse::<usize>() {
+                Ok(n) if (7..=164).contains(&n) => SmsInput {
+                    pdu_len: Some(n),
+                    to: None,
+                    body: Vec::new(),
+                },
+                _ => {
+                    self.cms(304, "invalid PDU mode parameter");
+                    return;
+                }
+            }
+        } else {
+            let to = super::at::fields(v).into_iter().next().unwrap_or_default();
+            if to.is_empty() {
+                self.cms(302, "operation not allowed");
+                return;
+            }
+            SmsInput {
+                pdu_len: None,
+                to: Some(to),
+                body: Vec::new(),
+            }
+        };
+        self.sms_input = Some(input);
+        // TS 27.005 §3.5.1: the prompt is CR LF '>' space, with no line end after it.
+        self.write(b"\r\n> ");
+    }
+
+    fn submit(&mut self, sms: SmsInput) {
+        if self.has(&Fault::RebootOnSms) {
+            self.faults.retain(|f| *f != Fault::RebootOnSms);
+            self.reset();
+            return;
+        }
+        let pending = self
+            .faults
+            .iter()
+            .position(|f| matches!(f, Fault::CmsError { .. }));
+        if let Some(i) = pending {
+            if let Some(Fault::CmsError { code, count }) = self.faults.get(i).cloned() {
+                if count <= 1 {
+                    self.faults.remove(i);
+                } else if let Some(f) = self.faults.get_mut(i) {
+                    *f = Fault::CmsError {
+                        code,
+                        count: count - 1,
+                    };
+                }
+                self.cms(code, "network error");
+                return;
+            }
+        }
+        let body = String::from_utf8_lossy(&sms.body).trim().to_string();
+        let (to, text, concat) = match (sms.pdu_len, sms.to) {
+            (Some(n), _) => match pdu::decode_submit(&body) {
+                Ok(s) if s.tpdu_len == n => (s.to, s.text, s.concat),
+                _ => {
+                    self.cms(304, "invalid PDU mode parameter");
+                    return;
+                }
+            },
+            (None, Some(to)) => {
+                if body.chars().count() > pdu::MAX_SEPTETS {
+                    self.cms(305, "invalid text mode parameter");
+                    return;
+                }
+                (to, body, None)
+            }
+            (None, None) => {
+                self.cms(500, "unknown error");
+                return;
+            }
+        };
+        let delivered = self.net.submit(&self.cfg.number, &to, &text, concat);
+        let mr = NEXT_MR.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if delivered {
+            let t = self.cfg.timing.cmgs;
+            self.after(t, Timer::Urc(format!("+CMGS: {mr}")));
+            self.after(t, Timer::Final("OK".into()));
+        } else {
+            // Lost by the network after the SMSC took it: the module still says sent.
+            self.after(self.cfg.timing.cmgs, Timer::Urc(format!("+CMGS: {mr}")));
+            self.after(self.cfg.timing.cmgs, Timer::Final("OK".into()));
+        }
+    }
+
+    fn cmgr(&mut self, v: &str, storage: &mut BTreeMap<u16, Stored>) {
+        let Some(msg) = v
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .and_then(|i| storage.get_mut(&i))
+        else {
+            self.cms(321, "invalid memory index");
+            return;
+        };
+        let stat = u8::from(msg.read);
+        msg.read = true;
+        let (from, text) = (msg.from.clone(), msg.text.clone());
+        let now = chrono::Utc::now();
+        if self.st.cmgf == 0 {
+            match pdu::encode_deliver("+46700000999", &from, &text, now) {
+                Ok(hex) => {
+                    let tpdu_len = deliver_tpdu_len(&hex);
+                    self.line(&format!("+CMGR: {stat},,{tpdu_len}\r\n{hex}"));
+                    self.line("OK");
+                }
+                Err(_) => self.cms(500, "unknown error"),
+            }
+        } else {
+            let st = if stat == 0 { "REC UNREAD" } else { "REC READ" };
+            let ts = now.format("%y/%m/%d,%H:%M:%S+00");
+            self.line(&format!("+CMGR: \"{st}\",\"{from}\",,\"{ts}\"\r\n{text}"));
+            self.line("OK");
+        }
+    }
+
+    /// `AT+CMGL=<stat>` in PDU mode: 0 unread, 1 read, 4 all (TS 27.005 §3.4.2).
+    fn cmgl(&mut self, v: &str, storage: &mut BTreeMap<u16, Stored>) {
+        let want: Option<u8> = v.trim().parse().ok();
+        if self.st.cmgf != 0 || !matches!(want, Some(0 | 1 | 4)) {
+            self.cms(302, "operation not allowed");
+            return;
+        }
+        let now = chrono::Utc::now();
+        for (index, msg) in storage.iter_mut() {
+            let stat = u8::from(msg.read);
+            if want != Some(4) && want != Some(stat) {
+                continue;
+            }
+            msg.read = true;
+            if let Ok(hex) = pdu::encode_deliver("+46700000999", &msg.from, &msg.text, now) {
+                let tpdu_len = deliver_tpdu_len(&hex);
+                self.line(&format!("+CMGL: {index},{stat},,{tpdu_len}\r\n{hex}"));
+            }
+        }
+        self.line("OK");
+    }
+
+    fn dial(&mut self, v: &str) {
+        let v = v.trim();
+        let Some(number) = v.strip_suffix(';') else {
+            // Data calls are not offered by this module.
+            self.line("NO CARRIER");
+            return;
+        };
+        if !self.needs_sim(false) {
+            return;
+        }
+        if !self.st.reg.is_registered() {
+            self.cme(30, "no network service");
+            return;
+        }
+        if self.st.call.is_some() || number.is_empty() {
+            self.cme(3, "operation not allowed");
+            return;
+        }
+        let (id, far) = self.net.dial(number, self.net_tx.clone());
+        self.st.call = Some(Call {
+            id,
+            incoming: false,
+            state: CallState::Dialing,
+            number: number.to_string(),
+            far: Some(far),
+        });
+        // TS 27.007 §6.27 (ATD;): OK as soon as dialling starts, not when answered.
+        self.line("OK");
+    }
+
+    fn answer(&mut self) {
+        match self.st.call.as_mut() {
+            Some(c) if c.incoming && c.state == CallState::Incoming => {
+                c.state = CallState::Active;
+                let id = c.id;
+                self.net.to_caller(id, ToParty::Answered);
+                self.line("OK");
+            }
+            _ => self.line("NO CARRIER"),
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.st
+            .call
+            .as_ref()
+            .is_some_and(|c| c.state == CallState::Active)
+    }
+
+    fn vts(&mut self, v: &str) {
+        if !self.active() {
+            self.cme(3, "operation not allowed");
+            return;
+        }
+        let digits: String = v
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"')
+            .chars()
+            .collect();
+        if digits.is_empty()
+            || !digits
+                .chars()
+                .all(|c| matches!(c, '0'..='9' | '*' | '#' | 'A'..='D'))
+        {
+            self.cme(4, "operation not supported");
+            return;
+        }
+        if let Some(far) = self.st.call.as_ref().and_then(|c| c.far.as_ref()) {
+            let _ = far.send(ToParty::Dtmf(digits.clone()));
+        }
+        let n = digits.chars().count() as u32;
+        self.after(self.cfg.timing.dtmf_digit * n, Timer::Final("OK".into()));
+    }
+
+    fn tts(&mut self, v: &str) {
+        let f = super::at::fields(v);
+        let text = f.get(1).cloned().unwrap_or_default();
+        if f.first().map(String::as_str) != Some("2") || text.is_empty() {
+            self.cme(4, "operation not supported");
+            return;
+        }
+        if let Some(far) = self
+            .st
+            .call
+            .as_ref()
+            .filter(|c| c.state == CallState::Active)
+            .and_then(|c| c.far.as_ref())
+        {
+            let _ = far.send(ToParty::Speech(text));
+        }
+        self.line("OK");
+        self.after(self.cfg.timing.tts, Timer::Urc("+QTTS: 0".into()));
+    }
+
+    fn ring(&self) {
+        self.line("RING");
+        if self.st.clip {
+            if let Some(c) = &self.st.call {
+                let toa = if c.number.starts_with('+') { 145 } else { 129 };
+                self.line(&format!("+CLIP: \"{}\",{toa},\"\",0,\"\",0", c.number));
+            }
+        }
+    }
+
+    /// Ends the current call; `cause` is the far end's reason (None: ended here).
+    fn end_call(&mut self, cause: Option<EndCause>) {
+        let Some(c) = self.st.call.take() else { return };
+        if cause.is_none() {
+            if let Some(far) = &c.far {
+                let _ = far.send(ToParty::Hangup);
+            }
+            if c.incoming {
+                self.net.to_caller(c.id, ToParty::Hangup);
+            }
+        }
+    }
+
+    fn network(&mut self, ev: ToModem, storage: &mut BTreeMap<u16, Stored>) {
+        if !self.st.powered || !self.st.booted {
+            if let ToModem::Progress { .. } | ToModem::Incoming { .. } = ev {
+                return;
+            }
+        }
+        match ev {
+            ToModem::Sms { from, text } => {
+                // The SIM stores it even while the firmware is hung; the URC needs a live one.
+                let index = (1..=30u16).find(|i| !storage.contains_key(i));
+                let Some(index) = index else { return };
+                storage.insert(
+                    index,
+                    Stored {
+                        from,
+                        text,
+                        read: false,
+                    },
+                );
+                if !self.silent() && self.st.cnmi_mt == 1 {
+                    self.line(&format!("+CMTI: \"SM\",{index}"));
+                }
+            }
+            ToModem::Incoming { call, from } => {
+                if self.st.call.is_some() || !self.st.reg.is_registered() {
+                    self.net.to_caller(call, ToParty::Hangup);
+                    return;
+                }
+                self.st.call = Some(Call {
+                    id: call,
+                    incoming: true,
+                    state: CallState::Incoming,
+                    number: from,
+                    far: None,
+                });
+                if !self.silent() {
+                    self.ring();
+                }
+                self.after(self.cfg.timing.ring_repeat, Timer::Ring(call));
+            }
+            ToModem::Progress { call, progress } => {
+                let Some(c) = self.st.call.as_mut().filter(|c| c.id == call) else {
+                    return;
+                };
+                match progress {
+                    Progress::Alerting => c.state = CallState::Alerting,
+                    Progress::Active => c.state = CallState::Active,
+                    Progress::Ended(cause) => {
+                        self.end_call(Some(cause));
+                        if !self.silent() {
+                            self.line(match cause {
+                                EndCause::Busy => "BUSY",
+                                EndCause::NoAnswer => "NO ANSWER",
+                                EndCause::NoCarrier => "NO CARRIER",
+                            });
+                        }
+                    }
+                }
+            }
+            ToModem::Dtmf { call, digit } => {
+                if self.in_call(call) && self.st.tonedet && !self.silent() {
+                    self.line(&format!("+QTONEDET: {}", u32::from(digit)));
+                }
+            }
+            ToModem::Tone { call, hz } => {
+                if self.in_call(call) && self.st.tonedet && !self.silent() {
+                    self.line(&format!("+QTONEDET: {hz}"));
+                }
+            }
+        }
+    }
+
+    fn in_call(&self, id: u32) -> bool {
+        self.st
+            .call
+            .as_ref()
+            .is_some_and(|c| c.id == id && c.state == CallState::Active)
+    }
+}
+
+/// `<length>` of `+CMGR`/`+CMGL` in PDU mode: TPDU octets, the SMSC field not counted.
+fn deliver_tpdu_len(hex: &str) -> usize {
+    let smsc_octets = hex
+        .get(..2)
+        .and_then(|h| usize::from_str_radix(h, 16).ok())
+        .unwrap_or(0);
+    (hex.len() / 2).saturating_sub(1 + smsc_octets)
+}
+
+async fn sleep_opt(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `vigil modem-sim`: a simulated module and network for trying Vigil or a terminal program
+/// (`picocom`, `minicom`) against; prints the pty path and the network's log.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SimArgs {
+    /// The simulated SIM's number.
+    #[arg(long, default_value = "+46700000001")]
+    pub number: String,
+    /// A PIN the simulated SIM asks for.
+    #[arg(long)]
+    pub pin: Option<String>,
+    /// Number of the SMS acknowledgement gateway.
+    #[arg(long, default_value = "+46700000010")]
+    pub sms_gateway: String,
+    /// The gateway's shared secret (a simulator value, not a real one).
+    #[arg(long, default_value = "demo-secret")]
+    pub secret: String,
+    /// Number of a person who answers and presses `--key`.
+    #[arg(long, default_value = "+46700000020")]
+    pub person: String,
+    /// The key the person presses.
+    #[arg(long, default_value_t = '1')]
+    pub key: char,
+    /// Number of a Contact ID receiving centre.
+    #[arg(long, default_value = "+46700000030")]
+    pub centre: String,
+}
+
+impl SimArgs {
+    /// Starts the world these arguments describe (on the current tokio runtime).
+    pub fn start(&self) -> Result<SimWorld, ModemError> {
+        let mut cfg = SimConfig::new(&self.number);
+        cfg.pin = self.pin.clone();
+        let w = SimWorld::start(cfg)?;
+        use super::network::{CidCentre, Party, Person, Reply, Responder};
+        w.network.add(
+            &self.sms_gateway,
+            Party::Responder(Responder {
+                secret: self.secret.clone(),
+                reply: Reply::Valid,
+            }),
+        );
+        w.network
+            .add(&self.person, Party::Person(Person::accepting(self.key)));
+        w.network
+            .add(&self.centre, Party::Centre(CidCentre::working()));
+        Ok(w)
+    }
+}
+
+/// Runs `vigil modem-sim` until Ctrl-C.
+pub fn run_cli(args: SimArgs) -> Result<std::process::ExitCode, ModemError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let w = args.start()?;
+        println!("simulated module on {}", w.module.path());
+        println!(
+            "SIM {}; SMS gateway {}; person {} (presses {}); Contact ID centre {}",
+            args.number, args.sms_gateway, args.person, args.key, args.centre
+        );
+        let mut shown = 0;
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = tick.tick() => {
+                    let records = w.network.records();
+                    for r in records.iter().skip(shown) {
+                        println!("network: {r:?}");
+                    }
+                    shown = records.len();
+                }
+            }
+        }
+        Ok(std::process::ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,533 @@
+//! The cellular routes end to end: real `serialport` on a pty, the simulated module, the
+//! simulated network and its parties.
+
+use std::time::Duration;
+
+use vigil::centre::contact_id::{ContactIdCall, Message};
+use vigil::centre::sms::{Sms, SmsMode};
+use vigil::centre::voice_call::VoiceCall;
+use vigil::config::{ContactIdRoute, Credentials, SmsRoute, Unit, VoiceRoute};
+use vigil::core::{
+    Alarm, AlarmCause, AlarmId, AlarmRef, Delivery, DeliveryResult, Device, DeviceId, DeviceKind,
+    RouteId, Timestamp,
+};
+use vigil::modem::device::Settings;
+use vigil::modem::network::{CidCentre, Party, Person, Record, Reply, Responder};
+use vigil::modem::sim::{SimConfig, SimWorld};
+use vigil::modem::{auth, Command, Modem, ModemEvent, RemoteCommand};
+
+const UNIT_NO: &str = "+46700000001";
+const CENTRE_SMS: &str = "+46700000010";
+const PERSON: &str = "+46700000020";
+const CID: &str = "+46700000030";
+const SECRET: &str = "route-secret";
+
+fn unit(subscriber: &str) -> Unit {
+    Unit {
+        controller_id: "4711".into(),
+        contact_id_account: "1234".into(),
+        sia_account: "1234".into(),
+        subscriber: subscriber.into(),
+        address: "Storgatan 1, Uppsala".into(),
+        language: "en".into(),
+        volume: 80,
+        quiet_hours: None,
+    }
+}
+
+fn delivery(cause: AlarmCause) -> Delivery {
+    let raised_at = Timestamp::from_secs(1_764_100_000);
+    let id = AlarmId(7);
+    Delivery {
+        alarm: Alarm {
+            id,
+            reference: AlarmRef::new(id, raised_at),
+            cause,
+            device: Some(Device {
+                id: DeviceId(0xA1B2C3D4),
+                kind: DeviceKind::Fall,
+                zone: 3,
+                location: "Bedroom".into(),
+            }),
+            raised_at,
+        },
+        route: RouteId(0),
+        attempt: 1,
+    }
+}
+
+async fn world(config: SimConfig) -> (SimWorld, Modem) {
+    let w = SimWorld::start(config).expect("pty");
+    let m = w
+        .open_modem(Settings {
+            sim_pin: Some("1234".into()),
+            allowed_numbers: vec![PERSON.into()],
+            remote_secret: Some("remote-secret".into()),
+        })
+        .expect("open");
+    m.wait_usable(Duration::from_secs(5)).await.expect("usable");
+    (w, m)
+}
+
+fn sms_route(m: &Modem, subscriber: &str) -> Sms {
+    Sms::new(
+        m.clone(),
+        &SmsRoute {
+            number: CENTRE_SMS.into(),
+            credentials: "sms".into(),
+            reply_timeout: Duration::from_millis(700),
+        },
+        &Credentials {
+            username: None,
+            secret: SECRET.into(),
+        },
+        &unit(subscriber),
+    )
+}
+
+fn responder(reply: Reply) -> Party {
+    Party::Responder(Responder {
+        secret: SECRET.into(),
+        reply,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_unlocks_the_pin_and_turns_echo_off() {
+    let mut cfg = SimConfig::new(UNIT_NO);
+    cfg.pin = Some("1234".into());
+    let (w, m) = world(cfg).await;
+    let cmds = w.module.commands();
+    for c in [
+        "ATE0",
+        "AT+CMEE=2",
+        "AT+CPIN?",
+        "AT+CPIN=<pin>",
+        "AT+CREG=1",
+        "AT+CLIP=1",
+        "AT+CNMI=2,1,0,0,0",
+        "AT+QTONEDET=1",
+    ] {
+        assert!(cmds.iter().any(|x| x == c), "{c} missing from {cmds:?}");
+    }
+    let h = m.health().await.unwrap();
+    assert_eq!(h.signal_dbm, Some(-71));
+    assert!(h.registration.is_registered());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtmf_outside_a_call_is_refused_by_the_module() {
+    let (_w, m) = world(SimConfig::new(UNIT_NO)).await;
+    let e = m
+        .at()
+        .send(Command::new("AT+VTS=\"1\"", Duration::from_millis(500)))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("+CME ERROR: operation not allowed"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_acknowledged_by_an_authenticated_reply() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(CENTRE_SMS, responder(Reply::Valid));
+    let d = delivery(AlarmCause::Fall);
+    let r = sms_route(&m, "Anna Öberg").deliver(&d).await;
+    assert_eq!(
+        r,
+        DeliveryResult::Acked {
+            by: CENTRE_SMS.into(),
+            callback: None
+        }
+    );
+    let text = w
+        .network
+        .records()
+        .into_iter()
+        .find_map(|r| match r {
+            Record::SmsDelivered { to, text, .. } if to == CENTRE_SMS => Some(text),
+            _ => None,
+        })
+        .unwrap();
+    assert!(text.contains("Who: Anna Öberg"), "{text}");
+    assert!(text.contains("fall detected"));
+    assert!(text.contains(&format!("REF={}", d.alarm.reference)));
+    assert!(text.contains("EV=1100 Z=003"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ucs2_names_go_as_concatenated_pdus() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(CENTRE_SMS, responder(Reply::Valid));
+    let r = sms_route(&m, "Łucja Wąs-Żółkiewska")
+        .deliver(&delivery(AlarmCause::Help))
+        .await;
+    assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
+    let cmgs = w
+        .module
+        .commands()
+        .iter()
+        .filter(|c| c.starts_with("AT+CMGS="))
+        .count();
+    assert!(
+        cmgs >= 3,
+        "a UCS-2 alarm text needs several parts, sent {cmgs}"
+    );
+    let delivered = w.network.records().into_iter().any(
+        |r| matches!(r, Record::SmsDelivered { text, .. } if text.contains("Łucja Wąs-Żółkiewska")),
+    );
+    assert!(delivered, "parts reassembled with the name intact");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_in_text_mode() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(CENTRE_SMS, responder(Reply::Valid));
+    let mut u = unit("Bo");
+    u.address = "X".into();
+    let route = Sms::new(
+        m.clone(),
+        &SmsRoute {
+            number: CENTRE_SMS.into(),
+            credentials: "sms".into(),
+            reply_timeout: Duration::from_millis(700),
+        },
+        &Credentials {
+            username: None,
+            secret: SECRET.into(),
+        },
+        &u,
+    )
+    .with_mode(SmsMode::Text);
+    let mut d = delivery(AlarmCause::Help);
+    d.alarm.device = None;
+    let r = route.deliver(&d).await;
+    assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
+    let cmds = w.module.commands();
+    assert!(cmds.iter().any(|c| c == "AT+CMGF=1"));
+    assert!(
+        cmds.iter()
+            .any(|c| c == &format!("AT+CMGS=\"{CENTRE_SMS}\"")),
+        "{cmds:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voice_call_accepted_by_key() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(PERSON, Party::Person(Person::accepting('1')));
+    let route = VoiceCall::new(
+        m.clone(),
+        &VoiceRoute {
+            number: PERSON.into(),
+            accept_key: '1',
+        },
+        &unit("Anna"),
+    );
+    let r = route.deliver(&delivery(AlarmCause::Help)).await;
+    assert_eq!(
+        r,
+        DeliveryResult::Acked {
+            by: PERSON.into(),
+            callback: None
+        }
+    );
+    let heard = w.network.records().into_iter().find_map(|r| match r {
+        Record::Heard { text, .. } => Some(text),
+        _ => None,
+    });
+    assert!(heard.unwrap().contains("emergency alarm of Anna"));
+    let cmds = w.module.commands();
+    assert!(cmds.iter().any(|c| c == &format!("ATD{PERSON};")));
+    assert!(cmds.iter().any(|c| c == "AT+CLCC"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_id_kissoff_and_line_stays_open() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(CID, Party::Centre(CidCentre::working()));
+    let route = ContactIdCall::new(
+        m.clone(),
+        &ContactIdRoute { number: CID.into() },
+        &unit("Anna"),
+    );
+    let d = delivery(AlarmCause::Fall);
+    let r = route.deliver(&d).await;
+    assert_eq!(
+        r,
+        DeliveryResult::Acked {
+            by: format!("Contact ID {CID}"),
+            callback: None
+        }
+    );
+    let msg = w.network.records().into_iter().find_map(|r| match r {
+        Record::CidMessage { dtmf, valid, .. } => Some((dtmf, valid)),
+        _ => None,
+    });
+    let (dtmf, valid) = msg.unwrap();
+    assert!(valid);
+    let m2 = Message::from_dtmf(&dtmf).unwrap();
+    assert_eq!(
+        (m2.account.as_str(), m2.qualifier, m2.event, m2.zone),
+        ("1234", 1, 100, 3)
+    );
+    // Still in the call for speech: the module lists an active call.
+    let clcc = m
+        .at()
+        .send(Command::new("AT+CLCC", Duration::from_millis(500)).expect("+CLCC:"))
+        .await
+        .unwrap();
+    assert!(
+        clcc.lines.iter().any(|l| l.starts_with("+CLCC: 1,0,0,")),
+        "{clcc:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_commands_need_an_allowed_number_and_a_valid_code() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    let mut ev = m.events();
+    let code = |msg: &str| auth::code("remote-secret", msg);
+    w.network.sms_to_modem(
+        UNIT_NO,
+        "+46799999999",
+        &format!("TEST 5 {}", code("TEST 5")),
+    );
+    w.network.sms_to_modem(UNIT_NO, PERSON, "TEST 6 000000");
+    w.network
+        .sms_to_modem(UNIT_NO, PERSON, &format!("TEST 7 {}", code("TEST 7")));
+    w.network
+        .sms_to_modem(UNIT_NO, PERSON, &format!("TEST 7 {}", code("TEST 7")));
+    w.network
+        .sms_to_modem(UNIT_NO, PERSON, &format!("SILENCE 8 {}", code("SILENCE 8")));
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        match tokio::time::timeout(Duration::from_secs(3), ev.recv()).await {
+            Ok(Ok(e @ (ModemEvent::Remote { .. } | ModemEvent::Ignored { .. }))) => seen.push(e),
+            Ok(Ok(_)) => {}
+            other => panic!("events stopped: {other:?} after {seen:?}"),
+        }
+    }
+    assert!(matches!(&seen[0], ModemEvent::Ignored { why, .. } if why.contains("not an allowed")));
+    assert!(matches!(&seen[1], ModemEvent::Ignored { why, .. } if why.contains("code")));
+    assert_eq!(
+        seen[2],
+        ModemEvent::Remote {
+            from: PERSON.into(),
+            command: RemoteCommand::Test
+        }
+    );
+    assert!(matches!(&seen[3], ModemEvent::Ignored { why, .. } if why.contains("replayed")));
+    assert_eq!(
+        seen[4].to_input(),
+        Some(vigil::core::Input::SilenceWarnings)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_answer_only_inside_the_window_and_only_allowed_numbers() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    let mut ev = m.events();
+    let next_call = |ev: &mut tokio::sync::broadcast::Receiver<ModemEvent>| {
+        let mut ev = ev.resubscribe();
+        async move {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(3), ev.recv()).await {
+                    Ok(Ok(ModemEvent::IncomingCall { from, answered })) => return (from, answered),
+                    Ok(Ok(_)) => {}
+                    other => panic!("no call event: {other:?}"),
+                }
+            }
+        }
+    };
+    // Window closed: not answered.
+    let f = next_call(&mut ev);
+    w.network
+        .call_modem(UNIT_NO, PERSON, Duration::from_millis(300));
+    assert_eq!(f.await, (PERSON.to_string(), false));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    m.auto_answer_until(Timestamp(Timestamp::now().0 + 60_000));
+    // Unknown caller inside the window: not answered.
+    let f = next_call(&mut ev);
+    w.network
+        .call_modem(UNIT_NO, "+46711111111", Duration::from_millis(300));
+    assert_eq!(f.await, ("+46711111111".to_string(), false));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Centre number inside the window: answered.
+    let f = next_call(&mut ev);
+    w.network
+        .call_modem(UNIT_NO, PERSON, Duration::from_secs(2));
+    assert_eq!(f.await, (PERSON.to_string(), true));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(w.network.records().contains(&Record::ModemAnswered {
+        from: PERSON.into()
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborting_a_voice_delivery_hangs_the_call_up() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(
+        PERSON,
+        Party::Person(Person {
+            pickup: vigil::modem::network::Pickup::Voicemail,
+            key: None,
+            drop_after: None,
+        }),
+    );
+    let route = VoiceCall::new(
+        m.clone(),
+        &VoiceRoute {
+            number: PERSON.into(),
+            accept_key: '1',
+        },
+        &unit("Anna"),
+    );
+    let d = delivery(AlarmCause::Help);
+    // The runtime drops the future (a personal alarm needs the line).
+    let r = tokio::time::timeout(Duration::from_millis(250), route.deliver(&d)).await;
+    assert!(r.is_err(), "the voicemail never accepts: {r:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(w.module.commands().iter().any(|c| c == "ATH"));
+    let clcc = m
+        .at()
+        .send(Command::new("AT+CLCC", Duration::from_millis(500)).expect("+CLCC:"))
+        .await
+        .unwrap();
+    assert!(clcc.lines.is_empty(), "a call is still up: {clcc:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_call_stays_up_until_the_far_end_hangs_up() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(
+        PERSON,
+        Party::Person(Person {
+            pickup: vigil::modem::network::Pickup::Answers,
+            key: None,
+            drop_after: Some(Duration::from_millis(150)),
+        }),
+    );
+    let mut ev = m.events();
+    m.start_call(PERSON).await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if let Ok(ModemEvent::CallEnded { reason }) = ev.recv().await {
+                return reason;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ended, "no carrier");
+    assert!(!w.module.commands().iter().any(|c| c == "ATH"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pdu_length_counts_the_tpdu_only() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(CENTRE_SMS, responder(Reply::Silent));
+    let p = vigil::modem::pdu::encode_submit(
+        CENTRE_SMS,
+        "hello",
+        vigil::modem::pdu::Encoding::Gsm7,
+        None,
+        0,
+    )
+    .unwrap();
+    // Counting the SMSC octet too is the classic mistake: the module refuses it.
+    let wrong = Command::new(
+        format!("AT+CMGS={}", p.tpdu_len + 1),
+        Duration::from_secs(1),
+    )
+    .expect("+CMGS:")
+    .with_body(p.hex.clone());
+    let e = m.at().send(wrong).await.unwrap_err();
+    assert!(e.to_string().contains("invalid PDU mode parameter"), "{e}");
+    let right = Command::new(format!("AT+CMGS={}", p.tpdu_len), Duration::from_secs(1))
+        .expect("+CMGS:")
+        .with_body(p.hex);
+    let r = m.at().send(right).await.unwrap();
+    assert!(r.line("+CMGS:").is_some());
+    assert!(w
+        .network
+        .records()
+        .iter()
+        .any(|r| matches!(r, Record::SmsDelivered { text, .. } if text == "hello")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_and_regaining_coverage_reaches_the_core_as_network_inputs() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    let mut ev = m.events();
+    let next_network = || {
+        let mut ev = ev.resubscribe();
+        async move {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(3), ev.recv()).await {
+                    Ok(Ok(e)) => {
+                        if let Some(i @ vigil::core::Input::Network { .. }) = e.to_input() {
+                            return i;
+                        }
+                    }
+                    other => panic!("no registration event: {other:?}"),
+                }
+            }
+        }
+    };
+    let lost = next_network();
+    w.module.inject(vigil::modem::sim::Fault::NoNetwork);
+    assert_eq!(
+        lost.await,
+        vigil::core::Input::Network { registered: false }
+    );
+    // While out of coverage a route fails at once, with the reason.
+    w.network.add(CENTRE_SMS, responder(Reply::Valid));
+    let r = sms_route(&m, "Anna")
+        .deliver(&delivery(AlarmCause::Help))
+        .await;
+    assert!(
+        matches!(&r, DeliveryResult::Failed { reason } if reason.contains("no network")),
+        "{r:?}"
+    );
+    let back = next_network();
+    w.module.clear_faults();
+    assert_eq!(back.await, vigil::core::Input::Network { registered: true });
+    let r = sms_route(&m, "Anna")
+        .deliver(&delivery(AlarmCause::Help))
+        .await;
+    assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
+    let _ = ev.try_recv();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_that_re_enumerates_is_reopened_by_its_path() {
+    // A USB module's tty vanishes on a power cycle and comes back under the same udev
+    // name; here a symlink plays /dev/modem and points at a new pty afterwards.
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("modem");
+    let w1 = SimWorld::start(SimConfig::new(UNIT_NO)).unwrap();
+    std::os::unix::fs::symlink(w1.module.path(), &link).unwrap();
+    let at = vigil::modem::engine::open(link.to_str().unwrap(), 115_200).unwrap();
+    let m = Modem::start(at, Settings::default(), vigil::modem::Timing::fast(), None);
+    m.wait_usable(Duration::from_secs(5)).await.unwrap();
+    let network = w1.network.clone();
+    drop(w1);
+    let w2 = vigil::modem::sim::SimModem::spawn(&network, SimConfig::new(UNIT_NO)).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(w2.path(), &link).unwrap();
+    network.add(CENTRE_SMS, responder(Reply::Valid));
+    // The supervisor notices the dead module, and the engine finds the new device.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    m.wait_usable(Duration::from_secs(8)).await.unwrap();
+    let r = sms_route(&m, "Anna")
+        .deliver(&delivery(AlarmCause::Help))
+        .await;
+    assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
+    assert!(
+        w2.commands().iter().any(|c| c == "ATE0"),
+        "re-initialised on the new device"
+    );
+}
