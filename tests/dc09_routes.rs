@@ -44,6 +44,7 @@ fn route(receiver: String, protocol: Dc09Protocol, key: Option<&[u8]>) -> Dc09Ro
         key: key.map(<[u8]>::to_vec),
         answer_timeout: Duration::from_millis(1500),
         link_test: Duration::ZERO,
+        payload: vigil::centre::dc09::Dc09Payload::AdmCid,
     }
 }
 

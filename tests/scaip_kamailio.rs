@@ -194,6 +194,7 @@ fn route(proxy: SocketAddr, transport: SipTransport) -> ScaipRoute {
         hold_limit: Duration::from_secs(180),
         heartbeat: Duration::from_secs(3600),
         register_expiry: Duration::from_secs(300),
+        tls_ca: None,
     }
 }
 

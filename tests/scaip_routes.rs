@@ -75,6 +75,7 @@ fn route(r: &ScaipReceiver, transport: SipTransport) -> ScaipRoute {
         hold_limit: Duration::from_secs(180),
         heartbeat: Duration::from_secs(3600),
         register_expiry: Duration::from_secs(600),
+        tls_ca: None,
     }
 }
 

@@ -15,6 +15,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::model::*;
+use crate::centre::dc09::Dc09Payload;
 use crate::core::{DeviceId, DeviceKind};
 
 /// One mistake in a configuration file.
@@ -1045,6 +1046,7 @@ fn read_routes(cx: &mut Cx<'_>, root: &Table<'_, '_>, credentials: &CredentialMa
                 "hold_limit",
                 "heartbeat",
                 "register_expiry",
+                "tls_ca",
             ],
             "dc09" => &[
                 "receiver",
@@ -1053,6 +1055,7 @@ fn read_routes(cx: &mut Cx<'_>, root: &Table<'_, '_>, credentials: &CredentialMa
                 "line_prefix",
                 "key",
                 "key_format",
+                "payload",
                 "answer_timeout",
                 "link_test",
             ],
@@ -1222,6 +1225,14 @@ fn read_scaip(
     let hold_limit = opt(cx, "hold_limit", 180, 1800, 600);
     let heartbeat = opt(cx, "heartbeat", 60, 1440 * 60, 3600);
     let register_expiry = opt(cx, "register_expiry", 60, 86_400, 3600);
+    let tls_ca = t.string(cx, "tls_ca").map(|(s, _)| PathBuf::from(s));
+    if let (Some(SipTransport::Tls), None) = (transport, &tls_ca) {
+        cx.problem(
+            &t.span,
+            &t.key("tls_ca"),
+            "missing; transport \"tls\" needs the PEM file of the centre's certificate authority",
+        );
+    }
     Some(ScaipRoute {
         receiver_uri: receiver_uri?,
         proxy: proxy?,
@@ -1233,6 +1244,7 @@ fn read_scaip(
         hold_limit: hold_limit?,
         heartbeat: heartbeat?,
         register_expiry: register_expiry?,
+        tls_ca,
     })
 }
 
@@ -1302,6 +1314,21 @@ fn read_dc09(cx: &mut Cx<'_>, t: &Table<'_, '_>) -> Option<Dc09Route> {
             }
         }
     };
+    let payload = match t.string(cx, "payload") {
+        None => Some(Dc09Payload::AdmCid),
+        Some((s, span)) => match s.as_str() {
+            "adm-cid" => Some(Dc09Payload::AdmCid),
+            "sia-dcs" => Some(Dc09Payload::SiaDcs),
+            _ => {
+                cx.problem(
+                    &span,
+                    &t.key("payload"),
+                    format!("`{s}` is not a DC-09 payload; allowed: adm-cid (Contact ID), sia-dcs (SIA event codes)"),
+                );
+                None
+            }
+        },
+    };
     let answer_timeout = if t.value("answer_timeout").is_some() {
         t.duration(cx, "answer_timeout", secs(2), secs(120))
     } else {
@@ -1318,6 +1345,7 @@ fn read_dc09(cx: &mut Cx<'_>, t: &Table<'_, '_>) -> Option<Dc09Route> {
         receiver_number: receiver_number?,
         line_prefix: line_prefix?,
         key: key?,
+        payload: payload?,
         answer_timeout: answer_timeout?,
         link_test: link_test?,
     })

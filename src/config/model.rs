@@ -219,6 +219,8 @@ pub struct ScaipRoute {
     pub heartbeat: Duration,
     /// REGISTER expiry asked for.
     pub register_expiry: Duration,
+    /// PEM file of the certificate authority that signs the centre's TLS certificate.
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// DC-09 transport protocol.
@@ -252,6 +254,8 @@ pub struct Dc09Route {
     pub line_prefix: String,
     /// AES key, if the link is encrypted.
     pub key: Option<Vec<u8>>,
+    /// Which event payload the receiver expects.
+    pub payload: crate::centre::dc09::Dc09Payload,
     /// How long to wait for ACK/NAK/DUH.
     pub answer_timeout: Duration,
     /// `NULL` link-test interval (0 = off).
@@ -266,6 +270,7 @@ impl std::fmt::Debug for Dc09Route {
             .field("receiver_number", &self.receiver_number)
             .field("line_prefix", &self.line_prefix)
             .field("key", &self.key.as_ref().map(|_| "<secret>"))
+            .field("payload", &self.payload)
             .field("answer_timeout", &self.answer_timeout)
             .field("link_test", &self.link_test)
             .finish()

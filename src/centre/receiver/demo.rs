@@ -129,6 +129,7 @@ async fn demo(args: &CentreDemoArgs) -> Result<(), ReceiverError> {
         hold_limit: Duration::from_secs(180),
         heartbeat: Duration::from_secs(3600),
         register_expiry: Duration::from_secs(600),
+        tls_ca: None,
     };
     let link = ScaipLink::start("scaip", &route, &unit(), &creds)
         .await
@@ -153,6 +154,7 @@ async fn demo(args: &CentreDemoArgs) -> Result<(), ReceiverError> {
         key: key.map(<[u8]>::to_vec),
         answer_timeout: Duration::from_secs(2),
         link_test: Duration::ZERO,
+        payload: crate::centre::dc09::Dc09Payload::AdmCid,
     };
     let dc09_err = |e: crate::centre::dc09::Dc09Error| ReceiverError::Io(e.to_string());
     let l = Dc09Link::start(
