@@ -4,7 +4,7 @@
 
 mod voice_support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use vigil::voice::tones::{DTMF_COLS, DTMF_KEYS, DTMF_ROWS};
 use vigil::voice::{ContactIdDetector, ContactIdTone, DtmfDetector};
@@ -31,7 +31,7 @@ fn dtmf(studio: &Studio, keys: &str, on: f32, off: f32, level: f32, error: f32) 
     studio.concat(&parts)
 }
 
-fn with_noise(studio: &Studio, signal: &PathBuf, noise_dbfs: f32) -> Vec<f32> {
+fn with_noise(studio: &Studio, signal: &Path, noise_dbfs: f32) -> Vec<f32> {
     let len = load(signal).seconds() as f32 + 0.1;
     let noise = studio.noise("whitenoise", len, RATE, noise_dbfs);
     load(&studio.mix(signal, &noise)).samples

@@ -27,6 +27,7 @@ pub mod sim;
 pub mod tones;
 pub mod vad;
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -251,31 +252,36 @@ impl Voice {
         }
     }
 
-    /// Listens until `until` and says what was heard; returns early on speech or when
-    /// [`Voice::stop_listening`] is called. Dropping the future closes the window. Without a
-    /// working microphone the answer is [`Heard::Unclear`].
-    pub async fn listen(&self, until: Timestamp) -> Heard {
-        let Some(engine) = &self.inner.engine else {
-            return Heard::Unclear;
-        };
-        let (id, reply) = lock(engine).listen(until);
-        let abandon = AbandonOnDrop {
-            engine: engine.clone(),
-            id,
-        };
+    /// Opens a listening window until `until` at once and returns the future verdict; it
+    /// resolves early on speech or when [`Voice::stop_listening`] is called. Dropping the future
+    /// closes the window. Without a working microphone the answer is [`Heard::Unclear`].
+    pub fn listen(&self, until: Timestamp) -> impl Future<Output = Heard> + Send + 'static {
+        let opened = self.inner.engine.as_ref().map(|engine| {
+            let (id, reply) = lock(engine).listen(until);
+            let abandon = AbandonOnDrop {
+                engine: engine.clone(),
+                id,
+            };
+            (abandon, reply)
+        });
         // The backend closes the window at `until`; this bound only catches a backend that
-        // stopped calling us (a stalled stream).
+        // stopped calling the engine (a stalled stream).
         let bound = until.since(self.inner.clock.now()) + Duration::from_secs(2);
-        let heard = match tokio::time::timeout(bound, reply).await {
-            Ok(Ok(heard)) => heard,
-            Ok(Err(_)) => Heard::Unclear,
-            Err(_) => {
-                warn!("audio stalled during a listening window");
-                Heard::Unclear
-            }
-        };
-        drop(abandon);
-        heard
+        async move {
+            let Some((abandon, reply)) = opened else {
+                return Heard::Unclear;
+            };
+            let heard = match tokio::time::timeout(bound, reply).await {
+                Ok(Ok(heard)) => heard,
+                Ok(Err(_)) => Heard::Unclear,
+                Err(_) => {
+                    warn!("audio stalled during a listening window");
+                    Heard::Unclear
+                }
+            };
+            drop(abandon);
+            heard
+        }
     }
 
     /// Ends the open listening window now (the core's `StopListening`).
