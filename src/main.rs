@@ -22,12 +22,15 @@ enum Command {
         #[arg(default_value = "config.toml")]
         path: PathBuf,
     },
+    /// Check the voice prompts, play them into WAV files or on the speaker, list devices.
+    Prompts(vigil::voice::cli::PromptsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { path } => check_config(&path),
+        Command::Prompts(args) => vigil::voice::cli::run(&args).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

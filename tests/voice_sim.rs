@@ -269,3 +269,26 @@ fn a_missing_language_falls_back_to_english() {
     sim.advance(secs(4.0));
     assert_eq!(sim.played(), [(Prompt::Cancelled, "en".to_string())]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_time_simulation_plays_on_the_wall_clock_for_the_demo() {
+    let sim = SimAudio::real_time(at_16k());
+    let voice = Voice::open(
+        &settings("en", 100, None),
+        Box::new(sim.clone()),
+        sim.clock(),
+    )
+    .unwrap();
+    let start = Timestamp::now();
+    voice.play(Prompt::Connected);
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while sim.files().is_empty() && std::time::Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let files = sim.files();
+    assert_eq!(files.len(), 1, "the prompt never finished");
+    let source = catalogue::load_prompt(&sounds(), "en", Prompt::Connected).unwrap();
+    assert_eq!(files[0].audio.samples.len(), source.samples.len());
+    assert!(!files[0].cut);
+    assert!(files[0].started >= start);
+}

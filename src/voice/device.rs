@@ -39,8 +39,27 @@ pub fn device_names(direction: Direction) -> Vec<String> {
         Direction::Input => host.input_devices().map(|d| d.collect::<Vec<_>>()),
     };
     devices
-        .map(|d| d.iter().map(|d| d.to_string()).collect())
+        .map(|d| {
+            d.iter()
+                .map(|d| match d.id() {
+                    Ok(id) => format!("{id} ({d})"),
+                    Err(_) => d.to_string(),
+                })
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+/// Whether `device` is the one configured as `name`: its id (`alsa:hw:CARD=Device,DEV=0`),
+/// the id without the host (`hw:CARD=Device,DEV=0`, what `aplay -L` shows), or its name.
+fn is_named(device: &cpal::Device, name: &str) -> bool {
+    if device.to_string() == name {
+        return true;
+    }
+    device.id().is_ok_and(|id| {
+        let id = id.to_string();
+        id == name || id.split_once(':').is_some_and(|(_, pcm)| pcm == name)
+    })
 }
 
 /// The device called `name`, or the default one.
@@ -52,11 +71,11 @@ pub fn find_device(name: Option<&str>, direction: Direction) -> Result<cpal::Dev
         (Some(n), Direction::Output) => host
             .output_devices()
             .ok()
-            .and_then(|mut d| d.find(|d| d.to_string() == n)),
+            .and_then(|mut d| d.find(|d| is_named(d, n))),
         (Some(n), Direction::Input) => host
             .input_devices()
             .ok()
-            .and_then(|mut d| d.find(|d| d.to_string() == n)),
+            .and_then(|mut d| d.find(|d| is_named(d, n))),
     };
     found.ok_or_else(|| {
         let available = device_names(direction);

@@ -18,6 +18,7 @@
 
 pub mod bridge;
 pub mod catalogue;
+pub mod cli;
 #[cfg(feature = "alsa")]
 pub mod device;
 pub mod engine;
