@@ -192,6 +192,11 @@ mod real {
             self.guard().audio.announce(prompt);
         }
 
+        /// Whether a prompt is still being spoken into the call.
+        pub fn is_announcing(&self) -> bool {
+            self.guard().audio.is_announcing()
+        }
+
         /// Tones heard in the call since the last call.
         pub fn take_tones(&self) -> Vec<CallTone> {
             self.guard().audio.take_tones()
