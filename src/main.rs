@@ -46,6 +46,8 @@ enum Command {
     CentreDemo(vigil::centre::receiver::demo::CentreDemoArgs),
     /// Run a simulated cellular module and network on a pseudo-terminal.
     ModemSim(vigil::modem::sim::SimArgs),
+    /// Check the voice prompts, play them into WAV files or on the speaker, list devices.
+    Prompts(vigil::voice::cli::PromptsArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
         Command::ModemSim(args) => vigil::modem::sim::run_cli(args).map_err(Into::into),
+        Command::Prompts(args) => vigil::voice::cli::run(&args).map_err(Into::into),
     };
     match result {
         Ok(code) => code,
