@@ -22,12 +22,21 @@ enum Command {
         #[arg(default_value = "config.toml")]
         path: PathBuf,
     },
+    /// Simulated pendant: send real, encrypted frames to the simulated radio.
+    Pendant(vigil::radio::PendantArgs),
+    /// Open a pairing window and pair one pendant.
+    Pair(vigil::radio::PairArgs),
+    /// Show live RSSI and packet success per pendant, for placing the base.
+    RangeTest(vigil::radio::RangeTestArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { path } => check_config(&path),
+        Command::Pendant(args) => vigil::radio::pendant(&args).map_err(Into::into),
+        Command::Pair(args) => vigil::radio::pair(&args).map_err(Into::into),
+        Command::RangeTest(args) => vigil::radio::range_test(&args).map_err(Into::into),
     };
     match result {
         Ok(code) => code,
