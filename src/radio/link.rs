@@ -133,6 +133,8 @@ impl RadioLink {
             pairing: PairingWindow::new(),
             pairing_reports: None,
             acked: HashMap::new(),
+            last_alarm: HashMap::new(),
+            stopping: false,
             inputs: input_tx,
             control: control_rx,
             status: status.clone(),
@@ -221,6 +223,8 @@ struct Worker<T, S: PendantStore> {
     pairing: PairingWindow,
     pairing_reports: Option<mpsc::UnboundedSender<PairingReport>>,
     acked: HashMap<DeviceId, u32>,
+    last_alarm: HashMap<DeviceId, u32>,
+    stopping: bool,
     inputs: mpsc::Sender<Input>,
     control: std_mpsc::Receiver<Control>,
     status: Arc<Mutex<LinkStatus>>,
@@ -230,16 +234,8 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
     fn run(&mut self) -> Result<(), RadioError> {
         let mut last_sample: Option<Instant> = None;
         loop {
-            loop {
-                match self.control.try_recv() {
-                    Ok(Control::Ack { device, counter }) => self.ack(device, counter, false),
-                    Ok(Control::OpenPairing { length, reports }) => {
-                        self.pairing.open(Timestamp::now(), length);
-                        self.pairing_reports = Some(reports);
-                    }
-                    Ok(Control::Stop) | Err(std_mpsc::TryRecvError::Disconnected) => return Ok(()),
-                    Err(std_mpsc::TryRecvError::Empty) => break,
-                }
+            if self.drain_control() {
+                return Ok(());
             }
             match self.transceiver.receive(POLL) {
                 Ok(Some(r)) => self.frame(&r.bytes, r.rssi_dbm)?,
@@ -268,6 +264,24 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         }
     }
 
+    /// Carries out what the runtime asked for; true when it asked to stop.
+    fn drain_control(&mut self) -> bool {
+        loop {
+            match self.control.try_recv() {
+                Ok(Control::Ack { device, counter }) => self.ack(device, counter, false),
+                Ok(Control::OpenPairing { length, reports }) => {
+                    self.pairing.open(Timestamp::now(), length);
+                    self.pairing_reports = Some(reports);
+                }
+                Ok(Control::Stop) | Err(std_mpsc::TryRecvError::Disconnected) => {
+                    self.stopping = true;
+                    return true;
+                }
+                Err(std_mpsc::TryRecvError::Empty) => return self.stopping,
+            }
+        }
+    }
+
     fn transceiver_error(&mut self, e: RadioError) {
         error!(error = %e, "transceiver error");
         lock(&self.status).transceiver_errors += 1;
@@ -285,7 +299,9 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         let now = Timestamp::now();
         if let Ok(f) = Frame::new_checked(bytes) {
             if f.frame_type() == FrameType::PairRequest {
-                self.pairing_request(now, bytes);
+                // A window opened while this frame was on its way must count.
+                self.drain_control();
+                self.pairing_request(Timestamp::now(), bytes);
                 return Ok(());
             }
         }
@@ -293,7 +309,10 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         let mut status = lock(&self.status);
         status.rejections = self.gate.rejections();
         match verdict {
-            Verdict::Fresh { event, .. } => {
+            Verdict::Fresh { event, detail } => {
+                if detail.is_alarm() {
+                    self.last_alarm.insert(event.device, event.counter);
+                }
                 self.jamming.valid_frame(now);
                 status.range.accepted(event.device, event.counter, rssi);
                 drop(status);
@@ -357,9 +376,11 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
             return;
         };
         let frame = cipher.seal_ack(device, counter);
-        let priority = match self.gate.last_accepted(device) {
-            Some((c, e)) if c == counter && e.is_alarm() => Priority::Alarm,
-            _ => Priority::Routine,
+        // Answers to help and fall may use the reserve; everything else may not.
+        let priority = if self.last_alarm.get(&device) == Some(&counter) {
+            Priority::Alarm
+        } else {
+            Priority::Routine
         };
         self.acked.insert(device, counter);
         if self.transmit(frame.as_bytes(), priority) {

@@ -16,7 +16,10 @@ pub mod supervision;
 
 mod cli;
 
-pub use cli::{pair, pendant, range_test, PairArgs, PendantArgs, RangeTestArgs};
+pub use cli::{
+    pair, pendant, range_table, range_test, BaseRadioArgs, PairArgs, PendantAction, PendantArgs,
+    RangeTestArgs,
+};
 
 use thiserror::Error;
 
