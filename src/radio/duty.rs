@@ -124,6 +124,62 @@ mod tests {
     }
 
     #[test]
+    fn frames_per_hour_in_the_social_alarm_band() {
+        // (frame, bytes, airtime µs, frames per hour within 3.6 s)
+        let table = [
+            ("help/cancel/tamper", 26, 60_000, 60),
+            ("heartbeat/battery/fall", 28, 63_333, 56),
+            ("ack", 25, 58_333, 61),
+            ("pair request", 41, 85_000, 42),
+            ("pair accept", 57, 111_666, 32),
+        ];
+        let budget = hourly_budget(Band::Eu869);
+        for (name, len, us, per_hour) in table {
+            let t = airtime(len, BIT_RATE);
+            assert_eq!(t.as_micros(), us, "{name}");
+            assert_eq!(budget.as_micros() / t.as_micros(), per_hour, "{name}");
+        }
+    }
+
+    #[test]
+    fn no_hour_ever_exceeds_the_budget_under_a_storm() {
+        // Five hours of acks asked for every 200 ms, alarm and routine mixed, in bursts.
+        let mut d = DutyCycle::for_band(Band::Eu869);
+        let ack = airtime(25, BIT_RATE);
+        let mut sent: Vec<Timestamp> = Vec::new();
+        let start = Timestamp::from_secs(1_000_000);
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for step in 0..(5 * 3600 * 5) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 3 == 0 {
+                continue; // quiet moments
+            }
+            let now = start + Duration::from_millis(step * 200);
+            let p = if x % 2 == 0 {
+                Priority::Alarm
+            } else {
+                Priority::Routine
+            };
+            if d.try_spend(now, ack, p) {
+                sent.push(now);
+            }
+        }
+        // Check every window that starts at a transmission.
+        for (i, &t0) in sent.iter().enumerate() {
+            let end = t0 + Duration::from_secs(3600);
+            let n = sent[i..].iter().take_while(|&&t| t < end).count() as u32;
+            assert!(
+                ack * n <= Duration::from_millis(3600),
+                "{n} acks in the hour from {t0}"
+            );
+        }
+        // The budget was used, not just refused: about 61 acks an hour for five hours.
+        assert!(sent.len() >= 5 * 60, "{}", sent.len());
+    }
+
+    #[test]
     fn budget_refuses_what_would_exceed_it_and_frees_after_an_hour() {
         let mut d = DutyCycle::new(Duration::from_millis(100));
         let t0 = Timestamp::from_secs(1000);

@@ -113,7 +113,7 @@ impl RadioError {
 }
 
 /// Runs untrusted bytes through everything a received frame meets: the wire parser, the gate
-/// (with a known test pendant), the event parser and the pairing window. For the fuzz target
+/// (with a known test pendant), the event parser, the pairing window and the simulated-air parser. For the fuzz target
 /// `radio_frame` and its proptest twin; must never panic.
 pub fn inspect_untrusted_frame(bytes: &[u8]) {
     use crate::core::{DeviceId, Timestamp};
@@ -133,6 +133,7 @@ pub fn inspect_untrusted_frame(bytes: &[u8]) {
         let _ = c.open_ack(&f);
     }
     let _ = frame::Event::parse(bytes);
+    let _ = driver::sim::Air::parse(bytes);
     let mut w = pairing::PairingWindow::new();
     w.open(Timestamp(0), std::time::Duration::from_secs(60));
     let _ = w.request(Timestamp(1), bytes);
