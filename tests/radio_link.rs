@@ -499,3 +499,41 @@ fn vigil_pair_and_range_test_over_loopback() {
     assert_eq!(cols[2], "100.0%", "{last}");
     assert!(last.contains("-81 dBm"), "{last}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routine_acks_cannot_spend_the_alarm_reserve() {
+    let pendants: Vec<Pendant> = (0..8u32)
+        .map(|i| pendant(DeviceId(0x200 + i), &PendantKey::new([i as u8 + 9; 32])))
+        .collect();
+    let (mut link, addr) = link(&pendants, SimChannel::default());
+    let peers: Vec<SimPeer> = (0..8).map(|_| SimPeer::new(addr, -70).unwrap()).collect();
+    let send_round = |counter: u32, event: Event| {
+        for (i, p) in pendants.iter().enumerate() {
+            let c = FrameCipher::new(&PendantKey::new(p.key.unwrap()));
+            peers[i]
+                .send(c.seal_event(p.id, counter, event).as_bytes())
+                .unwrap();
+        }
+    };
+    // A flood of heartbeats, every one acknowledged: only half the budget may go to them.
+    for counter in 1..=6u32 {
+        send_round(counter, Event::Heartbeat { battery_mv: 3000 });
+        while let Ok(Some(Input::Radio(e))) = timeout(Duration::from_millis(150), link.recv()).await
+        {
+            link.ack(e.device, e.counter).unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let routine = link.status();
+    // 1.8 s / 58.333 ms = 30 routine acks.
+    assert_eq!(routine.acks_sent, 30);
+    assert_eq!(routine.acks_over_budget, 48 - 30);
+    // Help still gets its acks from the reserve.
+    send_round(7, Event::Help);
+    while let Ok(Some(Input::Radio(e))) = timeout(Duration::from_millis(300), link.recv()).await {
+        assert_eq!(e.kind, RadioEventKind::Help);
+        link.ack(e.device, e.counter).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(link.status().acks_sent, 38);
+}

@@ -6,7 +6,7 @@
 //! The transceivers are blocking (SPI and GPIO reads, or a UDP socket with a timeout), so the
 //! worker is a plain thread; the channels to the runtime are tokio's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,6 +27,8 @@ use crate::core::{DeviceId, Input, Output, Timestamp};
 
 /// How long one receive call may block before the worker looks at its mailbox.
 const POLL: Duration = Duration::from_millis(50);
+/// How many recent help and fall frames are remembered, to give their acks priority.
+const RECENT_ALARMS: usize = 64;
 /// How often the channel RSSI is sampled for jamming detection.
 const RSSI_EVERY: Duration = Duration::from_millis(250);
 
@@ -133,7 +135,7 @@ impl RadioLink {
             pairing: PairingWindow::new(),
             pairing_reports: None,
             acked: HashMap::new(),
-            last_alarm: HashMap::new(),
+            recent_alarms: VecDeque::with_capacity(RECENT_ALARMS),
             stopping: false,
             inputs: input_tx,
             control: control_rx,
@@ -223,7 +225,7 @@ struct Worker<T, S: PendantStore> {
     pairing: PairingWindow,
     pairing_reports: Option<mpsc::UnboundedSender<PairingReport>>,
     acked: HashMap<DeviceId, u32>,
-    last_alarm: HashMap<DeviceId, u32>,
+    recent_alarms: VecDeque<(DeviceId, u32)>,
     stopping: bool,
     inputs: mpsc::Sender<Input>,
     control: std_mpsc::Receiver<Control>,
@@ -311,7 +313,10 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         match verdict {
             Verdict::Fresh { event, detail } => {
                 if detail.is_alarm() {
-                    self.last_alarm.insert(event.device, event.counter);
+                    if self.recent_alarms.len() == RECENT_ALARMS {
+                        self.recent_alarms.pop_front();
+                    }
+                    self.recent_alarms.push_back((event.device, event.counter));
                 }
                 self.jamming.valid_frame(now);
                 status.range.accepted(event.device, event.counter, rssi);
@@ -377,7 +382,7 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         };
         let frame = cipher.seal_ack(device, counter);
         // Answers to help and fall may use the reserve; everything else may not.
-        let priority = if self.last_alarm.get(&device) == Some(&counter) {
+        let priority = if self.recent_alarms.contains(&(device, counter)) {
             Priority::Alarm
         } else {
             Priority::Routine

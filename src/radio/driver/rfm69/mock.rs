@@ -398,7 +398,15 @@ impl OutputPin for MockReset {
 pub struct MockIrq(MockChip);
 
 impl Interrupt for MockIrq {
-    fn wait(&mut self, _timeout: Duration) -> Result<bool, RadioError> {
+    fn wait(&mut self, timeout: Duration) -> Result<bool, RadioError> {
+        {
+            let s = self.0.state();
+            if !s.dio0() && s.air.is_empty() {
+                drop(s);
+                // Nothing will happen: let a little time pass, as a real wait would.
+                std::thread::sleep(timeout.min(Duration::from_millis(2)));
+            }
+        }
         let mut s = self.0.state();
         if s.dio0() {
             return Ok(true);
