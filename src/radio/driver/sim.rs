@@ -200,6 +200,9 @@ impl Transceiver for SimRadio {
                 {
                     return Ok(None)
                 }
+                // A pendant that has gone away answers our ack with ICMP "port unreachable";
+                // on the real air nobody would notice.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
                 Err(e) => return Err(RadioError::io("receiving from the simulated air", e)),
             };
             match Air::parse(buf.get(..n).unwrap_or_default()) {
@@ -327,6 +330,12 @@ impl SimPeer {
                 {
                     return Ok(None)
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Err(RadioError::Usage(format!(
+                        "nothing listens at {}: is the base's simulated radio running?",
+                        self.base
+                    )))
+                }
                 Err(e) => return Err(RadioError::io("receiving from the simulated air", e)),
             }
         }
@@ -410,5 +419,16 @@ mod tests {
         let strong = SimPeer::new(base.local_addr().unwrap(), -30).unwrap();
         strong.send(&[2]).unwrap();
         assert!(base.receive(Duration::from_secs(2)).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_vanished_peer_does_not_break_the_base() {
+        let mut base = SimRadio::bind(loopback(), SimChannel::default()).unwrap();
+        let peer = SimPeer::new(base.local_addr().unwrap(), -70).unwrap();
+        peer.send(&[1]).unwrap();
+        assert!(base.receive(Duration::from_secs(2)).unwrap().is_some());
+        drop(peer);
+        base.transmit(&[2]).unwrap();
+        assert_eq!(base.receive(Duration::from_millis(100)).unwrap(), None);
     }
 }
