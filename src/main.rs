@@ -48,6 +48,12 @@ enum Command {
     ModemSim(vigil::modem::sim::SimArgs),
     /// Check the voice prompts, play them into WAV files or on the speaker, list devices.
     Prompts(vigil::voice::cli::PromptsArgs),
+    /// Simulated pendant: send real, encrypted frames to the simulated radio.
+    Pendant(vigil::radio::PendantArgs),
+    /// Open a pairing window and pair one pendant.
+    Pair(vigil::radio::PairArgs),
+    /// Show live RSSI and packet success per pendant, for placing the base.
+    RangeTest(vigil::radio::RangeTestArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +71,9 @@ fn main() -> ExitCode {
             .map_err(Into::into),
         Command::ModemSim(args) => vigil::modem::sim::run_cli(args).map_err(Into::into),
         Command::Prompts(args) => vigil::voice::cli::run(&args).map_err(Into::into),
+        Command::Pendant(args) => vigil::radio::pendant(&args).map_err(Into::into),
+        Command::Pair(args) => vigil::radio::pair(&args).map_err(Into::into),
+        Command::RangeTest(args) => vigil::radio::range_test(&args).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

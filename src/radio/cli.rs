@@ -1,0 +1,672 @@
+//! The radio's commands: `vigil pendant` (a simulated pendant), `vigil pair` and
+//! `vigil range-test`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+
+use super::driver::sim::{SimChannel, SimPeer, SimRadio};
+use super::driver::{self, Transceiver};
+use super::frame::{Event, Frame, FrameCipher, FrameType, PendantKey};
+use super::link::{LinkConfig, LinkStatus, PairingReport, RadioLink};
+use super::pairing::PendantPairing;
+use super::store::FileStore;
+use super::RadioError;
+use crate::config::{Band, Pendant, Radio, RadioDriver};
+use crate::core::{DeviceId, DeviceKind};
+
+/// What the simulated pendant does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PendantAction {
+    /// Short press: help.
+    Press,
+    /// Long press: cancel.
+    Hold,
+    /// The fall detector fires.
+    Fall,
+    /// Periodic sign of life with the battery voltage.
+    Heartbeat,
+    /// Low battery report.
+    Battery,
+    /// Case opened.
+    Tamper,
+    /// Pairing mode: agree a key with a base whose pairing window is open.
+    Pair,
+}
+
+/// `vigil pendant`: a simulated pendant sending real, encrypted frames.
+#[derive(Args, Debug)]
+pub struct PendantArgs {
+    /// What the pendant does.
+    #[arg(value_enum)]
+    pub action: PendantAction,
+    /// The pendant's radio id, 1–8 hex digits.
+    #[arg(long)]
+    pub id: DeviceId,
+    /// The pendant's AES-256 key, 64 hex digits.
+    #[arg(long, conflicts_with = "config")]
+    pub key: Option<String>,
+    /// Take the key (and the simulated radio's address) from this config.toml.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The simulated radio's address.
+    #[arg(long)]
+    pub to: Option<SocketAddr>,
+    /// File keeping the pendant's frame counter (and a key agreed by pairing).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Signal level at which the base hears this pendant, dBm.
+    #[arg(long, default_value_t = -70, allow_hyphen_values = true)]
+    pub rssi: i16,
+    /// Battery voltage for heartbeat and battery reports, millivolts.
+    #[arg(long)]
+    pub battery_mv: Option<u16>,
+    /// Peak acceleration of a fall, milli-g.
+    #[arg(long, default_value_t = 3500)]
+    pub peak_mg: u16,
+    /// Retransmissions when no acknowledgement comes.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+    /// How long to wait for the acknowledgement of each transmission, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub ack_wait_ms: u64,
+    /// Send this many frames (for range tests), each a new event.
+    #[arg(long, default_value_t = 1)]
+    pub count: u32,
+    /// Pause between frames when `--count` is above 1, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: u64,
+}
+
+/// Where the base's radio is, for `vigil pair` and `vigil range-test`.
+#[derive(Args, Debug)]
+pub struct BaseRadioArgs {
+    /// config.toml to take `[radio]` and `[[pendant]]` from.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Use the simulated radio, listening here (instead of the configured radio).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Share of frames the simulated radio loses, 0–1.
+    #[arg(long, default_value_t = 0.0)]
+    pub loss: f64,
+    /// File keeping paired keys and last counters.
+    #[arg(long, default_value = "radio.state")]
+    pub store: PathBuf,
+}
+
+/// `vigil pair`: open a pairing window and pair one pendant.
+#[derive(Args, Debug)]
+pub struct PairArgs {
+    /// The radio.
+    #[command(flatten)]
+    pub radio: BaseRadioArgs,
+    /// Window length in seconds (default: the configured pairing window).
+    #[arg(long)]
+    pub window: Option<u64>,
+}
+
+/// `vigil range-test`: live RSSI and packet success per pendant.
+#[derive(Args, Debug)]
+pub struct RangeTestArgs {
+    /// The radio.
+    #[command(flatten)]
+    pub radio: BaseRadioArgs,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simulated pendant.
+
+/// The simulated pendant's memory between invocations.
+#[derive(Debug, Default)]
+struct PendantState {
+    counter: u32,
+    key: Option<PendantKey>,
+}
+
+impl PendantState {
+    fn load(path: &Path) -> Result<PendantState, RadioError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(PendantState::default())
+            }
+            Err(e) => return Err(RadioError::io(format!("reading {}", path.display()), e)),
+        };
+        let mut s = PendantState::default();
+        for line in text.lines() {
+            let bad = || RadioError::Usage(format!("{}: unreadable line `{line}`", path.display()));
+            match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                [] => {}
+                ["counter", n] => s.counter = n.parse().map_err(|_| bad())?,
+                ["key", k] => s.key = Some(PendantKey::from_hex(k).map_err(|_| bad())?),
+                _ => return Err(bad()),
+            }
+        }
+        Ok(s)
+    }
+
+    fn save(&self, path: &Path) -> Result<(), RadioError> {
+        let mut text = format!("counter {}\n", self.counter);
+        if let Some(k) = &self.key {
+            text.push_str(&format!("key {}\n", k.to_hex()));
+        }
+        let tmp = path.with_extension("tmp");
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let write = |()| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = opts.open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write(()).map_err(|e| RadioError::io(format!("writing {}", path.display()), e))
+    }
+}
+
+/// Runs `vigil pendant`.
+pub fn pendant(args: &PendantArgs) -> Result<ExitCode, RadioError> {
+    let state_path = args
+        .state
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("pendant-{}.state", args.id)));
+    let mut state = PendantState::load(&state_path)?;
+    let config = match &args.config {
+        Some(p) => Some(read_config(p)?),
+        None => None,
+    };
+    let to = args
+        .to
+        .or_else(|| {
+            match config
+                .as_ref()
+                .and_then(|c| c.radio.as_ref())
+                .map(|r| &r.driver)
+            {
+                Some(RadioDriver::Sim { listen }) if listen.port() != 0 => Some(*listen),
+                _ => None,
+            }
+        })
+        .ok_or_else(|| RadioError::Usage("give --to ADDR, the simulated radio's address".into()))?;
+    let peer = SimPeer::new(to, args.rssi)?;
+
+    let event = match args.action {
+        PendantAction::Press => Event::Help,
+        PendantAction::Hold => Event::Cancel,
+        PendantAction::Fall => Event::Fall {
+            peak_mg: args.peak_mg,
+        },
+        PendantAction::Heartbeat => Event::Heartbeat {
+            battery_mv: args.battery_mv.unwrap_or(3000),
+        },
+        PendantAction::Battery => Event::LowBattery {
+            battery_mv: args.battery_mv.unwrap_or(2300),
+        },
+        PendantAction::Tamper => Event::Tamper,
+        PendantAction::Pair => return pair_pendant(args, &peer, &mut state, &state_path),
+    };
+    let key = match (&args.key, &config) {
+        (Some(k), _) => PendantKey::from_hex(k)?,
+        (None, Some(c)) => c
+            .pendants
+            .iter()
+            .find(|p| p.id == args.id)
+            .and_then(|p| p.key)
+            .map(PendantKey::new)
+            .ok_or_else(|| {
+                RadioError::Usage(format!(
+                    "no key for pendant {} in the configuration",
+                    args.id
+                ))
+            })?,
+        (None, None) => state.key.clone().ok_or_else(|| {
+            RadioError::Usage(
+                "no key: give --key HEX or --config PATH, or pair the pendant first".into(),
+            )
+        })?,
+    };
+    let cipher = FrameCipher::new(&key);
+    let mut unanswered = 0;
+    for n in 0..args.count.max(1) {
+        if n > 0 {
+            std::thread::sleep(Duration::from_millis(args.interval_ms));
+        }
+        // The counter is saved before the frame goes out, so no counter is ever sent twice.
+        state.counter = state.counter.checked_add(1).ok_or_else(|| {
+            RadioError::Usage("the counter is exhausted: pair the pendant again".into())
+        })?;
+        state.save(&state_path)?;
+        let frame = cipher.seal_event(args.id, state.counter, event);
+        let acked = send_until_acked(&peer, frame.as_bytes(), &cipher, args, state.counter)?;
+        match acked {
+            Some(tries) => println!(
+                "pendant {} {} #{}: acknowledged after {tries} transmission(s): help is coming",
+                args.id,
+                event.as_str(),
+                state.counter
+            ),
+            None => {
+                unanswered += 1;
+                println!(
+                    "pendant {} {} #{}: no acknowledgement after {} transmission(s)",
+                    args.id,
+                    event.as_str(),
+                    state.counter,
+                    args.retries + 1
+                );
+            }
+        }
+    }
+    // Help and fall must be acknowledged; other reports need not be.
+    Ok(if unanswered > 0 && event.is_alarm() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Sends `frame`, retransmitting the same bytes until the ack comes; the number of
+/// transmissions it took, or `None`.
+fn send_until_acked(
+    peer: &SimPeer,
+    frame: &[u8],
+    cipher: &FrameCipher,
+    args: &PendantArgs,
+    counter: u32,
+) -> Result<Option<u32>, RadioError> {
+    for attempt in 1..=args.retries + 1 {
+        peer.send(frame)?;
+        let deadline = Instant::now() + Duration::from_millis(args.ack_wait_ms);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(bytes) = peer.receive(left)? else {
+                break;
+            };
+            let Ok(f) = Frame::new_checked(&bytes[..]) else {
+                continue;
+            };
+            if f.frame_type() == FrameType::Ack
+                && f.device() == args.id
+                && cipher.open_ack(&f).ok() == Some(counter)
+            {
+                return Ok(Some(attempt));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn pair_pendant(
+    args: &PendantArgs,
+    peer: &SimPeer,
+    state: &mut PendantState,
+    state_path: &Path,
+) -> Result<ExitCode, RadioError> {
+    let pairing = PendantPairing::start(args.id, 1)?;
+    let request = pairing.request();
+    for _ in 0..=args.retries {
+        peer.send(request.as_bytes())?;
+        let deadline = Instant::now() + Duration::from_millis(args.ack_wait_ms.max(1000));
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(bytes) = peer.receive(left)? else {
+                break;
+            };
+            let Ok(f) = Frame::new_checked(&bytes[..]) else {
+                continue;
+            };
+            if f.frame_type() == FrameType::PairAccept && f.device() == args.id {
+                let key = pairing.finish(&bytes)?;
+                *state = PendantState {
+                    counter: 0,
+                    key: Some(key),
+                };
+                state.save(state_path)?;
+                println!(
+                    "pendant {}: paired; key kept in {}",
+                    args.id,
+                    state_path.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
+    println!(
+        "pendant {}: no answer to the pairing request (is `vigil pair` running on the base?)",
+        args.id
+    );
+    Ok(ExitCode::from(2))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The base's side.
+
+struct BaseConfig {
+    radio: Option<Radio>,
+    pendants: Vec<Pendant>,
+}
+
+fn duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n * 60)),
+        "h" => Some(Duration::from_secs(n * 3600)),
+        _ => None,
+    }
+}
+
+/// Reads the radio's part of config.toml (`[radio]` and `[[pendant]]`); `vigil check-config`
+/// validates the whole file.
+fn read_config(path: &Path) -> Result<BaseConfig, RadioError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RadioError::io(format!("reading {}", path.display()), e))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| RadioError::Usage(format!("{}: {e}", path.display())))?;
+    let bad = |what: &str| RadioError::Usage(format!("{}: {what}", path.display()));
+    let mut pendants = Vec::new();
+    if let Some(list) = table.get("pendant").and_then(|v| v.as_array()) {
+        for (i, p) in list.iter().enumerate() {
+            let id: DeviceId = p
+                .get("id")
+                .and_then(|v| v.as_str())
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad(&format!("pendant {}: `id` must be 1–8 hex digits", i + 1)))?;
+            let key = match p.get("key").and_then(|v| v.as_str()) {
+                Some(k) => Some(
+                    *PendantKey::from_hex(k)
+                        .map_err(|_| bad(&format!("pendant {id}: `key` must be 64 hex digits")))?
+                        .as_bytes(),
+                ),
+                None => None,
+            };
+            let kind = p
+                .get("kind")
+                .and_then(|v| v.as_str())
+                .and_then(DeviceKind::parse)
+                .unwrap_or(DeviceKind::Personal);
+            pendants.push(Pendant {
+                id,
+                kind,
+                key,
+                location: p
+                    .get("location")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                zone: p
+                    .get("zone")
+                    .and_then(|v| v.as_integer())
+                    .and_then(|z| u16::try_from(z).ok())
+                    .unwrap_or(i as u16 + 1),
+            });
+        }
+    }
+    let radio = match table.get("radio").and_then(|v| v.as_table()) {
+        None => None,
+        Some(r) => {
+            let s = |k: &str| r.get(k).and_then(|v| v.as_str());
+            let n = |k: &str| r.get(k).and_then(|v| v.as_integer());
+            let band = match s("band").unwrap_or("eu869") {
+                "eu869" => Band::Eu869,
+                "eu868" => Band::Eu868,
+                "us915" => Band::Us915,
+                other => {
+                    return Err(bad(&format!(
+                        "radio.band `{other}` is not eu869, eu868 or us915"
+                    )))
+                }
+            };
+            let driver = match s("driver").unwrap_or("sim") {
+                "sim" => RadioDriver::Sim {
+                    listen: s("listen").unwrap_or("127.0.0.1:0").parse().map_err(|_| {
+                        bad("radio.listen must be an address such as 127.0.0.1:8690")
+                    })?,
+                },
+                "rfm69" => RadioDriver::Rfm69 {
+                    spi: PathBuf::from(s("spi").unwrap_or("/dev/spidev0.0")),
+                    gpio_chip: PathBuf::from(s("gpio_chip").unwrap_or("/dev/gpiochip0")),
+                    irq_line: n("irq_line")
+                        .and_then(|v| u32::try_from(v).ok())
+                        .unwrap_or(25),
+                    reset_line: n("reset_line")
+                        .and_then(|v| u32::try_from(v).ok())
+                        .unwrap_or(22),
+                },
+                other => return Err(bad(&format!("radio.driver `{other}` is not rfm69 or sim"))),
+            };
+            Some(Radio {
+                band,
+                driver,
+                jamming_rssi_dbm: n("jamming_rssi_dbm")
+                    .and_then(|v| i16::try_from(v).ok())
+                    .unwrap_or(-90),
+                jamming_after: s("jamming_after")
+                    .and_then(duration)
+                    .unwrap_or(Duration::from_secs(30)),
+                pairing_window: s("pairing_window")
+                    .and_then(duration)
+                    .unwrap_or(Duration::from_secs(120)),
+            })
+        }
+    };
+    Ok(BaseConfig { radio, pendants })
+}
+
+/// The radio settings, the provisioned pendants and the opened transceiver.
+type Base = (Radio, Vec<Pendant>, Box<dyn Transceiver>);
+
+fn base(args: &BaseRadioArgs) -> Result<Base, RadioError> {
+    let config = match &args.config {
+        Some(p) => read_config(p)?,
+        None => BaseConfig {
+            radio: None,
+            pendants: Vec::new(),
+        },
+    };
+    let mut radio = config.radio.unwrap_or(Radio {
+        band: Band::Eu869,
+        driver: RadioDriver::Sim {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        },
+        jamming_rssi_dbm: -90,
+        jamming_after: Duration::from_secs(30),
+        pairing_window: Duration::from_secs(120),
+    });
+    if let Some(listen) = args.listen {
+        radio.driver = RadioDriver::Sim { listen };
+    }
+    if !(0.0..=1.0).contains(&args.loss) {
+        return Err(RadioError::Usage("--loss must be between 0 and 1".into()));
+    }
+    let transceiver: Box<dyn Transceiver> = match &radio.driver {
+        RadioDriver::Sim { listen } => {
+            let sim = SimRadio::bind(
+                *listen,
+                SimChannel {
+                    loss: args.loss,
+                    ..SimChannel::default()
+                },
+            )?;
+            println!("simulated radio listening on {}", sim.local_addr()?);
+            Box::new(sim)
+        }
+        RadioDriver::Rfm69 { .. } => driver::open(&radio)?,
+    };
+    Ok((radio, config.pendants, transceiver))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, RadioError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RadioError::io("starting the runtime", e))
+}
+
+/// Runs `vigil pair`.
+pub fn pair(args: &PairArgs) -> Result<ExitCode, RadioError> {
+    let (radio, pendants, transceiver) = base(&args.radio)?;
+    let store = FileStore::open(&args.radio.store)?;
+    let window = args
+        .window
+        .map(Duration::from_secs)
+        .unwrap_or(radio.pairing_window);
+    runtime()?.block_on(async move {
+        let mut link = RadioLink::start(transceiver, store, &pendants, LinkConfig::from(&radio))?;
+        let mut reports = link.open_pairing(window)?;
+        println!(
+            "pairing window open for {} s: hold the pendant's button until its light flashes",
+            window.as_secs()
+        );
+        let mut paired = None;
+        let grace = tokio::time::sleep(Duration::from_secs(3));
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                report = reports.recv() => match report {
+                    Some(PairingReport::Paired(d)) => {
+                        println!("paired pendant {d}: check that this id is printed on the pendant");
+                        paired = Some(d);
+                        // Stay a moment to answer the pendant again if our accept was lost.
+                        grace.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3));
+                    }
+                    Some(PairingReport::Refused { message, .. }) => println!("{message}"),
+                    Some(PairingReport::Closed) | None => break,
+                },
+                input = link.recv() => if input.is_none() { break },
+                () = &mut grace, if paired.is_some() => break,
+            }
+        }
+        link.stop()?;
+        Ok(match paired {
+            Some(_) => ExitCode::SUCCESS,
+            None => {
+                println!("no pendant paired in the window");
+                ExitCode::from(2)
+            }
+        })
+    })
+}
+
+/// The range-test table, one line per pendant.
+pub fn range_table(status: &LinkStatus) -> String {
+    let mut out = String::from(
+        "pendant   frames  success  rssi-last  rssi-mean  rssi-min  rssi-max  rejected\n",
+    );
+    let dbm = |v: Option<i16>| v.map_or("-".to_string(), |v| format!("{v} dBm"));
+    let rows: BTreeMap<_, _> = status.range.iter().collect();
+    for (id, s) in rows {
+        out.push_str(&format!(
+            "{id}  {:>6}  {:>7}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}\n",
+            s.frames,
+            s.packet_success()
+                .map_or("-".into(), |p| format!("{:.1}%", p * 100.0)),
+            dbm(s.rssi_last),
+            s.rssi_mean().map_or("-".into(), |m| format!("{m:.1} dBm")),
+            dbm(s.rssi_min),
+            dbm(s.rssi_max),
+            s.rejected,
+        ));
+    }
+    out.push_str(&format!(
+        "channel {}{}; rejected frames: {}\n",
+        dbm(status.channel_rssi_dbm),
+        if status.jamming { " JAMMED" } else { "" },
+        status.rejections
+    ));
+    out
+}
+
+/// Runs `vigil range-test`.
+pub fn range_test(args: &RangeTestArgs) -> Result<ExitCode, RadioError> {
+    let (radio, pendants, transceiver) = base(&args.radio)?;
+    let store = FileStore::open(&args.radio.store)?;
+    let stop_after = args.seconds.map(Duration::from_secs);
+    runtime()?.block_on(async move {
+        let mut link = RadioLink::start(transceiver, store, &pendants, LinkConfig::from(&radio))?;
+        let started = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    print!("{}", range_table(&link.status()));
+                    if stop_after.is_some_and(|s| started.elapsed() >= s) {
+                        break;
+                    }
+                }
+                input = link.recv() => if input.is_none() { break },
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        let status = link.status();
+        link.stop()?;
+        println!("final:\n{}", range_table(&status));
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_radio_part_of_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        std::fs::write(
+            &p,
+            "[[pendant]]\nid = \"00A1B2C3\"\nkind = \"fall\"\nkey = \"6b1f0c2e9a4d7f3b8c5e1a2d4f6b8c0e1a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e\"\n\
+             [[pendant]]\nid = \"00A1B2C4\"\n\
+             [radio]\ndriver = \"sim\"\nlisten = \"127.0.0.1:8690\"\njamming_after = \"30s\"\npairing_window = \"2m\"\n",
+        )
+        .unwrap();
+        let c = read_config(&p).unwrap();
+        assert_eq!(c.pendants.len(), 2);
+        assert_eq!(c.pendants[0].id, DeviceId(0x00A1B2C3));
+        assert_eq!(c.pendants[0].kind, DeviceKind::Fall);
+        assert!(c.pendants[0].key.is_some() && c.pendants[1].key.is_none());
+        let r = c.radio.unwrap();
+        assert_eq!(r.pairing_window, Duration::from_secs(120));
+        assert_eq!(
+            r.driver,
+            RadioDriver::Sim {
+                listen: "127.0.0.1:8690".parse().unwrap()
+            }
+        );
+        std::fs::write(&p, "[[pendant]]\nid = \"xyz\"\n").unwrap();
+        assert!(read_config(&p).is_err());
+    }
+
+    #[test]
+    fn pendant_state_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.state");
+        assert_eq!(PendantState::load(&p).unwrap().counter, 0);
+        let s = PendantState {
+            counter: 17,
+            key: Some(PendantKey::new([3; 32])),
+        };
+        s.save(&p).unwrap();
+        let back = PendantState::load(&p).unwrap();
+        assert_eq!(back.counter, 17);
+        assert_eq!(back.key, s.key);
+    }
+}

@@ -1,0 +1,418 @@
+//! The radio link the runtime talks to: a worker thread owns the transceiver, passes every
+//! frame through the gate, answers pairing requests in an open window, sends acknowledgements
+//! under the duty-cycle budget, samples the channel for jamming; the runtime gets
+//! [`Input`]s asynchronously and hands back [`Output::AckPendant`] requests.
+//!
+//! The transceivers are blocking (SPI and GPIO reads, or a UDP socket with a timeout), so the
+//! worker is a plain thread; the channels to the runtime are tokio's.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use super::driver::Transceiver;
+use super::duty::{airtime, DutyCycle, Priority, BIT_RATE};
+use super::frame::{Frame, FrameType};
+use super::gate::{FrameGate, Rejection, RejectionCounts, Verdict};
+use super::pairing::{PairingOutcome, PairingWindow};
+use super::store::PendantStore;
+use super::supervision::{JammingDetector, RangeStats};
+use super::RadioError;
+use crate::config::{Band, Pendant, Radio};
+use crate::core::{DeviceId, Input, Output, Timestamp};
+
+/// How long one receive call may block before the worker looks at its mailbox.
+const POLL: Duration = Duration::from_millis(50);
+/// How many recent help and fall frames are remembered, to give their acks priority.
+const RECENT_ALARMS: usize = 64;
+/// How often the channel RSSI is sampled for jamming detection.
+const RSSI_EVERY: Duration = Duration::from_millis(250);
+
+/// Link settings, from the `[radio]` configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkConfig {
+    /// Band: decides the duty-cycle budget.
+    pub band: Band,
+    /// Jamming threshold, dBm.
+    pub jamming_rssi_dbm: i16,
+    /// How long carrier must persist to be jamming.
+    pub jamming_after: Duration,
+}
+
+impl From<&Radio> for LinkConfig {
+    fn from(r: &Radio) -> LinkConfig {
+        LinkConfig {
+            band: r.band,
+            jamming_rssi_dbm: r.jamming_rssi_dbm,
+            jamming_after: r.jamming_after,
+        }
+    }
+}
+
+/// What happened in a pairing window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PairingReport {
+    /// A pendant was paired and stored.
+    Paired(DeviceId),
+    /// A request was refused; the message is for the installer.
+    Refused {
+        /// Who asked, if known.
+        device: Option<DeviceId>,
+        /// Why.
+        message: String,
+    },
+    /// The window closed.
+    Closed,
+}
+
+/// Live figures of the link, for `vigil range-test` and `vigil status`.
+#[derive(Clone, Debug, Default)]
+pub struct LinkStatus {
+    /// Per-pendant signal and packet statistics.
+    pub range: RangeStats,
+    /// Frames refused, by reason.
+    pub rejections: RejectionCounts,
+    /// Acknowledgements transmitted.
+    pub acks_sent: u64,
+    /// Acknowledgements not sent because the duty-cycle budget was spent.
+    pub acks_over_budget: u64,
+    /// The base's airtime in the last hour.
+    pub airtime_last_hour: Duration,
+    /// Whether jamming is currently reported.
+    pub jamming: bool,
+    /// Last channel RSSI sample, dBm.
+    pub channel_rssi_dbm: Option<i16>,
+    /// Transceiver errors since start.
+    pub transceiver_errors: u64,
+}
+
+enum Control {
+    Ack {
+        device: DeviceId,
+        counter: u32,
+    },
+    OpenPairing {
+        length: Duration,
+        reports: mpsc::UnboundedSender<PairingReport>,
+    },
+    Stop,
+}
+
+/// The runtime's handle on the radio.
+pub struct RadioLink {
+    inputs: mpsc::Receiver<Input>,
+    control: std_mpsc::Sender<Control>,
+    status: Arc<Mutex<LinkStatus>>,
+    worker: Option<JoinHandle<Result<(), RadioError>>>,
+}
+
+impl RadioLink {
+    /// Starts the link on `transceiver`, trusting the pendants with keys in `pendants` and
+    /// those paired earlier in `store`.
+    pub fn start<T, S>(
+        transceiver: T,
+        store: S,
+        pendants: &[Pendant],
+        config: LinkConfig,
+    ) -> Result<RadioLink, RadioError>
+    where
+        T: Transceiver + 'static,
+        S: PendantStore + Send + 'static,
+    {
+        let gate = FrameGate::new(store, pendants)?;
+        let (input_tx, inputs) = mpsc::channel(64);
+        let (control, control_rx) = std_mpsc::channel();
+        let status = Arc::new(Mutex::new(LinkStatus::default()));
+        let mut worker = Worker {
+            transceiver,
+            gate,
+            duty: DutyCycle::for_band(config.band),
+            jamming: JammingDetector::new(config.jamming_rssi_dbm, config.jamming_after),
+            pairing: PairingWindow::new(),
+            pairing_reports: None,
+            acked: HashMap::new(),
+            recent_alarms: VecDeque::with_capacity(RECENT_ALARMS),
+            stopping: false,
+            inputs: input_tx,
+            control: control_rx,
+            status: status.clone(),
+        };
+        let worker = std::thread::Builder::new()
+            .name("radio".into())
+            .spawn(move || worker.run())
+            .map_err(|e| RadioError::io("starting the radio thread", e))?;
+        Ok(RadioLink {
+            inputs,
+            control,
+            status,
+            worker: Some(worker),
+        })
+    }
+
+    /// The next authenticated event or jamming change; `None` once the link has stopped.
+    pub async fn recv(&mut self) -> Option<Input> {
+        self.inputs.recv().await
+    }
+
+    /// Asks for an acknowledgement of `counter` to `device` (the core's `AckPendant`).
+    pub fn ack(&self, device: DeviceId, counter: u32) -> Result<(), RadioError> {
+        self.control
+            .send(Control::Ack { device, counter })
+            .map_err(|_| RadioError::Stopped)
+    }
+
+    /// Carries out `output` if it is for the radio; true if it was.
+    pub fn handle_output(&self, output: &Output) -> Result<bool, RadioError> {
+        match output {
+            Output::AckPendant { device, counter } => self.ack(*device, *counter).map(|()| true),
+            _ => Ok(false),
+        }
+    }
+
+    /// Opens a pairing window of `length`; what happens in it comes on the returned channel,
+    /// ending with [`PairingReport::Closed`].
+    pub fn open_pairing(
+        &self,
+        length: Duration,
+    ) -> Result<mpsc::UnboundedReceiver<PairingReport>, RadioError> {
+        let (reports, rx) = mpsc::unbounded_channel();
+        self.control
+            .send(Control::OpenPairing { length, reports })
+            .map_err(|_| RadioError::Stopped)?;
+        Ok(rx)
+    }
+
+    /// A snapshot of the link's figures.
+    pub fn status(&self) -> LinkStatus {
+        lock(&self.status).clone()
+    }
+
+    /// Stops the worker and waits for it; returns the error that stopped it, if any.
+    pub fn stop(mut self) -> Result<(), RadioError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), RadioError> {
+        let _ = self.control.send(Control::Stop);
+        match self.worker.take() {
+            Some(w) => w
+                .join()
+                .map_err(|_| RadioError::Chip("the radio thread panicked".into()))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RadioLink {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn lock(m: &Mutex<LinkStatus>) -> MutexGuard<'_, LinkStatus> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Worker<T, S: PendantStore> {
+    transceiver: T,
+    gate: FrameGate<S>,
+    duty: DutyCycle,
+    jamming: JammingDetector,
+    pairing: PairingWindow,
+    pairing_reports: Option<mpsc::UnboundedSender<PairingReport>>,
+    acked: HashMap<DeviceId, u32>,
+    recent_alarms: VecDeque<(DeviceId, u32)>,
+    stopping: bool,
+    inputs: mpsc::Sender<Input>,
+    control: std_mpsc::Receiver<Control>,
+    status: Arc<Mutex<LinkStatus>>,
+}
+
+impl<T: Transceiver, S: PendantStore> Worker<T, S> {
+    fn run(&mut self) -> Result<(), RadioError> {
+        let mut last_sample: Option<Instant> = None;
+        loop {
+            if self.drain_control() {
+                return Ok(());
+            }
+            match self.transceiver.receive(POLL) {
+                Ok(Some(r)) => self.frame(&r.bytes, r.rssi_dbm)?,
+                Ok(None) => {}
+                Err(e) => self.transceiver_error(e),
+            }
+            if last_sample.is_none_or(|t| t.elapsed() >= RSSI_EVERY) {
+                last_sample = Some(Instant::now());
+                match self.transceiver.channel_rssi() {
+                    Ok(rssi) => {
+                        lock(&self.status).channel_rssi_dbm = Some(rssi);
+                        if let Some(active) = self.jamming.sample(Timestamp::now(), rssi) {
+                            lock(&self.status).jamming = active;
+                            self.raise(Input::Jamming { active })?;
+                        }
+                    }
+                    Err(e) => self.transceiver_error(e),
+                }
+            }
+            if self.pairing_reports.is_some() && !self.pairing.is_open(Timestamp::now()) {
+                self.pairing.close();
+                if let Some(r) = self.pairing_reports.take() {
+                    let _ = r.send(PairingReport::Closed);
+                }
+            }
+        }
+    }
+
+    /// Carries out what the runtime asked for; true when it asked to stop.
+    fn drain_control(&mut self) -> bool {
+        loop {
+            match self.control.try_recv() {
+                Ok(Control::Ack { device, counter }) => self.ack(device, counter, false),
+                Ok(Control::OpenPairing { length, reports }) => {
+                    self.pairing.open(Timestamp::now(), length);
+                    self.pairing_reports = Some(reports);
+                }
+                Ok(Control::Stop) | Err(std_mpsc::TryRecvError::Disconnected) => {
+                    self.stopping = true;
+                    return true;
+                }
+                Err(std_mpsc::TryRecvError::Empty) => return self.stopping,
+            }
+        }
+    }
+
+    fn transceiver_error(&mut self, e: RadioError) {
+        error!(error = %e, "transceiver error");
+        lock(&self.status).transceiver_errors += 1;
+        // Do not spin on a broken bus.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    fn raise(&mut self, input: Input) -> Result<(), RadioError> {
+        self.inputs
+            .blocking_send(input)
+            .map_err(|_| RadioError::Stopped)
+    }
+
+    fn frame(&mut self, bytes: &[u8], rssi: Option<i16>) -> Result<(), RadioError> {
+        let now = Timestamp::now();
+        if let Ok(f) = Frame::new_checked(bytes) {
+            if f.frame_type() == FrameType::PairRequest {
+                // A window opened while this frame was on its way must count.
+                self.drain_control();
+                self.pairing_request(Timestamp::now(), bytes);
+                return Ok(());
+            }
+        }
+        let verdict = self.gate.check(bytes, rssi);
+        let mut status = lock(&self.status);
+        status.rejections = self.gate.rejections();
+        match verdict {
+            Verdict::Fresh { event, detail } => {
+                if detail.is_alarm() {
+                    if self.recent_alarms.len() == RECENT_ALARMS {
+                        self.recent_alarms.pop_front();
+                    }
+                    self.recent_alarms.push_back((event.device, event.counter));
+                }
+                self.jamming.valid_frame(now);
+                status.range.accepted(event.device, event.counter, rssi);
+                drop(status);
+                self.raise(Input::Radio(event))?;
+            }
+            Verdict::Retransmission { device, counter } => {
+                status.range.retransmission(device, rssi);
+                drop(status);
+                self.jamming.valid_frame(now);
+                if self.acked.get(&device) == Some(&counter) {
+                    self.ack(device, counter, true);
+                }
+            }
+            Verdict::Rejected { reason, device } => {
+                if let (Some(d), Rejection::AuthenticationFailed | Rejection::Replayed) =
+                    (device, reason)
+                {
+                    status.range.rejected(d);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pairing_request(&mut self, now: Timestamp, bytes: &[u8]) {
+        let report = match self.pairing.request(now, bytes) {
+            PairingOutcome::Accepted {
+                device,
+                key,
+                reply,
+                repeat,
+            } => {
+                let stored = if repeat {
+                    Ok(())
+                } else {
+                    self.gate.add_paired(device, &key)
+                };
+                match stored {
+                    Ok(()) => {
+                        self.transmit(reply.as_bytes(), Priority::Routine);
+                        (!repeat).then_some(PairingReport::Paired(device))
+                    }
+                    Err(e) => Some(PairingReport::Refused {
+                        device: Some(device),
+                        message: format!("pendant {device} could not be stored: {e}"),
+                    }),
+                }
+            }
+            PairingOutcome::Refused { device, message } => {
+                Some(PairingReport::Refused { device, message })
+            }
+        };
+        if let (Some(report), Some(tx)) = (report, &self.pairing_reports) {
+            let _ = tx.send(report);
+        }
+    }
+
+    fn ack(&mut self, device: DeviceId, counter: u32, repeat: bool) {
+        let Some(cipher) = self.gate.cipher(device) else {
+            warn!(pendant = %device, counter, "ack asked for an unknown pendant");
+            return;
+        };
+        let frame = cipher.seal_ack(device, counter);
+        // Answers to help and fall may use the reserve; everything else may not.
+        let priority = if self.recent_alarms.contains(&(device, counter)) {
+            Priority::Alarm
+        } else {
+            Priority::Routine
+        };
+        self.acked.insert(device, counter);
+        if self.transmit(frame.as_bytes(), priority) {
+            lock(&self.status).acks_sent += 1;
+            info!(pendant = %device, counter, repeat, "acknowledged");
+        } else {
+            lock(&self.status).acks_over_budget += 1;
+        }
+    }
+
+    /// Transmits if the duty-cycle budget allows; false if it did not go out.
+    fn transmit(&mut self, bytes: &[u8], priority: Priority) -> bool {
+        let now = Timestamp::now();
+        if !self
+            .duty
+            .try_spend(now, airtime(bytes.len(), BIT_RATE), priority)
+        {
+            warn!(?priority, "duty-cycle budget spent: transmission withheld");
+            return false;
+        }
+        lock(&self.status).airtime_last_hour = self.duty.used(now);
+        match self.transceiver.transmit(bytes) {
+            Ok(()) => true,
+            Err(e) => {
+                self.transceiver_error(e);
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! The radio link end to end on loopback: the simulated pendant (library and `vigil pendant`)
+//! sends real encrypted frames to the simulated radio; the link authenticates them, raises
+//! events, acknowledges under the duty-cycle budget, pairs, and detects jamming.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use tokio::time::timeout;
+use vigil::config::{Band, Pendant};
+use vigil::core::{DeviceId, DeviceKind, Input, Output, RadioEventKind};
+use vigil::radio::driver::sim::{SimChannel, SimPeer, SimRadio};
+use vigil::radio::frame::{Event, Frame, FrameCipher, FrameType, PendantKey};
+use vigil::radio::link::{LinkConfig, PairingReport, RadioLink};
+use vigil::radio::pairing::PendantPairing;
+use vigil::radio::store::MemoryStore;
+
+const KEY_HEX: &str = "6b1f0c2e9a4d7f3b8c5e1a2d4f6b8c0e1a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e";
+const ID: DeviceId = DeviceId(0x00A1B2C3);
+const WAIT: Duration = Duration::from_secs(10);
+
+fn key() -> PendantKey {
+    PendantKey::from_hex(KEY_HEX).unwrap()
+}
+
+fn pendant(id: DeviceId, key: &PendantKey) -> Pendant {
+    Pendant {
+        id,
+        kind: DeviceKind::Personal,
+        key: Some(*key.as_bytes()),
+        location: "Anna".into(),
+        zone: 1,
+    }
+}
+
+fn config(jamming_after: Duration) -> LinkConfig {
+    LinkConfig {
+        band: Band::Eu869,
+        jamming_rssi_dbm: -90,
+        jamming_after,
+    }
+}
+
+fn link(pendants: &[Pendant], channel: SimChannel) -> (RadioLink, SocketAddr) {
+    let radio = SimRadio::bind(SocketAddr::from(([127, 0, 0, 1], 0)), channel).unwrap();
+    let addr = radio.local_addr().unwrap();
+    let link = RadioLink::start(
+        radio,
+        MemoryStore::new(),
+        pendants,
+        config(Duration::from_secs(30)),
+    )
+    .unwrap();
+    (link, addr)
+}
+
+/// Waits for the next radio event, skipping nothing: any other input fails the test.
+async fn next_event(link: &mut RadioLink) -> vigil::core::RadioEvent {
+    match timeout(WAIT, link.recv()).await {
+        Ok(Some(Input::Radio(e))) => e,
+        other => panic!("expected a radio event, got {other:?}"),
+    }
+}
+
+async fn nothing_for(link: &mut RadioLink, d: Duration) {
+    if let Ok(Some(i)) = timeout(d, link.recv()).await {
+        panic!("unexpected input {i:?}");
+    }
+}
+
+fn is_ack_for(bytes: &[u8], cipher: &FrameCipher, counter: u32) -> bool {
+    Frame::new_checked(bytes)
+        .ok()
+        .filter(|f| f.frame_type() == FrameType::Ack)
+        .and_then(|f| cipher.open_ack(&f).ok())
+        == Some(counter)
+}
+
+fn vigil(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vigil_pendant_raises_events_counts_up_and_hears_the_ack() {
+    let (mut link, addr) = link(&[pendant(ID, &key())], SimChannel::default());
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("pendant.state");
+    let (to, state_s) = (addr.to_string(), state.display().to_string());
+    let run = move |action: &'static str, extra: &'static [&'static str]| {
+        let (to, state_s) = (to.clone(), state_s.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "pendant", action, "--id", "00A1B2C3", "--key", KEY_HEX, "--to", &to,
+            ];
+            args.extend(["--state", &state_s]);
+            args.extend(extra);
+            vigil(&args)
+        })
+    };
+
+    let press = run("press", &[]);
+    let e = next_event(&mut link).await;
+    assert_eq!((e.device, e.counter, e.kind), (ID, 1, RadioEventKind::Help));
+    assert_eq!(e.rssi_dbm, Some(-70));
+    // What the core answers to a help event.
+    link.handle_output(&Output::AckPendant {
+        device: e.device,
+        counter: e.counter,
+    })
+    .unwrap();
+    let out = press.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("help is coming"), "{stdout}");
+
+    // The next invocation continues the counter from the state file.
+    let hold = run("hold", &["--retries", "0", "--ack-wait-ms", "100"]);
+    let e = next_event(&mut link).await;
+    assert_eq!((e.counter, e.kind), (2, RadioEventKind::Cancel));
+    let out = hold.await.unwrap();
+    assert!(out.status.success(), "a cancel needs no ack");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no acknowledgement"));
+
+    let hb = run(
+        "heartbeat",
+        &[
+            "--battery-mv",
+            "2800",
+            "--retries",
+            "0",
+            "--ack-wait-ms",
+            "50",
+            "--count",
+            "2",
+            "--interval-ms",
+            "10",
+        ],
+    );
+    for counter in [3, 4] {
+        let e = next_event(&mut link).await;
+        assert_eq!(
+            (e.counter, e.kind),
+            (counter, RadioEventKind::Heartbeat { battery_mv: 2800 })
+        );
+    }
+    assert!(hb.await.unwrap().status.success());
+
+    // A help press nobody acknowledges fails after its retransmissions, raised only once.
+    let press = run("press", &["--retries", "2", "--ack-wait-ms", "200"]);
+    let e = next_event(&mut link).await;
+    assert_eq!((e.counter, e.kind), (5, RadioEventKind::Help));
+    let out = press.await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    nothing_for(&mut link, Duration::from_millis(300)).await;
+    let status = link.status();
+    let stats = status.range.get(ID).unwrap();
+    assert_eq!(stats.frames, 5);
+    assert_eq!(stats.retransmissions, 2);
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap().lines().next(),
+        Some("counter 5")
+    );
+
+    // A wrong key from the command line is refused, never raised.
+    let wrong = "00".repeat(32);
+    let to = addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        vigil(&[
+            "pendant",
+            "press",
+            "--id",
+            "00A1B2C3",
+            "--key",
+            &wrong,
+            "--to",
+            &to,
+            "--retries",
+            "0",
+            "--ack-wait-ms",
+            "100",
+            "--state",
+            &state.display().to_string(),
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    nothing_for(&mut link, Duration::from_millis(300)).await;
+    assert_eq!(link.status().rejections.total(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retransmission_is_acknowledged_again_but_raised_once() {
+    let (mut link, addr) = link(&[pendant(ID, &key())], SimChannel::default());
+    let peer = SimPeer::new(addr, -80).unwrap();
+    let cipher = FrameCipher::new(&key());
+    let frame = cipher.seal_event(ID, 7, Event::Fall { peak_mg: 2800 });
+    peer.send(frame.as_bytes()).unwrap();
+    let e = next_event(&mut link).await;
+    assert_eq!((e.counter, e.kind), (7, RadioEventKind::Fall));
+    link.ack(ID, 7).unwrap();
+    let got = tokio::task::block_in_place(|| peer.receive(WAIT).unwrap().unwrap());
+    assert!(is_ack_for(&got, &cipher, 7));
+    // The pendant missed it and sends the same bytes again: acked again, not raised again.
+    peer.send(frame.as_bytes()).unwrap();
+    let again = tokio::task::block_in_place(|| peer.receive(WAIT).unwrap().unwrap());
+    assert_eq!(again, got);
+    nothing_for(&mut link, Duration::from_millis(300)).await;
+    assert_eq!(link.status().acks_sent, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_replayed_frames_over_the_air_raise_nothing() {
+    let (mut link, addr) = link(&[pendant(ID, &key())], SimChannel::default());
+    let peer = SimPeer::new(addr, -75).unwrap();
+    let good = FrameCipher::new(&key());
+    let evil = FrameCipher::new(&PendantKey::new([0xEE; 32]));
+    let first = good.seal_event(ID, 1, Event::Help);
+    peer.send(first.as_bytes()).unwrap();
+    assert_eq!(next_event(&mut link).await.counter, 1);
+    let second = good.seal_event(ID, 2, Event::Help);
+    peer.send(second.as_bytes()).unwrap();
+    assert_eq!(next_event(&mut link).await.counter, 2);
+    for i in 0..300u32 {
+        match i % 3 {
+            0 => peer
+                .send(evil.seal_event(ID, 100 + i, Event::Help).as_bytes())
+                .unwrap(),
+            1 => peer.send(first.as_bytes()).unwrap(),
+            _ => {
+                let mut b = good
+                    .seal_event(ID, 100 + i, Event::Help)
+                    .as_bytes()
+                    .to_vec();
+                b[12] ^= 0x40;
+                peer.send(&b).unwrap();
+            }
+        }
+        if i % 20 == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    let genuine = good.seal_event(ID, 3, Event::Tamper);
+    peer.send(genuine.as_bytes()).unwrap();
+    let e = next_event(&mut link).await;
+    assert_eq!(
+        (e.counter, e.kind),
+        (3, RadioEventKind::Tamper),
+        "the first input after the flood"
+    );
+    let status = link.status();
+    assert_eq!(status.rejections.total(), 300);
+    assert!(vigil::radio::range_table(&status).contains("00A1B2C3"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_in_the_window_then_events_and_refusals() {
+    let (mut link, addr) = link(&[], SimChannel::default());
+    let peer = SimPeer::new(addr, -65).unwrap();
+    let new_id = DeviceId(0x0BADCAFE);
+
+    // Outside any window: refused, nothing stored.
+    let p = PendantPairing::start(new_id, 1).unwrap();
+    peer.send(p.request().as_bytes()).unwrap();
+    let none = tokio::task::block_in_place(|| peer.receive(Duration::from_millis(500)).unwrap());
+    assert_eq!(none, None, "no answer outside the window");
+
+    let mut reports = link.open_pairing(Duration::from_secs(5)).unwrap();
+    let p = PendantPairing::start(new_id, 1).unwrap();
+    peer.send(p.request().as_bytes()).unwrap();
+    let accept = tokio::task::block_in_place(|| peer.receive(WAIT).unwrap().unwrap());
+    let key = p.finish(&accept).unwrap();
+    assert_eq!(
+        timeout(WAIT, reports.recv()).await.unwrap(),
+        Some(PairingReport::Paired(new_id))
+    );
+
+    // A second pendant in the same window is refused with a message.
+    let other = PendantPairing::start(DeviceId(0x0BADCAFF), 1).unwrap();
+    peer.send(other.request().as_bytes()).unwrap();
+    match timeout(WAIT, reports.recv()).await.unwrap() {
+        Some(PairingReport::Refused { device, message }) => {
+            assert_eq!(device, Some(DeviceId(0x0BADCAFF)));
+            assert!(
+                message.contains("already paired in this window"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        timeout(WAIT, reports.recv()).await.unwrap(),
+        Some(PairingReport::Closed)
+    );
+
+    // The new pendant's frames are now authentic.
+    let f = FrameCipher::new(&key).seal_event(new_id, 1, Event::Help);
+    peer.send(f.as_bytes()).unwrap();
+    let e = next_event(&mut link).await;
+    assert_eq!((e.device, e.kind), (new_id, RadioEventKind::Help));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarm_storm_never_exceeds_the_duty_cycle_budget() {
+    let pendants: Vec<Pendant> = (0..8u32)
+        .map(|i| pendant(DeviceId(0x100 + i), &PendantKey::new([i as u8 + 1; 32])))
+        .collect();
+    let (mut link, addr) = link(&pendants, SimChannel::default());
+    let peers: Vec<SimPeer> = (0..8).map(|_| SimPeer::new(addr, -70).unwrap()).collect();
+    // Each pendant makes itself heard first (noise), so the simulated air reaches all of them.
+    for p in &peers {
+        p.send(&[0xFF; 3]).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut raised = 0u32;
+    for counter in 1..=40u32 {
+        for (i, p) in pendants.iter().enumerate() {
+            let c = FrameCipher::new(&PendantKey::new(p.key.unwrap()));
+            peers[i]
+                .send(c.seal_event(p.id, counter, Event::Help).as_bytes())
+                .unwrap();
+        }
+        // Acknowledge everything that arrived, as the core would.
+        while let Ok(Some(Input::Radio(e))) = timeout(Duration::from_millis(100), link.recv()).await
+        {
+            link.ack(e.device, e.counter).unwrap();
+            raised += 1;
+        }
+    }
+    while let Ok(Some(Input::Radio(e))) = timeout(Duration::from_millis(300), link.recv()).await {
+        link.ack(e.device, e.counter).unwrap();
+        raised += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = link.status();
+    // 3.6 s per hour at 58.333 ms per ack: at most 61 acks.
+    let ack_airtime = vigil::radio::duty::airtime(25, vigil::radio::duty::BIT_RATE);
+    let most = (Duration::from_millis(3600).as_micros() / ack_airtime.as_micros()) as u64;
+    assert_eq!(most, 61);
+    assert!(
+        raised > 61,
+        "the storm must exceed the budget ({raised} events)"
+    );
+    assert_eq!(status.acks_sent, most);
+    assert_eq!(
+        status.acks_sent + status.acks_over_budget,
+        u64::from(raised)
+    );
+    assert!(status.airtime_last_hour <= Duration::from_millis(3600));
+    // And no more than that went on air: every pendant hears every transmission of the base.
+    for p in &peers {
+        let heard = tokio::task::block_in_place(|| {
+            std::iter::from_fn(|| p.receive(Duration::from_millis(100)).unwrap()).count()
+        });
+        assert_eq!(heard as u64, most);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_carrier_is_jamming_and_its_end_is_reported() {
+    let radio =
+        SimRadio::bind(SocketAddr::from(([127, 0, 0, 1], 0)), SimChannel::default()).unwrap();
+    let addr = radio.local_addr().unwrap();
+    let mut link = RadioLink::start(
+        radio,
+        MemoryStore::new(),
+        &[],
+        config(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let jammer = SimPeer::new(addr, -40).unwrap();
+    // Short bursts below the detection time are not jamming.
+    jammer.carrier(-50, Duration::from_millis(400)).unwrap();
+    nothing_for(&mut link, Duration::from_millis(1500)).await;
+    jammer.carrier(-50, Duration::from_secs(3)).unwrap();
+    assert_eq!(
+        timeout(WAIT, link.recv()).await.unwrap(),
+        Some(Input::Jamming { active: true })
+    );
+    assert!(link.status().jamming);
+    assert_eq!(
+        timeout(WAIT, link.recv()).await.unwrap(),
+        Some(Input::Jamming { active: false })
+    );
+    assert!(!link.status().jamming);
+}
+
+#[test]
+fn vigil_pair_and_range_test_over_loopback() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("radio.state");
+    let mut base = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "pair",
+            "--listen",
+            "127.0.0.1:0",
+            "--window",
+            "20",
+            "--store",
+        ])
+        .arg(&store)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(base.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.rsplit(' ').next().unwrap().to_string();
+    assert!(first.starts_with("simulated radio listening on"), "{first}");
+    let pstate = dir.path().join("p.state");
+    let out = vigil(&[
+        "pendant",
+        "pair",
+        "--id",
+        "C0FFEE",
+        "--to",
+        &addr,
+        "--state",
+        &pstate.display().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(base.wait().unwrap().success());
+    assert!(
+        rest.iter().any(|l| l.contains("paired pendant 00C0FFEE")),
+        "{rest:?}"
+    );
+    let stored = std::fs::read_to_string(&store).unwrap();
+    assert!(
+        stored.starts_with("key 00C0FFEE "),
+        "the base stored the key"
+    );
+    let pendant_state = std::fs::read_to_string(&pstate).unwrap();
+    assert_eq!(
+        stored.split_whitespace().nth(2),
+        pendant_state.lines().find_map(|l| l.strip_prefix("key ")),
+        "both ends agreed the same key"
+    );
+
+    // Range test with the paired pendant (key from the store) sending heartbeats.
+    let mut base = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "range-test",
+            "--listen",
+            "127.0.0.1:0",
+            "--seconds",
+            "3",
+            "--store",
+        ])
+        .arg(&store)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(base.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.rsplit(' ').next().unwrap().to_string();
+    let out = vigil(&[
+        "pendant",
+        "heartbeat",
+        "--id",
+        "C0FFEE",
+        "--to",
+        &addr,
+        "--state",
+        &pstate.display().to_string(),
+        "--count",
+        "4",
+        "--interval-ms",
+        "50",
+        "--retries",
+        "0",
+        "--ack-wait-ms",
+        "20",
+        "--rssi",
+        "-81",
+    ]);
+    assert!(out.status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(base.wait().unwrap().success());
+    let last = rest
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("00C0FFEE"))
+        .expect("a line for the pendant");
+    let cols: Vec<&str> = last.split_whitespace().collect();
+    assert_eq!(cols[1], "4", "{last}");
+    assert_eq!(cols[2], "100.0%", "{last}");
+    assert!(last.contains("-81 dBm"), "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routine_acks_cannot_spend_the_alarm_reserve() {
+    let pendants: Vec<Pendant> = (0..8u32)
+        .map(|i| pendant(DeviceId(0x200 + i), &PendantKey::new([i as u8 + 9; 32])))
+        .collect();
+    let (mut link, addr) = link(&pendants, SimChannel::default());
+    let peers: Vec<SimPeer> = (0..8).map(|_| SimPeer::new(addr, -70).unwrap()).collect();
+    let send_round = |counter: u32, event: Event| {
+        for (i, p) in pendants.iter().enumerate() {
+            let c = FrameCipher::new(&PendantKey::new(p.key.unwrap()));
+            peers[i]
+                .send(c.seal_event(p.id, counter, event).as_bytes())
+                .unwrap();
+        }
+    };
+    // A flood of heartbeats, every one acknowledged: only half the budget may go to them.
+    for counter in 1..=6u32 {
+        send_round(counter, Event::Heartbeat { battery_mv: 3000 });
+        while let Ok(Some(Input::Radio(e))) = timeout(Duration::from_millis(150), link.recv()).await
+        {
+            link.ack(e.device, e.counter).unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let routine = link.status();
+    // 1.8 s / 58.333 ms = 30 routine acks.
+    assert_eq!(routine.acks_sent, 30);
+    assert_eq!(routine.acks_over_budget, 48 - 30);
+    // Help still gets its acks from the reserve.
+    send_round(7, Event::Help);
+    while let Ok(Some(Input::Radio(e))) = timeout(Duration::from_millis(300), link.recv()).await {
+        assert_eq!(e.kind, RadioEventKind::Help);
+        link.ack(e.device, e.counter).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(link.status().acks_sent, 38);
+}
