@@ -589,3 +589,58 @@ fn insert_event(
     )
     .map(|_| ())
 }
+
+/// The radio's counters and paired keys live in the journal, so a restart does not reopen
+/// replay and paired pendants stay paired. The radio thread uses its own connection.
+impl crate::radio::store::PendantStore for Journal {
+    fn last_counter(&self, pendant: DeviceId) -> Result<Option<u32>, crate::radio::RadioError> {
+        self.pendant_counter(pendant)
+            .map_err(|e| crate::radio::RadioError::Store(e.to_string()))
+    }
+
+    fn save_counter(
+        &mut self,
+        pendant: DeviceId,
+        counter: u32,
+    ) -> Result<(), crate::radio::RadioError> {
+        self.set_pendant_counter(pendant, counter)
+            .map_err(|e| crate::radio::RadioError::Store(e.to_string()))
+    }
+
+    fn paired_keys(
+        &self,
+    ) -> Result<Vec<(DeviceId, crate::radio::frame::PendantKey)>, crate::radio::RadioError> {
+        self.paired()
+            .map(|v| {
+                v.into_iter()
+                    .map(|(d, key)| (d.id, crate::radio::frame::PendantKey::new(key)))
+                    .collect()
+            })
+            .map_err(|e| crate::radio::RadioError::Store(e.to_string()))
+    }
+
+    fn save_paired_key(
+        &mut self,
+        pendant: DeviceId,
+        key: &crate::radio::frame::PendantKey,
+    ) -> Result<(), crate::radio::RadioError> {
+        let err = |e: JournalError| crate::radio::RadioError::Store(e.to_string());
+        let device = Device {
+            id: pendant,
+            kind: DeviceKind::Personal,
+            zone: 0,
+            location: format!("paired pendant {pendant}"),
+        };
+        self.save_paired(&device, key.as_bytes(), Timestamp::now())
+            .map_err(err)?;
+        // A new key starts a new counter sequence.
+        self.conn
+            .execute(
+                "DELETE FROM pendant_counter WHERE device = ?1",
+                params![pendant.0 as i64],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+            .map_err(err)
+    }
+}

@@ -102,6 +102,40 @@ enum Control {
     Stop,
 }
 
+/// A cloneable handle for acknowledgements and figures, for tasks other than the one that
+/// receives.
+#[derive(Clone)]
+pub struct RadioHandle {
+    control: std_mpsc::Sender<Control>,
+    status: Arc<Mutex<LinkStatus>>,
+}
+
+impl RadioHandle {
+    /// Asks for an acknowledgement of `counter` to `device` (the core's `AckPendant`).
+    pub fn ack(&self, device: DeviceId, counter: u32) -> Result<(), RadioError> {
+        self.control
+            .send(Control::Ack { device, counter })
+            .map_err(|_| RadioError::Stopped)
+    }
+
+    /// A snapshot of the link's figures.
+    pub fn status(&self) -> LinkStatus {
+        lock(&self.status).clone()
+    }
+
+    /// Opens a pairing window of `length`; reports come on the returned channel.
+    pub fn open_pairing(
+        &self,
+        length: Duration,
+    ) -> Result<mpsc::UnboundedReceiver<PairingReport>, RadioError> {
+        let (reports, rx) = mpsc::unbounded_channel();
+        self.control
+            .send(Control::OpenPairing { length, reports })
+            .map_err(|_| RadioError::Stopped)?;
+        Ok(rx)
+    }
+}
+
 /// The runtime's handle on the radio.
 pub struct RadioLink {
     inputs: mpsc::Receiver<Input>,
@@ -151,6 +185,14 @@ impl RadioLink {
             status,
             worker: Some(worker),
         })
+    }
+
+    /// A handle that acknowledges and reports while another task receives.
+    pub fn handle(&self) -> RadioHandle {
+        RadioHandle {
+            control: self.control.clone(),
+            status: self.status.clone(),
+        }
     }
 
     /// The next authenticated event or jamming change; `None` once the link has stopped.

@@ -5,6 +5,7 @@
 //! [`Output::Persist`] before acting on the next output. Deliveries run as their own tasks,
 //! so a slow route never stalls the loop, and can be aborted when the core says so.
 
+pub mod appliance;
 pub mod control;
 pub mod gpio;
 pub mod timeline;

@@ -1,0 +1,623 @@
+//! Putting a unit together from its configuration: journal, core, routes, modem, radio and
+//! voice, wired into one [`Unit`].
+//!
+//! A part that cannot start never stops the unit: a route whose receiver cannot be reached at
+//! start is started again on its next delivery; a missing modem is opened again every 30 s
+//! (cellular routes fail over meanwhile); missing audio gives a mute voice. Help still goes
+//! out by whatever works.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{
+    Adapters, CallControl, Clock, DeliveryFuture, PendantAcks, StatusReport, SystemClock,
+    Transport, Unit, VoiceOut,
+};
+use crate::config::{Config, Transport as RouteConfig};
+use crate::core::{
+    AlarmId, Delivery, DeliveryResult, Device, DeviceId, Input, Prompt, Settings, Timestamp,
+};
+use crate::journal::{Journal, JournalError};
+use crate::modem::{Modem, ModemEvent, RemoteCommand, Timing};
+use crate::radio::link::{LinkConfig, RadioHandle, RadioLink};
+use crate::voice::Voice;
+
+/// Why a unit could not be put together.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplianceError {
+    /// The journal could not be opened.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The journal could not be read back.
+    #[error(transparent)]
+    Runtime(#[from] super::RuntimeError),
+}
+
+/// Where the unit's sound goes.
+pub enum AudioChoice {
+    /// The configured (or default) ALSA devices; mute with a logged reason if they fail.
+    Devices,
+    /// The simulated backend, writing what is played to WAV files in this folder.
+    Simulated(std::path::PathBuf),
+    /// No audio at all.
+    Mute,
+}
+
+/// Options beyond the configuration file.
+pub struct Options {
+    /// Where sound goes.
+    pub audio: AudioChoice,
+    /// Modem timing: real, or fast against the simulator.
+    pub modem_timing: Timing,
+}
+
+/// A unit ready to run, with the handles the caller may need.
+pub struct Appliance {
+    /// The loop; run it with [`Unit::run`].
+    pub unit: Unit,
+    /// The radio, if it started.
+    pub radio: Option<RadioHandle>,
+    /// The modem, once it is open.
+    pub modem: ModemSlot,
+    /// The voice.
+    pub voice: Voice,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The modem, once it could be opened; shared by the cellular routes and call control.
+#[derive(Clone, Default)]
+pub struct ModemSlot(Arc<Mutex<Option<Modem>>>);
+
+impl ModemSlot {
+    /// The modem, if open.
+    pub fn get(&self) -> Option<Modem> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, modem: Modem) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(modem);
+    }
+}
+
+/// Builds the unit for `config`. Must run inside a tokio runtime.
+pub async fn assemble(config: &Config, options: Options) -> Result<Appliance, ApplianceError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut journal = Journal::open_dir(&config.data_dir)?;
+    journal.set_route_names(config.routes.iter().map(|r| r.name.clone()).collect());
+
+    // Pendants paired over the air join those in the configuration.
+    let mut settings = Settings::from_config(config);
+    for (device, _) in journal.paired()? {
+        if !settings.devices.iter().any(|d| d.id == device.id) {
+            settings.devices.push(device);
+        }
+    }
+    let (core, journal) = super::restore(settings, journal, clock.now())?;
+
+    let modem = ModemSlot::default();
+    let voice = open_voice(config, options.audio);
+    let routes = config
+        .routes
+        .iter()
+        .map(|r| route_transport(config, r, &modem))
+        .collect();
+
+    let mut status: Vec<Arc<dyn StatusReport>> = Vec::new();
+    let radio = start_radio(config);
+    let pendants: Arc<dyn PendantAcks> = match &radio {
+        Ok((_, handle)) => {
+            status.push(Arc::new(RadioStatus(handle.clone())));
+            Arc::new(handle.clone())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "radio did not start: pendants cannot be heard");
+            status.push(Arc::new(Fault(format!("radio:       NOT RUNNING: {e}"))));
+            Arc::new(NoRadio)
+        }
+    };
+    status.push(Arc::new(ModemStatus(modem.clone())));
+    status.push(Arc::new(VoiceStatus(voice.clone())));
+
+    let adapters = Adapters {
+        status,
+        routes,
+        voice: Arc::new(voice.clone()),
+        pendants,
+        calls: Arc::new(Calls(modem.clone())),
+    };
+    let unit = Unit::new(core, journal, adapters, clock);
+    let inputs = unit.inputs();
+    let control = unit.control();
+    let mut tasks = Vec::new();
+
+    let radio_handle = match radio {
+        Ok((mut link, handle)) => {
+            let inputs = inputs.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Some(input) = link.recv().await {
+                    if inputs.send(input).await.is_err() {
+                        break;
+                    }
+                }
+                tracing::error!("radio link stopped");
+            }));
+            Some(handle)
+        }
+        Err(_) => None,
+    };
+
+    if needs_modem(config) {
+        tasks.push(tokio::spawn(keep_modem(
+            config.clone(),
+            options.modem_timing,
+            modem.clone(),
+            inputs.clone(),
+            control.clone(),
+        )));
+    }
+
+    Ok(Appliance {
+        unit,
+        radio: radio_handle,
+        modem,
+        voice,
+        tasks,
+    })
+}
+
+fn needs_modem(config: &Config) -> bool {
+    !config.remote.allowed_numbers.is_empty() || config.routes.iter().any(|r| r.kind().uses_modem())
+}
+
+fn open_voice(config: &Config, audio: AudioChoice) -> Voice {
+    let settings = crate::voice::VoiceSettings::from_config(&config.audio, &config.unit);
+    let clock: Arc<dyn crate::voice::Clock> = Arc::new(crate::voice::SystemClock);
+    match audio {
+        AudioChoice::Mute => Voice::mute("audio disabled", clock),
+        AudioChoice::Simulated(dir) => {
+            let backend = crate::voice::sim::SimAudio::real_time(crate::voice::sim::SimConfig {
+                out_dir: Some(dir),
+                ..Default::default()
+            });
+            Voice::open_or_mute(&settings, Box::new(backend), clock)
+        }
+        AudioChoice::Devices => device_voice(config, &settings, clock),
+    }
+}
+
+#[cfg(feature = "alsa")]
+fn device_voice(
+    config: &Config,
+    settings: &crate::voice::VoiceSettings,
+    clock: Arc<dyn crate::voice::Clock>,
+) -> Voice {
+    let backend = crate::voice::device::CpalAudio::new(
+        config.audio.output_device.clone(),
+        config.audio.input_device.clone(),
+    );
+    Voice::open_or_mute(settings, Box::new(backend), clock)
+}
+
+#[cfg(not(feature = "alsa"))]
+fn device_voice(
+    _config: &Config,
+    _settings: &crate::voice::VoiceSettings,
+    clock: Arc<dyn crate::voice::Clock>,
+) -> Voice {
+    tracing::error!("built without the `alsa` feature: no audio devices; alarms still go out");
+    Voice::mute("built without audio support (feature `alsa`)", clock)
+}
+
+fn start_radio(config: &Config) -> Result<(RadioLink, RadioHandle), String> {
+    let transceiver = crate::radio::driver::open(&config.radio).map_err(|e| e.to_string())?;
+    // The radio thread keeps counters in the journal through its own connection.
+    let store = Journal::open_dir(&config.data_dir).map_err(|e| e.to_string())?;
+    let link = RadioLink::start(
+        transceiver,
+        store,
+        &config.pendants,
+        LinkConfig::from(&config.radio),
+    )
+    .map_err(|e| e.to_string())?;
+    let handle = link.handle();
+    Ok((link, handle))
+}
+
+/// Opens the modem, and again whenever it cannot be opened, then forwards its events.
+async fn keep_modem(
+    config: Config,
+    timing: Timing,
+    slot: ModemSlot,
+    inputs: mpsc::Sender<Input>,
+    control: mpsc::Sender<super::control::ControlRequest>,
+) {
+    let modem = loop {
+        match Modem::open_with(
+            &config.modem,
+            &config.remote,
+            &config.credentials,
+            timing.clone(),
+        ) {
+            Ok(m) => break m,
+            Err(e) => {
+                tracing::error!(port = %config.modem.port.display(), error = %e, "modem not available; cellular routes fail over; trying again in 30 s");
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+        }
+    };
+    slot.set(modem.clone());
+    let mut events = modem.events();
+    loop {
+        let event = match events.recv().await {
+            Ok(e) => e,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "modem events lagged");
+                continue;
+            }
+            Err(_) => break,
+        };
+        if let Some(input) = event.to_input() {
+            if inputs.send(input).await.is_err() {
+                break;
+            }
+        }
+        if let ModemEvent::Remote {
+            from,
+            command: RemoteCommand::Status,
+        } = &event
+        {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if control
+                .send(super::control::ControlRequest::Status(tx))
+                .await
+                .is_ok()
+            {
+                if let Ok(text) = rx.await {
+                    let summary = sms_status(&text);
+                    if let Err(e) = modem.send_sms(from, &summary).await {
+                        tracing::warn!(error = %e, "status reply by SMS failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The first lines of the status, short enough for two SMS parts.
+fn sms_status(text: &str) -> String {
+    let mut out = String::from("Vigil status\n");
+    for line in text.lines() {
+        if out.len() + line.len() > 300 {
+            break;
+        }
+        out.push_str(
+            line.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .as_str(),
+        );
+        out.push('\n');
+    }
+    out
+}
+
+fn route_transport(
+    config: &Config,
+    route: &crate::config::Route,
+    modem: &ModemSlot,
+) -> Arc<dyn Transport> {
+    Arc::new(Arc::new(lazy_route(config, route, modem)))
+}
+
+fn lazy_route(config: &Config, route: &crate::config::Route, modem: &ModemSlot) -> Lazy {
+    let name = route.name.clone();
+    let unit = config.unit.clone();
+    let credentials = config.credentials.clone();
+    match &route.transport {
+        RouteConfig::Scaip(r) => {
+            let r = r.clone();
+            Lazy::new(name.clone(), move || {
+                let (name, r, unit, credentials) =
+                    (name.clone(), r.clone(), unit.clone(), credentials.clone());
+                Box::pin(async move {
+                    let creds = credentials
+                        .get(&r.credentials)
+                        .ok_or_else(|| format!("no credentials `{}`", r.credentials))?;
+                    let link = start_scaip(&name, &r, &unit, creds).await?;
+                    Ok(Arc::new(Shared(Arc::new(link))) as Arc<dyn Transport>)
+                })
+            })
+        }
+        RouteConfig::Dc09(r) => {
+            let r = r.clone();
+            Lazy::new(name.clone(), move || {
+                let (name, r, account) = (name.clone(), r.clone(), unit.sia_account.clone());
+                Box::pin(async move {
+                    let link = crate::centre::dc09::Dc09Link::start(&name, &r, &account, r.payload)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(Arc::new(Shared(Arc::new(link))) as Arc<dyn Transport>)
+                })
+            })
+        }
+        RouteConfig::Sms(r) => {
+            let (r, slot) = (r.clone(), modem.clone());
+            Lazy::new(name, move || {
+                let (r, slot, unit, credentials) =
+                    (r.clone(), slot.clone(), unit.clone(), credentials.clone());
+                Box::pin(async move {
+                    let modem = slot.get().ok_or("modem not available")?;
+                    let creds = credentials
+                        .get(&r.credentials)
+                        .ok_or_else(|| format!("no credentials `{}`", r.credentials))?;
+                    Ok(Arc::new(Shared(Arc::new(crate::centre::sms::Sms::new(
+                        modem, &r, creds, &unit,
+                    )))) as Arc<dyn Transport>)
+                })
+            })
+        }
+        RouteConfig::ContactId(r) => {
+            let (r, slot) = (r.clone(), modem.clone());
+            Lazy::new(name, move || {
+                let (r, slot, unit) = (r.clone(), slot.clone(), unit.clone());
+                Box::pin(async move {
+                    let modem = slot.get().ok_or("modem not available")?;
+                    Ok(Arc::new(Shared(Arc::new(
+                        crate::centre::contact_id::ContactIdCall::new(modem, &r, &unit),
+                    ))) as Arc<dyn Transport>)
+                })
+            })
+        }
+        RouteConfig::Voice(r) => {
+            let (r, slot) = (r.clone(), modem.clone());
+            Lazy::new(name, move || {
+                let (r, slot, unit) = (r.clone(), slot.clone(), unit.clone());
+                Box::pin(async move {
+                    let modem = slot.get().ok_or("modem not available")?;
+                    Ok(
+                        Arc::new(Shared(Arc::new(crate::centre::voice_call::VoiceCall::new(
+                            modem, &r, &unit,
+                        )))) as Arc<dyn Transport>,
+                    )
+                })
+            })
+        }
+    }
+}
+
+async fn start_scaip(
+    name: &str,
+    route: &crate::config::ScaipRoute,
+    unit: &crate::config::Unit,
+    creds: &crate::config::Credentials,
+) -> Result<crate::centre::scaip::ScaipLink, String> {
+    if route.transport == crate::config::SipTransport::Tls {
+        return start_scaip_tls(name, route, unit, creds).await;
+    }
+    crate::centre::scaip::ScaipLink::start(name, route, unit, creds)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(feature = "tls")]
+async fn start_scaip_tls(
+    name: &str,
+    route: &crate::config::ScaipRoute,
+    unit: &crate::config::Unit,
+    creds: &crate::config::Credentials,
+) -> Result<crate::centre::scaip::ScaipLink, String> {
+    let ca_path = route.tls_ca.as_ref().ok_or("no tls_ca configured")?;
+    let ca = std::fs::read(ca_path).map_err(|e| format!("{}: {e}", ca_path.display()))?;
+    crate::centre::scaip::ScaipLink::start_tls(name, route, unit, creds, &ca)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "tls"))]
+async fn start_scaip_tls(
+    _name: &str,
+    _route: &crate::config::ScaipRoute,
+    _unit: &crate::config::Unit,
+    _creds: &crate::config::Credentials,
+) -> Result<crate::centre::scaip::ScaipLink, String> {
+    Err("SIP over TLS needs a build with the `tls` feature".into())
+}
+
+type MakeFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Arc<dyn Transport>, String>> + Send>>;
+
+/// A route started on its first delivery, and started again after a failed start.
+struct Lazy {
+    name: String,
+    make: Box<dyn Fn() -> MakeFuture + Send + Sync>,
+    started: tokio::sync::Mutex<Option<Arc<dyn Transport>>>,
+}
+
+impl Lazy {
+    fn new(name: String, make: impl Fn() -> MakeFuture + Send + Sync + 'static) -> Lazy {
+        Lazy {
+            name,
+            make: Box::new(make),
+            started: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl Transport for Arc<Lazy> {
+    fn deliver(&self, delivery: Delivery) -> DeliveryFuture {
+        let this = self.clone();
+        Box::pin(async move { this.deliver_now(delivery).await })
+    }
+}
+
+impl Lazy {
+    async fn deliver_now(&self, delivery: Delivery) -> DeliveryResult {
+        let route = {
+            let mut started = self.started.lock().await;
+            match started.as_ref() {
+                Some(r) => r.clone(),
+                None => match (self.make)().await {
+                    Ok(r) => {
+                        *started = Some(r.clone());
+                        r
+                    }
+                    Err(reason) => {
+                        tracing::warn!(route = %self.name, %reason, "route could not start");
+                        return DeliveryResult::Failed {
+                            reason: format!("route could not start: {reason}"),
+                        };
+                    }
+                },
+            }
+        };
+        route.deliver(delivery).await
+    }
+}
+
+/// A route's link shared between the deliveries that use it.
+struct Shared<T>(Arc<T>);
+
+macro_rules! transport_for {
+    ($t:ty) => {
+        impl Transport for Shared<$t> {
+            fn deliver(&self, delivery: Delivery) -> DeliveryFuture {
+                let link = self.0.clone();
+                Box::pin(async move { link.deliver(&delivery).await })
+            }
+        }
+    };
+}
+
+transport_for!(crate::centre::scaip::ScaipLink);
+transport_for!(crate::centre::dc09::Dc09Link);
+transport_for!(crate::centre::sms::Sms);
+transport_for!(crate::centre::contact_id::ContactIdCall);
+transport_for!(crate::centre::voice_call::VoiceCall);
+
+impl VoiceOut for Voice {
+    fn play(&self, prompt: Prompt) {
+        Voice::play(self, prompt);
+    }
+
+    fn listen(&self, alarm: AlarmId, until: Timestamp, inputs: mpsc::Sender<Input>) {
+        let heard = Voice::listen(self, until);
+        tokio::spawn(async move {
+            let heard = heard.await;
+            let _ = inputs.send(Input::Heard { alarm, heard }).await;
+        });
+    }
+
+    fn stop_listening(&self) {
+        Voice::stop_listening(self);
+    }
+}
+
+impl PendantAcks for RadioHandle {
+    fn ack(&self, device: DeviceId, counter: u32) {
+        if let Err(e) = RadioHandle::ack(self, device, counter) {
+            tracing::error!(pendant = %device, error = %e, "acknowledgement not sent");
+        }
+    }
+}
+
+struct NoRadio;
+impl PendantAcks for NoRadio {
+    fn ack(&self, device: DeviceId, _counter: u32) {
+        tracing::warn!(pendant = %device, "no radio: acknowledgement not sent");
+    }
+}
+
+struct Calls(ModemSlot);
+impl CallControl for Calls {
+    fn start_call(&self, alarm: AlarmId, number: String, inputs: mpsc::Sender<Input>) {
+        let Some(modem) = self.0.get() else {
+            tracing::error!(
+                alarm_id = alarm.0,
+                "no modem: the centre's callback request cannot be placed"
+            );
+            return;
+        };
+        let number = number
+            .trim_start_matches("gsm:")
+            .trim_start_matches("tel:")
+            .to_string();
+        tokio::spawn(async move {
+            let event = match modem.start_call(&number).await {
+                Ok(()) => crate::core::CallEvent::Connected,
+                Err(reason) => crate::core::CallEvent::Ended { reason },
+            };
+            let _ = inputs.send(Input::Call { alarm, event }).await;
+        });
+    }
+
+    fn auto_answer(&self, until: Timestamp) {
+        match self.0.get() {
+            Some(m) => m.auto_answer_until(until),
+            None => tracing::warn!("no modem: centre call-backs cannot be answered"),
+        }
+    }
+}
+
+struct Fault(String);
+impl StatusReport for Fault {
+    fn status_lines(&self) -> Vec<String> {
+        vec![self.0.clone()]
+    }
+}
+
+struct RadioStatus(RadioHandle);
+impl StatusReport for RadioStatus {
+    fn status_lines(&self) -> Vec<String> {
+        let s = self.0.status();
+        vec![format!(
+            "radio:       {}, channel {}, {} frames refused ({}), {} acks sent, {} withheld by duty cycle, airtime {} ms/h",
+            if s.jamming { "JAMMED" } else { "listening" },
+            s.channel_rssi_dbm.map_or("?".into(), |r| format!("{r} dBm")),
+            s.rejections.total(),
+            s.rejections,
+            s.acks_sent,
+            s.acks_over_budget,
+            s.airtime_last_hour.as_millis()
+        )]
+    }
+}
+
+struct ModemStatus(ModemSlot);
+impl StatusReport for ModemStatus {
+    fn status_lines(&self) -> Vec<String> {
+        match self.0.get() {
+            None => vec!["modem:       not open".into()],
+            Some(m) => vec![format!("modem:       {:?}", m.status())],
+        }
+    }
+}
+
+struct VoiceStatus(Voice);
+impl StatusReport for VoiceStatus {
+    fn status_lines(&self) -> Vec<String> {
+        vec![format!(
+            "audio:       {}",
+            self.0.fault().unwrap_or("speaker and microphone working")
+        )]
+    }
+}
+
+/// Devices in the journal that were paired over the air, for `vigil status`.
+pub fn paired_devices(journal: &Journal) -> BTreeMap<DeviceId, Device> {
+    journal
+        .paired()
+        .map(|v| v.into_iter().map(|(d, _)| (d.id, d)).collect())
+        .unwrap_or_default()
+}
