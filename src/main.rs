@@ -22,12 +22,22 @@ enum Command {
         #[arg(default_value = "config.toml")]
         path: PathBuf,
     },
+    /// Score the shipped fall detector and the SisFall baselines on recorded trials.
+    FallEval(vigil::fall::eval::EvalArgs),
+    /// Tune the fall detector on some subjects and report on the others.
+    FallTune(vigil::fall::tune::TuneArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { path } => check_config(&path),
+        Command::FallEval(args) => vigil::fall::eval::run(&args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::FallTune(args) => vigil::fall::tune::run(&args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,

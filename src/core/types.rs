@@ -147,7 +147,11 @@ impl AlarmRef {
     /// The reference of alarm `id` raised at `raised_at`: hex seconds then hex id, 12–16 chars,
     /// so references stay unique across restarts and journal resets.
     pub fn new(id: AlarmId, raised_at: Timestamp) -> AlarmRef {
-        let s = format!("{:X}{:04X}", raised_at.as_secs() & 0xFFFF_FFFF, id.0 & 0xFFFF_FFFF);
+        let s = format!(
+            "{:X}{:04X}",
+            raised_at.as_secs() & 0xFFFF_FFFF,
+            id.0 & 0xFFFF_FFFF
+        );
         AlarmRef(s.chars().take(16).collect())
     }
 
@@ -373,7 +377,10 @@ impl RouteKind {
 
     /// Whether the route needs the cellular modem (one call or SMS at a time).
     pub fn uses_modem(self) -> bool {
-        matches!(self, RouteKind::ContactId | RouteKind::Sms | RouteKind::Voice)
+        matches!(
+            self,
+            RouteKind::ContactId | RouteKind::Sms | RouteKind::Voice
+        )
     }
 }
 
