@@ -10,8 +10,8 @@
 //! event, whatever way the sensor hangs.
 //!
 //! Samples are summarised in blocks of 0.1 s kept in a ring of 6.4 s, so the per-sample work
-//! is a square root and a few sums; an impact (a local peak over ±0.5 s above the trigger
-//! level) is judged once 3 s of its aftermath are in the ring.
+//! is a square root and a few sums; an impact (the highest peak from 0.5 s before to 1.5 s
+//! after, above the trigger level) is judged once 3 s of its aftermath are in the ring.
 
 use super::FallError;
 
@@ -26,14 +26,19 @@ const BLOCKS_PER_S: u16 = 10;
 const RING: usize = 64;
 /// The impact being judged is this many blocks old: the aftermath observed.
 const JUDGE_DELAY: usize = 30;
-/// Blocks either side of a candidate impact it must dominate (0.5 s).
-const PEAK_HALF_WIDTH: usize = 5;
+/// A candidate impact must be the highest peak from 0.5 s before it to 1.5 s after it: the
+/// floor impact of a fall is its hardest, and a stumble just before it is part of it.
+const PEAK_BEFORE: usize = 5;
+const PEAK_AFTER: usize = 15;
 /// Blocks before the impact searched for the drop (free fall, downward velocity): 1 s.
 const DROP_BLOCKS: usize = 10;
 /// Posture before: blocks 2.5 s to 1.5 s before the impact.
 const PRE_POSTURE: (usize, usize) = (25, 15);
 /// Posture and stillness after: blocks 1 s to 3 s after the impact.
 const POST: (usize, usize) = (10, 30);
+/// After reporting a fall, later impacts within this many blocks (10 s) are part of the same
+/// fall: judged, but not reported again.
+const REPEAT_BLOCKS: u64 = 100;
 /// Below this magnitude the body counts as falling freely, in g.
 const FREE_FALL_G: f32 = 0.6;
 /// Time constant of the leaky velocity integrator, in seconds.
@@ -72,14 +77,14 @@ impl FallParams {
     /// (see [`crate::fall::tune::TUNING_SUBJECTS`]); the other subjects were held out.
     pub const SHIPPED: FallParams = FallParams {
         trigger_g: 1.4,
-        bias: -4.594_514_4,
-        w_peak: -0.179_835_22,
-        w_free_fall: 0.052_737_676,
-        w_velocity: 0.204_339_28,
-        w_posture: 1.557_488_8,
-        w_motion: -0.224_730_42,
-        w_impact_posture: 2.985_340_6,
-        threshold: -0.136_685_49,
+        bias: -4.318_983_6,
+        w_peak: -0.243_785_71,
+        w_free_fall: 0.048_784_14,
+        w_velocity: 0.216_399_12,
+        w_posture: 1.108_609_8,
+        w_motion: -0.407_54,
+        w_impact_posture: 3.082_565_5,
+        threshold: -0.222_213_63,
     };
 
     /// The decision value of a set of evidence: the weighted sum of [`features`].
@@ -173,7 +178,8 @@ pub struct Assessment {
     pub impact_sample: u64,
     /// Linear decision value; the detector reports a fall when it reaches the threshold.
     pub score: f32,
-    /// True when `score` reached the threshold.
+    /// True when `score` reached the threshold and no fall was reported in the 10 s before
+    /// (later impacts of the same fall are judged but not reported again).
     pub is_fall: bool,
     /// What the decision rests on.
     pub evidence: Evidence,
@@ -221,6 +227,8 @@ pub struct FallDetector {
     free_fall_run: u16,
     samples_seen: u64,
     blocks_seen: u64,
+    /// Block index of the last reported fall's impact.
+    last_fall_block: Option<u64>,
     ring: [Block; RING],
 }
 
@@ -255,6 +263,7 @@ impl FallDetector {
             free_fall_run: 0,
             samples_seen: 0,
             blocks_seen: 0,
+            last_fall_block: None,
             ring: [Block::default(); RING],
         })
     }
@@ -333,6 +342,11 @@ impl FallDetector {
             velocity: to_i16(self.min_v * 1000.0),
             free_fall_ms: to_u16(f32::from(self.free_fall_max) * self.ms_per_sample),
         };
+        if self.blocks_seen == 0 {
+            // At power-up, take it that the first 0.1 s is how things were before, so an
+            // impact early on still has a posture to compare with.
+            self.ring = [block; RING];
+        }
         let slot = (self.blocks_seen as usize) & (RING - 1);
         if let Some(b) = self.ring.get_mut(slot) {
             *b = block;
@@ -358,8 +372,8 @@ impl FallDetector {
 
     /// Judges the block `JUDGE_DELAY` old if it is an impact.
     fn judge(&mut self) -> Option<Assessment> {
-        // Need the whole window before the impact in the ring too.
-        if self.blocks_seen < (JUDGE_DELAY + PRE_POSTURE.0 + 1) as u64 {
+        // The impact must be a block actually seen (the ring is pre-filled before that).
+        if self.blocks_seen <= JUDGE_DELAY as u64 {
             return None;
         }
         let impact_age = JUDGE_DELAY;
@@ -369,10 +383,13 @@ impl FallDetector {
             return None;
         }
         // A local peak: above the blocks before it, not below those after it.
-        for d in 1..=PEAK_HALF_WIDTH {
-            if self.ago(impact_age + d).max >= impact.max
-                || self.ago(impact_age - d).max > impact.max
-            {
+        for d in 1..=PEAK_BEFORE {
+            if self.ago(impact_age + d).max >= impact.max {
+                return None;
+            }
+        }
+        for d in 1..=PEAK_AFTER {
+            if self.ago(impact_age - d).max > impact.max {
                 return None;
             }
         }
@@ -408,11 +425,18 @@ impl FallDetector {
             motion_after_g: motion,
         };
         let score = self.params.decision(&evidence);
-        let block_len = u64::from(self.block_len);
+        let impact_block = self.blocks_seen - 1 - impact_age as u64;
+        let repeat = self
+            .last_fall_block
+            .is_some_and(|b| impact_block < b + REPEAT_BLOCKS);
+        let is_fall = score >= self.params.threshold && !repeat;
+        if is_fall {
+            self.last_fall_block = Some(impact_block);
+        }
         Some(Assessment {
-            impact_sample: (self.blocks_seen - 1 - impact_age as u64) * block_len,
+            impact_sample: impact_block * u64::from(self.block_len),
             score,
-            is_fall: score >= self.params.threshold,
+            is_fall,
             evidence,
         })
     }

@@ -110,3 +110,43 @@ pub fn resample(
     let count = (samples.len() as u64 * to / from) as usize;
     (0..count).filter_map(move |i| samples.get((i as u64 * from / to) as usize).copied())
 }
+
+/// Fuzzing entry: the first byte picks a sample rate, the rest are little-endian `i16`
+/// triplets in mg (any values, including the sensor's extremes) streamed through the detector.
+/// Returns how many impacts were judged, or `None` if any carried non-finite evidence.
+pub fn fuzz_detector(data: &[u8]) -> Option<usize> {
+    let rate = detector::MIN_RATE_HZ + u16::from(data.first().copied().unwrap_or(0)) % 151;
+    let mut detector = FallDetector::new(rate).ok()?;
+    let mut judged = 0;
+    for chunk in data.get(1..).unwrap_or(&[]).chunks_exact(6) {
+        let axis = |i: usize| {
+            let raw = i16::from_le_bytes([
+                chunk.get(i).copied().unwrap_or(0),
+                chunk.get(i + 1).copied().unwrap_or(0),
+            ]);
+            f32::from(raw) / 1000.0
+        };
+        if let Some(a) = detector.push([axis(0), axis(2), axis(4)]) {
+            let e = a.evidence;
+            let finite = [
+                a.score,
+                e.peak_g,
+                e.min_before_g,
+                e.velocity_gs,
+                e.posture_change_deg,
+                e.motion_after_g,
+            ];
+            if !finite.iter().all(|v| v.is_finite()) {
+                return None;
+            }
+            judged += 1;
+        }
+    }
+    Some(judged)
+}
+
+/// Fuzzing entry: parses arbitrary bytes as a trial file; must answer, never panic.
+pub fn fuzz_trial_text(data: &[u8]) -> Result<usize, FallError> {
+    let text = String::from_utf8_lossy(data);
+    sisfall::parse_samples(&text).map(|s| s.len())
+}
