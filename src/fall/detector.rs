@@ -11,7 +11,12 @@
 //!
 //! Samples are summarised in blocks of 0.1 s kept in a ring of 6.4 s, so the per-sample work
 //! is a square root and a few sums; an impact (the highest peak from 0.5 s before to 1.5 s
-//! after, above the trigger level) is judged once 3 s of its aftermath are in the ring.
+//! after, above the trigger level) is judged once 3 s of its aftermath are in the ring, so a
+//! fall is reported 3 s after its impact. The decision is a weighted sum of clipped features
+//! ([`features`]) whose weights `vigil fall-tune` chose on tuning subjects only. A fall is
+//! reported once: impacts in the 10 s after a reported fall belong to it. At power-up the
+//! first 0.1 s stands in for the unseen past, so an impact in the first seconds is judged too.
+//! At rates that are not a multiple of 10 Hz a block is the nearest whole number of samples.
 
 use super::FallError;
 
@@ -209,6 +214,7 @@ struct Block {
 #[derive(Debug, Clone)]
 pub struct FallDetector {
     params: FallParams,
+    rate_hz: u16,
     block_len: u16,
     dt: f32,
     leak: f32,
@@ -247,6 +253,7 @@ impl FallDetector {
         let dt = 1.0 / f32::from(rate_hz);
         Ok(FallDetector {
             params,
+            rate_hz,
             block_len,
             dt,
             leak: 1.0 - dt / VELOCITY_TAU_S,
@@ -275,9 +282,7 @@ impl FallDetector {
 
     /// Forgets everything seen so far.
     pub fn reset(&mut self) {
-        let params = self.params;
-        let rate = self.block_len * BLOCKS_PER_S;
-        if let Ok(fresh) = Self::with_params(rate, params) {
+        if let Ok(fresh) = Self::with_params(self.rate_hz, self.params) {
             *self = fresh;
         }
     }
@@ -480,7 +485,7 @@ fn to_u16(v: f32) -> u16 {
     v as u16
 }
 
-/// Square root for non-negative finite `x`: an exponent-halving first guess and two Newton
+/// Square root for non-negative finite `x`: an exponent-halving first guess and three Newton
 /// steps (relative error below 1e-6), so the detector needs no `std` or `libm`.
 #[inline]
 pub fn sqrt(x: f32) -> f32 {
@@ -548,6 +553,36 @@ mod tests {
         assert!(FallDetector::new(201).is_err());
         assert!(FallDetector::new(50).is_ok());
         assert!(FallDetector::new(200).is_ok());
+    }
+
+    #[test]
+    fn a_fall_is_reported_once_and_the_next_fall_again() {
+        let rate = 100;
+        let mut trace = synthetic_fall(rate);
+        // Thrashing on the floor 1.5 s later: the same fall.
+        trace.splice(
+            trace.len() - 340..trace.len() - 330,
+            std::iter::repeat_n([2.0, 2.0, 1.0], 10),
+        );
+        let mut d = FallDetector::new(rate).unwrap();
+        assert_eq!(trace.iter().filter_map(|&s| d.push_fall(s)).count(), 1);
+        // Up again for 10 s, then another fall.
+        let mut d = FallDetector::new(rate).unwrap();
+        let mut two = synthetic_fall(rate);
+        two.extend(std::iter::repeat_n([0.0, 1.0, 0.0], 10 * usize::from(rate)));
+        two.extend(synthetic_fall(rate));
+        assert_eq!(two.iter().filter_map(|&s| d.push_fall(s)).count(), 2);
+    }
+
+    #[test]
+    fn reset_forgets_the_past_and_keeps_the_rate() {
+        let mut d = FallDetector::new(55).unwrap();
+        let fall = synthetic_fall(55);
+        let first: Vec<_> = fall.iter().filter_map(|&s| d.push(s)).collect();
+        d.reset();
+        let again: Vec<_> = fall.iter().filter_map(|&s| d.push(s)).collect();
+        assert!(!first.is_empty());
+        assert_eq!(first, again);
     }
 
     #[test]

@@ -392,7 +392,7 @@ pub fn roc_svg(curves: &[(&str, &Roc)], title: &str) -> String {
     }
     let _ = writeln!(
         svg,
-        r#"<text x="20" y="220" transform="rotate(-90 20 220)">true positive rate (sensitivity)</text>"#
+        r#"<text x="12" y="220" text-anchor="middle" transform="rotate(-90 12 220)">true positive rate (sensitivity)</text>"#
     );
     svg.push_str("</svg>\n");
     svg
@@ -533,9 +533,9 @@ pub fn write_outcomes(
 
 /// Writes a text file.
 pub fn write_file(path: &Path, text: &str) -> Result<(), FallError> {
-    std::fs::write(path, text).map_err(|source| FallError::Write {
+    std::fs::write(path, text).map_err(|error| FallError::Write {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 

@@ -57,28 +57,28 @@ pub enum FallError {
         path: PathBuf,
     },
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         /// The file or folder.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, not chained, so it is said once).
+        error: std::io::Error,
     },
     /// A parse error inside a named file.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     InFile {
         /// The file.
         path: PathBuf,
         /// What went wrong.
-        source: Box<FallError>,
+        error: Box<FallError>,
     },
     /// Writing a report file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Write {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, not chained, so it is said once).
+        error: std::io::Error,
     },
     /// Tuning or evaluation needs both falls and activities.
     #[error("{0}")]

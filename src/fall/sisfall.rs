@@ -184,13 +184,13 @@ pub fn load_trial(path: &Path) -> Result<Trial, FallError> {
         .and_then(|n| n.to_str())
         .unwrap_or("")
         .to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| FallError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| FallError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let samples = parse_samples(&text).map_err(|e| FallError::InFile {
         path: path.to_path_buf(),
-        source: Box::new(e),
+        error: Box::new(e),
     })?;
     Ok(Trial {
         subject,
@@ -206,14 +206,14 @@ pub fn find_trials(dir: &Path) -> Result<Vec<PathBuf>, FallError> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(folder) = pending.pop() {
-        let entries = std::fs::read_dir(&folder).map_err(|source| FallError::Read {
+        let entries = std::fs::read_dir(&folder).map_err(|error| FallError::Read {
             path: folder.clone(),
-            source,
+            error,
         })?;
         for entry in entries {
-            let entry = entry.map_err(|source| FallError::Read {
+            let entry = entry.map_err(|error| FallError::Read {
                 path: folder.clone(),
-                source,
+                error,
             })?;
             let path = entry.path();
             if path.is_dir() {

@@ -35,6 +35,9 @@ pub struct TuneArgs {
     /// Sample rate to tune at (50–200 Hz).
     #[arg(long, default_value_t = 200)]
     pub rate: u16,
+    /// Write the pooled leave-one-subject-out ROC curves as SVG (with --loso).
+    #[arg(long)]
+    pub roc: Option<PathBuf>,
     /// Write every judged impact's evidence as CSV (for inspection).
     #[arg(long)]
     pub dump: Option<PathBuf>,
@@ -351,6 +354,12 @@ pub fn run(args: &TuneArgs) -> Result<(), FallError> {
                 ),
             })
             .collect();
+        if let Some(path) = &args.roc {
+            let curves: Vec<(&str, &Roc)> =
+                rows.iter().map(|r| (r.name.as_str(), &r.roc)).collect();
+            let title = "Fall detection, leave-one-subject-out (pooled)";
+            eval::write_file(path, &eval::roc_svg(&curves, title))?;
+        }
         println!(
             "\n## Leave-one-subject-out ({} folds, thresholds per fold; ROC pooled)\n",
             subjects.len()
