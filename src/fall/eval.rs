@@ -147,25 +147,31 @@ pub struct Roc {
 
 impl Roc {
     /// Builds the curve; a trial fires when its score is at or above the threshold.
+    /// Pairs beyond the shorter of the two slices are ignored.
     pub fn new(scores: &[f64], is_fall: &[bool]) -> Roc {
-        let falls = is_fall.iter().filter(|&&f| f).count().max(1) as f64;
-        let adls = is_fall.iter().filter(|&&f| !f).count().max(1) as f64;
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        let mut pairs: Vec<(f64, bool)> = scores
+            .iter()
+            .copied()
+            .zip(is_fall.iter().copied())
+            .collect();
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let falls = pairs.iter().filter(|p| p.1).count().max(1) as f64;
+        let adls = pairs.iter().filter(|p| !p.1).count().max(1) as f64;
         let mut points = vec![(0.0, 0.0, f64::INFINITY)];
         let (mut tp, mut fp) = (0.0, 0.0);
-        let mut i = 0;
-        while i < order.len() {
-            let threshold = scores[order[i]];
-            while i < order.len() && scores[order[i]] == threshold {
-                if is_fall[order[i]] {
+        let mut rest = pairs.as_slice();
+        while let Some(&(threshold, _)) = rest.first() {
+            let tied = rest.iter().take_while(|p| p.0 == threshold).count().max(1);
+            let (group, next) = rest.split_at(tied.min(rest.len()));
+            for &(_, fall) in group {
+                if fall {
                     tp += 1.0;
                 } else {
                     fp += 1.0;
                 }
-                i += 1;
             }
             points.push((fp / adls, tp / falls, threshold));
+            rest = next;
         }
         Roc { points }
     }
