@@ -47,3 +47,29 @@ fn replay_reports_each_fall_once_with_evidence_at_pendant_rates() {
         }
     }
 }
+
+#[test]
+fn fall_eval_writes_outcomes_anyone_can_recompute_and_a_roc_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = vigil::fall::eval::EvalArgs {
+        data: Path::new(DATA).to_path_buf(),
+        outcomes: Some(dir.path().join("outcomes.csv")),
+        roc: Some(dir.path().join("roc.svg")),
+        rate: 200,
+    };
+    vigil::fall::eval::run(&args).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("outcomes.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("trial,fired,score"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 12);
+    for row in &rows {
+        let (trial, fired, score) = (row[0], row[1], row[2]);
+        let is_fall = trial.split('/').nth(1).is_some_and(|f| f.starts_with('F'));
+        assert_eq!(fired == "1", is_fall, "{row:?}");
+        let score: f32 = score.parse().unwrap();
+        assert_eq!(score >= FallParams::SHIPPED.threshold, is_fall, "{row:?}");
+    }
+    let svg = std::fs::read_to_string(dir.path().join("roc.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("Vigil detector") && svg.contains("C8"));
+}
