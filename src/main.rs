@@ -54,6 +54,10 @@ enum Command {
     Pair(vigil::radio::PairArgs),
     /// Show live RSSI and packet success per pendant, for placing the base.
     RangeTest(vigil::radio::RangeTestArgs),
+    /// Score the shipped fall detector and the SisFall baselines on recorded trials.
+    FallEval(vigil::fall::eval::EvalArgs),
+    /// Tune the fall detector on some subjects and report on the others.
+    FallTune(vigil::fall::tune::TuneArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +78,12 @@ fn main() -> ExitCode {
         Command::Pendant(args) => vigil::radio::pendant(&args).map_err(Into::into),
         Command::Pair(args) => vigil::radio::pair(&args).map_err(Into::into),
         Command::RangeTest(args) => vigil::radio::range_test(&args).map_err(Into::into),
+        Command::FallEval(args) => vigil::fall::eval::run(&args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::FallTune(args) => vigil::fall::tune::run(&args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,
