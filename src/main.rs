@@ -18,6 +18,33 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the base unit (as the systemd service does).
+    Run {
+        /// The configuration.
+        #[arg(long, default_value = "/etc/vigil/config.toml")]
+        config: PathBuf,
+        /// Play prompts into WAV files in this folder instead of the audio devices.
+        #[arg(long)]
+        simulated_audio: Option<PathBuf>,
+        /// No audio at all.
+        #[arg(long, conflicts_with = "simulated_audio")]
+        no_audio: bool,
+        /// Short modem timeouts, for the modem simulator.
+        #[arg(long, hide = true)]
+        fast_modem: bool,
+    },
+    /// Show the running unit's state: modem, radio, pendants, open alarms, last test.
+    Status {
+        /// The configuration of the running unit.
+        #[arg(long, default_value = "/etc/vigil/config.toml")]
+        config: PathBuf,
+    },
+    /// Send a test report through the real routes of the running unit.
+    TestCall {
+        /// The configuration of the running unit.
+        #[arg(long, default_value = "/etc/vigil/config.toml")]
+        config: PathBuf,
+    },
     /// Run the base unit on simulated hardware through a scripted alarm scenario.
     Demo {
         /// Keep the journal and recordings here instead of a temporary folder.
@@ -64,6 +91,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig { path } => check_config(&path),
+        Command::Run {
+            config,
+            simulated_audio,
+            no_audio,
+            fast_modem,
+        } => run(&config, simulated_audio, no_audio, fast_modem),
+        Command::Status { config } => ask(&config, "status"),
+        Command::TestCall { config } => ask(&config, "test-call"),
         Command::Demo { out } => demo::run(out),
         Command::Log {
             config,
@@ -139,5 +174,39 @@ fn log(
     for e in j.timeline(limit)? {
         println!("{}  {:>5}  {:<16}  {}", e.at, e.alarm, e.reference, e.text);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(
+    config: &std::path::Path,
+    simulated_audio: Option<PathBuf>,
+    no_audio: bool,
+    fast_modem: bool,
+) -> anyhow::Result<ExitCode> {
+    use vigil::runtime::appliance::AudioChoice;
+    init_logging();
+    let audio = match (simulated_audio, no_audio) {
+        (Some(dir), _) => AudioChoice::Simulated(dir),
+        (None, true) => AudioChoice::Mute,
+        (None, false) => AudioChoice::Devices,
+    };
+    vigil::runtime::service::run(
+        config,
+        vigil::runtime::service::RunOptions { audio, fast_modem },
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ask(config: &std::path::Path, command: &str) -> anyhow::Result<ExitCode> {
+    print!("{}", vigil::runtime::service::ask(config, command)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -287,26 +287,15 @@ fn send_until_acked(
     args: &PendantArgs,
     counter: u32,
 ) -> Result<Option<u32>, RadioError> {
-    for attempt in 1..=args.retries + 1 {
-        peer.send(frame)?;
-        let deadline = Instant::now() + Duration::from_millis(args.ack_wait_ms);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Some(bytes) = peer.receive(left)? else {
-                break;
-            };
-            let Ok(f) = Frame::new_checked(&bytes[..]) else {
-                continue;
-            };
-            if f.frame_type() == FrameType::Ack
-                && f.device() == args.id
-                && cipher.open_ack(&f).ok() == Some(counter)
-            {
-                return Ok(Some(attempt));
-            }
-        }
-    }
-    Ok(None)
+    super::pendant::send_until_acked(
+        peer,
+        frame,
+        cipher,
+        args.id,
+        counter,
+        args.retries,
+        Duration::from_millis(args.ack_wait_ms),
+    )
 }
 
 fn pair_pendant(

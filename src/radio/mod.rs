@@ -11,6 +11,7 @@ pub mod frame;
 pub mod gate;
 pub mod link;
 pub mod pairing;
+pub mod pendant;
 pub mod store;
 pub mod supervision;
 

@@ -59,6 +59,12 @@ pub struct Options {
 pub struct Appliance {
     /// The loop; run it with [`Unit::run`].
     pub unit: Unit,
+    /// Everything else; its tasks stop when it is dropped.
+    pub parts: Parts,
+}
+
+/// The adapters' handles and background tasks around a unit.
+pub struct Parts {
     /// The radio, if it started.
     pub radio: Option<RadioHandle>,
     /// The modem, once it is open.
@@ -68,7 +74,7 @@ pub struct Appliance {
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl Drop for Appliance {
+impl Drop for Parts {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
@@ -108,10 +114,24 @@ pub async fn assemble(config: &Config, options: Options) -> Result<Appliance, Ap
 
     let modem = ModemSlot::default();
     let voice = open_voice(config, options.audio);
-    let routes = config
+    let lazies: Vec<Arc<Lazy>> = config
         .routes
         .iter()
-        .map(|r| route_transport(config, r, &modem))
+        .map(|r| Arc::new(lazy_route(config, r, &modem)))
+        .collect();
+    let mut tasks = Vec::new();
+    // IP routes register with their centre now, so the first alarm does not wait for it.
+    for (lazy, route) in lazies.iter().zip(&config.routes) {
+        if !route.kind().uses_modem() {
+            let lazy = lazy.clone();
+            tasks.push(tokio::spawn(async move {
+                let _ = lazy.ensure_started().await;
+            }));
+        }
+    }
+    let routes = lazies
+        .into_iter()
+        .map(|l| Arc::new(l) as Arc<dyn Transport>)
         .collect();
 
     let mut status: Vec<Arc<dyn StatusReport>> = Vec::new();
@@ -140,7 +160,6 @@ pub async fn assemble(config: &Config, options: Options) -> Result<Appliance, Ap
     let unit = Unit::new(core, journal, adapters, clock);
     let inputs = unit.inputs();
     let control = unit.control();
-    let mut tasks = Vec::new();
 
     let radio_handle = match radio {
         Ok((mut link, handle)) => {
@@ -170,10 +189,12 @@ pub async fn assemble(config: &Config, options: Options) -> Result<Appliance, Ap
 
     Ok(Appliance {
         unit,
-        radio: radio_handle,
-        modem,
-        voice,
-        tasks,
+        parts: Parts {
+            radio: radio_handle,
+            modem,
+            voice,
+            tasks,
+        },
     })
 }
 
@@ -244,12 +265,7 @@ async fn keep_modem(
     control: mpsc::Sender<super::control::ControlRequest>,
 ) {
     let modem = loop {
-        match Modem::open_with(
-            &config.modem,
-            &config.remote,
-            &config.credentials,
-            timing.clone(),
-        ) {
+        match Modem::open_with(&config.modem, &config.remote, &config.credentials, timing) {
             Ok(m) => break m,
             Err(e) => {
                 tracing::error!(port = %config.modem.port.display(), error = %e, "modem not available; cellular routes fail over; trying again in 30 s");
@@ -311,14 +327,6 @@ fn sms_status(text: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-fn route_transport(
-    config: &Config,
-    route: &crate::config::Route,
-    modem: &ModemSlot,
-) -> Arc<dyn Transport> {
-    Arc::new(Arc::new(lazy_route(config, route, modem)))
 }
 
 fn lazy_route(config: &Config, route: &crate::config::Route, modem: &ModemSlot) -> Lazy {
@@ -463,26 +471,31 @@ impl Transport for Arc<Lazy> {
 }
 
 impl Lazy {
-    async fn deliver_now(&self, delivery: Delivery) -> DeliveryResult {
-        let route = {
-            let mut started = self.started.lock().await;
-            match started.as_ref() {
-                Some(r) => r.clone(),
-                None => match (self.make)().await {
-                    Ok(r) => {
-                        *started = Some(r.clone());
-                        r
-                    }
-                    Err(reason) => {
-                        tracing::warn!(route = %self.name, %reason, "route could not start");
-                        return DeliveryResult::Failed {
-                            reason: format!("route could not start: {reason}"),
-                        };
-                    }
-                },
+    /// The started route, starting it now if it is not yet.
+    async fn ensure_started(&self) -> Result<Arc<dyn Transport>, String> {
+        let mut started = self.started.lock().await;
+        if let Some(r) = started.as_ref() {
+            return Ok(r.clone());
+        }
+        match (self.make)().await {
+            Ok(r) => {
+                *started = Some(r.clone());
+                Ok(r)
             }
-        };
-        route.deliver(delivery).await
+            Err(reason) => {
+                tracing::warn!(route = %self.name, %reason, "route could not start");
+                Err(reason)
+            }
+        }
+    }
+
+    async fn deliver_now(&self, delivery: Delivery) -> DeliveryResult {
+        match self.ensure_started().await {
+            Ok(route) => route.deliver(delivery).await,
+            Err(reason) => DeliveryResult::Failed {
+                reason: format!("route could not start: {reason}"),
+            },
+        }
     }
 }
 

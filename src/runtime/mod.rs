@@ -8,6 +8,8 @@
 pub mod appliance;
 pub mod control;
 pub mod gpio;
+pub mod service;
+pub mod simsite;
 pub mod timeline;
 
 use std::collections::HashMap;
