@@ -369,10 +369,9 @@ impl ScaipLink {
             t.abort();
         }
         self.link.register_for(0).await?;
-        let _ = self
-            .link
+        self.link
             .registration
-            .send(Registration::Failed("unregistered".into()));
+            .send_replace(Registration::Failed("unregistered".into()));
         Ok(())
     }
 
@@ -521,15 +520,16 @@ impl Link {
             match self.register().await {
                 Ok(granted) => {
                     tracing::info!(route = %self.route, granted_s = granted.as_secs(), "SCAIP registered");
-                    let _ = self.registration.send(Registration::Registered(granted));
+                    // send_replace: the state must be kept even while nobody is waiting on it.
+                    self.registration
+                        .send_replace(Registration::Registered(granted));
                     backoff = Duration::from_secs(2);
                     tokio::time::sleep((granted / 2).max(Duration::from_millis(500))).await;
                 }
                 Err(e) => {
                     tracing::warn!(route = %self.route, error = %e, "SCAIP registration failed");
-                    let _ = self
-                        .registration
-                        .send(Registration::Failed(format!("REGISTER failed: {e}")));
+                    self.registration
+                        .send_replace(Registration::Failed(format!("REGISTER failed: {e}")));
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(300));
                 }
@@ -601,7 +601,7 @@ impl Link {
             let every = Duration::from_secs(u64::from(minutes) * 60);
             if *self.heartbeat_every.borrow() != every {
                 tracing::info!(route = %self.route, minutes, "SCAIP: centre sets the heartbeat interval");
-                let _ = self.heartbeat_every.send(every);
+                self.heartbeat_every.send_replace(every);
             }
         }
         let waiter = self
