@@ -1,142 +1,382 @@
-//! `vigil demo`: the base unit's runtime through a scripted alarm scenario, with a timeline.
+//! `vigil demo`: the real runtime with every simulator, through a scripted day in the life of
+//! a unit, printed as a timeline a person can follow.
+//!
+//! Simulated pendants send sealed frames over the loopback radio; the SCAIP and DC-09
+//! receivers listen on loopback; the cellular module sits on a pseudo-terminal with its
+//! network, SMS gateway and the daughter's phone behind it; prompts go to WAV files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vigil::core::*;
+use anyhow::Context;
+use tokio::sync::mpsc;
+use vigil::core::{AlarmCause, Input, Output, Record, Timestamp};
+use vigil::radio::frame::Event as Frame;
+use vigil::radio::pendant::SimPendant;
+use vigil::runtime::appliance::{assemble_with_clock, AudioChoice, Options};
+use vigil::runtime::simsite::{SimSite, SiteOptions};
 use vigil::runtime::timeline::Timeline;
-use vigil::runtime::*;
+use vigil::runtime::{Clock, Event};
 
-const CONFIG: &str = include_str!("demo.toml");
+/// The demo's fall comes from real accelerometer data: a SisFall trial (SE06, 60–75 years,
+/// fall F05) streamed through the pendant's fall detector.
+const FALL_TRIAL: &str = "tests/data/sisfall/original/SE06/F05_SE06_R01.txt";
 
-/// A receiver reached over a route of the demo: answers each delivery after a short delay.
-struct ScriptedReceiver {
-    name: &'static str,
-    up: bool,
-}
+/// A wall clock the script can move forward ("four hours later"), so supervision shows
+/// without waiting hours. Everything else runs in real time.
+#[derive(Default)]
+struct ShiftedClock(AtomicU64);
 
-impl Transport for ScriptedReceiver {
-    fn deliver(&self, delivery: Delivery) -> DeliveryFuture {
-        let (name, up) = (self.name, self.up);
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            if up {
-                DeliveryResult::Acked {
-                    by: format!("{name} (ref {})", delivery.alarm.reference),
-                    callback: None,
-                }
-            } else {
-                DeliveryResult::Failed {
-                    reason: format!("{name}: connection refused"),
-                }
-            }
-        })
+impl ShiftedClock {
+    fn skip(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
     }
 }
 
-struct Speaker;
-impl VoiceOut for Speaker {
-    fn play(&self, _prompt: Prompt) {}
-    fn listen(
-        &self,
-        _alarm: AlarmId,
-        _until: Timestamp,
-        _inputs: tokio::sync::mpsc::Sender<Input>,
-    ) {
+impl Clock for ShiftedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(Timestamp::now().0 + self.0.load(Ordering::SeqCst))
     }
-    fn stop_listening(&self) {}
-}
-struct Radio;
-impl PendantAcks for Radio {
-    fn ack(&self, _device: DeviceId, _counter: u32) {}
-}
-struct Phone;
-impl CallControl for Phone {
-    fn start_call(
-        &self,
-        _alarm: AlarmId,
-        _number: String,
-        _inputs: tokio::sync::mpsc::Sender<Input>,
-    ) {
-    }
-    fn auto_answer(&self, _until: Timestamp) {}
 }
 
-pub fn run(out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let config = vigil::config::parse(CONFIG, std::path::Path::new("demo.toml"))?;
-    let tmp = tempfile::tempdir()?;
-    let dir = out.unwrap_or_else(|| tmp.path().to_path_buf());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
-        let mut journal = vigil::journal::Journal::open_dir(&dir)?;
-        let names: Vec<String> = config.routes.iter().map(|r| r.name.clone()).collect();
-        journal.set_route_names(names.clone());
-        let settings = Settings::from_config(&config);
-        let (core, journal) = restore(settings, journal, Timestamp::now())?;
-        let adapters = Adapters {
-            status: Vec::new(),
-            routes: vec![
-                Arc::new(ScriptedReceiver {
-                    name: "SCAIP receiver",
-                    up: false,
-                }),
-                Arc::new(ScriptedReceiver {
-                    name: "SMS responder",
-                    up: true,
-                }),
-            ],
-            voice: Arc::new(Speaker),
-            pendants: Arc::new(Radio),
-            calls: Arc::new(Phone),
-        };
-        let mut unit = Unit::new(core, journal, adapters, Arc::new(SystemClock));
-        let mut events = unit.events();
-        let inputs = unit.inputs();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(unit.run(async {
-            let _ = stop_rx.await;
-        }));
-        let mut timeline = Timeline::new(names);
-        let pendant = DeviceId(0x00A1_B2C3);
-        println!("Vigil demo: a fall, no answer, the IP receiver down, delivery by SMS.\n");
-        inputs
-            .send(Input::Radio(RadioEvent {
-                device: pendant,
-                counter: 1,
-                kind: RadioEventKind::Fall,
-                rssi_dbm: Some(-71),
-            }))
-            .await?;
-        let mut acked = false;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !acked {
+/// Prints the timeline while waiting for something to happen.
+struct Story {
+    events: mpsc::UnboundedReceiver<Event>,
+    timeline: Timeline,
+    outcomes: Vec<String>,
+}
+
+impl Story {
+    fn scene(&mut self, title: &str) {
+        println!("\n== {title}");
+        self.timeline.reset();
+    }
+
+    /// Prints events until one matches `done`, or fails after `limit`.
+    async fn until(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&Event) -> bool,
+    ) -> anyhow::Result<Event> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
             let e = tokio::select! {
-                e = events.recv() => e,
-                _ = tokio::time::sleep_until(deadline) => None,
+                e = self.events.recv() => e.context("the unit stopped")?,
+                _ = tokio::time::sleep_until(deadline) => anyhow::bail!("demo: no {what} within {limit:?}"),
             };
-            let Some(e) = e else { break };
-            if let Some(line) = timeline.line(&e) {
+            if let Some(line) = self.timeline.line(&e) {
                 println!("{line}");
             }
-            acked = matches!(
+            if done(&e) {
+                return Ok(e);
+            }
+        }
+    }
+
+    async fn acknowledged(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let e = self
+            .until(limit, "acknowledgement", |e| {
+                matches!(
+                    e,
+                    Event::Output(_, Output::Persist(Record::Acknowledged { .. }))
+                )
+            })
+            .await?;
+        if let Event::Output(_, Output::Persist(Record::Acknowledged { alarm, by, .. })) = e {
+            self.outcomes
+                .push(format!("alarm {alarm}: acknowledged by {by}"));
+        }
+        Ok(())
+    }
+
+    /// Prints whatever else happens for a moment (prompts after an acknowledgement…).
+    async fn settle(&mut self, for_: Duration) {
+        let _ = self.until(for_, "", |_| false).await;
+    }
+}
+
+async fn press(pendant: &mut SimPendant, frame: Frame, what: &str) -> anyhow::Result<()> {
+    let id = pendant.id();
+    println!("           pendant {id}: {what}");
+    // The simulated pendant waits for its acknowledgement on a blocking socket.
+    let acked = tokio::task::block_in_place(|| pendant.send(frame));
+    let light = if frame == Frame::Cancel {
+        "light off"
+    } else {
+        "\"help is coming\" light on"
+    };
+    match acked? {
+        Some(n) => {
+            println!("           pendant {id}: acknowledged after {n} transmission(s): {light}")
+        }
+        None => println!(
+            "           pendant {id}: no acknowledgement (it keeps its frame for the next press)"
+        ),
+    }
+    Ok(())
+}
+
+/// Options of `vigil demo`.
+pub struct DemoOptions {
+    /// Keep the site (configuration, journal, recordings) here.
+    pub out: Option<PathBuf>,
+    /// Let a person drive the pendant instead of the script.
+    pub interactive: bool,
+}
+
+pub fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
+    let tmp = tempfile::tempdir()?;
+    let dir = options
+        .out
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(demo(&dir, options.interactive))
+}
+
+async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let site = SimSite::start(
+        dir,
+        SiteOptions {
+            print: true,
+            ..SiteOptions::default()
+        },
+    )
+    .await?;
+    let clock = Arc::new(ShiftedClock::default());
+    let audio_dir = dir.join("audio");
+    let built = assemble_with_clock(
+        &site.config,
+        Options {
+            audio: AudioChoice::Simulated(audio_dir.clone()),
+            modem_timing: vigil::modem::Timing::fast(),
+        },
+        clock.clone(),
+    )
+    .await?;
+    let (mut unit, _parts) = (built.unit, built.parts);
+    let mut story = Story {
+        events: unit.events(),
+        timeline: Timeline::new(site.config.routes.iter().map(|r| r.name.clone()).collect()),
+        outcomes: Vec::new(),
+    };
+    let inputs = unit.inputs();
+    let control = unit.control();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(unit.run(async {
+        let _ = stopped.await;
+    }));
+
+    println!("Vigil demo: the base unit on simulated hardware.");
+    println!("  site:    {}", site.config_path.display());
+    println!(
+        "  routes:  SCAIP {} -> DC-09 {} -> SMS {} -> daughter's phone {}",
+        site.scaip.addr(),
+        site.dc09.addr(),
+        vigil::runtime::simsite::numbers::SMS_GATEWAY,
+        vigil::runtime::simsite::numbers::DAUGHTER
+    );
+    println!(
+        "  modem:   simulated module on {}",
+        site.cellular.module.path()
+    );
+    println!("  radio:   {}", site.radio);
+
+    if interactive {
+        return interactive_session(&site, story, stop, task).await;
+    }
+
+    let mut neck = site.pendant(0, 0)?;
+    let mut cord = site.pendant(1, 0)?;
+
+    story.scene("1. Anna presses her pendant");
+    press(&mut neck, Frame::Help, "help button pressed").await?;
+    story.acknowledged(Duration::from_secs(20)).await?;
+    story.settle(Duration::from_millis(600)).await;
+
+    story.scene("2. Anna falls and does not answer (real accelerometer data)");
+    let trial = vigil::fall::sisfall::load_trial(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(FALL_TRIAL)
+            .as_path(),
+    )?;
+    let falls = vigil::fall::replay(&trial, 50)?;
+    let Some((sample, fall)) = falls.first() else {
+        anyhow::bail!("demo: the fall detector did not fire on {FALL_TRIAL}");
+    };
+    println!(
+        "           pendant fall detector on {}: fall at {:.1} s: peak {:.1} g, free fall {} ms, posture change {:.0}°, stillness after {:.2} g",
+        trial.file_name,
+        *sample as f64 / 50.0,
+        fall.evidence.peak_g,
+        fall.evidence.free_fall_ms,
+        fall.evidence.posture_change_deg,
+        fall.evidence.motion_after_g
+    );
+    let peak_mg = (fall.evidence.peak_g * 1000.0).clamp(0.0, u16::MAX as f32) as u16;
+    press(&mut neck, Frame::Fall { peak_mg }, "sends the fall").await?;
+    story.acknowledged(Duration::from_secs(30)).await?;
+    story.settle(Duration::from_millis(600)).await;
+
+    story.scene("3. The bathroom cord is pulled by mistake and cancelled in time");
+    site.ip_centre_down(true);
+    press(&mut cord, Frame::Help, "cord pulled").await?;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    press(&mut cord, Frame::Cancel, "cancel held").await?;
+    story
+        .until(Duration::from_secs(10), "cancel", |e| {
+            matches!(
                 e,
-                Event::Output(_, Output::Persist(Record::Acknowledged { .. }))
-            );
-        }
-        let _ = stop_tx.send(());
-        let journal = task.await?;
-        println!("\nJournal ({}):", journal.path().display());
-        for e in journal.timeline(50)? {
-            println!("  {}  {}  {}", e.at, e.reference, e.text);
-        }
-        anyhow::Ok(if acked {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
+                Event::Output(_, Output::Persist(Record::Cancelled { .. }))
+            )
         })
+        .await?;
+    story
+        .outcomes
+        .push("cord alarm: cancelled inside its window, nothing sent".into());
+    story.settle(Duration::from_millis(600)).await;
+
+    story.scene("4. The IP centre is down and the SMS gateway silent: the daughter's phone");
+    site.sms_gateway_silent(true);
+    press(&mut cord, Frame::Help, "cord pulled").await?;
+    story.acknowledged(Duration::from_secs(90)).await?;
+    site.sms_gateway_silent(false);
+    story.settle(Duration::from_millis(600)).await;
+
+    story.scene("5. Mains power fails while the IP centre is still down: reported by SMS");
+    println!("           mains-present input goes low");
+    inputs.send(Input::Mains { present: false }).await?;
+    story.acknowledged(Duration::from_secs(60)).await?;
+    site.ip_centre_down(false);
+    println!("           mains-present input goes high");
+    inputs.send(Input::Mains { present: true }).await?;
+    story.acknowledged(Duration::from_secs(30)).await?;
+
+    story.scene("6. Later that day the pull cord's battery dies and it goes silent");
+    let missing = site.config.supervision.missing_after;
+    clock.skip(missing - Duration::from_secs(120));
+    println!(
+        "           ... {} later: the neck pendant sends its heartbeat, the cord says nothing",
+        vigil::config::format_duration(missing - Duration::from_secs(120))
+    );
+    neck.send_once(Frame::Heartbeat { battery_mv: 2950 })?;
+    story
+        .until(Duration::from_secs(5), "heartbeat", |e| {
+            matches!(e, Event::Input(_, Input::Radio(_)))
+        })
+        .await?;
+    clock.skip(Duration::from_secs(180));
+    println!("           ... 3m later");
+    wake(&control).await;
+    story.acknowledged(Duration::from_secs(30)).await?;
+    story.settle(Duration::from_millis(300)).await;
+
+    let _ = stop.send(());
+    let journal = task.await?;
+    println!("\n== Summary ({:.1} s)", started.elapsed().as_secs_f64());
+    for o in &story.outcomes {
+        println!("  {o}");
+    }
+    let scaip = site.scaip.received().len();
+    let dc09 = site.dc09.received().len();
+    println!(
+        "  the SCAIP centre received {scaip} alarm message(s), the DC-09 centre {dc09} frame(s)"
+    );
+    println!("  open alarms left: {}", journal.recover()?.len());
+    println!(
+        "  prompts played: {} (WAV files and timeline in {})",
+        count_wavs(&audio_dir),
+        audio_dir.display()
+    );
+    println!("\nThe journal, as `vigil log` prints it:");
+    for e in journal.timeline(200)? {
+        println!("  {}  {:<14}  {}", e.at, e.reference, e.text);
+    }
+    let expected = 6;
+    let acked = story
+        .outcomes
+        .iter()
+        .filter(|o| o.contains("acknowledged"))
+        .count();
+    Ok(if acked == expected && journal.recover()?.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("demo: {acked} of {expected} alarms acknowledged");
+        ExitCode::FAILURE
     })
+}
+
+/// Makes the loop look at the (shifted) clock now.
+async fn wake(control: &mpsc::Sender<vigil::runtime::control::ControlRequest>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if control
+        .send(vigil::runtime::control::ControlRequest::Status(tx))
+        .await
+        .is_ok()
+    {
+        let _ = rx.await;
+    }
+}
+
+fn count_wavs(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "wav"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+async fn interactive_session(
+    site: &SimSite,
+    mut story: Story,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<vigil::journal::Journal>,
+) -> anyhow::Result<ExitCode> {
+    let (id, ..) = vigil::runtime::simsite::PENDANTS[0];
+    println!("\nThe unit is running. In another terminal, be the pendant:");
+    println!(
+        "  vigil pendant press --config {} --id {id:08X}",
+        site.config_path.display()
+    );
+    println!(
+        "  vigil pendant hold  --config {} --id {id:08X}   (cancel)",
+        site.config_path.display()
+    );
+    println!(
+        "  vigil pendant fall  --config {} --id {id:08X}",
+        site.config_path.display()
+    );
+    println!("Ctrl-C ends the demo.\n");
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            e = story.events.recv() => {
+                let Some(e) = e else { break };
+                if let Some(line) = story.timeline.line(&e) {
+                    println!("{line}");
+                }
+                if let Event::Output(_, Output::Persist(Record::Raised { alarm, .. })) = &e {
+                    if alarm.cause == AlarmCause::Help || alarm.cause == AlarmCause::Fall {
+                        story.timeline.reset();
+                    }
+                }
+            }
+        }
+    }
+    let _ = stop.send(());
+    let journal = task.await?;
+    println!("\nopen alarms left: {}", journal.recover()?.len());
+    Ok(ExitCode::SUCCESS)
 }

@@ -47,9 +47,12 @@ enum Command {
     },
     /// Run the base unit on simulated hardware through a scripted alarm scenario.
     Demo {
-        /// Keep the journal and recordings here instead of a temporary folder.
+        /// Keep the site (configuration, journal, recordings) here instead of a temporary folder.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Run the unit and let a person press the simulated pendant instead of the script.
+        #[arg(long)]
+        interactive: bool,
     },
     /// Print the journal as a readable timeline.
     Log {
@@ -99,7 +102,7 @@ fn main() -> ExitCode {
         } => run(&config, simulated_audio, no_audio, fast_modem),
         Command::Status { config } => ask(&config, "status"),
         Command::TestCall { config } => ask(&config, "test-call"),
-        Command::Demo { out } => demo::run(out),
+        Command::Demo { out, interactive } => demo::run(demo::DemoOptions { out, interactive }),
         Command::Log {
             config,
             journal,

@@ -1113,7 +1113,7 @@ fn read_routes(cx: &mut Cx<'_>, root: &Table<'_, '_>, credentials: &CredentialMa
                 let number = phone_number(cx, &t, "number");
                 let creds = reference_credentials(cx, &t, credentials, false);
                 let reply_timeout = if t.value("reply_timeout").is_some() {
-                    t.duration(cx, "reply_timeout", secs(30), secs(1800))
+                    t.duration(cx, "reply_timeout", secs(10), secs(1800))
                 } else {
                     Some(secs(240))
                 };

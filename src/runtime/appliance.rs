@@ -99,7 +99,15 @@ impl ModemSlot {
 
 /// Builds the unit for `config`. Must run inside a tokio runtime.
 pub async fn assemble(config: &Config, options: Options) -> Result<Appliance, ApplianceError> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    assemble_with_clock(config, options, Arc::new(SystemClock)).await
+}
+
+/// [`assemble`] with the core's wall clock given (the demo moves it forward).
+pub async fn assemble_with_clock(
+    config: &Config,
+    options: Options,
+    clock: Arc<dyn Clock>,
+) -> Result<Appliance, ApplianceError> {
     let mut journal = Journal::open_dir(&config.data_dir)?;
     journal.set_route_names(config.routes.iter().map(|r| r.name.clone()).collect());
 

@@ -81,8 +81,10 @@ pub struct SiteOptions {
     pub missing_after: Duration,
     /// Pause between rounds.
     pub fast_interval: Duration,
-    /// Per-attempt limit.
+    /// Per-attempt limit of the IP routes.
     pub attempt_timeout: Duration,
+    /// How long the SMS route waits for the gateway's authenticated reply.
+    pub sms_reply_timeout: Duration,
     /// Whether the receivers print what an operator sees.
     pub print: bool,
 }
@@ -95,6 +97,7 @@ impl Default for SiteOptions {
             missing_after: Duration::from_secs(600),
             fast_interval: Duration::from_secs(5),
             attempt_timeout: Duration::from_secs(15),
+            sms_reply_timeout: Duration::from_secs(10),
             print: false,
         }
     }
@@ -302,7 +305,7 @@ name = "arc-sms"
 kind = "sms"
 number = "{sms}"
 credentials = "arc-sms"
-reply_timeout = "30s"
+reply_timeout = "{sms_reply}"
 attempt_timeout = "40s"
 
 [[route]]
@@ -353,6 +356,7 @@ sounds_dir = "{sounds}"
         fast = fmt(o.fast_interval),
         attempt = fmt(o.attempt_timeout),
         missing = fmt(o.missing_after),
+        sms_reply = fmt(o.sms_reply_timeout),
         dc09_key = DC09_KEY_HEX,
         sms = numbers::SMS_GATEWAY,
         daughter = numbers::DAUGHTER,
