@@ -170,6 +170,11 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
     };
     let inputs = unit.inputs();
     let control = unit.control();
+    // `vigil status --config <site>/config.toml` works against the demo's unit too.
+    let socket = vigil::runtime::control::serve(
+        &vigil::runtime::control::socket_path(&site.config.data_dir),
+        control.clone(),
+    )?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(unit.run(async {
         let _ = stopped.await;
@@ -191,7 +196,9 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
     println!("  radio:   {}", site.radio);
 
     if interactive {
-        return interactive_session(&site, story, stop, task).await;
+        let code = interactive_session(&site, story, stop, task).await;
+        socket.abort();
+        return code;
     }
 
     let mut neck = site.pendant(0, 0)?;
@@ -281,6 +288,7 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
 
     let _ = stop.send(());
     let journal = task.await?;
+    socket.abort();
     println!("\n== Summary ({:.1} s)", started.elapsed().as_secs_f64());
     for o in &story.outcomes {
         println!("  {o}");
