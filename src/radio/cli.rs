@@ -196,6 +196,11 @@ pub fn pendant(args: &PendantArgs) -> Result<ExitCode, RadioError> {
         .state
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("pendant-{}.state", args.id)));
+    if args.file.is_some() && args.action != PendantAction::Replay {
+        return Err(RadioError::Usage(
+            "a trial FILE goes only with `replay`".into(),
+        ));
+    }
     let mut state = PendantState::load(&state_path)?;
     let config = match &args.config {
         Some(p) => Some(read_config(p)?),
