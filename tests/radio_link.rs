@@ -537,3 +537,135 @@ async fn routine_acks_cannot_spend_the_alarm_reserve() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(link.status().acks_sent, 38);
 }
+
+const SISFALL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sisfall/adxl345");
+const FALL_TRIAL: &str = "SA01/F01_SA01_R01.txt";
+const ACTIVITY_TRIAL: &str = "SA12/D08_SA12_R04.txt";
+
+fn trial(name: &str) -> vigil::fall::Trial {
+    vigil::fall::sisfall::load_trial(&std::path::Path::new(SISFALL).join(name)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_pendant_replays_a_fall_trial_and_stays_quiet_on_an_activity() {
+    let (mut link, addr) = link(&[pendant(ID, &key())], SimChannel::default());
+    let mut p = vigil::radio::pendant::SimPendant::new(ID, &key(), addr, -70, 10).unwrap();
+
+    // An activity (quick sit in a half-height chair): the detector stays quiet, nothing goes out.
+    let (sent, back) = tokio::task::spawn_blocking(move || {
+        let sent = p.replay_trial(&trial(ACTIVITY_TRIAL), 50, false).unwrap();
+        (sent, p)
+    })
+    .await
+    .unwrap();
+    p = back;
+    assert!(sent.is_empty(), "{sent:?}");
+    assert_eq!(p.counter(), 10, "no frame used a counter");
+    nothing_for(&mut link, Duration::from_millis(300)).await;
+    assert_eq!(link.status().range.get(ID).map_or(0, |s| s.frames), 0);
+
+    // A real fall: one sealed fall frame, accepted and acknowledged.
+    let replay = tokio::task::spawn_blocking(move || {
+        let sent = p.replay_trial(&trial(FALL_TRIAL), 50, false).unwrap();
+        (sent, p)
+    });
+    let e = next_event(&mut link).await;
+    assert_eq!(
+        (e.device, e.counter, e.kind),
+        (ID, 11, RadioEventKind::Fall)
+    );
+    link.handle_output(&Output::AckPendant {
+        device: e.device,
+        counter: e.counter,
+    })
+    .unwrap();
+    let (sent, p) = replay.await.unwrap();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let s = sent[0];
+    assert_eq!((s.counter, p.counter()), (11, 11));
+    assert!(s.transmissions.is_some(), "acknowledged: {s:?}");
+    assert!(s.fall.event.is_fall);
+    assert_eq!(
+        f32::from(s.fall.peak_mg),
+        (s.fall.event.evidence.peak_g * 1000.0).round()
+    );
+    assert!(s.fall.peak_mg > 1400, "{s:?}");
+    // Sent when the detector judged it, 3 s after the impact, inside the 15 s trial.
+    let impact_s = s.fall.event.impact_sample as f64 / 50.0;
+    let at = s.fall.at.as_secs_f64();
+    assert!(at > impact_s + 2.8 && at < 15.0, "{at} {impact_s}");
+    nothing_for(&mut link, Duration::from_millis(300)).await;
+}
+
+fn site_config(radio: SocketAddr, key_line: &str) -> String {
+    format!(
+        "[unit]\ncontroller_id = \"4600123456\"\ncontact_id_account = \"1234\"\n\
+         sia_account = \"1234\"\nsubscriber = \"Anna\"\naddress = \"Storgatan 1\"\nlanguage = \"en\"\n\n\
+         [[pendant]]\nid = \"00A1B2C3\"\nkind = \"fall\"\n{key_line}\n\n\
+         [[route]]\nname = \"daughter\"\nkind = \"voice\"\nnumber = \"+46703333333\"\n\n\
+         [radio]\ndriver = \"sim\"\nlisten = \"{radio}\"\n\n[modem]\nport = \"/dev/null\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vigil_pendant_replay_takes_key_and_radio_from_the_configuration() {
+    let (mut link, addr) = link(&[pendant(ID, &key())], SimChannel::default());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, site_config(addr, &format!("key = \"{KEY_HEX}\""))).unwrap();
+    let state = dir.path().join("pendant.state");
+    let (config_s, state_s) = (config.display().to_string(), state.display().to_string());
+    let run = move |trial: &'static str| {
+        let (config_s, state_s) = (config_s.clone(), state_s.clone());
+        tokio::task::spawn_blocking(move || {
+            let file = format!("{SISFALL}/{trial}");
+            vigil(&[
+                "pendant", "replay", &file, "--id", "00A1B2C3", "--config", &config_s, "--state",
+                &state_s,
+            ])
+        })
+    };
+
+    let out = run(ACTIVITY_TRIAL).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("did not fire: nothing sent"), "{stdout}");
+    nothing_for(&mut link, Duration::from_millis(300)).await;
+
+    let fall = run(FALL_TRIAL);
+    let e = next_event(&mut link).await;
+    assert_eq!((e.device, e.counter, e.kind), (ID, 1, RadioEventKind::Fall));
+    link.handle_output(&Output::AckPendant {
+        device: e.device,
+        counter: e.counter,
+    })
+    .unwrap();
+    let out = fall.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("fall #1") && stdout.contains("help is coming"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap().lines().next(),
+        Some("counter 1")
+    );
+
+    // A configuration the unit would refuse is refused here too, with file, line and key.
+    let bad = site_config(addr, "key = \"not-hex\"");
+    let line = bad.lines().position(|l| l.starts_with("key =")).unwrap() + 1;
+    std::fs::write(&config, bad).unwrap();
+    let out = run(FALL_TRIAL).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("config.toml:{line}:")) && stderr.contains("pendant[1].key"),
+        "{stderr}"
+    );
+    nothing_for(&mut link, Duration::from_millis(300)).await;
+}

@@ -105,6 +105,10 @@ CREATE TABLE IF NOT EXISTS paired_pendant (
     zone      INTEGER NOT NULL,
     paired_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS remote_nonce (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    nonce INTEGER NOT NULL
+);
 ";
 
 impl Journal {
@@ -495,6 +499,30 @@ impl Journal {
             .map_err(self.err())
     }
 
+    /// The last accepted remote-command nonce, 0 if none was ever accepted.
+    pub fn remote_nonce(&self) -> Result<u64, JournalError> {
+        self.conn
+            .query_row("SELECT nonce FROM remote_nonce WHERE id = 1", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()
+            // Stored as the same 64 bits (SQLite integers are signed).
+            .map(|n| n.map_or(0, |n| n as u64))
+            .map_err(self.err())
+    }
+
+    /// Durably stores the last accepted remote-command nonce.
+    pub fn set_remote_nonce(&mut self, nonce: u64) -> Result<(), JournalError> {
+        self.conn
+            .execute(
+                "INSERT INTO remote_nonce (id, nonce) VALUES (1, ?1)
+                 ON CONFLICT(id) DO UPDATE SET nonce = excluded.nonce",
+                params![nonce as i64],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
     /// Stores a pendant paired over the air, with its key.
     pub fn save_paired(
         &mut self,
@@ -642,5 +670,17 @@ impl crate::radio::store::PendantStore for Journal {
             .map(|_| ())
             .map_err(self.err())
             .map_err(err)
+    }
+}
+
+/// The modem's remote-command nonce lives in the journal, so a restart does not reopen replay.
+/// The modem uses its own connection.
+impl crate::modem::NonceStore for Journal {
+    fn last_nonce(&self) -> Result<u64, String> {
+        self.remote_nonce().map_err(|e| e.to_string())
+    }
+
+    fn save_nonce(&mut self, nonce: u64) -> Result<(), String> {
+        self.set_remote_nonce(nonce).map_err(|e| e.to_string())
     }
 }

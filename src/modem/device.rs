@@ -243,6 +243,54 @@ impl ModemEvent {
     }
 }
 
+/// Where the last accepted remote-command nonce is kept. Remote commands must carry a nonce
+/// above it; keeping it durably (the journal does, on the unit) means a restart does not let
+/// an overheard command be replayed.
+pub trait NonceStore: Send {
+    /// The last accepted nonce, 0 if none was ever accepted.
+    fn last_nonce(&self) -> Result<u64, String>;
+    /// Records `nonce` as the last accepted one; returns only once it is kept.
+    fn save_nonce(&mut self, nonce: u64) -> Result<(), String>;
+}
+
+/// A [`NonceStore`] in memory. Clones share the nonce, so a second modem over a clone sees
+/// what the first accepted, as a restarted unit sees its journal.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryNonce(Arc<Mutex<u64>>);
+
+impl NonceStore for MemoryNonce {
+    fn last_nonce(&self) -> Result<u64, String> {
+        self.0
+            .lock()
+            .map(|n| *n)
+            .map_err(|_| "nonce lock poisoned".to_string())
+    }
+
+    fn save_nonce(&mut self, nonce: u64) -> Result<(), String> {
+        let mut n = self
+            .0
+            .lock()
+            .map_err(|_| "nonce lock poisoned".to_string())?;
+        *n = nonce;
+        Ok(())
+    }
+}
+
+/// A [`NonceStore`] that cannot be used (the journal did not open): every remote command is
+/// refused with the reason, rather than accepted without replay protection.
+#[derive(Clone, Debug)]
+pub struct NoNonceStore(pub String);
+
+impl NonceStore for NoNonceStore {
+    fn last_nonce(&self) -> Result<u64, String> {
+        Err(self.0.clone())
+    }
+
+    fn save_nonce(&mut self, _nonce: u64) -> Result<(), String> {
+        Err(self.0.clone())
+    }
+}
+
 /// An SMS received by the modem.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IncomingSms {
@@ -275,7 +323,7 @@ struct Inner {
     auto_answer: Mutex<Option<Instant>>,
     recover: mpsc::UnboundedSender<String>,
     concat_ref: AtomicU8,
-    last_nonce: Mutex<u64>,
+    nonces: Mutex<Box<dyn NonceStore>>,
     /// The SIM refused the configured PIN once: never try it again (3 tries lock to PUK).
     pin_refused: std::sync::atomic::AtomicBool,
 }
@@ -335,6 +383,24 @@ impl Modem {
         credentials: &BTreeMap<String, config::Credentials>,
         timing: Timing,
     ) -> Result<Modem, ModemError> {
+        Modem::open_with_nonces(
+            modem,
+            remote,
+            credentials,
+            timing,
+            Box::new(MemoryNonce::default()),
+        )
+    }
+
+    /// [`Modem::open_with`], keeping the last remote-command nonce in `nonces` (the journal on
+    /// the unit) so that it survives a restart.
+    pub fn open_with_nonces(
+        modem: &config::Modem,
+        remote: &config::Remote,
+        credentials: &BTreeMap<String, config::Credentials>,
+        timing: Timing,
+        nonces: Box<dyn NonceStore>,
+    ) -> Result<Modem, ModemError> {
         let at = super::engine::open(&modem.port.to_string_lossy(), modem.baud)?;
         let key: Option<Box<dyn PowerKey>> = match modem.power_key_pin {
             Some(pin) => match power::GpioPowerKey::new(pin) {
@@ -346,11 +412,12 @@ impl Modem {
             },
             None => None,
         };
-        Ok(Modem::start(
+        Ok(Modem::start_with_nonces(
             at,
             Settings::from_config(modem, remote, credentials),
             timing,
             key,
+            nonces,
         ))
     }
 
@@ -360,6 +427,23 @@ impl Modem {
         settings: Settings,
         timing: Timing,
         power_key: Option<Box<dyn PowerKey>>,
+    ) -> Modem {
+        Modem::start_with_nonces(
+            at,
+            settings,
+            timing,
+            power_key,
+            Box::new(MemoryNonce::default()),
+        )
+    }
+
+    /// [`Modem::start`] with the last remote-command nonce kept in `nonces`.
+    pub fn start_with_nonces(
+        at: AtClient,
+        settings: Settings,
+        timing: Timing,
+        power_key: Option<Box<dyn PowerKey>>,
+        nonces: Box<dyn NonceStore>,
     ) -> Modem {
         let (recover, recover_rx) = mpsc::unbounded_channel();
         let (status, _) = watch::channel(Status::Starting);
@@ -376,7 +460,7 @@ impl Modem {
                 auto_answer: Mutex::new(None),
                 recover,
                 concat_ref: AtomicU8::new(1),
-                last_nonce: Mutex::new(0),
+                nonces: Mutex::new(nonces),
                 pin_refused: std::sync::atomic::AtomicBool::new(false),
             }),
         };
@@ -902,11 +986,18 @@ impl Modem {
         if !auth::verify(secret, &format!("{} {nonce}", command.as_str()), code) {
             return Err("wrong authentication code".into());
         }
-        let mut last = self.inner.last_nonce.lock().map_err(|_| "lock poisoned")?;
-        if nonce <= *last {
+        // Held across the check and the save: two commands never both pass with one nonce.
+        let mut nonces = self.inner.nonces.lock().map_err(|_| "lock poisoned")?;
+        let last = nonces
+            .last_nonce()
+            .map_err(|e| format!("cannot check the nonce against replay: {e}"))?;
+        if nonce <= last {
             return Err("replayed command (nonce not above the last one)".into());
         }
-        *last = nonce;
+        // Kept before the command is acted on, so a restart cannot accept it again.
+        nonces
+            .save_nonce(nonce)
+            .map_err(|e| format!("cannot keep the nonce against replay: {e}"))?;
         Ok(command)
     }
 

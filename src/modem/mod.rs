@@ -20,7 +20,7 @@ pub mod pdu;
 pub mod power;
 pub mod sim;
 
-pub use device::{Modem, ModemEvent, RemoteCommand, Timing};
+pub use device::{MemoryNonce, Modem, ModemEvent, NoNonceStore, NonceStore, RemoteCommand, Timing};
 pub use engine::{AtClient, Command};
 pub use power::PowerKey;
 

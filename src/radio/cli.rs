@@ -16,8 +16,8 @@ use super::link::{LinkConfig, LinkStatus, PairingReport, RadioLink};
 use super::pairing::PendantPairing;
 use super::store::FileStore;
 use super::RadioError;
-use crate::config::{Band, Pendant, Radio, RadioDriver};
-use crate::core::{DeviceId, DeviceKind};
+use crate::config::{Band, Config, Pendant, Radio, RadioDriver};
+use crate::core::DeviceId;
 
 /// What the simulated pendant does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -36,6 +36,9 @@ pub enum PendantAction {
     Tamper,
     /// Pairing mode: agree a key with a base whose pairing window is open.
     Pair,
+    /// Replay a recorded SisFall trial (FILE) through the fall detector; send a fall frame
+    /// when it fires.
+    Replay,
 }
 
 /// `vigil pendant`: a simulated pendant sending real, encrypted frames.
@@ -44,6 +47,16 @@ pub struct PendantArgs {
     /// What the pendant does.
     #[arg(value_enum)]
     pub action: PendantAction,
+    /// For `replay`: the SisFall trial file (3 or 9 columns, 200 Hz).
+    #[arg(required_if_eq("action", "replay"))]
+    pub file: Option<PathBuf>,
+    /// For `replay`: pace the trial in real time, sending when the detector fires (otherwise
+    /// the trial is judged at once and the frame sent immediately).
+    #[arg(long)]
+    pub realtime: bool,
+    /// For `replay`: the pendant's accelerometer sample rate, 50–200 Hz.
+    #[arg(long, default_value_t = 50)]
+    pub rate_hz: u16,
     /// The pendant's radio id, 1–8 hex digits.
     #[arg(long)]
     pub id: DeviceId,
@@ -183,6 +196,11 @@ pub fn pendant(args: &PendantArgs) -> Result<ExitCode, RadioError> {
         .state
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("pendant-{}.state", args.id)));
+    if args.file.is_some() && args.action != PendantAction::Replay {
+        return Err(RadioError::Usage(
+            "a trial FILE goes only with `replay`".into(),
+        ));
+    }
     let mut state = PendantState::load(&state_path)?;
     let config = match &args.config {
         Some(p) => Some(read_config(p)?),
@@ -190,15 +208,9 @@ pub fn pendant(args: &PendantArgs) -> Result<ExitCode, RadioError> {
     };
     let to = args
         .to
-        .or_else(|| {
-            match config
-                .as_ref()
-                .and_then(|c| c.radio.as_ref())
-                .map(|r| &r.driver)
-            {
-                Some(RadioDriver::Sim { listen }) if listen.port() != 0 => Some(*listen),
-                _ => None,
-            }
+        .or_else(|| match config.as_ref().map(|c| &c.radio.driver) {
+            Some(RadioDriver::Sim { listen }) if listen.port() != 0 => Some(*listen),
+            _ => None,
         })
         .ok_or_else(|| RadioError::Usage("give --to ADDR, the simulated radio's address".into()))?;
     let peer = SimPeer::new(to, args.rssi)?;
@@ -217,27 +229,18 @@ pub fn pendant(args: &PendantArgs) -> Result<ExitCode, RadioError> {
         },
         PendantAction::Tamper => Event::Tamper,
         PendantAction::Pair => return pair_pendant(args, &peer, &mut state, &state_path),
+        PendantAction::Replay => {
+            let key = pendant_key(args, config.as_ref(), &state)?;
+            return replay(
+                args,
+                &peer,
+                &FrameCipher::new(&key),
+                &mut state,
+                &state_path,
+            );
+        }
     };
-    let key = match (&args.key, &config) {
-        (Some(k), _) => PendantKey::from_hex(k)?,
-        (None, Some(c)) => c
-            .pendants
-            .iter()
-            .find(|p| p.id == args.id)
-            .and_then(|p| p.key)
-            .map(PendantKey::new)
-            .ok_or_else(|| {
-                RadioError::Usage(format!(
-                    "no key for pendant {} in the configuration",
-                    args.id
-                ))
-            })?,
-        (None, None) => state.key.clone().ok_or_else(|| {
-            RadioError::Usage(
-                "no key: give --key HEX or --config PATH, or pair the pendant first".into(),
-            )
-        })?,
-    };
+    let key = pendant_key(args, config.as_ref(), &state)?;
     let cipher = FrameCipher::new(&key);
     let mut unanswered = 0;
     for n in 0..args.count.max(1) {
@@ -275,6 +278,111 @@ pub fn pendant(args: &PendantArgs) -> Result<ExitCode, RadioError> {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// `vigil pendant replay FILE`: the trial streams through the pendant's fall detector; each
+/// fall it reports goes out as a fall frame with the detector's peak impact.
+fn replay(
+    args: &PendantArgs,
+    peer: &SimPeer,
+    cipher: &FrameCipher,
+    state: &mut PendantState,
+    state_path: &Path,
+) -> Result<ExitCode, RadioError> {
+    let path = args.file.as_deref().ok_or_else(|| {
+        RadioError::Usage("give the trial to replay: vigil pendant replay FILE".into())
+    })?;
+    let trial =
+        crate::fall::sisfall::load_trial(path).map_err(|e| RadioError::Usage(e.to_string()))?;
+    let falls = super::pendant::detect_falls(&trial, args.rate_hz)?;
+    println!(
+        "pendant {}: replaying {} ({}, {:.1} s) at {} Hz{}",
+        args.id,
+        trial.id(),
+        trial.kind.description(),
+        trial.duration_s(),
+        args.rate_hz,
+        if args.realtime { " in real time" } else { "" }
+    );
+    if falls.is_empty() {
+        println!(
+            "pendant {}: the fall detector did not fire: nothing sent",
+            args.id
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let started = Instant::now();
+    let mut unanswered = 0;
+    for fall in &falls {
+        if args.realtime {
+            std::thread::sleep((started + fall.at).saturating_duration_since(Instant::now()));
+        }
+        // The counter is saved before the frame goes out, so no counter is ever sent twice.
+        state.counter = state.counter.checked_add(1).ok_or_else(|| {
+            RadioError::Usage("the counter is exhausted: pair the pendant again".into())
+        })?;
+        state.save(state_path)?;
+        let frame = cipher.seal_event(
+            args.id,
+            state.counter,
+            Event::Fall {
+                peak_mg: fall.peak_mg,
+            },
+        );
+        let what = format!(
+            "pendant {} fall #{} at {:.2} s (peak {} mg, score {:.2})",
+            args.id,
+            state.counter,
+            fall.at.as_secs_f64(),
+            fall.peak_mg,
+            fall.event.score
+        );
+        match send_until_acked(peer, frame.as_bytes(), cipher, args, state.counter)? {
+            Some(tries) => {
+                println!("{what}: acknowledged after {tries} transmission(s): help is coming")
+            }
+            None => {
+                unanswered += 1;
+                println!(
+                    "{what}: no acknowledgement after {} transmission(s)",
+                    args.retries + 1
+                );
+            }
+        }
+    }
+    Ok(if unanswered > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The pendant's key: from the command line, the configuration, or pairing (the state file).
+fn pendant_key(
+    args: &PendantArgs,
+    config: Option<&Config>,
+    state: &PendantState,
+) -> Result<PendantKey, RadioError> {
+    Ok(match (&args.key, config) {
+        (Some(k), _) => PendantKey::from_hex(k)?,
+        (None, Some(c)) => c
+            .pendants
+            .iter()
+            .find(|p| p.id == args.id)
+            .and_then(|p| p.key)
+            .map(PendantKey::new)
+            .ok_or_else(|| {
+                RadioError::Usage(format!(
+                    "no key for pendant {} in the configuration",
+                    args.id
+                ))
+            })?,
+        (None, None) => state.key.clone().ok_or_else(|| {
+            RadioError::Usage(
+                "no key: give --key HEX or --config PATH, or pair the pendant first".into(),
+            )
+        })?,
     })
 }
 
@@ -343,143 +451,34 @@ fn pair_pendant(
 // ---------------------------------------------------------------------------------------------
 // The base's side.
 
-struct BaseConfig {
-    radio: Option<Radio>,
-    pendants: Vec<Pendant>,
-}
-
-fn duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    match unit {
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" => Some(Duration::from_secs(n * 60)),
-        "h" => Some(Duration::from_secs(n * 3600)),
-        _ => None,
-    }
-}
-
-/// Reads the radio's part of config.toml (`[radio]` and `[[pendant]]`); `vigil check-config`
-/// validates the whole file.
-fn read_config(path: &Path) -> Result<BaseConfig, RadioError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| RadioError::io(format!("reading {}", path.display()), e))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| RadioError::Usage(format!("{}: {e}", path.display())))?;
-    let bad = |what: &str| RadioError::Usage(format!("{}: {what}", path.display()));
-    let mut pendants = Vec::new();
-    if let Some(list) = table.get("pendant").and_then(|v| v.as_array()) {
-        for (i, p) in list.iter().enumerate() {
-            let id: DeviceId = p
-                .get("id")
-                .and_then(|v| v.as_str())
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| bad(&format!("pendant {}: `id` must be 1–8 hex digits", i + 1)))?;
-            let key = match p.get("key").and_then(|v| v.as_str()) {
-                Some(k) => Some(
-                    *PendantKey::from_hex(k)
-                        .map_err(|_| bad(&format!("pendant {id}: `key` must be 64 hex digits")))?
-                        .as_bytes(),
-                ),
-                None => None,
-            };
-            let kind = p
-                .get("kind")
-                .and_then(|v| v.as_str())
-                .and_then(DeviceKind::parse)
-                .unwrap_or(DeviceKind::Personal);
-            pendants.push(Pendant {
-                id,
-                kind,
-                key,
-                location: p
-                    .get("location")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-                zone: p
-                    .get("zone")
-                    .and_then(|v| v.as_integer())
-                    .and_then(|z| u16::try_from(z).ok())
-                    .unwrap_or(i as u16 + 1),
-            });
-        }
-    }
-    let radio = match table.get("radio").and_then(|v| v.as_table()) {
-        None => None,
-        Some(r) => {
-            let s = |k: &str| r.get(k).and_then(|v| v.as_str());
-            let n = |k: &str| r.get(k).and_then(|v| v.as_integer());
-            let band = match s("band").unwrap_or("eu869") {
-                "eu869" => Band::Eu869,
-                "eu868" => Band::Eu868,
-                "us915" => Band::Us915,
-                other => {
-                    return Err(bad(&format!(
-                        "radio.band `{other}` is not eu869, eu868 or us915"
-                    )))
-                }
-            };
-            let driver = match s("driver").unwrap_or("sim") {
-                "sim" => RadioDriver::Sim {
-                    listen: s("listen").unwrap_or("127.0.0.1:0").parse().map_err(|_| {
-                        bad("radio.listen must be an address such as 127.0.0.1:8690")
-                    })?,
-                },
-                "rfm69" => RadioDriver::Rfm69 {
-                    spi: PathBuf::from(s("spi").unwrap_or("/dev/spidev0.0")),
-                    gpio_chip: PathBuf::from(s("gpio_chip").unwrap_or("/dev/gpiochip0")),
-                    irq_line: n("irq_line")
-                        .and_then(|v| u32::try_from(v).ok())
-                        .unwrap_or(25),
-                    reset_line: n("reset_line")
-                        .and_then(|v| u32::try_from(v).ok())
-                        .unwrap_or(22),
-                },
-                other => return Err(bad(&format!("radio.driver `{other}` is not rfm69 or sim"))),
-            };
-            Some(Radio {
-                band,
-                driver,
-                jamming_rssi_dbm: n("jamming_rssi_dbm")
-                    .and_then(|v| i16::try_from(v).ok())
-                    .unwrap_or(-90),
-                jamming_after: s("jamming_after")
-                    .and_then(duration)
-                    .unwrap_or(Duration::from_secs(30)),
-                pairing_window: s("pairing_window")
-                    .and_then(duration)
-                    .unwrap_or(Duration::from_secs(120)),
-            })
-        }
-    };
-    Ok(BaseConfig { radio, pendants })
+/// Reads and validates the whole configuration with the unit's own loader, so the tools see
+/// exactly what `vigil run` would; every problem is reported with its file, line and key.
+fn read_config(path: &Path) -> Result<Config, RadioError> {
+    crate::config::load(path).map_err(|e| RadioError::Usage(e.to_string()))
 }
 
 /// The radio settings, the provisioned pendants and the opened transceiver.
 type Base = (Radio, Vec<Pendant>, Box<dyn Transceiver>);
 
 fn base(args: &BaseRadioArgs) -> Result<Base, RadioError> {
-    let config = match &args.config {
-        Some(p) => read_config(p)?,
-        None => BaseConfig {
-            radio: None,
-            pendants: Vec::new(),
-        },
+    let (mut radio, pendants) = match &args.config {
+        Some(p) => {
+            let config = read_config(p)?;
+            (config.radio, config.pendants)
+        }
+        None => (
+            Radio {
+                band: Band::Eu869,
+                driver: RadioDriver::Sim {
+                    listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                },
+                jamming_rssi_dbm: -90,
+                jamming_after: Duration::from_secs(30),
+                pairing_window: Duration::from_secs(120),
+            },
+            Vec::new(),
+        ),
     };
-    let mut radio = config.radio.unwrap_or(Radio {
-        band: Band::Eu869,
-        driver: RadioDriver::Sim {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        },
-        jamming_rssi_dbm: -90,
-        jamming_after: Duration::from_secs(30),
-        pairing_window: Duration::from_secs(120),
-    });
     if let Some(listen) = args.listen {
         radio.driver = RadioDriver::Sim { listen };
     }
@@ -500,7 +499,7 @@ fn base(args: &BaseRadioArgs) -> Result<Base, RadioError> {
         }
         RadioDriver::Rfm69 { .. } => driver::open(&radio)?,
     };
-    Ok((radio, config.pendants, transceiver))
+    Ok((radio, pendants, transceiver))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, RadioError> {
@@ -617,32 +616,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_radio_part_of_the_configuration() {
+    fn the_tools_read_the_configuration_with_the_units_loader() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config.toml");
-        std::fs::write(
-            &p,
-            "[[pendant]]\nid = \"00A1B2C3\"\nkind = \"fall\"\nkey = \"6b1f0c2e9a4d7f3b8c5e1a2d4f6b8c0e1a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e\"\n\
-             [[pendant]]\nid = \"00A1B2C4\"\n\
-             [radio]\ndriver = \"sim\"\nlisten = \"127.0.0.1:8690\"\njamming_after = \"30s\"\npairing_window = \"2m\"\n",
-        )
-        .unwrap();
+        std::fs::write(&p, VALID).unwrap();
         let c = read_config(&p).unwrap();
         assert_eq!(c.pendants.len(), 2);
         assert_eq!(c.pendants[0].id, DeviceId(0x00A1B2C3));
-        assert_eq!(c.pendants[0].kind, DeviceKind::Fall);
+        assert_eq!(c.pendants[0].kind, crate::core::DeviceKind::Fall);
         assert!(c.pendants[0].key.is_some() && c.pendants[1].key.is_none());
-        let r = c.radio.unwrap();
-        assert_eq!(r.pairing_window, Duration::from_secs(120));
+        assert_eq!(c.radio.pairing_window, Duration::from_secs(120));
         assert_eq!(
-            r.driver,
+            c.radio.driver,
             RadioDriver::Sim {
                 listen: "127.0.0.1:8690".parse().unwrap()
             }
         );
-        std::fs::write(&p, "[[pendant]]\nid = \"xyz\"\n").unwrap();
-        assert!(read_config(&p).is_err());
+        // A mistake is reported with its file, line and key, as `vigil check-config` does.
+        std::fs::write(&p, VALID.replace("id = \"00A1B2C4\"", "id = \"xyz\"")).unwrap();
+        let e = read_config(&p).unwrap_err().to_string();
+        let line = VALID
+            .lines()
+            .position(|l| l == "id = \"00A1B2C4\"")
+            .unwrap()
+            + 1;
+        assert!(
+            e.contains(&format!("config.toml:{line}:")) && e.contains("pendant[2].id"),
+            "{e}"
+        );
     }
+
+    const VALID: &str = "[unit]\ncontroller_id = \"4600123456\"\ncontact_id_account = \"1234\"\n\
+        sia_account = \"1234\"\nsubscriber = \"Anna\"\naddress = \"Storgatan 1\"\nlanguage = \"en\"\n\
+        [[pendant]]\nid = \"00A1B2C3\"\nkind = \"fall\"\n\
+        key = \"6b1f0c2e9a4d7f3b8c5e1a2d4f6b8c0e1a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e\"\n\
+        [[pendant]]\nid = \"00A1B2C4\"\n\
+        [[route]]\nname = \"daughter\"\nkind = \"voice\"\nnumber = \"+46703333333\"\n\
+        [radio]\ndriver = \"sim\"\nlisten = \"127.0.0.1:8690\"\njamming_after = \"30s\"\n\
+        pairing_window = \"2m\"\n\
+        [modem]\nport = \"/dev/null\"\n";
 
     #[test]
     fn pendant_state_round_trips() {

@@ -1,6 +1,11 @@
 //! A simulated pendant as a library: real, sealed frames to the simulated radio, with
 //! retransmission until the base acknowledges. `vigil pendant`, the demo and the end-to-end
 //! tests all send through it.
+//!
+//! A pendant with a fall detector can replay a recorded SisFall trial ([`detect_falls`],
+//! [`SimPendant::replay_trial`]): the trial streams through the shipped detector as the pendant
+//! would sample it, and each fall the detector reports goes out as a sealed fall frame carrying
+//! the detector's peak impact.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -9,6 +14,7 @@ use super::driver::sim::SimPeer;
 use super::frame::{Event, Frame, FrameCipher, FrameType, PendantKey};
 use super::RadioError;
 use crate::core::DeviceId;
+use crate::fall::{FallEvent, Trial};
 
 /// Sends `frame` (counter `counter` of pendant `id`) until the base acknowledges it, at most
 /// `retries + 1` times, waiting `ack_wait` for each acknowledgement. Returns the number of
@@ -42,6 +48,51 @@ pub fn send_until_acked(
         }
     }
     Ok(None)
+}
+
+/// A fall the pendant's detector reported while a trial played.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DetectedFall {
+    /// Time into the trial at which the detector reported it (its judgement comes about 3 s
+    /// after the impact): when the pendant sends the frame.
+    pub at: Duration,
+    /// Peak impact in milli-g, as the fall frame carries it.
+    pub peak_mg: u16,
+    /// The detector's judgement and evidence.
+    pub event: FallEvent,
+}
+
+/// A fall frame the pendant sent for a detected fall.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SentFall {
+    /// What the detector reported.
+    pub fall: DetectedFall,
+    /// The frame's counter.
+    pub counter: u32,
+    /// Transmissions it took until the base acknowledged it, or None if it never did.
+    pub transmissions: Option<u32>,
+}
+
+/// Streams `trial` through the shipped fall detector sampling at `rate_hz` (50–200 Hz), as
+/// the pendant would, and returns every fall it reports, in order. An activity the detector
+/// judges harmless gives none.
+pub fn detect_falls(trial: &Trial, rate_hz: u16) -> Result<Vec<DetectedFall>, RadioError> {
+    let falls = crate::fall::replay(trial, rate_hz)
+        .map_err(|e| RadioError::Usage(format!("{}: {e}", trial.id())))?;
+    Ok(falls
+        .into_iter()
+        .map(|(index, event)| DetectedFall {
+            // The sample that completed the judgement has been taken at the end of its period.
+            at: Duration::from_secs_f64((index as f64 + 1.0) / f64::from(rate_hz.max(1))),
+            peak_mg: peak_mg(event.evidence.peak_g),
+            event,
+        })
+        .collect())
+}
+
+/// g to the frame's milli-g, saturating (a NaN gives 0).
+fn peak_mg(g: f32) -> u16 {
+    (g * 1000.0).round().clamp(0.0, f32::from(u16::MAX)) as u16
 }
 
 /// A pendant that keeps its counter in memory.
@@ -97,6 +148,43 @@ impl SimPendant {
             3,
             Duration::from_millis(700),
         )
+    }
+
+    /// Replays a recorded trial through the pendant's fall detector at `rate_hz` and sends a
+    /// fall frame (with the detector's peak impact) for each fall it reports, retransmitting
+    /// until acknowledged as [`SimPendant::send`] does. With `realtime`, each frame goes out
+    /// when the detector would have fired had the trial started now; otherwise at once.
+    /// An empty list: the detector saw no fall, and nothing was sent.
+    pub fn replay_trial(
+        &mut self,
+        trial: &Trial,
+        rate_hz: u16,
+        realtime: bool,
+    ) -> Result<Vec<SentFall>, RadioError> {
+        let started = Instant::now();
+        let mut sent = Vec::new();
+        for fall in detect_falls(trial, rate_hz)? {
+            if realtime {
+                std::thread::sleep((started + fall.at).saturating_duration_since(Instant::now()));
+            }
+            let transmissions = self.send(Event::Fall {
+                peak_mg: fall.peak_mg,
+            })?;
+            tracing::info!(
+                pendant = %self.id,
+                trial = %trial.id(),
+                at_ms = fall.at.as_millis() as u64,
+                peak_mg = fall.peak_mg,
+                acknowledged = transmissions.is_some(),
+                "replayed fall sent"
+            );
+            sent.push(SentFall {
+                fall,
+                counter: self.counter,
+                transmissions,
+            });
+        }
+        Ok(sent)
     }
 
     /// Sends `event` once, without waiting for an acknowledgement (a heartbeat, say).

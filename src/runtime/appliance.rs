@@ -273,7 +273,24 @@ async fn keep_modem(
     control: mpsc::Sender<super::control::ControlRequest>,
 ) {
     let modem = loop {
-        match Modem::open_with(&config.modem, &config.remote, &config.credentials, timing) {
+        // The last remote-command nonce is kept in the journal through the modem's own
+        // connection; without a journal, remote commands are refused rather than replayable.
+        let nonces: Box<dyn crate::modem::NonceStore> = match Journal::open_dir(&config.data_dir) {
+            Ok(j) => Box::new(j),
+            Err(e) => {
+                tracing::error!(error = %e, "journal unavailable to the modem: remote commands refused");
+                Box::new(crate::modem::NoNonceStore(format!(
+                    "journal unavailable: {e}"
+                )))
+            }
+        };
+        match Modem::open_with_nonces(
+            &config.modem,
+            &config.remote,
+            &config.credentials,
+            timing,
+            nonces,
+        ) {
             Ok(m) => break m,
             Err(e) => {
                 tracing::error!(port = %config.modem.port.display(), error = %e, "modem not available; cellular routes fail over; trying again in 30 s");
