@@ -321,8 +321,14 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
-    /// Array of tables, e.g. `[[pendant]]`.
-    fn tables(&self, cx: &mut Cx<'_>, name: &str) -> Vec<Table<'a, 'i>> {
+    /// The items of the array `name` with their key paths (`name[1]`, …), or a problem if
+    /// `name` is not an array; `what` names what the array should hold.
+    fn items(
+        &self,
+        cx: &mut Cx<'_>,
+        name: &str,
+        what: &str,
+    ) -> Vec<(String, &'a Spanned<DeValue<'i>>)> {
         let Some(v) = self.value(name) else {
             return Vec::new();
         };
@@ -330,16 +336,21 @@ impl<'a, 'i> Table<'a, 'i> {
             cx.problem(
                 &v.span(),
                 &self.key(name),
-                format!(
-                    "expected [[{name}]] tables, found {}",
-                    v.get_ref().type_str()
-                ),
+                format!("expected {what}, found {}", v.get_ref().type_str()),
             );
             return Vec::new();
         };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (format!("{}[{}]", self.key(name), i + 1), item))
+            .collect()
+    }
+
+    /// Array of tables, e.g. `[[pendant]]`.
+    fn tables(&self, cx: &mut Cx<'_>, name: &str) -> Vec<Table<'a, 'i>> {
         let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let path = format!("{}[{}]", self.key(name), i + 1);
+        for (path, item) in self.items(cx, name, &format!("[[{name}]] tables")) {
             match item.get_ref() {
                 DeValue::Table(t) => out.push(Table {
                     map: t,
@@ -357,27 +368,13 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     fn strings(&self, cx: &mut Cx<'_>, name: &str) -> Vec<(String, Range<usize>)> {
-        let Some(v) = self.value(name) else {
-            return Vec::new();
-        };
-        let DeValue::Array(items) = v.get_ref() else {
-            cx.problem(
-                &v.span(),
-                &self.key(name),
-                format!(
-                    "expected a list of strings, found {}",
-                    v.get_ref().type_str()
-                ),
-            );
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
+        for (path, item) in self.items(cx, name, "a list of strings") {
             match item.get_ref() {
                 DeValue::String(s) => out.push((s.to_string(), item.span())),
                 other => cx.problem(
                     &item.span(),
-                    &format!("{}[{}]", self.key(name), i + 1),
+                    &path,
                     format!("expected a string, found {}", other.type_str()),
                 ),
             }

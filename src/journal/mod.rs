@@ -162,7 +162,7 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let names = self.route_names.clone();
+        let names = &self.route_names;
         let route_of = |r: crate::core::RouteId| {
             names
                 .get(r.0)

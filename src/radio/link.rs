@@ -139,8 +139,7 @@ impl RadioHandle {
 /// The runtime's handle on the radio.
 pub struct RadioLink {
     inputs: mpsc::Receiver<Input>,
-    control: std_mpsc::Sender<Control>,
-    status: Arc<Mutex<LinkStatus>>,
+    handle: RadioHandle,
     worker: Option<JoinHandle<Result<(), RadioError>>>,
 }
 
@@ -181,18 +180,14 @@ impl RadioLink {
             .map_err(|e| RadioError::io("starting the radio thread", e))?;
         Ok(RadioLink {
             inputs,
-            control,
-            status,
+            handle: RadioHandle { control, status },
             worker: Some(worker),
         })
     }
 
     /// A handle that acknowledges and reports while another task receives.
     pub fn handle(&self) -> RadioHandle {
-        RadioHandle {
-            control: self.control.clone(),
-            status: self.status.clone(),
-        }
+        self.handle.clone()
     }
 
     /// The next authenticated event or jamming change; `None` once the link has stopped.
@@ -202,9 +197,7 @@ impl RadioLink {
 
     /// Asks for an acknowledgement of `counter` to `device` (the core's `AckPendant`).
     pub fn ack(&self, device: DeviceId, counter: u32) -> Result<(), RadioError> {
-        self.control
-            .send(Control::Ack { device, counter })
-            .map_err(|_| RadioError::Stopped)
+        self.handle.ack(device, counter)
     }
 
     /// Carries out `output` if it is for the radio; true if it was.
@@ -221,16 +214,12 @@ impl RadioLink {
         &self,
         length: Duration,
     ) -> Result<mpsc::UnboundedReceiver<PairingReport>, RadioError> {
-        let (reports, rx) = mpsc::unbounded_channel();
-        self.control
-            .send(Control::OpenPairing { length, reports })
-            .map_err(|_| RadioError::Stopped)?;
-        Ok(rx)
+        self.handle.open_pairing(length)
     }
 
     /// A snapshot of the link's figures.
     pub fn status(&self) -> LinkStatus {
-        lock(&self.status).clone()
+        self.handle.status()
     }
 
     /// Stops the worker and waits for it; returns the error that stopped it, if any.
@@ -239,7 +228,7 @@ impl RadioLink {
     }
 
     fn shutdown(&mut self) -> Result<(), RadioError> {
-        let _ = self.control.send(Control::Stop);
+        let _ = self.handle.control.send(Control::Stop);
         match self.worker.take() {
             Some(w) => w
                 .join()
