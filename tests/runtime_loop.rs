@@ -11,6 +11,7 @@ use common::*;
 use tokio::sync::mpsc;
 use vigil::core::*;
 use vigil::journal::Journal;
+use vigil::runtime::control;
 use vigil::runtime::*;
 
 /// A route that checks the journal already holds the alarm, then answers as scripted.
@@ -216,4 +217,57 @@ async fn an_alarm_left_open_by_a_stop_is_delivered_after_the_restart() {
     );
     assert_eq!(seen.last().unwrap().1, 2, "attempt numbers continue");
     assert!(journal.recover().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn status_and_test_call_over_the_control_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let quiet = Arc::new(Quiet::default());
+    let (core, journal) =
+        restore(settings(), Journal::open(&path).unwrap(), Timestamp::now()).unwrap();
+    let adapters = Adapters {
+        status: Vec::new(),
+        // A receiver that never answers: alarms stay open for the status to show.
+        routes: vec![Arc::new(Receiver {
+            journal: path.clone(),
+            answer: None,
+            seen: seen.clone(),
+        })],
+        voice: quiet.clone(),
+        pendants: quiet.clone(),
+        calls: quiet.clone(),
+    };
+    let unit = Unit::new(core, journal, adapters, Arc::new(SystemClock));
+    let socket = control::serve(&control::socket_path(dir.path()), unit.control()).unwrap();
+    let inputs = unit.inputs();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(unit.run(async {
+        let _ = stopped.await;
+    }));
+    inputs.send(help()).await.unwrap();
+
+    let status = control::request(dir.path(), "status").await.unwrap();
+    assert!(status.contains("open alarms: 1"), "{status}");
+    assert!(status.contains(" help raised "), "{status}");
+    assert!(status.contains("0000A001 personal"), "{status}");
+    assert!(status.contains("last test:   none yet"), "{status}");
+
+    let answer = control::request(dir.path(), "test-call").await.unwrap();
+    assert!(answer.contains("test report raised"), "{answer}");
+    let status = control::request(dir.path(), "status").await.unwrap();
+    assert!(status.contains("open alarms: 2"), "{status}");
+    assert!(status.contains("manual-test"), "{status}");
+    assert!(
+        status.contains("(open)"),
+        "the last test shows as open: {status}"
+    );
+
+    let refused = control::request(dir.path(), "reboot").await.unwrap();
+    assert!(refused.contains("unknown command `reboot`"), "{refused}");
+
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    socket.abort();
 }
