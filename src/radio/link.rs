@@ -423,6 +423,8 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
             return;
         };
         let frame = cipher.seal_ack(device, counter);
+        // The core acknowledges only what is in its journal: the counter may be stored now.
+        self.gate.acknowledged(device, counter);
         // Answers to help and fall may use the reserve; everything else may not.
         let priority = if self.recent_alarms.contains(&(device, counter)) {
             Priority::Alarm
