@@ -145,7 +145,8 @@ async fn sigkill_at_random_points_never_loses_an_alarm() {
         };
         // The alarm of a press was raised (or the press merged into the pendant's open
         // alarm) between its first transmission and its acknowledgement.
-        let during = |t: u64| t + 1_000 >= p.sent_at && t <= acked_at + 1_000;
+        // Same machine, same clock: no slack, so a press never borrows its neighbour's alarm.
+        let during = |t: u64| t >= p.sent_at && t <= acked_at;
         let of_pendant = |id: i64| {
             alarms
                 .iter()
@@ -186,11 +187,31 @@ async fn sigkill_at_random_points_never_loses_an_alarm() {
         );
     }
     let retransmitted = acks.len().saturating_sub(alarms.len());
+    // A press whose acknowledgement a kill swallowed after its alarm was committed is heard
+    // again after the restart; if its alarm was delivered and closed by then, the repeat
+    // raises a second alarm for the same press: a duplicate at the centre, never a loss.
+    let duplicated = presses
+        .iter()
+        .filter(|p| {
+            let Some(acked_at) = p.acked_at else {
+                return false;
+            };
+            alarms
+                .iter()
+                .filter(|a| {
+                    a.device == Some(p.device.0)
+                        && a.raised_at >= p.sent_at
+                        && a.raised_at <= acked_at
+                })
+                .count()
+                > 1
+        })
+        .count();
     eprintln!(
         "crash harness: seed {seed}: {kills} kill points ({early_kills} just after the frame, \
          {down_kills} with the IP centre down, {resume_kills} during a resumed delivery), \
-         {} presses, {} alarms, {} receiver acknowledgements ({retransmitted} repeats), \
-         lost alarms: {}",
+         {} presses, {} alarms ({duplicated} presses raised twice), {} receiver \
+         acknowledgements ({retransmitted} repeats), lost alarms: {}",
         presses.len(),
         alarms.len(),
         acks.len(),

@@ -252,6 +252,12 @@ impl<S: PendantStore> FrameGate<S> {
             Err(_) => return self.reject(Rejection::UnknownEvent, Some(device)),
         };
         if known.last_counter.is_some_and(|last| counter <= last) {
+            // No frame since the restart, and this authentic one carries the stored counter:
+            // the pendant repeats the frame whose acknowledgement the power cut swallowed (or
+            // someone replays it). Either way it raises nothing; it is acknowledged again.
+            if known.last_frame.is_none() && known.stored_counter == Some(counter) {
+                return Verdict::Retransmission { device, counter };
+            }
             return self.reject(Rejection::Replayed, Some(device));
         }
         known.last_counter = Some(counter);
@@ -275,6 +281,11 @@ impl<S: PendantStore> FrameGate<S> {
             },
             detail,
         }
+    }
+
+    /// The counter stored for `id`: after a restart, the last frame acknowledged.
+    pub fn stored_counter(&self, id: DeviceId) -> Option<u32> {
+        self.pendants.get(&id).and_then(|k| k.stored_counter)
     }
 
     /// The core acknowledges frame `counter` of `device` (its alarm is in the journal): from
@@ -399,9 +410,17 @@ mod tests {
         g.acknowledged(ID, 10);
         let store = g.store.clone();
         let mut g = FrameGate::new(store, &[pendant(1)]).unwrap();
-        // After a restart even the exact last frame is refused: we cannot tell it from a replay.
-        assert!(matches!(
+        // After a restart the last acknowledged frame raises nothing: it is acknowledged
+        // again (the power may have cut the acknowledgement), older frames are replays.
+        assert_eq!(
             g.check(&seal(1, 10, Event::Help), None),
+            Verdict::Retransmission {
+                device: ID,
+                counter: 10
+            }
+        );
+        assert!(matches!(
+            g.check(&seal(1, 9, Event::Help), None),
             Verdict::Rejected {
                 reason: Rejection::Replayed,
                 ..
@@ -444,12 +463,10 @@ mod tests {
         g.acknowledged(ID, 3);
         let store = g.store.clone();
         let mut g = FrameGate::new(store, &[pendant(1)]).unwrap();
+        assert_eq!(g.stored_counter(ID), Some(10));
         assert!(matches!(
             g.check(&seal(1, 10, Event::Help), None),
-            Verdict::Rejected {
-                reason: Rejection::Replayed,
-                ..
-            }
+            Verdict::Retransmission { counter: 10, .. }
         ));
     }
 
