@@ -10,8 +10,8 @@
 //! losses are not.
 //!
 //! `VIGIL_CRASH_RUNS` sets the number of kill points (default 12), `VIGIL_CRASH_SEED` the
-//! seed (printed on every run). Soak: `VIGIL_CRASH_RUNS=200 cargo test --release --test
-//! crash_harness -- --nocapture`.
+//! seed (printed on every run). Soak: `VIGIL_CRASH_RUNS=200 cargo test --test crash_harness
+//! sigkill -- --nocapture` (about 6 minutes in a debug build on two cores).
 //!
 //! The torn-write tests take a journal written by the real journal code as it is on disk at
 //! a power cut (database and WAL copied while the connection is still open) and damage it:
