@@ -133,6 +133,8 @@ pub enum Verdict {
 struct Known {
     cipher: FrameCipher,
     last_counter: Option<u32>,
+    /// The highest counter in the store.
+    stored_counter: Option<u32>,
     last_frame: Option<([u8; MAX_FRAME_LEN], usize)>,
     last_event: Option<Event>,
 }
@@ -174,6 +176,7 @@ impl<S: PendantStore> FrameGate<S> {
             Known {
                 cipher: FrameCipher::new(key),
                 last_counter,
+                stored_counter: last_counter,
                 last_frame: None,
                 last_event: None,
             },
@@ -249,6 +252,12 @@ impl<S: PendantStore> FrameGate<S> {
             Err(_) => return self.reject(Rejection::UnknownEvent, Some(device)),
         };
         if known.last_counter.is_some_and(|last| counter <= last) {
+            // No frame since the restart, and this authentic one carries the stored counter:
+            // the pendant repeats the frame whose acknowledgement the power cut swallowed (or
+            // someone replays it). Either way it raises nothing; it is acknowledged again.
+            if known.last_frame.is_none() && known.stored_counter == Some(counter) {
+                return Verdict::Retransmission { device, counter };
+            }
             return self.reject(Rejection::Replayed, Some(device));
         }
         known.last_counter = Some(counter);
@@ -256,11 +265,12 @@ impl<S: PendantStore> FrameGate<S> {
         copy[..bytes.len()].copy_from_slice(bytes);
         known.last_frame = Some((copy, bytes.len()));
         known.last_event = Some(detail);
-        // Raise the event even if the counter cannot be persisted: a call for help must not be
-        // lost to a full disk. The counter is still enforced in memory until restart.
-        if let Err(e) = self.store.save_counter(device, counter) {
-            self.store_failures += 1;
-            error!(pendant = %device, counter, error = %e, "could not persist the pendant's counter");
+        // A help or fall frame's counter is stored only once the core has the alarm in its
+        // journal and acknowledges it ([`FrameGate::acknowledged`]): were it stored now, a
+        // crash before the journal commit would make the pendant's retransmission after the
+        // restart look like a replay, and the call for help would be lost.
+        if !detail.is_alarm() {
+            self.store_counter(device, counter);
         }
         Verdict::Fresh {
             event: RadioEvent {
@@ -270,6 +280,36 @@ impl<S: PendantStore> FrameGate<S> {
                 rssi_dbm,
             },
             detail,
+        }
+    }
+
+    /// The counter stored for `id`: after a restart, the last frame acknowledged.
+    pub fn stored_counter(&self, id: DeviceId) -> Option<u32> {
+        self.pendants.get(&id).and_then(|k| k.stored_counter)
+    }
+
+    /// The core acknowledges frame `counter` of `device` (its alarm is in the journal): from
+    /// now on the counter survives a restart.
+    pub fn acknowledged(&mut self, device: DeviceId, counter: u32) {
+        self.store_counter(device, counter);
+    }
+
+    /// Stores `counter` unless a higher one is stored already. A failure is counted and
+    /// logged, never fatal: the event is raised even if the disk is full, and the counter is
+    /// still enforced in memory until restart.
+    fn store_counter(&mut self, device: DeviceId, counter: u32) {
+        let Some(known) = self.pendants.get_mut(&device) else {
+            return;
+        };
+        if known.stored_counter.is_some_and(|s| s >= counter) {
+            return;
+        }
+        match self.store.save_counter(device, counter) {
+            Ok(()) => known.stored_counter = Some(counter),
+            Err(e) => {
+                self.store_failures += 1;
+                error!(pendant = %device, counter, error = %e, "could not persist the pendant's counter");
+            }
         }
     }
 
@@ -366,11 +406,21 @@ mod tests {
             g.check(&seal(1, 10, Event::Help), None),
             Verdict::Fresh { .. }
         ));
+        // The core has the alarm in its journal and acknowledges the frame.
+        g.acknowledged(ID, 10);
         let store = g.store.clone();
         let mut g = FrameGate::new(store, &[pendant(1)]).unwrap();
-        // After a restart even the exact last frame is refused: we cannot tell it from a replay.
-        assert!(matches!(
+        // After a restart the last acknowledged frame raises nothing: it is acknowledged
+        // again (the power may have cut the acknowledgement), older frames are replays.
+        assert_eq!(
             g.check(&seal(1, 10, Event::Help), None),
+            Verdict::Retransmission {
+                device: ID,
+                counter: 10
+            }
+        );
+        assert!(matches!(
+            g.check(&seal(1, 9, Event::Help), None),
             Verdict::Rejected {
                 reason: Rejection::Replayed,
                 ..
@@ -379,6 +429,44 @@ mod tests {
         assert!(matches!(
             g.check(&seal(1, 11, Event::Help), None),
             Verdict::Fresh { .. }
+        ));
+    }
+
+    #[test]
+    fn an_alarm_frame_not_yet_acknowledged_is_heard_again_after_a_restart() {
+        let mut g = gate();
+        assert!(matches!(
+            g.check(&seal(1, 9, Event::Heartbeat { battery_mv: 3000 }), None),
+            Verdict::Fresh { .. }
+        ));
+        assert!(matches!(
+            g.check(&seal(1, 10, Event::Help), None),
+            Verdict::Fresh { .. }
+        ));
+        // The unit stops before the alarm reached the journal: the pendant's retransmission
+        // after the restart is a fresh frame, and the heartbeat before it stays refused.
+        let store = g.store.clone();
+        let mut g = FrameGate::new(store, &[pendant(1)]).unwrap();
+        assert!(matches!(
+            g.check(&seal(1, 10, Event::Help), None),
+            Verdict::Fresh { .. }
+        ));
+        assert!(matches!(
+            g.check(&seal(1, 9, Event::Heartbeat { battery_mv: 3000 }), None),
+            Verdict::Rejected {
+                reason: Rejection::Replayed,
+                ..
+            }
+        ));
+        // An older acknowledgement never moves the stored counter back.
+        g.acknowledged(ID, 10);
+        g.acknowledged(ID, 3);
+        let store = g.store.clone();
+        let mut g = FrameGate::new(store, &[pendant(1)]).unwrap();
+        assert_eq!(g.stored_counter(ID), Some(10));
+        assert!(matches!(
+            g.check(&seal(1, 10, Event::Help), None),
+            Verdict::Retransmission { counter: 10, .. }
         ));
     }
 
@@ -453,6 +541,8 @@ mod tests {
             g.check(&seal(1, 1, Event::Help), None),
             Verdict::Fresh { .. }
         ));
+        // The counter is stored when the core acknowledges the alarm.
+        g.acknowledged(ID, 1);
         assert_eq!(g.store_failures(), 1);
         assert!(matches!(
             g.check(&seal(1, 1, Event::Cancel), None),

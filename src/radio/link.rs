@@ -157,6 +157,11 @@ impl RadioLink {
         S: PendantStore + Send + 'static,
     {
         let gate = FrameGate::new(store, pendants)?;
+        // What was acknowledged before a restart may be acknowledged again.
+        let acked = gate
+            .pendants()
+            .filter_map(|id| gate.stored_counter(id).map(|c| (id, c)))
+            .collect();
         let (input_tx, inputs) = mpsc::channel(64);
         let (control, control_rx) = std_mpsc::channel();
         let status = Arc::new(Mutex::new(LinkStatus::default()));
@@ -167,7 +172,7 @@ impl RadioLink {
             jamming: JammingDetector::new(config.jamming_rssi_dbm, config.jamming_after),
             pairing: PairingWindow::new(),
             pairing_reports: None,
-            acked: HashMap::new(),
+            acked,
             recent_alarms: VecDeque::with_capacity(RECENT_ALARMS),
             stopping: false,
             inputs: input_tx,
@@ -412,6 +417,8 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
             return;
         };
         let frame = cipher.seal_ack(device, counter);
+        // The core acknowledges only what is in its journal: the counter may be stored now.
+        self.gate.acknowledged(device, counter);
         // Answers to help and fall may use the reserve; everything else may not.
         let priority = if self.recent_alarms.contains(&(device, counter)) {
             Priority::Alarm
