@@ -144,6 +144,7 @@ fn bench_journal(c: &mut Criterion) {
                 .append(&Record::Raised {
                     alarm,
                     window_until: None,
+                    frame: None,
                 })
                 .expect("append")
         })

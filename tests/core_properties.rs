@@ -69,6 +69,7 @@ impl Observer {
             if let Output::Persist(Record::Raised {
                 alarm,
                 window_until,
+                ..
             }) = o
             {
                 assert!(!self.raised.contains_key(&alarm.id), "alarm id reused");

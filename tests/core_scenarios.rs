@@ -23,6 +23,7 @@ fn help_press_is_journaled_first_then_delivered_and_acknowledged() {
     let Output::Persist(Record::Raised {
         alarm,
         window_until,
+        frame,
     }) = &out[0]
     else {
         panic!("first output must persist the alarm: {out:#?}");
@@ -30,6 +31,8 @@ fn help_press_is_journaled_first_then_delivered_and_acknowledged() {
     assert_eq!(alarm.cause, AlarmCause::Help);
     assert_eq!(alarm.device.as_ref().unwrap().location, "room 1");
     assert_eq!(*window_until, None);
+    // The frame's counter is journaled with the alarm, in the same transaction.
+    assert_eq!(*frame, Some(1));
     // The pendant is acknowledged only after the alarm is on disk.
     let ack_at = out
         .iter()
@@ -548,6 +551,7 @@ fn a_window_that_ended_while_the_unit_was_off_escalates_on_start() {
     let Record::Raised {
         alarm,
         window_until,
+        ..
     } = records(&out)[0].clone()
     else {
         panic!()

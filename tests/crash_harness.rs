@@ -255,6 +255,7 @@ fn power_cut_copy(out: &Path, checkpoint: bool) -> (std::path::PathBuf, std::pat
         j.append(&Record::Raised {
             alarm: a.clone(),
             window_until: None,
+            frame: None,
         })
         .unwrap();
         if id == 7 {
@@ -347,6 +348,7 @@ fn a_torn_last_wal_frame_loses_only_the_transaction_it_tore() {
     j.append(&Record::Raised {
         alarm: alarm(7),
         window_until: None,
+        frame: None,
     })
     .unwrap();
     drop(j);

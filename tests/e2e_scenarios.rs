@@ -120,6 +120,7 @@ async fn fall_without_an_answer_escalates_when_the_confirmation_window_ends() {
     let Some(Record::Raised {
         alarm,
         window_until: Some(until),
+        ..
     }) = records.first()
     else {
         panic!("a fall opens a confirmation window: {records:#?}");

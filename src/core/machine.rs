@@ -525,7 +525,7 @@ impl Core {
                 }
             }
             None => {
-                let id = self.raise(now, cause, Some(device.clone()));
+                let id = self.raise_from(now, cause, Some(device.clone()), Some(counter));
                 // Acknowledge only once the alarm is in the journal.
                 self.out(Output::AckPendant {
                     device: device.id,
@@ -557,6 +557,17 @@ impl Core {
 
     /// Raises a new alarm: persisted first, then announced.
     fn raise(&mut self, now: Timestamp, cause: AlarmCause, device: Option<Device>) -> AlarmId {
+        self.raise_from(now, cause, device, None)
+    }
+
+    /// Raises an alarm that a pendant frame with counter `frame` triggered.
+    fn raise_from(
+        &mut self,
+        now: Timestamp,
+        cause: AlarmCause,
+        device: Option<Device>,
+        frame: Option<u32>,
+    ) -> AlarmId {
         let id = AlarmId(self.next_id);
         self.next_id += 1;
         let alarm = Alarm {
@@ -571,6 +582,7 @@ impl Core {
         self.out(Output::Persist(Record::Raised {
             alarm: alarm.clone(),
             window_until,
+            frame,
         }));
         let personal = alarm.class() == AlarmClass::Personal;
         match window_until {

@@ -723,6 +723,10 @@ pub enum Record {
         alarm: Alarm,
         /// End of the window in which a cancel stops it.
         window_until: Option<Timestamp>,
+        /// The counter of the pendant frame that raised it. The journal keeps it as the
+        /// pendant's last accepted counter in the same transaction, so after a crash the
+        /// pendant's retransmission of that frame is known and not raised twice.
+        frame: Option<u32>,
     },
     /// The same trigger fired again while its alarm was open; merged, not a new alarm.
     Repeated {

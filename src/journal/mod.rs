@@ -174,8 +174,19 @@ impl Journal {
             Record::Raised {
                 alarm,
                 window_until,
+                frame,
             } => {
                 let d = alarm.device.as_ref();
+                if let (Some(d), Some(counter)) = (d, frame) {
+                    // The radio's replay gate reads this: a retransmission of the frame that
+                    // raised this alarm is then known after a crash, never raised twice.
+                    tx.execute(
+                        "INSERT INTO pendant_counter (device, counter) VALUES (?1, ?2)
+                         ON CONFLICT(device) DO UPDATE SET counter = MAX(counter, excluded.counter)",
+                        params![d.id.0 as i64, *counter as i64],
+                    )
+                    .map_err(err)?;
+                }
                 tx.execute(
                     "INSERT INTO alarm (id, reference, cause, device, device_kind, zone, location, raised_at, window_until)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",

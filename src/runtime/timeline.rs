@@ -105,6 +105,7 @@ impl Timeline {
                 Record::Raised {
                     alarm,
                     window_until,
+                    ..
                 } => format!(
                     "journal  alarm {} ref {} RAISED: {}{}{}",
                     alarm.id,
