@@ -113,7 +113,9 @@ pub fn event_frame_data(
         Dc09Payload::AdmCid => MessageId::AdmCid,
         Dc09Payload::SiaDcs => MessageId::SiaDcs,
     };
-    let mut text = String::new();
+    // The alarm's reference leads the alarm text, so an operator (and a crash audit) can tie
+    // the event to the unit's journal as with SCAIP's `ref` and the SMS `REF=`.
+    let mut text = format!("ref {} ", alarm.reference);
     if let Some(device) = &alarm.device {
         text.push_str(&device.location);
         text.push_str(": ");
@@ -539,9 +541,12 @@ mod tests {
             event_frame_data(&alarm(AlarmCause::Help), "1234", Dc09Payload::AdmCid);
         assert_eq!(id, MessageId::AdmCid);
         assert_eq!(data, "#1234|1101 01 003");
+        let reference = alarm(AlarmCause::Help).reference;
         assert_eq!(
             ext,
-            vec!["IAnna's pendant: help button pressed".to_string()]
+            vec![format!(
+                "Iref {reference} Anna's pendant: help button pressed"
+            )]
         );
         let (_, data, _) = event_frame_data(
             &alarm(AlarmCause::MainsRestored),
