@@ -3,6 +3,7 @@
 //! asserted (the machines that run this are shared and noisy).
 //!
 //! ```text
+//! scripts/bench-appliance.sh                         # shipped binary size, then all of this
 //! cargo bench --bench appliance                      # all three, 1,000 alarms, 60 s idle
 //! cargo bench --bench appliance -- --alarms 200 --idle-secs 20 --fast-modem
 //! cargo bench --bench appliance -- --only latency    # or idle, size
@@ -109,7 +110,7 @@ fn main() {
 fn size(exe: &Path) {
     match std::fs::metadata(exe) {
         Ok(m) => println!(
-            "(c) binary size: {} bytes = {:.2} MB ({:.2} MiB)   target ≤ 10 MB",
+            "(c) binary size (bench build, dev-dependency features unified in): {} bytes = {:.2} MB ({:.2} MiB)   target ≤ 10 MB",
             m.len(),
             m.len() as f64 / 1e6,
             m.len() as f64 / (1024.0 * 1024.0)
