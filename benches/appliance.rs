@@ -269,7 +269,7 @@ async fn latency_run(alarms: usize) -> Result<(), String> {
             }
         });
     }
-    let mut to_radio_ack = Vec::new();
+    let mut sent_at = Vec::with_capacity(alarms);
 
     let mut to_wire = Vec::with_capacity(alarms);
     let mut to_deliver = Vec::with_capacity(alarms);
@@ -284,6 +284,7 @@ async fn latency_run(alarms: usize) -> Result<(), String> {
         while relay.arrivals.try_recv().is_ok() {}
         let t0 = Instant::now();
         peer.send(frame.as_bytes()).map_err(|e| e.to_string())?;
+        sent_at.push(t0);
         let mut delivered = None;
         let acked = loop {
             let e = tokio::time::timeout(Duration::from_secs(30), events.recv())
@@ -320,11 +321,17 @@ async fn latency_run(alarms: usize) -> Result<(), String> {
             to_deliver.push(d.saturating_duration_since(t0));
         }
         to_ack.push(acked.saturating_duration_since(t0));
-        if let Some((at, _)) = acks.try_iter().find(|(_, c)| *c == counter) {
-            to_radio_ack.push(at.saturating_duration_since(t0));
-        }
     }
     let elapsed = started.elapsed();
+    // Radio acks may come after the centre's acknowledgement; match them by counter at the end.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let to_radio_ack: Vec<Duration> = acks
+        .try_iter()
+        .filter_map(|(at, counter)| {
+            let t0 = sent_at.get(usize::try_from(counter).ok()?.checked_sub(1)?)?;
+            Some(at.saturating_duration_since(*t0))
+        })
+        .collect();
     let wire = Stats::new(to_wire);
     println!(
         "    {}   target p99 ≤ 20 ms",
