@@ -1,7 +1,8 @@
 //! The AT command engine: one command in flight over a serial port, each with its own timeout,
 //! responses matched to their command, unsolicited result codes broadcast as events.
 //!
-//! `serialport` is blocking, so a reader thread and a writer thread bridge it into tokio; the
+//! `serialport` is blocking, so a writer thread bridges it into tokio; the serial port is read
+//! by a task the reactor wakes when bytes arrive (test doubles are read on a thread); the
 //! engine itself is one task owning the line discipline. Callers talk to it through
 //! [`AtClient`]: dropping a [`AtClient::send`] future is safe (the command finishes or times out
 //! inside the engine; a command still queued when its caller went away is never sent).
@@ -167,64 +168,114 @@ fn open_port(path: &str, baud: u32) -> Result<serialport::TTYPort, ModemError> {
         })
 }
 
-/// Reads the port on its own thread; when the device is lost, reopens `path` and hands the
-/// writer thread the new port.
+/// Reads the port as a task woken by the reactor when bytes arrive (no polling: an idle modem
+/// costs no wakeups); when the device is lost, reopens `path` and hands the writer thread the
+/// new port. Stops when the engine has gone.
 fn spawn_port_reader(
     path: String,
     baud: u32,
-    mut port: serialport::TTYPort,
+    port: serialport::TTYPort,
     tx: mpsc::Sender<Vec<u8>>,
     writer: SharedWriter,
 ) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 1024];
+    tokio::spawn(async move {
+        let mut port = Some(port);
         loop {
-            if tx.is_closed() {
-                return;
+            if let Some(p) = port.take() {
+                match watch_port(&path, p, &tx).await {
+                    Watch::EngineGone => return,
+                    Watch::Lost => {}
+                }
             }
-            match port.read(&mut buf) {
-                Ok(n) if n > 0 => {
-                    if tx
-                        .blocking_send(buf.get(..n).unwrap_or(&[]).to_vec())
-                        .is_err()
-                    {
-                        return;
-                    }
-                    continue;
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::Interrupted
-                    ) =>
-                {
-                    continue
-                }
-                Ok(_) => tracing::warn!(port = %path, "serial device hung up; reopening"),
-                Err(e) => tracing::warn!(port = %path, error = %e, "serial device lost; reopening"),
+            tokio::select! {
+                () = tx.closed() => return,
+                () = tokio::time::sleep(REOPEN_INTERVAL) => {}
             }
-            loop {
-                std::thread::sleep(REOPEN_INTERVAL);
-                if tx.is_closed() {
-                    return;
-                }
-                let Ok(p) = open_port(&path, baud) else {
-                    continue;
-                };
-                let Ok(w) = p.try_clone_native() else {
-                    continue;
-                };
-                if let Ok(mut g) = writer.lock() {
-                    *g = Box::new(w);
-                }
-                port = p;
-                tracing::info!(port = %path, "serial device reopened");
-                break;
+            let Ok(p) = open_port(&path, baud) else {
+                continue;
+            };
+            let Ok(w) = p.try_clone_native() else {
+                continue;
+            };
+            if let Ok(mut g) = writer.lock() {
+                *g = Box::new(w);
             }
+            tracing::info!(port = %path, "serial device reopened");
+            port = Some(p);
         }
     });
+}
+
+enum Watch {
+    EngineGone,
+    Lost,
+}
+
+/// Hands what `port` reads to the engine until the device is lost or the engine stops.
+async fn watch_port(
+    path: &str,
+    mut port: serialport::TTYPort,
+    tx: &mpsc::Sender<Vec<u8>>,
+) -> Watch {
+    // The reader never waits inside `read`: the reactor says when bytes are there. The
+    // writer's clone keeps its own timeout.
+    if let Err(e) = serialport::SerialPort::set_timeout(&mut port, Duration::ZERO) {
+        tracing::warn!(port = %path, error = %e, "serial device lost; reopening");
+        return Watch::Lost;
+    }
+    // SAFETY: the `TTYPort` owns its descriptor and closes it only when dropped, which
+    // happens after `AsyncFd` has deregistered it; nothing else replaces or closes it.
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(port, tokio::io::Interest::READABLE)
+    };
+    let mut port = match registered {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(port = %path, error = %e, "serial device cannot be watched; reopening");
+            return Watch::Lost;
+        }
+    };
+    let mut buf = [0u8; 1024];
+    loop {
+        let mut guard = tokio::select! {
+            () = tx.closed() => return Watch::EngineGone,
+            g = port.readable_mut() => match g {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!(port = %path, error = %e, "serial device lost; reopening");
+                    return Watch::Lost;
+                }
+            },
+        };
+        let read = guard.try_io(|p| match p.get_mut().read(&mut buf) {
+            // Readiness that had nothing to give (or a signal): wait for the next.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            }
+            r => r,
+        });
+        match read {
+            Err(_would_block) => continue,
+            Ok(Ok(n)) if n > 0 => {
+                if tx.send(buf.get(..n).unwrap_or(&[]).to_vec()).await.is_err() {
+                    return Watch::EngineGone;
+                }
+            }
+            Ok(Ok(_)) => {
+                tracing::warn!(port = %path, "serial device hung up; reopening");
+                return Watch::Lost;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(port = %path, error = %e, "serial device lost; reopening");
+                return Watch::Lost;
+            }
+        }
+    }
 }
 
 fn spawn_shared_writer(writer: SharedWriter) -> std::sync::mpsc::Sender<Vec<u8>> {

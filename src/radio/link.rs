@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use super::driver::Transceiver;
+use super::driver::{Transceiver, Waker};
 use super::duty::{airtime, DutyCycle, Priority, BIT_RATE};
 use super::frame::{Frame, FrameType};
 use super::gate::{FrameGate, Rejection, RejectionCounts, Verdict};
@@ -25,8 +25,12 @@ use super::RadioError;
 use crate::config::{Band, Pendant, Radio};
 use crate::core::{DeviceId, Input, Output, Timestamp};
 
-/// How long one receive call may block before the worker looks at its mailbox.
+/// How long one receive call may block before the worker looks at its mailbox, for a
+/// transceiver that cannot be woken.
 const POLL: Duration = Duration::from_millis(50);
+/// The longest receive wait of a transceiver that is woken for its mail and knows when its
+/// channel is quiet: nothing then needs the worker before a frame or a request arrives.
+const IDLE_WAIT: Duration = Duration::from_secs(60);
 /// How many recent help and fall frames are remembered, to give their acks priority.
 const RECENT_ALARMS: usize = 64;
 /// How often the channel RSSI is sampled for jamming detection.
@@ -102,11 +106,28 @@ enum Control {
     Stop,
 }
 
+/// The worker's mailbox: each request also ends the transceiver's receive wait, if it can be.
+#[derive(Clone)]
+struct Mailbox {
+    tx: std_mpsc::Sender<Control>,
+    wake: Option<Waker>,
+}
+
+impl Mailbox {
+    fn send(&self, c: Control) -> Result<(), std_mpsc::SendError<Control>> {
+        self.tx.send(c)?;
+        if let Some(wake) = &self.wake {
+            wake();
+        }
+        Ok(())
+    }
+}
+
 /// A cloneable handle for acknowledgements and figures, for tasks other than the one that
 /// receives.
 #[derive(Clone)]
 pub struct RadioHandle {
-    control: std_mpsc::Sender<Control>,
+    control: Mailbox,
     status: Arc<Mutex<LinkStatus>>,
 }
 
@@ -164,6 +185,9 @@ impl RadioLink {
             .collect();
         let (input_tx, inputs) = mpsc::channel(64);
         let (control, control_rx) = std_mpsc::channel();
+        let wake = transceiver.waker();
+        let event_driven = wake.is_some();
+        let control = Mailbox { tx: control, wake };
         let status = Arc::new(Mutex::new(LinkStatus::default()));
         let mut worker = Worker {
             transceiver,
@@ -175,6 +199,7 @@ impl RadioLink {
             acked,
             recent_alarms: VecDeque::with_capacity(RECENT_ALARMS),
             stopping: false,
+            event_driven,
             inputs: input_tx,
             control: control_rx,
             status: status.clone(),
@@ -263,6 +288,8 @@ struct Worker<T, S: PendantStore> {
     acked: HashMap<DeviceId, u32>,
     recent_alarms: VecDeque<(DeviceId, u32)>,
     stopping: bool,
+    /// Whether the transceiver's receive wait ends when mail arrives.
+    event_driven: bool,
     inputs: mpsc::Sender<Input>,
     control: std_mpsc::Receiver<Control>,
     status: Arc<Mutex<LinkStatus>>,
@@ -275,12 +302,22 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
             if self.drain_control() {
                 return Ok(());
             }
-            match self.transceiver.receive(POLL) {
+            let since_sample = last_sample.map_or(RSSI_EVERY, |t| t.elapsed());
+            let wait = if !self.event_driven || self.pairing_reports.is_some() {
+                POLL
+            } else if self.needs_samples() {
+                RSSI_EVERY.saturating_sub(since_sample)
+            } else {
+                IDLE_WAIT
+            };
+            match self.transceiver.receive(wait) {
                 Ok(Some(r)) => self.frame(&r.bytes, r.rssi_dbm)?,
                 Ok(None) => {}
                 Err(e) => self.transceiver_error(e),
             }
-            if last_sample.is_none_or(|t| t.elapsed() >= RSSI_EVERY) {
+            // The first sample always, so the status has a channel reading.
+            let due = last_sample.is_none_or(|t| t.elapsed() >= RSSI_EVERY);
+            if due && (last_sample.is_none() || self.needs_samples()) {
                 last_sample = Some(Instant::now());
                 match self.transceiver.channel_rssi() {
                     Ok(rssi) => {
@@ -300,6 +337,12 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
                 }
             }
         }
+    }
+
+    /// Whether the channel must be sampled for jamming: always, unless the transceiver knows
+    /// it is quiet and the detector has nothing pending.
+    fn needs_samples(&mut self) -> bool {
+        !(self.transceiver.channel_quiet() && self.jamming.settled())
     }
 
     /// Carries out what the runtime asked for; true when it asked to stop.

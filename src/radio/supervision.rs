@@ -147,6 +147,12 @@ impl JammingDetector {
         None
     }
 
+    /// True when nothing is pending: not jamming and no carrier being timed, so a channel known
+    /// to be quiet needs no further samples.
+    pub fn settled(&self) -> bool {
+        !self.active && self.busy_since.is_none()
+    }
+
     /// A valid frame was received: the carrier was a pendant, not a jammer.
     pub fn valid_frame(&mut self, now: Timestamp) {
         if !self.active {

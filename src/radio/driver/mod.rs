@@ -3,6 +3,7 @@
 pub mod rfm69;
 pub mod sim;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::RadioError;
@@ -24,7 +25,20 @@ pub trait Transceiver: Send {
     fn transmit(&mut self, frame: &[u8]) -> Result<(), RadioError>;
     /// The channel's current signal strength, dBm, for jamming detection.
     fn channel_rssi(&mut self) -> Result<i16, RadioError>;
+    /// A way for another thread to end a [`Transceiver::receive`] wait at once, if the
+    /// transceiver has one. With it the radio worker waits for frames without a short timeout.
+    fn waker(&self) -> Option<Waker> {
+        None
+    }
+    /// True when the transceiver knows nothing is on the channel, so sampling its RSSI would
+    /// only read the noise floor. A real receiver cannot know that without sampling.
+    fn channel_quiet(&mut self) -> bool {
+        false
+    }
 }
+
+/// Ends a transceiver's `receive` wait early (see [`Transceiver::waker`]).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 impl<T: Transceiver + ?Sized> Transceiver for Box<T> {
     fn receive(&mut self, timeout: Duration) -> Result<Option<Received>, RadioError> {
@@ -35,6 +49,12 @@ impl<T: Transceiver + ?Sized> Transceiver for Box<T> {
     }
     fn channel_rssi(&mut self) -> Result<i16, RadioError> {
         (**self).channel_rssi()
+    }
+    fn waker(&self) -> Option<Waker> {
+        (**self).waker()
+    }
+    fn channel_quiet(&mut self) -> bool {
+        (**self).channel_quiet()
     }
 }
 

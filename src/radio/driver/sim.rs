@@ -20,6 +20,8 @@ use super::{Received, Transceiver};
 use crate::radio::RadioError;
 
 const MAGIC: &[u8; 2] = b"VA";
+/// A datagram the base sends itself to end a receive wait (not air: nobody transmitted).
+const WAKE: &[u8; 2] = b"VW";
 const KIND_FRAME: u8 = 0;
 const KIND_CARRIER: u8 = 1;
 /// Receiver noise floor reported when the channel is quiet, dBm.
@@ -205,9 +207,15 @@ impl Transceiver for SimRadio {
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
                 Err(e) => return Err(RadioError::io("receiving from the simulated air", e)),
             };
-            match Air::parse(buf.get(..n).unwrap_or_default()) {
+            let datagram = buf.get(..n).unwrap_or_default();
+            if datagram == WAKE {
+                return Ok(None);
+            }
+            match Air::parse(datagram) {
                 Some(Air::Carrier { rssi_dbm, duration }) => {
                     self.carrier = Some((rssi_dbm, Instant::now() + duration));
+                    // The channel changed: let the caller sample it now.
+                    return Ok(None);
                 }
                 Some(Air::Frame { rssi_dbm, bytes }) => {
                     self.heard_from(peer);
@@ -252,6 +260,21 @@ impl Transceiver for SimRadio {
 
     fn channel_rssi(&mut self) -> Result<i16, RadioError> {
         Ok(self.carrier_now().unwrap_or(NOISE_FLOOR_DBM))
+    }
+
+    fn waker(&self) -> Option<super::Waker> {
+        let socket = self.socket.try_clone().ok()?;
+        let me = self.socket.local_addr().ok()?;
+        Some(std::sync::Arc::new(move || {
+            // A full receive buffer drops it, but then the wait is over anyway.
+            let _ = socket.send_to(WAKE, me);
+        }))
+    }
+
+    fn channel_quiet(&mut self) -> bool {
+        // The simulated air has carrier only when a carrier datagram said so, and any
+        // datagram ends the receive wait.
+        self.carrier_now().is_none()
     }
 }
 
