@@ -262,12 +262,16 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
     println!("           mains-present input goes low");
     inputs.send(Input::Mains { present: false }).await?;
     story.acknowledged(Duration::from_secs(60)).await?;
-    site.ip_centre_down(false);
+    story.settle(Duration::from_millis(300)).await;
+
+    story.scene("6. The DC-09 receiver is back (SCAIP still silent) when mains returns");
+    site.dc09.set_default(vigil::centre::receiver::dc09::Dc09Answer::Ack);
     println!("           mains-present input goes high");
     inputs.send(Input::Mains { present: true }).await?;
     story.acknowledged(Duration::from_secs(30)).await?;
+    site.ip_centre_down(false);
 
-    story.scene("6. Later that day the pull cord's battery dies and it goes silent");
+    story.scene("7. Later that day the pull cord's battery dies and it goes silent");
     let missing = site.config.supervision.missing_after;
     clock.skip(missing - Duration::from_secs(120));
     println!(
