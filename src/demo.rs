@@ -265,7 +265,8 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
     story.settle(Duration::from_millis(300)).await;
 
     story.scene("6. The DC-09 receiver is back (SCAIP still silent) when mains returns");
-    site.dc09.set_default(vigil::centre::receiver::dc09::Dc09Answer::Ack);
+    site.dc09
+        .set_default(vigil::centre::receiver::dc09::Dc09Answer::Ack);
     println!("           mains-present input goes high");
     inputs.send(Input::Mains { present: true }).await?;
     story.acknowledged(Duration::from_secs(30)).await?;
