@@ -231,15 +231,10 @@ impl ContactIdCall {
             Ok(m) => m,
             Err(e) => return failed(format!("cannot build the Contact ID message: {e}")),
         };
-        if let Err(r) = self.modem.usable() {
-            return failed(r);
-        }
-        let mut line = self.modem.call_line().await;
-        let mut urcs = self.modem.at().subscribe();
-        if let Err(r) = self.modem.dial(&mut line, &self.number, &mut urcs).await {
-            line.hang_up().await;
-            return failed(format!("call to {}: {r}", self.number));
-        }
+        let (line, mut urcs) = match self.modem.place_call(&self.number).await {
+            Ok(call) => call,
+            Err(r) => return failed(r),
+        };
         let t = self.modem.timing();
         // DC-05: 1400 Hz then 2300 Hz from the receiver before we may send.
         let mut seen_1400 = false;

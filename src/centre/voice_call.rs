@@ -59,15 +59,10 @@ impl VoiceCall {
             tracing::warn!(alarm_id = alarm.id.0, route = delivery.route.0, reason = %reason, "voice call not accepted");
             DeliveryResult::Failed { reason }
         };
-        if let Err(r) = self.modem.usable() {
-            return failed(r);
-        }
-        let mut line = self.modem.call_line().await;
-        let mut urcs = self.modem.at().subscribe();
-        if let Err(r) = self.modem.dial(&mut line, &self.number, &mut urcs).await {
-            line.hang_up().await;
-            return failed(format!("call to {}: {r}", self.number));
-        }
+        let (line, mut urcs) = match self.modem.place_call(&self.number).await {
+            Ok(call) => call,
+            Err(r) => return failed(r),
+        };
         let t = self.modem.timing();
         let text = self.announcement(delivery);
         let deadline = tokio::time::Instant::now() + t.accept;

@@ -776,19 +776,26 @@ impl Modem {
     /// request) and leaves the call up; it ends with [`ModemEvent::CallEnded`] or
     /// [`Modem::hang_up`].
     pub async fn start_call(&self, number: &str) -> Result<(), String> {
+        let (line, _urcs) = self.place_call(number).await?;
+        line.keep_open();
+        Ok(())
+    }
+
+    /// Takes the call line and dials `number` until it answers, with a subscription to the
+    /// module's unsolicited results from before the dial. On failure the call is hung up and
+    /// the reason says why: the modem not usable, or `call to <number>: …`.
+    pub async fn place_call(
+        &self,
+        number: &str,
+    ) -> Result<(CallLine, broadcast::Receiver<Urc>), String> {
         self.usable()?;
         let mut line = self.call_line().await;
         let mut urcs = self.inner.at.subscribe();
-        match self.dial(&mut line, number, &mut urcs).await {
-            Ok(()) => {
-                line.keep_open();
-                Ok(())
-            }
-            Err(r) => {
-                line.hang_up().await;
-                Err(r)
-            }
+        if let Err(r) = self.dial(&mut line, number, &mut urcs).await {
+            line.hang_up().await;
+            return Err(format!("call to {number}: {r}"));
         }
+        Ok((line, urcs))
     }
 
     /// Hangs up any call (`ATH`).

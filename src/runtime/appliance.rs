@@ -6,7 +6,6 @@
 //! (cellular routes fail over meanwhile); missing audio gives a mute voice. Help still goes
 //! out by whatever works.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use super::{
 };
 use crate::config::{Config, Transport as RouteConfig};
 use crate::core::{
-    AlarmId, Delivery, DeliveryResult, Device, DeviceId, Input, Prompt, Settings, Timestamp,
+    AlarmId, Delivery, DeliveryResult, DeviceId, Input, Prompt, Settings, Timestamp,
 };
 use crate::journal::{Journal, JournalError};
 use crate::modem::{Modem, ModemEvent, RemoteCommand, Timing};
@@ -650,12 +649,4 @@ impl StatusReport for VoiceStatus {
             self.0.fault().unwrap_or("speaker and microphone working")
         )]
     }
-}
-
-/// Devices in the journal that were paired over the air, for `vigil status`.
-pub fn paired_devices(journal: &Journal) -> BTreeMap<DeviceId, Device> {
-    journal
-        .paired()
-        .map(|v| v.into_iter().map(|(d, _)| (d.id, d)).collect())
-        .unwrap_or_default()
 }
