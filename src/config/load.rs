@@ -219,6 +219,24 @@ impl<'a, 'i> Table<'a, 'i> {
         self.string(cx, name)
     }
 
+    /// A required string that must pass `valid`; otherwise a problem worded by `wrong`.
+    fn required_valid(
+        &self,
+        cx: &mut Cx<'_>,
+        name: &str,
+        what: &str,
+        valid: impl Fn(&str) -> bool,
+        wrong: impl Fn(&str) -> String,
+    ) -> Option<String> {
+        let (s, span) = self.required_string(cx, name, what)?;
+        if valid(&s) {
+            Some(s)
+        } else {
+            cx.problem(&span, &self.key(name), wrong(&s));
+            None
+        }
+    }
+
     fn integer(
         &self,
         cx: &mut Cx<'_>,
@@ -544,54 +562,27 @@ fn read_unit(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Unit> {
         ],
     );
     let mut ok = true;
-    let controller_id = t.required_string(
+    let controller_id = t.required_valid(
         cx,
         "controller_id",
         "the SCAIP controller id, 1 to 32 digits",
+        |s| (1..=32).contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit()),
+        |s| format!("`{s}` is not 1 to 32 digits"),
     );
-    if let Some((s, span)) = &controller_id {
-        if s.is_empty() || s.len() > 32 || !s.chars().all(|c| c.is_ascii_digit()) {
-            cx.problem(
-                span,
-                &t.key("controller_id"),
-                format!("`{s}` is not 1 to 32 digits"),
-            );
-            ok = false;
-        }
-    }
-    let account = t.required_string(
+    let account = t.required_valid(
         cx,
         "contact_id_account",
         "the Contact ID account, 4 characters of 0-9 and B-F",
+        |s| s.len() == 4 && s.chars().all(|c| c.is_ascii_digit() || ('B'..='F').contains(&c)),
+        |s| format!("`{s}` is not a Contact ID account; allowed: exactly 4 of 0-9, B-F (upper case; A is not allowed)"),
     );
-    if let Some((s, span)) = &account {
-        let valid = s.len() == 4
-            && s.chars()
-                .all(|c| c.is_ascii_digit() || ('B'..='F').contains(&c));
-        if !valid {
-            cx.problem(
-                span,
-                &t.key("contact_id_account"),
-                format!("`{s}` is not a Contact ID account; allowed: exactly 4 of 0-9, B-F (upper case; A is not allowed)"),
-            );
-            ok = false;
-        }
-    }
-    let sia = t.required_string(
+    let sia = t.required_valid(
         cx,
         "sia_account",
         "the SIA DC-09 account, 3 to 16 hex digits",
+        |s| (3..=16).contains(&s.len()) && s.chars().all(|c| c.is_ascii_hexdigit()),
+        |s| format!("`{s}` is not 3 to 16 hex digits"),
     );
-    if let Some((s, span)) = &sia {
-        if !(3..=16).contains(&s.len()) || !s.chars().all(|c| c.is_ascii_hexdigit()) {
-            cx.problem(
-                span,
-                &t.key("sia_account"),
-                format!("`{s}` is not 3 to 16 hex digits"),
-            );
-            ok = false;
-        }
-    }
     let subscriber =
         t.required_string(cx, "subscriber", "the name of the person the unit protects");
     let address = t.string(cx, "address").map(|(s, _)| s).unwrap_or_default();
@@ -622,9 +613,9 @@ fn read_unit(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Unit> {
         return None;
     }
     Some(Unit {
-        controller_id: controller_id?.0,
-        contact_id_account: account?.0,
-        sia_account: sia?.0.to_ascii_uppercase(),
+        controller_id: controller_id?,
+        contact_id_account: account?,
+        sia_account: sia?.to_ascii_uppercase(),
         subscriber: subscriber?.0,
         address,
         language,
@@ -955,17 +946,9 @@ fn reference_credentials(
 }
 
 fn phone_number(cx: &mut Cx<'_>, t: &Table<'_, '_>, key: &str) -> Option<String> {
-    let (n, span) = t.required_string(cx, key, E164_HELP)?;
-    if is_e164(&n) {
-        Some(n)
-    } else {
-        cx.problem(
-            &span,
-            &t.key(key),
-            format!("`{n}` is not an E.164 number; {E164_HELP}"),
-        );
-        None
-    }
+    t.required_valid(cx, key, E164_HELP, is_e164, |n| {
+        format!("`{n}` is not an E.164 number; {E164_HELP}")
+    })
 }
 
 fn socket_addr(cx: &mut Cx<'_>, t: &Table<'_, '_>, key: &str, default: &str) -> Option<SocketAddr> {
