@@ -590,3 +590,59 @@ fn unknown_device_still_raises_help() {
     let d = single(&out);
     assert!(d.alarm.device.unwrap().location.contains("unregistered"));
 }
+
+#[test]
+fn unit_faults_are_reported_once_restored_once_and_listed_while_present() {
+    let mut h = Harness::new(settings());
+    let d = single(&h.input(Input::Fault {
+        fault: UnitFault::Radio,
+        active: true,
+    }));
+    assert_eq!(d.alarm.cause, AlarmCause::Fault(UnitFault::Radio));
+    assert_eq!(d.alarm.class(), AlarmClass::Technical);
+    h.result(&d, acked("c"));
+    // Still present: no second report, and status lists it.
+    assert!(deliveries(&h.input(Input::Fault {
+        fault: UnitFault::Radio,
+        active: true
+    }))
+    .is_empty());
+    assert_eq!(
+        h.core.faults().map(|(f, _)| f).collect::<Vec<_>>(),
+        [UnitFault::Radio]
+    );
+    let d = single(&h.input(Input::Fault {
+        fault: UnitFault::Radio,
+        active: false,
+    }));
+    assert_eq!(d.alarm.cause, AlarmCause::FaultCleared(UnitFault::Radio));
+    assert_eq!(h.core.faults().count(), 0);
+    // A restore without a fault is not news.
+    h.result(&d, acked("c"));
+    assert!(deliveries(&h.input(Input::Fault {
+        fault: UnitFault::Audio,
+        active: false
+    }))
+    .is_empty());
+    // A one-off fault has no restore, and stays listed.
+    let d = single(&h.input(Input::Fault {
+        fault: UnitFault::JournalLost,
+        active: true,
+    }));
+    h.result(&d, acked("c"));
+    assert!(deliveries(&h.input(Input::Fault {
+        fault: UnitFault::JournalLost,
+        active: false
+    }))
+    .is_empty());
+    assert_eq!(h.core.faults().count(), 1);
+}
+
+#[test]
+fn every_cause_has_a_distinct_journal_name_that_parses_back() {
+    let mut names = std::collections::BTreeSet::new();
+    for cause in AlarmCause::ALL {
+        assert_eq!(AlarmCause::parse(cause.as_str()), Some(cause));
+        assert!(names.insert(cause.as_str()), "{} twice", cause.as_str());
+    }
+}

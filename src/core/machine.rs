@@ -125,6 +125,8 @@ pub struct Core {
     mains_reported: bool,
     base_battery_reported: bool,
     jamming_reported: bool,
+    /// Faults of the unit reported to the centre, with when each began.
+    faults: BTreeMap<UnitFault, Timestamp>,
     network_ok: bool,
     next_test: Timestamp,
     listening: Option<AlarmId>,
@@ -151,6 +153,7 @@ impl Core {
             mains_reported: false,
             base_battery_reported: false,
             jamming_reported: false,
+            faults: BTreeMap::new(),
             network_ok: true,
             next_test,
             listening: None,
@@ -299,6 +302,7 @@ impl Core {
                     self.raise(now, AlarmCause::JammingEnded, None);
                 }
             }
+            Input::Fault { fault, active } => self.on_fault(now, fault, active),
             Input::Network { registered } => {
                 if self.network_ok && !registered {
                     self.out(Output::Play(Prompt::NoNetwork));
@@ -710,6 +714,24 @@ impl Core {
             // Silence: the window runs to its end and then escalates.
             Heard::Silence => {}
         }
+    }
+
+    /// A fault is reported once when it begins and restored once when it ends; a one-off
+    /// fault stays listed, so it is reported once per run of the unit.
+    fn on_fault(&mut self, now: Timestamp, fault: UnitFault, active: bool) {
+        if active {
+            if let std::collections::btree_map::Entry::Vacant(e) = self.faults.entry(fault) {
+                e.insert(now);
+                self.raise(now, AlarmCause::Fault(fault), None);
+            }
+        } else if fault.restores() && self.faults.remove(&fault).is_some() {
+            self.raise(now, AlarmCause::FaultCleared(fault), None);
+        }
+    }
+
+    /// The unit's present faults and since when, for `vigil status`.
+    pub fn faults(&self) -> impl Iterator<Item = (UnitFault, Timestamp)> + '_ {
+        self.faults.iter().map(|(f, t)| (*f, *t))
     }
 
     fn on_mains(&mut self, now: Timestamp, present: bool) {

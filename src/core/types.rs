@@ -213,11 +213,121 @@ pub enum AlarmCause {
     PeriodicTest,
     /// A test asked for by the installer or a remote command.
     ManualTest,
+    /// The unit itself has a fault that stops it working as it should.
+    Fault(UnitFault),
+    /// A reported fault of the unit has cleared.
+    FaultCleared(UnitFault),
+}
+
+/// A fault of the base unit itself. Every one is a technical alarm to the centre, with its
+/// own restore where one can happen, and a line in `vigil status`: never just a log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UnitFault {
+    /// The radio transceiver does not open, stops answering, or its worker died.
+    Radio,
+    /// The cellular modem has been absent or unusable for longer than its grace time.
+    Modem,
+    /// The SIP route's registration has been lost for longer than its grace time.
+    Registration,
+    /// A route has failed every attempt for longer than its grace time.
+    Route,
+    /// The journal cannot write: alarms go on from memory, but are not durable.
+    Storage,
+    /// The journal was unreadable and had to be started afresh (one-off, no restore).
+    JournalLost,
+    /// The audio output is lost: the person cannot hear the base unit.
+    Audio,
+}
+
+impl UnitFault {
+    /// All faults, for tables and tests.
+    pub const ALL: [UnitFault; 7] = [
+        UnitFault::Radio,
+        UnitFault::Modem,
+        UnitFault::Registration,
+        UnitFault::Route,
+        UnitFault::Storage,
+        UnitFault::JournalLost,
+        UnitFault::Audio,
+    ];
+
+    /// Whether the fault can clear; a one-off fault is reported once and never restored.
+    pub fn restores(self) -> bool {
+        self != UnitFault::JournalLost
+    }
+
+    /// Stable name of the fault in the journal, logs and `vigil status`.
+    pub fn as_str(self) -> &'static str {
+        self.names().0
+    }
+
+    /// Journal names of the raise and of the restore.
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            UnitFault::Radio => ("radio", "radio-fault", "radio-restored"),
+            UnitFault::Modem => ("modem", "modem-fault", "modem-restored"),
+            UnitFault::Registration => {
+                ("registration", "registration-lost", "registration-restored")
+            }
+            UnitFault::Route => ("route", "route-failing", "route-restored"),
+            UnitFault::Storage => ("storage", "storage-fault", "storage-restored"),
+            UnitFault::JournalLost => ("journal", "journal-lost", "journal-lost-cleared"),
+            UnitFault::Audio => ("audio", "audio-fault", "audio-restored"),
+        }
+    }
+
+    /// What an operator reads for the fault and for its restore.
+    pub fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            UnitFault::Radio => (
+                "base unit radio receiver fault: pendants cannot be heard",
+                "base unit radio receiver working again",
+            ),
+            UnitFault::Modem => (
+                "base unit cellular modem not working",
+                "base unit cellular modem working again",
+            ),
+            UnitFault::Registration => (
+                "base unit not registered with the alarm centre's SIP service",
+                "base unit registered with the alarm centre's SIP service again",
+            ),
+            UnitFault::Route => (
+                "a route to the alarm centre has failed for an hour",
+                "a failing route to the alarm centre works again",
+            ),
+            UnitFault::Storage => (
+                "base unit storage failure: alarms are not being recorded",
+                "base unit storage working again",
+            ),
+            UnitFault::JournalLost => (
+                "base unit alarm journal was unreadable and was started afresh",
+                "base unit alarm journal restored",
+            ),
+            UnitFault::Audio => (
+                "base unit loudspeaker not working: the person cannot hear prompts",
+                "base unit loudspeaker working again",
+            ),
+        }
+    }
+
+    /// The Contact ID (SIA DC-05) event code of the fault (its restore uses qualifier 3).
+    pub fn contact_id(self) -> u16 {
+        match self {
+            // 330 system peripheral trouble.
+            UnitFault::Radio | UnitFault::Audio => 330,
+            // 353 long range radio transmitter fault (the cellular link).
+            UnitFault::Modem => 353,
+            // 350 communication trouble.
+            UnitFault::Registration | UnitFault::Route => 350,
+            // 300 system trouble.
+            UnitFault::Storage | UnitFault::JournalLost => 300,
+        }
+    }
 }
 
 impl AlarmCause {
     /// All causes, for tables and tests.
-    pub const ALL: [AlarmCause; 13] = [
+    pub const ALL: [AlarmCause; 13 + 2 * UnitFault::ALL.len()] = [
         AlarmCause::Help,
         AlarmCause::Fall,
         AlarmCause::PendantMissing,
@@ -231,6 +341,20 @@ impl AlarmCause {
         AlarmCause::JammingEnded,
         AlarmCause::PeriodicTest,
         AlarmCause::ManualTest,
+        AlarmCause::Fault(UnitFault::Radio),
+        AlarmCause::Fault(UnitFault::Modem),
+        AlarmCause::Fault(UnitFault::Registration),
+        AlarmCause::Fault(UnitFault::Route),
+        AlarmCause::Fault(UnitFault::Storage),
+        AlarmCause::Fault(UnitFault::JournalLost),
+        AlarmCause::Fault(UnitFault::Audio),
+        AlarmCause::FaultCleared(UnitFault::Radio),
+        AlarmCause::FaultCleared(UnitFault::Modem),
+        AlarmCause::FaultCleared(UnitFault::Registration),
+        AlarmCause::FaultCleared(UnitFault::Route),
+        AlarmCause::FaultCleared(UnitFault::Storage),
+        AlarmCause::FaultCleared(UnitFault::JournalLost),
+        AlarmCause::FaultCleared(UnitFault::Audio),
     ];
 
     /// Personal, technical or test.
@@ -258,6 +382,8 @@ impl AlarmCause {
             AlarmCause::JammingEnded => (3, 344),
             AlarmCause::PeriodicTest => (1, 602),
             AlarmCause::ManualTest => (1, 601),
+            AlarmCause::Fault(f) => (1, f.contact_id()),
+            AlarmCause::FaultCleared(f) => (3, f.contact_id()),
         }
     }
 
@@ -277,6 +403,8 @@ impl AlarmCause {
             AlarmCause::JammingEnded => "jamming-ended",
             AlarmCause::PeriodicTest => "periodic-test",
             AlarmCause::ManualTest => "manual-test",
+            AlarmCause::Fault(f) => f.names().1,
+            AlarmCause::FaultCleared(f) => f.names().2,
         }
     }
 
@@ -301,6 +429,8 @@ impl AlarmCause {
             AlarmCause::JammingEnded => "radio jamming ended",
             AlarmCause::PeriodicTest => "periodic test",
             AlarmCause::ManualTest => "test call",
+            AlarmCause::Fault(f) => f.describe().0,
+            AlarmCause::FaultCleared(f) => f.describe().1,
         }
     }
 }
@@ -545,6 +675,13 @@ pub enum Input {
     TestRequest,
     /// An authenticated remote command silences repeated technical warnings.
     SilenceWarnings,
+    /// An adapter's health watch says a fault of the unit began or ended.
+    Fault {
+        /// Which part of the unit.
+        fault: UnitFault,
+        /// Whether the fault is present now.
+        active: bool,
+    },
 }
 
 /// Voice prompts the core asks for. Every prompt exists in every language under

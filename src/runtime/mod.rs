@@ -295,6 +295,18 @@ impl Unit {
                 "LOST"
             }
         );
+        let mut faults = self.core.faults().peekable();
+        if faults.peek().is_none() {
+            let _ = writeln!(t, "faults:      none");
+        }
+        for (fault, since) in faults {
+            let _ = writeln!(
+                t,
+                "faults:      {}: FAULT ({}) since {since}",
+                fault.as_str(),
+                fault.describe().0
+            );
+        }
         let _ = writeln!(t, "next test:   {}", self.core.next_test());
         match self.journal.last_test() {
             Ok(Some((at, state))) => {

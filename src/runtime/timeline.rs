@@ -71,6 +71,10 @@ impl Timeline {
             Input::BaseBattery { low } => format!("power    base battery low: {low}"),
             Input::Jamming { active } => format!("radio    jamming detected: {active}"),
             Input::Network { registered } => format!("modem    registered: {registered}"),
+            Input::Fault { fault, active } => {
+                let (began, ended) = fault.describe();
+                format!("fault    {}", if *active { began } else { ended })
+            }
             Input::Delivery {
                 alarm,
                 attempt,

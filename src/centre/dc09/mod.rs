@@ -19,7 +19,7 @@ use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::config::{Dc09Protocol, Dc09Route, KeyFormat};
-use crate::core::{Alarm, AlarmCause, Delivery, DeliveryResult, Timestamp};
+use crate::core::{Alarm, AlarmCause, Delivery, DeliveryResult, Timestamp, UnitFault};
 pub use frame::{crc16_arc, Dc09Key, Frame, MessageId};
 
 /// What can go wrong on a DC-09 link.
@@ -92,6 +92,16 @@ pub fn sia_code(cause: AlarmCause) -> &'static str {
         AlarmCause::JammingEnded => "XH",      // RF interference restoral
         AlarmCause::PeriodicTest => "RP",      // automatic test
         AlarmCause::ManualTest => "RX",        // manual test
+        AlarmCause::Fault(f) => match f {
+            UnitFault::Radio | UnitFault::Audio => "ET", // expansion (peripheral) trouble
+            UnitFault::Modem | UnitFault::Registration | UnitFault::Route => "YC", // communication fail
+            UnitFault::Storage | UnitFault::JournalLost => "IA", // equipment failure
+        },
+        AlarmCause::FaultCleared(f) => match f {
+            UnitFault::Radio | UnitFault::Audio => "ER", // expansion restoral
+            UnitFault::Modem | UnitFault::Registration | UnitFault::Route => "YK", // communication restoral
+            UnitFault::Storage | UnitFault::JournalLost => "IR", // equipment failure restoral
+        },
     }
 }
 

@@ -22,7 +22,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{Credentials, ScaipRoute, SipTransport, Unit};
-use crate::core::{Alarm, AlarmCause, AlarmClass, AlarmId, Delivery, DeliveryResult, DeviceKind};
+use crate::core::{
+    Alarm, AlarmCause, AlarmClass, AlarmId, Delivery, DeliveryResult, DeviceKind, UnitFault,
+};
 use sip::{CSeq, Challenge, Incoming, SipMsg, SipNode};
 pub use xml::{MessageType, Mrq, Mrs, ScaipBody};
 
@@ -76,7 +78,19 @@ pub fn status_code(cause: AlarmCause) -> u16 {
         AlarmCause::MainsLost => 85,
         AlarmCause::MainsRestored => 86,
         AlarmCause::PeriodicTest | AlarmCause::ManualTest => 102,
+        // Unit faults have no code of their own in Annex C: they use the range that Annex C
+        // reserves for codes agreed with the centre (0900–0999), a fault odd, its restore even.
+        AlarmCause::Fault(f) => 901 + 2 * fault_index(f),
+        AlarmCause::FaultCleared(f) => 902 + 2 * fault_index(f),
     }
+}
+
+/// The fault's place in [`UnitFault::ALL`], which fixes its agreed status codes.
+fn fault_index(fault: UnitFault) -> u16 {
+    UnitFault::ALL
+        .iter()
+        .position(|f| *f == fault)
+        .map_or(0, |i| i as u16)
 }
 
 /// The SCAIP device type (`dty`): 0003 personal trigger, 0004 fixed trigger, 0005 fall
