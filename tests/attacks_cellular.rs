@@ -4,8 +4,13 @@
 
 use std::time::Duration;
 
-use vigil::core::Timestamp;
+use vigil::centre::sms::{Sms, MAX_WRONG_CODES};
+use vigil::config::{Credentials, SmsRoute, Unit};
+use vigil::core::{
+    Alarm, AlarmCause, AlarmId, AlarmRef, Delivery, DeliveryResult, RouteId, Timestamp,
+};
 use vigil::modem::device::Settings;
+use vigil::modem::network::{Party, Record, Reply, Responder};
 use vigil::modem::sim::{SimConfig, SimWorld};
 use vigil::modem::{auth, Modem, ModemEvent, NumberError};
 
@@ -13,6 +18,72 @@ const UNIT_NO: &str = "+46700000001";
 const PERSON: &str = "+46700000020";
 /// Same last nine digits as [`PERSON`], different subscriber.
 const LOOK_ALIKE: &str = "999700000020";
+const CENTRE_SMS: &str = "+46700000010";
+/// Same last nine digits as [`CENTRE_SMS`], different subscriber.
+const CENTRE_LOOK_ALIKE: &str = "999700000010";
+const SECRET: &str = "route-secret-0123456789abcdef";
+const CONTROLLER: &str = "4711";
+
+fn sms_route(m: &Modem, reply_timeout: Duration) -> Sms {
+    Sms::new(
+        m.clone(),
+        &SmsRoute {
+            number: CENTRE_SMS.into(),
+            credentials: "sms".into(),
+            reply_timeout,
+        },
+        &Credentials {
+            username: None,
+            secret: SECRET.into(),
+        },
+        &Unit {
+            controller_id: CONTROLLER.into(),
+            contact_id_account: "1234".into(),
+            sia_account: "1234".into(),
+            subscriber: "Anna Svensson".into(),
+            address: "Storgatan 1, Uppsala".into(),
+            language: "en".into(),
+            volume: 80,
+            quiet_hours: None,
+        },
+    )
+}
+
+fn delivery(attempt: u32) -> Delivery {
+    let raised_at = Timestamp::from_secs(1_764_100_000);
+    let id = AlarmId(7);
+    Delivery {
+        alarm: Alarm {
+            id,
+            reference: AlarmRef::new(id, raised_at),
+            cause: AlarmCause::Help,
+            device: None,
+            raised_at,
+        },
+        route: RouteId(0),
+        attempt,
+    }
+}
+
+fn alarm_sms_count(w: &SimWorld) -> usize {
+    w.network
+        .records()
+        .iter()
+        .filter(|r| matches!(r, Record::SmsDelivered { to, .. } if to == CENTRE_SMS))
+        .count()
+}
+
+/// Waits (on the simulated network's record, bounded) until `n` alarm SMS reached the centre.
+async fn sms_reached_centre(w: &SimWorld, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while alarm_sms_count(w) < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no alarm SMS reached the centre"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 async fn world() -> (SimWorld, Modem) {
     let w = SimWorld::start(SimConfig::new(UNIT_NO)).expect("pty");
@@ -97,4 +168,90 @@ async fn look_alike_sender_cannot_send_remote_commands() {
             other => panic!("no SMS event: {other:?}"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_wrong_codes_close_the_sms_route_for_the_alarm() {
+    let (w, m) = world().await;
+    w.network.add(
+        CENTRE_SMS,
+        Party::Responder(Responder {
+            secret: SECRET.into(),
+            reply: Reply::Silent,
+        }),
+    );
+    let route = std::sync::Arc::new(sms_route(&m, Duration::from_secs(20)));
+    let d = delivery(1);
+    let reference = d.alarm.reference.to_string();
+    let task = {
+        let (route, d) = (route.clone(), d.clone());
+        tokio::spawn(async move { route.deliver(&d).await })
+    };
+    sms_reached_centre(&w, 1).await;
+    for guess in 0..MAX_WRONG_CODES {
+        let text = format!("ACK {reference} {guess:010}");
+        w.network.sms_to_modem(UNIT_NO, CENTRE_SMS, &text);
+    }
+    let right = auth::ack_text(SECRET, CONTROLLER, &reference, 1);
+    w.network.sms_to_modem(UNIT_NO, CENTRE_SMS, &right);
+    let result = task.await.unwrap();
+    assert!(
+        matches!(&result, DeliveryResult::Failed { reason } if reason.contains("wrong")),
+        "{result:?}"
+    );
+    // The next attempt on this route takes no more codes and sends nothing: the alarm goes
+    // on by the other routes.
+    let again = route.deliver(&delivery(2)).await;
+    assert!(matches!(again, DeliveryResult::Failed { .. }), "{again:?}");
+    assert_eq!(alarm_sms_count(&w), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_reply_from_a_look_alike_number_does_not_acknowledge() {
+    let (w, m) = world().await;
+    w.network.add(
+        CENTRE_SMS,
+        Party::Responder(Responder {
+            secret: SECRET.into(),
+            reply: Reply::FromNumber(CENTRE_LOOK_ALIKE.into()),
+        }),
+    );
+    let route = sms_route(&m, Duration::from_millis(1500));
+    let result = route.deliver(&delivery(1)).await;
+    assert!(
+        matches!(result, DeliveryResult::Failed { .. }),
+        "{result:?}"
+    );
+    assert!(w
+        .network
+        .records()
+        .iter()
+        .any(|r| matches!(r, Record::SmsReplied { from, .. } if from == CENTRE_LOOK_ALIKE)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_of_an_earlier_attempt_does_not_acknowledge_a_later_one() {
+    let (w, m) = world().await;
+    w.network.add(
+        CENTRE_SMS,
+        Party::Responder(Responder {
+            secret: SECRET.into(),
+            reply: Reply::Silent,
+        }),
+    );
+    let route = std::sync::Arc::new(sms_route(&m, Duration::from_millis(1500)));
+    let d = delivery(2);
+    let reference = d.alarm.reference.to_string();
+    let task = {
+        let route = route.clone();
+        tokio::spawn(async move { route.deliver(&d).await })
+    };
+    sms_reached_centre(&w, 1).await;
+    let captured = auth::ack_text(SECRET, CONTROLLER, &reference, 1);
+    w.network.sms_to_modem(UNIT_NO, CENTRE_SMS, &captured);
+    let result = task.await.unwrap();
+    assert!(
+        matches!(result, DeliveryResult::Failed { .. }),
+        "{result:?}"
+    );
 }
