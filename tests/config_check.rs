@@ -142,7 +142,7 @@ fn secrets_are_never_echoed_in_problems() {
         )
         .replace("# sim_pin = \"1234\"", "sim_pin = \"12a4\"")
         .replace(
-            "secret = \"change-me-sms-shared-secret\"",
+            "secret = \"change-me-sms-secret-openssl-rand-hex-16\"",
             "secret = \"short\"",
         );
     let p = problems(&text);
@@ -222,4 +222,37 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn short_hmac_secrets_are_refused_where_they_are_written() {
+    for (table, secret) in [
+        (
+            "[credentials.arc-sms]",
+            "change-me-sms-secret-openssl-rand-hex-16",
+        ),
+        (
+            "[credentials.remote]",
+            "change-me-remote-secret-openssl-rand-hex-16",
+        ),
+    ] {
+        // Eight characters passed before; 31 is one short of 16 bytes as hex.
+        for short in ["12345678", "0123456789abcdef0123456789abcde"] {
+            let text = EXAMPLE.replace(secret, short);
+            let line = text
+                .lines()
+                .position(|l| l.contains(&format!("\"{short}\"")))
+                .unwrap()
+                + 1;
+            let p = problems(&text);
+            let name = table.trim_matches(['[', ']']);
+            assert!(
+                p.iter()
+                    .any(|p| p.key == format!("{name}.secret") && p.line == line),
+                "{short}: {p:?}"
+            );
+            assert!(!p.iter().any(|p| p.to_string().contains(short)));
+        }
+    }
+    assert!(problems(EXAMPLE).is_empty());
 }

@@ -312,6 +312,42 @@ fn declined_goes_to_the_next_route_at_once() {
 }
 
 #[test]
+fn acknowledgement_of_an_attempt_never_started_opens_nothing() {
+    let mut h = Harness::new(settings());
+    let d = single(&h.radio(1, RadioEventKind::Help));
+    let forged = Delivery {
+        attempt: d.attempt + 7,
+        ..d.clone()
+    };
+    let out = h.result(
+        &forged,
+        DeliveryResult::Acked {
+            by: "centre".into(),
+            callback: Some("+46705555555".into()),
+        },
+    );
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::AutoAnswer { .. } | Output::StartCall { .. } | Output::Persist(_)
+        )),
+        "{out:?}"
+    );
+    // The genuine attempt still acknowledges the alarm and opens the window.
+    let out = h.result(
+        &d,
+        DeliveryResult::Acked {
+            by: "centre".into(),
+            callback: None,
+        },
+    );
+    assert!(
+        out.iter().any(|o| matches!(o, Output::AutoAnswer { .. })),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn callback_request_starts_a_call() {
     let mut h = Harness::new(settings());
     let d = single(&h.radio(1, RadioEventKind::Help));

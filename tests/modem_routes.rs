@@ -411,7 +411,9 @@ async fn speech_call_stays_up_until_the_far_end_hangs_up() {
         }),
     );
     let mut ev = m.events();
-    m.start_call(PERSON).await.unwrap();
+    m.start_call(&vigil::modem::DialNumber::parse(PERSON).unwrap())
+        .await
+        .unwrap();
     let ended = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
             if let Ok(ModemEvent::CallEnded { reason }) = ev.recv().await {

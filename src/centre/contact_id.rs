@@ -231,7 +231,11 @@ impl ContactIdCall {
             Ok(m) => m,
             Err(e) => return failed(format!("cannot build the Contact ID message: {e}")),
         };
-        let (line, mut urcs) = match self.modem.place_call(&self.number).await {
+        let number = match crate::modem::DialNumber::parse(&self.number) {
+            Ok(n) => n,
+            Err(e) => return failed(format!("route number: {e}")),
+        };
+        let (line, mut urcs) = match self.modem.place_call(&number).await {
             Ok(call) => call,
             Err(r) => return failed(r),
         };

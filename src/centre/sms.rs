@@ -2,15 +2,20 @@
 //!
 //! The text tells a person who, what, where, when and which unit, and ends with a line a
 //! gateway can parse (`VIGIL1 REF=… UNIT=… EV=… Z=… T=…`). `+CMGS` only proves the SMSC took
-//! it; the alarm counts as delivered when a reply from the configured number says
-//! `ACK <REF> <code>`, the code being the HMAC of `ACK <REF>` under the route's secret
-//! ([`crate::modem::auth`]). Sent in PDU mode (GSM 7-bit, or UCS-2 for names such as
+//! it; the alarm counts as delivered when a reply from exactly the configured number (same
+//! +E.164 form) says `ACK <REF> <code>`, the code binding unit, alarm and attempt under the
+//! route's secret ([`crate::modem::auth::ack_code`], 50 bits). Only the latest attempt's code
+//! counts: once a new attempt's SMS has gone out, an earlier code is ignored. Wrong codes for
+//! an alarm are counted; after [`MAX_WRONG_CODES`] the route takes no more replies for that
+//! alarm and fails at once, so the alarm goes on by the other routes. Sent in PDU mode (GSM 7-bit, or UCS-2 for names such as
 //! "Łucja Wąs"), concatenated when long; text mode on request for plain short texts.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::config::{Credentials, SmsRoute, Unit};
-use crate::core::{Alarm, AlarmClass, Delivery, DeliveryResult};
+use crate::core::{Alarm, AlarmClass, AlarmId, Delivery, DeliveryResult};
 use crate::modem::device::same_number;
 use crate::modem::{auth, Modem};
 
@@ -23,9 +28,14 @@ pub enum SmsMode {
     Text,
 }
 
+/// Wrong acknowledgement codes an alarm may receive before its SMS route stops listening.
+pub const MAX_WRONG_CODES: u32 = 5;
+
 /// An SMS route to one number.
 pub struct Sms {
     modem: Modem,
+    /// Wrong codes received per alarm.
+    wrong_codes: Mutex<HashMap<AlarmId, u32>>,
     number: String,
     secret: String,
     reply_timeout: Duration,
@@ -34,7 +44,7 @@ pub struct Sms {
 }
 
 /// The alarm text: readable lines, then the machine-parseable reference line.
-pub fn alarm_text(unit: &Unit, alarm: &Alarm) -> String {
+pub fn alarm_text(unit: &Unit, alarm: &Alarm, attempt: u32) -> String {
     let head = match alarm.class() {
         AlarmClass::Personal => "ALARM",
         AlarmClass::Technical => "TECHNICAL",
@@ -46,7 +56,7 @@ pub fn alarm_text(unit: &Unit, alarm: &Alarm) -> String {
         None => format!("{}, base unit", unit.address),
     };
     format!(
-        "{head}: {}\nWho: {}\nWhere: {place}\nWhen: {}\nUnit: {}\nReply ACK {} <code>\nVIGIL1 REF={} UNIT={} EV={q}{eee:03} Z={:03} T={}",
+        "{head}: {}\nWho: {}\nWhere: {place}\nWhen: {}\nUnit: {}\nReply ACK {} <code>\nVIGIL1 REF={} UNIT={} EV={q}{eee:03} Z={:03} T={} A={attempt}",
         alarm.cause.describe(),
         unit.subscriber,
         alarm.raised_at.to_utc().format("%Y-%m-%d %H:%M:%SZ"),
@@ -60,14 +70,14 @@ pub fn alarm_text(unit: &Unit, alarm: &Alarm) -> String {
 }
 
 /// A one-message form for text mode: who, what, where, when and the reference line.
-pub fn compact_text(unit: &Unit, alarm: &Alarm) -> String {
+pub fn compact_text(unit: &Unit, alarm: &Alarm, attempt: u32) -> String {
     let (q, eee) = alarm.cause.contact_id();
     let place = match &alarm.device {
         Some(d) => format!("{}, {}", unit.address, d.location),
         None => unit.address.clone(),
     };
     format!(
-        "{}: {}. {place}. {} VIGIL1 REF={} UNIT={} EV={q}{eee:03} Z={:03} T={}",
+        "{}: {}. {place}. {} VIGIL1 REF={} UNIT={} EV={q}{eee:03} Z={:03} T={} A={attempt}",
         alarm.cause.describe(),
         unit.subscriber,
         alarm.raised_at.to_utc().format("%Y-%m-%d %H:%MZ"),
@@ -83,6 +93,7 @@ impl Sms {
     pub fn new(modem: Modem, route: &SmsRoute, credentials: &Credentials, unit: &Unit) -> Sms {
         Sms {
             modem,
+            wrong_codes: Mutex::new(HashMap::new()),
             number: route.number.clone(),
             secret: credentials.secret.clone(),
             reply_timeout: route.reply_timeout,
@@ -106,11 +117,16 @@ impl Sms {
             tracing::warn!(alarm_id = alarm.id.0, route = delivery.route.0, reason = %reason, "SMS not acknowledged");
             DeliveryResult::Failed { reason }
         };
+        if self.wrong_codes(alarm.id) >= MAX_WRONG_CODES {
+            return failed(format!(
+                "SMS route closed for this alarm after {MAX_WRONG_CODES} wrong codes"
+            ));
+        }
         if let Err(r) = self.modem.usable() {
             return failed(r);
         }
-        let text = alarm_text(&self.unit, alarm);
-        let short = compact_text(&self.unit, alarm);
+        let text = alarm_text(&self.unit, alarm, delivery.attempt);
+        let short = compact_text(&self.unit, alarm, delivery.attempt);
         // Subscribe before sending: a fast reply must not slip past.
         let mut inbox = self.modem.incoming_sms();
         let use_text = self.mode == SmsMode::Text && short.is_ascii() && short.len() <= 160;
@@ -143,29 +159,65 @@ impl Sms {
                             tracing::debug!(from = %sms.from, "SMS from another number ignored");
                             continue;
                         }
-                        match auth::verify_ack(&self.secret, &sms.text) {
-                            Some(r) if r == alarm.reference.as_str() => return Some(sms.from),
-                            Some(_) => tracing::debug!("acknowledgement of another alarm"),
-                            None => {
-                                tracing::warn!(alarm_id = alarm.id.0, from = %sms.from, "reply without a valid code ignored")
-                            }
+                        let Some(reply) = auth::parse_ack(&sms.text) else {
+                            continue;
+                        };
+                        if reply.reference != alarm.reference.as_str() {
+                            tracing::debug!("acknowledgement of another alarm");
+                            continue;
+                        }
+                        let unit = self.unit.controller_id.as_str();
+                        if reply.matches(&self.secret, unit, delivery.attempt) {
+                            return Ok(sms.from);
+                        }
+                        if (1..delivery.attempt).any(|a| reply.matches(&self.secret, unit, a)) {
+                            tracing::info!(
+                                alarm_id = alarm.id.0,
+                                "code of an earlier attempt ignored"
+                            );
+                            continue;
+                        }
+                        let wrong = self.count_wrong_code(alarm.id);
+                        tracing::warn!(alarm_id = alarm.id.0, from = %sms.from, wrong, "reply with a wrong code");
+                        if wrong >= MAX_WRONG_CODES {
+                            return Err(format!(
+                                "{wrong} wrong acknowledgement codes: SMS route closed for this alarm"
+                            ));
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(_) => return None,
+                    Err(_) => return Err("the modem stopped".to_string()),
                 }
             }
         };
         match tokio::time::timeout(self.reply_timeout, wait).await {
-            Ok(Some(by)) => {
+            Ok(Ok(by)) => {
                 tracing::info!(alarm_id = alarm.id.0, by = %by, "SMS acknowledged");
                 DeliveryResult::Acked { by, callback: None }
             }
-            Ok(None) => failed("the modem stopped".into()),
+            Ok(Err(reason)) => failed(reason),
             Err(_) => failed(format!(
                 "SMS sent (+CMGS {mrs:?}) but no authenticated reply within {} s",
                 self.reply_timeout.as_secs_f32()
             )),
+        }
+    }
+
+    fn wrong_codes(&self, alarm: AlarmId) -> u32 {
+        self.wrong_codes
+            .lock()
+            .map(|m| m.get(&alarm).copied().unwrap_or(0))
+            .unwrap_or(MAX_WRONG_CODES)
+    }
+
+    fn count_wrong_code(&self, alarm: AlarmId) -> u32 {
+        match self.wrong_codes.lock() {
+            Ok(mut m) => {
+                let n = m.entry(alarm).or_insert(0);
+                *n += 1;
+                *n
+            }
+            Err(_) => MAX_WRONG_CODES,
         }
     }
 }

@@ -40,7 +40,8 @@ impl VoiceCall {
             .as_ref()
             .map(|d| format!(", {}", d.location))
             .unwrap_or_default();
-        // Quotes would end the AT string argument.
+        // Quotes would end the AT string argument, and CR, LF, Ctrl-Z or ESC would end or
+        // abort the command line: names and addresses come from outside, so drop them all.
         format!(
             "This is the emergency alarm of {} at {}{place}: {}. Press {} to accept.",
             self.unit.subscriber,
@@ -48,7 +49,9 @@ impl VoiceCall {
             a.cause.describe(),
             self.accept_key
         )
-        .replace('"', "")
+        .chars()
+        .filter(|c| *c != '"' && !c.is_control())
+        .collect()
     }
 
     /// Delivers one alarm: acknowledged only by the accept key. Cancellation-safe: dropping
@@ -59,7 +62,11 @@ impl VoiceCall {
             tracing::warn!(alarm_id = alarm.id.0, route = delivery.route.0, reason = %reason, "voice call not accepted");
             DeliveryResult::Failed { reason }
         };
-        let (line, mut urcs) = match self.modem.place_call(&self.number).await {
+        let number = match crate::modem::DialNumber::parse(&self.number) {
+            Ok(n) => n,
+            Err(e) => return failed(format!("route number: {e}")),
+        };
+        let (line, mut urcs) = match self.modem.place_call(&number).await {
             Ok(call) => call,
             Err(r) => return failed(r),
         };

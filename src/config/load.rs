@@ -841,7 +841,12 @@ fn read_retry(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<RetrySchedule> {
     (cx.problems.len() == before).then_some(r)
 }
 
+/// Credentials by name, with where each one's `secret` is written.
 type CredentialMap = BTreeMap<String, (Credentials, Range<usize>)>;
+
+/// Shortest secret that keys an HMAC (SMS acknowledgements, remote commands): 16 random
+/// bytes written as hex, so a code cannot be found by guessing the secret instead.
+const MIN_HMAC_SECRET: usize = 32;
 
 fn read_credentials(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> CredentialMap {
     let mut out = BTreeMap::new();
@@ -876,7 +881,7 @@ fn read_credentials(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> CredentialMap {
                     "too short; use at least 8 characters",
                 );
             }
-            out.insert(name, (Credentials { username, secret }, v.span()));
+            out.insert(name, (Credentials { username, secret }, span));
         }
     }
     out
@@ -942,6 +947,23 @@ fn reference_credentials(
             None
         }
         Some(_) => Some(name),
+    }
+}
+
+/// Reports the secret of `[credentials.NAME]` if it is too short to key an HMAC.
+fn hmac_secret(cx: &mut Cx<'_>, credentials: &CredentialMap, name: &str) {
+    if let Some((c, span)) = credentials.get(name) {
+        // Shorter than 8 is reported already where the secret is read.
+        if (8..MIN_HMAC_SECRET).contains(&c.secret.chars().count()) {
+            cx.problem(
+                span,
+                &format!("credentials.{name}.secret"),
+                format!(
+                    "too short to sign codes; use at least {MIN_HMAC_SECRET} characters \
+                     (16 random bytes as hex, e.g. from `openssl rand -hex 16`)"
+                ),
+            );
+        }
     }
 }
 
@@ -1092,6 +1114,9 @@ fn read_routes(cx: &mut Cx<'_>, root: &Table<'_, '_>, credentials: &CredentialMa
             "sms" => {
                 let number = phone_number(cx, &t, "number");
                 let creds = reference_credentials(cx, &t, credentials, false);
+                if let Some(name) = &creds {
+                    hmac_secret(cx, credentials, name);
+                }
                 let reply_timeout = if t.value("reply_timeout").is_some() {
                     t.duration(cx, "reply_timeout", secs(10), secs(1800))
                 } else {
@@ -1597,6 +1622,9 @@ fn read_remote(
     }
     if t.value("credentials").is_some() {
         r.credentials = reference_credentials(cx, &t, credentials, false);
+        if let Some(name) = &r.credentials {
+            hmac_secret(cx, credentials, name);
+        }
     } else if !r.allowed_numbers.is_empty() {
         cx.problem(&t.span, &t.key("credentials"), "missing; remote commands must be authenticated: name a [credentials.NAME] table whose secret signs them");
     }

@@ -756,11 +756,17 @@ impl Core {
         match result {
             DeliveryResult::Acked { by, callback } => {
                 // A receiver has it, even if the answer came late: the alarm is done.
-                let route = self
+                // Only an attempt this alarm started can acknowledge it (and so open the
+                // auto-answer window or place a call-back): a result naming any other
+                // attempt did not come from the alarm's own route.
+                let Some(route) = self
                     .alarms
                     .get(&id)
                     .and_then(|a| a.recent.iter().find(|(n, _)| *n == attempt))
-                    .map_or(RouteId(0), |(_, r)| *r);
+                    .map(|(_, r)| *r)
+                else {
+                    return;
+                };
                 if let Some(f) = self.in_flight.filter(|f| f.alarm == id) {
                     if f.attempt != attempt {
                         self.out(Output::AbortDelivery {

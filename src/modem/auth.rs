@@ -1,9 +1,12 @@
-//! Authentication codes for SMS acknowledgements and remote commands: HMAC-SHA256 keyed with
-//! the route's (or the remote-command) secret, cut to 6 decimal digits the way HOTP does
-//! (RFC 4226 §5.3), so a person or a gateway can type them.
+//! Authentication codes for SMS acknowledgements and remote commands, HMAC-SHA256 keyed with
+//! the route's (or the remote-command) secret.
 //!
-//! - Acknowledgement of alarm `REF`: `ACK <REF> <code>` with code over `ACK <REF>`.
-//! - Remote command: `<VERB> <nonce> <code>` with code over `<VERB> <nonce>`; the nonce (a
+//! - Acknowledgement of alarm `REF`: `ACK <REF> <code>`, the code binding the unit, the
+//!   alarm and the attempt: the first 50 bits of the HMAC over all three, written as 10
+//!   Crockford base-32 characters (case-insensitive; `I`/`L` read as `1`, `O` as `0`;
+//!   hyphens and spaces ignored), so it can be typed from a phone yet not guessed: the SMS
+//!   route takes at most 5 wrong codes per alarm.
+//! - Remote command: codes cut to 6 decimal digits the way HOTP does (RFC 4226 §5.3), `<VERB> <nonce> <code>` with code over `<VERB> <nonce>`; the nonce (a
 //!   decimal number, e.g. a Unix time or a counter) must grow, so a replayed SMS is refused.
 
 use ring::hmac;
@@ -35,22 +38,78 @@ pub fn verify(secret: &str, message: &str, given: &str) -> bool {
         == 0
 }
 
-/// The acknowledgement text a receiver sends back for alarm reference `reference`.
-pub fn ack_text(secret: &str, reference: &str) -> String {
-    let msg = format!("ACK {reference}");
-    format!("{msg} {}", code(secret, &msg))
+/// Characters of an acknowledgement code (Crockford base 32: no I, L, O, U).
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// Characters in an acknowledgement code: 10 × 5 = 50 bits.
+pub const ACK_CODE_LEN: usize = 10;
+
+/// The acknowledgement code for `attempt` of alarm `reference` of unit `unit`.
+pub fn ack_code(secret: &str, unit: &str, reference: &str, attempt: u32) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    // Fields cannot contain a newline, so the message is unambiguous.
+    let msg = format!("VIGIL1 ACK\n{unit}\n{reference}\n{attempt}");
+    let tag = hmac::sign(&key, msg.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&tag.as_ref()[..8]);
+    let bits = u64::from_be_bytes(first) >> (64 - 5 * ACK_CODE_LEN);
+    (0..ACK_CODE_LEN)
+        .map(|i| {
+            let v = (bits >> (5 * (ACK_CODE_LEN - 1 - i))) & 0x1F;
+            char::from(CROCKFORD[v as usize])
+        })
+        .collect()
 }
 
-/// If `text` is `ACK <reference> <code>` with a valid code, the reference.
-pub fn verify_ack<'a>(secret: &str, text: &'a str) -> Option<&'a str> {
+/// The acknowledgement text a receiver sends back for `attempt` of alarm `reference`.
+pub fn ack_text(secret: &str, unit: &str, reference: &str, attempt: u32) -> String {
+    format!(
+        "ACK {reference} {}",
+        ack_code(secret, unit, reference, attempt)
+    )
+}
+
+/// A reply that says `ACK <reference> <code>`; the code is normalised, not yet checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckReply<'a> {
+    /// The alarm reference the reply names.
+    pub reference: &'a str,
+    /// The code as typed, upper case, `I`/`L` as `1`, `O` as `0`, separators removed.
+    pub code: String,
+}
+
+impl AckReply<'_> {
+    /// Whether the code is the one for `attempt`, compared in constant time.
+    pub fn matches(&self, secret: &str, unit: &str, attempt: u32) -> bool {
+        let expected = ack_code(secret, unit, self.reference, attempt);
+        self.code.len() == expected.len()
+            && self
+                .code
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+/// If `text` is `ACK <reference> <code…>`, its parts; anything else is not a reply.
+pub fn parse_ack(text: &str) -> Option<AckReply<'_>> {
     let mut words = text.split_whitespace();
     let verb = words.next()?;
-    let reference = words.next()?;
-    let given = words.next()?;
-    if !verb.eq_ignore_ascii_case("ACK") || words.next().is_some() {
+    if !verb.eq_ignore_ascii_case("ACK") {
         return None;
     }
-    verify(secret, &format!("ACK {reference}"), given).then_some(reference)
+    let reference = words.next()?;
+    let code = words
+        .flat_map(str::chars)
+        .filter(|c| *c != '-')
+        .map(|c| match c.to_ascii_uppercase() {
+            'I' | 'L' => '1',
+            'O' => '0',
+            c => c,
+        })
+        .collect();
+    Some(AckReply { reference, code })
 }
 
 #[cfg(test)]
@@ -68,11 +127,31 @@ mod tests {
     }
 
     #[test]
-    fn ack_round_trip_and_forgery() {
-        let t = ack_text("s3cret", "65A1B2C30001");
-        assert_eq!(verify_ack("s3cret", &t), Some("65A1B2C30001"));
-        assert_eq!(verify_ack("other", &t), None);
-        assert_eq!(verify_ack("s3cret", "ACK 65A1B2C30001 000000 x"), None);
-        assert_eq!(verify_ack("s3cret", "ACK 65A1B2C30002 123456"), None);
+    fn ack_code_binds_unit_alarm_and_attempt() {
+        let c = ack_code("s3cret", "4711", "65A1B2C30001", 1);
+        assert_eq!(c.len(), ACK_CODE_LEN);
+        assert!(c.bytes().all(|b| CROCKFORD.contains(&b)), "{c}");
+        assert_ne!(c, ack_code("other", "4711", "65A1B2C30001", 1));
+        assert_ne!(c, ack_code("s3cret", "4712", "65A1B2C30001", 1));
+        assert_ne!(c, ack_code("s3cret", "4711", "65A1B2C30002", 1));
+        assert_ne!(c, ack_code("s3cret", "4711", "65A1B2C30001", 2));
+    }
+
+    #[test]
+    fn ack_round_trip_typing_and_forgery() {
+        let t = ack_text("s3cret", "4711", "65A1B2C30001", 3);
+        let r = parse_ack(&t).unwrap();
+        assert_eq!(r.reference, "65A1B2C30001");
+        assert!(r.matches("s3cret", "4711", 3));
+        assert!(!r.matches("s3cret", "4711", 2));
+        assert!(!r.matches("other", "4711", 3));
+        // Typed in lower case, in two groups, with a hyphen: still the code.
+        let code = ack_code("s3cret", "4711", "65A1B2C30001", 3).to_lowercase();
+        let typed = format!("ack 65A1B2C30001 {}-{}", &code[..5], &code[5..]);
+        assert!(parse_ack(&typed).unwrap().matches("s3cret", "4711", 3));
+        assert!(!parse_ack("ACK 65A1B2C30001 000000")
+            .unwrap()
+            .matches("s3cret", "4711", 3));
+        assert_eq!(parse_ack("TEST 1 123456"), None);
     }
 }

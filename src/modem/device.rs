@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use super::at::{self, CallState, FinalResult, RegStatus, Urc};
 use super::engine::{AtClient, Command};
+use super::number::{DialNumber, NumberError};
 use super::power::{self, PowerKey};
 use super::{auth, pdu, ModemError};
 use crate::config;
@@ -700,7 +701,7 @@ impl Modem {
     pub async fn dial(
         &self,
         line: &mut CallLine,
-        number: &str,
+        number: &DialNumber,
         urcs: &mut broadcast::Receiver<Urc>,
     ) -> Result<(), String> {
         let t = self.inner.timing;
@@ -775,7 +776,7 @@ impl Modem {
     /// Calls `number` for speech (the core's `Output::StartCall`, a centre's call-back
     /// request) and leaves the call up; it ends with [`ModemEvent::CallEnded`] or
     /// [`Modem::hang_up`].
-    pub async fn start_call(&self, number: &str) -> Result<(), String> {
+    pub async fn start_call(&self, number: &DialNumber) -> Result<(), String> {
         let (line, _urcs) = self.place_call(number).await?;
         line.keep_open();
         Ok(())
@@ -786,7 +787,7 @@ impl Modem {
     /// the reason says why: the modem not usable, or `call to <number>: …`.
     pub async fn place_call(
         &self,
-        number: &str,
+        number: &DialNumber,
     ) -> Result<(CallLine, broadcast::Receiver<Urc>), String> {
         self.usable()?;
         let mut line = self.call_line().await;
@@ -969,6 +970,16 @@ impl Modem {
         }
     }
 
+    /// Checks a call-back address a centre asked for (SCAIP `tnu`, `gsm:` scheme): a
+    /// well-formed number that is also on `remote.allowed_numbers`, or why not.
+    pub fn check_call_back(&self, requested: &str) -> Result<DialNumber, NumberError> {
+        let number = DialNumber::parse_callback(requested)?;
+        if !self.allowed(number.as_str()) {
+            return Err(NumberError::NotAllowed(number));
+        }
+        Ok(number)
+    }
+
     fn allowed(&self, number: &str) -> bool {
         self.inner
             .settings
@@ -1056,23 +1067,7 @@ fn sim_words(result: &FinalResult) -> String {
     }
 }
 
-/// Whether two numbers are the same subscriber: equal, or a national form (no `+`) that
-/// matches the last nine digits of the international one.
-pub fn same_number(a: &str, b: &str) -> bool {
-    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
-    if a == b {
-        return true;
-    }
-    let (da, db) = (digits(a), digits(b));
-    if da.len() < 6 || db.len() < 6 {
-        return false;
-    }
-    if a.starts_with('+') && b.starts_with('+') {
-        return da == db;
-    }
-    let tail = |s: &str| s.chars().rev().take(9).collect::<String>();
-    tail(&da) == tail(&db)
-}
+pub use super::number::same_number;
 
 async fn supervise(
     m: Modem,
@@ -1252,7 +1247,7 @@ mod tests {
     #[test]
     fn numbers_compare_by_subscriber() {
         assert!(same_number("+46701234567", "+46701234567"));
-        assert!(same_number("+46701234567", "0701234567"));
+        assert!(!same_number("+46701234567", "0701234567"));
         assert!(!same_number("+46701234567", "+46701234568"));
         assert!(!same_number("+46701234567", "+45701234567"));
         assert!(!same_number("+46701234567", ""));

@@ -16,12 +16,14 @@ pub mod auth;
 pub mod device;
 pub mod engine;
 pub mod network;
+pub mod number;
 pub mod pdu;
 pub mod power;
 pub mod sim;
 
 pub use device::{MemoryNonce, Modem, ModemEvent, NoNonceStore, NonceStore, RemoteCommand, Timing};
 pub use engine::{AtClient, Command};
+pub use number::{DialNumber, NumberError};
 pub use power::PowerKey;
 
 /// Everything that can go wrong on the cellular side.

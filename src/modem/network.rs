@@ -452,11 +452,17 @@ impl Network {
     }
 
     fn respond(&self, r: Responder, modem: String, me: String, text: String) {
-        let Some(reference) = text
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("REF="))
-            .map(str::to_string)
-        else {
+        // The gateway reads the reference line: `VIGIL1 REF=… UNIT=… … A=<attempt>`.
+        let field = |name: &str| {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .map(str::to_string)
+        };
+        let (Some(reference), Some(unit), Some(attempt)) = (
+            field("REF="),
+            field("UNIT="),
+            field("A=").and_then(|a| a.parse::<u32>().ok()),
+        ) else {
             return;
         };
         let (secret, sender) = match &r.reply {
@@ -465,7 +471,7 @@ impl Network {
             Reply::FromNumber(n) => (r.secret.clone(), n.clone()),
             Reply::Silent => return,
         };
-        let reply = auth::ack_text(&secret, &reference);
+        let reply = auth::ack_text(&secret, &unit, &reference, attempt);
         let net = self.clone();
         let delay = self.timing.reply_delay;
         tokio::spawn(async move {

@@ -586,10 +586,20 @@ impl CallControl for Calls {
             );
             return;
         };
-        let number = number
-            .trim_start_matches("gsm:")
-            .trim_start_matches("tel:")
-            .to_string();
+        // The centre chose this number: dial it only if it is well formed and on the
+        // allow-list, so a call-back can never open the home's microphone to anyone else.
+        let number = match modem.check_call_back(&number) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(alarm_id = alarm.0, error = %e, "call-back request refused");
+                let reason = format!("call-back refused: {e}");
+                tokio::spawn(async move {
+                    let event = crate::core::CallEvent::Ended { reason };
+                    let _ = inputs.send(Input::Call { alarm, event }).await;
+                });
+                return;
+            }
+        };
         tokio::spawn(async move {
             let event = match modem.start_call(&number).await {
                 Ok(()) => crate::core::CallEvent::Connected,

@@ -66,7 +66,7 @@ pub const PENDANTS: [(u32, &str, &str, &str); 2] = [
     ),
 ];
 
-const SMS_SECRET: &str = "site-sms-shared-secret";
+const SMS_SECRET: &str = "site-sms-shared-secret-0123456789";
 const SIP_PASSWORD: &str = "site-sip-password";
 const DC09_KEY_HEX: &str = "000102030405060708090A0B0C0D0E0F";
 
@@ -324,7 +324,7 @@ secret = "{sip_password}"
 secret = "{sms_secret}"
 
 [credentials.remote]
-secret = "site-remote-secret"
+secret = "site-remote-secret-0123456789abcdef"
 
 [supervision]
 heartbeat_interval = "5m"
