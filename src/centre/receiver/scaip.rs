@@ -372,8 +372,9 @@ impl Shared {
             .and_then(|e| e.trim().parse::<u64>().ok())
             .unwrap_or(3600)
             .min(3600);
-        // Over TLS the device cannot be connected to: answer on its own connection.
-        let target = if self.config.transport == SipTransport::Tls {
+        // Over TCP and TLS the device is reached on the connection it registered on (RFC 5626
+        // style flow): a device accepts requests only there.
+        let target = if matches!(self.config.transport, SipTransport::Tls | SipTransport::Tcp) {
             req.peer
         } else {
             contact_addr(&contact).unwrap_or(req.peer)

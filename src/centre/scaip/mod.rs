@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::config::{Credentials, ScaipRoute, SipTransport, Unit};
 use crate::core::{Alarm, AlarmCause, AlarmClass, AlarmId, Delivery, DeliveryResult, DeviceKind};
-use sip::{CSeq, Challenge, Incoming, SipMsg, SipNode};
+use sip::{CSeq, Challenge, Flow, Incoming, SipMsg, SipNode};
 pub use xml::{MessageType, Mrq, Mrs, ScaipBody};
 
 /// What can go wrong on a SCAIP route.
@@ -101,6 +101,9 @@ pub fn alarm_request(alarm: &Alarm, reference: &str, cid: &str, caller: &str) ->
         dty: device_type(alarm),
         mty: Some(MessageType::Message),
         stc: Some(status_code(alarm.cause)),
+        // The alarm's own reference, which DC-09 and SMS carry too, so the centre can tie the
+        // sessions of one alarm together; the session `ref` stays random.
+        stt: Some(alarm.reference.as_str().to_string()),
         pri: Some(match alarm.class() {
             AlarmClass::Personal => 1,
             AlarmClass::Technical => 3,
@@ -113,14 +116,32 @@ pub fn alarm_request(alarm: &Alarm, reference: &str, cid: &str, caller: &str) ->
     }
 }
 
-/// The session reference for an attempt: the alarm's reference (12–16 characters) cut to 12
-/// and the attempt number in hex, so every session has a new `ref` (SS 91100) that still
-/// shows which alarm it carries.
-pub fn session_ref(alarm: &Alarm, attempt: u32) -> String {
-    let base: String = alarm.reference.as_str().chars().take(12).collect();
-    let mut r = format!("{base}{attempt:X}");
-    r.truncate(16);
-    r
+/// Characters a SCAIP `ref` may hold (SS 91100 Table 1: A–Z a–z 0–9).
+const REF_ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Length of the session references the unit makes: Table 1's maximum, ~95 bits.
+pub const SESSION_REF_LEN: usize = 16;
+
+/// A new SCAIP session reference: 16 characters drawn uniformly from Table 1's alphabet by
+/// the system CSPRNG. The `<mrs>` binds to it, so it must not be guessable: nothing about the
+/// alarm, the time or the attempt goes into it.
+pub fn new_session_ref() -> Result<String, ScaipError> {
+    use ring::rand::SecureRandom;
+    let rng = ring::rand::SystemRandom::new();
+    let mut out = String::with_capacity(SESSION_REF_LEN);
+    let mut byte = [0u8; 1];
+    while out.len() < SESSION_REF_LEN {
+        rng.fill(&mut byte)
+            .map_err(|_| ScaipError::Io("the system random source failed".into()))?;
+        // 248 = 4 × 62: rejecting the rest keeps every character equally likely.
+        if let Some(&c) = REF_ALPHABET
+            .get(usize::from(byte[0] % 62))
+            .filter(|_| byte[0] < 248)
+        {
+            out.push(char::from(c));
+        }
+    }
+    Ok(out)
 }
 
 /// Registration state, as status displays and `deliver` see it.
@@ -137,6 +158,62 @@ pub enum Registration {
 struct HoldSession {
     reference: String,
     since: Instant,
+}
+
+/// Why a request to the unit was refused with 403.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Refusal {
+    /// Its source address is not the proxy's.
+    NotTheProxy,
+    /// It came from the proxy's address but not on the flow the unit registered on.
+    NotTheRegisteredFlow,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::NotTheProxy => "not_the_proxy",
+            Refusal::NotTheRegisteredFlow => "not_the_registered_flow",
+        }
+    }
+}
+
+/// Counts refused requests and logs a summary at most once a minute, so a flood cannot
+/// flood the log.
+#[derive(Default)]
+struct Refusals {
+    not_the_proxy: u64,
+    not_the_registered_flow: u64,
+    last_logged: Option<Instant>,
+}
+
+/// How often refused requests are summarised in the log.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl Refusals {
+    fn count(&mut self, route: &str, why: Refusal) {
+        match why {
+            Refusal::NotTheProxy => self.not_the_proxy += 1,
+            Refusal::NotTheRegisteredFlow => self.not_the_registered_flow += 1,
+        }
+        let now = Instant::now();
+        if self
+            .last_logged
+            .is_some_and(|t| now.duration_since(t) < REFUSAL_LOG_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(
+            route,
+            last = why.as_str(),
+            not_the_proxy = self.not_the_proxy,
+            not_the_registered_flow = self.not_the_registered_flow,
+            "SCAIP: refused requests that did not come from the proxy (403)"
+        );
+        self.not_the_proxy = 0;
+        self.not_the_registered_flow = 0;
+        self.last_logged = Some(now);
+    }
 }
 
 /// A request to send through the proxy.
@@ -203,6 +280,19 @@ async fn resolve(target: &str) -> Result<SocketAddr, ScaipError> {
         .ok_or_else(|| ScaipError::Io(format!("{target} resolves to no address")))
 }
 
+/// The local address to bind: `bind`'s own if it names one, else the address the system
+/// uses towards `proxy` (learnt by connecting a UDP socket), so the SIP port is not open on
+/// every interface of the home network.
+fn towards(proxy: SocketAddr, bind: SocketAddr) -> Result<std::net::IpAddr, ScaipError> {
+    if !bind.ip().is_unspecified() {
+        return Ok(bind.ip());
+    }
+    std::net::UdpSocket::bind(SocketAddr::new(bind.ip(), 0))
+        .and_then(|s| s.connect(proxy).and_then(|()| s.local_addr()))
+        .map(|a| a.ip())
+        .map_err(|e| ScaipError::Io(format!("no route to {proxy}: {e}")))
+}
+
 /// Removes a waiter for `<mrs>` when its delivery ends or is dropped.
 struct WaiterGuard<'a> {
     link: &'a Link,
@@ -229,8 +319,23 @@ impl ScaipLink {
         credentials: &Credentials,
     ) -> Result<ScaipLink, ScaipError> {
         let proxy = resolve(&route.proxy).await?;
-        let (node, incoming) = SipNode::bind(route.transport, route.bind).await?;
-        let local = node.local_addr();
+        let bind = SocketAddr::new(towards(proxy, route.bind)?, route.bind.port());
+        let (node, incoming) = SipNode::bind(route.transport, bind).await?;
+        let local = match route.transport {
+            // Over TCP the unit opens the flow to its proxy and registers the address of that
+            // connection, so the proxy sends `<mrs>` back on it (RFC 5626 style): requests on
+            // connections anyone else opens are refused.
+            // While the proxy is unreachable the listener's address stands in; registration
+            // keeps retrying.
+            SipTransport::Tcp => match node.connect(proxy).await {
+                Ok(local) => local,
+                Err(e) => {
+                    tracing::warn!(route = name, error = %e, "SCAIP: cannot reach the proxy yet");
+                    node.local_addr()
+                }
+            },
+            SipTransport::Udp | SipTransport::Tls => node.local_addr(),
+        };
         ScaipLink::start_on(name, route, unit, credentials, proxy, node, incoming, local)
     }
 
@@ -429,7 +534,6 @@ impl Link {
                     s.push_str(a);
                     s.push_str("\r\n");
                 }
-                s.push_str("User-Agent: Vigil\r\n");
                 match body {
                     Some(b) => s.push_str(&format!(
                         "Content-Type: {}\r\nContent-Length: {}\r\n\r\n{b}",
@@ -540,7 +644,13 @@ impl Link {
     /// Answers incoming requests; hands `<mrs>` to the delivery waiting for its `ref`.
     async fn listen(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Incoming>) {
         let tag = sip::random_token(10);
+        let mut refusals = Refusals::default();
         while let Some(req) = incoming.recv().await {
+            if let Err(why) = self.trusted(&req) {
+                refusals.count(&self.route, why);
+                let _ = self.node.respond(&req, 403, "Forbidden", &tag, &[]).await;
+                continue;
+            }
             let method = req.msg.method().unwrap_or_default();
             match method.as_str() {
                 "MESSAGE" => {
@@ -593,6 +703,20 @@ impl Link {
                         .await;
                 }
             }
+        }
+    }
+
+    /// Whether a request came from the proxy: over UDP from its address and port, over TCP or
+    /// TLS on the connection the unit opened and registered on (an RFC 5626 style flow). Only
+    /// such requests may carry `<mrs>`, holds or `hbi` (DESIGN §4, trust).
+    fn trusted(&self, req: &Incoming) -> Result<(), Refusal> {
+        if req.peer != self.proxy {
+            return Err(Refusal::NotTheProxy);
+        }
+        match (self.cfg.transport, req.flow) {
+            (SipTransport::Udp, Flow::Datagram) => Ok(()),
+            (SipTransport::Tcp | SipTransport::Tls, Flow::Opened) => Ok(()),
+            _ => Err(Refusal::NotTheRegisteredFlow),
         }
     }
 
@@ -696,10 +820,17 @@ impl Link {
             .lock()
             .ok()
             .and_then(|h| h.get(&alarm.id).map(|s| (s.reference.clone(), s.since)));
-        let reference = held
-            .as_ref()
-            .map(|(r, _)| r.clone())
-            .unwrap_or_else(|| session_ref(alarm, delivery.attempt));
+        let reference = match held.as_ref().map(|(r, _)| r.clone()) {
+            Some(r) => r,
+            None => match new_session_ref() {
+                Ok(r) => r,
+                Err(e) => {
+                    return DeliveryResult::Failed {
+                        reason: e.to_string(),
+                    }
+                }
+            },
+        };
         let mrq = alarm_request(alarm, &reference, &self.cid, &self.local_uri);
         tracing::info!(route = %self.route, alarm_id = alarm.id.0, attempt = delivery.attempt,
             reference = %reference, stc = mrq.stc.unwrap_or(0), "SCAIP sending alarm");
@@ -730,7 +861,8 @@ impl Link {
                         .unwrap_or_else(|_| self.cfg.receiver_uri.clone()),
                 });
                 DeliveryResult::Acked {
-                    by: format!("SCAIP {}", self.cfg.receiver_uri),
+                    // The journal keeps the ref exactly as the centre saw it.
+                    by: format!("SCAIP {} ref {reference}", self.cfg.receiver_uri),
                     callback,
                 }
             }
@@ -878,11 +1010,24 @@ mod tests {
     }
 
     #[test]
+    fn session_refs_are_random_over_the_whole_alphabet() {
+        let refs: Vec<String> = (0..400).map(|_| new_session_ref().unwrap()).collect();
+        let mut seen = std::collections::HashSet::new();
+        for r in &refs {
+            assert_eq!(r.len(), SESSION_REF_LEN);
+            assert!(xml::valid_ref(r), "{r}");
+            assert!(seen.insert(r.clone()), "repeated ref {r}");
+        }
+        // 6400 draws from 62 symbols: every symbol shows up (a miss has p < 1e-40).
+        let used: std::collections::HashSet<u8> = refs.iter().flat_map(|r| r.bytes()).collect();
+        assert_eq!(used.len(), REF_ALPHABET.len());
+    }
+
+    #[test]
     fn request_fields() {
         let a = alarm(AlarmCause::Help, Some(DeviceKind::Fixed));
-        let r = session_ref(&a, 3);
+        let r = new_session_ref().unwrap();
         assert!(xml::valid_ref(&r));
-        assert_ne!(r, session_ref(&a, 4));
         let m = alarm_request(&a, &r, "4612345", "sip:unit@x");
         assert_eq!(
             (m.dty, m.stc, m.lco, m.pri),

@@ -411,11 +411,24 @@ pub fn random_token(n: usize) -> String {
     s
 }
 
+/// How a request reached this node: what the trust rules look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// A UDP datagram; only its source address says who sent it.
+    Datagram,
+    /// On a TCP/TLS connection this node opened (RFC 5626 style flow to its proxy).
+    Opened,
+    /// On a TCP/TLS connection a peer opened to this node's listener.
+    Accepted,
+}
+
 /// A request that arrived, with where it came from.
 #[derive(Debug)]
 pub struct Incoming {
     /// Sender's transport address (responses go back there).
     pub peer: SocketAddr,
+    /// The transport flow it came on.
+    pub flow: Flow,
     /// The request.
     pub msg: SipMsg,
 }
@@ -589,7 +602,12 @@ impl SipNode {
         stream: TcpStream,
         peer: SocketAddr,
     ) -> Result<JoinHandle<()>, ScaipError> {
-        Ok(start_connection(stream, peer, Arc::clone(&self.shared)))
+        Ok(start_connection(
+            stream,
+            peer,
+            Flow::Opened,
+            Arc::clone(&self.shared),
+        ))
     }
 
     #[cfg(feature = "tls")]
@@ -599,7 +617,12 @@ impl SipNode {
         peer: SocketAddr,
     ) -> Result<JoinHandle<()>, ScaipError> {
         match &self.shared.tls {
-            None => Ok(start_connection(stream, peer, Arc::clone(&self.shared))),
+            None => Ok(start_connection(
+                stream,
+                peer,
+                Flow::Opened,
+                Arc::clone(&self.shared),
+            )),
             Some(TlsRole::Client {
                 config,
                 server_name,
@@ -608,7 +631,12 @@ impl SipNode {
                     .connect(server_name.clone(), stream)
                     .await
                     .map_err(|e| ScaipError::Io(format!("TLS with {peer}: {e}")))?;
-                Ok(start_connection(tls, peer, Arc::clone(&self.shared)))
+                Ok(start_connection(
+                    tls,
+                    peer,
+                    Flow::Opened,
+                    Arc::clone(&self.shared),
+                ))
             }
             Some(TlsRole::Server { .. }) => Err(ScaipError::Io(format!(
                 "no TLS connection from {peer} to answer on"
@@ -654,7 +682,8 @@ impl SipNode {
                         tokio::spawn(async move {
                             match acceptor.accept(stream).await {
                                 Ok(tls) => {
-                                    let _ = start_connection(tls, peer, shared).await;
+                                    let _ =
+                                        start_connection(tls, peer, Flow::Accepted, shared).await;
                                 }
                                 Err(e) => {
                                     tracing::debug!(%peer, error = %e, "SIP TLS handshake failed")
@@ -750,7 +779,8 @@ impl SipNode {
             s.push_str(h);
             s.push_str("\r\n");
         }
-        s.push_str("Server: Vigil\r\nContent-Length: 0\r\n\r\n");
+        // No Server header: a product banner only helps whoever probes the unit.
+        s.push_str("Content-Length: 0\r\n\r\n");
         let bytes = s.into_bytes();
         if let (Some(branch), Ok(mut a)) = (req.branch(), self.shared.answered.lock()) {
             a.insert(branch, Some((to.peer, bytes.clone())));
@@ -793,6 +823,7 @@ impl Drop for PendingGuard {
 async fn dispatch(
     shared: &Shared,
     peer: SocketAddr,
+    flow: Flow,
     bytes: &[u8],
     reply: &(dyn Fn(Vec<u8>) + Sync),
 ) {
@@ -846,7 +877,7 @@ async fn dispatch(
             }
         }
     }
-    let _ = shared.incoming.send(Incoming { peer, msg });
+    let _ = shared.incoming.send(Incoming { peer, flow, msg });
 }
 
 async fn read_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
@@ -863,7 +894,7 @@ async fn read_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
                 let _ = s.send_to(&bytes, peer).await;
             });
         };
-        dispatch(&shared, peer, &data, &reply).await;
+        dispatch(&shared, peer, Flow::Datagram, &data, &reply).await;
     }
 }
 
@@ -874,12 +905,22 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
             continue;
         };
         tasks.retain(|t: &JoinHandle<()>| !t.is_finished());
-        tasks.push(start_connection(stream, peer, Arc::clone(&shared)));
+        tasks.push(start_connection(
+            stream,
+            peer,
+            Flow::Accepted,
+            Arc::clone(&shared),
+        ));
     }
 }
 
 /// Registers a TCP connection for sending and starts its reader and writer.
-fn start_connection<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>) -> JoinHandle<()>
+fn start_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    flow: Flow,
+    shared: Arc<Shared>,
+) -> JoinHandle<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
@@ -896,7 +937,7 @@ where
                 }
             }
         });
-        read_tcp(read, peer, &shared, tx).await;
+        read_tcp(read, peer, flow, &shared, tx).await;
         writer.abort();
         if let Ok(mut c) = shared.conns.lock() {
             c.remove(&peer);
@@ -908,6 +949,7 @@ where
 async fn read_tcp<R: tokio::io::AsyncRead + Unpin>(
     mut read: R,
     peer: SocketAddr,
+    flow: Flow,
     shared: &Shared,
     tx: mpsc::UnboundedSender<Vec<u8>>,
 ) {
@@ -943,7 +985,7 @@ async fn read_tcp<R: tokio::io::AsyncRead + Unpin>(
             let reply = move |bytes: Vec<u8>| {
                 let _ = tx.send(bytes);
             };
-            dispatch(shared, peer, &message, &reply).await;
+            dispatch(shared, peer, flow, &message, &reply).await;
         }
         if buf.len() > MAX_MESSAGE {
             return;

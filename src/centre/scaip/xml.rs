@@ -62,6 +62,8 @@ pub struct Mrq {
     pub mty: Option<MessageType>,
     /// `stc`: status code (10 manual alarm, 9 automatic alarm, …).
     pub stc: Option<u16>,
+    /// `stt`: status text, 1–32 characters (SS 91100 Table 1).
+    pub stt: Option<String>,
     /// `pri`: priority.
     pub pri: Option<u16>,
     /// `lco`: location code.
@@ -167,6 +169,9 @@ impl Mrq {
         if let Some(v) = self.stc {
             tag(&mut s, "stc", &format!("{v:04}"));
         }
+        if let Some(v) = &self.stt {
+            tag(&mut s, "stt", v);
+        }
         if let Some(v) = self.pri {
             tag(&mut s, "pri", &v.to_string());
         }
@@ -262,6 +267,7 @@ pub fn parse(bytes: &[u8]) -> Result<ScaipBody, ScaipError> {
                 dty,
                 mty,
                 stc: opt_code("stc")?,
+                stt: get("stt"),
                 pri: opt_code("pri")?,
                 lco: opt_code("lco")?,
                 lva: get("lva"),
@@ -461,6 +467,7 @@ mod tests {
             dty: 3,
             mty: Some(MessageType::Message),
             stc: Some(10),
+            stt: Some("6756ABCD0001".into()),
             pri: Some(1),
             lco: Some(3),
             lva: Some("Anna's <bed> & room".into()),
