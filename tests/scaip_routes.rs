@@ -127,9 +127,15 @@ async fn alarm_acknowledged_over_udp() {
         matches!(&result, DeliveryResult::Acked { by, .. } if by.contains(&m.reference)),
         "the acknowledgement names the ref: {result:?}"
     );
-    assert_eq!((m.dty, m.stc, m.lco), (3, Some(10), Some(3)));
+    assert_eq!(
+        (m.dty, m.stc, m.lco),
+        (3, Some(10), Some(12)),
+        "Annex D bedroom"
+    );
     assert_eq!(m.cid, "4612345");
-    assert_eq!(m.lva.as_deref(), Some("Bedroom"));
+    assert_eq!(m.lte.as_deref(), Some("Bedroom"));
+    assert_eq!(m.lva, None);
+    assert_eq!(m.crd.as_deref(), Some("no-voice:"));
     assert_eq!(m.did.as_deref(), Some("00C0FFEE"));
     assert_eq!(got[0].answered, Some(0));
     assert!(
@@ -503,9 +509,9 @@ mod props {
 
         #[test]
         fn mrq_round_trips(r in "[A-Za-z0-9]{1,16}", cid in "[0-9]{1,32}", dty in 0u16..10000,
-                           stc in proptest::option::of(0u16..10000), lva in proptest::option::of("[ -~]{0,40}")) {
+                           stc in proptest::option::of(0u16..10000), lte in proptest::option::of("[ -~]{0,40}")) {
             let m = Mrq { reference: r, cid, dty, mty: Some(scaip::MessageType::Message), stc,
-                          lva: lva.map(|s| s.trim().to_string()), ..Mrq::default() };
+                          lte: lte.map(|s| s.trim().to_string()), ..Mrq::default() };
             prop_assert_eq!(xml::parse(m.emit().as_bytes()).unwrap(), ScaipBody::Request(m));
         }
 

@@ -59,28 +59,31 @@ pub enum ScaipError {
     },
 }
 
-/// The SCAIP status code (`stc`) for each alarm cause.
+/// The SCAIP status code (`stc`) for each alarm cause, from SS 91100:2014 Annex C.
 ///
-/// From SS 91100: 0010 manual alarm, 0009 automatic alarm, 0016 battery low, 0085/0086 power
-/// fail/restored, 0123/0124 radio supervision lost/restored, 0102 test. Tamper and jamming
-/// have no code of their own in that list: tamper goes as a manual-trigger-independent
-/// technical alarm (0011) and jamming as radio supervision lost/restored.
+/// The match is exhaustive: a cause added to the core does not compile until it has a code.
+/// Annex C has no "interference ended" code; the end of jamming is reported as the radio
+/// link re-established (0124), the restore of radio supervision.
 pub fn status_code(cause: AlarmCause) -> u16 {
     match cause {
-        AlarmCause::Help => 10,
-        AlarmCause::Fall => 9,
-        AlarmCause::PendantMissing | AlarmCause::Jamming => 123,
-        AlarmCause::PendantRestored | AlarmCause::JammingEnded => 124,
-        AlarmCause::PendantBatteryLow | AlarmCause::BaseBatteryLow => 16,
-        AlarmCause::Tamper => 11,
-        AlarmCause::MainsLost => 85,
-        AlarmCause::MainsRestored => 86,
-        AlarmCause::PeriodicTest | AlarmCause::ManualTest => 102,
+        AlarmCause::Help => 10,            // 0010 alarm, manual
+        AlarmCause::Fall => 9,             // 0009 alarm, automatic
+        AlarmCause::PendantMissing => 123, // 0123 radio test transmission missing
+        AlarmCause::Jamming => 122,        // 0122 radio interference
+        AlarmCause::PendantRestored | AlarmCause::JammingEnded => 124, // 0124 re-established
+        AlarmCause::PendantBatteryLow | AlarmCause::BaseBatteryLow => 16, // 0016 battery low
+        AlarmCause::Tamper => 125,         // 0125 tamper alarm
+        AlarmCause::MainsLost => 85,       // 0085 mains failure
+        AlarmCause::MainsRestored => 86,   // 0086 mains restored
+        AlarmCause::PeriodicTest | AlarmCause::ManualTest => 102, // 0102 test, primary channel
     }
 }
 
-/// The SCAIP device type (`dty`): 0003 personal trigger, 0004 fixed trigger, 0005 fall
-/// detector; 0001 for the unit itself (controller-originated reports).
+/// Annex A device type of the base unit itself: "local unit & controller".
+pub const DTY_LOCAL_UNIT: u16 = 2;
+
+/// The SCAIP device type (`dty`, SS 91100:2014 Annex A): 0003 personal trigger, 0004 fixed
+/// trigger, 0005 fall detector; 0002 local unit & controller for the unit's own reports.
 pub fn device_type(alarm: &Alarm) -> u16 {
     if alarm.cause == AlarmCause::Fall {
         return 5;
@@ -89,12 +92,75 @@ pub fn device_type(alarm: &Alarm) -> u16 {
         Some(DeviceKind::Personal) => 3,
         Some(DeviceKind::Fall) => 5,
         Some(DeviceKind::Fixed) => 4,
-        None => 1,
+        None => DTY_LOCAL_UNIT,
     }
 }
 
-/// The `<mrq>` for an alarm under session reference `reference`.
-pub fn alarm_request(alarm: &Alarm, reference: &str, cid: &str, caller: &str) -> Mrq {
+/// A location code (`lco`) from SS 91100:2014 Annex D, 0–999, sent as three digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocationCode(u16);
+
+/// Annex D location names the unit knows, with their codes.
+const ANNEX_D: &[(&str, u16)] = &[
+    ("unknown", 0),
+    ("undefined", 1),
+    ("home", 2),
+    ("bathroom", 11),
+    ("wc", 11),
+    ("toilet", 11),
+    ("bedroom", 12),
+    ("kitchen", 21),
+    ("stairs", 25),
+    ("hallway", 42),
+    ("hall", 42),
+    ("living room", 43),
+    ("livingroom", 43),
+    ("living_room", 43),
+];
+
+impl LocationCode {
+    /// 000: location unknown.
+    pub const UNKNOWN: LocationCode = LocationCode(0);
+
+    /// The code for an Annex D name (`bathroom`, `living room`, …, any case) or a number
+    /// 0–999 written as digits.
+    pub fn parse(s: &str) -> Option<LocationCode> {
+        let t = s.trim();
+        if !t.is_empty() && t.len() <= 3 && t.bytes().all(|b| b.is_ascii_digit()) {
+            return t.parse().ok().map(LocationCode);
+        }
+        let lower = t.to_lowercase();
+        ANNEX_D
+            .iter()
+            .find(|(name, _)| *name == lower)
+            .map(|(_, c)| LocationCode(*c))
+    }
+
+    /// The code as a number.
+    pub fn code(self) -> u16 {
+        self.0
+    }
+}
+
+/// The free location text for `<lte>`: at most 32 characters (Table 1), cut on a character
+/// boundary; `None` when empty.
+pub fn location_text(s: &str) -> Option<String> {
+    let t: String = s
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(32)
+        .collect();
+    let t = t.trim_end().to_string();
+    (!t.is_empty()).then_some(t)
+}
+
+/// What `crd` offers the centre for a voice path. The unit has no SIP voice, so never `sip:`.
+pub const NO_VOICE: &str = "no-voice:";
+
+/// The `<mrq>` for an alarm under session reference `reference`; `crd` says how the centre
+/// may reach the unit by voice (`gsm:<number>` or `no-voice:`).
+pub fn alarm_request(alarm: &Alarm, reference: &str, cid: &str, crd: &str) -> Mrq {
     Mrq {
         reference: reference.to_string(),
         cid: cid.to_string(),
@@ -109,9 +175,17 @@ pub fn alarm_request(alarm: &Alarm, reference: &str, cid: &str, caller: &str) ->
             AlarmClass::Technical => 3,
             AlarmClass::Test => 5,
         }),
-        lco: alarm.device.as_ref().map(|d| d.zone),
-        lva: alarm.device.as_ref().map(|d| d.location.clone()),
-        crd: Some(caller.to_string()),
+        lco: alarm.device.as_ref().map(|d| {
+            LocationCode::parse(&d.location)
+                .unwrap_or(LocationCode::UNKNOWN)
+                .code()
+        }),
+        lva: None,
+        lte: alarm
+            .device
+            .as_ref()
+            .and_then(|d| location_text(&d.location)),
+        crd: Some(crd.to_string()),
         did: alarm.device.as_ref().map(|d| d.id.to_string()),
     }
 }
@@ -745,6 +819,8 @@ impl Link {
 
     /// Sends `mrq` and waits for its `<mrs>` until `deadline`.
     async fn exchange(&self, mrq: &Mrq, deadline: Instant) -> Result<Mrs, String> {
+        mrq.validate()
+            .map_err(|e| format!("SCAIP body not sent: {e}"))?;
         let (tx, mut rx) = mpsc::unbounded_channel();
         if let Ok(mut w) = self.waiters.lock() {
             w.insert(mrq.reference.clone(), tx);
@@ -831,7 +907,7 @@ impl Link {
                 }
             },
         };
-        let mrq = alarm_request(alarm, &reference, &self.cid, &self.local_uri);
+        let mrq = alarm_request(alarm, &reference, &self.cid, NO_VOICE);
         tracing::info!(route = %self.route, alarm_id = alarm.id.0, attempt = delivery.attempt,
             reference = %reference, stc = mrq.stc.unwrap_or(0), "SCAIP sending alarm");
         let deadline = Instant::now() + self.cfg.answer_timeout;
@@ -954,9 +1030,15 @@ impl Link {
             }
             count = count.wrapping_add(1);
             let mrq = Mrq {
-                reference: format!("PI{}{count:X}", sip::random_token(6).to_ascii_uppercase()),
+                reference: match new_session_ref() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(route = %self.route, error = %e, "SCAIP heartbeat not sent");
+                        continue;
+                    }
+                },
                 cid: self.cid.clone(),
-                dty: 1,
+                dty: DTY_LOCAL_UNIT,
                 mty: Some(MessageType::Ping),
                 ..Mrq::default()
             };
@@ -994,19 +1076,134 @@ mod tests {
         }
     }
 
+    /// Every code the unit can send, pinned to SS 91100:2014 Annex C.
     #[test]
-    fn every_cause_has_a_status_code() {
-        assert_eq!(status_code(AlarmCause::Help), 10);
-        assert_eq!(status_code(AlarmCause::Fall), 9);
-        assert_eq!(status_code(AlarmCause::PendantBatteryLow), 16);
-        assert_eq!(status_code(AlarmCause::MainsLost), 85);
-        assert_eq!(status_code(AlarmCause::MainsRestored), 86);
-        assert_eq!(status_code(AlarmCause::PendantMissing), 123);
-        assert_eq!(status_code(AlarmCause::PendantRestored), 124);
-        assert_eq!(status_code(AlarmCause::PeriodicTest), 102);
+    fn every_cause_has_its_annex_c_status_code() {
+        let expected = |c: AlarmCause| match c {
+            AlarmCause::Help => 10,
+            AlarmCause::Fall => 9,
+            AlarmCause::PendantMissing => 123,
+            AlarmCause::PendantRestored => 124,
+            AlarmCause::PendantBatteryLow => 16,
+            AlarmCause::Tamper => 125,
+            AlarmCause::MainsLost => 85,
+            AlarmCause::MainsRestored => 86,
+            AlarmCause::Jamming => 122,
+            AlarmCause::JammingEnded => 124,
+            AlarmCause::BaseBatteryLow => 16,
+            AlarmCause::PeriodicTest | AlarmCause::ManualTest => 102,
+        };
         for c in AlarmCause::ALL {
-            assert!(status_code(c) > 0 && status_code(c) <= 9999);
+            assert_eq!(status_code(c), expected(c), "{c:?}");
         }
+    }
+
+    /// Every device type the unit can send, pinned to Annex A.
+    #[test]
+    fn device_types_follow_annex_a() {
+        let dty = |cause, kind| device_type(&alarm(cause, kind));
+        assert_eq!(dty(AlarmCause::Help, Some(DeviceKind::Personal)), 3);
+        assert_eq!(dty(AlarmCause::Help, Some(DeviceKind::Fixed)), 4);
+        assert_eq!(dty(AlarmCause::Help, Some(DeviceKind::Fall)), 5);
+        assert_eq!(dty(AlarmCause::Fall, Some(DeviceKind::Personal)), 5);
+        for c in AlarmCause::ALL {
+            if c != AlarmCause::Fall {
+                assert_eq!(dty(c, None), 2, "the unit's own report {c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn location_codes_and_text() {
+        let code = |s| LocationCode::parse(s).map(LocationCode::code);
+        assert_eq!(code("bathroom"), Some(11));
+        assert_eq!(code("Living room"), Some(43));
+        assert_eq!(code("kitchen"), Some(21));
+        assert_eq!(code("home"), Some(2));
+        assert_eq!(code("043"), Some(43));
+        assert_eq!(code("1000"), None);
+        assert_eq!(code("attic"), None);
+        let long = "Schlafzimmer im ersten Stock, hinten rechts";
+        let t = location_text(long).unwrap();
+        assert_eq!(t.chars().count(), 32);
+        let umlauts = "ÄÖÜäöüß".repeat(6);
+        assert_eq!(location_text(&umlauts).unwrap().chars().count(), 32);
+        assert_eq!(location_text("  "), None);
+    }
+
+    #[test]
+    fn every_alarm_request_passes_table1() {
+        for c in AlarmCause::ALL {
+            for kind in [None, Some(DeviceKind::Personal), Some(DeviceKind::Fixed)] {
+                let m = alarm_request(&alarm(c, kind), "Ab12", "4612345", NO_VOICE);
+                m.validate().unwrap();
+                let body = m.emit();
+                assert!(!body.contains("sip:"), "no SIP voice path offered: {body}");
+            }
+        }
+    }
+
+    #[test]
+    fn validation_refuses_what_table1_forbids() {
+        let ok = alarm_request(
+            &alarm(AlarmCause::Help, Some(DeviceKind::Personal)),
+            "Ab12",
+            "4612345",
+            NO_VOICE,
+        );
+        let snu = |m: Mrq| match m.validate() {
+            Err(ScaipError::Invalid { snu, .. }) => snu,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            snu(Mrq {
+                lco: Some(1000),
+                ..ok.clone()
+            }),
+            1
+        );
+        assert_eq!(
+            snu(Mrq {
+                lva: Some("Bedroom".into()),
+                ..ok.clone()
+            }),
+            1
+        );
+        assert_eq!(
+            snu(Mrq {
+                lte: Some("x".repeat(33)),
+                ..ok.clone()
+            }),
+            1
+        );
+        assert_eq!(
+            snu(Mrq {
+                did: Some("é".into()),
+                ..ok.clone()
+            }),
+            2
+        );
+        assert_eq!(
+            snu(Mrq {
+                crd: Some("tel:+4670".into()),
+                ..ok.clone()
+            }),
+            3
+        );
+        assert_eq!(
+            snu(Mrq {
+                reference: "A-1".into(),
+                ..ok.clone()
+            }),
+            2
+        );
+        assert_eq!(
+            snu(Mrq {
+                cid: "12a".into(),
+                ..ok
+            }),
+            2
+        );
     }
 
     #[test]
@@ -1028,16 +1225,18 @@ mod tests {
         let a = alarm(AlarmCause::Help, Some(DeviceKind::Fixed));
         let r = new_session_ref().unwrap();
         assert!(xml::valid_ref(&r));
-        let m = alarm_request(&a, &r, "4612345", "sip:unit@x");
+        let m = alarm_request(&a, &r, "4612345", NO_VOICE);
         assert_eq!(
             (m.dty, m.stc, m.lco, m.pri),
-            (4, Some(10), Some(2), Some(1))
+            (4, Some(10), Some(21), Some(1))
         );
+        assert_eq!(m.lte.as_deref(), Some("Kitchen"));
+        assert!(m.emit().contains("<lco>021</lco>"));
         assert_eq!(m.did.as_deref(), Some("00C0FFEE"));
         assert_eq!(
             device_type(&alarm(AlarmCause::Fall, Some(DeviceKind::Personal))),
             5
         );
-        assert_eq!(device_type(&alarm(AlarmCause::MainsLost, None)), 1);
+        assert_eq!(device_type(&alarm(AlarmCause::MainsLost, None)), 2);
     }
 }
