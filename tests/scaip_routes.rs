@@ -461,6 +461,30 @@ async fn registration_is_refreshed() {
     assert_eq!(regs[0].expires, 2);
 }
 
+/// A registrar that lost its bindings (a restart) answers the next MESSAGE 404: the unit
+/// registers again at once and the alarm is acknowledged on SCAIP, once, without RE.
+async fn registrar_restart(transport: SipTransport) {
+    let (r, l) = setup(transport).await;
+    let before = r.registrations().len();
+    r.forget_bindings();
+    let result = l.deliver(&delivery(AlarmCause::Help, 1)).await;
+    assert!(acked(&result).is_some(), "{result:?}");
+    assert!(r.registrations().len() > before, "registered again");
+    let alarms: Vec<_> = r.received().into_iter().filter_map(|g| g.mrq).collect();
+    assert_eq!(alarms.len(), 1, "one alarm, no duplicate: {alarms:#?}");
+    assert!(alarms.iter().all(|m| m.mty != Some(MessageType::Reset)));
+}
+
+#[tokio::test]
+async fn registrar_restart_over_udp_registers_again_at_once() {
+    registrar_restart(SipTransport::Udp).await;
+}
+
+#[tokio::test]
+async fn registrar_restart_over_tcp_registers_again_at_once() {
+    registrar_restart(SipTransport::Tcp).await;
+}
+
 #[tokio::test]
 async fn unregister_removes_the_binding() {
     let (r, l) = setup(SipTransport::Udp).await;

@@ -210,6 +210,11 @@ impl ScaipReceiver {
         self.with(|s| s.default = answer);
     }
 
+    /// Loses every registration, as a registrar restart does.
+    pub fn forget_bindings(&self) {
+        self.with(|s| s.bindings.clear());
+    }
+
     /// Makes the next `n` MESSAGE requests vanish before they reach us (a lossy network).
     pub fn lose_messages(&self, n: u32) {
         self.shared.node.lose_incoming("MESSAGE", n);
@@ -432,6 +437,19 @@ impl Shared {
             .header("from")
             .map(sip::addr_uri)
             .unwrap_or_default();
+        // As registrar, serve only devices with a binding: a device the registrar lost (a
+        // restart) hears 404 and must register again before its <mrs> can reach it.
+        if self.config.outbound_proxy.is_none()
+            && self
+                .state(|s| !s.bindings.contains_key(&sip::aor(&from)))
+                .unwrap_or(true)
+        {
+            let _ = self
+                .node
+                .respond(&req, 404, "Not Found", &self.tag, &[])
+                .await;
+            return;
+        }
         let content_type = req
             .msg
             .header("content-type")

@@ -692,6 +692,20 @@ impl Link {
         }
     }
 
+    /// Registers again now and publishes the outcome.
+    async fn register_now(&self) {
+        match self.register().await {
+            Ok(granted) => {
+                self.registration
+                    .send_replace(Registration::Registered(granted));
+            }
+            Err(e) => {
+                self.registration
+                    .send_replace(Registration::Failed(format!("REGISTER failed: {e}")));
+            }
+        }
+    }
+
     async fn keep_registered(self: Arc<Self>) {
         let mut backoff = Duration::from_secs(2);
         loop {
@@ -835,28 +849,42 @@ impl Link {
             .saturating_duration_since(Instant::now())
             .min(Duration::from_secs(32));
         let receiver = &self.cfg.receiver_uri;
-        let resp = self
-            .request(
-                OutRequest {
-                    method: "MESSAGE",
-                    uri: receiver,
-                    to: receiver,
-                    call_id: &call_id,
-                    extra: &[],
-                    body: Some(&body),
-                },
-                sip_timeout,
-            )
-            .await
-            .map_err(|e| format!("SCAIP MESSAGE to {receiver}: {e}"))?;
-        match resp.status() {
-            Some(200..=299) => {}
-            status => {
-                return Err(format!(
-                    "SCAIP MESSAGE to {receiver} refused: {} {}",
-                    status.unwrap_or(0),
-                    resp.reason()
-                ))
+        let mut registered_again = false;
+        loop {
+            let resp = self
+                .request(
+                    OutRequest {
+                        method: "MESSAGE",
+                        uri: receiver,
+                        to: receiver,
+                        call_id: &call_id,
+                        extra: &[],
+                        body: Some(&body),
+                    },
+                    sip_timeout,
+                )
+                .await;
+            // Only the proxy's own answer counts here: a local timeout has used up the time.
+            let status = resp.as_ref().ok().and_then(SipMsg::status).unwrap_or(0);
+            // 404, 408 and 481 say the proxy lost our binding or our flow (a registrar restart,
+            // a dropped connection): register again at once and resend, rather than wait for
+            // an <mrs> that cannot reach us and then the next refresh.
+            if matches!(status, 404 | 408 | 481) && !registered_again {
+                registered_again = true;
+                tracing::warn!(route = %self.route, status, "SCAIP: binding lost, registering again");
+                self.register_now().await;
+                continue;
+            }
+            let resp = resp.map_err(|e| format!("SCAIP MESSAGE to {receiver}: {e}"))?;
+            match resp.status() {
+                Some(200..=299) => break,
+                status => {
+                    return Err(format!(
+                        "SCAIP MESSAGE to {receiver} refused: {} {}",
+                        status.unwrap_or(0),
+                        resp.reason()
+                    ))
+                }
             }
         }
         match tokio::time::timeout_at(deadline, rx.recv()).await {
