@@ -164,3 +164,52 @@ async fn forged_acknowledgement_from_outside_the_proxy_is_refused() {
     let result = l.deliver(&delivery(2)).await;
     assert!(matches!(result, DeliveryResult::Acked { .. }), "{result:?}");
 }
+
+/// Collects everything the unit logs, at every level.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// Finding: debug logs printed the whole `Authorization` header of REGISTER and MESSAGE.
+/// Now no level of the log holds a digest answer.
+#[tokio::test(flavor = "current_thread")]
+async fn no_authorization_value_in_the_logs() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (r, l) = setup(SipTransport::Udp).await;
+    r.set_default(ScaipAnswer::snu(0));
+    let result = l.deliver(&delivery(1)).await;
+    assert!(matches!(result, DeliveryResult::Acked { .. }), "{result:?}");
+    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).to_string();
+    assert!(log.contains("REGISTER"), "the log was captured");
+    for line in log.lines() {
+        let lower = line.to_ascii_lowercase();
+        assert!(
+            !lower.contains("response=") && !lower.contains("digest username"),
+            "a digest answer in the log: {line}"
+        );
+    }
+}
