@@ -213,3 +213,48 @@ async fn no_authorization_value_in_the_logs() {
         );
     }
 }
+
+/// Finding: 1,100 idle TCP connections to the SIP listener used up the unit's descriptors
+/// ("Too many open files") and every IP route failed. Now connections beyond the cap are
+/// closed as they arrive and the route keeps working.
+#[tokio::test]
+async fn a_flood_of_idle_connections_leaves_the_route_working() {
+    use tokio::io::AsyncReadExt;
+    let (r, l) = setup(SipTransport::Tcp).await;
+    // The unit's TCP listener: the contact names the flow, the listener is on the same host.
+    let listener = l.local_listener().expect("a TCP listener");
+    let mut flood = Vec::new();
+    for _ in 0..1100 {
+        match tokio::net::TcpStream::connect(listener).await {
+            Ok(s) => flood.push(s),
+            Err(e) => panic!("connect {}: {e}", flood.len()),
+        }
+    }
+    // Every connection the unit has no room for is closed by it (EOF), not left open.
+    let mut set = tokio::task::JoinSet::new();
+    for mut s in flood {
+        set.spawn(async move {
+            let mut b = [0u8; 16];
+            let closed = matches!(
+                tokio::time::timeout(Duration::from_secs(5), s.read(&mut b)).await,
+                Ok(Ok(0)) | Ok(Err(_))
+            );
+            (closed, s)
+        });
+    }
+    let mut closed = 0;
+    let mut held = Vec::new();
+    while let Some(Ok((c, s))) = set.join_next().await {
+        closed += usize::from(c);
+        held.push(s);
+    }
+    assert!(
+        closed >= 1100 - vigil::centre::scaip::sip::MAX_ACCEPTED,
+        "only {closed} of 1100 idle connections closed"
+    );
+    // The route still delivers while the flood's survivors stay connected.
+    r.set_default(ScaipAnswer::snu(0));
+    let result = l.deliver(&delivery(1)).await;
+    assert!(matches!(result, DeliveryResult::Acked { .. }), "{result:?}");
+    drop(held);
+}

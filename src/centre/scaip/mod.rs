@@ -536,6 +536,11 @@ impl ScaipLink {
         *self.link.heartbeat_every.borrow()
     }
 
+    /// The address of the node's own TCP listener, if it has one.
+    pub fn local_listener(&self) -> Option<SocketAddr> {
+        (self.link.cfg.transport == SipTransport::Tcp).then(|| self.link.node.local_addr())
+    }
+
     /// Our contact URI as registered.
     pub fn contact(&self) -> &str {
         &self.link.contact

@@ -24,6 +24,11 @@ pub const T1: Duration = Duration::from_millis(500);
 pub const T2: Duration = Duration::from_secs(4);
 /// Largest message we accept.
 const MAX_MESSAGE: usize = 16 * 1024;
+/// Connections a node accepts at once; more are closed as they arrive, so a flood of idle
+/// connections cannot use up the unit's file descriptors and starve its other routes.
+pub const MAX_ACCEPTED: usize = 16;
+/// An accepted connection that sends nothing for this long is closed.
+pub const ACCEPTED_IDLE: Duration = Duration::from_secs(30);
 
 /// A parsed SIP message and the helpers SCAIP needs.
 #[derive(Clone, Debug)]
@@ -472,6 +477,8 @@ struct Shared {
     /// TLS role when the transport is TLS.
     #[cfg(feature = "tls")]
     tls: Option<TlsRole>,
+    /// Room for accepted connections ([`MAX_ACCEPTED`]).
+    accepted: Arc<tokio::sync::Semaphore>,
 }
 
 /// A SIP node bound to one local address: sends requests, matches responses, hands incoming
@@ -509,6 +516,7 @@ impl SipNode {
             lose: Mutex::new(HashMap::new()),
             #[cfg(feature = "tls")]
             tls: None,
+            accepted: Arc::new(tokio::sync::Semaphore::new(MAX_ACCEPTED)),
         });
         let io = |e: std::io::Error| ScaipError::Io(format!("binding {bind}: {e}"));
         match transport {
@@ -685,6 +693,7 @@ impl SipNode {
             incoming: tx,
             lose: Mutex::new(HashMap::new()),
             tls: Some(role),
+            accepted: Arc::new(tokio::sync::Semaphore::new(MAX_ACCEPTED)),
         });
         let (local, tasks) = match server {
             Some(config) => {
@@ -695,21 +704,23 @@ impl SipNode {
                 let shared = Arc::clone(&shared);
                 let task = tokio::spawn(async move {
                     loop {
-                        let Ok((stream, peer)) = listener.accept().await else {
-                            continue;
-                        };
+                        let (stream, peer, permit) = admit(&listener, &shared).await;
                         let acceptor = acceptor.clone();
                         let shared = Arc::clone(&shared);
                         tokio::spawn(async move {
-                            match acceptor.accept(stream).await {
-                                Ok(tls) => {
+                            let handshake =
+                                tokio::time::timeout(ACCEPTED_IDLE, acceptor.accept(stream)).await;
+                            match handshake {
+                                Ok(Ok(tls)) => {
                                     let _ =
                                         start_connection(tls, peer, Flow::Accepted, shared).await;
                                 }
-                                Err(e) => {
+                                Ok(Err(e)) => {
                                     tracing::debug!(%peer, error = %e, "SIP TLS handshake failed")
                                 }
+                                Err(_) => tracing::debug!(%peer, "SIP TLS handshake timed out"),
                             }
+                            drop(permit);
                         });
                     }
                 });
@@ -919,19 +930,48 @@ async fn read_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
     }
 }
 
-async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
-    let mut tasks = Vec::new();
+/// Accepts the next connection there is room for. Connections beyond [`MAX_ACCEPTED`] are
+/// closed at once; accept errors (out of descriptors) back off instead of spinning.
+async fn admit(
+    listener: &TcpListener,
+    shared: &Shared,
+) -> (TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit) {
+    let mut refused: u64 = 0;
+    let mut backoff = Duration::from_millis(50);
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
-        };
-        tasks.retain(|t: &JoinHandle<()>| !t.is_finished());
-        tasks.push(start_connection(
-            stream,
-            peer,
-            Flow::Accepted,
-            Arc::clone(&shared),
-        ));
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                backoff = Duration::from_millis(50);
+                match Arc::clone(&shared.accepted).try_acquire_owned() {
+                    Ok(permit) => {
+                        if refused > 0 {
+                            tracing::warn!(refused, "SIP: connections closed, too many at once");
+                        }
+                        return (stream, peer, permit);
+                    }
+                    Err(_) => {
+                        refused += 1;
+                        drop(stream);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SIP: accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let (stream, peer, permit) = admit(&listener, &shared).await;
+        let conn = start_connection(stream, peer, Flow::Accepted, Arc::clone(&shared));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
     }
 }
 
@@ -948,7 +988,11 @@ where
     let (read, mut write) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     if let Ok(mut c) = shared.conns.lock() {
-        c.insert(peer, tx.clone());
+        // An accepted connection never takes over a live one the node opened to that peer.
+        let live = c.get(&peer).is_some_and(|t| !t.is_closed());
+        if flow == Flow::Opened || !live {
+            c.insert(peer, tx.clone());
+        }
     }
     tokio::spawn(async move {
         let writer = tokio::spawn(async move {
@@ -958,10 +1002,12 @@ where
                 }
             }
         });
-        read_tcp(read, peer, flow, &shared, tx).await;
+        read_tcp(read, peer, flow, &shared, tx.clone()).await;
         writer.abort();
         if let Ok(mut c) = shared.conns.lock() {
-            c.remove(&peer);
+            if c.get(&peer).is_some_and(|t| t.same_channel(&tx)) {
+                c.remove(&peer);
+            }
         }
     })
 }
@@ -1011,7 +1057,18 @@ async fn read_tcp<R: tokio::io::AsyncRead + Unpin>(
         if buf.len() > MAX_MESSAGE {
             return;
         }
-        match read.read(&mut chunk).await {
+        let got = if flow == Flow::Accepted {
+            match tokio::time::timeout(ACCEPTED_IDLE, read.read(&mut chunk)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::debug!(%peer, "SIP: idle connection closed");
+                    return;
+                }
+            }
+        } else {
+            read.read(&mut chunk).await
+        };
+        match got {
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
         }
