@@ -630,12 +630,9 @@ impl Link {
                 407 => ("proxy-authenticate", "Proxy-Authorization"),
                 _ => return Ok(resp),
             };
-            let challenge = resp
-                .header(header)
-                .and_then(Challenge::parse)
-                .ok_or_else(|| {
-                    ScaipError::Auth(format!("{status} without a usable digest challenge"))
-                })?;
+            let challenge = Challenge::pick(resp.headers(header)).ok_or_else(|| {
+                ScaipError::Auth(format!("{status} without a usable digest challenge"))
+            })?;
             if answered_realm.as_deref() == Some(challenge.realm.as_str()) {
                 if challenge.stale && stale_retries < 1 {
                     stale_retries += 1;

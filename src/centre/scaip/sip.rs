@@ -1,6 +1,7 @@
 //! A small SIP node (RFC 3261) for SCAIP: UDP or TCP transport, non-INVITE client
 //! transactions with retransmission (§17.1.2), server-side duplicate suppression (§17.2.2),
-//! and digest authentication (RFC 2617 / RFC 8760, MD5) answering both 401 and 407.
+//! and digest authentication (RFC 7616 / RFC 8760: SHA-256 when offered, MD5 only when it is
+//! the only choice) answering both 401 and 407.
 //!
 //! Messages are parsed with `rsip`; requests are written as text.
 
@@ -282,6 +283,40 @@ pub fn auth_params(value: &str) -> (String, HashMap<String, String>) {
 }
 
 impl Challenge {
+    /// The digest algorithm this challenge asks for, if the unit supports it: SHA-256
+    /// (RFC 8760) or MD5 (also when none is named, RFC 7616 §3.3).
+    fn digest_algorithm(
+        &self,
+    ) -> Result<(rsip::headers::auth::Algorithm, &'static str), ScaipError> {
+        match self.algorithm.as_deref() {
+            None => Ok((rsip::headers::auth::Algorithm::Md5, "MD5")),
+            Some(a) if a.eq_ignore_ascii_case("md5") => {
+                Ok((rsip::headers::auth::Algorithm::Md5, "MD5"))
+            }
+            Some(a) if a.eq_ignore_ascii_case("sha-256") => {
+                Ok((rsip::headers::auth::Algorithm::Sha256, "SHA-256"))
+            }
+            Some(a) => Err(ScaipError::Auth(format!(
+                "digest algorithm {a} is not supported (SHA-256 or MD5)"
+            ))),
+        }
+    }
+
+    /// Picks the challenge to answer among those a 401/407 carries (RFC 8760 §2.4): SHA-256
+    /// when the server offers it, MD5 only when it is the only choice.
+    pub fn pick<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<Challenge> {
+        let usable: Vec<Challenge> = values
+            .into_iter()
+            .filter_map(Challenge::parse)
+            .filter(|c| c.digest_algorithm().is_ok())
+            .collect();
+        let sha256 = usable
+            .iter()
+            .position(|c| c.digest_algorithm().is_ok_and(|(_, n)| n == "SHA-256"));
+        let i = sha256.unwrap_or(0);
+        usable.into_iter().nth(i)
+    }
+
     /// Parses a Digest challenge.
     pub fn parse(value: &str) -> Option<Challenge> {
         let (scheme, p) = auth_params(value);
@@ -311,13 +346,7 @@ impl Challenge {
         password: &str,
         nc: u32,
     ) -> Result<String, ScaipError> {
-        if let Some(a) = &self.algorithm {
-            if !a.eq_ignore_ascii_case("md5") {
-                return Err(ScaipError::Auth(format!(
-                    "digest algorithm {a} is not supported (MD5 only)"
-                )));
-            }
-        }
+        let (algorithm, algorithm_name) = self.digest_algorithm()?;
         let parsed_uri =
             rsip::Uri::try_from(uri).map_err(|e| ScaipError::Sip(format!("bad URI {uri}: {e}")))?;
         let method_r: rsip::Method = method
@@ -336,11 +365,11 @@ impl Challenge {
             realm: &self.realm,
             method: &method_r,
             qop: qop.as_ref(),
-            algorithm: rsip::headers::auth::Algorithm::Md5,
+            algorithm,
         }
         .compute();
         let mut s = format!(
-            "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{parsed_uri}\", response=\"{response}\", algorithm=MD5",
+            "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{parsed_uri}\", response=\"{response}\", algorithm={algorithm_name}",
             self.realm, self.nonce
         );
         if qop.is_some() {
@@ -393,6 +422,15 @@ pub fn verify_authorization(
         None => None,
         Some(_) => return false,
     };
+    let algorithm = match p
+        .get("algorithm")
+        .map(|a| a.to_ascii_uppercase())
+        .as_deref()
+    {
+        None | Some("MD5") => rsip::headers::auth::Algorithm::Md5,
+        Some("SHA-256") => rsip::headers::auth::Algorithm::Sha256,
+        Some(_) => return false,
+    };
     rsip::services::DigestGenerator {
         username: user,
         password,
@@ -401,7 +439,7 @@ pub fn verify_authorization(
         realm,
         method: &method,
         qop: qop.as_ref(),
-        algorithm: rsip::headers::auth::Algorithm::Md5,
+        algorithm,
     }
     .verify(response)
 }
@@ -1189,6 +1227,44 @@ mod tests {
         let r = redacted(msg);
         assert!(!r.contains("abc") && !r.contains("def"), "{r}");
         assert!(r.contains("To: <sip:a@b>") && r.contains("Authorization: <redacted>"));
+    }
+
+    #[test]
+    fn sha256_is_preferred_and_verifies() {
+        let md5 = r#"Digest realm="centre.test", nonce="abc", qop="auth", algorithm=MD5"#;
+        let sha = r#"Digest realm="centre.test", nonce="abc", qop="auth", algorithm=SHA-256"#;
+        let c = Challenge::pick([md5, sha]).unwrap();
+        assert_eq!(c.algorithm.as_deref(), Some("SHA-256"));
+        let answer = c
+            .answer("REGISTER", "sip:centre.test", "u", "pw", 1)
+            .unwrap();
+        assert!(answer.contains("algorithm=SHA-256"), "{answer}");
+        let response = auth_params(&answer).1["response"].clone();
+        assert_eq!(response.len(), 64, "a SHA-256 digest: {answer}");
+        assert!(verify_authorization(
+            &answer,
+            "REGISTER",
+            "centre.test",
+            "abc",
+            "u",
+            "pw"
+        ));
+        assert!(!verify_authorization(
+            &answer,
+            "REGISTER",
+            "centre.test",
+            "abc",
+            "u",
+            "px"
+        ));
+        // MD5 only when it is the only choice.
+        let only = Challenge::pick([md5]).unwrap();
+        assert!(only
+            .answer("REGISTER", "sip:centre.test", "u", "pw", 1)
+            .unwrap()
+            .contains("algorithm=MD5"));
+        let odd = r#"Digest realm="x", nonce="n", algorithm=SHA-512-256"#;
+        assert!(Challenge::pick([odd]).is_none());
     }
 
     #[test]
