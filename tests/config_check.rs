@@ -256,3 +256,32 @@ fn short_hmac_secrets_are_refused_where_they_are_written() {
     }
     assert!(problems(EXAMPLE).is_empty());
 }
+
+/// SCAIP over TLS asked of a binary built without it is a precise configuration error, not a
+/// route that fails at run time.
+#[test]
+fn scaip_tls_needs_the_tls_build() {
+    let text = EXAMPLE.replace(
+        "transport = \"udp\"\nlocal_uri",
+        "transport = \"tls\"\ntls_ca = \"/etc/vigil/ca.pem\"\nlocal_uri",
+    );
+    assert_ne!(text, EXAMPLE);
+    let p = problems(&text);
+    let line = text
+        .lines()
+        .position(|l| l == "transport = \"tls\"")
+        .unwrap()
+        + 1;
+    let tls: Vec<_> = p.iter().filter(|p| p.key.ends_with(".transport")).collect();
+    if cfg!(feature = "tls") {
+        assert!(tls.is_empty(), "{p:?}");
+    } else {
+        assert_eq!(tls.len(), 1, "{p:?}");
+        assert_eq!(tls[0].line, line);
+        assert!(
+            tls[0].message.contains("--features tls"),
+            "{}",
+            tls[0].message
+        );
+    }
+}

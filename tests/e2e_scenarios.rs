@@ -90,7 +90,7 @@ async fn pendant_press_is_prompted_and_acknowledged_by_scaip_under_its_reference
     assert_eq!(got.len(), 1, "{got:#?}");
     let (mrq, answered) = &got[0];
     assert!(same_alarm(
-        &mrq.reference,
+        mrq.stt.as_deref().unwrap_or_default(),
         "scaip",
         alarm.reference.as_str()
     ));
@@ -151,7 +151,7 @@ async fn fall_without_an_answer_escalates_when_the_confirmation_window_ends() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0.stc, Some(9), "automatic alarm");
     assert!(same_alarm(
-        &got[0].0.reference,
+        got[0].0.stt.as_deref().unwrap_or_default(),
         "scaip",
         alarm.reference.as_str()
     ));

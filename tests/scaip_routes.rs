@@ -121,10 +121,21 @@ async fn alarm_acknowledged_over_udp() {
     let got = r.received();
     assert_eq!(got.len(), 1);
     let m = got[0].mrq.as_ref().expect("valid mrq");
-    assert_eq!(m.reference, scaip::session_ref(&d.alarm, 1));
-    assert_eq!((m.dty, m.stc, m.lco), (3, Some(10), Some(3)));
+    assert_eq!(m.reference.len(), scaip::SESSION_REF_LEN);
+    assert!(m.reference.bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert!(
+        matches!(&result, DeliveryResult::Acked { by, .. } if by.contains(&m.reference)),
+        "the acknowledgement names the ref: {result:?}"
+    );
+    assert_eq!(
+        (m.dty, m.stc, m.lco),
+        (3, Some(10), Some(12)),
+        "Annex D bedroom"
+    );
     assert_eq!(m.cid, "4612345");
-    assert_eq!(m.lva.as_deref(), Some("Bedroom"));
+    assert_eq!(m.lte.as_deref(), Some("Bedroom"));
+    assert_eq!(m.lva, None);
+    assert_eq!(m.crd.as_deref(), Some("no-voice:"));
     assert_eq!(m.did.as_deref(), Some("00C0FFEE"));
     assert_eq!(got[0].answered, Some(0));
     assert!(
@@ -294,7 +305,10 @@ async fn lost_answer_resets_and_fails() {
     let got = r.received();
     let re = got[1].mrq.as_ref().unwrap();
     assert_eq!(re.mty, Some(MessageType::Reset));
-    assert_eq!(re.reference, scaip::session_ref(&d.alarm, 1));
+    assert_eq!(
+        Some(&re.reference),
+        got[0].mrq.as_ref().map(|m| &m.reference)
+    );
     // The next attempt is a new session with a new ref, and gets through.
     let again = l.deliver(&delivery(AlarmCause::Help, 2)).await;
     assert!(acked(&again).is_some(), "{again:?}");
@@ -374,7 +388,7 @@ async fn proxy_challenge_on_message_is_answered() {
 }
 
 #[tokio::test]
-async fn message_for_another_uri_is_refused() {
+async fn message_from_outside_the_proxy_is_refused() {
     let (_r, l) = setup(SipTransport::Udp).await;
     let contact = l.contact().to_string();
     let target: SocketAddr = contact.rsplit('@').next().unwrap().parse().unwrap();
@@ -400,8 +414,9 @@ async fn message_for_another_uri_is_refused() {
                 .status()
         }
     };
-    assert_eq!(send("someone-else").await, Some(404));
-    assert_eq!(send(USER).await, Some(200));
+    // Only the proxy may send requests to the unit, whoever they name.
+    assert_eq!(send("someone-else").await, Some(403));
+    assert_eq!(send(USER).await, Some(403));
 }
 
 #[tokio::test]
@@ -444,6 +459,30 @@ async fn registration_is_refreshed() {
     let regs = r.registrations();
     assert_eq!(regs[0].contact, regs[1].contact);
     assert_eq!(regs[0].expires, 2);
+}
+
+/// A registrar that lost its bindings (a restart) answers the next MESSAGE 404: the unit
+/// registers again at once and the alarm is acknowledged on SCAIP, once, without RE.
+async fn registrar_restart(transport: SipTransport) {
+    let (r, l) = setup(transport).await;
+    let before = r.registrations().len();
+    r.forget_bindings();
+    let result = l.deliver(&delivery(AlarmCause::Help, 1)).await;
+    assert!(acked(&result).is_some(), "{result:?}");
+    assert!(r.registrations().len() > before, "registered again");
+    let alarms: Vec<_> = r.received().into_iter().filter_map(|g| g.mrq).collect();
+    assert_eq!(alarms.len(), 1, "one alarm, no duplicate: {alarms:#?}");
+    assert!(alarms.iter().all(|m| m.mty != Some(MessageType::Reset)));
+}
+
+#[tokio::test]
+async fn registrar_restart_over_udp_registers_again_at_once() {
+    registrar_restart(SipTransport::Udp).await;
+}
+
+#[tokio::test]
+async fn registrar_restart_over_tcp_registers_again_at_once() {
+    registrar_restart(SipTransport::Tcp).await;
 }
 
 #[tokio::test]
@@ -494,9 +533,9 @@ mod props {
 
         #[test]
         fn mrq_round_trips(r in "[A-Za-z0-9]{1,16}", cid in "[0-9]{1,32}", dty in 0u16..10000,
-                           stc in proptest::option::of(0u16..10000), lva in proptest::option::of("[ -~]{0,40}")) {
+                           stc in proptest::option::of(0u16..10000), lte in proptest::option::of("[ -~]{0,40}")) {
             let m = Mrq { reference: r, cid, dty, mty: Some(scaip::MessageType::Message), stc,
-                          lva: lva.map(|s| s.trim().to_string()), ..Mrq::default() };
+                          lte: lte.map(|s| s.trim().to_string()), ..Mrq::default() };
             prop_assert_eq!(xml::parse(m.emit().as_bytes()).unwrap(), ScaipBody::Request(m));
         }
 

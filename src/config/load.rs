@@ -1206,7 +1206,15 @@ fn read_scaip(
         Some((s, span)) => match s.as_str() {
             "udp" => Some(SipTransport::Udp),
             "tcp" => Some(SipTransport::Tcp),
-            "tls" => Some(SipTransport::Tls),
+            "tls" if cfg!(feature = "tls") => Some(SipTransport::Tls),
+            "tls" => {
+                cx.problem(
+                    &span,
+                    &t.key("transport"),
+                    "\"tls\" is not built into this binary; build with `--features tls`",
+                );
+                None
+            }
             _ => {
                 cx.problem(
                     &span,

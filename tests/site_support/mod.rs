@@ -444,7 +444,8 @@ pub fn acknowledged_references(site: &SimSite) -> Vec<(String, &'static str)> {
     for r in site.scaip.received() {
         if let (Some(mrq), Some(0)) = (&r.mrq, r.answered) {
             if mrq.mty == Some(vigil::centre::scaip::MessageType::Message) {
-                out.push((mrq.reference.clone(), "scaip"));
+                // The session `ref` is random; `stt` carries the alarm's reference.
+                out.push((mrq.stt.clone().unwrap_or_default(), "scaip"));
             }
         }
     }
@@ -463,13 +464,7 @@ pub fn acknowledged_references(site: &SimSite) -> Vec<(String, &'static str)> {
     out
 }
 
-/// Whether a receiver's reference is the alarm's (SCAIP cuts it to 12 and adds the attempt).
-pub fn same_alarm(receiver_ref: &str, via: &str, alarm_ref: &str) -> bool {
-    match via {
-        "scaip" => {
-            let base: String = alarm_ref.chars().take(12).collect();
-            receiver_ref.starts_with(&base) && receiver_ref.len() > base.len()
-        }
-        _ => receiver_ref == alarm_ref,
-    }
+/// Whether a receiver's reference is the alarm's (for SCAIP, the `stt` the alarm carries).
+pub fn same_alarm(receiver_ref: &str, _via: &str, alarm_ref: &str) -> bool {
+    receiver_ref == alarm_ref
 }

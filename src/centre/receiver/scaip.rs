@@ -210,6 +210,11 @@ impl ScaipReceiver {
         self.with(|s| s.default = answer);
     }
 
+    /// Loses every registration, as a registrar restart does.
+    pub fn forget_bindings(&self) {
+        self.with(|s| s.bindings.clear());
+    }
+
     /// Makes the next `n` MESSAGE requests vanish before they reach us (a lossy network).
     pub fn lose_messages(&self, n: u32) {
         self.shared.node.lose_incoming("MESSAGE", n);
@@ -372,8 +377,9 @@ impl Shared {
             .and_then(|e| e.trim().parse::<u64>().ok())
             .unwrap_or(3600)
             .min(3600);
-        // Over TLS the device cannot be connected to: answer on its own connection.
-        let target = if self.config.transport == SipTransport::Tls {
+        // Over TCP and TLS the device is reached on the connection it registered on (RFC 5626
+        // style flow): a device accepts requests only there.
+        let target = if matches!(self.config.transport, SipTransport::Tls | SipTransport::Tcp) {
             req.peer
         } else {
             contact_addr(&contact).unwrap_or(req.peer)
@@ -431,6 +437,19 @@ impl Shared {
             .header("from")
             .map(sip::addr_uri)
             .unwrap_or_default();
+        // As registrar, serve only devices with a binding: a device the registrar lost (a
+        // restart) hears 404 and must register again before its <mrs> can reach it.
+        if self.config.outbound_proxy.is_none()
+            && self
+                .state(|s| !s.bindings.contains_key(&sip::aor(&from)))
+                .unwrap_or(true)
+        {
+            let _ = self
+                .node
+                .respond(&req, 404, "Not Found", &self.tag, &[])
+                .await;
+            return;
+        }
         let content_type = req
             .msg
             .header("content-type")
@@ -453,7 +472,8 @@ impl Shared {
             mrs_delivered: None,
             display: String::new(),
         };
-        let reply = match xml::parse(req.msg.body()) {
+        let parsed = table1::check(req.msg.body()).and_then(|()| xml::parse(req.msg.body()));
+        let reply = match parsed {
             Ok(ScaipBody::Request(mrq)) => {
                 let answer = match mrq.mty {
                     Some(MessageType::Reset) => ScaipAnswer::silent(),
@@ -602,10 +622,10 @@ impl Shared {
             .did
             .as_deref()
             .map_or(String::new(), |d| format!(", device {d}"));
-        let location = match (&m.lva, m.lco) {
-            (Some(v), Some(c)) => format!(", location {v} ({c:04})"),
+        let location = match (&m.lte, m.lco) {
+            (Some(v), Some(c)) => format!(", location {v} ({c:03})"),
             (Some(v), None) => format!(", location {v}"),
-            (None, Some(c)) => format!(", location {c:04}"),
+            (None, Some(c)) => format!(", location {c:03}"),
             (None, None) => String::new(),
         };
         format!(
@@ -628,4 +648,191 @@ fn contact_addr(contact: &str) -> Option<SocketAddr> {
         .parse()
         .ok()
         .or_else(|| format!("{hostport}:5060").parse().ok())
+}
+
+/// The receiver's own reading of SS 91100:2014 Table 1 (element lengths and characters),
+/// Annex A (`dty`), Annex C (`stc`) and Annex D (`lco`): it refuses what a strict centre
+/// refuses, with the standard's error `snu`, whatever the unit's code believes.
+mod table1 {
+    use crate::centre::scaip::{xml, ScaipError};
+
+    /// Annex A device types the centre knows (900–999 are agreed with the centre).
+    const DTY: &[u16] = &[2, 3, 4, 5];
+    /// Annex C status codes the centre knows.
+    const STC: &[u16] = &[9, 10, 14, 16, 85, 86, 95, 102, 103, 122, 123, 124, 125];
+    /// Annex D location codes the centre knows (090–099 are agreed with the centre).
+    const LCO: &[u16] = &[0, 1, 2, 11, 12, 21, 25, 42, 43];
+
+    fn err(snu: u16, what: String) -> ScaipError {
+        ScaipError::Invalid { snu, what }
+    }
+
+    fn digits(name: &str, v: &str, max: usize) -> Result<u16, ScaipError> {
+        if v.chars().count() > max {
+            return Err(err(1, format!("<{name}> longer than {max}: `{v}`")));
+        }
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err(2, format!("<{name}> must be 1-{max} digits: `{v}`")));
+        }
+        v.parse().map_err(|_| err(2, format!("<{name}> `{v}`")))
+    }
+
+    fn text(name: &str, v: &str, max: usize, printable_ascii: bool) -> Result<(), ScaipError> {
+        if v.chars().count() > max {
+            return Err(err(1, format!("<{name}> longer than {max}")));
+        }
+        if v.is_empty() || (printable_ascii && !v.bytes().all(|b| (0x20..0x7f).contains(&b))) {
+            return Err(err(
+                2,
+                format!("<{name}> must be 1-{max} characters: `{v}`"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn in_table(
+        name: &str,
+        v: u16,
+        table: &[u16],
+        agreed: std::ops::RangeInclusive<u16>,
+    ) -> Result<(), ScaipError> {
+        if table.contains(&v) || agreed.contains(&v) {
+            Ok(())
+        } else {
+            Err(err(3, format!("<{name}> {v:04} is in no code table")))
+        }
+    }
+
+    /// Checks an `<mrq>` element by element; `<mrs>` and unreadable bodies are left to the
+    /// parser.
+    pub fn check(body: &[u8]) -> Result<(), ScaipError> {
+        let Ok((root, fields)) = xml::elements(body) else {
+            return Ok(());
+        };
+        if root != "mrq" {
+            return Ok(());
+        }
+        let has = |n: &str| fields.iter().any(|(k, _)| k == n);
+        if !has("ref") {
+            return Err(err(10, "<ref> missing".into()));
+        }
+        for tag in ["cid", "dty"] {
+            if !has(tag) {
+                return Err(err(7, format!("<{tag}> missing")));
+            }
+        }
+        for (name, v) in &fields {
+            match name.as_str() {
+                "ref" => {
+                    if v.len() > 16 {
+                        return Err(err(1, "<ref> longer than 16".into()));
+                    }
+                    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                        return Err(err(2, format!("<ref> `{v}`")));
+                    }
+                }
+                "mty" if !["ME", "RE", "IN", "PI"].contains(&v.as_str()) => {
+                    return Err(err(3, format!("<mty> `{v}`")));
+                }
+                "cid" => {
+                    if v.len() > 32 {
+                        return Err(err(1, "<cid> longer than 32".into()));
+                    }
+                    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(err(2, format!("<cid> `{v}`")));
+                    }
+                }
+                "dty" => in_table("dty", digits("dty", v, 4)?, DTY, 900..=999)?,
+                "stc" => in_table("stc", digits("stc", v, 4)?, STC, 900..=999)?,
+                "lco" => in_table("lco", digits("lco", v, 3)?, LCO, 90..=99)?,
+                "dco" | "ico" | "hbo" => {
+                    digits(name, v, 3)?;
+                }
+                "ame" => {
+                    digits(name, v, 4)?;
+                }
+                "pri" => {
+                    digits(name, v, 1)?;
+                }
+                "did" => text(name, v, 16, true)?,
+                "lva" => text(name, v, 2, true)?,
+                "dte" | "stt" | "lte" => text(name, v, 32, false)?,
+                "ite" => text(name, v, 128, false)?,
+                "crd" => {
+                    text(name, v, 256, false)?;
+                    if !["no-voice:", "gsm:", "sip:", "sip-pp:"]
+                        .iter()
+                        .any(|s| v.starts_with(s))
+                    {
+                        return Err(err(3, format!("<crd> scheme of `{v}`")));
+                    }
+                }
+                "ver" => {
+                    let b = v.as_bytes();
+                    let ok = b.len() == 5
+                        && b.get(2) == Some(&b'.')
+                        && b.iter()
+                            .enumerate()
+                            .all(|(i, c)| i == 2 || c.is_ascii_digit());
+                    if !ok {
+                        return Err(err(2, format!("<ver> `{v}`")));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn snu(body: &str) -> Option<u16> {
+            match check(body.as_bytes()) {
+                Ok(()) => None,
+                Err(ScaipError::Invalid { snu, .. }) => Some(snu),
+                Err(e) => panic!("{e}"),
+            }
+        }
+
+        const GOOD: &str = "<mrq><ref>Ab1</ref><cid>4612345</cid><dty>0003</dty><stc>0010</stc>\
+                            <lco>011</lco><lte>Bathroom</lte><crd>no-voice:</crd></mrq>";
+
+        #[test]
+        fn a_table1_request_passes() {
+            assert_eq!(snu(GOOD), None);
+        }
+
+        /// What the unit used to send: a 4-digit Contact ID zone in `lco`, a name in `lva`,
+        /// tamper as 0011, its own reports as dty 0001.
+        #[test]
+        fn the_old_content_is_refused_with_the_standard_snu() {
+            assert_eq!(
+                snu(&GOOD.replace("<lco>011</lco>", "<lco>0001</lco>")),
+                Some(1)
+            );
+            assert_eq!(
+                snu(&GOOD.replace("<lte>Bathroom</lte>", "<lva>Bedroom</lva>")),
+                Some(1)
+            );
+            assert_eq!(snu(&GOOD.replace("0010", "0011")), Some(3));
+            assert_eq!(snu(&GOOD.replace("0003", "0001")), Some(3));
+            assert_eq!(
+                snu(&GOOD.replace("<lco>011</lco>", "<lco>044</lco>")),
+                Some(3)
+            );
+            assert_eq!(snu(&GOOD.replace("no-voice:", "tel:+4670")), Some(3));
+            assert_eq!(
+                snu(&GOOD.replace("<ref>Ab1</ref>", "<ref>A-1</ref>")),
+                Some(2)
+            );
+            assert_eq!(snu(&GOOD.replace("<ref>Ab1</ref>", "")), Some(10));
+            assert_eq!(snu(&GOOD.replace("<dty>0003</dty>", "")), Some(7));
+            assert_eq!(
+                snu(&GOOD.replace("<stc>0010</stc>", "<stc>10a</stc>")),
+                Some(2)
+            );
+        }
+    }
 }

@@ -22,10 +22,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{Credentials, ScaipRoute, SipTransport, Unit};
-use crate::core::{
-    Alarm, AlarmCause, AlarmClass, AlarmId, Delivery, DeliveryResult, DeviceKind, UnitFault,
-};
-use sip::{CSeq, Challenge, Incoming, SipMsg, SipNode};
+use crate::core::{Alarm, AlarmCause, AlarmClass, AlarmId, Delivery, DeliveryResult, DeviceKind, UnitFault};
+use sip::{CSeq, Challenge, Flow, Incoming, SipMsg, SipNode};
 pub use xml::{MessageType, Mrq, Mrs, ScaipBody};
 
 /// What can go wrong on a SCAIP route.
@@ -61,25 +59,25 @@ pub enum ScaipError {
     },
 }
 
-/// The SCAIP status code (`stc`) for each alarm cause.
+/// The SCAIP status code (`stc`) for each alarm cause, from SS 91100:2014 Annex C.
 ///
-/// From SS 91100: 0010 manual alarm, 0009 automatic alarm, 0016 battery low, 0085/0086 power
-/// fail/restored, 0123/0124 radio supervision lost/restored, 0102 test. Tamper and jamming
-/// have no code of their own in that list: tamper goes as a manual-trigger-independent
-/// technical alarm (0011) and jamming as radio supervision lost/restored.
+/// The match is exhaustive: a cause added to the core does not compile until it has a code.
+/// Annex C has no "interference ended" code; the end of jamming is reported as the radio
+/// link re-established (0124), the restore of radio supervision.
 pub fn status_code(cause: AlarmCause) -> u16 {
     match cause {
-        AlarmCause::Help => 10,
-        AlarmCause::Fall => 9,
-        AlarmCause::PendantMissing | AlarmCause::Jamming => 123,
-        AlarmCause::PendantRestored | AlarmCause::JammingEnded => 124,
-        AlarmCause::PendantBatteryLow | AlarmCause::BaseBatteryLow => 16,
-        AlarmCause::Tamper => 11,
-        AlarmCause::MainsLost => 85,
-        AlarmCause::MainsRestored => 86,
-        AlarmCause::PeriodicTest | AlarmCause::ManualTest => 102,
-        // Unit faults have no code of their own in Annex C: they use the range that Annex C
-        // reserves for codes agreed with the centre (0900–0999), a fault odd, its restore even.
+        AlarmCause::Help => 10,            // 0010 alarm, manual
+        AlarmCause::Fall => 9,             // 0009 alarm, automatic
+        AlarmCause::PendantMissing => 123, // 0123 radio test transmission missing
+        AlarmCause::Jamming => 122,        // 0122 radio interference
+        AlarmCause::PendantRestored | AlarmCause::JammingEnded => 124, // 0124 re-established
+        AlarmCause::PendantBatteryLow | AlarmCause::BaseBatteryLow => 16, // 0016 battery low
+        AlarmCause::Tamper => 125,         // 0125 tamper alarm
+        AlarmCause::MainsLost => 85,       // 0085 mains failure
+        AlarmCause::MainsRestored => 86,   // 0086 mains restored
+        AlarmCause::PeriodicTest | AlarmCause::ManualTest => 102, // 0102 test, primary channel
+        // Unit faults have no code of their own in Annex C: they use the range reserved for
+        // codes agreed with the centre (0900–0999), a fault odd, its restore even.
         AlarmCause::Fault(f) => 901 + 2 * fault_index(f),
         AlarmCause::FaultCleared(f) => 902 + 2 * fault_index(f),
     }
@@ -93,8 +91,11 @@ fn fault_index(fault: UnitFault) -> u16 {
         .map_or(0, |i| i as u16)
 }
 
-/// The SCAIP device type (`dty`): 0003 personal trigger, 0004 fixed trigger, 0005 fall
-/// detector; 0001 for the unit itself (controller-originated reports).
+/// Annex A device type of the base unit itself: "local unit & controller".
+pub const DTY_LOCAL_UNIT: u16 = 2;
+
+/// The SCAIP device type (`dty`, SS 91100:2014 Annex A): 0003 personal trigger, 0004 fixed
+/// trigger, 0005 fall detector; 0002 local unit & controller for the unit's own reports.
 pub fn device_type(alarm: &Alarm) -> u16 {
     if alarm.cause == AlarmCause::Fall {
         return 5;
@@ -103,38 +104,130 @@ pub fn device_type(alarm: &Alarm) -> u16 {
         Some(DeviceKind::Personal) => 3,
         Some(DeviceKind::Fall) => 5,
         Some(DeviceKind::Fixed) => 4,
-        None => 1,
+        None => DTY_LOCAL_UNIT,
     }
 }
 
-/// The `<mrq>` for an alarm under session reference `reference`.
-pub fn alarm_request(alarm: &Alarm, reference: &str, cid: &str, caller: &str) -> Mrq {
+/// A location code (`lco`) from SS 91100:2014 Annex D, 0–999, sent as three digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocationCode(u16);
+
+/// Annex D location names the unit knows, with their codes.
+const ANNEX_D: &[(&str, u16)] = &[
+    ("unknown", 0),
+    ("undefined", 1),
+    ("home", 2),
+    ("bathroom", 11),
+    ("wc", 11),
+    ("toilet", 11),
+    ("bedroom", 12),
+    ("kitchen", 21),
+    ("stairs", 25),
+    ("hallway", 42),
+    ("hall", 42),
+    ("living room", 43),
+    ("livingroom", 43),
+    ("living_room", 43),
+];
+
+impl LocationCode {
+    /// 000: location unknown.
+    pub const UNKNOWN: LocationCode = LocationCode(0);
+
+    /// The code for an Annex D name (`bathroom`, `living room`, …, any case) or a number
+    /// 0–999 written as digits.
+    pub fn parse(s: &str) -> Option<LocationCode> {
+        let t = s.trim();
+        if !t.is_empty() && t.len() <= 3 && t.bytes().all(|b| b.is_ascii_digit()) {
+            return t.parse().ok().map(LocationCode);
+        }
+        let lower = t.to_lowercase();
+        ANNEX_D
+            .iter()
+            .find(|(name, _)| *name == lower)
+            .map(|(_, c)| LocationCode(*c))
+    }
+
+    /// The code as a number.
+    pub fn code(self) -> u16 {
+        self.0
+    }
+}
+
+/// The free location text for `<lte>`: at most 32 characters (Table 1), cut on a character
+/// boundary; `None` when empty.
+pub fn location_text(s: &str) -> Option<String> {
+    let t: String = s
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(32)
+        .collect();
+    let t = t.trim_end().to_string();
+    (!t.is_empty()).then_some(t)
+}
+
+/// What `crd` offers the centre for a voice path. The unit has no SIP voice, so never `sip:`.
+pub const NO_VOICE: &str = "no-voice:";
+
+/// The `<mrq>` for an alarm under session reference `reference`; `crd` says how the centre
+/// may reach the unit by voice (`gsm:<number>` or `no-voice:`).
+pub fn alarm_request(alarm: &Alarm, reference: &str, cid: &str, crd: &str) -> Mrq {
     Mrq {
         reference: reference.to_string(),
         cid: cid.to_string(),
         dty: device_type(alarm),
         mty: Some(MessageType::Message),
         stc: Some(status_code(alarm.cause)),
+        // The alarm's own reference, which DC-09 and SMS carry too, so the centre can tie the
+        // sessions of one alarm together; the session `ref` stays random.
+        stt: Some(alarm.reference.as_str().to_string()),
         pri: Some(match alarm.class() {
             AlarmClass::Personal => 1,
             AlarmClass::Technical => 3,
             AlarmClass::Test => 5,
         }),
-        lco: alarm.device.as_ref().map(|d| d.zone),
-        lva: alarm.device.as_ref().map(|d| d.location.clone()),
-        crd: Some(caller.to_string()),
+        lco: alarm.device.as_ref().map(|d| {
+            LocationCode::parse(&d.location)
+                .unwrap_or(LocationCode::UNKNOWN)
+                .code()
+        }),
+        lva: None,
+        lte: alarm
+            .device
+            .as_ref()
+            .and_then(|d| location_text(&d.location)),
+        crd: Some(crd.to_string()),
         did: alarm.device.as_ref().map(|d| d.id.to_string()),
     }
 }
 
-/// The session reference for an attempt: the alarm's reference (12–16 characters) cut to 12
-/// and the attempt number in hex, so every session has a new `ref` (SS 91100) that still
-/// shows which alarm it carries.
-pub fn session_ref(alarm: &Alarm, attempt: u32) -> String {
-    let base: String = alarm.reference.as_str().chars().take(12).collect();
-    let mut r = format!("{base}{attempt:X}");
-    r.truncate(16);
-    r
+/// Characters a SCAIP `ref` may hold (SS 91100 Table 1: A–Z a–z 0–9).
+const REF_ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Length of the session references the unit makes: Table 1's maximum, ~95 bits.
+pub const SESSION_REF_LEN: usize = 16;
+
+/// A new SCAIP session reference: 16 characters drawn uniformly from Table 1's alphabet by
+/// the system CSPRNG. The `<mrs>` binds to it, so it must not be guessable: nothing about the
+/// alarm, the time or the attempt goes into it.
+pub fn new_session_ref() -> Result<String, ScaipError> {
+    use ring::rand::SecureRandom;
+    let rng = ring::rand::SystemRandom::new();
+    let mut out = String::with_capacity(SESSION_REF_LEN);
+    let mut byte = [0u8; 1];
+    while out.len() < SESSION_REF_LEN {
+        rng.fill(&mut byte)
+            .map_err(|_| ScaipError::Io("the system random source failed".into()))?;
+        // 248 = 4 × 62: rejecting the rest keeps every character equally likely.
+        if let Some(&c) = REF_ALPHABET
+            .get(usize::from(byte[0] % 62))
+            .filter(|_| byte[0] < 248)
+        {
+            out.push(char::from(c));
+        }
+    }
+    Ok(out)
 }
 
 /// Registration state, as status displays and `deliver` see it.
@@ -151,6 +244,62 @@ pub enum Registration {
 struct HoldSession {
     reference: String,
     since: Instant,
+}
+
+/// Why a request to the unit was refused with 403.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Refusal {
+    /// Its source address is not the proxy's.
+    NotTheProxy,
+    /// It came from the proxy's address but not on the flow the unit registered on.
+    NotTheRegisteredFlow,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::NotTheProxy => "not_the_proxy",
+            Refusal::NotTheRegisteredFlow => "not_the_registered_flow",
+        }
+    }
+}
+
+/// Counts refused requests and logs a summary at most once a minute, so a flood cannot
+/// flood the log.
+#[derive(Default)]
+struct Refusals {
+    not_the_proxy: u64,
+    not_the_registered_flow: u64,
+    last_logged: Option<Instant>,
+}
+
+/// How often refused requests are summarised in the log.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl Refusals {
+    fn count(&mut self, route: &str, why: Refusal) {
+        match why {
+            Refusal::NotTheProxy => self.not_the_proxy += 1,
+            Refusal::NotTheRegisteredFlow => self.not_the_registered_flow += 1,
+        }
+        let now = Instant::now();
+        if self
+            .last_logged
+            .is_some_and(|t| now.duration_since(t) < REFUSAL_LOG_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(
+            route,
+            last = why.as_str(),
+            not_the_proxy = self.not_the_proxy,
+            not_the_registered_flow = self.not_the_registered_flow,
+            "SCAIP: refused requests that did not come from the proxy (403)"
+        );
+        self.not_the_proxy = 0;
+        self.not_the_registered_flow = 0;
+        self.last_logged = Some(now);
+    }
 }
 
 /// A request to send through the proxy.
@@ -217,6 +366,19 @@ async fn resolve(target: &str) -> Result<SocketAddr, ScaipError> {
         .ok_or_else(|| ScaipError::Io(format!("{target} resolves to no address")))
 }
 
+/// The local address to bind: `bind`'s own if it names one, else the address the system
+/// uses towards `proxy` (learnt by connecting a UDP socket), so the SIP port is not open on
+/// every interface of the home network.
+fn towards(proxy: SocketAddr, bind: SocketAddr) -> Result<std::net::IpAddr, ScaipError> {
+    if !bind.ip().is_unspecified() {
+        return Ok(bind.ip());
+    }
+    std::net::UdpSocket::bind(SocketAddr::new(bind.ip(), 0))
+        .and_then(|s| s.connect(proxy).and_then(|()| s.local_addr()))
+        .map(|a| a.ip())
+        .map_err(|e| ScaipError::Io(format!("no route to {proxy}: {e}")))
+}
+
 /// Removes a waiter for `<mrs>` when its delivery ends or is dropped.
 struct WaiterGuard<'a> {
     link: &'a Link,
@@ -243,8 +405,23 @@ impl ScaipLink {
         credentials: &Credentials,
     ) -> Result<ScaipLink, ScaipError> {
         let proxy = resolve(&route.proxy).await?;
-        let (node, incoming) = SipNode::bind(route.transport, route.bind).await?;
-        let local = node.local_addr();
+        let bind = SocketAddr::new(towards(proxy, route.bind)?, route.bind.port());
+        let (node, incoming) = SipNode::bind(route.transport, bind).await?;
+        let local = match route.transport {
+            // Over TCP the unit opens the flow to its proxy and registers the address of that
+            // connection, so the proxy sends `<mrs>` back on it (RFC 5626 style): requests on
+            // connections anyone else opens are refused.
+            // While the proxy is unreachable the listener's address stands in; registration
+            // keeps retrying.
+            SipTransport::Tcp => match node.connect(proxy).await {
+                Ok(local) => local,
+                Err(e) => {
+                    tracing::warn!(route = name, error = %e, "SCAIP: cannot reach the proxy yet");
+                    node.local_addr()
+                }
+            },
+            SipTransport::Udp | SipTransport::Tls => node.local_addr(),
+        };
         ScaipLink::start_on(name, route, unit, credentials, proxy, node, incoming, local)
     }
 
@@ -371,6 +548,11 @@ impl ScaipLink {
         *self.link.heartbeat_every.borrow()
     }
 
+    /// The address of the node's own TCP listener, if it has one.
+    pub fn local_listener(&self) -> Option<SocketAddr> {
+        (self.link.cfg.transport == SipTransport::Tcp).then(|| self.link.node.local_addr())
+    }
+
     /// Our contact URI as registered.
     pub fn contact(&self) -> &str {
         &self.link.contact
@@ -443,7 +625,6 @@ impl Link {
                     s.push_str(a);
                     s.push_str("\r\n");
                 }
-                s.push_str("User-Agent: Vigil\r\n");
                 match body {
                     Some(b) => s.push_str(&format!(
                         "Content-Type: {}\r\nContent-Length: {}\r\n\r\n{b}",
@@ -461,12 +642,9 @@ impl Link {
                 407 => ("proxy-authenticate", "Proxy-Authorization"),
                 _ => return Ok(resp),
             };
-            let challenge = resp
-                .header(header)
-                .and_then(Challenge::parse)
-                .ok_or_else(|| {
-                    ScaipError::Auth(format!("{status} without a usable digest challenge"))
-                })?;
+            let challenge = Challenge::pick(resp.headers(header)).ok_or_else(|| {
+                ScaipError::Auth(format!("{status} without a usable digest challenge"))
+            })?;
             if answered_realm.as_deref() == Some(challenge.realm.as_str()) {
                 if challenge.stale && stale_retries < 1 {
                     stale_retries += 1;
@@ -528,6 +706,20 @@ impl Link {
         }
     }
 
+    /// Registers again now and publishes the outcome.
+    async fn register_now(&self) {
+        match self.register().await {
+            Ok(granted) => {
+                self.registration
+                    .send_replace(Registration::Registered(granted));
+            }
+            Err(e) => {
+                self.registration
+                    .send_replace(Registration::Failed(format!("REGISTER failed: {e}")));
+            }
+        }
+    }
+
     async fn keep_registered(self: Arc<Self>) {
         let mut backoff = Duration::from_secs(2);
         loop {
@@ -554,7 +746,13 @@ impl Link {
     /// Answers incoming requests; hands `<mrs>` to the delivery waiting for its `ref`.
     async fn listen(self: Arc<Self>, mut incoming: mpsc::UnboundedReceiver<Incoming>) {
         let tag = sip::random_token(10);
+        let mut refusals = Refusals::default();
         while let Some(req) = incoming.recv().await {
+            if let Err(why) = self.trusted(&req) {
+                refusals.count(&self.route, why);
+                let _ = self.node.respond(&req, 403, "Forbidden", &tag, &[]).await;
+                continue;
+            }
             let method = req.msg.method().unwrap_or_default();
             match method.as_str() {
                 "MESSAGE" => {
@@ -610,6 +808,20 @@ impl Link {
         }
     }
 
+    /// Whether a request came from the proxy: over UDP from its address and port, over TCP or
+    /// TLS on the connection the unit opened and registered on (an RFC 5626 style flow). Only
+    /// such requests may carry `<mrs>`, holds or `hbi` (DESIGN §4, trust).
+    fn trusted(&self, req: &Incoming) -> Result<(), Refusal> {
+        if req.peer != self.proxy {
+            return Err(Refusal::NotTheProxy);
+        }
+        match (self.cfg.transport, req.flow) {
+            (SipTransport::Udp, Flow::Datagram) => Ok(()),
+            (SipTransport::Tcp | SipTransport::Tls, Flow::Opened) => Ok(()),
+            _ => Err(Refusal::NotTheRegisteredFlow),
+        }
+    }
+
     fn on_mrs(&self, mrs: Mrs) {
         if let Some(minutes) = mrs.hbi {
             let every = Duration::from_secs(u64::from(minutes) * 60);
@@ -635,6 +847,8 @@ impl Link {
 
     /// Sends `mrq` and waits for its `<mrs>` until `deadline`.
     async fn exchange(&self, mrq: &Mrq, deadline: Instant) -> Result<Mrs, String> {
+        mrq.validate()
+            .map_err(|e| format!("SCAIP body not sent: {e}"))?;
         let (tx, mut rx) = mpsc::unbounded_channel();
         if let Ok(mut w) = self.waiters.lock() {
             w.insert(mrq.reference.clone(), tx);
@@ -649,28 +863,42 @@ impl Link {
             .saturating_duration_since(Instant::now())
             .min(Duration::from_secs(32));
         let receiver = &self.cfg.receiver_uri;
-        let resp = self
-            .request(
-                OutRequest {
-                    method: "MESSAGE",
-                    uri: receiver,
-                    to: receiver,
-                    call_id: &call_id,
-                    extra: &[],
-                    body: Some(&body),
-                },
-                sip_timeout,
-            )
-            .await
-            .map_err(|e| format!("SCAIP MESSAGE to {receiver}: {e}"))?;
-        match resp.status() {
-            Some(200..=299) => {}
-            status => {
-                return Err(format!(
-                    "SCAIP MESSAGE to {receiver} refused: {} {}",
-                    status.unwrap_or(0),
-                    resp.reason()
-                ))
+        let mut registered_again = false;
+        loop {
+            let resp = self
+                .request(
+                    OutRequest {
+                        method: "MESSAGE",
+                        uri: receiver,
+                        to: receiver,
+                        call_id: &call_id,
+                        extra: &[],
+                        body: Some(&body),
+                    },
+                    sip_timeout,
+                )
+                .await;
+            // Only the proxy's own answer counts here: a local timeout has used up the time.
+            let status = resp.as_ref().ok().and_then(SipMsg::status).unwrap_or(0);
+            // 404, 408 and 481 say the proxy lost our binding or our flow (a registrar restart,
+            // a dropped connection): register again at once and resend, rather than wait for
+            // an <mrs> that cannot reach us and then the next refresh.
+            if matches!(status, 404 | 408 | 481) && !registered_again {
+                registered_again = true;
+                tracing::warn!(route = %self.route, status, "SCAIP: binding lost, registering again");
+                self.register_now().await;
+                continue;
+            }
+            let resp = resp.map_err(|e| format!("SCAIP MESSAGE to {receiver}: {e}"))?;
+            match resp.status() {
+                Some(200..=299) => break,
+                status => {
+                    return Err(format!(
+                        "SCAIP MESSAGE to {receiver} refused: {} {}",
+                        status.unwrap_or(0),
+                        resp.reason()
+                    ))
+                }
             }
         }
         match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -710,11 +938,18 @@ impl Link {
             .lock()
             .ok()
             .and_then(|h| h.get(&alarm.id).map(|s| (s.reference.clone(), s.since)));
-        let reference = held
-            .as_ref()
-            .map(|(r, _)| r.clone())
-            .unwrap_or_else(|| session_ref(alarm, delivery.attempt));
-        let mrq = alarm_request(alarm, &reference, &self.cid, &self.local_uri);
+        let reference = match held.as_ref().map(|(r, _)| r.clone()) {
+            Some(r) => r,
+            None => match new_session_ref() {
+                Ok(r) => r,
+                Err(e) => {
+                    return DeliveryResult::Failed {
+                        reason: e.to_string(),
+                    }
+                }
+            },
+        };
+        let mrq = alarm_request(alarm, &reference, &self.cid, NO_VOICE);
         tracing::info!(route = %self.route, alarm_id = alarm.id.0, attempt = delivery.attempt,
             reference = %reference, stc = mrq.stc.unwrap_or(0), "SCAIP sending alarm");
         let deadline = Instant::now() + self.cfg.answer_timeout;
@@ -744,7 +979,8 @@ impl Link {
                         .unwrap_or_else(|_| self.cfg.receiver_uri.clone()),
                 });
                 DeliveryResult::Acked {
-                    by: format!("SCAIP {}", self.cfg.receiver_uri),
+                    // The journal keeps the ref exactly as the centre saw it.
+                    by: format!("SCAIP {} ref {reference}", self.cfg.receiver_uri),
                     callback,
                 }
             }
@@ -836,9 +1072,15 @@ impl Link {
             }
             count = count.wrapping_add(1);
             let mrq = Mrq {
-                reference: format!("PI{}{count:X}", sip::random_token(6).to_ascii_uppercase()),
+                reference: match new_session_ref() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(route = %self.route, error = %e, "SCAIP heartbeat not sent");
+                        continue;
+                    }
+                },
                 cid: self.cid.clone(),
-                dty: 1,
+                dty: DTY_LOCAL_UNIT,
                 mty: Some(MessageType::Ping),
                 ..Mrq::default()
             };
@@ -876,37 +1118,167 @@ mod tests {
         }
     }
 
+    /// Every code the unit can send, pinned to SS 91100:2014 Annex C.
     #[test]
-    fn every_cause_has_a_status_code() {
-        assert_eq!(status_code(AlarmCause::Help), 10);
-        assert_eq!(status_code(AlarmCause::Fall), 9);
-        assert_eq!(status_code(AlarmCause::PendantBatteryLow), 16);
-        assert_eq!(status_code(AlarmCause::MainsLost), 85);
-        assert_eq!(status_code(AlarmCause::MainsRestored), 86);
-        assert_eq!(status_code(AlarmCause::PendantMissing), 123);
-        assert_eq!(status_code(AlarmCause::PendantRestored), 124);
-        assert_eq!(status_code(AlarmCause::PeriodicTest), 102);
+    fn every_cause_has_its_annex_c_status_code() {
+        let expected = |c: AlarmCause| match c {
+            AlarmCause::Help => 10,
+            AlarmCause::Fall => 9,
+            AlarmCause::PendantMissing => 123,
+            AlarmCause::PendantRestored => 124,
+            AlarmCause::PendantBatteryLow => 16,
+            AlarmCause::Tamper => 125,
+            AlarmCause::MainsLost => 85,
+            AlarmCause::MainsRestored => 86,
+            AlarmCause::Jamming => 122,
+            AlarmCause::JammingEnded => 124,
+            AlarmCause::BaseBatteryLow => 16,
+            AlarmCause::PeriodicTest | AlarmCause::ManualTest => 102,
+        };
         for c in AlarmCause::ALL {
-            assert!(status_code(c) > 0 && status_code(c) <= 9999);
+            assert_eq!(status_code(c), expected(c), "{c:?}");
         }
+    }
+
+    /// Every device type the unit can send, pinned to Annex A.
+    #[test]
+    fn device_types_follow_annex_a() {
+        let dty = |cause, kind| device_type(&alarm(cause, kind));
+        assert_eq!(dty(AlarmCause::Help, Some(DeviceKind::Personal)), 3);
+        assert_eq!(dty(AlarmCause::Help, Some(DeviceKind::Fixed)), 4);
+        assert_eq!(dty(AlarmCause::Help, Some(DeviceKind::Fall)), 5);
+        assert_eq!(dty(AlarmCause::Fall, Some(DeviceKind::Personal)), 5);
+        for c in AlarmCause::ALL {
+            if c != AlarmCause::Fall {
+                assert_eq!(dty(c, None), 2, "the unit's own report {c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn location_codes_and_text() {
+        let code = |s| LocationCode::parse(s).map(LocationCode::code);
+        assert_eq!(code("bathroom"), Some(11));
+        assert_eq!(code("Living room"), Some(43));
+        assert_eq!(code("kitchen"), Some(21));
+        assert_eq!(code("home"), Some(2));
+        assert_eq!(code("043"), Some(43));
+        assert_eq!(code("1000"), None);
+        assert_eq!(code("attic"), None);
+        let long = "Schlafzimmer im ersten Stock, hinten rechts";
+        let t = location_text(long).unwrap();
+        assert_eq!(t.chars().count(), 32);
+        let umlauts = "ÄÖÜäöüß".repeat(6);
+        assert_eq!(location_text(&umlauts).unwrap().chars().count(), 32);
+        assert_eq!(location_text("  "), None);
+    }
+
+    #[test]
+    fn every_alarm_request_passes_table1() {
+        for c in AlarmCause::ALL {
+            for kind in [None, Some(DeviceKind::Personal), Some(DeviceKind::Fixed)] {
+                let m = alarm_request(&alarm(c, kind), "Ab12", "4612345", NO_VOICE);
+                m.validate().unwrap();
+                let body = m.emit();
+                assert!(!body.contains("sip:"), "no SIP voice path offered: {body}");
+            }
+        }
+    }
+
+    #[test]
+    fn validation_refuses_what_table1_forbids() {
+        let ok = alarm_request(
+            &alarm(AlarmCause::Help, Some(DeviceKind::Personal)),
+            "Ab12",
+            "4612345",
+            NO_VOICE,
+        );
+        let snu = |m: Mrq| match m.validate() {
+            Err(ScaipError::Invalid { snu, .. }) => snu,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            snu(Mrq {
+                lco: Some(1000),
+                ..ok.clone()
+            }),
+            1
+        );
+        assert_eq!(
+            snu(Mrq {
+                lva: Some("Bedroom".into()),
+                ..ok.clone()
+            }),
+            1
+        );
+        assert_eq!(
+            snu(Mrq {
+                lte: Some("x".repeat(33)),
+                ..ok.clone()
+            }),
+            1
+        );
+        assert_eq!(
+            snu(Mrq {
+                did: Some("é".into()),
+                ..ok.clone()
+            }),
+            2
+        );
+        assert_eq!(
+            snu(Mrq {
+                crd: Some("tel:+4670".into()),
+                ..ok.clone()
+            }),
+            3
+        );
+        assert_eq!(
+            snu(Mrq {
+                reference: "A-1".into(),
+                ..ok.clone()
+            }),
+            2
+        );
+        assert_eq!(
+            snu(Mrq {
+                cid: "12a".into(),
+                ..ok
+            }),
+            2
+        );
+    }
+
+    #[test]
+    fn session_refs_are_random_over_the_whole_alphabet() {
+        let refs: Vec<String> = (0..400).map(|_| new_session_ref().unwrap()).collect();
+        let mut seen = std::collections::HashSet::new();
+        for r in &refs {
+            assert_eq!(r.len(), SESSION_REF_LEN);
+            assert!(xml::valid_ref(r), "{r}");
+            assert!(seen.insert(r.clone()), "repeated ref {r}");
+        }
+        // 6400 draws from 62 symbols: every symbol shows up (a miss has p < 1e-40).
+        let used: std::collections::HashSet<u8> = refs.iter().flat_map(|r| r.bytes()).collect();
+        assert_eq!(used.len(), REF_ALPHABET.len());
     }
 
     #[test]
     fn request_fields() {
         let a = alarm(AlarmCause::Help, Some(DeviceKind::Fixed));
-        let r = session_ref(&a, 3);
+        let r = new_session_ref().unwrap();
         assert!(xml::valid_ref(&r));
-        assert_ne!(r, session_ref(&a, 4));
-        let m = alarm_request(&a, &r, "4612345", "sip:unit@x");
+        let m = alarm_request(&a, &r, "4612345", NO_VOICE);
         assert_eq!(
             (m.dty, m.stc, m.lco, m.pri),
-            (4, Some(10), Some(2), Some(1))
+            (4, Some(10), Some(21), Some(1))
         );
+        assert_eq!(m.lte.as_deref(), Some("Kitchen"));
+        assert!(m.emit().contains("<lco>021</lco>"));
         assert_eq!(m.did.as_deref(), Some("00C0FFEE"));
         assert_eq!(
             device_type(&alarm(AlarmCause::Fall, Some(DeviceKind::Personal))),
             5
         );
-        assert_eq!(device_type(&alarm(AlarmCause::MainsLost, None)), 1);
+        assert_eq!(device_type(&alarm(AlarmCause::MainsLost, None)), 2);
     }
 }

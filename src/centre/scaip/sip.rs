@@ -1,6 +1,7 @@
 //! A small SIP node (RFC 3261) for SCAIP: UDP or TCP transport, non-INVITE client
 //! transactions with retransmission (§17.1.2), server-side duplicate suppression (§17.2.2),
-//! and digest authentication (RFC 2617 / RFC 8760, MD5) answering both 401 and 407.
+//! and digest authentication (RFC 7616 / RFC 8760: SHA-256 when offered, MD5 only when it is
+//! the only choice) answering both 401 and 407.
 //!
 //! Messages are parsed with `rsip`; requests are written as text.
 
@@ -24,6 +25,11 @@ pub const T1: Duration = Duration::from_millis(500);
 pub const T2: Duration = Duration::from_secs(4);
 /// Largest message we accept.
 const MAX_MESSAGE: usize = 16 * 1024;
+/// Connections a node accepts at once; more are closed as they arrive, so a flood of idle
+/// connections cannot use up the unit's file descriptors and starve its other routes.
+pub const MAX_ACCEPTED: usize = 16;
+/// An accepted connection that sends nothing for this long is closed.
+pub const ACCEPTED_IDLE: Duration = Duration::from_secs(30);
 
 /// A parsed SIP message and the helpers SCAIP needs.
 #[derive(Clone, Debug)]
@@ -277,6 +283,40 @@ pub fn auth_params(value: &str) -> (String, HashMap<String, String>) {
 }
 
 impl Challenge {
+    /// The digest algorithm this challenge asks for, if the unit supports it: SHA-256
+    /// (RFC 8760) or MD5 (also when none is named, RFC 7616 §3.3).
+    fn digest_algorithm(
+        &self,
+    ) -> Result<(rsip::headers::auth::Algorithm, &'static str), ScaipError> {
+        match self.algorithm.as_deref() {
+            None => Ok((rsip::headers::auth::Algorithm::Md5, "MD5")),
+            Some(a) if a.eq_ignore_ascii_case("md5") => {
+                Ok((rsip::headers::auth::Algorithm::Md5, "MD5"))
+            }
+            Some(a) if a.eq_ignore_ascii_case("sha-256") => {
+                Ok((rsip::headers::auth::Algorithm::Sha256, "SHA-256"))
+            }
+            Some(a) => Err(ScaipError::Auth(format!(
+                "digest algorithm {a} is not supported (SHA-256 or MD5)"
+            ))),
+        }
+    }
+
+    /// Picks the challenge to answer among those a 401/407 carries (RFC 8760 §2.4): SHA-256
+    /// when the server offers it, MD5 only when it is the only choice.
+    pub fn pick<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<Challenge> {
+        let usable: Vec<Challenge> = values
+            .into_iter()
+            .filter_map(Challenge::parse)
+            .filter(|c| c.digest_algorithm().is_ok())
+            .collect();
+        let sha256 = usable
+            .iter()
+            .position(|c| c.digest_algorithm().is_ok_and(|(_, n)| n == "SHA-256"));
+        let i = sha256.unwrap_or(0);
+        usable.into_iter().nth(i)
+    }
+
     /// Parses a Digest challenge.
     pub fn parse(value: &str) -> Option<Challenge> {
         let (scheme, p) = auth_params(value);
@@ -306,13 +346,7 @@ impl Challenge {
         password: &str,
         nc: u32,
     ) -> Result<String, ScaipError> {
-        if let Some(a) = &self.algorithm {
-            if !a.eq_ignore_ascii_case("md5") {
-                return Err(ScaipError::Auth(format!(
-                    "digest algorithm {a} is not supported (MD5 only)"
-                )));
-            }
-        }
+        let (algorithm, algorithm_name) = self.digest_algorithm()?;
         let parsed_uri =
             rsip::Uri::try_from(uri).map_err(|e| ScaipError::Sip(format!("bad URI {uri}: {e}")))?;
         let method_r: rsip::Method = method
@@ -331,11 +365,11 @@ impl Challenge {
             realm: &self.realm,
             method: &method_r,
             qop: qop.as_ref(),
-            algorithm: rsip::headers::auth::Algorithm::Md5,
+            algorithm,
         }
         .compute();
         let mut s = format!(
-            "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{parsed_uri}\", response=\"{response}\", algorithm=MD5",
+            "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{parsed_uri}\", response=\"{response}\", algorithm={algorithm_name}",
             self.realm, self.nonce
         );
         if qop.is_some() {
@@ -388,6 +422,15 @@ pub fn verify_authorization(
         None => None,
         Some(_) => return false,
     };
+    let algorithm = match p
+        .get("algorithm")
+        .map(|a| a.to_ascii_uppercase())
+        .as_deref()
+    {
+        None | Some("MD5") => rsip::headers::auth::Algorithm::Md5,
+        Some("SHA-256") => rsip::headers::auth::Algorithm::Sha256,
+        Some(_) => return false,
+    };
     rsip::services::DigestGenerator {
         username: user,
         password,
@@ -396,9 +439,30 @@ pub fn verify_authorization(
         realm,
         method: &method,
         qop: qop.as_ref(),
-        algorithm: rsip::headers::auth::Algorithm::Md5,
+        algorithm,
     }
     .verify(response)
+}
+
+/// A SIP message for the log: `Authorization` and `Proxy-Authorization` values are replaced,
+/// at every level, since a digest answer can be cracked offline for the password.
+pub fn redacted(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let name = line.split(':').next().unwrap_or("").trim();
+        if matches!(
+            canonical(name).as_str(),
+            "authorization" | "proxy-authorization"
+        ) && line.contains(':')
+        {
+            out.push_str(name);
+            out.push_str(": <redacted>\r\n");
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// `n` random lower-case hex characters (branches, tags, Call-IDs, nonces).
@@ -411,11 +475,24 @@ pub fn random_token(n: usize) -> String {
     s
 }
 
+/// How a request reached this node: what the trust rules look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// A UDP datagram; only its source address says who sent it.
+    Datagram,
+    /// On a TCP/TLS connection this node opened (RFC 5626 style flow to its proxy).
+    Opened,
+    /// On a TCP/TLS connection a peer opened to this node's listener.
+    Accepted,
+}
+
 /// A request that arrived, with where it came from.
 #[derive(Debug)]
 pub struct Incoming {
     /// Sender's transport address (responses go back there).
     pub peer: SocketAddr,
+    /// The transport flow it came on.
+    pub flow: Flow,
     /// The request.
     pub msg: SipMsg,
 }
@@ -438,6 +515,8 @@ struct Shared {
     /// TLS role when the transport is TLS.
     #[cfg(feature = "tls")]
     tls: Option<TlsRole>,
+    /// Room for accepted connections ([`MAX_ACCEPTED`]).
+    accepted: Arc<tokio::sync::Semaphore>,
 }
 
 /// A SIP node bound to one local address: sends requests, matches responses, hands incoming
@@ -475,6 +554,7 @@ impl SipNode {
             lose: Mutex::new(HashMap::new()),
             #[cfg(feature = "tls")]
             tls: None,
+            accepted: Arc::new(tokio::sync::Semaphore::new(MAX_ACCEPTED)),
         });
         let io = |e: std::io::Error| ScaipError::Io(format!("binding {bind}: {e}"));
         match transport {
@@ -537,7 +617,7 @@ impl SipNode {
 
     /// Sends raw bytes to `peer` (connecting over TCP if needed).
     pub async fn send(&self, peer: SocketAddr, bytes: Vec<u8>) -> Result<(), ScaipError> {
-        tracing::debug!(%peer, msg = %String::from_utf8_lossy(&bytes), "SIP out");
+        tracing::debug!(%peer, msg = %redacted(&bytes), "SIP out");
         if let Some(udp) = &self.udp {
             udp.send_to(&bytes, peer)
                 .await
@@ -589,7 +669,12 @@ impl SipNode {
         stream: TcpStream,
         peer: SocketAddr,
     ) -> Result<JoinHandle<()>, ScaipError> {
-        Ok(start_connection(stream, peer, Arc::clone(&self.shared)))
+        Ok(start_connection(
+            stream,
+            peer,
+            Flow::Opened,
+            Arc::clone(&self.shared),
+        ))
     }
 
     #[cfg(feature = "tls")]
@@ -599,7 +684,12 @@ impl SipNode {
         peer: SocketAddr,
     ) -> Result<JoinHandle<()>, ScaipError> {
         match &self.shared.tls {
-            None => Ok(start_connection(stream, peer, Arc::clone(&self.shared))),
+            None => Ok(start_connection(
+                stream,
+                peer,
+                Flow::Opened,
+                Arc::clone(&self.shared),
+            )),
             Some(TlsRole::Client {
                 config,
                 server_name,
@@ -608,7 +698,12 @@ impl SipNode {
                     .connect(server_name.clone(), stream)
                     .await
                     .map_err(|e| ScaipError::Io(format!("TLS with {peer}: {e}")))?;
-                Ok(start_connection(tls, peer, Arc::clone(&self.shared)))
+                Ok(start_connection(
+                    tls,
+                    peer,
+                    Flow::Opened,
+                    Arc::clone(&self.shared),
+                ))
             }
             Some(TlsRole::Server { .. }) => Err(ScaipError::Io(format!(
                 "no TLS connection from {peer} to answer on"
@@ -636,6 +731,7 @@ impl SipNode {
             incoming: tx,
             lose: Mutex::new(HashMap::new()),
             tls: Some(role),
+            accepted: Arc::new(tokio::sync::Semaphore::new(MAX_ACCEPTED)),
         });
         let (local, tasks) = match server {
             Some(config) => {
@@ -646,20 +742,23 @@ impl SipNode {
                 let shared = Arc::clone(&shared);
                 let task = tokio::spawn(async move {
                     loop {
-                        let Ok((stream, peer)) = listener.accept().await else {
-                            continue;
-                        };
+                        let (stream, peer, permit) = admit(&listener, &shared).await;
                         let acceptor = acceptor.clone();
                         let shared = Arc::clone(&shared);
                         tokio::spawn(async move {
-                            match acceptor.accept(stream).await {
-                                Ok(tls) => {
-                                    let _ = start_connection(tls, peer, shared).await;
+                            let handshake =
+                                tokio::time::timeout(ACCEPTED_IDLE, acceptor.accept(stream)).await;
+                            match handshake {
+                                Ok(Ok(tls)) => {
+                                    let _ =
+                                        start_connection(tls, peer, Flow::Accepted, shared).await;
                                 }
-                                Err(e) => {
+                                Ok(Err(e)) => {
                                     tracing::debug!(%peer, error = %e, "SIP TLS handshake failed")
                                 }
+                                Err(_) => tracing::debug!(%peer, "SIP TLS handshake timed out"),
                             }
+                            drop(permit);
                         });
                     }
                 });
@@ -750,7 +849,8 @@ impl SipNode {
             s.push_str(h);
             s.push_str("\r\n");
         }
-        s.push_str("Server: Vigil\r\nContent-Length: 0\r\n\r\n");
+        // No Server header: a product banner only helps whoever probes the unit.
+        s.push_str("Content-Length: 0\r\n\r\n");
         let bytes = s.into_bytes();
         if let (Some(branch), Ok(mut a)) = (req.branch(), self.shared.answered.lock()) {
             a.insert(branch, Some((to.peer, bytes.clone())));
@@ -793,6 +893,7 @@ impl Drop for PendingGuard {
 async fn dispatch(
     shared: &Shared,
     peer: SocketAddr,
+    flow: Flow,
     bytes: &[u8],
     reply: &(dyn Fn(Vec<u8>) + Sync),
 ) {
@@ -803,7 +904,7 @@ async fn dispatch(
             return;
         }
     };
-    tracing::trace!(%peer, msg = %String::from_utf8_lossy(bytes), "SIP in");
+    tracing::trace!(%peer, msg = %redacted(bytes), "SIP in");
     if msg.status().is_some() {
         let tx = msg
             .branch()
@@ -846,7 +947,7 @@ async fn dispatch(
             }
         }
     }
-    let _ = shared.incoming.send(Incoming { peer, msg });
+    let _ = shared.incoming.send(Incoming { peer, flow, msg });
 }
 
 async fn read_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
@@ -863,30 +964,73 @@ async fn read_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
                 let _ = s.send_to(&bytes, peer).await;
             });
         };
-        dispatch(&shared, peer, &data, &reply).await;
+        dispatch(&shared, peer, Flow::Datagram, &data, &reply).await;
+    }
+}
+
+/// Accepts the next connection there is room for. Connections beyond [`MAX_ACCEPTED`] are
+/// closed at once; accept errors (out of descriptors) back off instead of spinning.
+async fn admit(
+    listener: &TcpListener,
+    shared: &Shared,
+) -> (TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit) {
+    let mut refused: u64 = 0;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                backoff = Duration::from_millis(50);
+                match Arc::clone(&shared.accepted).try_acquire_owned() {
+                    Ok(permit) => {
+                        if refused > 0 {
+                            tracing::warn!(refused, "SIP: connections closed, too many at once");
+                        }
+                        return (stream, peer, permit);
+                    }
+                    Err(_) => {
+                        refused += 1;
+                        drop(stream);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "SIP: accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
     }
 }
 
 async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
-    let mut tasks = Vec::new();
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
-        };
-        tasks.retain(|t: &JoinHandle<()>| !t.is_finished());
-        tasks.push(start_connection(stream, peer, Arc::clone(&shared)));
+        let (stream, peer, permit) = admit(&listener, &shared).await;
+        let conn = start_connection(stream, peer, Flow::Accepted, Arc::clone(&shared));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
     }
 }
 
 /// Registers a TCP connection for sending and starts its reader and writer.
-fn start_connection<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>) -> JoinHandle<()>
+fn start_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    flow: Flow,
+    shared: Arc<Shared>,
+) -> JoinHandle<()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
     let (read, mut write) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     if let Ok(mut c) = shared.conns.lock() {
-        c.insert(peer, tx.clone());
+        // An accepted connection never takes over a live one the node opened to that peer.
+        let live = c.get(&peer).is_some_and(|t| !t.is_closed());
+        if flow == Flow::Opened || !live {
+            c.insert(peer, tx.clone());
+        }
     }
     tokio::spawn(async move {
         let writer = tokio::spawn(async move {
@@ -896,10 +1040,12 @@ where
                 }
             }
         });
-        read_tcp(read, peer, &shared, tx).await;
+        read_tcp(read, peer, flow, &shared, tx.clone()).await;
         writer.abort();
         if let Ok(mut c) = shared.conns.lock() {
-            c.remove(&peer);
+            if c.get(&peer).is_some_and(|t| t.same_channel(&tx)) {
+                c.remove(&peer);
+            }
         }
     })
 }
@@ -908,6 +1054,7 @@ where
 async fn read_tcp<R: tokio::io::AsyncRead + Unpin>(
     mut read: R,
     peer: SocketAddr,
+    flow: Flow,
     shared: &Shared,
     tx: mpsc::UnboundedSender<Vec<u8>>,
 ) {
@@ -943,12 +1090,23 @@ async fn read_tcp<R: tokio::io::AsyncRead + Unpin>(
             let reply = move |bytes: Vec<u8>| {
                 let _ = tx.send(bytes);
             };
-            dispatch(shared, peer, &message, &reply).await;
+            dispatch(shared, peer, flow, &message, &reply).await;
         }
         if buf.len() > MAX_MESSAGE {
             return;
         }
-        match read.read(&mut chunk).await {
+        let got = if flow == Flow::Accepted {
+            match tokio::time::timeout(ACCEPTED_IDLE, read.read(&mut chunk)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::debug!(%peer, "SIP: idle connection closed");
+                    return;
+                }
+            }
+        } else {
+            read.read(&mut chunk).await
+        };
+        match got {
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
         }
@@ -1062,6 +1220,53 @@ mod tests {
     }
 
     /// MD5 digest without qop (RFC 2617 §3.2.2.1), value computed independently with Python.
+    #[test]
+    fn authorization_values_never_reach_the_log() {
+        let msg = b"REGISTER sip:x SIP/2.0\r\nAuthorization: Digest response=\"abc\"\r\n\
+                    proxy-authorization: Digest response=\"def\"\r\nTo: <sip:a@b>\r\n\r\n";
+        let r = redacted(msg);
+        assert!(!r.contains("abc") && !r.contains("def"), "{r}");
+        assert!(r.contains("To: <sip:a@b>") && r.contains("Authorization: <redacted>"));
+    }
+
+    #[test]
+    fn sha256_is_preferred_and_verifies() {
+        let md5 = r#"Digest realm="centre.test", nonce="abc", qop="auth", algorithm=MD5"#;
+        let sha = r#"Digest realm="centre.test", nonce="abc", qop="auth", algorithm=SHA-256"#;
+        let c = Challenge::pick([md5, sha]).unwrap();
+        assert_eq!(c.algorithm.as_deref(), Some("SHA-256"));
+        let answer = c
+            .answer("REGISTER", "sip:centre.test", "u", "pw", 1)
+            .unwrap();
+        assert!(answer.contains("algorithm=SHA-256"), "{answer}");
+        let response = auth_params(&answer).1["response"].clone();
+        assert_eq!(response.len(), 64, "a SHA-256 digest: {answer}");
+        assert!(verify_authorization(
+            &answer,
+            "REGISTER",
+            "centre.test",
+            "abc",
+            "u",
+            "pw"
+        ));
+        assert!(!verify_authorization(
+            &answer,
+            "REGISTER",
+            "centre.test",
+            "abc",
+            "u",
+            "px"
+        ));
+        // MD5 only when it is the only choice.
+        let only = Challenge::pick([md5]).unwrap();
+        assert!(only
+            .answer("REGISTER", "sip:centre.test", "u", "pw", 1)
+            .unwrap()
+            .contains("algorithm=MD5"));
+        let odd = r#"Digest realm="x", nonce="n", algorithm=SHA-512-256"#;
+        assert!(Challenge::pick([odd]).is_none());
+    }
+
     #[test]
     fn digest_known_answer() {
         let c = Challenge {

@@ -62,12 +62,16 @@ pub struct Mrq {
     pub mty: Option<MessageType>,
     /// `stc`: status code (10 manual alarm, 9 automatic alarm, …).
     pub stc: Option<u16>,
+    /// `stt`: status text, 1–32 characters (SS 91100 Table 1).
+    pub stt: Option<String>,
     /// `pri`: priority.
     pub pri: Option<u16>,
-    /// `lco`: location code.
+    /// `lco`: location code, 1–3 digits from Annex D (sent as three).
     pub lco: Option<u16>,
-    /// `lva`: location in words.
+    /// `lva`: location value, 1–2 printable ASCII characters (a value, not a name).
     pub lva: Option<String>,
+    /// `lte`: location text, 1–32 characters.
+    pub lte: Option<String>,
     /// `crd`: caller (the number or URI the centre calls back).
     pub crd: Option<String>,
     /// `did`: device id.
@@ -145,6 +149,82 @@ fn tag(out: &mut String, name: &str, value: &str) {
 const DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
 
 impl Mrq {
+    /// Checks every element against SS 91100:2014 Table 1 (lengths, characters) before it is
+    /// sent, so a field added later cannot go out malformed. Errors carry the `snu` a strict
+    /// receiver would answer.
+    pub fn validate(&self) -> Result<(), ScaipError> {
+        fn len(name: &str, v: &str, max: usize) -> Result<(), ScaipError> {
+            let n = v.chars().count();
+            if n > max {
+                return Err(invalid(
+                    1,
+                    format!("<{name}> has {n} characters, Table 1 allows {max}"),
+                ));
+            }
+            if n == 0 {
+                return Err(invalid(2, format!("<{name}> is empty")));
+            }
+            Ok(())
+        }
+        fn printable(name: &str, v: &str) -> Result<(), ScaipError> {
+            if v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                Ok(())
+            } else {
+                Err(invalid(2, format!("<{name}> must be printable ASCII")))
+            }
+        }
+        fn max_code(name: &str, v: u16, max: u16) -> Result<(), ScaipError> {
+            if v > max {
+                return Err(invalid(1, format!("<{name}> {v} exceeds {max}")));
+            }
+            Ok(())
+        }
+        if !valid_ref(&self.reference) {
+            return Err(invalid(2, "<ref> must be 1-16 of A-Z a-z 0-9"));
+        }
+        len("cid", &self.cid, 32)?;
+        if !self.cid.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(2, "<cid> must be digits"));
+        }
+        max_code("dty", self.dty, 9999)?;
+        if let Some(v) = self.stc {
+            max_code("stc", v, 9999)?;
+        }
+        if let Some(v) = self.pri {
+            max_code("pri", v, 9)?;
+        }
+        if let Some(v) = self.lco {
+            max_code("lco", v, 999)?;
+        }
+        if let Some(v) = &self.did {
+            len("did", v, 16)?;
+            printable("did", v)?;
+        }
+        if let Some(v) = &self.lva {
+            len("lva", v, 2)?;
+            printable("lva", v)?;
+        }
+        if let Some(v) = &self.lte {
+            len("lte", v, 32)?;
+        }
+        if let Some(v) = &self.stt {
+            len("stt", v, 32)?;
+        }
+        if let Some(v) = &self.crd {
+            len("crd", v, 256)?;
+            if !["no-voice:", "gsm:", "sip:", "sip-pp:"]
+                .iter()
+                .any(|scheme| v.starts_with(scheme))
+            {
+                return Err(invalid(
+                    3,
+                    "<crd> must start with no-voice:, gsm:, sip: or sip-pp:",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The body as sent.
     pub fn emit(&self) -> String {
         let mut s = String::from(DECL);
@@ -159,13 +239,19 @@ impl Mrq {
             tag(&mut s, "did", v);
         }
         if let Some(v) = self.lco {
-            tag(&mut s, "lco", &format!("{v:04}"));
+            tag(&mut s, "lco", &format!("{v:03}"));
         }
         if let Some(v) = &self.lva {
             tag(&mut s, "lva", v);
         }
+        if let Some(v) = &self.lte {
+            tag(&mut s, "lte", v);
+        }
         if let Some(v) = self.stc {
             tag(&mut s, "stc", &format!("{v:04}"));
+        }
+        if let Some(v) = &self.stt {
+            tag(&mut s, "stt", v);
         }
         if let Some(v) = self.pri {
             tag(&mut s, "pri", &v.to_string());
@@ -262,9 +348,11 @@ pub fn parse(bytes: &[u8]) -> Result<ScaipBody, ScaipError> {
                 dty,
                 mty,
                 stc: opt_code("stc")?,
+                stt: get("stt"),
                 pri: opt_code("pri")?,
                 lco: opt_code("lco")?,
                 lva: get("lva"),
+                lte: get("lte"),
                 crd: get("crd"),
                 did: get("did"),
             }))
@@ -297,6 +385,16 @@ pub fn parse(bytes: &[u8]) -> Result<ScaipBody, ScaipError> {
             format!("root element <{other}> is neither mrq nor mrs"),
         )),
     }
+}
+
+/// The root's name and its children's names and (unescaped) text, exactly as written, for a
+/// receiver that checks each element against SS 91100 Table 1 itself.
+pub fn elements(bytes: &[u8]) -> Result<(String, Vec<(String, String)>), ScaipError> {
+    if bytes.len() > MAX_BODY {
+        return Err(invalid(1, format!("body of {} bytes", bytes.len())));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| invalid(2, "body is not UTF-8"))?;
+    flat_xml(text)
 }
 
 /// Reads `<root><a>text</a><b/>…</root>` into the root's name and its children.
@@ -461,9 +559,11 @@ mod tests {
             dty: 3,
             mty: Some(MessageType::Message),
             stc: Some(10),
+            stt: Some("6756ABCD0001".into()),
             pri: Some(1),
-            lco: Some(3),
-            lva: Some("Anna's <bed> & room".into()),
+            lco: Some(12),
+            lva: None,
+            lte: Some("Anna's <bed> & room".into()),
             crd: Some("gsm:+46701234567".into()),
             did: Some("00C0FFEE".into()),
         };
