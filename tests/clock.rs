@@ -261,3 +261,69 @@ fn the_system_clock_is_plausible_and_monotonic() {
     let b = c.monotonic();
     assert!(b >= a);
 }
+
+/// A journal holding one fixed-trigger alarm raised at `T0`, still inside its 10 s window.
+fn journal_with_open_window(dir: &std::path::Path) -> Journal {
+    let mut journal = Journal::open(&dir.join("journal.sqlite")).unwrap();
+    let alarm = Alarm {
+        id: AlarmId(1),
+        reference: AlarmRef::new(AlarmId(1), T0),
+        cause: AlarmCause::Help,
+        device: Some(device(3, DeviceKind::Fixed)),
+        raised_at: T0,
+    };
+    journal
+        .append(&Record::Raised {
+            alarm,
+            window_until: Some(T0 + Duration::from_secs(10)),
+            frame: None,
+        })
+        .unwrap();
+    journal
+}
+
+/// What the core asks for right after restoring at wall time `now`.
+fn outputs_after_restore(now: Timestamp) -> Vec<Output> {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = journal_with_open_window(dir.path());
+    let (mut core, _journal) = restore(settings(), journal, now).unwrap();
+    std::iter::from_fn(|| core.poll_output()).collect()
+}
+
+#[test]
+fn a_window_interrupted_by_a_restart_escalates_at_once_when_the_wall_clock_is_unknown() {
+    // Restarted on a board whose clock is back at 1970: how long the window has left is
+    // unknown, so the alarm goes out now (fail towards help) rather than waiting for 2026.
+    let outputs = outputs_after_restore(Timestamp::from_secs(12));
+    assert!(
+        outputs.iter().any(|o| matches!(o, Output::Deliver(_))),
+        "an interrupted window with an unknown wall clock did not escalate: {outputs:#?}"
+    );
+}
+
+#[test]
+fn a_window_interrupted_by_a_restart_is_not_stretched_by_a_clock_stepped_back() {
+    // Restarted with the wall clock an hour behind the journal: the window may last at most
+    // its own length from now, not an hour and ten seconds.
+    let now = Timestamp(T0.0 - HOUR_MS as u64);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = journal_with_open_window(dir.path());
+    let (mut core, _journal) = restore(settings(), journal, now).unwrap();
+    while core.poll_output().is_some() {}
+    let later = now + Duration::from_secs(11);
+    core.handle_timeout(later);
+    let outputs: Vec<Output> = std::iter::from_fn(|| core.poll_output()).collect();
+    assert!(
+        outputs.iter().any(|o| matches!(o, Output::Deliver(_))),
+        "11 s after a restart with the clock an hour back the window is still open: {outputs:#?}"
+    );
+}
+
+#[test]
+fn a_window_interrupted_by_a_restart_resumes_when_the_wall_clock_is_right() {
+    let outputs = outputs_after_restore(T0 + Duration::from_secs(4));
+    assert!(
+        !outputs.iter().any(|o| matches!(o, Output::Deliver(_))),
+        "a window with 6 s left escalated at once: {outputs:#?}"
+    );
+}

@@ -438,13 +438,33 @@ impl Unit {
     }
 }
 
+/// The end of a cancel window interrupted by a restart, on the new start's time. The journal
+/// holds wall times, and the monotonic clock restarted at boot, so the wall clock is the only
+/// bridge: if it is not plausible yet ([`WALL_FLOOR`]) how much of the window is left is
+/// unknown and the window ends now (fail towards help); if it stepped back since, the window
+/// still lasts no longer than its own length from now.
+fn resumed_window(
+    until: Option<Timestamp>,
+    raised_at: Timestamp,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let until = until?;
+    if now < WALL_FLOOR {
+        return None;
+    }
+    Some(until.min(now + until.since(raised_at)))
+}
+
 /// Opens the journal, restores the core from it, and returns both, ready for [`Unit::new`].
 pub fn restore(
     settings: crate::core::Settings,
     journal: Journal,
     now: Timestamp,
 ) -> Result<(Core, Journal), RuntimeError> {
-    let recovered = journal.recover()?;
+    let mut recovered = journal.recover()?;
+    for r in &mut recovered {
+        r.window_until = resumed_window(r.window_until, r.alarm.raised_at, now);
+    }
     let mut core = Core::new(settings, now, journal.next_id()?);
     if !recovered.is_empty() {
         tracing::warn!(
