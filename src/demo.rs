@@ -19,14 +19,14 @@ use vigil::radio::pendant::SimPendant;
 use vigil::runtime::appliance::{assemble_with_clock, AudioChoice, Options};
 use vigil::runtime::simsite::{SimSite, SiteOptions};
 use vigil::runtime::timeline::Timeline;
-use vigil::runtime::{Clock, Event};
+use vigil::runtime::{Clock, Event, SystemClock};
 
 /// The demo's fall comes from real accelerometer data: a SisFall trial (SE06, 60–75 years,
 /// fall F05) streamed through the pendant's fall detector.
 const FALL_TRIAL: &str = "tests/data/sisfall/original/SE06/F05_SE06_R01.txt";
 
-/// A wall clock the script can move forward ("four hours later"), so supervision shows
-/// without waiting hours. Everything else runs in real time.
+/// A clock the script can move forward ("four hours later"), both monotonic and wall time, so
+/// supervision shows without waiting hours. Everything else runs in real time.
 #[derive(Default)]
 struct ShiftedClock(AtomicU64);
 
@@ -37,8 +37,12 @@ impl ShiftedClock {
 }
 
 impl Clock for ShiftedClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(Timestamp::now().0 + self.0.load(Ordering::SeqCst))
+    fn monotonic(&self) -> Duration {
+        SystemClock.monotonic() + Duration::from_millis(self.0.load(Ordering::SeqCst))
+    }
+
+    fn wall(&self) -> Timestamp {
+        SystemClock.wall() + Duration::from_millis(self.0.load(Ordering::SeqCst))
     }
 }
 

@@ -117,10 +117,10 @@ pub async fn assemble_with_clock(
             settings.devices.push(device);
         }
     }
-    let (core, journal) = super::restore(settings, journal, clock.now())?;
+    let (core, journal) = super::restore(settings, journal, clock.wall())?;
 
     let modem = ModemSlot::default();
-    let voice = open_voice(config, options.audio);
+    let voice = open_voice(config, options.audio, clock.clone());
     let lazies: Vec<Arc<Lazy>> = config
         .routes
         .iter()
@@ -209,9 +209,25 @@ fn needs_modem(config: &Config) -> bool {
     !config.remote.allowed_numbers.is_empty() || config.routes.iter().any(|r| r.kind().uses_modem())
 }
 
-fn open_voice(config: &Config, audio: AudioChoice) -> Voice {
+/// The unit's clock as the voice side sees it: wall time and the local time of day (quiet
+/// hours), so a shifted clock (the demo) reaches the voice engine too.
+struct VoiceClock(Arc<dyn Clock>);
+
+impl crate::voice::Clock for VoiceClock {
+    fn now(&self) -> Timestamp {
+        self.0.wall()
+    }
+
+    fn local_minute_of_day(&self) -> u16 {
+        use chrono::Timelike;
+        let local = self.0.wall().to_utc().with_timezone(&chrono::Local);
+        (local.hour() * 60 + local.minute()) as u16
+    }
+}
+
+fn open_voice(config: &Config, audio: AudioChoice, clock: Arc<dyn Clock>) -> Voice {
     let settings = crate::voice::VoiceSettings::from_config(&config.audio, &config.unit);
-    let clock: Arc<dyn crate::voice::Clock> = Arc::new(crate::voice::SystemClock);
+    let clock: Arc<dyn crate::voice::Clock> = Arc::new(VoiceClock(clock));
     match audio {
         AudioChoice::Mute => Voice::mute("audio disabled", clock),
         AudioChoice::Simulated(dir) => {

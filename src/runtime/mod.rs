@@ -98,19 +98,61 @@ pub enum RuntimeError {
     Journal(#[from] JournalError),
 }
 
-/// A wall clock for the loop; tests and the demo may shift it.
+/// The unit's one time source: monotonic time for timers, wall time for display and protocol
+/// timestamps. Adapters take it from here instead of reading a clock themselves, so tests and
+/// the demo can step or shift it.
 pub trait Clock: Send + Sync + 'static {
-    /// Now.
-    fn now(&self) -> Timestamp;
+    /// Time since an arbitrary start (boot); never steps, never goes back.
+    fn monotonic(&self) -> Duration;
+    /// UTC wall time as the system believes it; NTP or an installer may step it at any moment.
+    fn wall(&self) -> Timestamp;
+    /// Whether the wall clock can be believed: at or after [`WALL_FLOOR`]. A Raspberry Pi has
+    /// no real-time clock and boots at 1970 (or a stale fake-hwclock time) until NTP steps it.
+    fn wall_plausible(&self) -> bool {
+        self.wall() >= WALL_FLOOR
+    }
 }
 
-/// The system clock.
+/// No plausible wall clock reads earlier than this (2026-01-01T00:00:00Z, before this code
+/// was built): anything earlier is a clock that was never set.
+pub const WALL_FLOOR: Timestamp = Timestamp::from_secs(1_767_225_600);
+
+/// The system clock: `CLOCK_MONOTONIC` through [`std::time::Instant`] and the system's UTC.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
+    fn monotonic(&self) -> Duration {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
+    }
+
+    fn wall(&self) -> Timestamp {
         Timestamp::now()
+    }
+}
+
+/// The core's time: the wall time when the unit started plus monotonic time since. Every
+/// window, timeout, retry and supervision interval in the core runs on it, so a step of the
+/// wall clock (NTP at boot, a stale fake-hwclock, an installer) never cuts or stretches one.
+#[derive(Clone, Copy, Debug)]
+pub struct CoreTime {
+    wall_at_start: Timestamp,
+    monotonic_at_start: Duration,
+}
+
+impl CoreTime {
+    /// Anchors the core's time to `clock` now.
+    pub fn anchor(clock: &dyn Clock) -> CoreTime {
+        CoreTime {
+            wall_at_start: clock.wall(),
+            monotonic_at_start: clock.monotonic(),
+        }
+    }
+
+    /// The core's now: follows the monotonic clock only.
+    pub fn now(&self, clock: &dyn Clock) -> Timestamp {
+        self.wall_at_start + clock.monotonic().saturating_sub(self.monotonic_at_start)
     }
 }
 
@@ -120,6 +162,7 @@ pub struct Unit {
     journal: Journal,
     adapters: Adapters,
     clock: Arc<dyn Clock>,
+    time: CoreTime,
     inputs_tx: mpsc::Sender<Input>,
     inputs_rx: mpsc::Receiver<Input>,
     results_tx: mpsc::Sender<(AlarmId, u32, DeliveryResult)>,
@@ -136,13 +179,15 @@ impl Unit {
     pub fn new(core: Core, journal: Journal, adapters: Adapters, clock: Arc<dyn Clock>) -> Unit {
         let (inputs_tx, inputs_rx) = mpsc::channel(256);
         let (results_tx, results_rx) = mpsc::channel(64);
-        let (alive, _) = watch::channel(clock.now());
+        let time = CoreTime::anchor(clock.as_ref());
+        let (alive, _) = watch::channel(time.now(clock.as_ref()));
         let (control_tx, control_rx) = mpsc::channel(8);
         Unit {
             core,
             journal,
             adapters,
             clock,
+            time,
             inputs_tx,
             inputs_rx,
             results_tx,
@@ -182,6 +227,18 @@ impl Unit {
         &self.core
     }
 
+    /// The core's (monotonic) now.
+    fn now(&self) -> Timestamp {
+        self.time.now(self.clock.as_ref())
+    }
+
+    /// A deadline in the core's time as wall time, for adapters that still compare deadlines
+    /// with the wall clock (voice, modem): right as long as the wall clock does not step
+    /// before the deadline passes.
+    fn as_wall(&self, deadline: Timestamp, now: Timestamp) -> Timestamp {
+        self.clock.wall() + deadline.since(now)
+    }
+
     fn emit(&self, e: Event) {
         if let Some(tx) = &self.events {
             let _ = tx.send(e);
@@ -194,7 +251,7 @@ impl Unit {
         tokio::pin!(shutdown);
         self.carry_out();
         loop {
-            let now = self.clock.now();
+            let now = self.now();
             let _ = self.alive.send(now);
             let sleep = self
                 .core
@@ -205,13 +262,13 @@ impl Unit {
                 biased;
                 _ = &mut shutdown => break,
                 Some(input) = self.inputs_rx.recv() => {
-                    let now = self.clock.now();
+                    let now = self.now();
                     self.emit(Event::Input(now, input.clone()));
                     self.core.handle(now, input);
                 }
                 Some((alarm, attempt, result)) = self.results_rx.recv() => {
                     self.running.remove(&(alarm, attempt));
-                    let now = self.clock.now();
+                    let now = self.now();
                     let input = Input::Delivery { alarm, attempt, result };
                     self.emit(Event::Input(now, input.clone()));
                     self.core.handle(now, input);
@@ -222,7 +279,7 @@ impl Unit {
                             let _ = reply.send(self.status_text());
                         }
                         control::ControlRequest::TestCall(reply) => {
-                            let now = self.clock.now();
+                            let now = self.now();
                             self.emit(Event::Input(now, Input::TestRequest));
                             self.core.handle(now, Input::TestRequest);
                             let _ = reply.send("test report raised; follow it with `vigil log`\n".into());
@@ -230,7 +287,7 @@ impl Unit {
                     }
                 }
                 _ = tokio::time::sleep(sleep) => {
-                    self.core.handle_timeout(self.clock.now());
+                    self.core.handle_timeout(self.now());
                 }
             }
             self.carry_out();
@@ -244,7 +301,7 @@ impl Unit {
     /// Carries out every pending output, in order.
     fn carry_out(&mut self) {
         while let Some(output) = self.core.poll_output() {
-            let now = self.clock.now();
+            let now = self.now();
             match &output {
                 Output::Persist(record) => {
                     if let Err(e) = self.journal.append(record) {
@@ -254,11 +311,11 @@ impl Unit {
                     }
                 }
                 Output::Play(prompt) => self.adapters.voice.play(*prompt),
-                Output::Listen { alarm, until } => {
-                    self.adapters
-                        .voice
-                        .listen(*alarm, *until, self.inputs_tx.clone())
-                }
+                Output::Listen { alarm, until } => self.adapters.voice.listen(
+                    *alarm,
+                    self.as_wall(*until, now),
+                    self.inputs_tx.clone(),
+                ),
                 Output::StopListening => self.adapters.voice.stop_listening(),
                 Output::AckPendant { device, counter } => {
                     self.adapters.pendants.ack(*device, *counter)
@@ -274,7 +331,9 @@ impl Unit {
                         .calls
                         .start_call(*alarm, number.clone(), self.inputs_tx.clone())
                 }
-                Output::AutoAnswer { until } => self.adapters.calls.auto_answer(*until),
+                Output::AutoAnswer { until } => {
+                    self.adapters.calls.auto_answer(self.as_wall(*until, now))
+                }
             }
             self.emit(Event::Output(now, output));
         }
@@ -283,9 +342,9 @@ impl Unit {
     /// The answer to `vigil status`.
     fn status_text(&self) -> String {
         use std::fmt::Write;
-        let now = self.clock.now();
+        let now = self.now();
         let mut t = String::new();
-        let _ = writeln!(t, "time:        {now}");
+        let _ = writeln!(t, "time:        {}", self.clock.wall());
         let _ = writeln!(
             t,
             "mains:       {}",
@@ -391,13 +450,33 @@ impl Unit {
     }
 }
 
+/// The end of a cancel window interrupted by a restart, on the new start's time. The journal
+/// holds wall times, and the monotonic clock restarted at boot, so the wall clock is the only
+/// bridge: if it is not plausible yet ([`WALL_FLOOR`]) how much of the window is left is
+/// unknown and the window ends now (fail towards help); if it stepped back since, the window
+/// still lasts no longer than its own length from now.
+fn resumed_window(
+    until: Option<Timestamp>,
+    raised_at: Timestamp,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let until = until?;
+    if now < WALL_FLOOR {
+        return None;
+    }
+    Some(until.min(now + until.since(raised_at)))
+}
+
 /// Opens the journal, restores the core from it, and returns both, ready for [`Unit::new`].
 pub fn restore(
     settings: crate::core::Settings,
     journal: Journal,
     now: Timestamp,
 ) -> Result<(Core, Journal), RuntimeError> {
-    let recovered = journal.recover()?;
+    let mut recovered = journal.recover()?;
+    for r in &mut recovered {
+        r.window_until = resumed_window(r.window_until, r.alarm.raised_at, now);
+    }
     let mut core = Core::new(settings, now, journal.next_id()?);
     if !recovered.is_empty() {
         tracing::warn!(
