@@ -119,7 +119,8 @@ async fn sms_body_goes_after_the_prompt_and_ends_with_ctrl_z() {
 
 #[tokio::test]
 async fn missing_prompt_times_out_and_aborts_with_esc() {
-    let (path, seen) = scripted(vec![b"", b"", b"\r\nOK\r\n"]);
+    // The aborted command ends with OK after the ESC; then the synchronising `AT`, then ours.
+    let (path, seen) = scripted(vec![b"", b"\r\nOK\r\n", b"\r\nOK\r\n", b"\r\nOK\r\n"]);
     let at = engine::open(&path, 115_200).unwrap();
     let e = at
         .send(Command::new("AT+CMGS=23", Duration::from_millis(200)).with_body("00"))
@@ -130,6 +131,8 @@ async fn missing_prompt_times_out_and_aborts_with_esc() {
     assert_eq!(seen.recv().unwrap(), b"\x1b");
     // The engine is usable afterwards.
     at.send(cmd("AT")).await.unwrap();
+    assert_eq!(seen.recv().unwrap(), b"AT\r");
+    assert_eq!(seen.recv().unwrap(), b"AT\r");
 }
 
 #[tokio::test]
@@ -155,8 +158,9 @@ async fn garbage_and_a_silent_module_are_survived() {
 
 #[tokio::test]
 async fn a_caller_that_gave_up_in_the_queue_is_never_sent() {
-    // FIRST gets no answer (times out); SECOND waits behind it and is aborted; THIRD runs.
-    let (path, seen) = scripted(vec![b"", b"\r\nOK\r\n"]);
+    // FIRST gets no answer (times out); SECOND waits behind it and is aborted; THIRD runs
+    // after the synchronising `AT`.
+    let (path, seen) = scripted(vec![b"", b"\r\nOK\r\n", b"\r\nOK\r\n"]);
     let at = engine::open(&path, 115_200).unwrap();
     let first = tokio::spawn({
         let at = at.clone();
@@ -175,6 +179,7 @@ async fn a_caller_that_gave_up_in_the_queue_is_never_sent() {
     assert!(first.await.unwrap().is_err());
     at.send(cmd("AT+THIRD")).await.unwrap();
     assert_eq!(seen.recv().unwrap(), b"AT+FIRST\r");
+    assert_eq!(seen.recv().unwrap(), b"AT\r");
     assert_eq!(seen.recv().unwrap(), b"AT+THIRD\r");
 }
 
@@ -189,4 +194,51 @@ async fn a_pin_never_appears_in_an_error() {
     let text = e.to_string();
     assert!(!text.contains("4921"), "{text}");
     assert!(text.contains("AT+CPIN=<secret>"), "{text}");
+}
+
+#[tokio::test]
+async fn a_urc_in_the_same_read_as_the_prompt_does_not_hide_it() {
+    let (path, seen) = scripted(vec![
+        b"\r\n> \r\n+CMTI: \"SM\",3\r\n",
+        b"\r\n+CMGS: 12\r\n\r\nOK\r\n",
+    ]);
+    let at = engine::open(&path, 115_200).unwrap();
+    let mut urcs = at.subscribe();
+    let r = at
+        .send(cmd("AT+CMGS=23").expect("+CMGS:").with_body("0011AB"))
+        .await
+        .unwrap();
+    assert_eq!(r.line("+CMGS:"), Some("+CMGS: 12"));
+    assert_eq!(seen.recv().unwrap(), b"AT+CMGS=23\r");
+    assert_eq!(seen.recv().unwrap(), b"0011AB\x1a");
+    assert_eq!(
+        urcs.recv().await.unwrap(),
+        Urc::Cmti {
+            mem: "SM".into(),
+            index: 3
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_late_answer_is_never_credited_to_the_next_command() {
+    // AT+CPIN? gets no answer in time; its answer comes late, after the engine's
+    // synchronising `AT` has gone out, followed by that `AT`'s own OK.
+    let (path, seen) = scripted(vec![
+        b"",
+        b"\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n\r\nOK\r\n",
+        b"\r\n+CSQ: 17,99\r\n\r\nOK\r\n",
+    ]);
+    let at = engine::open(&path, 115_200).unwrap();
+    let e = at
+        .send(Command::new("AT+CPIN?", Duration::from_millis(200)).expect("+CPIN:"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ModemError::Timeout { .. }), "{e}");
+    let r = at.send(cmd("AT+CSQ").expect("+CSQ:")).await.unwrap();
+    assert_eq!(r.line("+CSQ:"), Some("+CSQ: 17,99"));
+    assert_eq!(r.lines, vec!["+CSQ: 17,99"]);
+    assert_eq!(seen.recv().unwrap(), b"AT+CPIN?\r");
+    assert_eq!(seen.recv().unwrap(), b"AT\r");
+    assert_eq!(seen.recv().unwrap(), b"AT+CSQ\r");
 }

@@ -6,6 +6,11 @@
 //! engine itself is one task owning the line discipline. Callers talk to it through
 //! [`AtClient`]: dropping a [`AtClient::send`] future is safe (the command finishes or times out
 //! inside the engine; a command still queued when its caller went away is never sent).
+//!
+//! Real modules answer late: after a timeout the command's final result is still owed, so the
+//! next command waits behind a synchronising `AT` whose OK proves the late answers are drained
+//! (TS 27.007 §5.1: one final result per command line). Only when that `AT` goes unanswered too
+//! is the module unresponsive.
 
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -310,6 +315,8 @@ fn start(bytes_rx: mpsc::Receiver<Vec<u8>>, out: std::sync::mpsc::Sender<Vec<u8>
         urcs: urcs.clone(),
         buf: Vec::new(),
         inflight: None,
+        owed: 0,
+        unsynced: false,
     };
     tokio::spawn(engine.run());
     AtClient { tx, urcs }
@@ -383,7 +390,12 @@ struct Inflight {
     deadline: Instant,
     phase: Phase,
     lines: Vec<String>,
+    /// Set on a synchronising `AT`: the command that goes out once it is answered.
+    then: Option<Request>,
 }
+
+/// How long a synchronising `AT` may take before the module counts as unresponsive.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(3);
 
 struct Engine {
     rx: mpsc::Receiver<Request>,
@@ -392,6 +404,11 @@ struct Engine {
     urcs: broadcast::Sender<Urc>,
     buf: Vec<u8>,
     inflight: Option<Inflight>,
+    /// Final results still owed by commands that timed out: when they arrive late they are
+    /// discarded, never credited to a later command.
+    owed: usize,
+    /// A command timed out: the next one waits for a synchronising `AT` to be answered.
+    unsynced: bool,
 }
 
 impl Engine {
@@ -422,6 +439,21 @@ impl Engine {
             // The caller gave up before its turn: never send a command nobody waits for.
             return;
         }
+        if self.unsynced {
+            // Drain whatever a timed-out command still owes before anything new goes out.
+            tracing::debug!(owed = self.owed, "AT synchronising after a timeout");
+            let _ = self.out.send(b"AT\r".to_vec());
+            let (reply, _) = oneshot::channel();
+            self.inflight = Some(Inflight {
+                deadline: Instant::now() + SYNC_TIMEOUT,
+                command: Command::new("AT", SYNC_TIMEOUT),
+                reply,
+                phase: Phase::Final,
+                lines: Vec::new(),
+                then: Some(req),
+            });
+            return;
+        }
         tracing::trace!(command = %redact(&req.command.line), "AT >");
         let mut bytes = req.command.line.clone().into_bytes();
         bytes.push(b'\r');
@@ -437,13 +469,55 @@ impl Engine {
             reply: req.reply,
             phase,
             lines: Vec::new(),
+            then: None,
         });
+    }
+
+    /// A final result arrived for the synchronising `AT` in flight (or a stale one before it).
+    fn synced(&mut self, result: FinalResult) {
+        if self.owed > 0 {
+            self.owed -= 1;
+            if let Some(i) = self.inflight.as_mut() {
+                // Remembered: a module that answers is responsive even if it owed less.
+                i.lines.push(String::new());
+            }
+            tracing::debug!(result = ?result, "AT late answer discarded");
+            return;
+        }
+        let Some(i) = self.inflight.take() else {
+            return;
+        };
+        self.unsynced = false;
+        if let Some(req) = i.then {
+            self.start(req);
+        }
     }
 
     fn timeout(&mut self) {
         let Some(i) = self.inflight.take() else {
             return;
         };
+        if let Some(req) = i.then {
+            self.owed = 0;
+            if !i.lines.is_empty() {
+                // It answered, only less than a timed-out command was thought to owe (an
+                // SMS aborted with ESC may or may not end with a result): in step now.
+                self.unsynced = false;
+                self.start(req);
+                return;
+            }
+            // Synchronisation failed: the module is unresponsive, not merely slow. The next
+            // command (the caller's recovery, `AT+CFUN=1,1`) goes out as it is.
+            self.unsynced = false;
+            tracing::debug!("AT synchronisation timed out");
+            let _ = req.reply.send(Err(ModemError::Timeout {
+                command: redact(&req.command.line),
+                timeout_ms: SYNC_TIMEOUT.as_millis() as u64,
+            }));
+            return;
+        }
+        self.owed += 1;
+        self.unsynced = true;
         if i.phase == Phase::Prompt {
             // Abort a half-started SMS so the modem returns to command mode.
             let _ = self.out.send(vec![ESC]);
@@ -458,6 +532,9 @@ impl Engine {
     fn feed(&mut self, chunk: &[u8]) {
         self.buf.extend_from_slice(chunk);
         loop {
+            if self.take_prompt() {
+                continue;
+            }
             if let Some(pos) = self.buf.iter().position(|&b| b == b'\r' || b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
                 let text = String::from_utf8_lossy(line.get(..pos).unwrap_or(&[]))
@@ -480,6 +557,42 @@ impl Engine {
         }
     }
 
+    /// Takes a `> ` prompt at the start of the buffer, whatever follows it in the same read.
+    fn take_prompt(&mut self) -> bool {
+        let Some(i) = self.inflight.as_ref() else {
+            return false;
+        };
+        if i.phase != Phase::Prompt {
+            return false;
+        }
+        let start = self
+            .buf
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(self.buf.len());
+        if self.buf.get(start) != Some(&b'>') || self.buf.len() == start + 1 {
+            return false;
+        }
+        let end = if self.buf.get(start + 1) == Some(&b' ') {
+            start + 2
+        } else {
+            start + 1
+        };
+        self.buf.drain(..end);
+        self.send_body();
+        true
+    }
+
+    fn send_body(&mut self) {
+        let Some(i) = self.inflight.as_mut() else {
+            return;
+        };
+        let mut body = i.command.body.clone().unwrap_or_default().into_bytes();
+        body.push(CTRL_Z);
+        let _ = self.out.send(body);
+        i.phase = Phase::Final;
+    }
+
     fn check_prompt(&mut self) {
         let Some(i) = self.inflight.as_mut() else {
             return;
@@ -488,14 +601,22 @@ impl Engine {
             return;
         }
         self.buf.clear();
-        let mut body = i.command.body.clone().unwrap_or_default().into_bytes();
-        body.push(CTRL_Z);
-        let _ = self.out.send(body);
-        i.phase = Phase::Final;
+        self.send_body();
     }
 
     fn line(&mut self, text: String) {
         tracing::trace!(line = %redact(&text), "AT <");
+        if self.inflight.is_none() && self.owed > 0 {
+            if let Some(result) = at::parse_final(&text) {
+                if !result.is_call_progress() {
+                    // The late final result of a timed-out command, before the
+                    // synchronising `AT` went out.
+                    self.owed -= 1;
+                    tracing::debug!(result = ?result, "AT late answer discarded");
+                    return;
+                }
+            }
+        }
         if let Some(i) = self.inflight.as_mut() {
             // Echo of our own command (modem still in ATE1) or of the SMS body.
             if text == i.command.line
@@ -509,6 +630,10 @@ impl Engine {
             if let Some(result) = at::parse_final(&text) {
                 if result.is_call_progress() && !i.command.call_setup {
                     self.urc(text);
+                    return;
+                }
+                if i.then.is_some() {
+                    self.synced(result);
                     return;
                 }
                 if let Some(i) = self.inflight.take() {
@@ -565,10 +690,16 @@ impl Engine {
             .unwrap_or(Urc::Other(text));
         if urc == Urc::Rdy {
             // The module rebooted: whatever was in flight is lost with its state.
+            self.owed = 0;
+            self.unsynced = false;
             if let Some(i) = self.inflight.take() {
-                let _ = i.reply.send(Err(ModemError::NotReady(format!(
+                let (command, reply) = match i.then {
+                    Some(req) => (req.command, req.reply),
+                    None => (i.command, i.reply),
+                };
+                let _ = reply.send(Err(ModemError::NotReady(format!(
                     "module restarted during `{}`",
-                    redact(&i.command.line)
+                    redact(&command.line)
                 ))));
             }
         }
@@ -593,6 +724,8 @@ pub fn fuzz_feed(data: &[u8]) {
         urcs,
         buf: Vec::new(),
         inflight: None,
+        owed: 0,
+        unsynced: false,
     };
     let (reply, _r) = oneshot::channel();
     e.inflight = Some(Inflight {
@@ -603,6 +736,7 @@ pub fn fuzz_feed(data: &[u8]) {
         deadline: Instant::now(),
         phase: Phase::Prompt,
         lines: Vec::new(),
+        then: None,
     });
     for chunk in data.chunks(7) {
         e.feed(chunk);
