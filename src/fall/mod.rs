@@ -3,12 +3,14 @@
 //! - [`detector`]: the streaming detector itself, `core`-only, allocation-free, bounded state.
 //! - [`sisfall`]: loader for SisFall trial files (both the original and the 3-column form).
 //! - [`baseline`]: the SisFall paper's threshold detectors C8 and C9, for comparison.
+//! - [`condition`]: what another sensor (rate, range, jitter, noise, stuck axis) reads.
 //! - [`eval`]: `vigil fall-eval`, scoring the shipped detector and the baselines on a folder.
 //! - [`tune`]: `vigil fall-tune`, choosing parameters on tuning subjects only.
 //!
 //! The simulated pendant turns a recorded trial into fall frames with [`replay`].
 
 pub mod baseline;
+pub mod condition;
 pub mod detector;
 pub mod eval;
 pub mod sisfall;
@@ -80,6 +82,9 @@ pub enum FallError {
         /// The underlying error (in the message, not chained, so it is said once).
         error: std::io::Error,
     },
+    /// A sensor condition that cannot be applied.
+    #[error(transparent)]
+    Condition(#[from] condition::ConditionError),
     /// Tuning or evaluation needs both falls and activities.
     #[error("{0}")]
     Data(String),
