@@ -12,7 +12,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::detector::{MAX_RATE_HZ, MIN_RATE_HZ};
+use super::detector::{SensorConfig, MAX_RATE_HZ, MIN_RATE_HZ};
 use super::sisfall::Trial;
 use super::FallError;
 
@@ -73,6 +73,19 @@ impl Condition {
             });
         }
         Ok(())
+    }
+
+    /// The sensor this condition stands for: the range its clipping implies (SisFall's
+    /// ±16 g when unclipped), at its rate.
+    pub fn sensor(&self) -> SensorConfig {
+        let range_g = match self.clip_g {
+            Some(c) => c.ceil().clamp(1.0, 16.0) as u8,
+            None => 16,
+        };
+        SensorConfig {
+            range_g,
+            rate_hz: self.rate_hz,
+        }
     }
 
     /// What the sensor of this condition reads from `trial`, at [`Condition::rate_hz`].

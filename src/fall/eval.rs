@@ -592,17 +592,18 @@ pub fn report(
 pub fn run(args: &EvalArgs) -> Result<(), FallError> {
     let conditions = args.condition_list()?;
     let trials = sisfall::load_dir(&args.data)?;
-    let params = FallParams::SHIPPED;
     let thresholds = [
         Baseline::C8.shipped_threshold(),
         Baseline::C9.shipped_threshold(),
     ];
     let several = conditions.len() > 1;
     for condition in &conditions {
+        let params = FallParams::for_sensor(&condition.sensor());
         let scored = score_all_under(&trials, condition, params)?;
         let (text, rows, _) = report(&trials, &scored, params.threshold, thresholds);
         println!(
-            "## {condition}\n\nVigil fall detector (shipped parameters, state {} bytes) and SisFall baselines on {}, sensor {condition}\n",
+            "## {condition}\n\nVigil fall detector (shipped parameters for ±{} g, state {} bytes) and SisFall baselines on {}, sensor {condition}\n",
+            condition.sensor().range_g,
             FallDetector::state_size(),
             args.data.display()
         );

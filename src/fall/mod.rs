@@ -18,7 +18,7 @@ pub mod tune;
 
 use std::path::PathBuf;
 
-pub use detector::{Assessment, Evidence, FallDetector, FallEvent, FallParams};
+pub use detector::{Assessment, Evidence, FallDetector, FallEvent, FallParams, SensorConfig};
 pub use sisfall::{Trial, TrialKind};
 
 /// Everything that can go wrong in fall detection, loading and evaluation.

@@ -1,0 +1,63 @@
+//! The detector on committed SisFall trials as other pendants' sensors read them: a ±2 g
+//! sensor at 50 Hz with jittered timestamps must still catch the falls without alarming on
+//! the activities, with the parameters chosen for its range.
+
+use std::path::Path;
+
+use vigil::fall::condition::Condition;
+use vigil::fall::eval::score_conditioned;
+use vigil::fall::{sisfall, FallParams};
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sisfall");
+
+/// Falls that full-range parameters miss at ±2 g, and the committed activities.
+fn trials() -> Vec<sisfall::Trial> {
+    let mut trials = sisfall::load_dir(&Path::new(DATA).join("small-range")).unwrap();
+    assert_eq!(trials.len(), 4);
+    let activities = sisfall::load_dir(&Path::new(DATA).join("adxl345")).unwrap();
+    trials.extend(activities.into_iter().filter(|t| !t.kind.is_fall()));
+    assert!(trials.iter().any(|t| !t.kind.is_fall()));
+    trials
+}
+
+fn check(condition: &str) {
+    let condition: Condition = condition.parse().unwrap();
+    let params = FallParams::for_sensor(&condition.sensor());
+    for t in &trials() {
+        let (s, _) = score_conditioned(t, &condition, params).unwrap();
+        if t.kind.is_fall() {
+            assert!(
+                s.falls >= 1,
+                "{condition}: {} missed (score {})",
+                t.id(),
+                s.score
+            );
+        } else {
+            assert_eq!(
+                s.falls,
+                0,
+                "{condition}: {} false alarm (score {})",
+                t.id(),
+                s.score
+            );
+        }
+    }
+}
+
+#[test]
+fn small_range_jittered_sensor_catches_the_committed_falls() {
+    check("rate=50,clip=2,jitter=5");
+}
+
+#[test]
+fn other_small_range_sensors_catch_the_committed_falls() {
+    check("rate=100,clip=2,jitter=2,seed=3");
+    check("rate=50,clip=4,jitter=5,noise=10");
+}
+
+#[test]
+fn full_range_sensors_keep_the_shipped_parameters() {
+    let c: Condition = "rate=200".parse().unwrap();
+    assert_eq!(FallParams::for_sensor(&c.sensor()), FallParams::SHIPPED);
+    check("rate=200");
+}
