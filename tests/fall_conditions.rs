@@ -61,3 +61,21 @@ fn full_range_sensors_keep_the_shipped_parameters() {
     assert_eq!(FallParams::for_sensor(&c.sensor()), FallParams::SHIPPED);
     check("rate=200");
 }
+
+#[test]
+fn pendant_replay_judges_with_the_parameters_of_its_sensor() {
+    let t =
+        sisfall::load_trial(&Path::new(DATA).join("small-range/SA11/F04_SA11_R03.txt")).unwrap();
+    let small = vigil::fall::SensorConfig {
+        range_g: 2,
+        rate_hz: 50,
+    };
+    let falls = vigil::fall::replay_sensor(&t, small).unwrap();
+    assert_eq!(falls.len(), 1, "{falls:?}");
+    // The impact read by a ±2 g sensor stays within what it can measure (√3 × 2 g).
+    assert!(falls[0].1.evidence.peak_g <= 2.0 * 3f32.sqrt() + 0.01);
+    // The same clipped samples judged with full-range parameters: the fall is missed.
+    let clipped: Condition = "rate=50,clip=2".parse().unwrap();
+    let (s, _) = score_conditioned(&t, &clipped, FallParams::SHIPPED).unwrap();
+    assert_eq!(s.falls, 0, "score {}", s.score);
+}

@@ -179,6 +179,21 @@ impl FromStr for Condition {
     }
 }
 
+/// Reads an accelerometer range in g: 2, 4, 8 or 16.
+pub fn parse_range_g(value: &str) -> Result<u8, ConditionError> {
+    match value.trim() {
+        "2" => Ok(2),
+        "4" => Ok(4),
+        "8" => Ok(8),
+        "16" => Ok(16),
+        other => Err(ConditionError::Value {
+            key: "range",
+            value: other.to_string(),
+            expected: "an accelerometer range of 2, 4, 8 or 16 g",
+        }),
+    }
+}
+
 /// Reads `x`, `y`, `z`, `0`, `1` or `2` (empty: x).
 pub fn parse_axis(value: &str) -> Result<usize, ConditionError> {
     match value.trim() {

@@ -104,6 +104,26 @@ pub fn replay(trial: &Trial, rate_hz: u16) -> Result<Vec<(usize, FallEvent)>, Fa
         .collect())
 }
 
+/// As [`replay`], but as a pendant with `sensor` reads the trial: saturated at its range,
+/// sampled at its rate, judged with the parameters for its range.
+pub fn replay_sensor(
+    trial: &Trial,
+    sensor: SensorConfig,
+) -> Result<Vec<(usize, FallEvent)>, FallError> {
+    let condition = condition::Condition {
+        rate_hz: sensor.rate_hz,
+        clip_g: Some(f32::from(sensor.range_g.max(1))),
+        ..condition::Condition::default()
+    };
+    let mut detector = FallDetector::for_sensor(sensor)?;
+    Ok(condition
+        .apply(trial)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, s)| detector.push_fall(s).map(|e| (i, e)))
+        .collect())
+}
+
 /// Samples of a trace recorded at `from_hz` as seen at `to_hz` (nearest earlier sample).
 pub fn resample(
     samples: &[[f32; 3]],

@@ -55,8 +55,12 @@ pub struct PendantArgs {
     #[arg(long)]
     pub realtime: bool,
     /// For `replay`: the pendant's accelerometer sample rate, 50–200 Hz.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long = "rate", alias = "rate-hz", default_value_t = 50)]
     pub rate_hz: u16,
+    /// For `replay`: the pendant's accelerometer range per axis in g (2, 4, 8 or 16); the
+    /// trial is saturated at it and judged with the parameters for that range.
+    #[arg(long, default_value_t = 16, value_parser = crate::fall::condition::parse_range_g)]
+    pub range_g: u8,
     /// The pendant's radio id, 1–8 hex digits.
     #[arg(long)]
     pub id: DeviceId,
@@ -295,14 +299,19 @@ fn replay(
     })?;
     let trial =
         crate::fall::sisfall::load_trial(path).map_err(|e| RadioError::Usage(e.to_string()))?;
-    let falls = super::pendant::detect_falls(&trial, args.rate_hz)?;
+    let sensor = crate::fall::SensorConfig {
+        range_g: args.range_g,
+        rate_hz: args.rate_hz,
+    };
+    let falls = super::pendant::detect_falls(&trial, sensor)?;
     println!(
-        "pendant {}: replaying {} ({}, {:.1} s) at {} Hz{}",
+        "pendant {}: replaying {} ({}, {:.1} s) at {} Hz, ±{} g{}",
         args.id,
         trial.id(),
         trial.kind.description(),
         trial.duration_s(),
         args.rate_hz,
+        args.range_g,
         if args.realtime { " in real time" } else { "" }
     );
     if falls.is_empty() {
