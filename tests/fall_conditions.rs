@@ -79,3 +79,28 @@ fn pendant_replay_judges_with_the_parameters_of_its_sensor() {
     let (s, _) = score_conditioned(&t, &clipped, FallParams::SHIPPED).unwrap();
     assert_eq!(s.falls, 0, "score {}", s.score);
 }
+
+#[test]
+fn fall_eval_prints_and_draws_every_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = vigil::fall::eval::EvalArgs {
+        roc: Some(dir.path().join("roc.svg")),
+        conditions: Some("rate=200;rate=50,clip=2,jitter=5;rate=50,stuck=y".into()),
+        ..vigil::fall::eval::EvalArgs::new(Path::new(DATA).join("adxl345"))
+    };
+    vigil::fall::eval::run(&args).unwrap();
+    let all = std::fs::read_to_string(dir.path().join("roc.svg")).unwrap();
+    for c in ["rate=200", "rate=50,clip=2,jitter=5", "rate=50,stuck=y"] {
+        assert!(all.contains(&format!("Vigil detector, {c} (AUC")), "{c}");
+        let own = std::fs::read_to_string(dir.path().join(format!("roc-{c}.svg"))).unwrap();
+        assert!(own.contains("C8") && own.contains("C9") && own.contains(c));
+    }
+    let bad = vigil::fall::eval::EvalArgs {
+        conditions: Some("rate=20".into()),
+        ..vigil::fall::eval::EvalArgs::new(Path::new(DATA).join("adxl345"))
+    };
+    assert!(matches!(
+        vigil::fall::eval::run(&bad),
+        Err(vigil::fall::FallError::Rate { rate_hz: 20 })
+    ));
+}

@@ -422,7 +422,9 @@ pub fn per_kind_table(trials: &[Trial], fired: &[[bool; 3]], falls: bool) -> Str
 
 /// Draws ROC curves as an SVG (full curve, and a zoom on high sensitivity).
 pub fn roc_svg(curves: &[(&str, &Roc)], title: &str) -> String {
-    const COLOURS: [&str; 4] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"];
+    const COLOURS: [&str; 6] = [
+        "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+    ];
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -597,6 +599,7 @@ pub fn run(args: &EvalArgs) -> Result<(), FallError> {
         Baseline::C9.shipped_threshold(),
     ];
     let several = conditions.len() > 1;
+    let mut detector_curves: Vec<(String, Roc)> = Vec::new();
     for condition in &conditions {
         let params = FallParams::for_sensor(&condition.sensor());
         let scored = score_all_under(&trials, condition, params)?;
@@ -633,6 +636,22 @@ pub fn run(args: &EvalArgs) -> Result<(), FallError> {
             );
             write_file(&per_condition(path, condition, several), &svg)?;
         }
+        detector_curves.push((format!("Vigil detector, {condition}"), rows[0].roc.clone()));
+    }
+    if let (Some(path), true) = (&args.roc, several) {
+        // One more picture: the detector's curve under every condition, side by side.
+        let curves: Vec<(&str, &Roc)> = detector_curves
+            .iter()
+            .map(|(name, roc)| (name.as_str(), roc))
+            .collect();
+        let svg = roc_svg(
+            &curves,
+            &format!(
+                "Vigil detector per sensor condition on {}",
+                args.data.display()
+            ),
+        );
+        write_file(path, &svg)?;
     }
     Ok(())
 }
