@@ -29,6 +29,40 @@ fn the_shipped_example_is_valid_and_complete() {
     assert!(c.supervision.test_interval.as_secs() <= 86_400);
     assert!(c.supervision.test_offset < c.supervision.test_interval);
     assert_eq!(c.alarm.fall_confirm_window.as_secs(), 30);
+    assert_eq!(
+        c.fall,
+        vigil::fall::SensorConfig {
+            range_g: 2,
+            rate_hz: 50
+        }
+    );
+}
+
+#[test]
+fn fall_sensor_range_and_rate_are_checked() {
+    let text = EXAMPLE
+        .replace("range_g = 2", "range_g = 3")
+        .replace("rate_hz = 50", "rate_hz = 25");
+    let p = problems(&text);
+    let shown: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+    assert_eq!(p.len(), 2, "{shown:#?}");
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert!(
+        shown[0].contains(&format!("site.toml:{}", line_of("range_g = 3")))
+            && shown[0].contains("fall.range_g")
+            && shown[0].contains("2, 4, 8 or 16"),
+        "{shown:#?}"
+    );
+    assert!(
+        shown[1].contains(&format!("site.toml:{}", line_of("rate_hz = 25")))
+            && shown[1].contains("fall.rate_hz")
+            && shown[1].contains("50 to 200"),
+        "{shown:#?}"
+    );
+    // Without the table: SisFall's range at the lowest rate.
+    let start = EXAMPLE.find("\n# The fall pendants'").unwrap();
+    let c = config::parse(&EXAMPLE[..start], Path::new("site.toml")).unwrap();
+    assert_eq!((c.fall.range_g, c.fall.rate_hz), (16, 50));
 }
 
 #[test]

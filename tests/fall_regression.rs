@@ -52,10 +52,9 @@ fn replay_reports_each_fall_once_with_evidence_at_pendant_rates() {
 fn fall_eval_writes_outcomes_anyone_can_recompute_and_a_roc_curve() {
     let dir = tempfile::tempdir().unwrap();
     let args = vigil::fall::eval::EvalArgs {
-        data: Path::new(DATA).to_path_buf(),
         outcomes: Some(dir.path().join("outcomes.csv")),
         roc: Some(dir.path().join("roc.svg")),
-        rate: 200,
+        ..vigil::fall::eval::EvalArgs::new(Path::new(DATA).to_path_buf())
     };
     vigil::fall::eval::run(&args).unwrap();
     let csv = std::fs::read_to_string(dir.path().join("outcomes.csv")).unwrap();

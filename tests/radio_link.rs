@@ -553,7 +553,16 @@ async fn sim_pendant_replays_a_fall_trial_and_stays_quiet_on_an_activity() {
 
     // An activity (quick sit in a half-height chair): the detector stays quiet, nothing goes out.
     let (sent, back) = tokio::task::spawn_blocking(move || {
-        let sent = p.replay_trial(&trial(ACTIVITY_TRIAL), 50, false).unwrap();
+        let sent = p
+            .replay_trial(
+                &trial(ACTIVITY_TRIAL),
+                vigil::fall::SensorConfig {
+                    range_g: 16,
+                    rate_hz: 50,
+                },
+                false,
+            )
+            .unwrap();
         (sent, p)
     })
     .await
@@ -566,7 +575,16 @@ async fn sim_pendant_replays_a_fall_trial_and_stays_quiet_on_an_activity() {
 
     // A real fall: one sealed fall frame, accepted and acknowledged.
     let replay = tokio::task::spawn_blocking(move || {
-        let sent = p.replay_trial(&trial(FALL_TRIAL), 50, false).unwrap();
+        let sent = p
+            .replay_trial(
+                &trial(FALL_TRIAL),
+                vigil::fall::SensorConfig {
+                    range_g: 2,
+                    rate_hz: 50,
+                },
+                false,
+            )
+            .unwrap();
         (sent, p)
     });
     let e = next_event(&mut link).await;

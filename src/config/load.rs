@@ -493,6 +493,7 @@ fn read_config(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Config> {
             "remote",
             "gpio",
             "audio",
+            "fall",
             "data_dir",
         ],
     );
@@ -509,6 +510,7 @@ fn read_config(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Config> {
     let remote = read_remote(cx, &root, &credentials);
     let gpio = read_gpio(cx, &root);
     let audio = read_audio(cx, &root);
+    let fall = read_fall(cx, &root);
     let data_dir = root.string(cx, "data_dir").map_or_else(
         || PathBuf::from("/var/lib/vigil"),
         |(s, _)| PathBuf::from(s),
@@ -535,6 +537,7 @@ fn read_config(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Config> {
         remote: remote?,
         gpio: gpio?,
         audio: audio?,
+        fall: fall?,
         data_dir,
     })
 }
@@ -1673,6 +1676,42 @@ fn read_gpio(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Gpio> {
         }
     }
     (cx.problems.len() == before).then_some(g)
+}
+
+/// `[fall]`: the fall pendants' accelerometer range (2, 4, 8 or 16 g) and rate (50–200 Hz).
+fn read_fall(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<crate::fall::SensorConfig> {
+    let mut sensor = crate::fall::SensorConfig {
+        range_g: 16,
+        rate_hz: 50,
+    };
+    let Some(t) = root.sub(cx, "fall") else {
+        return root.value("fall").is_none().then_some(sensor);
+    };
+    t.check_keys(cx, &["range_g", "rate_hz"]);
+    let mut ok = true;
+    if let Some((g, span)) = t.integer(cx, "range_g", 1..17) {
+        match u8::try_from(g) {
+            Ok(g @ (2 | 4 | 8 | 16)) => sensor.range_g = g,
+            _ => {
+                cx.problem(
+                    &span,
+                    &t.key("range_g"),
+                    "an accelerometer range is 2, 4, 8 or 16 g",
+                );
+                ok = false;
+            }
+        }
+    } else if t.value("range_g").is_some() {
+        ok = false;
+    }
+    let rates = i64::from(crate::fall::detector::MIN_RATE_HZ)
+        ..i64::from(crate::fall::detector::MAX_RATE_HZ) + 1;
+    match t.integer(cx, "rate_hz", rates) {
+        Some((hz, _)) => sensor.rate_hz = u16::try_from(hz).unwrap_or(sensor.rate_hz),
+        None if t.value("rate_hz").is_some() => ok = false,
+        None => {}
+    }
+    ok.then_some(sensor)
 }
 
 fn read_audio(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Audio> {

@@ -37,6 +37,8 @@ pub struct Config {
     pub gpio: Gpio,
     /// Audio devices.
     pub audio: Audio,
+    /// The fall pendants' accelerometer (`[fall]`): what the simulated pendant reads with.
+    pub fall: crate::fall::SensorConfig,
     /// Where the journal lives.
     pub data_dir: PathBuf,
 }

@@ -73,6 +73,8 @@ pub struct FallParams {
     pub w_impact_posture: f32,
     /// Decision value at or above which the detector reports a fall.
     pub threshold: f32,
+    /// Impact peaks count up to this magnitude, in g (see [`FallParams::SMALL_RANGE`]).
+    pub impact_cap_g: f32,
 }
 
 impl FallParams {
@@ -90,11 +92,42 @@ impl FallParams {
         w_motion: -0.407_54,
         w_impact_posture: 3.082_565_5,
         threshold: -0.222_213_63,
+        impact_cap_g: 8.0,
     };
+
+    /// The parameters for sensors of ±4 g or less, whatever their rate.
+    ///
+    /// Such a sensor clips each axis during a hard impact, so its vector magnitude reads
+    /// about 3 g however hard the floor was: impacts count only up to 3 g, and the weights
+    /// were chosen on the same tuning subjects, read both as recorded and as a ±2 g sensor at
+    /// 50 Hz with 5 ms jitter: `vigil fall-tune --impact-cap-g 3 --conditions
+    /// "rate=200;rate=50,clip=2,jitter=5"` (see the README's fall section).
+    pub const SMALL_RANGE: FallParams = FallParams {
+        trigger_g: 1.4,
+        bias: -5.755_007_3,
+        w_peak: 0.753_591_66,
+        w_free_fall: 0.208_175_84,
+        w_velocity: 0.283_245_92,
+        w_posture: 1.173_286,
+        w_motion: -0.425_073_03,
+        w_impact_posture: 4.266_054_6,
+        threshold: -0.024_013_758,
+        impact_cap_g: IMPACT_CAP_SMALL_RANGE_G,
+    };
+
+    /// The parameters for a sensor: [`FallParams::SMALL_RANGE`] up to ±4 g, else
+    /// [`FallParams::SHIPPED`].
+    pub fn for_sensor(sensor: &SensorConfig) -> FallParams {
+        if sensor.range_g <= 4 {
+            FallParams::SMALL_RANGE
+        } else {
+            FallParams::SHIPPED
+        }
+    }
 
     /// The decision value of a set of evidence: the weighted sum of [`features`].
     pub fn decision(&self, e: &Evidence) -> f32 {
-        let f = features(e);
+        let f = features(e, self.impact_cap_g);
         let w = self.weights();
         let mut d = 0.0;
         for (a, b) in f.iter().zip(w.iter()) {
@@ -131,15 +164,36 @@ impl FallParams {
     }
 }
 
+/// Impact cap of small-range sensors, in g: a ±2 g sensor clips each axis at 2 g, so its
+/// vector magnitude reads about 3 g at a hard impact.
+pub const IMPACT_CAP_SMALL_RANGE_G: f32 = 3.0;
+
+/// What the pendant's accelerometer is: set per pendant model, fixed at construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SensorConfig {
+    /// Full-scale range per axis, in g (2, 4, 8 or 16).
+    pub range_g: u8,
+    /// Sample rate, in Hz (50–200).
+    pub rate_hz: u16,
+}
+
+impl SensorConfig {
+    /// SisFall's ADXL345: ±16 g at 200 Hz.
+    pub const SISFALL: SensorConfig = SensorConfig {
+        range_g: 16,
+        rate_hz: 200,
+    };
+}
+
 /// Number of decision features.
 pub const FEATURES: usize = 7;
 
 /// The decision features of some evidence, each clipped to a physical range so no single
-/// extreme reading decides: 1 (bias), impact above 1 g (≤ 7 g), free fall in s (≤ 1 s),
+/// extreme reading decides: 1 (bias), impact above 1 g (up to `impact_cap_g`), free fall in s (≤ 1 s),
 /// downward velocity in g·s (≤ 2), posture change in units of 90° (≤ 1: lying is lying), movement after in g
 /// (≤ 0.5), and impact × posture change.
-pub fn features(e: &Evidence) -> [f32; FEATURES] {
-    let impact = clamp(e.peak_g, 1.0, 8.0) - 1.0;
+pub fn features(e: &Evidence, impact_cap_g: f32) -> [f32; FEATURES] {
+    let impact = clamp(e.peak_g, 1.0, impact_cap_g.max(1.0)) - 1.0;
     let posture = clamp(e.posture_change_deg / 90.0, 0.0, 1.0);
     [
         1.0,
@@ -242,6 +296,11 @@ impl FallDetector {
     /// A detector with the shipped parameters for a sensor sampled at `rate_hz` (50–200 Hz).
     pub fn new(rate_hz: u16) -> Result<Self, FallError> {
         Self::with_params(rate_hz, FallParams::SHIPPED)
+    }
+
+    /// A detector for a sensor, with the parameters for its range ([`FallParams::for_sensor`]).
+    pub fn for_sensor(sensor: SensorConfig) -> Result<Self, FallError> {
+        Self::with_params(sensor.rate_hz, FallParams::for_sensor(&sensor))
     }
 
     /// A detector with explicit parameters (tuning and experiments).

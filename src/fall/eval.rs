@@ -4,12 +4,17 @@
 //! detected if the detector fires anywhere in it, an activity trial is a false alarm if it
 //! fires at all. Nothing here tunes: the detector runs with [`FallParams::SHIPPED`] and the
 //! baselines with their shipped thresholds.
+//!
+//! Trials can be scored as another sensor would have read them ([`Condition`]: rate, per-axis
+//! clipping, timestamp jitter, noise, a stuck axis); the baselines C8 and C9 see the same
+//! conditioned samples, so each table compares like with like.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::baseline::{self, Baseline};
+use super::condition::{self, Condition, ConditionError};
 use super::detector::{Assessment, FallDetector, FallParams};
 use super::sisfall::{self, Trial, TrialKind};
 use super::{resample, FallError};
@@ -27,9 +32,81 @@ pub struct EvalArgs {
     /// Write the ROC curves of the detector and both baselines as SVG.
     #[arg(long)]
     pub roc: Option<PathBuf>,
-    /// Run the detector at this sample rate (50–200 Hz; trials are decimated to it).
+    /// Run the detector at this sample rate (50–200 Hz; trials are resampled to it).
     #[arg(long, default_value_t = 200)]
     pub rate: u16,
+    /// Saturate each axis at ± this many g, as a sensor with that range would.
+    #[arg(long)]
+    pub clip: Option<f32>,
+    /// Jitter each sample time by up to ± this many ms (values interpolated from the trace).
+    #[arg(long, default_value_t = 0.0)]
+    pub jitter: f32,
+    /// Add Gaussian noise of this standard deviation (mg) to each axis.
+    #[arg(long, default_value_t = 0.0)]
+    pub noise: f32,
+    /// Freeze one axis at its first reading (x when no axis is named).
+    #[arg(long, num_args = 0..=1, default_missing_value = "x", value_parser = condition::parse_axis)]
+    pub stuck_axis: Option<usize>,
+    /// Seed of the jitter and noise.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Several conditions, separated by `;`, each like `rate=50,clip=2,jitter=5,noise=10,stuck=x`;
+    /// one table each. Replaces the single-condition options above.
+    #[arg(long)]
+    pub conditions: Option<String>,
+}
+
+impl EvalArgs {
+    /// Arguments scoring `data` at 200 Hz with no other condition.
+    pub fn new(data: PathBuf) -> Self {
+        EvalArgs {
+            data,
+            outcomes: None,
+            roc: None,
+            rate: 200,
+            clip: None,
+            jitter: 0.0,
+            noise: 0.0,
+            stuck_axis: None,
+            seed: 1,
+            conditions: None,
+        }
+    }
+
+    /// The conditions asked for, in order.
+    pub fn condition_list(&self) -> Result<Vec<Condition>, FallError> {
+        let list = match &self.conditions {
+            Some(text) => text
+                .split(';')
+                .filter(|c| !c.trim().is_empty())
+                .map(|c| {
+                    c.parse::<Condition>().map(|c| Condition {
+                        seed: if c.seed == Condition::default().seed {
+                            self.seed
+                        } else {
+                            c.seed
+                        },
+                        ..c
+                    })
+                })
+                .collect::<Result<Vec<_>, ConditionError>>()?,
+            None => vec![Condition {
+                rate_hz: self.rate,
+                clip_g: self.clip,
+                jitter_ms: self.jitter,
+                noise_mg: self.noise,
+                stuck_axis: self.stuck_axis,
+                seed: self.seed,
+            }],
+        };
+        if list.is_empty() {
+            return Err(FallError::Data("--conditions holds no condition".into()));
+        }
+        for c in &list {
+            c.validate()?;
+        }
+        Ok(list)
+    }
 }
 
 /// The detector's verdict on one trial.
@@ -198,6 +275,45 @@ impl Roc {
     }
 }
 
+/// Streams a trial, as the sensor of `condition` reads it, through a fresh detector.
+pub fn score_conditioned(
+    trial: &Trial,
+    condition: &Condition,
+    params: FallParams,
+) -> Result<(TrialScore, [f64; 2]), FallError> {
+    let samples = condition.apply(trial);
+    let mut detector = FallDetector::with_params(condition.rate_hz, params)?;
+    let mut result = TrialScore {
+        score: f32::NEG_INFINITY,
+        falls: 0,
+    };
+    for &s in &samples {
+        if let Some(a) = detector.push(s) {
+            result.score = result.score.max(a.score);
+            result.falls += usize::from(a.is_fall);
+        }
+    }
+    Ok((result, baseline::peak_features(&samples, condition.rate_hz)))
+}
+
+/// Scores every trial under a condition with the detector and the baselines.
+pub fn score_all_under(
+    trials: &[Trial],
+    condition: &Condition,
+    params: FallParams,
+) -> Result<Vec<Scored>, FallError> {
+    trials
+        .iter()
+        .map(|t| {
+            let (detector, baselines) = score_conditioned(t, condition, params)?;
+            Ok(Scored {
+                detector,
+                baselines,
+            })
+        })
+        .collect()
+}
+
 /// Everything computed for one trial.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
@@ -306,7 +422,9 @@ pub fn per_kind_table(trials: &[Trial], fired: &[[bool; 3]], falls: bool) -> Str
 
 /// Draws ROC curves as an SVG (full curve, and a zoom on high sensitivity).
 pub fn roc_svg(curves: &[(&str, &Roc)], title: &str) -> String {
-    const COLOURS: [&str; 4] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd"];
+    const COLOURS: [&str; 6] = [
+        "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+    ];
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -474,43 +592,84 @@ pub fn report(
 
 /// `vigil fall-eval`.
 pub fn run(args: &EvalArgs) -> Result<(), FallError> {
+    let conditions = args.condition_list()?;
     let trials = sisfall::load_dir(&args.data)?;
-    let params = FallParams::SHIPPED;
-    let scored = score_all(&trials, args.rate, params)?;
     let thresholds = [
         Baseline::C8.shipped_threshold(),
         Baseline::C9.shipped_threshold(),
     ];
-    let (text, rows, _) = report(&trials, &scored, params.threshold, thresholds);
-    println!(
-        "Vigil fall detector (shipped parameters, {} Hz, state {} bytes) and SisFall baselines on {}\n",
-        args.rate,
-        FallDetector::state_size(),
-        args.data.display()
-    );
-    print!("{text}");
-    let falls_reported: usize = scored
-        .iter()
-        .zip(&trials)
-        .filter(|(_, t)| !t.kind.is_fall())
-        .map(|(s, _)| s.detector.falls)
-        .sum();
-    println!("\nDetector fall events in activity recordings: {falls_reported}");
-    if let Some(path) = &args.outcomes {
-        write_outcomes(path, &trials, &scored, params.threshold)?;
+    let several = conditions.len() > 1;
+    let mut detector_curves: Vec<(String, Roc)> = Vec::new();
+    for condition in &conditions {
+        let params = FallParams::for_sensor(&condition.sensor());
+        let scored = score_all_under(&trials, condition, params)?;
+        let (text, rows, _) = report(&trials, &scored, params.threshold, thresholds);
+        println!(
+            "## {condition}\n\nVigil fall detector (shipped parameters for ±{} g, state {} bytes) and SisFall baselines on {}, sensor {condition}\n",
+            condition.sensor().range_g,
+            FallDetector::state_size(),
+            args.data.display()
+        );
+        print!("{text}");
+        let falls_reported: usize = scored
+            .iter()
+            .zip(&trials)
+            .filter(|(_, t)| !t.kind.is_fall())
+            .map(|(s, _)| s.detector.falls)
+            .sum();
+        println!("\nDetector fall events in activity recordings: {falls_reported}\n");
+        if let Some(path) = &args.outcomes {
+            let path = per_condition(path, condition, several);
+            write_outcomes(&path, &trials, &scored, params.threshold)?;
+        }
+        if let Some(path) = &args.roc {
+            let svg = roc_svg(
+                &[
+                    (&rows[0].name, &rows[0].roc),
+                    (&rows[1].name, &rows[1].roc),
+                    (&rows[2].name, &rows[2].roc),
+                ],
+                &format!(
+                    "Fall detection on {}, sensor {condition}",
+                    args.data.display()
+                ),
+            );
+            write_file(&per_condition(path, condition, several), &svg)?;
+        }
+        detector_curves.push((format!("Vigil detector, {condition}"), rows[0].roc.clone()));
     }
-    if let Some(path) = &args.roc {
+    if let (Some(path), true) = (&args.roc, several) {
+        // One more picture: the detector's curve under every condition, side by side.
+        let curves: Vec<(&str, &Roc)> = detector_curves
+            .iter()
+            .map(|(name, roc)| (name.as_str(), roc))
+            .collect();
         let svg = roc_svg(
-            &[
-                (&rows[0].name, &rows[0].roc),
-                (&rows[1].name, &rows[1].roc),
-                (&rows[2].name, &rows[2].roc),
-            ],
-            &format!("Fall detection on {}", args.data.display()),
+            &curves,
+            &format!(
+                "Vigil detector per sensor condition on {}",
+                args.data.display()
+            ),
         );
         write_file(path, &svg)?;
     }
     Ok(())
+}
+
+/// `roc.svg` as `roc-rate=50,clip=2.svg` when several conditions share one output name.
+pub fn per_condition(path: &Path, condition: &Condition, several: bool) -> PathBuf {
+    if !several {
+        return path.to_path_buf();
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{condition}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{condition}"),
+    };
+    path.with_file_name(name)
 }
 
 /// Writes `trial,fired,score` per trial (score −inf when no impact was judged).

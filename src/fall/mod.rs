@@ -3,12 +3,14 @@
 //! - [`detector`]: the streaming detector itself, `core`-only, allocation-free, bounded state.
 //! - [`sisfall`]: loader for SisFall trial files (both the original and the 3-column form).
 //! - [`baseline`]: the SisFall paper's threshold detectors C8 and C9, for comparison.
+//! - [`condition`]: what another sensor (rate, range, jitter, noise, stuck axis) reads.
 //! - [`eval`]: `vigil fall-eval`, scoring the shipped detector and the baselines on a folder.
 //! - [`tune`]: `vigil fall-tune`, choosing parameters on tuning subjects only.
 //!
 //! The simulated pendant turns a recorded trial into fall frames with [`replay`].
 
 pub mod baseline;
+pub mod condition;
 pub mod detector;
 pub mod eval;
 pub mod sisfall;
@@ -16,7 +18,7 @@ pub mod tune;
 
 use std::path::PathBuf;
 
-pub use detector::{Assessment, Evidence, FallDetector, FallEvent, FallParams};
+pub use detector::{Assessment, Evidence, FallDetector, FallEvent, FallParams, SensorConfig};
 pub use sisfall::{Trial, TrialKind};
 
 /// Everything that can go wrong in fall detection, loading and evaluation.
@@ -80,6 +82,9 @@ pub enum FallError {
         /// The underlying error (in the message, not chained, so it is said once).
         error: std::io::Error,
     },
+    /// A sensor condition that cannot be applied.
+    #[error(transparent)]
+    Condition(#[from] condition::ConditionError),
     /// Tuning or evaluation needs both falls and activities.
     #[error("{0}")]
     Data(String),
@@ -94,6 +99,26 @@ pub enum FallError {
 pub fn replay(trial: &Trial, rate_hz: u16) -> Result<Vec<(usize, FallEvent)>, FallError> {
     let mut detector = FallDetector::new(rate_hz)?;
     Ok(resample(&trial.samples, trial.rate_hz, rate_hz)
+        .enumerate()
+        .filter_map(|(i, s)| detector.push_fall(s).map(|e| (i, e)))
+        .collect())
+}
+
+/// As [`replay`], but as a pendant with `sensor` reads the trial: saturated at its range,
+/// sampled at its rate, judged with the parameters for its range.
+pub fn replay_sensor(
+    trial: &Trial,
+    sensor: SensorConfig,
+) -> Result<Vec<(usize, FallEvent)>, FallError> {
+    let condition = condition::Condition {
+        rate_hz: sensor.rate_hz,
+        clip_g: Some(f32::from(sensor.range_g.max(1))),
+        ..condition::Condition::default()
+    };
+    let mut detector = FallDetector::for_sensor(sensor)?;
+    Ok(condition
+        .apply(trial)
+        .into_iter()
         .enumerate()
         .filter_map(|(i, s)| detector.push_fall(s).map(|e| (i, e)))
         .collect())

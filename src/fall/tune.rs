@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use super::condition::Condition;
 use super::detector::{features, Evidence, FallParams, FEATURES};
 use super::eval::{self, Metrics, Roc, Scored, TrialScore};
 use super::sisfall::{self, Trial};
@@ -41,6 +42,14 @@ pub struct TuneArgs {
     /// Write every judged impact's evidence as CSV (for inspection).
     #[arg(long)]
     pub dump: Option<PathBuf>,
+    /// Tune on every trial as read under each of these sensor conditions (`;`-separated,
+    /// like `rate=200;rate=50,clip=2,jitter=5`), so the weights hold across sensors; the
+    /// split by subject is unchanged. Replaces --rate.
+    #[arg(long)]
+    pub conditions: Option<String>,
+    /// Count impact peaks up to this many g (8 for SisFall's range, 3 for ±2–4 g sensors).
+    #[arg(long, default_value_t = 8.0)]
+    pub impact_cap_g: f32,
 }
 
 /// L2 penalty on the non-bias weights.
@@ -52,30 +61,45 @@ const STEPS: usize = 3000;
 
 /// Evidence of every judged impact per trial, with the lowest trigger level.
 struct Candidates {
+    impact_cap_g: f32,
     per_trial: Vec<Vec<[f32; FEATURES]>>,
     peaks: Vec<Vec<f32>>,
 }
 
 impl Candidates {
+    /// `rate` `None`: run each trial at its own rate (conditioned copies).
     fn collect(
         trials: &[Trial],
-        rate: u16,
+        rate: Option<u16>,
         trigger_g: f32,
+        impact_cap_g: f32,
     ) -> Result<(Self, Vec<Vec<Evidence>>), FallError> {
         let params = FallParams {
             trigger_g,
+            impact_cap_g,
             ..FallParams::SHIPPED
         };
         let mut per_trial = Vec::with_capacity(trials.len());
         let mut peaks = Vec::with_capacity(trials.len());
         let mut evidence = Vec::with_capacity(trials.len());
         for t in trials {
-            let a = eval::assessments(t, rate, params)?;
-            per_trial.push(a.iter().map(|a| features(&a.evidence)).collect());
+            let a = eval::assessments(t, rate.unwrap_or(t.rate_hz), params)?;
+            per_trial.push(
+                a.iter()
+                    .map(|a| features(&a.evidence, impact_cap_g))
+                    .collect(),
+            );
             peaks.push(a.iter().map(|a| a.evidence.peak_g).collect());
             evidence.push(a.iter().map(|a| a.evidence).collect());
         }
-        Ok((Candidates { per_trial, peaks }, evidence))
+        Ok((
+            Candidates {
+                impact_cap_g,
+                per_trial,
+                peaks,
+            },
+            evidence,
+        ))
     }
 
     /// Trial score: the highest decision value of its impacts at or above `trigger_g`.
@@ -191,6 +215,7 @@ fn tune(c: &Candidates, trials: &[Trial], base: &[[f64; 2]], subset: &[usize]) -
     Tuned {
         params: FallParams {
             threshold,
+            impact_cap_g: c.impact_cap_g,
             ..FallParams::SHIPPED.with_weights(w)
         },
         baselines,
@@ -210,14 +235,44 @@ fn scored_with(c: &Candidates, base: &[[f64; 2]], i: usize, p: &FallParams) -> S
 
 /// `vigil fall-tune`.
 pub fn run(args: &TuneArgs) -> Result<(), FallError> {
-    let trials = sisfall::load_dir(&args.data)?;
+    let mut trials = sisfall::load_dir(&args.data)?;
+    let mut rate = Some(args.rate);
+    // The sensor condition each trial was read under (empty: as recorded).
+    let mut condition_of: Vec<String> = vec![String::new(); trials.len()];
+    if let Some(list) = &args.conditions {
+        let conditions = list
+            .split(';')
+            .filter(|c| !c.trim().is_empty())
+            .map(str::parse::<Condition>)
+            .collect::<Result<Vec<_>, _>>()?;
+        if conditions.is_empty() {
+            return Err(FallError::Data("--conditions holds no condition".into()));
+        }
+        rate = None;
+        let mut conditioned = Vec::with_capacity(trials.len() * conditions.len());
+        condition_of.clear();
+        for c in &conditions {
+            c.validate()?;
+            for t in &trials {
+                // The detector runs each copy at the rate its sensor sampled.
+                let at_rate = Trial {
+                    rate_hz: c.rate_hz,
+                    samples: c.apply(t),
+                    ..t.clone()
+                };
+                conditioned.push(at_rate);
+                condition_of.push(c.to_string());
+            }
+        }
+        trials = conditioned;
+    }
     let tune_subjects: BTreeSet<String> = if args.tune_subjects.is_empty() {
         TUNING_SUBJECTS.iter().map(|s| s.to_string()).collect()
     } else {
         args.tune_subjects.iter().cloned().collect()
     };
     let trigger = FallParams::SHIPPED.trigger_g;
-    let (c, evidence) = Candidates::collect(&trials, args.rate, trigger)?;
+    let (c, evidence) = Candidates::collect(&trials, rate, trigger, args.impact_cap_g)?;
     let base: Vec<[f64; 2]> = trials
         .iter()
         .map(|t| baseline::peak_features(&t.samples, t.rate_hz))
@@ -257,8 +312,8 @@ pub fn run(args: &TuneArgs) -> Result<(), FallError> {
     println!("Tuned on {} trials of {:?}", tuning.len(), tune_subjects);
     println!("\nShipped constants (src/fall/detector.rs, src/fall/baseline.rs):\n");
     println!(
-        "    trigger_g: {:?},\n    bias: {:?},\n    w_peak: {:?},\n    w_free_fall: {:?},\n    w_velocity: {:?},\n    w_posture: {:?},\n    w_motion: {:?},\n    w_impact_posture: {:?},\n    threshold: {:?},",
-        p.trigger_g, p.bias, p.w_peak, p.w_free_fall, p.w_velocity, p.w_posture, p.w_motion, p.w_impact_posture, p.threshold
+        "    trigger_g: {:?},\n    bias: {:?},\n    w_peak: {:?},\n    w_free_fall: {:?},\n    w_velocity: {:?},\n    w_posture: {:?},\n    w_motion: {:?},\n    w_impact_posture: {:?},\n    threshold: {:?},\n    impact_cap_g: {:?},",
+        p.trigger_g, p.bias, p.w_peak, p.w_free_fall, p.w_velocity, p.w_posture, p.w_motion, p.w_impact_posture, p.threshold, p.impact_cap_g
     );
     println!(
         "    C8_THRESHOLD = {:.4}; C9_THRESHOLD = {:.4};",
@@ -279,6 +334,23 @@ pub fn run(args: &TuneArgs) -> Result<(), FallError> {
             .collect();
         let (text, _, _) = eval::report(&sub_trials, &sub_scored, p.threshold, tuned.baselines);
         println!("\n## {name}\n\n{text}");
+    }
+    let labels: BTreeSet<&String> = condition_of.iter().collect();
+    if labels.len() > 1 {
+        for label in labels {
+            let subset: Vec<usize> = held
+                .iter()
+                .copied()
+                .filter(|&i| condition_of[i] == *label)
+                .collect();
+            let sub_trials: Vec<Trial> = subset.iter().map(|&i| trials[i].clone()).collect();
+            let sub_scored: Vec<Scored> = subset
+                .iter()
+                .map(|&i| scored_with(&c, &base, i, &p))
+                .collect();
+            let (text, _, _) = eval::report(&sub_trials, &sub_scored, p.threshold, tuned.baselines);
+            println!("\n## Held-out subjects, sensor {label}\n\n{text}");
+        }
     }
 
     if args.loso {

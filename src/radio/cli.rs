@@ -54,9 +54,15 @@ pub struct PendantArgs {
     /// the trial is judged at once and the frame sent immediately).
     #[arg(long)]
     pub realtime: bool,
-    /// For `replay`: the pendant's accelerometer sample rate, 50–200 Hz.
-    #[arg(long, default_value_t = 50)]
-    pub rate_hz: u16,
+    /// For `replay`: the pendant's accelerometer sample rate, 50–200 Hz (default: the
+    /// configuration's `[fall] rate_hz`, else 50).
+    #[arg(long = "rate", alias = "rate-hz")]
+    pub rate_hz: Option<u16>,
+    /// For `replay`: the pendant's accelerometer range per axis in g (2, 4, 8 or 16); the
+    /// trial is saturated at it and judged with the parameters for that range (default: the
+    /// configuration's `[fall] range_g`, else 16).
+    #[arg(long, value_parser = crate::fall::condition::parse_range_g)]
+    pub range_g: Option<u8>,
     /// The pendant's radio id, 1–8 hex digits.
     #[arg(long)]
     pub id: DeviceId,
@@ -231,8 +237,19 @@ pub fn pendant(args: &PendantArgs) -> Result<ExitCode, RadioError> {
         PendantAction::Pair => return pair_pendant(args, &peer, &mut state, &state_path),
         PendantAction::Replay => {
             let key = pendant_key(args, config.as_ref(), &state)?;
+            let sensor = crate::fall::SensorConfig {
+                range_g: args
+                    .range_g
+                    .or(config.as_ref().map(|c| c.fall.range_g))
+                    .unwrap_or(16),
+                rate_hz: args
+                    .rate_hz
+                    .or(config.as_ref().map(|c| c.fall.rate_hz))
+                    .unwrap_or(50),
+            };
             return replay(
                 args,
+                sensor,
                 &peer,
                 &FrameCipher::new(&key),
                 &mut state,
@@ -285,6 +302,7 @@ pub fn pendant(args: &PendantArgs) -> Result<ExitCode, RadioError> {
 /// fall it reports goes out as a fall frame with the detector's peak impact.
 fn replay(
     args: &PendantArgs,
+    sensor: crate::fall::SensorConfig,
     peer: &SimPeer,
     cipher: &FrameCipher,
     state: &mut PendantState,
@@ -295,14 +313,15 @@ fn replay(
     })?;
     let trial =
         crate::fall::sisfall::load_trial(path).map_err(|e| RadioError::Usage(e.to_string()))?;
-    let falls = super::pendant::detect_falls(&trial, args.rate_hz)?;
+    let falls = super::pendant::detect_falls(&trial, sensor)?;
     println!(
-        "pendant {}: replaying {} ({}, {:.1} s) at {} Hz{}",
+        "pendant {}: replaying {} ({}, {:.1} s) at {} Hz, ±{} g{}",
         args.id,
         trial.id(),
         trial.kind.description(),
         trial.duration_s(),
-        args.rate_hz,
+        sensor.rate_hz,
+        sensor.range_g,
         if args.realtime { " in real time" } else { "" }
     );
     if falls.is_empty() {

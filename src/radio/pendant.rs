@@ -76,8 +76,12 @@ pub struct SentFall {
 /// Streams `trial` through the shipped fall detector sampling at `rate_hz` (50–200 Hz), as
 /// the pendant would, and returns every fall it reports, in order. An activity the detector
 /// judges harmless gives none.
-pub fn detect_falls(trial: &Trial, rate_hz: u16) -> Result<Vec<DetectedFall>, RadioError> {
-    let falls = crate::fall::replay(trial, rate_hz)
+pub fn detect_falls(
+    trial: &Trial,
+    sensor: crate::fall::SensorConfig,
+) -> Result<Vec<DetectedFall>, RadioError> {
+    let rate_hz = sensor.rate_hz;
+    let falls = crate::fall::replay_sensor(trial, sensor)
         .map_err(|e| RadioError::Usage(format!("{}: {e}", trial.id())))?;
     Ok(falls
         .into_iter()
@@ -158,12 +162,12 @@ impl SimPendant {
     pub fn replay_trial(
         &mut self,
         trial: &Trial,
-        rate_hz: u16,
+        sensor: crate::fall::SensorConfig,
         realtime: bool,
     ) -> Result<Vec<SentFall>, RadioError> {
         let started = Instant::now();
         let mut sent = Vec::new();
-        for fall in detect_falls(trial, rate_hz)? {
+        for fall in detect_falls(trial, sensor)? {
             if realtime {
                 std::thread::sleep((started + fall.at).saturating_duration_since(Instant::now()));
             }
