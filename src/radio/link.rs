@@ -33,6 +33,9 @@ const POLL: Duration = Duration::from_millis(50);
 const IDLE_WAIT: Duration = Duration::from_secs(60);
 /// How many recent help and fall frames are remembered, to give their acks priority.
 const RECENT_ALARMS: usize = 64;
+/// How long the transceiver may keep failing (SPI not answering, RSSI not readable) before
+/// the link stops, so the runtime reports a radio fault and opens it again.
+const FAILING_FOR: Duration = Duration::from_secs(10);
 /// How often the channel RSSI is sampled for jamming detection.
 const RSSI_EVERY: Duration = Duration::from_millis(250);
 
@@ -199,6 +202,7 @@ impl RadioLink {
             acked,
             recent_alarms: VecDeque::with_capacity(RECENT_ALARMS),
             stopping: false,
+            failing_since: None,
             event_driven,
             inputs: input_tx,
             control: control_rx,
@@ -288,6 +292,8 @@ struct Worker<T, S: PendantStore> {
     acked: HashMap<DeviceId, u32>,
     recent_alarms: VecDeque<(DeviceId, u32)>,
     stopping: bool,
+    /// When the transceiver began failing without a success since.
+    failing_since: Option<Instant>,
     /// Whether the transceiver's receive wait ends when mail arrives.
     event_driven: bool,
     inputs: mpsc::Sender<Input>,
@@ -311,9 +317,12 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
                 IDLE_WAIT
             };
             match self.transceiver.receive(wait) {
-                Ok(Some(r)) => self.frame(&r.bytes, r.rssi_dbm)?,
-                Ok(None) => {}
-                Err(e) => self.transceiver_error(e),
+                Ok(Some(r)) => {
+                    self.failing_since = None;
+                    self.frame(&r.bytes, r.rssi_dbm)?
+                }
+                Ok(None) => self.failing_since = None,
+                Err(e) => self.transceiver_error(e)?,
             }
             // The first sample always, so the status has a channel reading.
             let due = last_sample.is_none_or(|t| t.elapsed() >= RSSI_EVERY);
@@ -321,13 +330,14 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
                 last_sample = Some(Instant::now());
                 match self.transceiver.channel_rssi() {
                     Ok(rssi) => {
+                        self.failing_since = None;
                         lock(&self.status).channel_rssi_dbm = Some(rssi);
                         if let Some(active) = self.jamming.sample(Timestamp::now(), rssi) {
                             lock(&self.status).jamming = active;
                             self.raise(Input::Jamming { active })?;
                         }
                     }
-                    Err(e) => self.transceiver_error(e),
+                    Err(e) => self.transceiver_error(e)?,
                 }
             }
             if self.pairing_reports.is_some() && !self.pairing.is_open(Timestamp::now()) {
@@ -363,11 +373,18 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         }
     }
 
-    fn transceiver_error(&mut self, e: RadioError) {
+    /// Counts a transceiver error; stops the link with it once the transceiver has failed
+    /// for [`FAILING_FOR`] without a success, so the runtime reports a radio fault.
+    fn transceiver_error(&mut self, e: RadioError) -> Result<(), RadioError> {
         error!(error = %e, "transceiver error");
         lock(&self.status).transceiver_errors += 1;
+        let since = *self.failing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= FAILING_FOR {
+            return Err(e);
+        }
         // Do not spin on a broken bus.
         std::thread::sleep(Duration::from_millis(200));
+        Ok(())
     }
 
     fn raise(&mut self, input: Input) -> Result<(), RadioError> {
@@ -491,7 +508,9 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         match self.transceiver.transmit(bytes) {
             Ok(()) => true,
             Err(e) => {
-                self.transceiver_error(e);
+                // Listening decides whether the transceiver has failed: a frame may still
+                // come in while the transmitter errs.
+                let _ = self.transceiver_error(e);
                 false
             }
         }
