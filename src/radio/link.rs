@@ -33,6 +33,10 @@ const POLL: Duration = Duration::from_millis(50);
 const IDLE_WAIT: Duration = Duration::from_secs(60);
 /// How many recent help and fall frames are remembered, to give their acks priority.
 const RECENT_ALARMS: usize = 64;
+/// How many times a minute a pendant's repeat of one frame is acknowledged again. A genuine
+/// pendant retransmits a few times until it hears the ack; an attacker replaying a recorded
+/// frame must not turn each replay into airtime of the base's hourly budget.
+const REACKS_PER_MINUTE: u32 = 3;
 /// How long the transceiver may keep failing (SPI not answering, RSSI not readable) before
 /// the link stops, so the runtime reports a radio fault and opens it again.
 const FAILING_FOR: Duration = Duration::from_secs(10);
@@ -95,6 +99,8 @@ pub struct LinkStatus {
     pub channel_rssi_dbm: Option<i16>,
     /// Transceiver errors since start.
     pub transceiver_errors: u64,
+    /// Repeats of an acknowledged frame not acknowledged again (over the per-minute cap).
+    pub reacks_withheld: u64,
 }
 
 enum Control {
@@ -203,6 +209,7 @@ impl RadioLink {
             recent_alarms: VecDeque::with_capacity(RECENT_ALARMS),
             stopping: false,
             failing_since: None,
+            reacks: HashMap::new(),
             event_driven,
             inputs: input_tx,
             control: control_rx,
@@ -294,6 +301,9 @@ struct Worker<T, S: PendantStore> {
     stopping: bool,
     /// When the transceiver began failing without a success since.
     failing_since: Option<Instant>,
+    /// Per pendant: the frame last acknowledged again, when its minute began and how many
+    /// acknowledgements of repeats it drew in it.
+    reacks: HashMap<DeviceId, (u32, Instant, u32)>,
     /// Whether the transceiver's receive wait ends when mail arrives.
     event_driven: bool,
     inputs: mpsc::Sender<Input>,
@@ -423,7 +433,7 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
                 status.range.retransmission(device, rssi);
                 drop(status);
                 self.jamming.valid_frame(now);
-                if self.acked.get(&device) == Some(&counter) {
+                if self.acked.get(&device) == Some(&counter) && self.may_reack(device, counter) {
                     self.ack(device, counter, true);
                 }
             }
@@ -436,6 +446,22 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
             }
         }
         Ok(())
+    }
+
+    /// Whether a repeat of `counter` from `device` may be acknowledged again: at most
+    /// [`REACKS_PER_MINUTE`] times a minute per pendant.
+    fn may_reack(&mut self, device: DeviceId, counter: u32) -> bool {
+        let now = Instant::now();
+        let entry = self.reacks.entry(device).or_insert((counter, now, 0));
+        if entry.0 != counter || now.duration_since(entry.1) >= Duration::from_secs(60) {
+            *entry = (counter, now, 0);
+        }
+        if entry.2 >= REACKS_PER_MINUTE {
+            lock(&self.status).reacks_withheld += 1;
+            return false;
+        }
+        entry.2 += 1;
+        true
     }
 
     fn pairing_request(&mut self, now: Timestamp, bytes: &[u8]) {
@@ -479,8 +505,9 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         let frame = cipher.seal_ack(device, counter);
         // The core acknowledges only what is in its journal: the counter may be stored now.
         self.gate.acknowledged(device, counter);
-        // Answers to help and fall may use the reserve; everything else may not.
-        let priority = if self.recent_alarms.contains(&(device, counter)) {
+        // The first answer to a help or fall may use the reserve; everything else may not,
+        // repeats of an answered alarm included (a replayed frame looks just like one).
+        let priority = if !repeat && self.recent_alarms.contains(&(device, counter)) {
             Priority::Alarm
         } else {
             Priority::Routine
