@@ -24,14 +24,14 @@ fn pendant(id: DeviceId, key: &PendantKey) -> Pendant {
     }
 }
 
-fn link(pendants: &[Pendant]) -> (RadioLink, SocketAddr) {
+fn link(pendants: &[Pendant], jamming_after: Duration) -> (RadioLink, SocketAddr) {
     let radio =
         SimRadio::bind(SocketAddr::from(([127, 0, 0, 1], 0)), SimChannel::default()).unwrap();
     let addr = radio.local_addr().unwrap();
     let config = LinkConfig {
         band: Band::Eu869,
         jamming_rssi_dbm: -90,
-        jamming_after: Duration::from_secs(30),
+        jamming_after,
     };
     let link = RadioLink::start(radio, MemoryStore::new(), pendants, config).unwrap();
     (link, addr)
@@ -58,7 +58,10 @@ async fn replayed_help_frames_cannot_spend_the_airtime_budget() {
     let bob_key = PendantKey::new([4; 32]);
     let anna = DeviceId(0x00A1_B2C3);
     let bob = DeviceId(0x00A1_B2C4);
-    let (mut link, addr) = link(&[pendant(anna, &anna_key), pendant(bob, &bob_key)]);
+    let (mut link, addr) = link(
+        &[pendant(anna, &anna_key), pendant(bob, &bob_key)],
+        Duration::from_secs(30),
+    );
     let anna_cipher = FrameCipher::new(&anna_key);
     let help = anna_cipher.seal_event(anna, 7, Event::Help);
     let anna_radio = SimPeer::new(addr, -70).unwrap();
@@ -102,4 +105,48 @@ async fn replayed_help_frames_cannot_spend_the_airtime_budget() {
         acks_for(&bob_radio, &bob_cipher, 1, Duration::from_secs(2))
     });
     assert_eq!(bob_acks, 1, "the genuine press is acknowledged");
+}
+
+/// Finding: carrier on the channel with the last accepted frame replayed every few seconds was
+/// never reported as jamming: each replay counted as a valid frame and reset the detector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_under_a_carrier_do_not_hide_jamming() {
+    let key = PendantKey::new([5; 32]);
+    let anna = DeviceId(0x00A1_B2C3);
+    let (mut link, addr) = link(&[pendant(anna, &key)], Duration::from_secs(1));
+    let cipher = FrameCipher::new(&key);
+    let help = cipher.seal_event(anna, 9, Event::Help);
+    let radio = SimPeer::new(addr, -70).unwrap();
+    radio.send(help.as_bytes()).unwrap();
+    match timeout(WAIT, link.recv()).await {
+        Ok(Some(Input::Radio(e))) => assert_eq!(e.counter, 9),
+        other => panic!("expected the help press, got {other:?}"),
+    }
+    link.ack(anna, 9).unwrap();
+
+    let jammer = SimPeer::new(addr, -50).unwrap();
+    jammer.carrier(-50, Duration::from_secs(4)).unwrap();
+    // The recorded frame, replayed close to the base (strong enough to be heard over the
+    // carrier) well within the detection time, all through the carrier.
+    let replay = SimPeer::new(addr, -40).unwrap();
+    let replayer = tokio::task::spawn_blocking(move || {
+        for _ in 0..16 {
+            replay.send(help.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let got = timeout(WAIT, async {
+        loop {
+            match link.recv().await {
+                Some(Input::Jamming { active: true }) => return true,
+                Some(Input::Radio(e)) => panic!("a replay was raised: {e:?}"),
+                Some(_) => {}
+                None => return false,
+            }
+        }
+    })
+    .await;
+    replayer.await.unwrap();
+    assert_eq!(got, Ok(true), "jamming under replays is reported");
+    assert!(link.status().jamming);
 }

@@ -432,7 +432,8 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
             Verdict::Retransmission { device, counter } => {
                 status.range.retransmission(device, rssi);
                 drop(status);
-                self.jamming.valid_frame(now);
+                // Not a sign of a working channel: an attacker replaying a recorded frame
+                // under a carrier sends exactly this, to reset the jamming detector.
                 if self.acked.get(&device) == Some(&counter) && self.may_reack(device, counter) {
                     self.ack(device, counter, true);
                 }
