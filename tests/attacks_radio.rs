@@ -150,3 +150,60 @@ async fn replays_under_a_carrier_do_not_hide_jamming() {
     assert_eq!(got, Ok(true), "jamming under replays is reported");
     assert!(link.status().jamming);
 }
+
+/// Lines the unit logged, for tests that bound them.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Finding: every refused frame wrote a WARN line; a flood of forged frames filled the disk
+/// with log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forged_frames_writes_a_bounded_log() {
+    let log = Captured::default();
+    let writer = log.clone();
+    tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let key = PendantKey::new([6; 32]);
+    let anna = DeviceId(0x00A1_B2C3);
+    let (link, addr) = link(&[pendant(anna, &key)], Duration::from_secs(30));
+    let forger = FrameCipher::new(&PendantKey::new([7; 32]));
+    let attacker = SimPeer::new(addr, -60).unwrap();
+    for counter in 1..=2_000u32 {
+        attacker
+            .send(forger.seal_event(anna, counter, Event::Help).as_bytes())
+            .unwrap();
+        if counter % 100 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    // Wait until the link has refused a good share of them.
+    let deadline = std::time::Instant::now() + WAIT;
+    while link.status().rejections.total() < 500 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = link.status().rejections.total();
+    assert!(refused >= 500, "only {refused} refused");
+    drop(link);
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let lines = text
+        .lines()
+        .filter(|l| l.contains("refused") || l.contains("rejected"))
+        .count();
+    assert!(
+        lines <= 2,
+        "{refused} refused frames wrote {lines} log lines"
+    );
+}

@@ -37,6 +37,8 @@ const RECENT_ALARMS: usize = 64;
 /// pendant retransmits a few times until it hears the ack; an attacker replaying a recorded
 /// frame must not turn each replay into airtime of the base's hourly budget.
 const REACKS_PER_MINUTE: u32 = 3;
+/// How often refused frames are summarised in the log, at most.
+const REFUSALS_EVERY: Duration = Duration::from_secs(60);
 /// How long the transceiver may keep failing (SPI not answering, RSSI not readable) before
 /// the link stops, so the runtime reports a radio fault and opens it again.
 const FAILING_FOR: Duration = Duration::from_secs(10);
@@ -210,6 +212,7 @@ impl RadioLink {
             stopping: false,
             failing_since: None,
             reacks: HashMap::new(),
+            refusals_logged: None,
             event_driven,
             inputs: input_tx,
             control: control_rx,
@@ -304,6 +307,8 @@ struct Worker<T, S: PendantStore> {
     /// Per pendant: the frame last acknowledged again, when its minute began and how many
     /// acknowledgements of repeats it drew in it.
     reacks: HashMap<DeviceId, (u32, Instant, u32)>,
+    /// When refused frames were last summarised in the log, and the counts then.
+    refusals_logged: Option<(Instant, RejectionCounts)>,
     /// Whether the transceiver's receive wait ends when mail arrives.
     event_driven: bool,
     inputs: mpsc::Sender<Input>,
@@ -349,6 +354,9 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
                     }
                     Err(e) => self.transceiver_error(e)?,
                 }
+            }
+            if self.refusals_logged.is_some() {
+                self.summarise_refusals();
             }
             if self.pairing_reports.is_some() && !self.pairing.is_open(Timestamp::now()) {
                 self.pairing.close();
@@ -444,9 +452,36 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
                 {
                     status.range.rejected(d);
                 }
+                drop(status);
+                self.summarise_refusals();
             }
         }
         Ok(())
+    }
+
+    /// Logs the frames refused since the last summary, by reason, at most once every
+    /// [`REFUSALS_EVERY`]; the first refusal is logged at once.
+    fn summarise_refusals(&mut self) {
+        let counts = self.gate.rejections();
+        let due = self
+            .refusals_logged
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= REFUSALS_EVERY);
+        if !due {
+            return;
+        }
+        let new = match &self.refusals_logged {
+            Some((_, then)) => counts.since(then),
+            None => counts,
+        };
+        if new.total() > 0 {
+            warn!(
+                refused = new.total(),
+                reasons = %new,
+                "radio frames refused (summary, at most once a minute)"
+            );
+            self.refusals_logged = Some((Instant::now(), counts));
+        }
     }
 
     /// Whether a repeat of `counter` from `device` may be acknowledged again: at most
