@@ -55,7 +55,10 @@ struct InFlight {
 #[derive(Clone, Debug)]
 struct PendantState {
     device: Device,
+    /// When last heard; until it is, when the unit started (supervision counts from then).
     last_heard: Timestamp,
+    /// Whether a frame has come from it since the unit started.
+    heard: bool,
     missing_reported: bool,
     battery_reported_at: Option<Timestamp>,
     tamper_reported_at: Option<Timestamp>,
@@ -94,8 +97,10 @@ pub struct OpenAlarmStatus {
 pub struct DeviceStatus {
     /// The device.
     pub device: Device,
-    /// When last heard (or when the unit started, if not since).
+    /// When last heard (or when the unit started, if not since: see `heard`).
     pub last_heard: Timestamp,
+    /// Whether it was heard since the unit started; if not, `last_heard` is only the start.
+    pub heard: bool,
     /// Whether it is reported missing.
     pub missing: bool,
     /// Last reported battery voltage.
@@ -261,6 +266,7 @@ impl Core {
             .map(|p| DeviceStatus {
                 device: p.device.clone(),
                 last_heard: p.last_heard,
+                heard: p.heard,
                 missing: p.missing_reported,
                 battery_mv: p.last_battery_mv,
                 rssi_dbm: p.last_rssi,
@@ -439,6 +445,7 @@ impl Core {
                 .entry(ev.device)
                 .or_insert_with(|| PendantState::new(device.clone(), now));
             p.last_heard = now;
+            p.heard = true;
             p.last_rssi = ev.rssi_dbm.or(p.last_rssi);
             std::mem::replace(&mut p.missing_reported, false)
         };
@@ -991,6 +998,7 @@ impl PendantState {
         PendantState {
             device,
             last_heard: now,
+            heard: false,
             missing_reported: false,
             battery_reported_at: None,
             tamper_reported_at: None,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use tracing::{debug, error, warn};
+use tracing::{debug, error};
 
 use super::frame::{Event, Frame, FrameCipher, FrameType, PendantKey, MAX_FRAME_LEN};
 use super::store::PendantStore;
@@ -80,6 +80,15 @@ impl RejectionCounts {
     /// Frames refused for any reason.
     pub fn total(&self) -> u64 {
         self.0.iter().sum()
+    }
+
+    /// The frames refused since `earlier`, a snapshot of the same counts.
+    pub fn since(&self, earlier: &RejectionCounts) -> RejectionCounts {
+        let mut d = *self;
+        for (n, e) in d.0.iter_mut().zip(earlier.0) {
+            *n = n.saturating_sub(e);
+        }
+        d
     }
 
     fn bump(&mut self, reason: Rejection) {
@@ -315,9 +324,11 @@ impl<S: PendantStore> FrameGate<S> {
 
     fn reject(&mut self, reason: Rejection, device: Option<DeviceId>) -> Verdict {
         self.rejections.bump(reason);
+        // Counted, not logged one by one: a flood of forged frames must not fill the disk.
+        // The radio link summarises the counts at most once a minute.
         match device {
-            Some(d) => warn!(pendant = %d, reason = reason.as_str(), "radio frame rejected"),
-            None => warn!(reason = reason.as_str(), "radio frame rejected"),
+            Some(d) => debug!(pendant = %d, reason = reason.as_str(), "radio frame rejected"),
+            None => debug!(reason = reason.as_str(), "radio frame rejected"),
         }
         Verdict::Rejected { reason, device }
     }

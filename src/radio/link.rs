@@ -33,6 +33,15 @@ const POLL: Duration = Duration::from_millis(50);
 const IDLE_WAIT: Duration = Duration::from_secs(60);
 /// How many recent help and fall frames are remembered, to give their acks priority.
 const RECENT_ALARMS: usize = 64;
+/// How many times a minute a pendant's repeat of one frame is acknowledged again. A genuine
+/// pendant retransmits a few times until it hears the ack; an attacker replaying a recorded
+/// frame must not turn each replay into airtime of the base's hourly budget.
+const REACKS_PER_MINUTE: u32 = 3;
+/// How often refused frames are summarised in the log, at most.
+const REFUSALS_EVERY: Duration = Duration::from_secs(60);
+/// How long the transceiver may keep failing (SPI not answering, RSSI not readable) before
+/// the link stops, so the runtime reports a radio fault and opens it again.
+const FAILING_FOR: Duration = Duration::from_secs(10);
 /// How often the channel RSSI is sampled for jamming detection.
 const RSSI_EVERY: Duration = Duration::from_millis(250);
 
@@ -92,6 +101,8 @@ pub struct LinkStatus {
     pub channel_rssi_dbm: Option<i16>,
     /// Transceiver errors since start.
     pub transceiver_errors: u64,
+    /// Repeats of an acknowledged frame not acknowledged again (over the per-minute cap).
+    pub reacks_withheld: u64,
 }
 
 enum Control {
@@ -199,6 +210,9 @@ impl RadioLink {
             acked,
             recent_alarms: VecDeque::with_capacity(RECENT_ALARMS),
             stopping: false,
+            failing_since: None,
+            reacks: HashMap::new(),
+            refusals_logged: None,
             event_driven,
             inputs: input_tx,
             control: control_rx,
@@ -288,6 +302,13 @@ struct Worker<T, S: PendantStore> {
     acked: HashMap<DeviceId, u32>,
     recent_alarms: VecDeque<(DeviceId, u32)>,
     stopping: bool,
+    /// When the transceiver began failing without a success since.
+    failing_since: Option<Instant>,
+    /// Per pendant: the frame last acknowledged again, when its minute began and how many
+    /// acknowledgements of repeats it drew in it.
+    reacks: HashMap<DeviceId, (u32, Instant, u32)>,
+    /// When refused frames were last summarised in the log, and the counts then.
+    refusals_logged: Option<(Instant, RejectionCounts)>,
     /// Whether the transceiver's receive wait ends when mail arrives.
     event_driven: bool,
     inputs: mpsc::Sender<Input>,
@@ -311,9 +332,12 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
                 IDLE_WAIT
             };
             match self.transceiver.receive(wait) {
-                Ok(Some(r)) => self.frame(&r.bytes, r.rssi_dbm)?,
-                Ok(None) => {}
-                Err(e) => self.transceiver_error(e),
+                Ok(Some(r)) => {
+                    self.failing_since = None;
+                    self.frame(&r.bytes, r.rssi_dbm)?
+                }
+                Ok(None) => self.failing_since = None,
+                Err(e) => self.transceiver_error(e)?,
             }
             // The first sample always, so the status has a channel reading.
             let due = last_sample.is_none_or(|t| t.elapsed() >= RSSI_EVERY);
@@ -321,14 +345,18 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
                 last_sample = Some(Instant::now());
                 match self.transceiver.channel_rssi() {
                     Ok(rssi) => {
+                        self.failing_since = None;
                         lock(&self.status).channel_rssi_dbm = Some(rssi);
                         if let Some(active) = self.jamming.sample(Timestamp::now(), rssi) {
                             lock(&self.status).jamming = active;
                             self.raise(Input::Jamming { active })?;
                         }
                     }
-                    Err(e) => self.transceiver_error(e),
+                    Err(e) => self.transceiver_error(e)?,
                 }
+            }
+            if self.refusals_logged.is_some() {
+                self.summarise_refusals();
             }
             if self.pairing_reports.is_some() && !self.pairing.is_open(Timestamp::now()) {
                 self.pairing.close();
@@ -363,11 +391,18 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         }
     }
 
-    fn transceiver_error(&mut self, e: RadioError) {
+    /// Counts a transceiver error; stops the link with it once the transceiver has failed
+    /// for [`FAILING_FOR`] without a success, so the runtime reports a radio fault.
+    fn transceiver_error(&mut self, e: RadioError) -> Result<(), RadioError> {
         error!(error = %e, "transceiver error");
         lock(&self.status).transceiver_errors += 1;
+        let since = *self.failing_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= FAILING_FOR {
+            return Err(e);
+        }
         // Do not spin on a broken bus.
         std::thread::sleep(Duration::from_millis(200));
+        Ok(())
     }
 
     fn raise(&mut self, input: Input) -> Result<(), RadioError> {
@@ -405,8 +440,9 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
             Verdict::Retransmission { device, counter } => {
                 status.range.retransmission(device, rssi);
                 drop(status);
-                self.jamming.valid_frame(now);
-                if self.acked.get(&device) == Some(&counter) {
+                // Not a sign of a working channel: an attacker replaying a recorded frame
+                // under a carrier sends exactly this, to reset the jamming detector.
+                if self.acked.get(&device) == Some(&counter) && self.may_reack(device, counter) {
                     self.ack(device, counter, true);
                 }
             }
@@ -416,9 +452,52 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
                 {
                     status.range.rejected(d);
                 }
+                drop(status);
+                self.summarise_refusals();
             }
         }
         Ok(())
+    }
+
+    /// Logs the frames refused since the last summary, by reason, at most once every
+    /// [`REFUSALS_EVERY`]; the first refusal is logged at once.
+    fn summarise_refusals(&mut self) {
+        let counts = self.gate.rejections();
+        let due = self
+            .refusals_logged
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() >= REFUSALS_EVERY);
+        if !due {
+            return;
+        }
+        let new = match &self.refusals_logged {
+            Some((_, then)) => counts.since(then),
+            None => counts,
+        };
+        if new.total() > 0 {
+            warn!(
+                refused = new.total(),
+                reasons = %new,
+                "radio frames refused (summary, at most once a minute)"
+            );
+            self.refusals_logged = Some((Instant::now(), counts));
+        }
+    }
+
+    /// Whether a repeat of `counter` from `device` may be acknowledged again: at most
+    /// [`REACKS_PER_MINUTE`] times a minute per pendant.
+    fn may_reack(&mut self, device: DeviceId, counter: u32) -> bool {
+        let now = Instant::now();
+        let entry = self.reacks.entry(device).or_insert((counter, now, 0));
+        if entry.0 != counter || now.duration_since(entry.1) >= Duration::from_secs(60) {
+            *entry = (counter, now, 0);
+        }
+        if entry.2 >= REACKS_PER_MINUTE {
+            lock(&self.status).reacks_withheld += 1;
+            return false;
+        }
+        entry.2 += 1;
+        true
     }
 
     fn pairing_request(&mut self, now: Timestamp, bytes: &[u8]) {
@@ -462,8 +541,9 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         let frame = cipher.seal_ack(device, counter);
         // The core acknowledges only what is in its journal: the counter may be stored now.
         self.gate.acknowledged(device, counter);
-        // Answers to help and fall may use the reserve; everything else may not.
-        let priority = if self.recent_alarms.contains(&(device, counter)) {
+        // The first answer to a help or fall may use the reserve; everything else may not,
+        // repeats of an answered alarm included (a replayed frame looks just like one).
+        let priority = if !repeat && self.recent_alarms.contains(&(device, counter)) {
             Priority::Alarm
         } else {
             Priority::Routine
@@ -491,7 +571,9 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         match self.transceiver.transmit(bytes) {
             Ok(()) => true,
             Err(e) => {
-                self.transceiver_error(e);
+                // Listening decides whether the transceiver has failed: a frame may still
+                // come in while the transmitter errs.
+                let _ = self.transceiver_error(e);
                 false
             }
         }

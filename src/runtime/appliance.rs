@@ -18,7 +18,7 @@ use super::{
 };
 use crate::config::{Config, Transport as RouteConfig};
 use crate::core::{
-    AlarmId, Delivery, DeliveryResult, DeviceId, Input, Prompt, Settings, Timestamp,
+    AlarmId, Delivery, DeliveryResult, DeviceId, Input, Prompt, Settings, Timestamp, UnitFault,
 };
 use crate::journal::{Journal, JournalError};
 use crate::modem::{Modem, ModemEvent, RemoteCommand, Timing};
@@ -64,8 +64,8 @@ pub struct Appliance {
 
 /// The adapters' handles and background tasks around a unit.
 pub struct Parts {
-    /// The radio, if it started.
-    pub radio: Option<RadioHandle>,
+    /// The radio, while it works.
+    pub radio: RadioSlot,
     /// The modem, once it is open.
     pub modem: ModemSlot,
     /// The voice.
@@ -142,18 +142,9 @@ pub async fn assemble_with_clock(
         .collect();
 
     let mut status: Vec<Arc<dyn StatusReport>> = Vec::new();
-    let radio = start_radio(config);
-    let pendants: Arc<dyn PendantAcks> = match &radio {
-        Ok((_, handle)) => {
-            status.push(Arc::new(RadioStatus(handle.clone())));
-            Arc::new(handle.clone())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "radio did not start: pendants cannot be heard");
-            status.push(Arc::new(Fault(format!("radio:       NOT RUNNING: {e}"))));
-            Arc::new(NoRadio)
-        }
-    };
+    let radio = RadioSlot::default();
+    status.push(Arc::new(radio.clone()));
+    let pendants: Arc<dyn PendantAcks> = Arc::new(radio.clone());
     status.push(Arc::new(ModemStatus(modem.clone())));
     status.push(Arc::new(VoiceStatus(voice.clone())));
 
@@ -164,25 +155,16 @@ pub async fn assemble_with_clock(
         pendants,
         calls: Arc::new(Calls(modem.clone())),
     };
-    let unit = Unit::new(core, journal, adapters, clock);
+    let unit = Unit::new(core, journal, adapters, clock.clone());
     let inputs = unit.inputs();
     let control = unit.control();
 
-    let radio_handle = match radio {
-        Ok((mut link, handle)) => {
-            let inputs = inputs.clone();
-            tasks.push(tokio::spawn(async move {
-                while let Some(input) = link.recv().await {
-                    if inputs.send(input).await.is_err() {
-                        break;
-                    }
-                }
-                tracing::error!("radio link stopped");
-            }));
-            Some(handle)
-        }
-        Err(_) => None,
-    };
+    tasks.push(tokio::spawn(keep_radio(
+        config.clone(),
+        radio.clone(),
+        inputs.clone(),
+        clock.clone(),
+    )));
 
     if needs_modem(config) {
         tasks.push(tokio::spawn(keep_modem(
@@ -197,7 +179,7 @@ pub async fn assemble_with_clock(
     Ok(Appliance {
         unit,
         parts: Parts {
-            radio: radio_handle,
+            radio,
             modem,
             voice,
             tasks,
@@ -277,6 +259,123 @@ fn start_radio(config: &Config) -> Result<(RadioLink, RadioHandle), String> {
     .map_err(|e| e.to_string())?;
     let handle = link.handle();
     Ok((link, handle))
+}
+
+/// The first wait before the radio is opened again after a failure; it doubles up to
+/// [`RADIO_RETRY_MAX`].
+const RADIO_RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between attempts to open a failed radio.
+const RADIO_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The radio link while it works, and why it does not when it does not; shared by the
+/// task that keeps it open, the acknowledgements and `vigil status`.
+#[derive(Clone, Default)]
+pub struct RadioSlot(Arc<std::sync::Mutex<RadioState>>);
+
+#[derive(Default)]
+struct RadioState {
+    handle: Option<RadioHandle>,
+    /// Why the radio is not working, and since when (wall time, for the status line).
+    fault: Option<(String, Timestamp)>,
+}
+
+impl RadioSlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RadioState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The working link's handle, if the radio works.
+    pub fn get(&self) -> Option<RadioHandle> {
+        self.lock().handle.clone()
+    }
+
+    /// Why the radio does not work, if it does not.
+    pub fn fault(&self) -> Option<String> {
+        self.lock().fault.as_ref().map(|(reason, _)| reason.clone())
+    }
+
+    fn set_working(&self, handle: RadioHandle) {
+        let mut s = self.lock();
+        s.handle = Some(handle);
+        s.fault = None;
+    }
+
+    fn set_fault(&self, reason: String, now: Timestamp) {
+        let mut s = self.lock();
+        s.handle = None;
+        if s.fault.is_none() {
+            s.fault = Some((reason, now));
+        } else if let Some(f) = s.fault.as_mut() {
+            f.0 = reason;
+        }
+    }
+}
+
+/// Opens the radio, reports a radio fault to the core when it cannot be opened or its link
+/// stops (the transceiver stops answering, its thread dies), opens it again with backoff, and
+/// reports the restore once it works. A base that cannot hear its pendants must say so at
+/// once rather than wait for them to time out as missing.
+async fn keep_radio(
+    config: Config,
+    slot: RadioSlot,
+    inputs: mpsc::Sender<Input>,
+    clock: Arc<dyn Clock>,
+) {
+    let mut retry = RADIO_RETRY_FIRST;
+    let mut faulted = false;
+    loop {
+        let opened = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || start_radio(&config))
+                .await
+                .unwrap_or_else(|_| Err("opening the radio panicked".into()))
+        };
+        let reason = match opened {
+            Ok((mut link, handle)) => {
+                tracing::info!("radio working");
+                slot.set_working(handle);
+                retry = RADIO_RETRY_FIRST;
+                if std::mem::take(&mut faulted)
+                    && inputs
+                        .send(Input::Fault {
+                            fault: UnitFault::Radio,
+                            active: false,
+                        })
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+                while let Some(input) = link.recv().await {
+                    if inputs.send(input).await.is_err() {
+                        return;
+                    }
+                }
+                let stopped = tokio::task::spawn_blocking(move || link.stop()).await;
+                match stopped {
+                    Ok(Err(e)) => format!("radio stopped: {e}"),
+                    Ok(Ok(())) => "radio stopped".to_string(),
+                    Err(_) => "the radio thread died".to_string(),
+                }
+            }
+            Err(e) => format!("radio did not open: {e}"),
+        };
+        tracing::error!(error = %reason, retry_s = retry.as_secs(), "radio fault: pendants cannot be heard");
+        slot.set_fault(reason, clock.now());
+        if !std::mem::replace(&mut faulted, true)
+            && inputs
+                .send(Input::Fault {
+                    fault: UnitFault::Radio,
+                    active: true,
+                })
+                .await
+                .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(RADIO_RETRY_MAX);
+    }
 }
 
 /// Opens the modem, and again whenever it cannot be opened, then forwards its events.
@@ -577,18 +676,16 @@ impl VoiceOut for Voice {
     }
 }
 
-impl PendantAcks for RadioHandle {
+impl PendantAcks for RadioSlot {
     fn ack(&self, device: DeviceId, counter: u32) {
-        if let Err(e) = RadioHandle::ack(self, device, counter) {
-            tracing::error!(pendant = %device, error = %e, "acknowledgement not sent");
+        match self.get() {
+            Some(radio) => {
+                if let Err(e) = radio.ack(device, counter) {
+                    tracing::error!(pendant = %device, error = %e, "acknowledgement not sent");
+                }
+            }
+            None => tracing::warn!(pendant = %device, "no radio: acknowledgement not sent"),
         }
-    }
-}
-
-struct NoRadio;
-impl PendantAcks for NoRadio {
-    fn ack(&self, device: DeviceId, _counter: u32) {
-        tracing::warn!(pendant = %device, "no radio: acknowledgement not sent");
     }
 }
 
@@ -633,17 +730,19 @@ impl CallControl for Calls {
     }
 }
 
-struct Fault(String);
-impl StatusReport for Fault {
+impl StatusReport for RadioSlot {
     fn status_lines(&self) -> Vec<String> {
-        vec![self.0.clone()]
-    }
-}
-
-struct RadioStatus(RadioHandle);
-impl StatusReport for RadioStatus {
-    fn status_lines(&self) -> Vec<String> {
-        let s = self.0.status();
+        let radio = {
+            let state = self.lock();
+            if let Some((reason, since)) = &state.fault {
+                return vec![format!("radio:       FAULT ({reason}) since {since}")];
+            }
+            state.handle.clone()
+        };
+        let Some(radio) = radio else {
+            return vec!["radio:       opening".into()];
+        };
+        let s = radio.status();
         vec![format!(
             "radio:       {}, channel {}, {} frames refused ({}), {} acks sent, {} withheld by duty cycle, airtime {} ms/h",
             if s.jamming { "JAMMED" } else { "listening" },

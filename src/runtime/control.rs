@@ -2,12 +2,28 @@
 //!
 //! A Unix stream socket in the data folder, readable by the service's user only. The client
 //! writes one command line (`status`, `test-call`); the unit answers with text and closes.
+//!
+//! Hardened against a local client that misbehaves: the peer's credentials (SO_PEERCRED) must
+//! be root's or the service's own user or group, the command line must come within
+//! [`IDLE_TIMEOUT`], at most [`MAX_CONNECTIONS`] are served at once, and accept errors (such as
+//! running out of file descriptors) back off instead of spinning.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+/// How long a client may take to send its command line before it is dropped.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How many clients are served at once; more wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 8;
+/// The first pause after an accept error; it doubles up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(50);
+/// The longest pause after repeated accept errors.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// A request from the control socket to the unit's loop.
 #[derive(Debug)]
@@ -54,24 +70,71 @@ pub fn serve(
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
     }
+    // The service's own user and group: those of the socket it just created.
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).map_err(err)?;
+        (m.uid(), m.gid())
+    };
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     Ok(tokio::spawn(async move {
+        let mut backoff = ACCEPT_BACKOFF_FIRST;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
             };
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => {
+                    backoff = ACCEPT_BACKOFF_FIRST;
+                    stream
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "control socket: accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    continue;
+                }
+            };
+            match stream.peer_cred() {
+                Ok(c) if allowed(c.uid(), c.gid(), owner) => {}
+                Ok(c) => {
+                    tracing::warn!(
+                        uid = c.uid(),
+                        gid = c.gid(),
+                        "control socket: client refused"
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket: client credentials unknown");
+                    continue;
+                }
+            }
             let tx = tx.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let _ = answer(stream, tx).await;
             });
         }
     }))
 }
 
+/// Whether a client with `uid` and `gid` may use the socket of a service running as `owner`
+/// (uid, gid): root, or the service's own user or group.
+fn allowed(uid: u32, gid: u32, owner: (u32, u32)) -> bool {
+    uid == 0 || uid == owner.0 || gid == owner.1
+}
+
 async fn answer(stream: UnixStream, tx: mpsc::Sender<ControlRequest>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     // A command is one short line; refuse anything longer.
-    BufReader::new(read.take(256)).read_line(&mut line).await?;
+    let mut reader = BufReader::new(read.take(256));
+    match tokio::time::timeout(IDLE_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(r) => r?,
+        // A client that connects and says nothing is dropped, not waited on forever.
+        Err(_) => return Ok(()),
+    };
     let (reply_tx, reply_rx) = oneshot::channel();
     let request = match line.trim() {
         "status" => Some(ControlRequest::Status(reply_tx)),
@@ -119,5 +182,60 @@ pub async fn request(data_dir: &Path, command: &str) -> Result<String, ControlEr
         Ok(Ok(_)) => Ok(text),
         Ok(Err(e)) => Err(err(e)),
         Err(_) => Err(ControlError::NoAnswer(path.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_and_the_service_user_or_group_may_connect() {
+        let owner = (998, 997);
+        assert!(allowed(0, 100, owner));
+        assert!(allowed(998, 100, owner));
+        assert!(allowed(1000, 997, owner));
+        assert!(!allowed(1000, 1000, owner));
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_is_dropped_after_the_idle_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = socket_path(dir.path());
+        let (tx, _rx) = mpsc::channel(1);
+        let server = serve(&path, tx).unwrap();
+        let mut silent = UnixStream::connect(&path).await.unwrap();
+        let mut text = String::new();
+        // The paused clock runs ahead while everything waits: an hour passes at once.
+        let closed =
+            tokio::time::timeout(Duration::from_secs(3600), silent.read_to_string(&mut text)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0))),
+            "the server still holds a silent client: {closed:?}"
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn at_most_max_connections_are_held_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = socket_path(dir.path());
+        let (tx, _rx) = mpsc::channel(1);
+        let server = serve(&path, tx).unwrap();
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            held.push(UnixStream::connect(&path).await.unwrap());
+        }
+        // One more connects (the kernel's backlog) but is not served until a slot frees.
+        let mut extra = UnixStream::connect(&path).await.unwrap();
+        extra.write_all(b"bogus\n").await.unwrap();
+        let mut text = String::new();
+        let early = tokio::time::timeout(IDLE_TIMEOUT / 2, extra.read_to_string(&mut text)).await;
+        assert!(early.is_err(), "served beyond the cap: {text:?}");
+        drop(held);
+        let later = tokio::time::timeout(IDLE_TIMEOUT * 12, extra.read_to_string(&mut text)).await;
+        assert!(matches!(later, Ok(Ok(_))), "{later:?}");
+        assert!(text.starts_with("unknown command"), "{text:?}");
+        server.abort();
     }
 }

@@ -385,14 +385,12 @@ impl Unit {
         for d in devices {
             let _ = writeln!(
                 t,
-                "  {} {:<8} zone {:>3}  {:<24} last heard {} ago{}{}{}",
+                "  {} {:<8} zone {:>3}  {:<24} {}{}{}{}",
                 d.device.id,
                 d.device.kind.as_str(),
                 d.device.zone,
                 d.device.location,
-                crate::config::format_duration(Duration::from_secs(
-                    now.since(d.last_heard).as_secs()
-                )),
+                heard_text(now, &d),
                 d.battery_mv
                     .map(|b| format!(", battery {b} mV"))
                     .unwrap_or_default(),
@@ -486,4 +484,17 @@ pub fn restore(
     }
     core.restore(now, recovered);
     Ok((core, journal))
+}
+
+/// When a pendant was last heard, or that it never was since the unit started: the core's
+/// supervision clock starts at start-up, which is not a sign of life.
+fn heard_text(now: Timestamp, d: &crate::core::DeviceStatus) -> String {
+    if d.heard {
+        format!(
+            "last heard {} ago",
+            crate::config::format_duration(Duration::from_secs(now.since(d.last_heard).as_secs()))
+        )
+    } else {
+        "never heard since start".into()
+    }
 }
