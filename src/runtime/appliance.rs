@@ -361,7 +361,7 @@ async fn keep_radio(
             Err(e) => format!("radio did not open: {e}"),
         };
         tracing::error!(error = %reason, retry_s = retry.as_secs(), "radio fault: pendants cannot be heard");
-        slot.set_fault(reason, clock.now());
+        slot.set_fault(reason, clock.wall());
         if !std::mem::replace(&mut faulted, true)
             && inputs
                 .send(Input::Fault {

@@ -22,7 +22,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::{Credentials, ScaipRoute, SipTransport, Unit};
-use crate::core::{Alarm, AlarmCause, AlarmClass, AlarmId, Delivery, DeliveryResult, DeviceKind, UnitFault};
+use crate::core::{
+    Alarm, AlarmCause, AlarmClass, AlarmId, Delivery, DeliveryResult, DeviceKind, UnitFault,
+};
 use sip::{CSeq, Challenge, Flow, Incoming, SipMsg, SipNode};
 pub use xml::{MessageType, Mrq, Mrs, ScaipBody};
 
@@ -1134,6 +1136,21 @@ mod tests {
             AlarmCause::JammingEnded => 124,
             AlarmCause::BaseBatteryLow => 16,
             AlarmCause::PeriodicTest | AlarmCause::ManualTest => 102,
+            // Agreed with the centre, in Annex C's reserved range.
+            AlarmCause::Fault(UnitFault::Radio) => 901,
+            AlarmCause::FaultCleared(UnitFault::Radio) => 902,
+            AlarmCause::Fault(UnitFault::Modem) => 903,
+            AlarmCause::FaultCleared(UnitFault::Modem) => 904,
+            AlarmCause::Fault(UnitFault::Registration) => 905,
+            AlarmCause::FaultCleared(UnitFault::Registration) => 906,
+            AlarmCause::Fault(UnitFault::Route) => 907,
+            AlarmCause::FaultCleared(UnitFault::Route) => 908,
+            AlarmCause::Fault(UnitFault::Storage) => 909,
+            AlarmCause::FaultCleared(UnitFault::Storage) => 910,
+            AlarmCause::Fault(UnitFault::JournalLost) => 911,
+            AlarmCause::FaultCleared(UnitFault::JournalLost) => 912,
+            AlarmCause::Fault(UnitFault::Audio) => 913,
+            AlarmCause::FaultCleared(UnitFault::Audio) => 914,
         };
         for c in AlarmCause::ALL {
             assert_eq!(status_code(c), expected(c), "{c:?}");
