@@ -424,3 +424,86 @@ mod props {
         }
     }
 }
+
+/// A receiver on TCP that answers the first frame it gets with an encrypted ACK made by
+/// `answer` from the frame (parsed with the key) and the key.
+async fn scripted_encrypted_receiver(
+    key: &'static [u8],
+    answer: fn(&Frame, &Dc09Key) -> Vec<u8>,
+) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let key = Dc09Key::new(key).unwrap();
+            let Ok(bytes) = dc09::read_frame(&mut stream).await else {
+                continue;
+            };
+            let frame = Frame::parse(&bytes, Some(&key)).expect("the unit's frame parses");
+            let _ = stream.write_all(&answer(&frame, &key)).await;
+        }
+    });
+    addr
+}
+
+/// An encrypted ACK for `frame` as a receiver would send it, stamped `at`, with or without the
+/// `|` after the pad.
+fn encrypted_ack(frame: &Frame, key: &Dc09Key, at: chrono::NaiveDateTime, bar: bool) -> Vec<u8> {
+    let tail = format!("]_{}", frame::format_timestamp(at));
+    let sep = if bar { "|" } else { "" };
+    let pad_len = (16 - (tail.len() + sep.len()) % 16) % 16;
+    let plain = format!("{}{sep}{tail}", "P".repeat(pad_len));
+    assert_eq!(plain.len() % 16, 0);
+    let cipher = hex::encode_upper(key.encrypt(plain.as_bytes()).unwrap());
+    let body = format!(
+        "\"*ACK\"{:04}R{}L{}#{}[{cipher}",
+        frame.seq,
+        frame.receiver.as_deref().unwrap_or("0"),
+        frame.prefix.as_deref().unwrap_or("0"),
+        frame.account.as_deref().unwrap_or("0"),
+    );
+    let crc = frame::crc16_arc(body.as_bytes());
+    format!("\n{crc:04X}{:04X}{body}\r", body.len()).into_bytes()
+}
+
+fn utc_now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+#[tokio::test]
+async fn encrypted_ack_without_a_bar_after_the_pad_is_accepted() {
+    let addr =
+        scripted_encrypted_receiver(AES256, |f, k| encrypted_ack(f, k, utc_now(), false)).await;
+    let l = Dc09Link::start(
+        "dc09",
+        &route(addr.to_string(), Dc09Protocol::Tcp, Some(AES256)),
+        "1234",
+        Dc09Payload::AdmCid,
+    )
+    .await
+    .unwrap();
+    assert_acked(&l.deliver(&delivery(AlarmCause::Help)).await);
+}
+
+#[tokio::test]
+async fn a_recorded_encrypted_ack_relabelled_to_the_alarm_is_refused() {
+    // Sequence, receiver, line and account in clear match the alarm's frame; the encrypted
+    // timestamp is that of an ACK recorded ten minutes earlier.
+    let addr = scripted_encrypted_receiver(AES256, |f, k| {
+        encrypted_ack(f, k, utc_now() - chrono::Duration::minutes(10), true)
+    })
+    .await;
+    let l = Dc09Link::start(
+        "dc09",
+        &route(addr.to_string(), Dc09Protocol::Tcp, Some(AES256)),
+        "1234",
+        Dc09Payload::AdmCid,
+    )
+    .await
+    .unwrap();
+    let result = l.deliver(&delivery(AlarmCause::Help)).await;
+    assert!(
+        matches!(&result, DeliveryResult::Failed { reason } if reason.contains("time window")),
+        "{result:?}"
+    );
+}

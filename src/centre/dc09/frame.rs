@@ -383,11 +383,16 @@ fn parse_body(body: &str, key: Option<&Dc09Key>) -> Result<Frame, Dc09Error> {
         let cipher =
             hex::decode(rest).map_err(|_| Dc09Error::Malformed("encrypted part is not hex"))?;
         plain = key.decrypt(&cipher)?;
-        let bar = plain
-            .iter()
-            .position(|&b| b == b'|')
-            .ok_or(Dc09Error::Decrypt)?;
-        std::str::from_utf8(plain.get(bar + 1..).unwrap_or(&[])).map_err(|_| Dc09Error::Decrypt)?
+        let text = std::str::from_utf8(&plain).map_err(|_| Dc09Error::Decrypt)?;
+        match text.find('|') {
+            Some(bar) => text.get(bar + 1..).unwrap_or(""),
+            // Receivers differ: some put no `|` after the pad of an answer. Pad characters
+            // exclude `|[]`, so an answer without data (ACK, NAK, DUH) then starts at its `]`.
+            None if matches!(id, MessageId::Ack | MessageId::Nak | MessageId::Duh) => text
+                .get(text.find(']').ok_or(Dc09Error::Decrypt)?..)
+                .unwrap_or(""),
+            None => return Err(Dc09Error::Decrypt),
+        }
     } else {
         rest
     };

@@ -188,6 +188,10 @@ struct SendState {
 const MAX_NAKS: u32 = 3;
 /// UDP datagrams get lost: sends per attempt before giving up.
 const UDP_SENDS: u32 = 3;
+/// How far an encrypted ACK's timestamp may trail or lead this unit's (resynchronised) clock:
+/// the window DC-09 receivers apply to the frames they take, seen from the sender's side.
+const ACK_WINDOW_BEHIND_MS: i64 = 20_000;
+const ACK_WINDOW_AHEAD_MS: i64 = 40_000;
 
 /// A SIA DC-09 route: delivers alarms and runs the `NULL` link test.
 pub struct Dc09Link {
@@ -383,6 +387,25 @@ impl Sender {
                             .is_none_or(|a| a.eq_ignore_ascii_case(&self.account))
                         && reply.encrypted == self.key.is_some() =>
                 {
+                    // On an encrypted link the sequence number and account travel in clear, so
+                    // only the encrypted timestamp proves the ACK is fresh and not a recorded
+                    // one relabelled (SIA DC-09 §5.5.1.9: the receivers' own time window).
+                    if self.key.is_some() {
+                        let ours = Timestamp::now().as_millis() as i64 + state.clock_offset_ms;
+                        let fresh = reply.timestamp.is_some_and(|theirs| {
+                            let skew = theirs.and_utc().timestamp_millis() - ours;
+                            (-ACK_WINDOW_BEHIND_MS..=ACK_WINDOW_AHEAD_MS).contains(&skew)
+                        });
+                        if !fresh {
+                            tracing::warn!(route = %self.route, seq,
+                                "DC-09 encrypted ACK refused: its timestamp is outside the time window");
+                            return Err(format!(
+                                "DC-09 {}: encrypted ACK refused, its timestamp ({}) is not within the time window of this unit's clock",
+                                self.receiver,
+                                reply.timestamp.map(frame::format_timestamp).unwrap_or_else(|| "none".into())
+                            ));
+                        }
+                    }
                     tracing::info!(route = %self.route, seq, "DC-09 ACK");
                     return Ok(Verdict::Ack);
                 }
@@ -395,6 +418,8 @@ impl Sender {
                 }
                 MessageId::Nak => {
                     naks += 1;
+                    // Receivers send NAK in clear even on encrypted links, so a NAK moves the
+                    // clock whether or not it decrypted (see README, Security).
                     if let Some(theirs) = reply.timestamp {
                         let ours = Timestamp::now().as_millis() as i64;
                         state.clock_offset_ms = theirs.and_utc().timestamp_millis() - ours;
