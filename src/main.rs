@@ -157,7 +157,11 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
             eprintln!("{}: {} problem(s) found", path.display(), problems.len());
             Ok(ExitCode::from(2))
         }
-        Err(e) => Err(e.into()),
+        // A file that cannot be read as a configuration is a problem with the file too.
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(2))
+        }
     }
 }
 

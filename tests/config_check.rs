@@ -319,3 +319,62 @@ fn scaip_tls_needs_the_tls_build() {
         );
     }
 }
+
+/// `vigil check-config` on files that are no configuration: each is a clear problem with exit
+/// status 2, and none blocks (a FIFO) or reads without end (a device).
+#[test]
+fn check_config_refuses_what_is_not_a_configuration_file_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |path: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("check-config")
+            .arg(path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+
+    let missing = dir.path().join("missing.toml");
+    let (code, err) = check(&missing);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("cannot read"), "{err}");
+
+    let (code, err) = check(dir.path());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+
+    let fifo = dir.path().join("fifo.toml");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let (code, err) = check(&fifo);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+
+    let (code, err) = check(Path::new("/dev/zero"));
+    assert_eq!(code, Some(2), "{err}");
+
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, "# x\n".repeat(300_000)).unwrap();
+    let (code, err) = check(&big);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("larger than"), "{err}");
+
+    let latin1 = dir.path().join("latin1.toml");
+    let mut bytes = EXAMPLE.as_bytes().to_vec();
+    let at = EXAMPLE.find("[unit]").unwrap();
+    bytes.splice(at..at, b"# caf\xe9\n".iter().copied());
+    std::fs::write(&latin1, &bytes).unwrap();
+    let line = EXAMPLE[..at].lines().count() + 1;
+    let (code, err) = check(&latin1);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("latin1.toml:{line}:6:")) && err.contains("UTF-8"),
+        "{err}"
+    );
+}

@@ -58,6 +58,28 @@ pub enum ConfigError {
         /// The IO error.
         source: std::io::Error,
     },
+    /// The path is not a regular file (a directory, FIFO, device…); it is never read.
+    #[error("{}: not a regular file; give the path of the configuration file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file is larger than any configuration; it is not read to the end.
+    #[error("{}: larger than {} bytes: this is not a configuration file", path.display(), MAX_CONFIG_BYTES)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is not UTF-8 text.
+    #[error("{}:{line}:{column}: the file is not UTF-8 text (a byte that is not UTF-8 here); save it as UTF-8", path.display())]
+    NotText {
+        /// The file.
+        path: PathBuf,
+        /// Line of the first byte that is not UTF-8, from 1.
+        line: usize,
+        /// Its column in bytes, from 1.
+        column: usize,
+    },
     /// The file has mistakes; all of them are listed.
     #[error("{}", problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid {
@@ -68,11 +90,55 @@ pub enum ConfigError {
 
 /// Reads and validates the configuration at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = read_text(path)?;
+    parse(&text, path)
+}
+
+/// No configuration comes near this size; a larger file is refused before it is read.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Reads the configuration file as text: only a regular file (never blocks on a FIFO or reads
+/// a device without end), at most [`MAX_CONFIG_BYTES`], UTF-8 with the first bad byte located.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read_error = |source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse(&text, path)
+    };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if !meta.is_file() {
+        return Err(ConfigError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(read_error)?
+        .take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let good = e
+            .as_bytes()
+            .get(..e.utf8_error().valid_up_to())
+            .unwrap_or(&[]);
+        let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        ConfigError::NotText {
+            path: path.to_path_buf(),
+            line: good.iter().filter(|&&b| b == b'\n').count() + 1,
+            column: good.len() - line_start + 1,
+        }
+    })
 }
 
 /// Validates configuration `text`, naming `file` in problems.
