@@ -158,7 +158,7 @@ impl Message {
             .map(|c| from_dtmf(c).ok_or(CidError::Digit(c)))
             .collect::<Result<_, _>>()?;
         let sum: u32 = digits.chars().filter_map(value).sum();
-        if sum % 15 != 0 {
+        if !sum.is_multiple_of(15) {
             return Err(CidError::Checksum(sum));
         }
         let field = |a: usize, b: usize| digits.get(a..b).unwrap_or("");

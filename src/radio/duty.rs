@@ -153,11 +153,11 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 continue; // quiet moments
             }
             let now = start + Duration::from_millis(step * 200);
-            let p = if x % 2 == 0 {
+            let p = if x.is_multiple_of(2) {
                 Priority::Alarm
             } else {
                 Priority::Routine

@@ -26,6 +26,68 @@ pub enum ServiceError {
     /// The async runtime could not start.
     #[error("starting the runtime: {0}")]
     Runtime(std::io::Error),
+    /// Another `vigil run` already serves this data directory.
+    #[error("another vigil (process {pid}) is already running on {}; stop it first (`systemctl stop vigil`) or give this one its own data_dir", data_dir.display())]
+    AlreadyRunning {
+        /// The shared data directory.
+        data_dir: std::path::PathBuf,
+        /// The process that holds it, as it wrote itself into the lock file.
+        pid: String,
+    },
+    /// The instance lock in the data directory could not be taken.
+    #[error("{}: cannot take the instance lock: {source}", path.display())]
+    Lock {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Holds `data_dir/vigil.lock` for the life of the service, so two units never deliver the
+/// same journal's alarms nor take each other's control socket. The kernel drops the lock when
+/// the process ends, however it ends, so a crash never leaves a stale lock behind.
+pub struct InstanceLock {
+    _file: std::fs::File,
+}
+
+impl InstanceLock {
+    /// Takes the lock of `data_dir`, or says which process holds it.
+    pub fn take(data_dir: &Path) -> Result<InstanceLock, ServiceError> {
+        use std::io::{Read, Seek, Write};
+        let path = data_dir.join("vigil.lock");
+        let lock_error = |source| ServiceError::Lock {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(lock_error)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(lock_error)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                return Err(ServiceError::AlreadyRunning {
+                    data_dir: data_dir.to_path_buf(),
+                    pid: match pid.trim() {
+                        "" => "unknown".to_string(),
+                        p => p.to_string(),
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(lock_error(e)),
+        }
+        file.set_len(0).map_err(lock_error)?;
+        file.rewind().map_err(lock_error)?;
+        writeln!(file, "{}", std::process::id()).map_err(lock_error)?;
+        Ok(InstanceLock { _file: file })
+    }
 }
 
 /// How `vigil run` was asked to run.
@@ -48,6 +110,7 @@ pub fn run(path: &Path, options: RunOptions) -> Result<(), ServiceError> {
 }
 
 async fn serve(config: Config, options: RunOptions) -> Result<(), ServiceError> {
+    let _instance = InstanceLock::take(&config.data_dir)?;
     let timing = if options.fast_modem {
         Timing::fast()
     } else {

@@ -365,6 +365,11 @@ impl VigilProcess {
         }
     }
 
+    /// The unit's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Power cut: SIGKILL, then reaped.
     pub fn kill(mut self) {
         let _ = self.child.kill();

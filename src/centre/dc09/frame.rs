@@ -115,7 +115,7 @@ impl Dc09Key {
 
     /// AES-CBC decryption with a zero IV; the input must be whole blocks.
     pub fn decrypt(&self, cipher: &[u8]) -> Result<Vec<u8>, Dc09Error> {
-        if cipher.is_empty() || cipher.len() % 16 != 0 {
+        if cipher.is_empty() || !cipher.len().is_multiple_of(16) {
             return Err(Dc09Error::Malformed(
                 "encrypted part is not whole AES blocks",
             ));
