@@ -271,3 +271,53 @@ async fn status_and_test_call_over_the_control_socket() {
     task.await.unwrap();
     socket.abort();
 }
+
+#[tokio::test]
+async fn a_journal_that_cannot_write_does_not_stop_help_and_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (core, journal) =
+        restore(settings(), Journal::open(&path).unwrap(), Timestamp::now()).unwrap();
+    // The disk fails from now on.
+    journal.refuse_writes(true).unwrap();
+    let quiet = Arc::new(Quiet::default());
+    let adapters = Adapters {
+        status: Vec::new(),
+        routes: vec![Arc::new(Receiver {
+            journal: path.clone(),
+            answer: Some(acked("centre")),
+            seen: seen.clone(),
+        }) as Arc<dyn Transport>],
+        voice: quiet.clone(),
+        pendants: quiet.clone(),
+        calls: quiet.clone(),
+    };
+    let mut unit = Unit::new(core, journal, adapters, Arc::new(SystemClock));
+    let mut events = unit.events();
+    let inputs = unit.inputs();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(unit.run(async {
+        let _ = stopped.await;
+    }));
+    inputs.send(help()).await.unwrap();
+    // Help is delivered from memory, and the storage failure goes to the centre as well.
+    let mut helped = false;
+    let mut reported = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !(helped && reported) {
+        let e = tokio::select! {
+            e = events.recv() => e.expect("unit stopped"),
+            _ = tokio::time::sleep_until(deadline) => {
+                panic!("help delivered: {helped}, storage failure reported: {reported}")
+            }
+        };
+        if let Event::Output(_, Output::Deliver(d)) = &e {
+            helped |= d.alarm.cause == AlarmCause::Help;
+            reported |= d.alarm.cause == AlarmCause::Fault(UnitFault::Storage);
+        }
+    }
+    stop.send(()).unwrap();
+    drop(task.await.unwrap());
+    assert!(seen.lock().unwrap().iter().any(|(_, _, on_disk)| !on_disk));
+}

@@ -143,6 +143,15 @@ impl Journal {
         })
     }
 
+    /// Makes every later write fail (`refuse`) or work again, as a failing disk would; for
+    /// fault-injection tests of the runtime (SQLite's `query_only`).
+    #[doc(hidden)]
+    pub fn refuse_writes(&self, refuse: bool) -> Result<(), JournalError> {
+        self.conn
+            .pragma_update(None, "query_only", refuse)
+            .map_err(self.err())
+    }
+
     /// Names routes in the timeline by the plan's route names.
     pub fn set_route_names(&mut self, names: Vec<String>) {
         self.route_names = names;

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::core::{
-    AlarmId, Core, Delivery, DeliveryResult, DeviceId, Input, Output, Prompt, Timestamp,
+    AlarmId, Core, Delivery, DeliveryResult, DeviceId, Input, Output, Prompt, Timestamp, UnitFault,
 };
 use crate::journal::{Journal, JournalError};
 
@@ -172,6 +172,8 @@ pub struct Unit {
     alive: watch::Sender<Timestamp>,
     control_tx: mpsc::Sender<control::ControlRequest>,
     control_rx: mpsc::Receiver<control::ControlRequest>,
+    /// Whether the last journal write failed (reported as [`UnitFault::Storage`]).
+    storage_failed: bool,
 }
 
 impl Unit {
@@ -197,6 +199,7 @@ impl Unit {
             alive,
             control_tx,
             control_rx,
+            storage_failed: false,
         }
     }
 
@@ -304,10 +307,26 @@ impl Unit {
             let now = self.now();
             match &output {
                 Output::Persist(record) => {
-                    if let Err(e) = self.journal.append(record) {
-                        // Help goes on even if the disk fails; the failure is loud.
-                        tracing::error!(alarm_id = record.alarm().0, error = %e, "journal write failed");
-                        self.emit(Event::JournalFailed(now, e.to_string()));
+                    let failed = match self.journal.append(record) {
+                        Ok(()) => false,
+                        Err(e) => {
+                            // Help goes on from memory even if the disk fails; the failure
+                            // is loud: a technical alarm to the centre and a line in status.
+                            tracing::error!(alarm_id = record.alarm().0, error = %e, "journal write failed");
+                            self.emit(Event::JournalFailed(now, e.to_string()));
+                            true
+                        }
+                    };
+                    if std::mem::replace(&mut self.storage_failed, failed) != failed {
+                        let fault = Input::Fault {
+                            fault: UnitFault::Storage,
+                            active: failed,
+                        };
+                        // The loop is the queue's only reader: never wait on it from here.
+                        if self.inputs_tx.try_send(fault).is_err() {
+                            tracing::error!("input queue full: storage fault not reported yet");
+                            self.storage_failed = !failed;
+                        }
                     }
                 }
                 Output::Play(prompt) => self.adapters.voice.play(*prompt),
