@@ -178,7 +178,11 @@ fn log(
         anyhow::bail!("{}: no journal here yet", path.display());
     }
     let j = vigil::journal::Journal::open(&path)?;
-    for e in j.timeline(limit)? {
+    let timeline = j.timeline(limit)?;
+    if timeline.is_empty() {
+        println!("{}: no alarms yet", path.display());
+    }
+    for e in timeline {
         println!("{}  {:>5}  {:<16}  {}", e.at, e.alarm, e.reference, e.text);
     }
     Ok(ExitCode::SUCCESS)
