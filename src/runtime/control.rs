@@ -48,6 +48,12 @@ pub enum ControlError {
     /// The unit did not answer.
     #[error("the unit did not answer on {0}")]
     NoAnswer(PathBuf),
+    /// Nothing listens at the socket: the service is stopped (or uses another data_dir).
+    #[error("the unit is not running (no control socket at {}); start it with `systemctl start vigil`", .0.display())]
+    NotRunning(PathBuf),
+    /// The socket is there but this user may not use it.
+    #[error("permission denied on {}: the unit answers root and its own user or group only; run this as root (sudo) or as a member of group vigil", .0.display())]
+    NotAllowed(PathBuf),
 }
 
 /// Where the control socket lives for a data folder.
@@ -167,7 +173,15 @@ pub async fn request(data_dir: &Path, command: &str) -> Result<String, ControlEr
         path: path.clone(),
         source,
     };
-    let mut stream = UnixStream::connect(&path).await.map_err(err)?;
+    let mut stream = UnixStream::connect(&path)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                ControlError::NotRunning(path.clone())
+            }
+            std::io::ErrorKind::PermissionDenied => ControlError::NotAllowed(path.clone()),
+            _ => err(e),
+        })?;
     stream
         .write_all(format!("{command}\n").as_bytes())
         .await
