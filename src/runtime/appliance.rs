@@ -386,6 +386,10 @@ async fn keep_modem(
     inputs: mpsc::Sender<Input>,
     control: mpsc::Sender<super::control::ControlRequest>,
 ) {
+    // A modem absent for this long is a fault the centre hears of, over the routes it leaves.
+    const MODEM_GRACE: Duration = Duration::from_secs(5 * 60);
+    let absent_since = tokio::time::Instant::now();
+    let mut reported = false;
     let modem = loop {
         // The last remote-command nonce is kept in the journal through the modem's own
         // connection; without a journal, remote commands are refused rather than replayable.
@@ -408,11 +412,28 @@ async fn keep_modem(
             Ok(m) => break m,
             Err(e) => {
                 tracing::error!(port = %config.modem.port.display(), error = %e, "modem not available; cellular routes fail over; trying again in 30 s");
+                if !reported && absent_since.elapsed() >= MODEM_GRACE {
+                    reported = true;
+                    let _ = inputs
+                        .send(Input::Fault {
+                            fault: UnitFault::Modem,
+                            active: true,
+                        })
+                        .await;
+                }
                 tokio::time::sleep(Duration::from_secs(30)).await;
             }
         }
     };
     slot.set(modem.clone());
+    if reported {
+        let _ = inputs
+            .send(Input::Fault {
+                fault: UnitFault::Modem,
+                active: false,
+            })
+            .await;
+    }
     let mut events = modem.events();
     loop {
         let event = match events.recv().await {
