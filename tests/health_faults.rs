@@ -65,3 +65,42 @@ async fn a_modem_absent_for_five_minutes_is_a_technical_alarm() {
     drop(task.await.unwrap());
     drop(built.parts);
 }
+
+/// Without working audio the person hears no prompt: the centre is told at start.
+#[cfg(not(feature = "alsa"))]
+#[tokio::test]
+async fn a_unit_that_cannot_speak_reports_its_audio_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = site_without_modem(dir.path());
+    let built = assemble(
+        &config,
+        Options {
+            // A build without ALSA has no audio devices to open.
+            audio: AudioChoice::Devices,
+            modem_timing: vigil::modem::Timing::real(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut unit = built.unit;
+    let mut events = unit.events();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(unit.run(async {
+        let _ = stopped.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let e = tokio::select! {
+            e = events.recv() => e.expect("unit stopped"),
+            _ = tokio::time::sleep_until(deadline) => panic!("audio loss not reported"),
+        };
+        if let Event::Output(_, Output::Persist(Record::Raised { alarm, .. })) = &e {
+            if alarm.cause == AlarmCause::Fault(UnitFault::Audio) {
+                break;
+            }
+        }
+    }
+    stop.send(()).unwrap();
+    drop(task.await.unwrap());
+    drop(built.parts);
+}

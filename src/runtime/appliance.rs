@@ -120,6 +120,7 @@ pub async fn assemble_with_clock(
     let (core, journal) = super::restore(settings, journal, clock.wall())?;
 
     let modem = ModemSlot::default();
+    let audio_wanted = !matches!(options.audio, AudioChoice::Mute);
     let voice = open_voice(config, options.audio, clock.clone());
     let lazies: Vec<Arc<Lazy>> = config
         .routes
@@ -158,6 +159,14 @@ pub async fn assemble_with_clock(
     let unit = Unit::new(core, journal, adapters, clock.clone());
     let inputs = unit.inputs();
     let control = unit.control();
+    // A unit that should speak but cannot: the person hears no prompt, so the centre must know.
+    if let (true, Some(reason)) = (audio_wanted, voice.fault()) {
+        tracing::error!(%reason, "audio output lost: the person cannot hear the base unit");
+        let _ = inputs.try_send(Input::Fault {
+            fault: UnitFault::Audio,
+            active: true,
+        });
+    }
 
     tasks.push(tokio::spawn(keep_radio(
         config.clone(),
