@@ -25,45 +25,76 @@ fn site_without_modem(dir: &std::path::Path) -> vigil::config::Config {
     vigil::config::load(&path).unwrap()
 }
 
-#[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn a_modem_absent_for_five_minutes_is_a_technical_alarm() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = site_without_modem(dir.path());
+/// A running unit for `config` with `audio`, and the events it emits.
+struct Running {
+    events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<vigil::journal::Journal>,
+    parts: vigil::runtime::appliance::Parts,
+}
+
+async fn run(config: &vigil::config::Config, audio: AudioChoice) -> Running {
     let built = assemble(
-        &config,
+        config,
         Options {
-            audio: AudioChoice::Mute,
+            audio,
             modem_timing: vigil::modem::Timing::real(),
         },
     )
     .await
     .unwrap();
     let mut unit = built.unit;
-    let mut events = unit.events();
+    let events = unit.events();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(unit.run(async {
         let _ = stopped.await;
     }));
-    let raised = |e: &Event| match e {
-        Event::Output(_, Output::Persist(Record::Raised { alarm, .. })) => Some(alarm.cause),
-        _ => None,
-    };
-    let started = tokio::time::Instant::now();
-    let deadline = started + Duration::from_secs(10 * 60);
-    let at = loop {
-        let e = tokio::select! {
-            e = events.recv() => e.expect("unit stopped"),
-            _ = tokio::time::sleep_until(deadline) => panic!("no modem fault within 10 minutes"),
-        };
-        if raised(&e) == Some(AlarmCause::Fault(UnitFault::Modem)) {
-            break tokio::time::Instant::now();
+    Running {
+        events,
+        stop,
+        task,
+        parts: built.parts,
+    }
+}
+
+impl Running {
+    /// Waits until an alarm of `cause` is raised, at most `limit`; when it was.
+    async fn raised(&mut self, cause: AlarmCause, limit: Duration) -> tokio::time::Instant {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let e = tokio::select! {
+                e = self.events.recv() => e.expect("unit stopped"),
+                _ = tokio::time::sleep_until(deadline) => panic!("no {cause:?} within {limit:?}"),
+            };
+            if let Event::Output(_, Output::Persist(Record::Raised { alarm, .. })) = &e {
+                if alarm.cause == cause {
+                    return tokio::time::Instant::now();
+                }
+            }
         }
-    };
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        drop(self.task.await.unwrap());
+        drop(self.parts);
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_modem_absent_for_five_minutes_is_a_technical_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut unit = run(&site_without_modem(dir.path()), AudioChoice::Mute).await;
+    let started = tokio::time::Instant::now();
+    let at = unit
+        .raised(
+            AlarmCause::Fault(UnitFault::Modem),
+            Duration::from_secs(10 * 60),
+        )
+        .await;
     // Not at the first failed open: only once the grace time has passed.
     assert!(at - started >= Duration::from_secs(5 * 60));
-    stop.send(()).unwrap();
-    drop(task.await.unwrap());
-    drop(built.parts);
+    unit.stop().await;
 }
 
 /// Without working audio the person hears no prompt: the centre is told at start.
@@ -71,36 +102,9 @@ async fn a_modem_absent_for_five_minutes_is_a_technical_alarm() {
 #[tokio::test]
 async fn a_unit_that_cannot_speak_reports_its_audio_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let config = site_without_modem(dir.path());
-    let built = assemble(
-        &config,
-        Options {
-            // A build without ALSA has no audio devices to open.
-            audio: AudioChoice::Devices,
-            modem_timing: vigil::modem::Timing::real(),
-        },
-    )
-    .await
-    .unwrap();
-    let mut unit = built.unit;
-    let mut events = unit.events();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(unit.run(async {
-        let _ = stopped.await;
-    }));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let e = tokio::select! {
-            e = events.recv() => e.expect("unit stopped"),
-            _ = tokio::time::sleep_until(deadline) => panic!("audio loss not reported"),
-        };
-        if let Event::Output(_, Output::Persist(Record::Raised { alarm, .. })) = &e {
-            if alarm.cause == AlarmCause::Fault(UnitFault::Audio) {
-                break;
-            }
-        }
-    }
-    stop.send(()).unwrap();
-    drop(task.await.unwrap());
-    drop(built.parts);
+    // A build without ALSA has no audio devices to open.
+    let mut unit = run(&site_without_modem(dir.path()), AudioChoice::Devices).await;
+    unit.raised(AlarmCause::Fault(UnitFault::Audio), Duration::from_secs(20))
+        .await;
+    unit.stop().await;
 }
