@@ -466,6 +466,18 @@ fn encrypted_ack(frame: &Frame, key: &Dc09Key, at: chrono::NaiveDateTime, bar: b
     format!("\n{crc:04X}{:04X}{body}\r", body.len()).into_bytes()
 }
 
+/// A link with account 1234 over TCP to `addr`, AES-256 encrypted.
+async fn encrypted_tcp_link(addr: std::net::SocketAddr) -> Dc09Link {
+    Dc09Link::start(
+        "dc09",
+        &route(addr.to_string(), Dc09Protocol::Tcp, Some(AES256)),
+        "1234",
+        Dc09Payload::AdmCid,
+    )
+    .await
+    .unwrap()
+}
+
 fn utc_now() -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc()
 }
@@ -474,14 +486,7 @@ fn utc_now() -> chrono::NaiveDateTime {
 async fn encrypted_ack_without_a_bar_after_the_pad_is_accepted() {
     let addr =
         scripted_encrypted_receiver(AES256, |f, k| encrypted_ack(f, k, utc_now(), false)).await;
-    let l = Dc09Link::start(
-        "dc09",
-        &route(addr.to_string(), Dc09Protocol::Tcp, Some(AES256)),
-        "1234",
-        Dc09Payload::AdmCid,
-    )
-    .await
-    .unwrap();
+    let l = encrypted_tcp_link(addr).await;
     assert_acked(&l.deliver(&delivery(AlarmCause::Help)).await);
 }
 
@@ -493,14 +498,7 @@ async fn a_recorded_encrypted_ack_relabelled_to_the_alarm_is_refused() {
         encrypted_ack(f, k, utc_now() - chrono::Duration::minutes(10), true)
     })
     .await;
-    let l = Dc09Link::start(
-        "dc09",
-        &route(addr.to_string(), Dc09Protocol::Tcp, Some(AES256)),
-        "1234",
-        Dc09Payload::AdmCid,
-    )
-    .await
-    .unwrap();
+    let l = encrypted_tcp_link(addr).await;
     let result = l.deliver(&delivery(AlarmCause::Help)).await;
     assert!(
         matches!(&result, DeliveryResult::Failed { reason } if reason.contains("time window")),
