@@ -660,6 +660,11 @@ impl Core {
         if !matches!(a.phase, Phase::Window { .. }) {
             return;
         }
+        // A verdict that arrives once the window is over changes nothing: the window ran out.
+        let reason = match a.phase {
+            Phase::Window { until, .. } if now >= until => EscalationReason::WindowExpired,
+            _ => reason,
+        };
         a.phase = Phase::Escalating;
         a.ready_at = now;
         self.out(Output::Persist(Record::Escalated {

@@ -26,6 +26,9 @@ use crate::core::{
 };
 use crate::journal::{Journal, JournalError};
 
+/// How long the voice adapter listens past the end of the core's window.
+const LISTEN_OVERLAP: Duration = Duration::from_millis(100);
+
 /// A delivery in progress; dropping it abandons the attempt.
 pub type DeliveryFuture = Pin<Box<dyn Future<Output = DeliveryResult> + Send>>;
 
@@ -330,9 +333,11 @@ impl Unit {
                     }
                 }
                 Output::Play(prompt) => self.adapters.voice.play(*prompt),
+                // The microphone stays open a little past the core's window, so the core's
+                // own timer, not a verdict racing it, ends a window nobody answered.
                 Output::Listen { alarm, until } => self.adapters.voice.listen(
                     *alarm,
-                    self.as_wall(*until, now),
+                    self.as_wall(*until, now) + LISTEN_OVERLAP,
                     self.inputs_tx.clone(),
                 ),
                 Output::StopListening => self.adapters.voice.stop_listening(),
