@@ -320,13 +320,8 @@ pub fn run(args: &TuneArgs) -> Result<(), FallError> {
         tuned.baselines[0], tuned.baselines[1]
     );
 
-    for (name, subset) in [
-        ("Tuning subjects (in-sample)", &tuning),
-        ("Held-out subjects", &held),
-    ] {
-        if subset.is_empty() {
-            continue;
-        }
+    // One report per subset of the trials, scored with the tuned parameters.
+    let report = |name: &str, subset: &[usize]| {
         let sub_trials: Vec<Trial> = subset.iter().map(|&i| trials[i].clone()).collect();
         let sub_scored: Vec<Scored> = subset
             .iter()
@@ -334,6 +329,14 @@ pub fn run(args: &TuneArgs) -> Result<(), FallError> {
             .collect();
         let (text, _, _) = eval::report(&sub_trials, &sub_scored, p.threshold, tuned.baselines);
         println!("\n## {name}\n\n{text}");
+    };
+    for (name, subset) in [
+        ("Tuning subjects (in-sample)", &tuning),
+        ("Held-out subjects", &held),
+    ] {
+        if !subset.is_empty() {
+            report(name, subset);
+        }
     }
     let labels: BTreeSet<&String> = condition_of.iter().collect();
     if labels.len() > 1 {
@@ -343,13 +346,7 @@ pub fn run(args: &TuneArgs) -> Result<(), FallError> {
                 .copied()
                 .filter(|&i| condition_of[i] == *label)
                 .collect();
-            let sub_trials: Vec<Trial> = subset.iter().map(|&i| trials[i].clone()).collect();
-            let sub_scored: Vec<Scored> = subset
-                .iter()
-                .map(|&i| scored_with(&c, &base, i, &p))
-                .collect();
-            let (text, _, _) = eval::report(&sub_trials, &sub_scored, p.threshold, tuned.baselines);
-            println!("\n## Held-out subjects, sensor {label}\n\n{text}");
+            report(&format!("Held-out subjects, sensor {label}"), &subset);
         }
     }
 
