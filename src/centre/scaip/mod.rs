@@ -594,6 +594,28 @@ impl Link {
         format!("sip:{host}")
     }
 
+    /// Sends a SCAIP body to the receiving centre as a SIP MESSAGE (RFC 3428).
+    async fn message(
+        &self,
+        call_id: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> Result<SipMsg, ScaipError> {
+        let receiver = &self.cfg.receiver_uri;
+        self.request(
+            OutRequest {
+                method: "MESSAGE",
+                uri: receiver,
+                to: receiver,
+                call_id,
+                extra: &[],
+                body: Some(body),
+            },
+            timeout,
+        )
+        .await
+    }
+
     /// Sends a request through the proxy, answering one digest challenge (401 or 407).
     async fn request(&self, out: OutRequest<'_>, timeout: Duration) -> Result<SipMsg, ScaipError> {
         let OutRequest {
@@ -867,19 +889,7 @@ impl Link {
         let receiver = &self.cfg.receiver_uri;
         let mut registered_again = false;
         loop {
-            let resp = self
-                .request(
-                    OutRequest {
-                        method: "MESSAGE",
-                        uri: receiver,
-                        to: receiver,
-                        call_id: &call_id,
-                        extra: &[],
-                        body: Some(&body),
-                    },
-                    sip_timeout,
-                )
-                .await;
+            let resp = self.message(&call_id, &body, sip_timeout).await;
             // Only the proxy's own answer counts here: a local timeout has used up the time.
             let status = resp.as_ref().ok().and_then(SipMsg::status).unwrap_or(0);
             // 404, 408 and 481 say the proxy lost our binding or our flow (a registrar restart,
@@ -1037,22 +1047,8 @@ impl Link {
             ..mrq.clone()
         };
         let call_id = format!("{}@vigil", sip::random_token(20));
-        let receiver = &self.cfg.receiver_uri;
         let body = re.emit();
-        if let Err(e) = self
-            .request(
-                OutRequest {
-                    method: "MESSAGE",
-                    uri: receiver,
-                    to: receiver,
-                    call_id: &call_id,
-                    extra: &[],
-                    body: Some(&body),
-                },
-                Duration::from_secs(4),
-            )
-            .await
-        {
+        if let Err(e) = self.message(&call_id, &body, Duration::from_secs(4)).await {
             tracing::warn!(route = %self.route, reference = %mrq.reference, error = %e, "SCAIP: mty=RE not delivered");
         }
     }
