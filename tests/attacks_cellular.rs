@@ -35,6 +35,7 @@ fn sms_route(m: &Modem, reply_timeout: Duration) -> Sms {
         &Credentials {
             username: None,
             secret: SECRET.into(),
+            realm: None,
         },
         &Unit {
             controller_id: CONTROLLER.into(),

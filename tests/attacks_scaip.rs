@@ -76,6 +76,7 @@ async fn setup(transport: SipTransport) -> (ScaipReceiver, ScaipLink) {
     let creds = Credentials {
         username: Some(USER.into()),
         secret: PASSWORD.into(),
+        realm: None,
     };
     let l = ScaipLink::start("scaip", &route, &unit(), &creds)
         .await

@@ -295,6 +295,7 @@ async fn attempt(m: &Modem, r: R, d: &Delivery) -> DeliveryResult {
                 &Credentials {
                     username: None,
                     secret: SECRET.into(),
+                    realm: None,
                 },
                 &u,
             )

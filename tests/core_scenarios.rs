@@ -369,6 +369,36 @@ fn callback_request_starts_a_call() {
     assert_eq!(prompts(&out), vec![Prompt::Connected]);
 }
 
+/// A call-back the adapter refused (a number not on the allow-list) is journalled against
+/// its alarm: the household can see the centre asked for it and that it was not placed.
+#[test]
+fn refused_callback_is_journalled() {
+    let mut h = Harness::new(settings());
+    let d = single(&h.radio(1, RadioEventKind::Help));
+    h.result(
+        &d,
+        DeliveryResult::Acked {
+            by: "centre".into(),
+            callback: Some("+46709999999".into()),
+        },
+    );
+    let out = h.input(Input::Call {
+        alarm: d.alarm.id,
+        event: CallEvent::Refused {
+            reason: "+46709999999 is not an allowed number".into(),
+        },
+    });
+    assert!(
+        matches!(
+            &records(&out)[..],
+            [Record::CallBackRefused { alarm, reason, .. }]
+                if *alarm == d.alarm.id && reason.contains("not an allowed")
+        ),
+        "{out:?}"
+    );
+    assert!(prompts(&out).is_empty(), "{out:?}");
+}
+
 #[test]
 fn second_pendant_during_an_alarm_is_a_second_alarm_that_waits_for_the_line() {
     let mut h = Harness::new(settings());

@@ -80,6 +80,7 @@ fn sms_route(m: &Modem, subscriber: &str) -> Sms {
         &Credentials {
             username: None,
             secret: SECRET.into(),
+            realm: None,
         },
         &unit(subscriber),
     )
@@ -197,6 +198,7 @@ async fn sms_in_text_mode() {
         &Credentials {
             username: None,
             secret: SECRET.into(),
+            realm: None,
         },
         &u,
     )

@@ -234,6 +234,7 @@ async fn registered_link(proxy: SocketAddr, transport: SipTransport, secret: &st
     let creds = Credentials {
         username: Some(USER.into()),
         secret: secret.into(),
+        realm: None,
     };
     ScaipLink::start("scaip-kamailio", &route(proxy, transport), &unit(), &creds)
         .await

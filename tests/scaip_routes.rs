@@ -83,6 +83,7 @@ fn creds(secret: &str) -> Credentials {
     Credentials {
         username: Some(USER.into()),
         secret: secret.into(),
+        realm: None,
     }
 }
 
@@ -546,4 +547,36 @@ mod props {
             prop_assert_eq!(xml::parse(m.emit().as_bytes()).unwrap(), ScaipBody::Response(m));
         }
     }
+}
+
+/// With the credential's realm configured, the password answers only that realm's
+/// challenges: a registrar (or anything on the path) challenging for another realm gets no
+/// digest answer, and the failure names both realms.
+#[tokio::test]
+async fn digest_answers_only_the_configured_realm() {
+    let r = centre(SipTransport::Udp, false).await;
+    let cfg = route(&r, SipTransport::Udp);
+    for (realm, registers) in [("elsewhere.test", false), ("centre.test", true)] {
+        let creds = Credentials {
+            realm: Some(realm.into()),
+            ..creds(PASSWORD)
+        };
+        let l = ScaipLink::start("scaip", &cfg, &unit(), &creds)
+            .await
+            .expect("link starts");
+        let state = l.wait_registered(Duration::from_secs(10)).await;
+        if registers {
+            assert!(matches!(state, Registration::Registered(_)), "{state:?}");
+        } else {
+            let Registration::Failed(why) = state else {
+                panic!("registered with a password for another realm: {state:?}")
+            };
+            assert!(
+                why.contains("centre.test") && why.contains("elsewhere.test"),
+                "{why}"
+            );
+        }
+    }
+    // Only the right realm's REGISTER carried an answer, and was bound.
+    assert_eq!(r.registrations().len(), 1);
 }

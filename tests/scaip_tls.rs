@@ -35,6 +35,7 @@ fn creds() -> Credentials {
     Credentials {
         username: Some("4612345".into()),
         secret: "tls-pw".into(),
+        realm: None,
     }
 }
 

@@ -937,8 +937,9 @@ fn read_credentials(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> CredentialMap {
             path: t.key(&name),
             span: v.span(),
         };
-        c.check_keys(cx, &["username", "secret"]);
+        c.check_keys(cx, &["username", "secret", "realm"]);
         let username = c.string(cx, "username").map(|(s, _)| s);
+        let realm = c.string(cx, "realm").map(|(s, _)| s);
         if let Some((secret, span)) =
             c.required_string(cx, "secret", "the password or shared secret")
         {
@@ -950,7 +951,17 @@ fn read_credentials(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> CredentialMap {
                     "too short; use at least 8 characters",
                 );
             }
-            out.insert(name, (Credentials { username, secret }, span));
+            out.insert(
+                name,
+                (
+                    Credentials {
+                        username,
+                        secret,
+                        realm,
+                    },
+                    span,
+                ),
+            );
         }
     }
     out

@@ -313,6 +313,9 @@ pub struct Credentials {
     pub username: Option<String>,
     /// Password or shared secret. Never logged.
     pub secret: String,
+    /// The digest realm the SIP password belongs to, if set: a challenge for any other realm
+    /// is refused rather than answered, so the password is never used where it was not meant.
+    pub realm: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -320,6 +323,7 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("username", &self.username)
             .field("secret", &"<secret>")
+            .field("realm", &self.realm)
             .finish()
     }
 }

@@ -321,11 +321,17 @@ impl Core {
                 result,
             } => self.on_delivery(now, alarm, attempt, result),
             Input::Heard { alarm, heard } => self.on_heard(now, alarm, heard),
-            Input::Call { event, .. } => {
-                if event == CallEvent::Connected {
-                    self.out(Output::Play(Prompt::Connected));
+            Input::Call { alarm, event } => match event {
+                CallEvent::Connected => self.out(Output::Play(Prompt::Connected)),
+                CallEvent::Ended { .. } => {}
+                CallEvent::Refused { reason } => {
+                    self.out(Output::Persist(Record::CallBackRefused {
+                        alarm,
+                        at: now,
+                        reason,
+                    }))
                 }
-            }
+            },
             Input::TestRequest => {
                 self.out(Output::Play(Prompt::TestCall));
                 self.raise(now, AlarmCause::ManualTest, None);

@@ -619,6 +619,12 @@ pub enum CallEvent {
         /// Why, for the journal.
         reason: String,
     },
+    /// The centre asked for a call the unit must not place: a malformed number or one that is
+    /// not on the household's allow-list. Journalled, never dialled.
+    Refused {
+        /// What was wrong, for the journal.
+        reason: String,
+    },
 }
 
 /// Everything that can happen to the core.
@@ -927,6 +933,15 @@ pub enum Record {
         /// Who cancelled.
         by: CancelSource,
     },
+    /// A call-back the centre asked for was refused (see [`CallEvent::Refused`]).
+    CallBackRefused {
+        /// The alarm whose acknowledgement asked for it.
+        alarm: AlarmId,
+        /// When.
+        at: Timestamp,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Record {
@@ -939,7 +954,8 @@ impl Record {
             | Record::AttemptStarted { alarm, .. }
             | Record::AttemptFailed { alarm, .. }
             | Record::Acknowledged { alarm, .. }
-            | Record::Cancelled { alarm, .. } => *alarm,
+            | Record::Cancelled { alarm, .. }
+            | Record::CallBackRefused { alarm, .. } => *alarm,
         }
     }
 }

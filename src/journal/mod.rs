@@ -324,6 +324,10 @@ impl Journal {
                 .map_err(err)?;
                 insert_event(&tx, *at, *alarm, "cancelled", None, None, &by).map_err(err)?;
             }
+            Record::CallBackRefused { alarm, at, reason } => {
+                insert_event(&tx, *at, *alarm, "call-back-refused", None, None, reason)
+                    .map_err(err)?;
+            }
         }
         tx.commit().map_err(err)
     }
@@ -459,6 +463,7 @@ impl Journal {
                     format!("ACKNOWLEDGED via {route} (attempt {attempt}) by {detail}")
                 }
                 "cancelled" => format!("CANCELLED by {detail}"),
+                "call-back-refused" => format!("the centre's call-back was REFUSED: {detail}"),
                 other => format!("{other} {detail}"),
             };
             out.push(TimelineEntry {

@@ -735,9 +735,9 @@ impl CallControl for Calls {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(alarm_id = alarm.0, error = %e, "call-back request refused");
-                let reason = format!("call-back refused: {e}");
+                let reason = e.to_string();
                 tokio::spawn(async move {
-                    let event = crate::core::CallEvent::Ended { reason };
+                    let event = crate::core::CallEvent::Refused { reason };
                     let _ = inputs.send(Input::Call { alarm, event }).await;
                 });
                 return;

@@ -66,9 +66,14 @@ pub const PENDANTS: [(u32, &str, &str, &str); 2] = [
     ),
 ];
 
-const SMS_SECRET: &str = "site-sms-shared-secret-0123456789";
-const SIP_PASSWORD: &str = "site-sip-password";
-const DC09_KEY_HEX: &str = "000102030405060708090A0B0C0D0E0F";
+/// The SMS route's shared secret at the simulated site (the gateway computes codes with it).
+pub const SMS_SECRET: &str = "site-sms-shared-secret-0123456789";
+/// The unit's SIP password at the simulated registrar.
+pub const SIP_PASSWORD: &str = "site-sip-password";
+/// The DC-09 link's AES key at the simulated site, in hex.
+pub const DC09_KEY_HEX: &str = "000102030405060708090A0B0C0D0E0F";
+/// The remote-command secret of the simulated site.
+pub const REMOTE_SECRET: &str = "site-remote-secret-0123456789abcdef";
 
 /// Timing and plan choices for a site.
 #[derive(Clone, Debug)]
@@ -324,7 +329,7 @@ secret = "{sip_password}"
 secret = "{sms_secret}"
 
 [credentials.remote]
-secret = "site-remote-secret-0123456789abcdef"
+secret = "{remote_secret}"
 
 [supervision]
 heartbeat_interval = "5m"
@@ -362,6 +367,7 @@ sounds_dir = "{sounds}"
         daughter = numbers::DAUGHTER,
         sip_password = SIP_PASSWORD,
         sms_secret = SMS_SECRET,
+        remote_secret = REMOTE_SECRET,
         sounds = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("sounds")
             .display(),

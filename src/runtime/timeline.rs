@@ -150,6 +150,9 @@ impl Timeline {
                 Record::Cancelled { alarm, by, .. } => {
                     format!("journal  alarm {alarm} CANCELLED by {by}")
                 }
+                Record::CallBackRefused { alarm, reason, .. } => {
+                    format!("journal  alarm {alarm}: centre's call-back refused: {reason}")
+                }
             },
             Output::Play(p) => format!("voice    \"{}\"", p.file_stem().replace('_', " ")),
             Output::Listen { alarm, until } => {

@@ -318,6 +318,11 @@ impl VigilProcess {
     /// Starts `vigil run --config <site>/config.toml --no-audio --fast-modem`; its log goes
     /// to `log` (appended). Returns once the unit answers on its control socket.
     pub async fn start(site: &SimSite, log: &Path) -> VigilProcess {
+        VigilProcess::start_logging(site, log, "info").await
+    }
+
+    /// As [`VigilProcess::start`], logging at `level` (a `VIGIL_LOG` filter).
+    pub async fn start_logging(site: &SimSite, log: &Path, level: &str) -> VigilProcess {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -330,7 +335,7 @@ impl VigilProcess {
             .arg(&site.config_path)
             .arg("--no-audio")
             .arg("--fast-modem")
-            .env("RUST_LOG", "info")
+            .env("VIGIL_LOG", level)
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -98,6 +98,7 @@ async fn demo(args: &CentreDemoArgs) -> Result<(), ReceiverError> {
     let creds = Credentials {
         username: Some("4612345".into()),
         secret: "demo-password".into(),
+        realm: None,
     };
     let start = |e: crate::centre::scaip::ScaipError| ReceiverError::Io(e.to_string());
 

@@ -320,6 +320,8 @@ struct Link {
     cid: String,
     user: String,
     secret: String,
+    /// The only digest realm the password is given to, if configured.
+    realm: Option<String>,
     node: Arc<SipNode>,
     proxy: SocketAddr,
     local_uri: String,
@@ -502,6 +504,7 @@ impl ScaipLink {
             cid: unit.controller_id.clone(),
             user: credentials.username.clone().unwrap_or_else(|| user.clone()),
             secret: credentials.secret.clone(),
+            realm: credentials.realm.clone(),
             node,
             proxy,
             local_uri,
@@ -669,6 +672,14 @@ impl Link {
             let challenge = Challenge::pick(resp.headers(header)).ok_or_else(|| {
                 ScaipError::Auth(format!("{status} without a usable digest challenge"))
             })?;
+            if let Some(expected) = self.realm.as_deref() {
+                if challenge.realm != expected {
+                    return Err(ScaipError::Auth(format!(
+                        "{method} challenged for realm \"{}\", but the password is for realm \"{expected}\": not answered",
+                        challenge.realm
+                    )));
+                }
+            }
             if answered_realm.as_deref() == Some(challenge.realm.as_str()) {
                 if challenge.stale && stale_retries < 1 {
                     stale_retries += 1;
