@@ -10,7 +10,7 @@ mod demo;
 
 /// Vigil social-alarm base unit.
 #[derive(Parser)]
-#[command(name = "vigil", version, about)]
+#[command(name = "vigil", version, about, after_help = vigil::config::CONFIG_RULE)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,9 +20,9 @@ struct Cli {
 enum Command {
     /// Run the base unit (as the systemd service does).
     Run {
-        /// The configuration.
-        #[arg(long, default_value = "/etc/vigil/config.toml")]
-        config: PathBuf,
+        /// The configuration. [default: see the rule below]
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Play prompts into WAV files in this folder instead of the audio devices.
         #[arg(long)]
         simulated_audio: Option<PathBuf>,
@@ -35,15 +35,15 @@ enum Command {
     },
     /// Show the running unit's state: modem, radio, pendants, open alarms, last test.
     Status {
-        /// The configuration of the running unit.
-        #[arg(long, default_value = "/etc/vigil/config.toml")]
-        config: PathBuf,
+        /// The configuration of the running unit. [default: see the rule below]
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Send a test report through the real routes of the running unit.
     TestCall {
-        /// The configuration of the running unit.
-        #[arg(long, default_value = "/etc/vigil/config.toml")]
-        config: PathBuf,
+        /// The configuration of the running unit. [default: see the rule below]
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run the base unit on simulated hardware through a scripted alarm scenario.
     Demo {
@@ -56,9 +56,9 @@ enum Command {
     },
     /// Print the journal as a readable timeline.
     Log {
-        /// The configuration (its data_dir holds the journal).
-        #[arg(long, default_value = "config.toml")]
-        config: PathBuf,
+        /// The configuration (its data_dir holds the journal) [default: see the rule below].
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Read this journal file instead.
         #[arg(long)]
         journal: Option<PathBuf>,
@@ -68,9 +68,11 @@ enum Command {
     },
     /// Check a configuration file and report every error in it.
     CheckConfig {
-        /// The file to check.
-        #[arg(default_value = "config.toml")]
-        path: PathBuf,
+        /// The file to check [default: see the rule below].
+        path: Option<PathBuf>,
+        /// The file to check, as the other commands name it.
+        #[arg(long, conflicts_with = "path")]
+        config: Option<PathBuf>,
     },
     /// Deliver alarms over SCAIP and SIA DC-09 to the simulated receiving centre on loopback.
     CentreDemo(vigil::centre::receiver::demo::CentreDemoArgs),
@@ -93,21 +95,23 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::CheckConfig { path } => check_config(&path),
+        Command::CheckConfig { path, config } => {
+            located(path.or(config)).and_then(|p| check_config(&p))
+        }
         Command::Run {
             config,
             simulated_audio,
             no_audio,
             fast_modem,
-        } => run(&config, simulated_audio, no_audio, fast_modem),
-        Command::Status { config } => ask(&config, "status"),
-        Command::TestCall { config } => ask(&config, "test-call"),
+        } => located(config).and_then(|c| run(&c, simulated_audio, no_audio, fast_modem)),
+        Command::Status { config } => located(config).and_then(|c| ask(&c, "status")),
+        Command::TestCall { config } => located(config).and_then(|c| ask(&c, "test-call")),
         Command::Demo { out, interactive } => demo::run(demo::DemoOptions { out, interactive }),
         Command::Log {
             config,
             journal,
             limit,
-        } => log(&config, journal, limit),
+        } => log(config, journal, limit),
         Command::CentreDemo(args) => vigil::centre::receiver::demo::run(&args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
@@ -130,6 +134,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The configuration file by the one rule every command follows (see `vigil --help`).
+fn located(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    Ok(vigil::config::locate(explicit.as_deref())?)
 }
 
 fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
@@ -166,13 +175,15 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 fn log(
-    config: &std::path::Path,
+    config: Option<PathBuf>,
     journal: Option<PathBuf>,
     limit: usize,
 ) -> anyhow::Result<ExitCode> {
     let path = match journal {
         Some(p) => p,
-        None => vigil::config::load(config)?.data_dir.join("journal.sqlite"),
+        None => vigil::config::load(&located(config)?)?
+            .data_dir
+            .join("journal.sqlite"),
     };
     if !path.exists() {
         anyhow::bail!("{}: no journal here yet", path.display());

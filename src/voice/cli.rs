@@ -26,18 +26,24 @@ pub struct PromptsArgs {
 pub enum PromptsAction {
     /// Check that every prompt exists in every language as valid, audible audio.
     Check {
-        /// The sounds folder.
-        #[arg(long, default_value = "sounds")]
-        sounds: PathBuf,
+        /// The sounds folder [default: `audio.sounds_dir` of the configuration].
+        #[arg(long)]
+        sounds: Option<PathBuf>,
+        /// The configuration whose sounds to check [default: see `vigil --help`].
+        #[arg(long, conflicts_with = "sounds")]
+        config: Option<PathBuf>,
     },
     /// Play prompts (by file stem, e.g. `fall_detected`) into WAV files, or on the speaker.
     Play {
-        /// The sounds folder.
-        #[arg(long, default_value = "sounds")]
-        sounds: PathBuf,
-        /// Language folder.
-        #[arg(long, default_value = "en")]
-        language: String,
+        /// The sounds folder [default: `audio.sounds_dir` of the configuration].
+        #[arg(long)]
+        sounds: Option<PathBuf>,
+        /// The configuration whose sounds and language to use [default: see `vigil --help`].
+        #[arg(long, conflicts_with = "sounds")]
+        config: Option<PathBuf>,
+        /// Language folder [default: `unit.language` of the configuration, else en].
+        #[arg(long)]
+        language: Option<String>,
         /// Volume, 0–100 %.
         #[arg(long, default_value_t = 80)]
         volume: u8,
@@ -58,9 +64,10 @@ pub enum PromptsAction {
 /// Runs `vigil prompts`.
 pub fn run(args: &PromptsArgs) -> Result<ExitCode, VoiceError> {
     match &args.action {
-        PromptsAction::Check { sounds } => check(sounds),
+        PromptsAction::Check { sounds, config } => check(&sounds_dir(sounds, config)?.0),
         PromptsAction::Play {
             sounds,
+            config,
             language,
             volume,
             out,
@@ -82,9 +89,13 @@ pub fn run(args: &PromptsArgs) -> Result<ExitCode, VoiceError> {
                         })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let (sounds, configured_language) = sounds_dir(sounds, config)?;
             let settings = VoiceSettings {
-                sounds_dir: sounds.clone(),
-                language: language.clone(),
+                sounds_dir: sounds,
+                language: language
+                    .clone()
+                    .or(configured_language)
+                    .unwrap_or_else(|| "en".into()),
                 volume: *volume,
                 quiet_hours: None,
             };
@@ -95,6 +106,36 @@ pub fn run(args: &PromptsArgs) -> Result<ExitCode, VoiceError> {
         }
         PromptsAction::Devices => devices(),
     }
+}
+
+/// The sounds folder (and the configured language) to use: `--sounds` if given, else those
+/// of the configuration found by the rule every command follows.
+fn sounds_dir(
+    sounds: &Option<PathBuf>,
+    config: &Option<PathBuf>,
+) -> Result<(PathBuf, Option<String>), VoiceError> {
+    if let Some(dir) = sounds {
+        return Ok((dir.clone(), None));
+    }
+    let usage = |path: PathBuf, reason: String| VoiceError::BadFile { path, reason };
+    let path = crate::config::locate(config.as_deref()).map_err(|e| {
+        usage(
+            PathBuf::from("--sounds"),
+            format!("{e}; or pass --sounds DIR"),
+        )
+    })?;
+    let cfg = crate::config::load(&path).map_err(|e| usage(path.clone(), e.to_string()))?;
+    let dir = cfg.audio.sounds_dir.clone();
+    if !dir.is_dir() {
+        return Err(usage(
+            dir,
+            format!(
+                "no such folder (audio.sounds_dir in {}); pass --sounds DIR to check another",
+                path.display()
+            ),
+        ));
+    }
+    Ok((dir, Some(cfg.unit.language.clone())))
 }
 
 fn check(sounds: &std::path::Path) -> Result<ExitCode, VoiceError> {
