@@ -156,6 +156,8 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let clock = Arc::new(ShiftedClock::default());
+    // One clock for the unit and the centre's display.
+    site.scaip.set_clock(clock.clone());
     let audio_dir = dir.join("audio");
     let built = assemble_with_clock(
         &site.config,

@@ -229,19 +229,19 @@ fn matrix() -> Vec<Case> {
         Case::new(
             "forged SMS acknowledgement",
             vec![Sms, Voice],
-            AckedAt(1, "no authenticated reply"),
+            AckedAt(1, "no acknowledgement came back"),
         )
         .reply(Reply::Forged),
         Case::new(
             "acknowledgement from another number",
             vec![Sms],
-            Failed("no authenticated reply"),
+            Failed("no acknowledgement came back"),
         )
         .reply(Reply::FromNumber("+46700000099".into())),
         Case::new(
             "SMS lost in the network",
             vec![Sms, Sms],
-            AckedAt(1, "no authenticated reply"),
+            AckedAt(1, "no acknowledgement came back"),
         )
         .act(Act::LoseSms(1)),
     ]

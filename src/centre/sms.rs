@@ -197,7 +197,11 @@ impl Sms {
             }
             Ok(Err(reason)) => failed(reason),
             Err(_) => failed(format!(
-                "SMS sent (+CMGS {mrs:?}) but no authenticated reply within {} s",
+                "the SMS went out ({}) but no acknowledgement came back within {} s",
+                match mrs.len() {
+                    1 => "1 part".to_string(),
+                    n => format!("{n} parts"),
+                },
                 self.reply_timeout.as_secs_f32()
             )),
         }

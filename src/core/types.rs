@@ -609,6 +609,17 @@ pub enum Heard {
     Unclear,
 }
 
+impl Heard {
+    /// What was heard, in words for a person.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Heard::Speech => "the person spoke",
+            Heard::Silence => "no answer, only silence",
+            Heard::Unclear => "the microphone could not tell",
+        }
+    }
+}
+
 /// Events of a voice call the core started (a callback the centre asked for).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallEvent {
@@ -839,6 +850,18 @@ impl EscalationReason {
             EscalationReason::SpeechHeard => "speech-heard",
             EscalationReason::Unclear => "audio-unclear",
             EscalationReason::Resumed => "resumed",
+        }
+    }
+
+    /// Why the alarm went to the routes, in words for a person.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EscalationReason::Immediate => "no cancel window for this alarm",
+            EscalationReason::WindowExpired => "nobody cancelled it in time",
+            EscalationReason::HelpPressed => "help pressed again during the window",
+            EscalationReason::SpeechHeard => "the person spoke: help called at once",
+            EscalationReason::Unclear => "the answer could not be heard clearly",
+            EscalationReason::Resumed => "resumed after the unit restarted",
         }
     }
 

@@ -423,7 +423,7 @@ impl Journal {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT e.at, e.alarm, a.reference, a.cause, a.location, e.kind, e.route, e.attempt, e.detail
+                "SELECT e.at, e.alarm, a.reference, a.location, e.kind, e.route, e.attempt, e.detail
                  FROM event e JOIN alarm a ON a.id = e.alarm
                  ORDER BY e.seq DESC LIMIT ?1",
             )
@@ -434,29 +434,32 @@ impl Journal {
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<i64>>(7)?,
-                    r.get::<_, Option<String>>(8)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<i64>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             })
             .map_err(self.err())?;
         let mut out = Vec::new();
         for row in rows {
-            let (at, alarm, reference, cause, location, kind, route, attempt, detail) =
+            let (at, alarm, reference, location, kind, route, attempt, detail) =
                 row.map_err(self.err())?;
             let detail = detail.unwrap_or_default();
             let route = route.unwrap_or_default();
             let attempt = attempt.unwrap_or(0);
             let text = match kind.as_str() {
                 "raised" => match location {
-                    Some(l) => format!("RAISED {cause} from {l}: {detail}"),
-                    None => format!("RAISED {cause} at the base unit: {detail}"),
+                    Some(l) => format!("RAISED from {l}: {detail}"),
+                    None => format!("RAISED at the base unit: {detail}"),
                 },
                 "repeated" => "trigger pressed again (merged into this alarm)".to_string(),
-                "escalated" => format!("escalating ({detail})"),
+                "escalated" => format!(
+                    "escalating: {}",
+                    crate::core::EscalationReason::parse(&detail)
+                        .map_or(detail.as_str(), |r| r.describe())
+                ),
                 "attempt" => format!("attempt {attempt} via {route}"),
                 "failed" => format!("attempt {attempt} via {route} failed: {detail}"),
                 "acknowledged" => {

@@ -1,6 +1,6 @@
 //! A timeline a person can follow: each event with its time relative to the first trigger.
 
-use crate::core::{DeliveryResult, Input, Output, RadioEventKind, Record, Timestamp};
+use crate::core::{CallEvent, DeliveryResult, Input, Output, RadioEventKind, Record, Timestamp};
 
 use super::Event;
 
@@ -96,8 +96,19 @@ impl Timeline {
                 };
                 format!("route    alarm {alarm} attempt {attempt}: {r}")
             }
-            Input::Heard { alarm, heard } => format!("voice    alarm {alarm}: heard {heard:?}"),
-            Input::Call { alarm, event } => format!("call     alarm {alarm}: {event:?}"),
+            Input::Heard { alarm, heard } => {
+                format!("voice    alarm {alarm}: {}", heard.describe())
+            }
+            Input::Call { alarm, event } => {
+                let what = match event {
+                    CallEvent::Connected => "the centre's call-back is connected".to_string(),
+                    CallEvent::Ended { reason } => format!("the call ended: {reason}"),
+                    CallEvent::Refused { reason } => {
+                        format!("the centre's call-back was refused: {reason}")
+                    }
+                };
+                format!("call     alarm {alarm}: {what}")
+            }
             Input::TestRequest => "command  test call requested".into(),
             Input::SilenceWarnings => "command  silence warnings".into(),
         })
@@ -128,7 +139,7 @@ impl Timeline {
                     format!("journal  alarm {alarm}: trigger again, merged")
                 }
                 Record::Escalated { alarm, reason, .. } => {
-                    format!("journal  alarm {alarm}: escalating ({})", reason.as_str())
+                    format!("journal  alarm {alarm}: escalating ({})", reason.describe())
                 }
                 Record::AttemptStarted { .. } => return None,
                 Record::AttemptFailed {

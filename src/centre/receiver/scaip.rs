@@ -106,6 +106,9 @@ struct State {
     auth_failures: u32,
     bindings: HashMap<String, (String, SocketAddr)>,
     nonces: HashSet<String>,
+    /// The clock of the operator's display, when a simulation moves time for the unit and
+    /// the centre alike; the system clock otherwise.
+    clock: Option<Arc<dyn crate::runtime::Clock>>,
 }
 
 struct Shared {
@@ -205,6 +208,12 @@ impl ScaipReceiver {
         self.with(|s| s.script.extend(answers));
     }
 
+    /// Shows times on the operator's display from `clock`: a simulated site that moves the
+    /// unit's time forward moves the centre's with it, so both tell one time.
+    pub fn set_clock(&self, clock: Arc<dyn crate::runtime::Clock>) {
+        self.with(|s| s.clock = Some(clock));
+    }
+
     /// Answer every alarm not covered by a script like this.
     pub fn set_default(&self, answer: ScaipAnswer) {
         self.with(|s| s.default = answer);
@@ -279,10 +288,11 @@ fn describe_stc(stc: u16) -> &'static str {
 
 fn describe_dty(dty: u16) -> &'static str {
     match dty {
-        1 => "base unit",
-        3 => "personal trigger",
+        1 => "unspecified device",
+        2 => "base unit",
+        3 => "personal pendant",
         4 => "fixed trigger",
-        5 => "fall detector",
+        5 => "fall-detector pendant",
         _ => "device",
     }
 }
@@ -589,7 +599,10 @@ impl Shared {
     }
 
     fn display(&self, r: &ScaipReceived) -> String {
-        let now = Timestamp::now();
+        let now = self
+            .state(|s| s.clock.as_ref().map(|c| c.wall()))
+            .flatten()
+            .unwrap_or_else(Timestamp::now);
         let answered = match r.answered {
             Some(snu) => format!("mrs snu={snu} ({})", xml::snu_meaning(snu)),
             None => "no mrs".into(),
@@ -618,23 +631,28 @@ impl Shared {
         let stc = m.stc.map_or("no status".to_string(), |s| {
             format!("{s:04} {}", describe_stc(s))
         });
-        let device = m
-            .did
-            .as_deref()
-            .map_or(String::new(), |d| format!(", device {d}"));
-        let location = match (&m.lte, m.lco) {
-            (Some(v), Some(c)) => format!(", location {v} ({c:03})"),
-            (Some(v), None) => format!(", location {v}"),
-            (None, Some(c)) => format!(", location {c:03}"),
+        // The device as the operator knows it: its type, its id and where it is.
+        let device = match m.did.as_deref() {
+            Some(d) => format!(" from {} {d}", describe_dty(m.dty)),
+            None => format!(" from the {}", describe_dty(m.dty)),
+        };
+        let code = m.lco.map(|c| {
+            let name = scaip::LocationCode::name(c).unwrap_or("code");
+            format!("{name} {c:03}")
+        });
+        let location = match (&m.lte, code) {
+            (Some(v), Some(c)) => format!(" at \"{v}\" ({c})"),
+            (Some(v), None) => format!(" at \"{v}\""),
+            (None, Some(c)) => format!(" at {c}"),
             (None, None) => String::new(),
         };
+        let alarm = m
+            .stt
+            .as_deref()
+            .map_or(String::new(), |r| format!(", alarm {r}"));
         format!(
-            "[SCAIP {}] {now} unit {} ({}): {kind} {stc}, {}{device}{location}, ref {} -> {answered}",
-            self.uri,
-            m.cid,
-            r.from,
-            describe_dty(m.dty),
-            m.reference
+            "[SCAIP {}] {now} unit {}: {kind} {stc}{device}{location}{alarm} (session {}) -> {answered}",
+            self.uri, m.cid, m.reference
         )
     }
 }

@@ -154,6 +154,11 @@ impl LocationCode {
     pub fn code(self) -> u16 {
         self.0
     }
+
+    /// The Annex D name of a code the unit knows (`bathroom` for 011), for display.
+    pub fn name(code: u16) -> Option<&'static str> {
+        ANNEX_D.iter().find(|(_, c)| *c == code).map(|(n, _)| *n)
+    }
 }
 
 /// The free location text for `<lte>`: at most 32 characters (Table 1), cut on a character
