@@ -7,6 +7,7 @@ pub mod centre;
 pub mod config;
 pub mod core;
 pub mod fall;
+pub mod hint;
 pub mod journal;
 pub mod modem;
 pub mod radio;

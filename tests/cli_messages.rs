@@ -179,3 +179,66 @@ fn prompts_check_reads_the_configured_sounds() {
         "{said}"
     );
 }
+
+/// A data_dir the service may not write says "permission denied", names the user the unit
+/// runs as and the command that fixes it, and gives the OS error once. As root the unit is
+/// started as `nobody` (setpriv, util-linux) so the kernel really refuses.
+#[test]
+fn unwritable_data_dir_says_permission_denied_and_how_to_fix_it() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let config = example_config(dir.path(), None);
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = if root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_vigil"));
+        c
+    } else {
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o500)).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+    };
+    let out = cmd
+        .args(["run", "--no-audio", "--config"])
+        .arg(&config)
+        .output()
+        .expect("setpriv (util-linux) runs the unit as nobody");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("permission denied on {}", data.display()))
+            && said.contains("chown -R"),
+        "{said}"
+    );
+    assert_eq!(said.matches("os error 13").count(), 1, "{said}");
+}
+
+/// A missing SPI device is said as such, with the setting and the next step, not as a
+/// debug dump of the driver's error type.
+#[test]
+fn missing_spi_device_says_what_to_check() {
+    let driver = vigil::config::RadioDriver::Rfm69 {
+        spi: "/dev/no-such-spidev9.9".into(),
+        gpio_chip: "/dev/no-such-gpiochip".into(),
+        irq_line: 25,
+        reset_line: 22,
+    };
+    let Err(e) = vigil::radio::driver::rfm69::open(&driver, vigil::config::Band::Eu869) else {
+        panic!("opened a transceiver that is not there");
+    };
+    let said = e.to_string();
+    assert!(
+        said.contains("no SPI device at /dev/no-such-spidev9.9 (radio.spi)")
+            && said.contains("dtparam=spi=on")
+            && !said.contains("SPIError {"),
+        "{said}"
+    );
+}

@@ -34,6 +34,17 @@ pub enum ServiceError {
         /// The process that holds it, as it wrote itself into the lock file.
         pid: String,
     },
+    /// The service may not use its data directory.
+    #[error("permission denied on {}: the unit runs as user {user}; give it the folder with `chown -R {user}: {}`", data_dir.display(), data_dir.display())]
+    DataDirPermission {
+        /// The data directory.
+        data_dir: std::path::PathBuf,
+        /// The user the service runs as.
+        user: String,
+        /// What was refused.
+        #[source]
+        source: Box<ServiceError>,
+    },
     /// The instance lock in the data directory could not be taken.
     #[error("{}: cannot take the instance lock: {source}", path.display())]
     Lock {
@@ -106,7 +117,54 @@ pub fn run(path: &Path, options: RunOptions) -> Result<(), ServiceError> {
         .enable_all()
         .build()
         .map_err(ServiceError::Runtime)?;
+    let data_dir = config.data_dir.clone();
     rt.block_on(serve(config, options))
+        .map_err(|e| with_permission_hint(e, data_dir))
+}
+
+/// A start that failed because the data directory is not the service's: said as such, with
+/// the user the unit runs as and the command that fixes it.
+fn with_permission_hint(e: ServiceError, data_dir: std::path::PathBuf) -> ServiceError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    let mut denied = false;
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+        {
+            denied = true;
+            break;
+        }
+        cause = c.source();
+    }
+    if !denied {
+        return e;
+    }
+    ServiceError::DataDirPermission {
+        data_dir,
+        user: current_user(),
+        source: Box::new(e),
+    }
+}
+
+/// The name of the user this process runs as (its uid when it has no name).
+fn current_user() -> String {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .unwrap_or_default();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or(if uid.is_empty() { "?".into() } else { uid })
 }
 
 async fn serve(config: Config, options: RunOptions) -> Result<(), ServiceError> {

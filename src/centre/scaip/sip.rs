@@ -556,7 +556,12 @@ impl SipNode {
             tls: None,
             accepted: Arc::new(tokio::sync::Semaphore::new(MAX_ACCEPTED)),
         });
-        let io = |e: std::io::Error| ScaipError::Io(format!("binding {bind}: {e}"));
+        let io = |e: std::io::Error| {
+            ScaipError::Io(format!(
+                "{}: {e}",
+                crate::hint::bind_failed(&bind, "the SCAIP route's bind", &e)
+            ))
+        };
         match transport {
             SipTransport::Udp => {
                 let socket = Arc::new(UdpSocket::bind(bind).await.map_err(io)?);
@@ -735,7 +740,12 @@ impl SipNode {
         });
         let (local, tasks) = match server {
             Some(config) => {
-                let io = |e: std::io::Error| ScaipError::Io(format!("binding {bind}: {e}"));
+                let io = |e: std::io::Error| {
+                    ScaipError::Io(format!(
+                        "{}: {e}",
+                        crate::hint::bind_failed(&bind, "the SCAIP route's bind", &e)
+                    ))
+                };
                 let listener = TcpListener::bind(bind).await.map_err(io)?;
                 let local = listener.local_addr().map_err(io)?;
                 let acceptor = tokio_rustls::TlsAcceptor::from(config);

@@ -449,7 +449,25 @@ pub fn open(driver: &RadioDriver, band: Band) -> Result<Box<dyn Transceiver>, Ra
             "the configured radio is not an RFM69".into(),
         ));
     };
-    let mut dev = SpidevDevice::open(spi).map_err(bus("opening spidev"))?;
+    let mut dev = SpidevDevice::open(spi).map_err(|e| {
+        let hint = match e.inner().kind() {
+            std::io::ErrorKind::NotFound => format!(
+                "no SPI device at {} (radio.spi): is the transceiver fitted and SPI enabled \
+                 (`dtparam=spi=on` in /boot/firmware/config.txt)?",
+                spi.display()
+            ),
+            std::io::ErrorKind::PermissionDenied => format!(
+                "permission denied on {} (radio.spi): add the service's user to the group \
+                 that owns it (`usermod -aG spi vigil`)",
+                spi.display()
+            ),
+            _ => format!("opening {} (radio.spi)", spi.display()),
+        };
+        RadioError::io(
+            hint,
+            std::io::Error::new(e.inner().kind(), e.inner().to_string()),
+        )
+    })?;
     let options = SpidevOptions::new()
         .bits_per_word(8)
         .max_speed_hz(1_000_000)

@@ -144,8 +144,8 @@ pub struct SimRadio {
 impl SimRadio {
     /// Listens on `addr` (loopback, port 0 for any).
     pub fn bind(addr: SocketAddr, channel: SimChannel) -> Result<SimRadio, RadioError> {
-        let socket =
-            UdpSocket::bind(addr).map_err(|e| RadioError::io(format!("binding {addr}"), e))?;
+        let socket = UdpSocket::bind(addr)
+            .map_err(|e| RadioError::io(crate::hint::bind_failed(&addr, "radio.listen", &e), e))?;
         Ok(SimRadio {
             socket,
             rng: Xorshift(channel.seed | 1),
