@@ -47,13 +47,29 @@ impl Clock for ShiftedClock {
 }
 
 /// Prints the timeline while waiting for something to happen.
-struct Story {
+struct Story<'a> {
     events: mpsc::UnboundedReceiver<Event>,
     timeline: Timeline,
     outcomes: Vec<String>,
+    /// The centre's screens, shown where the route's attempt reaches them.
+    site: &'a SimSite,
+    shown: (usize, usize),
 }
 
-impl Story {
+impl Story<'_> {
+    /// Prints what the centre's receivers showed since the last call.
+    fn centre_lines(&mut self) {
+        let scaip = self.site.scaip.received();
+        for r in scaip.iter().skip(self.shown.0) {
+            println!("{}", r.display);
+        }
+        let dc09 = self.site.dc09.received();
+        for r in dc09.iter().skip(self.shown.1) {
+            println!("{}", r.display);
+        }
+        self.shown = (scaip.len(), dc09.len());
+    }
+
     fn scene(&mut self, title: &str) {
         println!("\n== {title}");
         self.timeline.reset();
@@ -72,6 +88,10 @@ impl Story {
                 e = self.events.recv() => e.context("the unit stopped")?,
                 _ = tokio::time::sleep_until(deadline) => anyhow::bail!("demo: no {what} within {limit:?}"),
             };
+            if matches!(e, Event::Input(_, Input::Delivery { .. })) {
+                // The centre saw the attempt before the unit heard how it went.
+                self.centre_lines();
+            }
             if let Some(line) = self.timeline.line(&e) {
                 println!("{line}");
             }
@@ -103,25 +123,44 @@ impl Story {
     }
 }
 
-async fn press(pendant: &mut SimPendant, frame: Frame, what: &str) -> anyhow::Result<()> {
-    let id = pendant.id();
-    println!("           pendant {id}: {what}");
-    // The simulated pendant waits for its acknowledgement on a blocking socket.
-    let acked = tokio::task::block_in_place(|| pendant.send(frame));
-    let light = if frame == Frame::Cancel {
-        "light off"
-    } else {
-        "\"help is coming\" light on"
-    };
-    match acked? {
-        Some(n) => {
-            println!("           pendant {id}: acknowledged after {n} transmission(s): {light}")
+impl Story<'_> {
+    /// A press on the simulated pendant, told in the order it happens: the press, what the
+    /// unit did with it up to its radio acknowledgement, then what the pendant shows. A radio
+    /// acknowledgement means the base has the alarm, not that a centre has it: the pendant
+    /// says "alarm received", never "help is coming".
+    async fn press(
+        &mut self,
+        pendant: &mut SimPendant,
+        frame: Frame,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        let id = pendant.id();
+        println!("           pendant {id}: {what}");
+        // The simulated pendant waits for its acknowledgement on a blocking socket.
+        let acked = tokio::task::block_in_place(|| pendant.send(frame))?;
+        if acked.is_some() {
+            let device = id;
+            let _ = self
+                .until(Duration::from_secs(2), "radio acknowledgement", |e| {
+                    matches!(e, Event::Output(_, Output::AckPendant { device: d, .. }) if *d == device)
+                })
+                .await;
         }
-        None => println!(
-            "           pendant {id}: no acknowledgement (it keeps its frame for the next press)"
-        ),
+        let light = if frame == Frame::Cancel {
+            "light off"
+        } else {
+            "\"alarm received\" light on"
+        };
+        match acked {
+            Some(n) => {
+                println!("           pendant {id}: acknowledged after {n} transmission(s): {light}")
+            }
+            None => println!(
+                "           pendant {id}: no acknowledgement (it keeps its frame for the next press)"
+            ),
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Options of `vigil demo`.
@@ -149,10 +188,8 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let site = SimSite::start(
         dir,
-        SiteOptions {
-            print: true,
-            ..SiteOptions::default()
-        },
+        // The demo prints the centre's lines itself, in order with the unit's.
+        SiteOptions::default(),
     )
     .await?;
     let clock = Arc::new(ShiftedClock::default());
@@ -173,6 +210,8 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
         events: unit.events(),
         timeline: Timeline::new(site.config.routes.iter().map(|r| r.name.clone()).collect()),
         outcomes: Vec::new(),
+        site: &site,
+        shown: (0, 0),
     };
     let inputs = unit.inputs();
     let control = unit.control();
@@ -211,7 +250,9 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
     let mut cord = site.pendant(1, 0)?;
 
     story.scene("1. Anna presses her pendant");
-    press(&mut neck, Frame::Help, "help button pressed").await?;
+    story
+        .press(&mut neck, Frame::Help, "help button pressed")
+        .await?;
     story.acknowledged(Duration::from_secs(20)).await?;
     story.settle(Duration::from_millis(600)).await;
 
@@ -235,15 +276,17 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
         fall.evidence.motion_after_g
     );
     let peak_mg = (fall.evidence.peak_g * 1000.0).clamp(0.0, u16::MAX as f32) as u16;
-    press(&mut neck, Frame::Fall { peak_mg }, "sends the fall").await?;
+    story
+        .press(&mut neck, Frame::Fall { peak_mg }, "sends the fall")
+        .await?;
     story.acknowledged(Duration::from_secs(30)).await?;
     story.settle(Duration::from_millis(600)).await;
 
     story.scene("3. The bathroom cord is pulled by mistake and cancelled in time");
     site.ip_centre_down(true);
-    press(&mut cord, Frame::Help, "cord pulled").await?;
+    story.press(&mut cord, Frame::Help, "cord pulled").await?;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    press(&mut cord, Frame::Cancel, "cancel held").await?;
+    story.press(&mut cord, Frame::Cancel, "cancel held").await?;
     story
         .until(Duration::from_secs(10), "cancel", |e| {
             matches!(
@@ -259,7 +302,7 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
 
     story.scene("4. The IP centre is down and the SMS gateway silent: the daughter's phone");
     site.sms_gateway_silent(true);
-    press(&mut cord, Frame::Help, "cord pulled").await?;
+    story.press(&mut cord, Frame::Help, "cord pulled").await?;
     story.acknowledged(Duration::from_secs(90)).await?;
     site.sms_gateway_silent(false);
     story.settle(Duration::from_millis(600)).await;
@@ -357,7 +400,7 @@ fn count_wavs(dir: &Path) -> usize {
 
 async fn interactive_session(
     site: &SimSite,
-    mut story: Story,
+    mut story: Story<'_>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<vigil::journal::Journal>,
 ) -> anyhow::Result<ExitCode> {
