@@ -45,6 +45,19 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// The installer's check of the running unit: configuration, power, radio and pendants,
+    /// modem, audio, then a test report through the real routes; one green/amber/red table.
+    InstallCheck {
+        /// The configuration of the running unit [default: see the rule below].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Skip the test report (nothing is sent to the centre).
+        #[arg(long)]
+        no_test_call: bool,
+        /// How long to wait for the test report's acknowledgement, in seconds.
+        #[arg(long, default_value_t = 90)]
+        wait: u64,
+    },
     /// Run the base unit on simulated hardware through a scripted alarm scenario.
     Demo {
         /// Keep the site (configuration, journal, recordings) here instead of a temporary folder.
@@ -104,6 +117,11 @@ fn main() -> ExitCode {
             no_audio,
             fast_modem,
         } => located(config).and_then(|c| run(&c, simulated_audio, no_audio, fast_modem)),
+        Command::InstallCheck {
+            config,
+            no_test_call,
+            wait,
+        } => located(config).map(|c| install_check(&c, no_test_call, wait)),
         Command::Status { config } => located(config).and_then(|c| ask(&c, "status")),
         Command::TestCall { config } => located(config).and_then(|c| ask(&c, "test-call")),
         Command::Demo { out, interactive } => demo::run(demo::DemoOptions { out, interactive }),
@@ -151,6 +169,23 @@ fn sentence(e: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+fn install_check(config: &std::path::Path, no_test_call: bool, wait: u64) -> ExitCode {
+    use vigil::runtime::install_check::{render, run, Level, Options};
+    let checks = run(
+        config,
+        &Options {
+            test_call: !no_test_call,
+            wait: std::time::Duration::from_secs(wait),
+        },
+    );
+    print!("{}", render(&checks));
+    if checks.iter().any(|c| c.level == Level::Red) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// The configuration file by the one rule every command follows (see `vigil --help`).

@@ -498,6 +498,55 @@ impl Journal {
             .map_err(self.err())
     }
 
+    /// The newest alarm of `cause` raised at or after `since`: its id, state and reference.
+    pub fn newest_alarm(
+        &self,
+        cause: AlarmCause,
+        since: Timestamp,
+    ) -> Result<Option<(AlarmId, String, String)>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT id, state, reference FROM alarm WHERE cause = ?1 AND raised_at >= ?2
+                 ORDER BY id DESC LIMIT 1",
+                params![cause.as_str(), since.0 as i64],
+                |r| {
+                    Ok((
+                        AlarmId(r.get::<_, i64>(0)? as u64),
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// How each attempt of `alarm` ended so far, oldest first: (route name, attempt, kind,
+    /// detail), kind being `attempt`, `failed` or `acknowledged`.
+    pub fn attempts_of(
+        &self,
+        alarm: AlarmId,
+    ) -> Result<Vec<(String, u32, String, String)>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT route, attempt, kind, detail FROM event
+                 WHERE alarm = ?1 AND kind IN ('attempt', 'failed', 'acknowledged') ORDER BY seq",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![alarm.0 as i64], |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u32,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                ))
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
     /// The last accepted frame counter of a pendant.
     pub fn pendant_counter(&self, device: DeviceId) -> Result<Option<u32>, JournalError> {
         self.conn

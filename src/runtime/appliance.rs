@@ -790,8 +790,25 @@ struct ModemStatus(ModemSlot);
 impl StatusReport for ModemStatus {
     fn status_lines(&self) -> Vec<String> {
         match self.0.get() {
-            None => vec!["modem:       not open".into()],
-            Some(m) => vec![format!("modem:       {:?}", m.status())],
+            None => vec!["modem:       not open (no module answers on modem.port)".into()],
+            Some(m) => {
+                use crate::modem::at::RegStatus;
+                use crate::modem::device::Status;
+                let network = match m.registration() {
+                    RegStatus::Home => "registered on the home network",
+                    RegStatus::Roaming => "registered, roaming",
+                    RegStatus::Searching => "NOT REGISTERED (searching for a network)",
+                    RegStatus::Denied => "NOT REGISTERED (the network denied the SIM)",
+                    RegStatus::NotSearching => "NOT REGISTERED (not searching)",
+                    RegStatus::Unknown => "registration unknown",
+                };
+                vec![match m.status() {
+                    Status::Starting => "modem:       starting".to_string(),
+                    Status::Ready => format!("modem:       ready, {network}"),
+                    Status::Recovering(why) => format!("modem:       RECOVERING ({why})"),
+                    Status::Failed(why) => format!("modem:       FAULT ({why})"),
+                }]
+            }
         }
     }
 }

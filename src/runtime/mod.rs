@@ -8,6 +8,7 @@
 pub mod appliance;
 pub mod control;
 pub mod gpio;
+pub mod install_check;
 pub mod service;
 pub mod simsite;
 pub mod timeline;
