@@ -39,11 +39,18 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Send a test report through the real routes of the running unit.
+    /// Send a test report through the real routes of the running unit and follow it until a
+    /// receiver acknowledges it.
     TestCall {
         /// The configuration of the running unit. [default: see the rule below]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// How long to follow the report, in seconds.
+        #[arg(long, default_value_t = 120)]
+        wait: u64,
+        /// Raise the report and return at once.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// The installer's check of the running unit: configuration, power, radio and pendants,
     /// modem, audio, then a test report through the real routes; one green/amber/red table.
@@ -123,7 +130,12 @@ fn main() -> ExitCode {
             wait,
         } => located(config).map(|c| install_check(&c, no_test_call, wait)),
         Command::Status { config } => located(config).and_then(|c| ask(&c, "status")),
-        Command::TestCall { config } => located(config).and_then(|c| ask(&c, "test-call")),
+        Command::TestCall {
+            config,
+            no_wait: true,
+            ..
+        } => located(config).and_then(|c| ask(&c, "test-call")),
+        Command::TestCall { config, wait, .. } => located(config).and_then(|c| test_call(&c, wait)),
         Command::Demo { out, interactive } => demo::run(demo::DemoOptions { out, interactive }),
         Command::Log {
             config,
@@ -169,6 +181,62 @@ fn sentence(e: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+/// `vigil test-call`: raises a test report and follows it attempt by attempt, with a line of
+/// what it is waiting for on a terminal.
+fn test_call(config: &std::path::Path, wait: u64) -> anyhow::Result<ExitCode> {
+    let cfg = vigil::config::load(config)?;
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    spinner.set_message("test report raised; waiting for the first route");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(vigil::runtime::install_check::raise_and_follow(
+        &cfg,
+        std::time::Duration::from_secs(wait),
+        &mut |vigil::journal::AttemptEvent {
+                  route,
+                  attempt,
+                  kind,
+                  detail,
+              }| {
+            let line = match kind.as_str() {
+                "attempt" => {
+                    spinner.set_message(format!(
+                        "waiting for {route} to acknowledge (attempt {attempt})"
+                    ));
+                    format!("attempt {attempt} via {route}")
+                }
+                "failed" => format!("attempt {attempt} via {route} failed: {detail}"),
+                _ => format!("ACKNOWLEDGED via {route} (attempt {attempt}) by {detail}"),
+            };
+            // A spinner hidden off a terminal prints nothing: then the lines go to stdout.
+            if spinner.is_hidden() {
+                println!("{line}");
+            } else {
+                spinner.println(line);
+            }
+        },
+    ))?;
+    spinner.finish_and_clear();
+    let reference = outcome.reference.as_deref().unwrap_or("the test report");
+    match outcome.acked_by {
+        Some(route) => {
+            println!(
+                "{reference}: acknowledged via {route} in {:.1} s",
+                outcome.elapsed.as_secs_f32()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            println!(
+                "{reference}: not acknowledged within {wait} s; the unit goes on trying (see `vigil log`)"
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn install_check(config: &std::path::Path, no_test_call: bool, wait: u64) -> ExitCode {

@@ -203,3 +203,48 @@ fn a_stopped_unit_is_red_with_how_to_start_it() {
         "{table}"
     );
 }
+
+/// `vigil test-call` follows its report: each attempt as it happens, then which route
+/// acknowledged it, and exits 0 only once a receiver did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_call_follows_the_report_to_its_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = SimSite::start(dir.path(), SiteOptions::default())
+        .await
+        .unwrap();
+    site.scaip
+        .set_default(vigil::centre::receiver::scaip::ScaipAnswer::snu(1));
+    let log = dir.path().join("vigil.log");
+    let unit = VigilProcess::start(&site, &log).await;
+    let config = site.config_path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["test-call", "--wait", "60", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}\n{}", log_tail(&log));
+    let lines: Vec<&str> = said.lines().collect();
+    assert!(lines[0].starts_with("attempt 1 via arc-scaip"), "{said}");
+    assert!(
+        lines[1].starts_with("attempt 1 via arc-scaip failed"),
+        "{said}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("attempt 2 via arc-dc09")),
+        "{said}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.contains("acknowledged via arc-dc09")),
+        "{said}"
+    );
+    unit.terminate(Duration::from_secs(15)).await;
+}

@@ -302,8 +302,19 @@ pub fn score_all_under(
     condition: &Condition,
     params: FallParams,
 ) -> Result<Vec<Scored>, FallError> {
+    score_all_with_progress(trials, condition, params, &indicatif::ProgressBar::hidden())
+}
+
+/// [`score_all_under`], advancing `bar` by one for each trial scored.
+fn score_all_with_progress(
+    trials: &[Trial],
+    condition: &Condition,
+    params: FallParams,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<Scored>, FallError> {
     trials
         .iter()
+        .inspect(|_| bar.inc(1))
         .map(|t| {
             let (detector, baselines) = score_conditioned(t, condition, params)?;
             Ok(Scored {
@@ -593,7 +604,23 @@ pub fn report(
 /// `vigil fall-eval`.
 pub fn run(args: &EvalArgs) -> Result<(), FallError> {
     let conditions = args.condition_list()?;
-    let trials = sisfall::load_dir(&args.data)?;
+    let paths = sisfall::find_trials(&args.data)?;
+    if paths.is_empty() {
+        return Err(FallError::NoTrials {
+            path: args.data.clone(),
+        });
+    }
+    // What it is waiting for, on a terminal (hidden when the output is piped).
+    let style = indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} ({eta} left)")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let bar = indicatif::ProgressBar::new(paths.len() as u64).with_style(style.clone());
+    bar.set_message("reading trials");
+    let trials = paths
+        .iter()
+        .inspect(|_| bar.inc(1))
+        .map(|p| sisfall::load_trial(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    bar.finish_and_clear();
     let thresholds = [
         Baseline::C8.shipped_threshold(),
         Baseline::C9.shipped_threshold(),
@@ -602,7 +629,10 @@ pub fn run(args: &EvalArgs) -> Result<(), FallError> {
     let mut detector_curves: Vec<(String, Roc)> = Vec::new();
     for condition in &conditions {
         let params = FallParams::for_sensor(&condition.sensor());
-        let scored = score_all_under(&trials, condition, params)?;
+        let bar = indicatif::ProgressBar::new(trials.len() as u64).with_style(style.clone());
+        bar.set_message(format!("scoring, sensor {condition}"));
+        let scored = score_all_with_progress(&trials, condition, params, &bar)?;
+        bar.finish_and_clear();
         let (text, rows, _) = report(&trials, &scored, params.threshold, thresholds);
         println!(
             "## {condition}\n\nVigil fall detector (shipped parameters for ±{} g, state {} bytes) and SisFall baselines on {}, sensor {condition}\n",

@@ -111,6 +111,19 @@ CREATE TABLE IF NOT EXISTS remote_nonce (
 );
 ";
 
+/// One event of an alarm's delivery, as [`Journal::attempts_of`] reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptEvent {
+    /// The route's name.
+    pub route: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// `attempt` (started), `failed` or `acknowledged`.
+    pub kind: String,
+    /// The failure reason, or who acknowledged.
+    pub detail: String,
+}
+
 impl Journal {
     /// Opens (or creates) `journal.sqlite` in `data_dir`.
     pub fn open_dir(data_dir: &Path) -> Result<Journal, JournalError> {
@@ -521,12 +534,9 @@ impl Journal {
             .map_err(self.err())
     }
 
-    /// How each attempt of `alarm` ended so far, oldest first: (route name, attempt, kind,
-    /// detail), kind being `attempt`, `failed` or `acknowledged`.
-    pub fn attempts_of(
-        &self,
-        alarm: AlarmId,
-    ) -> Result<Vec<(String, u32, String, String)>, JournalError> {
+    /// Each attempt of `alarm` so far, oldest first: when it started, failed or was
+    /// acknowledged.
+    pub fn attempts_of(&self, alarm: AlarmId) -> Result<Vec<AttemptEvent>, JournalError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -536,12 +546,12 @@ impl Journal {
             .map_err(self.err())?;
         let rows = stmt
             .query_map(params![alarm.0 as i64], |r| {
-                Ok((
-                    r.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                    r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u32,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                ))
+                Ok(AttemptEvent {
+                    route: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                    attempt: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u32,
+                    kind: r.get::<_, String>(2)?,
+                    detail: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                })
             })
             .map_err(self.err())?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.err())

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, ConfigError};
 use crate::core::{AlarmCause, RouteKind, Timestamp};
-use crate::journal::Journal;
+use crate::journal::{AttemptEvent, Journal};
 
 /// How one check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -308,26 +308,43 @@ fn pendant(rest: &str) -> Check {
     }
 }
 
-/// Raises a test report on the running unit and follows it in the journal: every route it
-/// tries, and the one that acknowledges it.
-async fn test_call(config: &Config, wait: Duration) -> Vec<Check> {
+/// What became of a test report raised on the running unit.
+#[derive(Clone, Debug, Default)]
+pub struct TestOutcome {
+    /// Its alarm reference, once the unit raised it.
+    pub reference: Option<String>,
+    /// Each attempt event so far, oldest first.
+    pub attempts: Vec<AttemptEvent>,
+    /// The route that acknowledged it.
+    pub acked_by: Option<String>,
+    /// How long it took (or was waited for).
+    pub elapsed: Duration,
+}
+
+/// Raises a test report on the running unit and follows it in the journal until a route
+/// acknowledges it or `wait` passes; `progress` hears each new attempt event as it happens.
+pub async fn raise_and_follow(
+    config: &Config,
+    wait: Duration,
+    progress: &mut dyn FnMut(&AttemptEvent),
+) -> Result<TestOutcome, super::control::ControlError> {
     // The unit stamps alarms with its own clock, mapped from its monotonic clock at start:
     // allow it to lag this process's reading a little.
     let since = Timestamp(Timestamp::now().0.saturating_sub(10_000));
-    if let Err(e) = super::control::request(&config.data_dir, "test-call").await {
-        return vec![Check::new("test report", Level::Red, e.to_string())
-            .fix("the unit did not take the test request; see `journalctl -u vigil`")];
-    }
+    super::control::request(&config.data_dir, "test-call").await?;
     let path = config.data_dir.join("journal.sqlite");
     let started = Instant::now();
-    let mut last = Vec::new();
-    let mut found = None;
+    let mut outcome = TestOutcome::default();
     while started.elapsed() < wait {
         if let Ok(j) = Journal::open(&path) {
             if let Ok(Some((id, state, reference))) = j.newest_alarm(AlarmCause::ManualTest, since)
             {
-                last = j.attempts_of(id).unwrap_or_default();
-                found = Some(reference);
+                let attempts = j.attempts_of(id).unwrap_or_default();
+                for e in attempts.iter().skip(outcome.attempts.len()) {
+                    progress(e);
+                }
+                outcome.attempts = attempts;
+                outcome.reference = Some(reference);
                 if state != "open" {
                     break;
                 }
@@ -335,8 +352,26 @@ async fn test_call(config: &Config, wait: Duration) -> Vec<Check> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    outcome.elapsed = started.elapsed();
+    outcome.acked_by = outcome
+        .attempts
+        .iter()
+        .find(|e| e.kind == "acknowledged")
+        .map(|e| e.route.clone());
+    Ok(outcome)
+}
+
+/// The test report's checks: every route it reached, and whether one acknowledged it.
+async fn test_call(config: &Config, wait: Duration) -> Vec<Check> {
+    let outcome = match raise_and_follow(config, wait, &mut |_| {}).await {
+        Ok(o) => o,
+        Err(e) => {
+            return vec![Check::new("test report", Level::Red, e.to_string())
+                .fix("the unit did not take the test request; see `journalctl -u vigil`")]
+        }
+    };
     let mut checks = Vec::new();
-    let Some(reference) = found else {
+    let Some(reference) = outcome.reference else {
         return vec![Check::new(
             "test report",
             Level::Red,
@@ -344,22 +379,25 @@ async fn test_call(config: &Config, wait: Duration) -> Vec<Check> {
         )
         .fix("see `vigil log` and `journalctl -u vigil`")];
     };
-    let mut acked = None;
     let mut tried = std::collections::BTreeSet::new();
-    for (route, _, kind, detail) in &last {
+    for AttemptEvent {
+        route,
+        kind,
+        detail,
+        ..
+    } in &outcome.attempts
+    {
         tried.insert(route.clone());
-        let fix = route_fix(config, route);
         match kind.as_str() {
-            "failed" => checks
-                .push(Check::new(format!("route {route}"), Level::Red, detail.clone()).fix(fix)),
-            "acknowledged" => {
-                acked = Some(route.clone());
-                checks.push(Check::new(
-                    format!("route {route}"),
-                    Level::Green,
-                    format!("acknowledged the test report ({detail})"),
-                ));
-            }
+            "failed" => checks.push(
+                Check::new(format!("route {route}"), Level::Red, detail.clone())
+                    .fix(route_fix(config, route)),
+            ),
+            "acknowledged" => checks.push(Check::new(
+                format!("route {route}"),
+                Level::Green,
+                format!("acknowledged the test report ({detail})"),
+            )),
             _ => {}
         }
     }
@@ -375,13 +413,13 @@ async fn test_call(config: &Config, wait: Duration) -> Vec<Check> {
             );
         }
     }
-    checks.push(match acked {
+    checks.push(match outcome.acked_by {
         Some(route) => Check::new(
             "test report",
             Level::Green,
             format!(
                 "{reference} acknowledged via {route} in {:.1} s",
-                started.elapsed().as_secs_f32()
+                outcome.elapsed.as_secs_f32()
             ),
         ),
         None => Check::new(
