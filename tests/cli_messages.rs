@@ -242,3 +242,50 @@ fn missing_spi_device_says_what_to_check() {
         "{said}"
     );
 }
+
+/// `vigil range-test` redraws its table in place on a terminal and prints one line per sample
+/// when its output goes to a file or a pipe.
+#[test]
+fn range_test_redraws_on_a_terminal_and_prints_lines_when_piped() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_config(dir.path(), None);
+    let store = dir.path().join("radio.state");
+    let args = |c: &mut std::process::Command| {
+        c.arg("range-test")
+            .arg("--config")
+            .arg(&config)
+            .args(["--listen", "127.0.0.1:0", "--seconds", "2", "--store"])
+            .arg(&store);
+    };
+    let mut piped = vigil_in(dir.path());
+    args(&mut piped);
+    let out = piped.output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        !said.contains('\x1b'),
+        "escape codes in piped output: {said:?}"
+    );
+    for t in ["0s channel", "1s channel", "2s channel"] {
+        assert!(said.lines().any(|l| l.starts_with(t)), "{t}: {said}");
+    }
+    // On a terminal (a pseudo-terminal from util-linux's script): the table is redrawn by
+    // moving the cursor back up over it.
+    let command = format!(
+        "{} range-test --config {} --listen 127.0.0.1:0 --seconds 2 --store {}",
+        env!("CARGO_BIN_EXE_vigil"),
+        config.display(),
+        store.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .output()
+        .expect("script (util-linux) gives the command a terminal");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("\x1b[2A\x1b[J"),
+        "no redraw on a terminal: {said:?}"
+    );
+    assert!(!said.contains("0s channel"), "{said:?}");
+}

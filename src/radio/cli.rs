@@ -602,6 +602,53 @@ pub fn range_table(status: &LinkStatus) -> String {
     out
 }
 
+/// One line per pendant for a sample taken `at` into the test, and one for the channel: what
+/// `vigil range-test` prints when its output is not a terminal, so a log or a script gets a
+/// line per sample instead of repeated tables.
+pub fn range_lines(at: Duration, status: &LinkStatus) -> String {
+    let dbm = |v: Option<i16>| v.map_or("-".to_string(), |v| format!("{v} dBm"));
+    let t = at.as_secs();
+    let mut out = String::new();
+    let rows: BTreeMap<_, _> = status.range.iter().collect();
+    for (id, s) in rows {
+        out.push_str(&format!(
+            "{t}s pendant {id}: {} frames, success {}, rssi {} (mean {}), {} rejected\n",
+            s.frames,
+            s.packet_success()
+                .map_or("-".into(), |p| format!("{:.1}%", p * 100.0)),
+            dbm(s.rssi_last),
+            s.rssi_mean().map_or("-".into(), |m| format!("{m:.1} dBm")),
+            s.rejected,
+        ));
+    }
+    out.push_str(&format!(
+        "{t}s channel {}{}\n",
+        dbm(status.channel_rssi_dbm),
+        if status.jamming { " JAMMED" } else { "" }
+    ));
+    out
+}
+
+/// Shows a table that changes every second: redrawn in place on a terminal.
+#[derive(Default)]
+struct LiveTable {
+    lines: usize,
+}
+
+impl LiveTable {
+    fn show(&mut self, table: &str) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        if self.lines > 0 {
+            // Up to the table's first line, and clear from there down.
+            let _ = write!(out, "\x1b[{}A\x1b[J", self.lines);
+        }
+        let _ = write!(out, "{table}");
+        let _ = out.flush();
+        self.lines = table.lines().count();
+    }
+}
+
 /// Runs `vigil range-test`.
 pub fn range_test(args: &RangeTestArgs) -> Result<ExitCode, RadioError> {
     let (radio, pendants, transceiver) = base(&args.radio)?;
@@ -611,10 +658,16 @@ pub fn range_test(args: &RangeTestArgs) -> Result<ExitCode, RadioError> {
         let mut link = RadioLink::start(transceiver, store, &pendants, LinkConfig::from(&radio))?;
         let started = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let mut live = LiveTable::default();
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    print!("{}", range_table(&link.status()));
+                    if terminal {
+                        live.show(&range_table(&link.status()));
+                    } else {
+                        print!("{}", range_lines(started.elapsed(), &link.status()));
+                    }
                     if stop_after.is_some_and(|s| started.elapsed() >= s) {
                         break;
                     }
