@@ -139,6 +139,7 @@ fn bench_journal(c: &mut Criterion) {
                 cause: AlarmCause::Help,
                 device: None,
                 raised_at: t0,
+                evidence: None,
             };
             journal
                 .append(&Record::Raised {

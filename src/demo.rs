@@ -275,9 +275,13 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
         fall.evidence.posture_change_deg,
         fall.evidence.motion_after_g
     );
-    let peak_mg = (fall.evidence.peak_g * 1000.0).clamp(0.0, u16::MAX as f32) as u16;
+    let evidence = vigil::radio::pendant::frame_evidence(&fall.evidence);
     story
-        .press(&mut neck, Frame::Fall { peak_mg }, "sends the fall")
+        .press(
+            &mut neck,
+            Frame::Fall(evidence),
+            "sends the fall and what it measured",
+        )
         .await?;
     story.acknowledged(Duration::from_secs(30)).await?;
     story.settle(Duration::from_millis(600)).await;

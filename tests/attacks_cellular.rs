@@ -60,6 +60,7 @@ fn delivery(attempt: u32) -> Delivery {
             cause: AlarmCause::Help,
             device: None,
             raised_at,
+            evidence: None,
         },
         route: RouteId(0),
         attempt,

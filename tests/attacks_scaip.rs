@@ -42,6 +42,7 @@ fn delivery(attempt: u32) -> Delivery {
                 location: "Bedroom".into(),
             }),
             raised_at,
+            evidence: None,
         },
         route: RouteId(0),
         attempt,

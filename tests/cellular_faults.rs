@@ -275,6 +275,7 @@ fn delivery(attempt: u32) -> Delivery {
                 location: "Anna's pendant".into(),
             }),
             raised_at,
+            evidence: None,
         },
         route: RouteId(attempt as usize - 1),
         attempt,

@@ -271,6 +271,7 @@ fn journal_with_open_window(dir: &std::path::Path) -> Journal {
         cause: AlarmCause::Help,
         device: Some(device(3, DeviceKind::Fixed)),
         raised_at: T0,
+        evidence: None,
     };
     journal
         .append(&Record::Raised {

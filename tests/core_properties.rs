@@ -169,7 +169,7 @@ fn run(ops: Vec<Op>) {
                 let kind = match k {
                     0 => RadioEventKind::Help,
                     1 => RadioEventKind::Cancel,
-                    2 => RadioEventKind::Fall,
+                    2 => RadioEventKind::Fall { evidence: None },
                     3 => RadioEventKind::Heartbeat { battery_mv: 3000 },
                     4 => RadioEventKind::LowBattery { battery_mv: 2000 },
                     _ => RadioEventKind::Tamper,
@@ -288,7 +288,7 @@ fn journal_recovers_exactly_the_open_alarms() {
     let d = deliveries(&h.radio(1, RadioEventKind::Help)).remove(0);
     h.radio(3, RadioEventKind::Help);
     h.input(Input::Button(BaseButton::Cancel)); // cancels the fixed trigger in its window
-    h.radio(2, RadioEventKind::Fall);
+    h.radio(2, RadioEventKind::Fall { evidence: None });
     h.result(&d, acked("centre"));
     for r in records(&h.outputs) {
         journal.append(&r).unwrap();

@@ -107,7 +107,7 @@ fn cancel_after_the_window_does_not_stop_help() {
 #[test]
 fn fall_with_no_answer_escalates_when_the_window_ends() {
     let mut h = Harness::new(settings());
-    let out = h.radio(2, RadioEventKind::Fall);
+    let out = h.radio(2, RadioEventKind::Fall { evidence: None });
     assert!(prompts(&out).contains(&Prompt::FallDetected));
     assert!(out.iter().any(|o| matches!(o, Output::Listen { .. })));
     // The question is repeated during the window.
@@ -129,7 +129,7 @@ fn fall_with_no_answer_escalates_when_the_window_ends() {
 #[test]
 fn help_during_fall_window_escalates_at_once() {
     let mut h = Harness::new(settings());
-    h.radio(2, RadioEventKind::Fall);
+    h.radio(2, RadioEventKind::Fall { evidence: None });
     h.advance(S(5));
     let out = h.radio(2, RadioEventKind::Help);
     assert!(records(&out).iter().any(|r| matches!(
@@ -158,7 +158,7 @@ fn speech_or_unclear_audio_escalates_and_silence_waits_for_the_window() {
         ),
     ] {
         let mut h = Harness::new(settings());
-        let out = h.radio(2, RadioEventKind::Fall);
+        let out = h.radio(2, RadioEventKind::Fall { evidence: None });
         let id = records(&out)[0].alarm();
         h.advance(S(3));
         let out = h.input(Input::Heard { alarm: id, heard });
@@ -169,7 +169,7 @@ fn speech_or_unclear_audio_escalates_and_silence_waits_for_the_window() {
         assert_eq!(deliveries(&out).len(), 1);
     }
     let mut h = Harness::new(settings());
-    let out = h.radio(2, RadioEventKind::Fall);
+    let out = h.radio(2, RadioEventKind::Fall { evidence: None });
     let id = records(&out)[0].alarm();
     let out = h.input(Input::Heard {
         alarm: id,
@@ -183,7 +183,7 @@ fn speech_or_unclear_audio_escalates_and_silence_waits_for_the_window() {
 #[test]
 fn pendant_long_press_cancels_its_own_fall_only() {
     let mut h = Harness::new(settings());
-    h.radio(2, RadioEventKind::Fall);
+    h.radio(2, RadioEventKind::Fall { evidence: None });
     h.radio(3, RadioEventKind::Help);
     let out = h.radio(2, RadioEventKind::Cancel);
     let cancelled: Vec<_> = records(&out)
@@ -566,7 +566,7 @@ fn restart_resumes_open_alarms_from_the_journal() {
         let mut journal = vigil::journal::Journal::open(&path).unwrap();
         let mut h = Harness::new(settings());
         h.radio(1, RadioEventKind::Help); // escalates at once, attempt 1 running
-        h.radio(2, RadioEventKind::Fall); // in its 30 s window
+        h.radio(2, RadioEventKind::Fall { evidence: None }); // in its 30 s window
         for r in records(&h.outputs) {
             journal.append(&r).unwrap();
         }
@@ -613,7 +613,7 @@ fn restart_resumes_open_alarms_from_the_journal() {
 #[test]
 fn a_window_that_ended_while_the_unit_was_off_escalates_on_start() {
     let mut h = Harness::new(settings());
-    let out = h.radio(2, RadioEventKind::Fall);
+    let out = h.radio(2, RadioEventKind::Fall { evidence: None });
     let Record::Raised {
         alarm,
         window_until,

@@ -240,6 +240,7 @@ fn alarm(id: u64) -> Alarm {
             location: "Anna's neck pendant".into(),
         }),
         raised_at,
+        evidence: None,
     }
 }
 

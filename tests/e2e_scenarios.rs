@@ -111,9 +111,14 @@ async fn fall_without_an_answer_escalates_when_the_confirmation_window_ends() {
         ..SiteOptions::default()
     };
     let mut r = start(options, |d| AudioChoice::Simulated(d.join("audio")), |_| {}).await;
-    let p = press(r.site.radio, 0, 1, Frame::Fall { peak_mg: 3400 })
-        .await
-        .unwrap();
+    let p = press(
+        r.site.radio,
+        0,
+        1,
+        Frame::Fall(vigil::core::FallEvidence::typical(3400)),
+    )
+    .await
+    .unwrap();
     assert!(p.acked_at.is_some());
     r.until("acknowledged", LIMIT, is_ack).await;
     let records = r.records();

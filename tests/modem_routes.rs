@@ -50,6 +50,7 @@ fn delivery(cause: AlarmCause) -> Delivery {
                 location: "Bedroom".into(),
             }),
             raised_at,
+            evidence: None,
         },
         route: RouteId(0),
         attempt: 1,

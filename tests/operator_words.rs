@@ -22,6 +22,7 @@ fn alarm(id: u64, cause: AlarmCause, device: Option<Device>) -> Alarm {
         cause,
         device,
         raised_at: T0,
+        evidence: None,
     }
 }
 

@@ -11,7 +11,16 @@ fn event() -> impl Strategy<Value = Event> {
         Just(Event::Help),
         Just(Event::Cancel),
         Just(Event::Tamper),
-        any::<u16>().prop_map(|peak_mg| Event::Fall { peak_mg }),
+        (any::<u16>(), any::<u16>(), 0u8..=180, any::<u16>()).prop_map(
+            |(peak_mg, free_fall_ms, posture_change_deg, stillness_mg)| Event::Fall(
+                vigil::core::FallEvidence {
+                    peak_mg,
+                    free_fall_ms,
+                    posture_change_deg,
+                    stillness_mg,
+                }
+            )
+        ),
         any::<u16>().prop_map(|battery_mv| Event::Heartbeat { battery_mv }),
         any::<u16>().prop_map(|battery_mv| Event::LowBattery { battery_mv }),
     ]

@@ -36,7 +36,7 @@ fn pendants() -> Vec<Pendant> {
 
 const EVENTS: [Event; 4] = [
     Event::Help,
-    Event::Fall { peak_mg: 3100 },
+    Event::Fall(vigil::core::FallEvidence::typical(3100)),
     Event::Heartbeat { battery_mv: 2950 },
     Event::Cancel,
 ];

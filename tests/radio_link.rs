@@ -201,10 +201,18 @@ async fn retransmission_is_acknowledged_again_but_raised_once() {
     let (mut link, addr) = link(&[pendant(ID, &key())], SimChannel::default());
     let peer = SimPeer::new(addr, -80).unwrap();
     let cipher = FrameCipher::new(&key());
-    let frame = cipher.seal_event(ID, 7, Event::Fall { peak_mg: 2800 });
+    let frame = cipher.seal_event(ID, 7, Event::Fall(vigil::core::FallEvidence::typical(2800)));
     peer.send(frame.as_bytes()).unwrap();
     let e = next_event(&mut link).await;
-    assert_eq!((e.counter, e.kind), (7, RadioEventKind::Fall));
+    assert_eq!(
+        (e.counter, e.kind),
+        (
+            7,
+            RadioEventKind::Fall {
+                evidence: Some(vigil::core::FallEvidence::typical(2800))
+            }
+        )
+    );
     link.ack(ID, 7).unwrap();
     let got = tokio::task::block_in_place(|| peer.receive(WAIT).unwrap().unwrap());
     assert!(is_ack_for(&got, &cipher, 7));
@@ -588,9 +596,11 @@ async fn sim_pendant_replays_a_fall_trial_and_stays_quiet_on_an_activity() {
         (sent, p)
     });
     let e = next_event(&mut link).await;
-    assert_eq!(
-        (e.device, e.counter, e.kind),
-        (ID, 11, RadioEventKind::Fall)
+    assert_eq!((e.device, e.counter), (ID, 11));
+    assert!(
+        matches!(e.kind, RadioEventKind::Fall { evidence: Some(ev) } if ev.peak_mg > 1500),
+        "the replayed fall carries the detector's evidence: {:?}",
+        e.kind
     );
     link.handle_output(&Output::AckPendant {
         device: e.device,
@@ -652,7 +662,12 @@ async fn vigil_pendant_replay_takes_key_and_radio_from_the_configuration() {
 
     let fall = run(FALL_TRIAL);
     let e = next_event(&mut link).await;
-    assert_eq!((e.device, e.counter, e.kind), (ID, 1, RadioEventKind::Fall));
+    assert_eq!((e.device, e.counter), (ID, 1));
+    assert!(
+        matches!(e.kind, RadioEventKind::Fall { evidence: Some(_) }),
+        "{:?}",
+        e.kind
+    );
     link.handle_output(&Output::AckPendant {
         device: e.device,
         counter: e.counter,

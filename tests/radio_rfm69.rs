@@ -43,7 +43,7 @@ async fn link_over_the_rfm69_driver() {
     );
     chip.on_air(
         cipher
-            .seal_event(id, 1, Event::Fall { peak_mg: 2900 })
+            .seal_event(id, 1, Event::Fall(vigil::core::FallEvidence::typical(2900)))
             .as_bytes()
             .to_vec(),
         -64,
@@ -54,7 +54,14 @@ async fn link_over_the_rfm69_driver() {
     };
     assert_eq!(
         (e.device, e.counter, e.kind, e.rssi_dbm),
-        (id, 1, RadioEventKind::Fall, Some(-64))
+        (
+            id,
+            1,
+            RadioEventKind::Fall {
+                evidence: Some(vigil::core::FallEvidence::typical(2900))
+            },
+            Some(-64)
+        )
     );
     link.ack(id, 1).unwrap();
     let mut sent = Vec::new();

@@ -212,6 +212,7 @@ fn delivery() -> Delivery {
                 location: "Living room".into(),
             }),
             raised_at,
+            evidence: None,
         },
         route: RouteId(0),
         attempt: 1,

@@ -43,6 +43,7 @@ fn delivery(cause: AlarmCause, attempt: u32) -> Delivery {
                 location: "Bedroom".into(),
             }),
             raised_at,
+            evidence: None,
         },
         route: RouteId(0),
         attempt,

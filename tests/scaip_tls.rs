@@ -87,6 +87,7 @@ fn delivery() -> Delivery {
                 location: "Hall".into(),
             }),
             raised_at,
+            evidence: None,
         },
         route: RouteId(0),
         attempt: 1,

@@ -57,7 +57,7 @@ pub fn alarm_text(unit: &Unit, alarm: &Alarm, attempt: u32) -> String {
     };
     format!(
         "{head}: {}\nWho: {}\nWhere: {place}\nWhen: {}\nUnit: {}\nReply ACK {} <code>\nVIGIL1 REF={} UNIT={} EV={q}{eee:03} Z={:03} T={} A={attempt}",
-        alarm.cause.describe(),
+        alarm.describe_ascii(),
         unit.subscriber,
         alarm.raised_at.to_utc().format("%Y-%m-%d %H:%M:%SZ"),
         unit.controller_id,
@@ -78,7 +78,7 @@ pub fn compact_text(unit: &Unit, alarm: &Alarm, attempt: u32) -> String {
     };
     format!(
         "{}: {}. {place}. {} VIGIL1 REF={} UNIT={} EV={q}{eee:03} Z={:03} T={} A={attempt}",
-        alarm.cause.describe(),
+        alarm.describe_ascii(),
         unit.subscriber,
         alarm.raised_at.to_utc().format("%Y-%m-%d %H:%MZ"),
         alarm.reference,

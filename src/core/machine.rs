@@ -459,13 +459,11 @@ impl Core {
             self.raise(now, AlarmCause::PendantRestored, Some(device.clone()));
         }
         match ev.kind {
-            RadioEventKind::Help | RadioEventKind::Fall => {
-                let cause = if ev.kind == RadioEventKind::Fall {
-                    AlarmCause::Fall
-                } else {
-                    AlarmCause::Help
-                };
-                self.on_trigger(now, device, cause, ev.counter);
+            RadioEventKind::Help => {
+                self.on_trigger(now, device, AlarmCause::Help, None, ev.counter);
+            }
+            RadioEventKind::Fall { evidence } => {
+                self.on_trigger(now, device, AlarmCause::Fall, evidence, ev.counter);
             }
             RadioEventKind::Cancel => {
                 self.out(Output::AckPendant {
@@ -521,7 +519,14 @@ impl Core {
     }
 
     /// A help press or fall from a device: merge into its open personal alarm, or raise one.
-    fn on_trigger(&mut self, now: Timestamp, device: Device, cause: AlarmCause, counter: u32) {
+    fn on_trigger(
+        &mut self,
+        now: Timestamp,
+        device: Device,
+        cause: AlarmCause,
+        evidence: Option<FallEvidence>,
+        counter: u32,
+    ) {
         let open = self
             .alarms
             .values()
@@ -542,7 +547,7 @@ impl Core {
                 }
             }
             None => {
-                let id = self.raise_from(now, cause, Some(device.clone()), Some(counter));
+                let id = self.raise_from(now, cause, Some(device.clone()), evidence, Some(counter));
                 // Acknowledge only once the alarm is in the journal.
                 self.out(Output::AckPendant {
                     device: device.id,
@@ -574,7 +579,7 @@ impl Core {
 
     /// Raises a new alarm: persisted first, then announced.
     fn raise(&mut self, now: Timestamp, cause: AlarmCause, device: Option<Device>) -> AlarmId {
-        self.raise_from(now, cause, device, None)
+        self.raise_from(now, cause, device, None, None)
     }
 
     /// Raises an alarm that a pendant frame with counter `frame` triggered.
@@ -583,6 +588,7 @@ impl Core {
         now: Timestamp,
         cause: AlarmCause,
         device: Option<Device>,
+        evidence: Option<FallEvidence>,
         frame: Option<u32>,
     ) -> AlarmId {
         let id = AlarmId(self.next_id);
@@ -593,6 +599,7 @@ impl Core {
             cause,
             device,
             raised_at: now,
+            evidence,
         };
         let window = self.window_for(&alarm);
         let window_until = (!window.is_zero()).then(|| now + window);

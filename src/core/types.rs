@@ -448,9 +448,28 @@ pub struct Alarm {
     pub device: Option<Device>,
     /// When it was raised.
     pub raised_at: Timestamp,
+    /// What the pendant's fall detector measured, for a fall it reported.
+    pub evidence: Option<FallEvidence>,
 }
 
 impl Alarm {
+    /// What happened, in words, with the fall's evidence where there is some: "fall detected
+    /// (impact 4.9 g, free fall 160 ms, turned 95°, then still (0.06 g))".
+    pub fn describe(&self) -> String {
+        match &self.evidence {
+            Some(e) => format!("{} ({})", self.cause.describe(), e.describe()),
+            None => self.cause.describe().to_string(),
+        }
+    }
+
+    /// As [`Alarm::describe`], in printable ASCII (an SMS stays in the GSM 7-bit alphabet).
+    pub fn describe_ascii(&self) -> String {
+        match &self.evidence {
+            Some(e) => format!("{} ({})", self.cause.describe(), e.ascii()),
+            None => self.cause.describe().to_string(),
+        }
+    }
+
     /// Personal, technical or test.
     pub fn class(&self) -> AlarmClass {
         self.cause.class()
@@ -569,8 +588,11 @@ pub enum RadioEventKind {
     Help,
     /// Long press: cancel.
     Cancel,
-    /// The pendant's fall detector fired.
-    Fall,
+    /// The pendant's fall detector fired, with what it measured.
+    Fall {
+        /// The detector's evidence, when the pendant sent it.
+        evidence: Option<FallEvidence>,
+    },
     /// Periodic sign of life, with the battery voltage.
     Heartbeat {
         /// Battery voltage in millivolts.
@@ -583,6 +605,88 @@ pub enum RadioEventKind {
     },
     /// The case was opened or the pendant torn off.
     Tamper,
+}
+
+/// What a pendant's fall detector measured when it fired: the impact, the free fall before
+/// it, how far the body turned, and how still it lay after. Sent with the fall, journalled
+/// with the alarm and passed to the centre so an operator knows what kind of fall it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FallEvidence {
+    /// Peak acceleration of the impact, milli-g.
+    pub peak_mg: u16,
+    /// Free fall before the impact, milliseconds.
+    pub free_fall_ms: u16,
+    /// Change of the body's orientation, degrees (0–180).
+    pub posture_change_deg: u8,
+    /// Movement left after the impact, milli-g (low: lying still).
+    pub stillness_mg: u16,
+}
+
+impl FallEvidence {
+    /// A typical fall with an impact of `peak_mg`: 300 ms of free fall, turned 90°, then
+    /// still. For simulated pendants and tests.
+    pub const fn typical(peak_mg: u16) -> FallEvidence {
+        FallEvidence {
+            peak_mg,
+            free_fall_ms: 300,
+            posture_change_deg: 90,
+            stillness_mg: 40,
+        }
+    }
+
+    /// In words, for the journal, the SMS and the operator: "impact 4.9 g, free fall 160 ms,
+    /// turned 95°, then still (0.48 g)". ASCII only where protocols need it: see
+    /// [`FallEvidence::ascii`].
+    pub fn describe(&self) -> String {
+        format!(
+            "impact {:.1} g, free fall {} ms, turned {}°, {}",
+            f32::from(self.peak_mg) / 1000.0,
+            self.free_fall_ms,
+            self.posture_change_deg,
+            self.after()
+        )
+    }
+
+    /// As [`FallEvidence::describe`], in printable ASCII ("deg" for the degree sign).
+    pub fn ascii(&self) -> String {
+        format!(
+            "impact {:.1} g, free fall {} ms, turned {} deg, {}",
+            f32::from(self.peak_mg) / 1000.0,
+            self.free_fall_ms,
+            self.posture_change_deg,
+            self.after()
+        )
+    }
+
+    fn after(&self) -> String {
+        let g = f32::from(self.stillness_mg) / 1000.0;
+        // Below about 0.1 g of movement left the person is lying still.
+        if self.stillness_mg < 100 {
+            format!("then still ({g:.2} g)")
+        } else {
+            format!("then moving ({g:.2} g)")
+        }
+    }
+
+    /// The four numbers as the journal keeps them: `peak,free_fall,posture,stillness`.
+    pub fn to_record(&self) -> String {
+        format!(
+            "{},{},{},{}",
+            self.peak_mg, self.free_fall_ms, self.posture_change_deg, self.stillness_mg
+        )
+    }
+
+    /// Parses [`FallEvidence::to_record`].
+    pub fn from_record(s: &str) -> Option<FallEvidence> {
+        let mut it = s.split(',');
+        let e = FallEvidence {
+            peak_mg: it.next()?.trim().parse().ok()?,
+            free_fall_ms: it.next()?.trim().parse().ok()?,
+            posture_change_deg: it.next()?.trim().parse().ok()?,
+            stillness_mg: it.next()?.trim().parse().ok()?,
+        };
+        it.next().is_none().then_some(e)
+    }
 }
 
 /// An authenticated event from a paired device.

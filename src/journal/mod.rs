@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::core::{
-    Alarm, AlarmCause, AlarmId, AlarmRef, Device, DeviceId, DeviceKind, Record, Recovered,
-    Timestamp,
+    Alarm, AlarmCause, AlarmId, AlarmRef, Device, DeviceId, DeviceKind, FallEvidence, Record,
+    Recovered, Timestamp,
 };
 
 /// Journal failures.
@@ -83,6 +83,10 @@ CREATE TABLE IF NOT EXISTS alarm (
     closed_by    TEXT
 );
 CREATE INDEX IF NOT EXISTS alarm_open ON alarm(state);
+CREATE TABLE IF NOT EXISTS fall_evidence (
+    alarm    INTEGER PRIMARY KEY,
+    evidence TEXT    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS event (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
     at      INTEGER NOT NULL,
@@ -225,13 +229,20 @@ impl Journal {
                     ],
                 )
                 .map_err(err)?;
+                if let Some(e) = &alarm.evidence {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO fall_evidence (alarm, evidence) VALUES (?1, ?2)",
+                        params![alarm.id.0 as i64, e.to_record()],
+                    )
+                    .map_err(err)?;
+                }
                 let detail = match window_until {
                     Some(w) => format!(
                         "{}; window {} s",
-                        alarm.cause.describe(),
+                        alarm.describe(),
                         w.since(alarm.raised_at).as_secs()
                     ),
-                    None => alarm.cause.describe().to_string(),
+                    None => alarm.describe(),
                 };
                 insert_event(
                     &tx,
@@ -415,6 +426,15 @@ impl Journal {
                     location: location.unwrap_or_default(),
                 }),
             };
+            let evidence: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT evidence FROM fall_evidence WHERE alarm = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(self.err())?;
             out.push(Recovered {
                 alarm: Alarm {
                     id: AlarmId(id as u64),
@@ -422,6 +442,7 @@ impl Journal {
                     cause,
                     device,
                     raised_at: Timestamp(raised as u64),
+                    evidence: evidence.as_deref().and_then(FallEvidence::from_record),
                 },
                 window_until: window.map(|w| Timestamp(w as u64)),
                 escalated: escalated != 0,

@@ -17,7 +17,7 @@ use super::pairing::PendantPairing;
 use super::store::FileStore;
 use super::RadioError;
 use crate::config::{Band, Config, Pendant, Radio, RadioDriver};
-use crate::core::DeviceId;
+use crate::core::{DeviceId, FallEvidence};
 
 /// What the simulated pendant does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -87,6 +87,15 @@ pub struct PendantArgs {
     /// Peak acceleration of a fall, milli-g.
     #[arg(long, default_value_t = 3500)]
     pub peak_mg: u16,
+    /// Free fall before the impact sent with `fall`, milliseconds.
+    #[arg(long, default_value_t = 300)]
+    pub free_fall_ms: u16,
+    /// Posture change sent with `fall`, degrees.
+    #[arg(long, default_value_t = 90)]
+    pub posture_deg: u8,
+    /// Movement after the impact sent with `fall`, milli-g (below 100: lying still).
+    #[arg(long, default_value_t = 40)]
+    pub stillness_mg: u16,
     /// Retransmissions when no acknowledgement comes.
     #[arg(long, default_value_t = 3)]
     pub retries: u32,
@@ -224,9 +233,12 @@ pub fn pendant(args: &PendantArgs) -> Result<ExitCode, RadioError> {
     let event = match args.action {
         PendantAction::Press => Event::Help,
         PendantAction::Hold => Event::Cancel,
-        PendantAction::Fall => Event::Fall {
+        PendantAction::Fall => Event::Fall(FallEvidence {
             peak_mg: args.peak_mg,
-        },
+            free_fall_ms: args.free_fall_ms,
+            posture_change_deg: args.posture_deg,
+            stillness_mg: args.stillness_mg,
+        }),
         PendantAction::Heartbeat => Event::Heartbeat {
             battery_mv: args.battery_mv.unwrap_or(3000),
         },
@@ -342,13 +354,7 @@ fn replay(
             RadioError::Usage("the counter is exhausted: pair the pendant again".into())
         })?;
         state.save(state_path)?;
-        let frame = cipher.seal_event(
-            args.id,
-            state.counter,
-            Event::Fall {
-                peak_mg: fall.peak_mg,
-            },
-        );
+        let frame = cipher.seal_event(args.id, state.counter, Event::Fall(fall.evidence));
         let what = format!(
             "pendant {} fall #{} at {:.2} s (peak {} mg, score {:.2})",
             args.id,

@@ -27,7 +27,7 @@ use std::fmt;
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 
 use super::RadioError;
-use crate::core::{DeviceId, RadioEventKind};
+use crate::core::{DeviceId, FallEvidence, RadioEventKind};
 
 /// The frame format version this code speaks.
 pub const VERSION: u8 = 1;
@@ -39,8 +39,8 @@ pub const TAG_LEN: usize = 16;
 pub const PUBLIC_KEY_LEN: usize = 32;
 /// The longest frame on air (a pairing accept).
 pub const MAX_FRAME_LEN: usize = HEADER_LEN + PUBLIC_KEY_LEN + TAG_LEN;
-/// The longest event plaintext: event code and a 16-bit payload.
-pub const MAX_EVENT_LEN: usize = 3;
+/// The longest event plaintext: event code and a fall's 7-byte evidence.
+pub const MAX_EVENT_LEN: usize = 8;
 
 mod field {
     use std::ops::Range;
@@ -225,11 +225,9 @@ pub enum Event {
     Help,
     /// Long press: cancel.
     Cancel,
-    /// The fall detector fired; peak acceleration of the impact in milli-g.
-    Fall {
-        /// Peak acceleration magnitude, milli-g.
-        peak_mg: u16,
-    },
+    /// The fall detector fired, with what it measured: impact (milli-g), free fall (ms),
+    /// posture change (degrees) and the movement left after (milli-g), 7 bytes.
+    Fall(FallEvidence),
     /// Periodic sign of life with the battery voltage.
     Heartbeat {
         /// Battery voltage, millivolts.
@@ -281,7 +279,18 @@ impl Event {
             Self::HELP => none(rest).map(|()| Event::Help),
             Self::CANCEL => none(rest).map(|()| Event::Cancel),
             Self::TAMPER => none(rest).map(|()| Event::Tamper),
-            Self::FALL => word(rest).map(|peak_mg| Event::Fall { peak_mg }),
+            Self::FALL => match rest {
+                [p0, p1, f0, f1, deg, s0, s1] => Ok(Event::Fall(FallEvidence {
+                    peak_mg: u16::from_be_bytes([*p0, *p1]),
+                    free_fall_ms: u16::from_be_bytes([*f0, *f1]),
+                    posture_change_deg: (*deg).min(180),
+                    stillness_mg: u16::from_be_bytes([*s0, *s1]),
+                })),
+                _ => Err(RadioError::BadEventPayload {
+                    code,
+                    len: rest.len(),
+                }),
+            },
             Self::HEARTBEAT => word(rest).map(|battery_mv| Event::Heartbeat { battery_mv }),
             Self::LOW_BATTERY => word(rest).map(|battery_mv| Event::LowBattery { battery_mv }),
             other => Err(RadioError::UnknownEvent(other)),
@@ -292,6 +301,7 @@ impl Event {
     pub fn buffer_len(&self) -> usize {
         match self {
             Event::Help | Event::Cancel | Event::Tamper => 1,
+            Event::Fall(_) => 8,
             _ => 3,
         }
     }
@@ -302,7 +312,14 @@ impl Event {
             Event::Help => (Self::HELP, None),
             Event::Cancel => (Self::CANCEL, None),
             Event::Tamper => (Self::TAMPER, None),
-            Event::Fall { peak_mg } => (Self::FALL, Some(peak_mg)),
+            Event::Fall(e) => {
+                out[0] = Self::FALL;
+                out[1..3].copy_from_slice(&e.peak_mg.to_be_bytes());
+                out[3..5].copy_from_slice(&e.free_fall_ms.to_be_bytes());
+                out[5] = e.posture_change_deg.min(180);
+                out[6..8].copy_from_slice(&e.stillness_mg.to_be_bytes());
+                return 8;
+            }
             Event::Heartbeat { battery_mv } => (Self::HEARTBEAT, Some(battery_mv)),
             Event::LowBattery { battery_mv } => (Self::LOW_BATTERY, Some(battery_mv)),
         };
@@ -321,7 +338,7 @@ impl Event {
         match *self {
             Event::Help => RadioEventKind::Help,
             Event::Cancel => RadioEventKind::Cancel,
-            Event::Fall { .. } => RadioEventKind::Fall,
+            Event::Fall(e) => RadioEventKind::Fall { evidence: Some(e) },
             Event::Heartbeat { battery_mv } => RadioEventKind::Heartbeat { battery_mv },
             Event::LowBattery { battery_mv } => RadioEventKind::LowBattery { battery_mv },
             Event::Tamper => RadioEventKind::Tamper,
@@ -330,7 +347,7 @@ impl Event {
 
     /// Whether it is a call for help the base answers first (help, fall).
     pub fn is_alarm(&self) -> bool {
-        matches!(self, Event::Help | Event::Fall { .. })
+        matches!(self, Event::Help | Event::Fall(_))
     }
 
     /// Short name for logs.
@@ -338,7 +355,7 @@ impl Event {
         match self {
             Event::Help => "help",
             Event::Cancel => "cancel",
-            Event::Fall { .. } => "fall",
+            Event::Fall(_) => "fall",
             Event::Heartbeat { .. } => "heartbeat",
             Event::LowBattery { .. } => "low-battery",
             Event::Tamper => "tamper",
@@ -648,7 +665,7 @@ mod tests {
             (Event::Help, 26),
             (Event::Cancel, 26),
             (Event::Tamper, 26),
-            (Event::Fall { peak_mg: 3100 }, 28),
+            (Event::Fall(crate::core::FallEvidence::typical(3100)), 33),
             (Event::Heartbeat { battery_mv: 2950 }, 28),
             (Event::LowBattery { battery_mv: 2200 }, 28),
         ] {

@@ -381,7 +381,7 @@ mod tests {
     fn exact_repeat_is_a_retransmission_and_older_frames_are_replays() {
         let mut g = gate();
         let f1 = seal(1, 1, Event::Help);
-        let f2 = seal(1, 2, Event::Fall { peak_mg: 2500 });
+        let f2 = seal(1, 2, Event::Fall(crate::core::FallEvidence::typical(2500)));
         assert!(matches!(g.check(&f1, None), Verdict::Fresh { .. }));
         assert_eq!(
             g.check(&f1, None),

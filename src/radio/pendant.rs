@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::driver::sim::SimPeer;
 use super::frame::{Event, Frame, FrameCipher, FrameType, PendantKey};
 use super::RadioError;
-use crate::core::DeviceId;
+use crate::core::{DeviceId, FallEvidence};
 use crate::fall::{FallEvent, Trial};
 
 /// Sends `frame` (counter `counter` of pendant `id`) until the base acknowledges it, at most
@@ -58,6 +58,8 @@ pub struct DetectedFall {
     pub at: Duration,
     /// Peak impact in milli-g, as the fall frame carries it.
     pub peak_mg: u16,
+    /// The evidence as the fall frame carries it.
+    pub evidence: FallEvidence,
     /// The detector's judgement and evidence.
     pub event: FallEvent,
 }
@@ -89,9 +91,20 @@ pub fn detect_falls(
             // The sample that completed the judgement has been taken at the end of its period.
             at: Duration::from_secs_f64((index as f64 + 1.0) / f64::from(rate_hz.max(1))),
             peak_mg: peak_mg(event.evidence.peak_g),
+            evidence: frame_evidence(&event.evidence),
             event,
         })
         .collect())
+}
+
+/// The detector's evidence in the fall frame's units: milli-g, milliseconds, whole degrees.
+pub fn frame_evidence(e: &crate::fall::Evidence) -> FallEvidence {
+    FallEvidence {
+        peak_mg: peak_mg(e.peak_g),
+        free_fall_ms: e.free_fall_ms,
+        posture_change_deg: e.posture_change_deg.round().clamp(0.0, 180.0) as u8,
+        stillness_mg: peak_mg(e.motion_after_g),
+    }
 }
 
 /// g to the frame's milli-g, saturating (a NaN gives 0).
@@ -171,9 +184,7 @@ impl SimPendant {
             if realtime {
                 std::thread::sleep((started + fall.at).saturating_duration_since(Instant::now()));
             }
-            let transmissions = self.send(Event::Fall {
-                peak_mg: fall.peak_mg,
-            })?;
+            let transmissions = self.send(Event::Fall(fall.evidence))?;
             tracing::info!(
                 pendant = %self.id,
                 trial = %trial.id(),

@@ -47,7 +47,10 @@ impl Timeline {
                 let what = match ev.kind {
                     RadioEventKind::Help => "help button pressed".to_string(),
                     RadioEventKind::Cancel => "button held: cancel".to_string(),
-                    RadioEventKind::Fall => "fall detected by the pendant".to_string(),
+                    RadioEventKind::Fall { evidence } => match evidence {
+                        Some(e) => format!("fall detected by the pendant: {}", e.describe()),
+                        None => "fall detected by the pendant".to_string(),
+                    },
                     RadioEventKind::Heartbeat { battery_mv } => {
                         format!("heartbeat, battery {battery_mv} mV")
                     }

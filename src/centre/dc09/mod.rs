@@ -105,6 +105,10 @@ pub fn sia_code(cause: AlarmCause) -> &'static str {
     }
 }
 
+/// Longest alarm text (extended data `I`): room for the reference, the place, the event and
+/// a fall's evidence.
+const MAX_TEXT: usize = 160;
+
 /// The frame ID and data (`#acct|…`) for `alarm`, plus the alarm text as extended data `I`.
 pub fn event_frame_data(
     alarm: &Alarm,
@@ -131,11 +135,16 @@ pub fn event_frame_data(
         text.push_str(": ");
     }
     text.push_str(alarm.cause.describe());
+    // A fall carries what the pendant's detector measured.
+    if let Some(e) = &alarm.evidence {
+        text.push_str("; ");
+        text.push_str(&e.ascii());
+    }
     let text: String = text
         .chars()
         .filter(|c| c.is_ascii_graphic() || *c == ' ')
         .filter(|c| !matches!(c, '[' | ']' | '|' | '_'))
-        .take(64)
+        .take(MAX_TEXT)
         .collect();
     (id, data, vec![format!("I{text}")])
 }
@@ -567,6 +576,7 @@ mod tests {
                 location: "Anna's [pendant]".into(),
             }),
             raised_at: Timestamp::from_secs(1_700_000_000),
+            evidence: None,
         }
     }
 

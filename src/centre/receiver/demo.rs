@@ -50,6 +50,7 @@ fn delivery(cause: AlarmCause, attempt: u32) -> Delivery {
                 location: "Anna's pendant".into(),
             }),
             raised_at,
+            evidence: None,
         },
         route: RouteId(0),
         attempt,

@@ -650,8 +650,12 @@ impl Shared {
             .stt
             .as_deref()
             .map_or(String::new(), |r| format!(", alarm {r}"));
+        let info = m
+            .ite
+            .as_deref()
+            .map_or(String::new(), |i| format!(" [{i}]"));
         format!(
-            "[SCAIP {}] {now} unit {}: {kind} {stc}{device}{location}{alarm} (session {}) -> {answered}",
+            "[SCAIP {}] {now} unit {}: {kind} {stc}{device}{location}{info}{alarm} (session {}) -> {answered}",
             self.uri, m.cid, m.reference
         )
     }

@@ -189,6 +189,10 @@ pub fn alarm_request(alarm: &Alarm, reference: &str, cid: &str, crd: &str) -> Mr
         // The alarm's own reference, which DC-09 and SMS carry too, so the centre can tie the
         // sessions of one alarm together; the session `ref` stays random.
         stt: Some(alarm.reference.as_str().to_string()),
+        // What the pendant's fall detector measured, in Table 1's free information text.
+        ite: alarm
+            .evidence
+            .map(|e| format!("fall detector: {}", e.ascii())),
         pri: Some(match alarm.class() {
             AlarmClass::Personal => 1,
             AlarmClass::Technical => 3,
@@ -1129,6 +1133,7 @@ mod tests {
                 location: "Kitchen".into(),
             }),
             raised_at: Timestamp::from_secs(1_764_000_000),
+            evidence: None,
         }
     }
 

@@ -64,6 +64,8 @@ pub struct Mrq {
     pub stc: Option<u16>,
     /// `stt`: status text, 1–32 characters (SS 91100 Table 1).
     pub stt: Option<String>,
+    /// `ite`: information text, 1–128 characters (SS 91100 Table 1): a fall's evidence.
+    pub ite: Option<String>,
     /// `pri`: priority.
     pub pri: Option<u16>,
     /// `lco`: location code, 1–3 digits from Annex D (sent as three).
@@ -210,6 +212,9 @@ impl Mrq {
         if let Some(v) = &self.stt {
             len("stt", v, 32)?;
         }
+        if let Some(v) = &self.ite {
+            len("ite", v, 128)?;
+        }
         if let Some(v) = &self.crd {
             len("crd", v, 256)?;
             if !["no-voice:", "gsm:", "sip:", "sip-pp:"]
@@ -252,6 +257,9 @@ impl Mrq {
         }
         if let Some(v) = &self.stt {
             tag(&mut s, "stt", v);
+        }
+        if let Some(v) = &self.ite {
+            tag(&mut s, "ite", v);
         }
         if let Some(v) = self.pri {
             tag(&mut s, "pri", &v.to_string());
@@ -349,6 +357,7 @@ pub fn parse(bytes: &[u8]) -> Result<ScaipBody, ScaipError> {
                 mty,
                 stc: opt_code("stc")?,
                 stt: get("stt"),
+                ite: get("ite"),
                 pri: opt_code("pri")?,
                 lco: opt_code("lco")?,
                 lva: get("lva"),
@@ -560,6 +569,7 @@ mod tests {
             mty: Some(MessageType::Message),
             stc: Some(10),
             stt: Some("6756ABCD0001".into()),
+            ite: Some("fall detector: impact 4.9 g, free fall 160 ms, turned 95 deg".into()),
             pri: Some(1),
             lco: Some(12),
             lva: None,
