@@ -506,3 +506,55 @@ async fn a_recorded_encrypted_ack_relabelled_to_the_alarm_is_refused() {
         "{result:?}"
     );
 }
+
+/// A NAK in clear, as anyone on the path can send, an hour ahead: before, the link adopted
+/// its time and stamped every later frame an hour ahead, so the genuine receiver's ACKs were
+/// refused (or a recorded ACK of that time accepted). Now only a NAK that decrypts with the
+/// link's key moves the clock: the forged ones fail that attempt and nothing else.
+#[tokio::test]
+async fn a_nak_in_clear_does_not_move_the_clock() {
+    use std::sync::{Arc, Mutex};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stamps: Arc<Mutex<Vec<chrono::NaiveDateTime>>> = Arc::default();
+    let seen = stamps.clone();
+    tokio::spawn(async move {
+        let key = Dc09Key::new(AES256).unwrap();
+        let mut answered = 0;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            while let Ok(bytes) = dc09::read_frame(&mut stream).await {
+                let frame = Frame::parse(&bytes, Some(&key)).expect("the unit's frame parses");
+                if let Some(t) = frame.timestamp {
+                    seen.lock().unwrap().push(t);
+                }
+                answered += 1;
+                let reply = if answered <= 4 {
+                    // `"NAK"0000R0L0A0[]_<time>` in clear, an hour ahead.
+                    let body = format!(
+                        "\"NAK\"0000R0L0A0[]_{}",
+                        frame::format_timestamp(utc_now() + chrono::Duration::hours(1))
+                    );
+                    let crc = frame::crc16_arc(body.as_bytes());
+                    format!("\n{crc:04X}{:04X}{body}\r", body.len()).into_bytes()
+                } else {
+                    encrypted_ack(&frame, &key, utc_now(), true)
+                };
+                if stream.write_all(&reply).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let l = encrypted_tcp_link(addr).await;
+    let first = l.deliver(&delivery(AlarmCause::Help)).await;
+    assert!(
+        matches!(&first, DeliveryResult::Failed { reason } if reason.contains("NAK")),
+        "{first:?}"
+    );
+    assert_acked(&l.deliver(&delivery(AlarmCause::Help)).await);
+    let now = utc_now();
+    for t in stamps.lock().unwrap().iter() {
+        let skew = (*t - now).num_seconds().abs();
+        assert!(skew < 60, "a frame went out stamped {t}, {skew} s off");
+    }
+}

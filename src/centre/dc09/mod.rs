@@ -2,8 +2,9 @@
 //!
 //! One [`Dc09Link`] per configured route. Each alarm goes out as one `ADM-CID` (Contact ID,
 //! SIA DC-05) or `SIA-DCS` (SIA DC-03) frame; only an `ACK` for that sequence number and
-//! account counts as delivered. A `NAK` carries the receiver's clock: the link adopts it and
-//! resends; a `DUH` means the receiver will not take this account, type or key — a
+//! account counts as delivered. A `NAK` carries the receiver's clock: the link adopts it only
+//! from a NAK that decrypts with the link's key (a NAK in clear could come from anyone on the
+//! path) and resends; a `DUH` means the receiver will not take this account, type or key — a
 //! configuration error, so the core moves to the next route. `NULL` frames test the link.
 
 pub mod frame;
@@ -427,9 +428,16 @@ impl Sender {
                 }
                 MessageId::Nak => {
                     naks += 1;
-                    // Receivers send NAK in clear even on encrypted links, so a NAK moves the
-                    // clock whether or not it decrypted (see README, Security).
-                    if let Some(theirs) = reply.timestamp {
+                    // Only a NAK that decrypted with the link's key can move the unit's DC-09
+                    // clock: a NAK in clear (on a plain link, or a clear one on an encrypted
+                    // link) could come from anyone on the path, who would then steer the
+                    // timestamps towards a recorded ACK's. A clear NAK is a rejection only.
+                    let trusted = self.key.is_some() && reply.encrypted;
+                    if !trusted {
+                        tracing::warn!(route = %self.route, seq,
+                            "DC-09 NAK in clear: not taken as the receiver's time");
+                    }
+                    if let Some(theirs) = reply.timestamp.filter(|_| trusted) {
                         let ours = Timestamp::now().as_millis() as i64;
                         state.clock_offset_ms = theirs.and_utc().timestamp_millis() - ours;
                         tracing::info!(route = %self.route, seq, offset_ms = state.clock_offset_ms,

@@ -326,6 +326,19 @@ impl Shared {
                 extended: Vec::new(),
                 timestamp: if f.encrypted { now } else { None },
             },
+            // NAK to a frame that decrypted but whose time was off: encrypted with the
+            // account's key, so the unit can trust the time it carries.
+            (MessageId::Nak, Some(f)) if f.encrypted => Frame {
+                id,
+                encrypted: true,
+                seq: 0,
+                receiver: Some("0".into()),
+                prefix: Some("0".into()),
+                account: f.account.clone(),
+                data: String::new(),
+                extended: Vec::new(),
+                timestamp: now,
+            },
             // NAK, or DUH to something we could not read: `"NAK"0000R0L0A0[]_time`.
             _ => Frame {
                 id,
