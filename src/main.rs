@@ -264,6 +264,9 @@ fn located(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     match vigil::config::load(path) {
         Ok(config) => {
+            for w in &config.warnings {
+                println!("warning: {w}");
+            }
             println!(
                 "{}: OK: unit {}, {} pendant(s), {} route(s): {}",
                 path.display(),

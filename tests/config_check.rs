@@ -378,3 +378,51 @@ fn check_config_refuses_what_is_not_a_configuration_file_with_status_2() {
         "{err}"
     );
 }
+
+/// SIP in clear to a proxy that is not on this machine works, but anyone on the path can
+/// read the alarms and answer for the centre: check-config warns with the line of the
+/// transport and still says OK (a warning never stops the unit); on loopback, no warning.
+#[test]
+fn clear_sip_to_a_remote_proxy_is_a_warning_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let line = EXAMPLE
+        .lines()
+        .position(|l| l == "transport = \"udp\"")
+        .expect("the example's SCAIP route names its transport")
+        + 1;
+    let (code, out) = check(EXAMPLE);
+    assert_eq!(code, Some(0), "{out}");
+    let warning = out
+        .lines()
+        .find(|l| l.starts_with("warning:"))
+        .unwrap_or_else(|| panic!("no warning: {out}"));
+    assert!(
+        warning.contains(&format!("config.toml:{line}:"))
+            && warning.contains("route[1].transport")
+            && warning.contains("tls"),
+        "{warning}"
+    );
+    assert!(out.contains(": OK:"), "{out}");
+
+    let local = EXAMPLE.replace(
+        "proxy = \"arc.example.net:5060\"",
+        "proxy = \"127.0.0.1:5060\"",
+    );
+    assert_ne!(local, EXAMPLE);
+    let (code, out) = check(&local);
+    assert_eq!(code, Some(0));
+    assert!(!out.contains("warning:"), "{out}");
+}

@@ -147,6 +147,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         text,
         file,
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     let (root, parse_errors) = DeTable::parse_recoverable(text);
     for e in &parse_errors {
@@ -159,7 +160,10 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         None
     };
     match config {
-        Some(c) if cx.problems.is_empty() => Ok(c),
+        Some(mut c) if cx.problems.is_empty() => {
+            c.warnings = cx.warnings;
+            Ok(c)
+        }
         _ => {
             let mut problems = cx.problems;
             problems.sort_by_key(|p| (p.line, p.column));
@@ -183,21 +187,33 @@ struct Cx<'a> {
     text: &'a str,
     file: &'a Path,
     problems: Vec<Problem>,
+    /// Settings that work but that an installer should change (they do not stop the unit).
+    warnings: Vec<Problem>,
 }
 
 impl Cx<'_> {
-    fn problem(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
+    fn at(&self, span: &Range<usize>, key: &str, message: impl Into<String>) -> Problem {
         let start = span.start.min(self.text.len());
         let before = self.text.get(..start).unwrap_or("");
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        self.problems.push(Problem {
+        Problem {
             file: self.file.to_path_buf(),
             line,
             column,
             key: key.to_string(),
             message: message.into(),
-        });
+        }
+    }
+
+    fn problem(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
+        let p = self.at(span, key, message);
+        self.problems.push(p);
+    }
+
+    fn warning(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
+        let p = self.at(span, key, message);
+        self.warnings.push(p);
     }
 }
 
@@ -605,6 +621,7 @@ fn read_config(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Config> {
         audio: audio?,
         fall: fall?,
         data_dir,
+        warnings: Vec::new(),
     })
 }
 
@@ -1305,6 +1322,31 @@ fn read_scaip(
             }
         },
     };
+    if let (Some(tr), Some(p)) = (transport, &proxy) {
+        let host = p.rsplit_once(':').map_or(p.as_str(), |(h, _)| h);
+        let loopback =
+            matches!(host, "127.0.0.1" | "localhost" | "::1" | "[::1]") || host.starts_with("127.");
+        if tr != SipTransport::Tls && !loopback {
+            let span = t
+                .value("transport")
+                .or_else(|| t.value("proxy"))
+                .map_or(t.span.clone(), |v| v.span());
+            cx.warning(
+                &span,
+                &t.key("transport"),
+                format!(
+                    "SIP over {} to {p}, a proxy that is not on this machine: anyone on the path \
+                     can read the alarms and answer for the centre; use transport = \"tls\" \
+                     (with tls_ca)",
+                    if tr == SipTransport::Udp {
+                        "UDP"
+                    } else {
+                        "TCP"
+                    }
+                ),
+            );
+        }
+    }
     let bind = socket_addr(cx, t, "bind", "0.0.0.0:0");
     let creds = reference_credentials(cx, t, credentials, true);
     let opt = |cx: &mut Cx<'_>, key: &str, min: u64, max: u64, default: u64| {

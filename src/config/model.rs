@@ -41,6 +41,8 @@ pub struct Config {
     pub fall: crate::fall::SensorConfig,
     /// Where the journal lives.
     pub data_dir: PathBuf,
+    /// Settings that work but should be changed (`check-config` prints them; `run` logs them).
+    pub warnings: Vec<crate::config::Problem>,
 }
 
 /// Identity of the unit and of the person it protects.

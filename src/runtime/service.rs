@@ -112,6 +112,9 @@ pub struct RunOptions {
 /// Runs the unit described by the configuration at `path` until SIGTERM or SIGINT.
 pub fn run(path: &Path, options: RunOptions) -> Result<(), ServiceError> {
     let config = crate::config::load(path)?;
+    for w in &config.warnings {
+        tracing::warn!(setting = %w, "configuration works but should be changed");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
