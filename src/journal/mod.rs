@@ -5,6 +5,7 @@
 //! it, and each delivery step is on disk before the next. On start, [`Journal::recover`]
 //! returns every alarm that was neither acknowledged nor cancelled.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -33,6 +34,14 @@ pub enum JournalError {
         /// The IO error.
         source: std::io::Error,
     },
+    /// The pendants' counter marks beside the journal could not be written.
+    #[error("pendant counter marks {path}: {source}")]
+    Counters {
+        /// The marks file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
     /// A stored row could not be understood.
     #[error("journal {path}: alarm {id} has an unreadable {what}")]
     Corrupt {
@@ -43,6 +52,46 @@ pub enum JournalError {
         /// Which field.
         what: &'static str,
     },
+}
+
+/// A journal that could not be used and was moved aside for a fresh one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostJournal {
+    /// Where the unusable file now is, kept for inspection.
+    pub moved_to: PathBuf,
+    /// What was wrong with it.
+    pub why: String,
+}
+
+/// The file beside the journal that keeps each pendant's highest accepted frame counter, so a
+/// lost, emptied or restored-from-an-older-copy journal cannot reopen replay of frames the
+/// unit has already accepted.
+pub const COUNTER_MARKS: &str = "pendant-counters";
+
+/// Reads the counter marks (`DEVICE COUNTER` per line, hex id and decimal counter); a file
+/// that is missing or has unreadable lines gives what it can.
+fn read_marks(path: &Path) -> BTreeMap<u32, u32> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (d, c) = l.trim().split_once(' ')?;
+            Some((u32::from_str_radix(d, 16).ok()?, c.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Replaces the marks file with `marks`, durably: a temporary file synced, renamed over it,
+/// and the folder synced.
+fn write_marks(path: &Path, marks: &BTreeMap<u32, u32>) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    for (d, c) in marks {
+        writeln!(tmp, "{d:08X} {c}")?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// One line of the readable timeline (`vigil log`).
@@ -128,6 +177,23 @@ pub struct AttemptEvent {
     pub detail: String,
 }
 
+impl JournalError {
+    /// Whether the journal file itself is damaged (not a database, a corrupt page), as
+    /// opposed to a folder or permission problem that moving it aside would not fix.
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            JournalError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if matches!(
+                e.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            )
+        )
+    }
+}
+
 impl Journal {
     /// Opens (or creates) `journal.sqlite` in `data_dir`.
     pub fn open_dir(data_dir: &Path) -> Result<Journal, JournalError> {
@@ -136,6 +202,97 @@ impl Journal {
             source,
         })?;
         Journal::open(&data_dir.join("journal.sqlite"))
+    }
+
+    /// Opens `data_dir`'s journal; one that cannot be used (not a file, emptied, not a
+    /// database, failing SQLite's integrity check) is moved aside, named with the time, with
+    /// its `-wal` and `-shm`, and a fresh journal is started in its place: the unit never
+    /// refuses to run because of its journal. The caller reports the loss (a technical alarm).
+    /// The pendants' counter marks (see [`COUNTER_MARKS`]) survive the loss.
+    pub fn open_or_replace(
+        data_dir: &Path,
+    ) -> Result<(Journal, Option<LostJournal>), JournalError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| JournalError::Folder {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join("journal.sqlite");
+        let why = match std::fs::symlink_metadata(&path) {
+            Ok(m) if !m.is_file() => "it is not a regular file".to_string(),
+            Ok(m) if m.len() == 0 => "it is empty".to_string(),
+            _ => match Journal::open(&path).and_then(|j| j.check().map(|()| j)) {
+                Ok(j) => return Ok((j, None)),
+                Err(e) if e.is_corruption() => e.to_string(),
+                Err(e) => return Err(e),
+            },
+        };
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        let moved_to = data_dir.join(format!("journal.sqlite.lost-{stamp}"));
+        for suffix in ["", "-wal", "-shm"] {
+            let from = data_dir.join(format!("journal.sqlite{suffix}"));
+            if std::fs::symlink_metadata(&from).is_ok() {
+                let to = data_dir.join(format!("journal.sqlite.lost-{stamp}{suffix}"));
+                std::fs::rename(&from, &to).map_err(|source| JournalError::Folder {
+                    path: from.clone(),
+                    source,
+                })?;
+            }
+        }
+        tracing::error!(journal = %path.display(), moved_to = %moved_to.display(), why = %why,
+            "journal unusable: moved aside, a fresh one started");
+        let j = Journal::open(&path)?;
+        Ok((j, Some(LostJournal { moved_to, why })))
+    }
+
+    /// SQLite's own check of every page, and the tables in place.
+    fn check(&self) -> Result<(), JournalError> {
+        let verdict: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(self.err())?;
+        if verdict != "ok" {
+            return Err(JournalError::Sqlite {
+                path: self.path.clone(),
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                    Some(verdict),
+                ),
+            });
+        }
+        self.conn
+            .query_row("SELECT COUNT(*) FROM alarm", [], |r| r.get::<_, i64>(0))
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// The counter marks file beside this journal.
+    fn marks_path(&self) -> PathBuf {
+        self.path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(COUNTER_MARKS)
+    }
+
+    /// Raises the marks file's mark of `device` to `counter` (never lowers it).
+    fn raise_mark(&self, device: DeviceId, counter: u32) -> Result<(), JournalError> {
+        let path = self.marks_path();
+        let mut marks = read_marks(&path);
+        let mark = marks.entry(device.0).or_insert(0);
+        if *mark >= counter && path.exists() {
+            return Ok(());
+        }
+        *mark = (*mark).max(counter);
+        write_marks(&path, &marks).map_err(|source| JournalError::Counters { path, source })
+    }
+
+    /// Forgets `device`'s mark: a new pairing starts a new counter sequence.
+    fn forget_mark(&self, device: DeviceId) -> Result<(), JournalError> {
+        let path = self.marks_path();
+        let mut marks = read_marks(&path);
+        if marks.remove(&device.0).is_some() {
+            write_marks(&path, &marks).map_err(|source| JournalError::Counters { path, source })?;
+        }
+        Ok(())
     }
 
     /// Opens (or creates) the journal database at `path`.
@@ -153,6 +310,17 @@ impl Journal {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        // A journal restored from an older copy, or started afresh after a loss, must not
+        // accept frames the unit already accepted: the marks beside it are never lower.
+        let marks = read_marks(&path.parent().unwrap_or(Path::new(".")).join(COUNTER_MARKS));
+        for (device, counter) in marks {
+            conn.execute(
+                "INSERT INTO pendant_counter (device, counter) VALUES (?1, ?2)
+                 ON CONFLICT(device) DO UPDATE SET counter = MAX(counter, excluded.counter)",
+                params![i64::from(device), i64::from(counter)],
+            )
+            .map_err(err)?;
+        }
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
@@ -353,7 +521,18 @@ impl Journal {
                     .map_err(err)?;
             }
         }
-        tx.commit().map_err(err)
+        tx.commit().map_err(err)?;
+        if let Record::Raised {
+            alarm,
+            frame: Some(counter),
+            ..
+        } = record
+        {
+            if let Some(d) = &alarm.device {
+                self.raise_mark(d.id, *counter)?;
+            }
+        }
+        Ok(())
     }
 
     /// The id the next alarm gets: one above every id ever used.
@@ -604,7 +783,8 @@ impl Journal {
                 params![device.0 as i64, counter as i64],
             )
             .map(|_| ())
-            .map_err(self.err())
+            .map_err(self.err())?;
+        self.raise_mark(device, counter)
     }
 
     /// The last accepted remote-command nonce, 0 if none was ever accepted.
@@ -777,7 +957,8 @@ impl crate::radio::store::PendantStore for Journal {
             )
             .map(|_| ())
             .map_err(self.err())
-            .map_err(err)
+            .map_err(err)?;
+        self.forget_mark(pendant).map_err(err)
     }
 }
 

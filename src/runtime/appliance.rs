@@ -107,7 +107,9 @@ pub async fn assemble_with_clock(
     options: Options,
     clock: Arc<dyn Clock>,
 ) -> Result<Appliance, ApplianceError> {
-    let mut journal = Journal::open_dir(&config.data_dir)?;
+    // A journal that cannot be read is moved aside and a fresh one started: the unit runs,
+    // and tells the centre what it lost.
+    let (mut journal, lost) = Journal::open_or_replace(&config.data_dir)?;
     journal.set_route_names(config.routes.iter().map(|r| r.name.clone()).collect());
 
     // Pendants paired over the air join those in the configuration.
@@ -159,6 +161,14 @@ pub async fn assemble_with_clock(
     let unit = Unit::new(core, journal, adapters, clock.clone());
     let inputs = unit.inputs();
     let control = unit.control();
+    if let Some(lost) = &lost {
+        tracing::error!(moved_to = %lost.moved_to.display(), why = %lost.why,
+            "the journal was lost: open alarms in it cannot be resumed");
+        let _ = inputs.try_send(Input::Fault {
+            fault: UnitFault::JournalLost,
+            active: true,
+        });
+    }
     // A unit that should speak but cannot: the person hears no prompt, so the centre must know.
     if let (true, Some(reason)) = (audio_wanted, voice.fault()) {
         tracing::error!(%reason, "audio output lost: the person cannot hear the base unit");

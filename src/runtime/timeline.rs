@@ -128,7 +128,7 @@ impl Timeline {
                     "journal  alarm {} ref {} RAISED: {}{}{}",
                     alarm.id,
                     alarm.reference,
-                    alarm.cause.describe(),
+                    alarm.describe(),
                     alarm
                         .device
                         .as_ref()
