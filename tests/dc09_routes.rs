@@ -558,3 +558,42 @@ async fn a_nak_in_clear_does_not_move_the_clock() {
         assert!(skew < 60, "a frame went out stamped {t}, {skew} s off");
     }
 }
+
+/// An answer the unit cannot read (here an ACK under another key) may be an ACK the receiver
+/// meant: before, the unit resent the frame up to four times per attempt, and a receiver that
+/// took each one got four copies of one alarm. Now one attempt sends one copy, and fails with
+/// what to check.
+#[tokio::test]
+async fn an_unreadable_answer_gets_no_second_copy_in_the_attempt() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let frames = Arc::new(AtomicUsize::new(0));
+    let seen = frames.clone();
+    tokio::spawn(async move {
+        let other = Dc09Key::new(b"another key 16 b").unwrap();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            while let Ok(bytes) = dc09::read_frame(&mut stream).await {
+                seen.fetch_add(1, Ordering::SeqCst);
+                let key = Dc09Key::new(AES256).unwrap();
+                let frame = Frame::parse(&bytes, Some(&key)).expect("the unit's frame parses");
+                let reply = encrypted_ack(&frame, &other, utc_now(), true);
+                if stream.write_all(&reply).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let l = encrypted_tcp_link(addr).await;
+    let result = l.deliver(&delivery(AlarmCause::Help)).await;
+    assert!(
+        matches!(&result, DeliveryResult::Failed { reason } if reason.contains("could not be read") && reason.contains("key")),
+        "{result:?}"
+    );
+    assert_eq!(
+        frames.load(Ordering::SeqCst),
+        1,
+        "copies sent in one attempt"
+    );
+}

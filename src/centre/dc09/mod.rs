@@ -379,13 +379,13 @@ impl Sender {
             let reply = match Frame::parse(&reply, self.key.as_ref()) {
                 Ok(f) => f,
                 Err(e) => {
-                    // An unreadable answer proves nothing: resend like a NAK (bounded).
-                    last_problem = format!("unreadable answer: {e}");
-                    naks += 1;
-                    if naks > MAX_NAKS {
-                        return Err(format!("DC-09 {}: {last_problem}", self.receiver));
-                    }
-                    continue;
+                    // An answer that cannot be read may still be an ACK the receiver meant:
+                    // the frame may have been taken, so this attempt sends no second copy.
+                    // The attempt fails and the alarm goes on (the next round sends anew).
+                    return Err(format!(
+                        "DC-09 {}: the receiver's answer could not be read ({e}); check key and key_format with the centre",
+                        self.receiver
+                    ));
                 }
             };
             match reply.id {
