@@ -37,6 +37,10 @@ fn with_noise(studio: &Studio, signal: &Path, noise_dbfs: f32) -> Vec<f32> {
     load(&studio.mix(signal, &noise)).samples
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn a_contact_id_message_decodes_at_telephone_level_in_noise() {
     if !tools() {
@@ -51,6 +55,10 @@ fn a_contact_id_message_decodes_at_telephone_level_in_noise() {
     assert_eq!(DtmfDetector::decode(RATE, &audio), message);
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn every_key_decodes_with_1_5_percent_frequency_error_and_in_heavier_noise() {
     if !tools() {
@@ -65,6 +73,10 @@ fn every_key_decodes_with_1_5_percent_frequency_error_and_in_heavier_noise() {
     }
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn a_key_decodes_at_16_khz_and_at_low_level() {
     if !tools() {
@@ -77,6 +89,10 @@ fn a_key_decodes_at_16_khz_and_at_low_level() {
     assert_eq!(DtmfDetector::decode(16_000, &audio.samples), "9");
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn speech_and_noise_give_no_digits_or_kissoff() {
     if !tools() {
@@ -97,6 +113,10 @@ fn speech_and_noise_give_no_digits_or_kissoff() {
     assert_eq!(ContactIdDetector::detect(RATE, &noise), []);
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn handshake_then_kissoff_after_a_message_in_noise() {
     if !tools() {
@@ -133,6 +153,10 @@ fn handshake_then_kissoff_after_a_message_in_noise() {
     );
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn a_kissoff_slightly_off_frequency_still_counts_and_a_short_one_does_not() {
     if !tools() {

@@ -18,6 +18,10 @@ fn heard(path: &std::path::Path) -> Heard {
     vad.verdict()
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn speech_in_every_prompt_language_is_heard_over_room_noise() {
     if !tools() {
@@ -41,6 +45,10 @@ fn speech_in_every_prompt_language_is_heard_over_room_noise() {
     }
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn faint_speech_and_a_single_word_are_heard() {
     if !tools() {
@@ -55,6 +63,10 @@ fn faint_speech_and_a_single_word_are_heard() {
     assert_eq!(heard(&studio.mix(&word, &noise)), Heard::Speech);
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn speech_over_loud_hiss_is_heard_at_48_khz() {
     if !tools() {
@@ -69,6 +81,10 @@ fn speech_over_loud_hiss_is_heard_at_48_khz() {
     assert_eq!(heard(&studio.mix(&speech, &noise)), Heard::Speech);
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn a_quiet_room_is_silence() {
     if !tools() {
@@ -80,6 +96,10 @@ fn a_quiet_room_is_silence() {
     assert_eq!(heard(&studio.mix(&silence, &noise)), Heard::Silence);
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn steady_noise_is_not_speech() {
     if !tools() {
@@ -97,6 +117,10 @@ fn steady_noise_is_not_speech() {
     }
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn noise_too_loud_to_hear_through_is_unclear() {
     if !tools() {
@@ -107,6 +131,10 @@ fn noise_too_loud_to_hear_through_is_unclear() {
     assert_eq!(heard(&noise), Heard::Unclear);
 }
 
+#[cfg_attr(
+    not(vigil_has_speech_tools),
+    ignore = "espeak-ng and sox are not installed: apt-get install espeak-ng sox"
+)]
 #[test]
 fn a_dead_microphone_is_unclear() {
     if !tools() {

@@ -1,7 +1,8 @@
 //! Test audio for the voice tests, made with espeak-ng and sox at test time.
 //!
-//! Without the tools a test is skipped with a message; with `CI=true` it fails instead, so CI
-//! cannot pass by skipping (CI installs `espeak-ng` and `sox`).
+//! Without the tools the tests that need them are reported as ignored (build.rs looks for
+//! them); with `CI=true` they run and fail instead, so CI cannot pass by skipping (CI installs
+//! `espeak-ng` and `sox`).
 
 #![allow(dead_code)]
 

@@ -1,0 +1,43 @@
+//! Finds the outside tools some tests run against (Kamailio, pysiaalarm, espeak-ng and sox),
+//! so a test whose tool is missing is reported as ignored, with the command that installs it,
+//! instead of passing. Under CI (`CI=true`) every such test runs, and fails if its tool is
+//! missing: CI must not pass by skipping.
+
+use std::process::{Command, Stdio};
+
+fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn main() {
+    println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-env-changed=CI");
+    println!("cargo::rerun-if-env-changed=PATH");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let kamailio = ["/usr/sbin/kamailio", "/usr/local/sbin/kamailio"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists())
+        || runs("kamailio", &["-v"]);
+    let tools = [
+        ("vigil_has_kamailio", kamailio),
+        (
+            "vigil_has_pysiaalarm",
+            runs("python3", &["-c", "import pysiaalarm"]),
+        ),
+        (
+            "vigil_has_speech_tools",
+            runs("espeak-ng", &["--version"]) && runs("sox", &["--version"]),
+        ),
+    ];
+    for (cfg, present) in tools {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        if present || ci {
+            println!("cargo::rustc-cfg={cfg}");
+        }
+    }
+}
