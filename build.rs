@@ -1,4 +1,5 @@
-//! Finds the outside tools some tests run against (Kamailio, pysiaalarm, espeak-ng and sox),
+//! Finds the outside tools some tests run against (Kamailio, pysiaalarm, gammu, espeak-ng and
+//! sox),
 //! so a test whose tool is missing is reported as ignored, with the command that installs it,
 //! instead of passing. Under CI (`CI=true`) every such test runs, and fails if its tool is
 //! missing: CI must not pass by skipping.
@@ -29,6 +30,7 @@ fn main() {
             "vigil_has_pysiaalarm",
             runs("python3", &["-c", "import pysiaalarm"]),
         ),
+        ("vigil_has_gammu", runs("gammu", &["--version"])),
         (
             "vigil_has_speech_tools",
             runs("espeak-ng", &["--version"]) && runs("sox", &["--version"]),

@@ -311,9 +311,14 @@ struct State {
     cmgf: u8,
     creg_n: u8,
     cereg_n: u8,
+    cgreg_n: u8,
+    /// `AT+COPS` operator format: 0 long name, 1 short name, 2 numeric.
+    cops_format: u8,
     clip: bool,
     cnmi_mt: u8,
     tonedet: bool,
+    /// TE character set (`AT+CSCS`): "GSM", "IRA" or "UCS2".
+    cscs: &'static str,
     sim: Sim,
     reg: RegStatus,
     call: Option<Call>,
@@ -329,9 +334,12 @@ impl State {
             cmgf: 0,
             creg_n: 0,
             cereg_n: 0,
+            cgreg_n: 0,
+            cops_format: 0,
             clip: false,
             cnmi_mt: 0,
             tonedet: false,
+            cscs: "GSM",
             sim: Sim::Absent,
             reg: RegStatus::NotSearching,
             call: None,
@@ -562,6 +570,18 @@ impl Module {
         self.set_reg(stat);
     }
 
+    /// `<stat>` as `+CREG`/`+CGREG`/`+CEREG` report it for presentation mode `n`: with n=2
+    /// and a registered SIM, the cell's location area, cell id and access technology too
+    /// (TS 27.007 §7.2).
+    fn reg_fields(&self, n: u8) -> String {
+        let stat = self.st.reg.code();
+        if n == 2 && self.st.reg.is_registered() {
+            format!("{stat},\"1A2B\",\"01C3D4E5\",7")
+        } else {
+            stat.to_string()
+        }
+    }
+
     fn set_reg(&mut self, stat: RegStatus) {
         if self.st.reg == stat {
             return;
@@ -570,11 +590,15 @@ impl Module {
         if self.silent() {
             return;
         }
-        if self.st.creg_n >= 1 {
-            self.line(&format!("+CREG: {}", stat.code()));
-        }
-        if self.st.cereg_n >= 1 {
-            self.line(&format!("+CEREG: {}", stat.code()));
+        for (name, n) in [
+            ("+CREG", self.st.creg_n),
+            ("+CGREG", self.st.cgreg_n),
+            ("+CEREG", self.st.cereg_n),
+        ] {
+            if n >= 1 {
+                let fields = self.reg_fields(n);
+                self.line(&format!("{name}: {fields}"));
+            }
         }
     }
 
@@ -599,6 +623,11 @@ impl Module {
                 _ if sms.body.len() < 2048 => sms.body.push(b),
                 _ => {}
             }
+            return;
+        }
+        if b == ESC {
+            // Outside the SMS prompt an ESC abandons what was typed so far.
+            self.input.clear();
             return;
         }
         if self.st.echo {
@@ -670,6 +699,74 @@ impl Module {
                 self.line("Quectel\r\nEC25\r\nRevision: EC25EFAR06A06M4G");
                 self.line("OK");
             }
+            // V.250 §6.1.1/6.1.2: back to the stored (here factory) profile.
+            "Z" | "Z0" | "&F" | "&F0" => {
+                self.st.echo = true;
+                self.st.cmee = 0;
+                self.st.cmgf = 0;
+                self.st.cscs = "GSM";
+                self.line("OK");
+            }
+            // TS 27.007 §5: identification (and the V.250 +G forms).
+            "+CGMI" | "+GMI" => self.info("Quectel"),
+            "+CGMM" | "+GMM" => self.info("EC25"),
+            "+CGMR" | "+GMR" => self.info("Revision: EC25EFAR06A06M4G"),
+            "+CGSN" | "+GSN" => self.info("867698041234567"),
+            "+CIMI" => {
+                if self.needs_sim(false) {
+                    self.info("240011234567890");
+                }
+            }
+            // TS 27.007 §5.5: TE character set.
+            "+CSCS?" => self.info(&format!("+CSCS: \"{}\"", self.st.cscs)),
+            "+CSCS=?" => self.info("+CSCS: (\"GSM\",\"IRA\",\"UCS2\")"),
+            // TS 27.007 §7.3: operator selection.
+            "+COPS?" => {
+                if self.st.reg.is_registered() {
+                    let (f, name) = match self.st.cops_format {
+                        1 => (1, "SimOp"),
+                        2 => (2, "24001"),
+                        _ => (0, "Sim Operator"),
+                    };
+                    self.info(&format!("+COPS: 0,{f},\"{name}\",7"));
+                } else {
+                    self.info("+COPS: 0");
+                }
+            }
+            "+COPS=?" => {
+                if self.needs_sim(false) {
+                    self.info("+COPS: (2,\"Sim Operator\",\"SimOp\",\"24001\",7),,(0-4),(0-2)");
+                }
+            }
+            "+CMEE?" => self.info(&format!("+CMEE: {}", self.st.cmee)),
+            "+CMGF?" => self.info(&format!("+CMGF: {}", self.st.cmgf)),
+            "+CMGF=?" => self.info("+CMGF: (0,1)"),
+            // TS 27.005 §3.2.3: service centre address.
+            "+CSCA?" => {
+                if self.needs_sim(true) {
+                    self.info("+CSCA: \"+46705008999\",145");
+                }
+            }
+            // TS 27.005 §3.2.2: one store ("SM", 50 places) for reading, writing and receiving.
+            "+CPMS?" => {
+                let used = storage.len();
+                self.info(&format!(
+                    "+CPMS: \"SM\",{used},50,\"SM\",{used},50,\"SM\",{used},50"
+                ));
+            }
+            "+CPMS=?" => self.info("+CPMS: (\"SM\"),(\"SM\"),(\"SM\")"),
+            "+CLIP?" => self.info(&format!("+CLIP: {},1", u8::from(self.st.clip))),
+            // Test commands (`=?`): the values each command takes (TS 27.007 / 27.005).
+            "+CMEE=?" => self.info("+CMEE: (0-2)"),
+            "+CREG=?" => self.info("+CREG: (0-2)"),
+            "+CEREG=?" => self.info("+CEREG: (0-2)"),
+            "+CLIP=?" => self.info("+CLIP: (0,1)"),
+            "+CSQ=?" => self.info("+CSQ: (0-31,99),(0-7,99)"),
+            "+CFUN=?" => self.info("+CFUN: (0,1,4),(0,1)"),
+            "+CMGL=?" => self.info("+CMGL: (0-4)"),
+            "+CNMI=?" => self.info("+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)"),
+            "+CHUP=?" | "+CLCC=?" | "+CPIN=?" | "+CMGS=?" | "+CMGR=?" | "+CIMI=?" | "+CGMI=?"
+            | "+CGMM=?" | "+CGMR=?" | "+CGSN=?" => self.line("OK"),
             "+CSQ" => {
                 let rssi = if self.st.reg.is_registered() {
                     self.cfg.rssi
@@ -691,17 +788,24 @@ impl Module {
                 }
             },
             "+CREG?" => {
-                self.line(&format!("+CREG: {},{}", self.st.creg_n, self.st.reg.code()));
-                self.line("OK");
+                let f = self.reg_fields(self.st.creg_n);
+                self.info(&format!("+CREG: {},{f}", self.st.creg_n));
+            }
+            "+CGREG?" => {
+                let f = self.reg_fields(self.st.cgreg_n);
+                self.info(&format!("+CGREG: {},{f}", self.st.cgreg_n));
             }
             "+CEREG?" => {
-                self.line(&format!(
-                    "+CEREG: {},{}",
-                    self.st.cereg_n,
-                    self.st.reg.code()
-                ));
-                self.line("OK");
+                let f = self.reg_fields(self.st.cereg_n);
+                self.info(&format!("+CEREG: {},{f}", self.st.cereg_n));
             }
+            "+CGREG=?" => self.info("+CGREG: (0-2)"),
+            // TS 27.007 §10.1.9: packet service attached once registered.
+            "+CGATT?" => {
+                let attached = u8::from(self.st.reg.is_registered());
+                self.info(&format!("+CGATT: {attached}"));
+            }
+            "+CGATT=?" => self.info("+CGATT: (0,1)"),
             "+CFUN?" => {
                 self.line("+CFUN: 1");
                 self.line("OK");
@@ -734,6 +838,8 @@ impl Module {
                     self.set_u8(&v, 2, |s, n| s.creg_n = n);
                 } else if let Some(v) = arg("+CEREG=") {
                     self.set_u8(&v, 2, |s, n| s.cereg_n = n);
+                } else if let Some(v) = arg("+CGREG=") {
+                    self.set_u8(&v, 2, |s, n| s.cgreg_n = n);
                 } else if let Some(v) = arg("+CMGF=") {
                     self.set_u8(&v, 1, |s, n| s.cmgf = n);
                 } else if let Some(v) = arg("+CLIP=") {
@@ -747,10 +853,35 @@ impl Module {
                         .unwrap_or(0);
                     self.st.cnmi_mt = mt;
                     self.line("OK");
-                } else if arg("+CSCS=").is_some()
-                    || arg("+VTD=").is_some()
-                    || arg("+CFUN=").is_some()
-                {
+                } else if let Some(v) = arg("+CSCS=") {
+                    match v.trim().trim_matches('"').to_ascii_uppercase().as_str() {
+                        "GSM" => self.st.cscs = "GSM",
+                        "IRA" => self.st.cscs = "IRA",
+                        "UCS2" => self.st.cscs = "UCS2",
+                        _ => return self.cme(4, "operation not supported"),
+                    }
+                    self.line("OK");
+                } else if let Some(v) = arg("+CPMS=") {
+                    let stores = super::at::fields(&v);
+                    if stores.is_empty() || stores.iter().any(|s| !s.eq_ignore_ascii_case("SM")) {
+                        self.cms(302, "operation not allowed");
+                    } else {
+                        let used = storage.len();
+                        self.info(&format!("+CPMS: {used},50,{used},50,{used},50"));
+                    }
+                } else if let Some(v) = arg("+COPS=") {
+                    // Automatic (0) or a request to deregister (2) are taken; manual
+                    // selection of another network is refused.
+                    let fields: Vec<&str> = v.split(',').map(str::trim).collect();
+                    match (fields.first().copied(), fields.get(1).copied()) {
+                        (Some("3"), Some(f @ ("0" | "1" | "2"))) => {
+                            self.st.cops_format = f.parse().unwrap_or(0);
+                            self.line("OK");
+                        }
+                        (Some("0" | "2"), _) => self.line("OK"),
+                        _ => self.cme(3, "operation not allowed"),
+                    }
+                } else if arg("+VTD=").is_some() || arg("+CFUN=").is_some() {
                     self.line("OK");
                 } else if let Some(v) = arg("+CPIN=") {
                     self.enter_pin(&v);
@@ -781,6 +912,12 @@ impl Module {
                 }
             }
         }
+    }
+
+    /// An information response and its final OK.
+    fn info(&mut self, text: &str) {
+        self.line(text);
+        self.line("OK");
     }
 
     fn set_u8(&mut self, v: &str, max: u8, set: impl FnOnce(&mut State, u8)) {
@@ -969,11 +1106,18 @@ impl Module {
 
     fn dial(&mut self, v: &str) {
         let v = v.trim();
-        let Some(number) = v.strip_suffix(';') else {
+        let Some(dialled) = v.strip_suffix(';') else {
             // Data calls are not offered by this module.
             self.line("NO CARRIER");
             return;
         };
+        // V.250 §6.3.1 dial modifiers (T tone, P pulse, W, comma, !, @) mean nothing on a
+        // mobile network (TS 27.007 §6.2): they are ignored, the digits dialled.
+        let number: String = dialled
+            .chars()
+            .filter(|c| !matches!(c.to_ascii_uppercase(), 'T' | 'P' | 'W' | ',' | '!' | '@'))
+            .collect();
+        let number = number.as_str();
         if !self.needs_sim(false) {
             return;
         }
