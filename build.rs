@@ -1,5 +1,5 @@
-//! Finds the outside tools some tests run against (Kamailio, pysiaalarm, gammu, espeak-ng and
-//! sox),
+//! Finds the outside tools some tests run against (Kamailio, pysiaalarm, gammu,
+//! python-gsmmodem-new, espeak-ng and sox),
 //! so a test whose tool is missing is reported as ignored, with the command that installs it,
 //! instead of passing. Under CI (`CI=true`) every such test runs, and fails if its tool is
 //! missing: CI must not pass by skipping.
@@ -31,6 +31,10 @@ fn main() {
             runs("python3", &["-c", "import pysiaalarm"]),
         ),
         ("vigil_has_gammu", runs("gammu", &["--version"])),
+        (
+            "vigil_has_gsmmodem",
+            runs("python3", &["-c", "import gsmmodem"]),
+        ),
         (
             "vigil_has_speech_tools",
             runs("espeak-ng", &["--version"]) && runs("sox", &["--version"]),

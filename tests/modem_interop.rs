@@ -232,3 +232,64 @@ fn typed(path: &str) -> String {
     }
     String::from_utf8_lossy(&got).to_string()
 }
+
+/// python-gsmmodem-new (PyPI), a second AT client this project did not write, runs its own
+/// init and then each step of `tests/interop/modem_gsmmodem.py` against the simulator on a
+/// network with real timing (a phone rings 4 s before it is answered, as the library's call
+/// tracking needs). Before, it passed 3 of 14 steps: ATZ, +CGMI and +COPS? answered ERROR and
+/// +CSCS=? a bare OK, so no UCS-2 SMS could go out.
+#[cfg_attr(
+    not(vigil_has_gsmmodem),
+    ignore = "python-gsmmodem-new is not installed: pip install python-gsmmodem-new==0.13.0"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_gsmmodem_passes_every_step() {
+    let w = SimWorld::start(SimConfig {
+        network: vigil::modem::network::NetTiming::real(),
+        ..SimConfig::new(UNIT)
+    })
+    .expect("pty");
+    w.network.add(PERSON, Party::Person(Person::accepting('1')));
+    // The module boots and registers before a client would talk to it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let path = w.module.path().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/interop/modem_gsmmodem.py"
+            ))
+            .args([path.as_str(), PERSON])
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let steps: Vec<&str> = text.lines().filter(|l| l.contains("\"step\"")).collect();
+    assert_eq!(
+        steps.len(),
+        13,
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed: Vec<&&str> = steps
+        .iter()
+        .filter(|l| !l.contains("\"ok\": true"))
+        .collect();
+    assert!(failed.is_empty(), "failed steps: {failed:#?}");
+    let got = delivered(&w, PERSON);
+    for want in ["Help is on the way", "Hälsning ✓ € från Anna"] {
+        assert!(got.iter().any(|g| g == want), "{want}: {got:#?}");
+    }
+    assert!(
+        got.iter()
+            .any(|g| g.starts_with("Lorem ipsum") && g.len() > 300),
+        "the long SMS arrives whole: {got:#?}"
+    );
+    assert!(w
+        .network
+        .records()
+        .iter()
+        .any(|r| matches!(r, Record::CallAnswered { to } if to == PERSON)));
+}

@@ -277,6 +277,21 @@ pub struct NetTiming {
 }
 
 impl NetTiming {
+    /// Delays as a real network and real people give them: a phone rings about 4 s (a
+    /// little over one ring cycle) before it is picked up, the network gives up after 30 s,
+    /// a person takes 2 s to press a key, a Contact ID receiver answers after 1 s and
+    /// kisses off 250 ms after the last digit, an SMS gateway replies after 5 s.
+    pub fn real() -> NetTiming {
+        NetTiming {
+            ring: Duration::from_secs(4),
+            no_answer: Duration::from_secs(30),
+            key_delay: Duration::from_secs(2),
+            handshake_delay: Duration::from_secs(1),
+            kissoff_delay: Duration::from_millis(250),
+            reply_delay: Duration::from_secs(5),
+        }
+    }
+
     /// Short delays for tests and the demo.
     pub fn fast() -> NetTiming {
         NetTiming {

@@ -31,9 +31,9 @@ pub struct SimWorld {
 }
 
 impl SimWorld {
-    /// A network with fast timing and one module configured by `config`.
+    /// A network with `config.network`'s timing and one module configured by `config`.
     pub fn start(config: SimConfig) -> Result<SimWorld, ModemError> {
-        let network = Network::new(super::network::NetTiming::fast());
+        let network = Network::new(config.network);
         let module = SimModem::spawn(&network, config)?;
         Ok(SimWorld { network, module })
     }
@@ -124,6 +124,8 @@ pub struct SimConfig {
     pub faults: Vec<Fault>,
     /// Delays.
     pub timing: SimTiming,
+    /// Delays of the network and the people and centres on it.
+    pub network: super::network::NetTiming,
 }
 
 impl SimConfig {
@@ -135,6 +137,7 @@ impl SimConfig {
             rssi: 21,
             faults: Vec::new(),
             timing: SimTiming::fast(),
+            network: super::network::NetTiming::fast(),
         }
     }
 }
@@ -315,6 +318,8 @@ struct State {
     /// `AT+COPS` operator format: 0 long name, 1 short name, 2 numeric.
     cops_format: u8,
     clip: bool,
+    /// `AT+CRC=1`: incoming calls as `+CRING: VOICE` instead of `RING` (TS 27.007 §6.11).
+    crc: bool,
     cnmi_mt: u8,
     tonedet: bool,
     /// TE character set (`AT+CSCS`): "GSM", "IRA" or "UCS2".
@@ -337,6 +342,7 @@ impl State {
             cgreg_n: 0,
             cops_format: 0,
             clip: false,
+            crc: false,
             cnmi_mt: 0,
             tonedet: false,
             cscs: "GSM",
@@ -761,6 +767,8 @@ impl Module {
             "+CREG=?" => self.info("+CREG: (0-2)"),
             "+CEREG=?" => self.info("+CEREG: (0-2)"),
             "+CLIP=?" => self.info("+CLIP: (0,1)"),
+            "+CRC=?" => self.info("+CRC: (0,1)"),
+            "+CRC?" => self.info(&format!("+CRC: {}", u8::from(self.st.crc))),
             "+CSQ=?" => self.info("+CSQ: (0-31,99),(0-7,99)"),
             "+CFUN=?" => self.info("+CFUN: (0,1,4),(0,1)"),
             "+CMGL=?" => self.info("+CMGL: (0-4)"),
@@ -842,6 +850,8 @@ impl Module {
                     self.set_u8(&v, 2, |s, n| s.cgreg_n = n);
                 } else if let Some(v) = arg("+CMGF=") {
                     self.set_u8(&v, 1, |s, n| s.cmgf = n);
+                } else if let Some(v) = arg("+CRC=") {
+                    self.set_u8(&v, 1, |s, n| s.crc = n == 1);
                 } else if let Some(v) = arg("+CLIP=") {
                     self.set_u8(&v, 1, |s, n| s.clip = n == 1);
                 } else if let Some(v) = arg("+QTONEDET=") {
@@ -1209,7 +1219,7 @@ impl Module {
     }
 
     fn ring(&self) {
-        self.line("RING");
+        self.line(if self.st.crc { "+CRING: VOICE" } else { "RING" });
         if self.st.clip {
             if let Some(c) = &self.st.call {
                 let toa = if c.number.starts_with('+') { 145 } else { 129 };
@@ -1352,6 +1362,9 @@ pub struct SimArgs {
     /// Number of a Contact ID receiving centre.
     #[arg(long, default_value = "+46700000030")]
     pub centre: String,
+    /// Short delays (a phone picked up in 60 ms) instead of a real network's (4 s of ringing).
+    #[arg(long)]
+    pub fast: bool,
 }
 
 impl SimArgs {
@@ -1359,6 +1372,9 @@ impl SimArgs {
     pub fn start(&self) -> Result<SimWorld, ModemError> {
         let mut cfg = SimConfig::new(&self.number);
         cfg.pin = self.pin.clone();
+        if !self.fast {
+            cfg.network = super::network::NetTiming::real();
+        }
         let w = SimWorld::start(cfg)?;
         use super::network::{CidCentre, Party, Person, Reply, Responder};
         w.network.add(
