@@ -23,7 +23,10 @@ use vigil::runtime::{Clock, Event, SystemClock};
 
 /// The demo's fall comes from real accelerometer data: a SisFall trial (SE06, 60–75 years,
 /// fall F05) streamed through the pendant's fall detector.
-const FALL_TRIAL: &str = "tests/data/sisfall/original/SE06/F05_SE06_R01.txt";
+const FALL_TRIAL: &str = "F05_SE06_R01.txt";
+
+/// That trial, built into the program, so an installed `vigil demo` needs no source tree.
+const FALL_TRIAL_TEXT: &str = include_str!("../tests/data/sisfall/original/SE06/F05_SE06_R01.txt");
 
 /// A clock the script can move forward ("four hours later"), both monotonic and wall time, so
 /// supervision shows without waiting hours. Everything else runs in real time.
@@ -257,11 +260,7 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
     story.settle(Duration::from_millis(600)).await;
 
     story.scene("2. Anna falls and does not answer (real accelerometer data)");
-    let trial = vigil::fall::sisfall::load_trial(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(FALL_TRIAL)
-            .as_path(),
-    )?;
+    let trial = vigil::fall::sisfall::trial_from_text("SE06", FALL_TRIAL, FALL_TRIAL_TEXT)?;
     let falls = vigil::fall::replay(&trial, 50)?;
     let Some((sample, fall)) = falls.first() else {
         anyhow::bail!("demo: the fall detector did not fire on {FALL_TRIAL}");

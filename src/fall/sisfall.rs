@@ -166,6 +166,25 @@ pub fn parse_samples(text: &str) -> Result<Vec<[f32; 3]>, FallError> {
     Ok(samples)
 }
 
+/// A trial from its text, named like the file it came from (`F05_SE06_R01.txt`) and recorded
+/// by `subject`: for a recording built into the program.
+pub fn trial_from_text(subject: &str, file_name: &str, text: &str) -> Result<Trial, FallError> {
+    let path = PathBuf::from(subject).join(file_name);
+    let kind =
+        kind_from_file_name(file_name).ok_or_else(|| FallError::FileName { path: path.clone() })?;
+    let samples = parse_samples(text).map_err(|e| FallError::InFile {
+        path,
+        error: Box::new(e),
+    })?;
+    Ok(Trial {
+        subject: subject.to_string(),
+        file_name: file_name.to_string(),
+        kind,
+        rate_hz: SISFALL_RATE_HZ,
+        samples,
+    })
+}
+
 /// Reads one trial file; the subject is the name of the folder that holds it.
 pub fn load_trial(path: &Path) -> Result<Trial, FallError> {
     let file_name = path

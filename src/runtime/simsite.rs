@@ -238,6 +238,20 @@ impl SimSite {
     }
 }
 
+/// The prompts for a simulated site: those installed beside the program
+/// (`<prefix>/share/vigil/sounds` for `<prefix>/bin/vigil`), else the source tree's.
+fn sounds_dir() -> PathBuf {
+    let installed = std::env::current_exe().ok().and_then(|exe| {
+        exe.parent()
+            .and_then(Path::parent)
+            .map(|prefix| prefix.join("share/vigil/sounds"))
+    });
+    match installed {
+        Some(dir) if dir.is_dir() => dir,
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("sounds"),
+    }
+}
+
 fn site_config(
     dir: &Path,
     o: &SiteOptions,
@@ -368,8 +382,6 @@ sounds_dir = "{sounds}"
         sip_password = SIP_PASSWORD,
         sms_secret = SMS_SECRET,
         remote_secret = REMOTE_SECRET,
-        sounds = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("sounds")
-            .display(),
+        sounds = sounds_dir().display(),
     )
 }
