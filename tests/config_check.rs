@@ -407,7 +407,7 @@ fn clear_sip_to_a_remote_proxy_is_a_warning_with_its_line() {
     assert_eq!(code, Some(0), "{out}");
     let warning = out
         .lines()
-        .find(|l| l.starts_with("warning:"))
+        .find(|l| l.starts_with("warning:") && l.contains(".transport"))
         .unwrap_or_else(|| panic!("no warning: {out}"));
     assert!(
         warning.contains(&format!("config.toml:{line}:"))
@@ -424,5 +424,98 @@ fn clear_sip_to_a_remote_proxy_is_a_warning_with_its_line() {
     assert_ne!(local, EXAMPLE);
     let (code, out) = check(&local);
     assert_eq!(code, Some(0));
-    assert!(!out.contains("warning:"), "{out}");
+    assert!(!out.contains(".transport"), "{out}");
+}
+
+/// Settings that load but will not work as meant: each named with its line, as an error
+/// (exit 2) or, where the unit still runs, a warning.
+#[test]
+fn settings_that_will_not_work_as_meant_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let line_of =
+        |text: &str, needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+    let sounds = concat!(env!("CARGO_MANIFEST_DIR"), "/sounds");
+    let base = EXAMPLE.replace("/usr/share/vigil/sounds", sounds);
+
+    // Errors: exit 2 with the line.
+    for (from, to, key, says) in [
+        (
+            "data_dir = \"/var/lib/vigil\"",
+            "data_dir = \"\"",
+            "data_dir",
+            "empty",
+        ),
+        (
+            "carries = [\"personal\"]",
+            "carries = []",
+            ".carries",
+            "no alarm",
+        ),
+        (
+            "subscriber = \"Anna Svensson\"",
+            &format!("subscriber = \"{}\"", "A".repeat(200)),
+            "unit.subscriber",
+            "at most 64",
+        ),
+    ] {
+        let text = base.replace(from, to);
+        assert_ne!(text, base, "{from}");
+        let (code, out) = check(&text);
+        assert_eq!(code, Some(2), "{to}: {out}");
+        let line = line_of(&text, to.split(" =").next().unwrap());
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!(":{line}:")) && l.contains(key) && l.contains(says)),
+            "{to}: {out}"
+        );
+    }
+
+    // Warnings: the unit runs (exit 0), but beeps instead of speaking, or uses a secret
+    // anyone can read.
+    let (code, out) = check(&base.replace("language = \"en\"", "language = \"fr\""));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("unit.language") && out.contains("`fr`") && out.contains("beeps"),
+        "{out}"
+    );
+    let (code, out) = check(&EXAMPLE.replace("/usr/share/vigil/sounds", "/no/such/sounds"));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("audio.sounds_dir") && out.contains("beeps"),
+        "{out}"
+    );
+    let (_, out) = check(&base);
+    let key_line = line_of(&base, "key = \"6b1f0c2e");
+    assert!(
+        out.lines().any(|l| l.starts_with("warning:")
+            && l.contains(&format!(":{key_line}:"))
+            && l.contains("pendant[1].key")
+            && l.contains("published")),
+        "{out}"
+    );
+    assert!(
+        out.contains("credentials.arc-sip.secret"),
+        "the example's secrets are published: {out}"
+    );
+    // A fresh secret is not.
+    let own = base.replace("change-me-sip-password", "a3f9c2d17be84e6aa0c5f1e2d3b4a596");
+    let (_, out) = check(&own);
+    assert!(!out.contains("credentials.arc-sip.secret"), "{out}");
 }

@@ -182,6 +182,44 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
     }
 }
 
+/// SHA-256 fingerprints (of the lower-cased text) of every key and secret published in this
+/// repository: the example `config.toml`'s, the simulated site's and the demo's. A unit that
+/// uses one is open to anyone who reads the repository. Only fingerprints are kept here.
+const PUBLISHED: &[&str] = &[
+    "79051a17619e09e529088eeca09738b7c21d4ca77fdae624786cb631a66cf2c1",
+    "b755ed18185d0448746c865d67220151f3a451b5e0cb6aa149aa2cac9448a426",
+    "d65df89f702eec58ca3c7bf2001c9ffc7cd80553ae01d42a799ba26756142d96",
+    "a7b5cbe8465995444036d61fb5ea6813730e35e775b4dff97df721503a9d99e4",
+    "675749653680d3470b5981974b382a04702bc68950e3aadfbfd1429e16c95b7b",
+    "22a995dae038a5daec6eca44b12fb7059816761c92b33bbe95cf756c2c3d39d2",
+    "41bd876b085d6031cb0e04de35b88d77f83a4ba39f879fee40805ac19e356023",
+    "cd577fe2561ebff23505db0bb006300c7cdecbd46bc0e03c449afafaca2c25bf",
+    "c4246ccb9687896438cafce4e4544f912512a7d8d1d0b9b4b1a0cdbebe6adb99",
+    "e6f9b3f29c555b87050b8449e26d8998b850c91e630088c3af8656eea4b1c816",
+    "7e5785c0f43e40f836ffcd62e986ba2ef5b301ab956d26bb9b4ac861c664e7e3",
+];
+
+/// Warns when `value`, a key or secret, is one published in the repository, or still the
+/// example's `change-me` placeholder.
+fn published(cx: &mut Cx<'_>, span: &Range<usize>, key: &str, value: &str) {
+    let digest = ring::digest::digest(&ring::digest::SHA256, value.to_lowercase().as_bytes());
+    if PUBLISHED.contains(&hex::encode(digest.as_ref()).as_str()) {
+        cx.warning(
+            span,
+            key,
+            "published in the Vigil repository (an example or the demo): anyone can read it; \
+             generate your own (`openssl rand -hex 32` for a pendant key, `openssl rand -hex 16` \
+             for a secret)",
+        );
+    } else if value.starts_with("change-me") {
+        cx.warning(
+            span,
+            key,
+            "still the example's placeholder; set the real value",
+        );
+    }
+}
+
 /// The walk's context: the source for line numbers and the problems found so far.
 struct Cx<'a> {
     text: &'a str,
@@ -593,10 +631,21 @@ fn read_config(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Config> {
     let gpio = read_gpio(cx, &root);
     let audio = read_audio(cx, &root);
     let fall = read_fall(cx, &root);
-    let data_dir = root.string(cx, "data_dir").map_or_else(
-        || PathBuf::from("/var/lib/vigil"),
-        |(s, _)| PathBuf::from(s),
-    );
+    let data_dir = match root.string(cx, "data_dir") {
+        None => PathBuf::from("/var/lib/vigil"),
+        Some((s, span)) if s.trim().is_empty() => {
+            cx.problem(
+                &span,
+                "data_dir",
+                "empty; the folder for the journal, such as \"/var/lib/vigil\"",
+            );
+            PathBuf::new()
+        }
+        Some((s, _)) => PathBuf::from(s),
+    };
+    if let (Some(u), Some(a)) = (&unit, &audio) {
+        check_prompts(cx, &root, &u.language, &a.sounds_dir);
+    }
 
     if routes.is_empty() && cx.problems.is_empty() {
         cx.problem(
@@ -671,6 +720,19 @@ fn read_unit(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Unit> {
     );
     let subscriber =
         t.required_string(cx, "subscriber", "the name of the person the unit protects");
+    if let Some((s, span)) = &subscriber {
+        if s.chars().count() > MAX_NAME {
+            cx.problem(
+                span,
+                &t.key("subscriber"),
+                format!(
+                    "{} characters; at most {MAX_NAME}: the name goes into SMS texts and spoken \
+                     announcements",
+                    s.chars().count()
+                ),
+            );
+        }
+    }
     let address = t.string(cx, "address").map(|(s, _)| s).unwrap_or_default();
     let language = t.string(cx, "language");
     let language = match language {
@@ -782,6 +844,7 @@ fn read_pendants(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Vec<Pendant> {
             None => Some(None),
             Some((s, span)) => match hex::decode(&s) {
                 Ok(bytes) if bytes.len() == 32 => {
+                    published(cx, &span, &t.key("key"), &s);
                     let mut k = [0u8; 32];
                     k.copy_from_slice(&bytes);
                     Some(Some(k))
@@ -960,6 +1023,7 @@ fn read_credentials(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> CredentialMap {
         if let Some((secret, span)) =
             c.required_string(cx, "secret", "the password or shared secret")
         {
+            published(cx, &span, &c.key("secret"), &secret);
             if secret.len() < 8 {
                 // Still defined, so the routes that name it are not reported as well.
                 cx.problem(
@@ -984,6 +1048,61 @@ fn read_credentials(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> CredentialMap {
     out
 }
 
+/// Longest subscriber name: it goes into every SMS and announcement.
+const MAX_NAME: usize = 64;
+
+/// Warns when the unit would beep instead of speaking: no sounds folder, or no prompts in it
+/// for the configured language.
+fn check_prompts(cx: &mut Cx<'_>, root: &Table<'_, '_>, language: &str, sounds: &Path) {
+    let span_of = |table: &str, key: &str| {
+        root.value(table)
+            .and_then(|t| match t.get_ref() {
+                DeValue::Table(m) => m
+                    .iter()
+                    .find(|(k, _)| k.get_ref().as_ref() == key)
+                    .map(|(_, v)| v.span()),
+                _ => None,
+            })
+            .unwrap_or(0..0)
+    };
+    if !sounds.is_dir() {
+        let span = span_of("audio", "sounds_dir");
+        cx.warning(
+            &span,
+            "audio.sounds_dir",
+            format!(
+                "{} does not exist: the unit beeps instead of speaking",
+                sounds.display()
+            ),
+        );
+        return;
+    }
+    if !sounds.join(language).is_dir() {
+        let have: Vec<String> = std::fs::read_dir(sounds)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_dir() && e.file_name() != "catalogue")
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let span = span_of("unit", "language");
+        cx.warning(
+            &span,
+            "unit.language",
+            format!(
+                "no prompts for `{language}` in {}: the unit beeps instead of speaking; there: {}",
+                sounds.display(),
+                if have.is_empty() {
+                    "none".to_string()
+                } else {
+                    have.join(", ")
+                }
+            ),
+        );
+    }
+}
+
 fn carries(cx: &mut Cx<'_>, t: &Table<'_, '_>, default: Carries) -> Carries {
     if t.value("carries").is_none() {
         return default;
@@ -993,17 +1112,27 @@ fn carries(cx: &mut Cx<'_>, t: &Table<'_, '_>, default: Carries) -> Carries {
         technical: false,
         test: false,
     };
-    for (s, span) in t.strings(cx, "carries") {
+    let listed = t.strings(cx, "carries");
+    for (s, span) in &listed {
         match s.as_str() {
             "personal" => c.personal = true,
             "technical" => c.technical = true,
             "test" => c.test = true,
             _ => cx.problem(
-                &span,
+                span,
                 &t.key("carries"),
                 format!("`{s}` is not an alarm class; allowed: personal, technical, test"),
             ),
         }
+    }
+    if listed.is_empty() {
+        let span = t.value("carries").map_or(t.span.clone(), |v| v.span());
+        cx.problem(
+            &span,
+            &t.key("carries"),
+            "empty: this route would carry no alarm; list personal, technical or test, or leave \
+             the key out",
+        );
     }
     c
 }
@@ -1426,7 +1555,10 @@ fn read_dc09(cx: &mut Cx<'_>, t: &Table<'_, '_>) -> Option<Dc09Route> {
                 }
             };
             match bytes {
-                Some(b) => Some(Some(b)),
+                Some(b) => {
+                    published(cx, &span, &t.key("key"), &s);
+                    Some(Some(b))
+                }
                 None => {
                     let allowed = match format {
                         KeyFormat::HexBytes => "32, 48 or 64 hex digits (AES-128/192/256)",
