@@ -112,6 +112,36 @@ pub struct Journal {
     conn: Connection,
     path: PathBuf,
     route_names: Vec<String>,
+    /// The reserve was given up to a full disk and is not back yet.
+    on_reserve: bool,
+}
+
+/// A file of zeros kept beside the journal and given up when the disk is full, so the alarm
+/// that found the disk full is still written: [`Journal::append`] deletes it and writes again.
+pub const RESERVE: &str = "journal.reserve";
+
+/// Size of the reserve: room for thousands of alarm records.
+pub const RESERVE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Makes the reserve if it is not there (best effort: a disk already full makes none).
+fn ensure_reserve(dir: &Path) -> bool {
+    let path = dir.join(RESERVE);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() >= RESERVE_BYTES) {
+        return true;
+    }
+    let made = (|| -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&path)?;
+        let zeros = vec![0u8; 64 * 1024];
+        for _ in 0..RESERVE_BYTES / zeros.len() as u64 {
+            f.write_all(&zeros)?;
+        }
+        f.sync_all()
+    })();
+    if made.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    made.is_ok()
 }
 
 const SCHEMA: &str = "
@@ -178,6 +208,17 @@ pub struct AttemptEvent {
 }
 
 impl JournalError {
+    /// Whether SQLite found the disk full.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            JournalError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if e.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+
     /// Whether the journal file itself is damaged (not a database, a corrupt page), as
     /// opposed to a folder or permission problem that moving it aside would not fix.
     pub fn is_corruption(&self) -> bool {
@@ -217,6 +258,10 @@ impl Journal {
             source,
         })?;
         let path = data_dir.join("journal.sqlite");
+        if !ensure_reserve(data_dir) {
+            tracing::warn!(folder = %data_dir.display(),
+                "no room for the journal's reserve: a full disk would stop alarms being journalled");
+        }
         let why = match std::fs::symlink_metadata(&path) {
             Ok(m) if !m.is_file() => "it is not a regular file".to_string(),
             Ok(m) if m.len() == 0 => "it is empty".to_string(),
@@ -325,6 +370,7 @@ impl Journal {
             conn,
             path: path.to_path_buf(),
             route_names: Vec::new(),
+            on_reserve: false,
         })
     }
 
@@ -351,6 +397,31 @@ impl Journal {
 
     /// Commits one record durably.
     pub fn append(&mut self, record: &Record) -> Result<(), JournalError> {
+        let dir = self.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        match self.append_once(record) {
+            Err(e) if e.is_disk_full() && std::fs::remove_file(dir.join(RESERVE)).is_ok() => {
+                // The disk is full: the reserve makes room for this record and the next.
+                tracing::error!(journal = %self.path.display(),
+                    "disk full: the journal writes into its reserve");
+                self.on_reserve = true;
+                self.append_once(record)
+            }
+            Ok(()) if self.on_reserve => {
+                // Space again: take the reserve back.
+                self.on_reserve = !ensure_reserve(&dir);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the journal is writing into its reserve because the disk filled up (a storage
+    /// fault until space comes back).
+    pub fn on_reserve(&self) -> bool {
+        self.on_reserve
+    }
+
+    fn append_once(&mut self, record: &Record) -> Result<(), JournalError> {
         let path = self.path.clone();
         let err = |source| JournalError::Sqlite {
             path: path.clone(),

@@ -312,7 +312,8 @@ impl Unit {
             match &output {
                 Output::Persist(record) => {
                     let failed = match self.journal.append(record) {
-                        Ok(()) => false,
+                        // Written into the reserve of a full disk: still a storage fault.
+                        Ok(()) => self.journal.on_reserve(),
                         Err(e) => {
                             // Help goes on from memory even if the disk fails; the failure
                             // is loud: a technical alarm to the centre and a line in status.
