@@ -487,6 +487,33 @@ fn short_mains_dips_are_not_reported_long_ones_are_and_so_is_the_return() {
     assert_eq!(single(&out).alarm.cause, AlarmCause::MainsRestored);
 }
 
+/// `SILENCE` (an authenticated remote command) keeps technical prompts quiet at the base for
+/// eight hours; the reports still go to the centre and alarm prompts still play. Before, the
+/// command was accepted and then ignored.
+#[test]
+fn silence_quiets_technical_prompts_for_eight_hours_only() {
+    let mut h = Harness::new(settings());
+    h.input(Input::SilenceWarnings);
+    assert!(h.core.silenced_until().is_some());
+    h.input(Input::Mains { present: false });
+    let out = h.advance(S(120));
+    let d = single(&out);
+    assert_eq!(d.alarm.cause, AlarmCause::MainsLost, "still reported");
+    assert!(!prompts(&out).contains(&Prompt::MainsLost), "{out:?}");
+    h.result(&d, acked("centre"));
+    // Help is never silenced.
+    let out = h.radio(1, RadioEventKind::Help);
+    assert!(
+        !prompts(&out).is_empty() || !deliveries(&out).is_empty(),
+        "{out:?}"
+    );
+
+    h.advance(S(8 * 3600));
+    assert!(h.core.silenced_until().is_none());
+    let out = h.input(Input::Mains { present: true });
+    assert!(prompts(&out).contains(&Prompt::MainsRestored), "{out:?}");
+}
+
 #[test]
 fn a_silent_pendant_is_reported_missing_and_restored_when_heard() {
     let mut h = Harness::new(settings());

@@ -116,6 +116,8 @@ const HOLD_MIN: Duration = Duration::from_secs(5);
 const HOLD_MAX: Duration = Duration::from_secs(20);
 /// How many attempts' routes an alarm remembers for late acknowledgements.
 const RECENT_ATTEMPTS: usize = 16;
+/// How long the `SILENCE` remote command keeps technical prompts quiet at the base.
+pub const SILENCE_FOR: Duration = Duration::from_secs(8 * 3600);
 
 /// The sans-IO alarm core.
 #[derive(Debug)]
@@ -135,6 +137,10 @@ pub struct Core {
     network_ok: bool,
     next_test: Timestamp,
     listening: Option<AlarmId>,
+    /// Technical prompts are not spoken until then (the `SILENCE` remote command).
+    silenced_until: Option<Timestamp>,
+    /// The time of the input or timeout being handled.
+    now: Timestamp,
 }
 
 impl Core {
@@ -162,7 +168,14 @@ impl Core {
             network_ok: true,
             next_test,
             listening: None,
+            silenced_until: None,
+            now,
         }
+    }
+
+    /// Until when technical prompts are silenced at the base, if they are.
+    pub fn silenced_until(&self) -> Option<Timestamp> {
+        self.silenced_until.filter(|t| *t > self.now)
     }
 
     /// Takes back the unacknowledged alarms of the journal after a restart: windows that
@@ -286,6 +299,7 @@ impl Core {
 
     /// Handles something that happened at `now`.
     pub fn handle(&mut self, now: Timestamp, input: Input) {
+        self.now = self.now.max(now);
         match input {
             Input::Radio(ev) => self.on_radio(now, ev),
             Input::Button(BaseButton::Help) => self.on_base_help(now),
@@ -336,13 +350,16 @@ impl Core {
                 self.out(Output::Play(Prompt::TestCall));
                 self.raise(now, AlarmCause::ManualTest, None);
             }
-            Input::SilenceWarnings => {}
+            // Technical prompts go quiet at the base for a while; every report still goes to
+            // the centre, and alarm prompts are never silenced.
+            Input::SilenceWarnings => self.silenced_until = Some(now + SILENCE_FOR),
         }
         self.pump(now);
     }
 
     /// Lets time pass up to `now`: windows end, attempts time out, supervision fires.
     pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.now = self.now.max(now);
         // Windows and their prompts.
         let ids: Vec<AlarmId> = self.alarms.keys().copied().collect();
         for id in ids {
@@ -428,6 +445,11 @@ impl Core {
     }
 
     fn out(&mut self, o: Output) {
+        if let Output::Play(p) = o {
+            if p.urgency() == Urgency::Technical && self.silenced_until().is_some() {
+                return;
+            }
+        }
         self.outputs.push_back(o);
     }
 

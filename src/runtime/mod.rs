@@ -392,6 +392,12 @@ impl Unit {
                 fault.describe().0
             );
         }
+        if let Some(until) = self.core.silenced_until() {
+            let _ = writeln!(
+                t,
+                "prompts:     technical prompts silenced until {until} (SILENCE by SMS)"
+            );
+        }
         let _ = writeln!(t, "next test:   {}", self.core.next_test());
         match self.journal.last_test() {
             Ok(Some((at, state))) => {
