@@ -195,6 +195,44 @@ fn pendant_long_press_cancels_its_own_fall_only() {
     assert_eq!(h.core.open_alarms()[0].alarm.cause, AlarmCause::Help);
 }
 
+/// A route whose last attempt failed is tried after the others: before, every alarm went
+/// to the dead first route and waited out its timeout before the working one. It is still
+/// tried in each round (last), and one acknowledgement on it puts it back in its place.
+#[test]
+fn a_route_known_to_be_down_is_tried_after_the_others() {
+    let mut h = Harness::new(settings());
+    let d = single(&h.radio(1, RadioEventKind::Help));
+    assert_eq!(d.route, RouteId(0));
+    let d = single(&h.result(&d, failed("no answer from the proxy")));
+    assert_eq!(d.route, RouteId(1));
+    h.result(&d, acked("centre"));
+    assert_eq!(
+        h.core.routes_down().map(|(r, _)| r).collect::<Vec<_>>(),
+        vec![RouteId(0)]
+    );
+
+    // The next alarm goes to a route not known to be down first.
+    let d = single(&h.radio(1, RadioEventKind::Help));
+    assert_eq!(
+        d.route,
+        RouteId(1),
+        "the known-dead route is not tried first"
+    );
+    let d = single(&h.result(&d, failed("busy")));
+    assert_eq!(d.route, RouteId(2));
+    let d = single(&h.result(&d, failed("busy")));
+    assert_eq!(
+        d.route,
+        RouteId(0),
+        "the dead route still gets its turn, last"
+    );
+    h.result(&d, acked("centre"));
+    assert!(
+        !h.core.routes_down().any(|(r, _)| r == RouteId(0)),
+        "an acknowledgement brings it back"
+    );
+}
+
 #[test]
 fn failed_routes_are_tried_in_order_then_rounds_repeat_fast_then_slow_forever() {
     let mut h = Harness::new(settings());

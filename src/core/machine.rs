@@ -19,8 +19,12 @@ struct OpenAlarm {
     attempts: u32,
     /// Rounds through the routes completed without an acknowledgement.
     rounds: u32,
-    /// Position in the plan of the next route to try in this round.
+    /// Position in this round's order of the next route to try.
     next_route: usize,
+    /// This round's order of the routes (indices into the plan): those not known to be
+    /// down first, in the configured order, then those known to be down. Empty until the
+    /// round's first attempt.
+    order: Vec<usize>,
     /// The next attempt may start at this time.
     ready_at: Timestamp,
     /// While a receiver holds the alarm (SCAIP `snu=4`): the route and since when.
@@ -137,6 +141,9 @@ pub struct Core {
     network_ok: bool,
     next_test: Timestamp,
     listening: Option<AlarmId>,
+    /// Routes whose last attempt failed (no answer, refused connection…), since when: each
+    /// round tries them after the others. An acknowledgement on a route clears it.
+    route_down: BTreeMap<RouteId, Timestamp>,
     /// Technical prompts are not spoken until then (the `SILENCE` remote command).
     silenced_until: Option<Timestamp>,
     /// The time of the input or timeout being handled.
@@ -170,7 +177,31 @@ impl Core {
             listening: None,
             silenced_until: None,
             now,
+            route_down: BTreeMap::new(),
         }
+    }
+
+    /// The routes known to be down (their last attempt failed), with since when.
+    pub fn routes_down(&self) -> impl Iterator<Item = (RouteId, Timestamp)> + '_ {
+        self.route_down.iter().map(|(r, t)| (*r, *t))
+    }
+
+    /// The installer's name of a route of the plan.
+    pub fn route_name(&self, route: RouteId) -> &str {
+        self.settings
+            .routes
+            .get(route.0)
+            .map_or("?", |r| r.name.as_str())
+    }
+
+    /// The order of a new round: routes not known to be down first, then the others, each
+    /// group in the configured order.
+    fn round_order(&self) -> Vec<usize> {
+        let n = self.settings.routes.len();
+        let down = |i: &usize| self.route_down.contains_key(&RouteId(*i));
+        let mut order: Vec<usize> = (0..n).filter(|i| !down(i)).collect();
+        order.extend((0..n).filter(down));
+        order
     }
 
     /// Until when technical prompts are silenced at the base, if they are.
@@ -393,6 +424,7 @@ impl Core {
                     alarm: f.alarm,
                     attempt: f.attempt,
                 });
+                self.route_down.entry(f.route).or_insert(now);
                 self.attempt_failed(
                     now,
                     f,
@@ -826,6 +858,7 @@ impl Core {
                 let Some(open) = self.alarms.remove(&id) else {
                     return;
                 };
+                self.route_down.remove(&route);
                 self.out(Output::Persist(Record::Acknowledged {
                     alarm: id,
                     attempt,
@@ -879,8 +912,15 @@ impl Core {
                     self.attempt_failed(now, f, reason);
                 }
             }
-            DeliveryResult::Declined { reason } | DeliveryResult::Failed { reason } => {
+            DeliveryResult::Declined { reason } => {
                 if let Some(f) = current {
+                    self.attempt_failed(now, f, reason);
+                }
+            }
+            DeliveryResult::Failed { reason } => {
+                if let Some(f) = current {
+                    // The route itself did not work: later rounds try it last.
+                    self.route_down.entry(f.route).or_insert(now);
                     self.attempt_failed(now, f, reason);
                 }
             }
@@ -899,7 +939,7 @@ impl Core {
         }));
         if let Some(a) = self.alarms.get_mut(&f.alarm) {
             a.hold = None;
-            a.next_route = f.route.0 + 1;
+            a.next_route = a.position(f.route) + 1;
             a.ready_at = now;
         }
     }
@@ -933,7 +973,7 @@ impl Core {
                     }));
                     // The set-aside report retries the same route once the line is free.
                     if let Some(a) = self.alarms.get_mut(&f.alarm) {
-                        a.next_route = f.route.0;
+                        a.next_route = a.position(f.route);
                         a.ready_at = now;
                     }
                 } else {
@@ -963,17 +1003,22 @@ impl Core {
     }
 
     fn start_attempt(&mut self, now: Timestamp, id: AlarmId) {
+        let order = self.round_order();
         let routes = &self.settings.routes;
         let fast = self.settings.retry;
         let Some(a) = self.alarms.get_mut(&id) else {
             return;
         };
+        if a.order.is_empty() {
+            a.order = order;
+        }
         let class = a.alarm.class();
-        let next = (a.next_route..routes.len()).find(|&i| routes[i].carries(class));
+        let next = (a.next_route..a.order.len()).find(|&p| routes[a.order[p]].carries(class));
         match next {
-            Some(i) => {
+            Some(p) => {
+                let i = a.order[p];
                 a.attempts += 1;
-                a.next_route = i;
+                a.next_route = p;
                 let attempt = a.attempts;
                 let route = RouteId(i);
                 if a.recent.len() == RECENT_ATTEMPTS {
@@ -1004,6 +1049,7 @@ impl Core {
                 // Round over without an acknowledgement: pause, then go round again. Forever.
                 a.rounds += 1;
                 a.next_route = 0;
+                a.order.clear();
                 let pause = if a.rounds <= fast.fast_rounds {
                     fast.fast_interval
                 } else {
@@ -1019,6 +1065,14 @@ impl Core {
 }
 
 impl OpenAlarm {
+    /// Where `route` is in this round's order (the end if it is not in it).
+    fn position(&self, route: RouteId) -> usize {
+        self.order
+            .iter()
+            .position(|&r| r == route.0)
+            .unwrap_or(self.order.len())
+    }
+
     fn new(alarm: Alarm, phase: Phase, now: Timestamp) -> OpenAlarm {
         OpenAlarm {
             alarm,
@@ -1026,6 +1080,7 @@ impl OpenAlarm {
             attempts: 0,
             rounds: 0,
             next_route: 0,
+            order: Vec::new(),
             ready_at: now,
             hold: None,
             recent: VecDeque::new(),

@@ -174,6 +174,13 @@ pub fn from_status(status: &str) -> Vec<Check> {
                     Check::new(format!("fault {name}"), Level::Red, rest).fix(fault_fix(name)),
                 );
             }
+            "routes" if rest.contains("DOWN") => {
+                let name = rest.split(':').next().unwrap_or(rest).trim();
+                checks.push(
+                    Check::new(format!("route {name}"), Level::Red, rest)
+                        .fix("its last attempt failed: `vigil log` shows why; the test report below tries it again"),
+                );
+            }
             "radio" => checks.push(radio(rest)),
             "modem" => checks.push(modem(rest)),
             "audio" => checks.push(audio(rest)),

@@ -392,6 +392,17 @@ impl Unit {
                 fault.describe().0
             );
         }
+        let mut down = self.core.routes_down().peekable();
+        if down.peek().is_none() {
+            let _ = writeln!(t, "routes:      none known to be down");
+        }
+        for (route, since) in down {
+            let _ = writeln!(
+                t,
+                "routes:      {}: DOWN since {since} (its last attempt failed; tried last until it works)",
+                self.core.route_name(route)
+            );
+        }
         if let Some(until) = self.core.silenced_until() {
             let _ = writeln!(
                 t,
