@@ -446,10 +446,10 @@ impl Unit {
         for a in open {
             let _ = writeln!(
                 t,
-                "  {} ref {} {} raised {}: {} attempt(s), {} round(s){}",
+                "  {} ref {} {}, raised {}: {} attempt(s), {} round(s){}",
                 a.alarm.id,
                 a.alarm.reference,
-                a.alarm.cause.as_str(),
+                a.alarm.describe(),
                 a.alarm.raised_at,
                 a.attempts,
                 a.rounds,
