@@ -1,0 +1,87 @@
+//! Failover, measured on the simulated site with the unit assembled in-process (as `vigil
+//! run` builds it): how long a press takes to be acknowledged when the first route (SCAIP)
+//! dies silently, and then when it is already known to be down. Printed, never asserted.
+//! `cargo bench --bench failover`.
+//!
+//! The SCAIP centre answers nothing (its proxy "dead"); DC-09 acknowledges. The first press
+//! waits out SCAIP's answer timeout (3 s on the site) before DC-09; the core then knows SCAIP
+//! is down, so later presses go to DC-09 first and SCAIP only last in the round.
+
+use std::time::{Duration, Instant};
+
+use vigil::core::{Output, Record};
+use vigil::radio::frame::Event as Frame;
+use vigil::runtime::appliance::{assemble, AudioChoice, Options};
+use vigil::runtime::simsite::{SimSite, SiteOptions};
+use vigil::runtime::Event;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run());
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().expect("dir");
+    let site = SimSite::start(dir.path(), SiteOptions::default())
+        .await
+        .expect("site");
+    site.scaip
+        .set_default(vigil::centre::receiver::scaip::ScaipAnswer::silent());
+    let built = assemble(
+        &site.config,
+        Options {
+            audio: AudioChoice::Mute,
+            modem_timing: vigil::modem::Timing::fast(),
+        },
+    )
+    .await
+    .expect("assemble");
+    let mut unit = built.unit;
+    let mut events = unit.events();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(unit.run(async {
+        let _ = stopped.await;
+    }));
+    // Let the routes register before the first press.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut pendant = site.pendant(0, 0).expect("pendant");
+    let mut figures = Vec::new();
+    for n in 0..4 {
+        let t0 = Instant::now();
+        tokio::task::block_in_place(|| pendant.send(Frame::Help)).expect("press");
+        let by = loop {
+            match tokio::time::timeout(Duration::from_secs(60), events.recv()).await {
+                Ok(Some(Event::Output(_, Output::Persist(Record::Acknowledged { route, .. })))) => {
+                    break route
+                }
+                Ok(Some(_)) => {}
+                other => panic!("no acknowledgement: {other:?}"),
+            }
+        };
+        figures.push((n, t0.elapsed(), by));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let names: Vec<String> = site.config.routes.iter().map(|r| r.name.clone()).collect();
+    println!(
+        "failover on the simulated site: SCAIP proxy silent (answer timeout 3 s), DC-09 answering"
+    );
+    for (n, took, by) in figures {
+        let when = if n == 0 {
+            "first press, SCAIP dying silently"
+        } else {
+            "later press, SCAIP known to be down"
+        };
+        println!(
+            "  {when:<36} acknowledged via {:<10} after {:>7.1} ms",
+            names.get(by.0).map_or("?", String::as_str),
+            took.as_secs_f64() * 1000.0
+        );
+    }
+    let _ = stop.send(());
+    let _ = task.await;
+}
