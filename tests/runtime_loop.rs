@@ -250,7 +250,7 @@ async fn status_and_test_call_over_the_control_socket() {
 
     let status = control::request(dir.path(), "status").await.unwrap();
     assert!(status.contains("open alarms: 1"), "{status}");
-    assert!(status.contains(" help raised "), "{status}");
+    assert!(status.contains(" help button pressed, raised "), "{status}");
     assert!(status.contains("0000A001 personal"), "{status}");
     assert!(status.contains("last test:   none yet"), "{status}");
 
@@ -258,7 +258,7 @@ async fn status_and_test_call_over_the_control_socket() {
     assert!(answer.contains("test report raised"), "{answer}");
     let status = control::request(dir.path(), "status").await.unwrap();
     assert!(status.contains("open alarms: 2"), "{status}");
-    assert!(status.contains("manual-test"), "{status}");
+    assert!(status.contains("test call, raised"), "{status}");
     assert!(
         status.contains("(open)"),
         "the last test shows as open: {status}"
