@@ -17,7 +17,7 @@ use site_support::*;
 use vigil::centre::receiver::dc09::Dc09Answer;
 use vigil::centre::receiver::scaip::ScaipAnswer;
 use vigil::core::DeviceId;
-use vigil::modem::network::{Party, Person, Pickup, Record as Net};
+use vigil::modem::network::Record as Net;
 use vigil::radio::driver::sim::SimPeer;
 use vigil::radio::frame::{Event as Frame, FrameCipher, PendantKey};
 use vigil::runtime::simsite::{
@@ -30,16 +30,7 @@ const LIMIT: Duration = Duration::from_secs(40);
 /// silent, nobody picks up the phone. Each test brings back the route it needs.
 async fn quiet_site(dir: &Path) -> SimSite {
     let site = SimSite::start(dir, SiteOptions::default()).await.unwrap();
-    site.ip_centre_down(true);
-    site.sms_gateway_silent(true);
-    let nobody = Person {
-        pickup: Pickup::NoAnswer,
-        key: None,
-        drop_after: None,
-    };
-    site.cellular
-        .network
-        .add(numbers::DAUGHTER, Party::Person(nobody));
+    every_route_down(&site);
     site
 }
 

@@ -379,25 +379,33 @@ fn check_config_refuses_what_is_not_a_configuration_file_with_status_2() {
     );
 }
 
+/// `vigil check-config` on `text` written to `dir/config.toml`: its exit code, and what it
+/// printed (standard output, then standard error).
+fn check_text(dir: &Path, text: &str) -> (Option<i32>, String) {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// SIP in clear to a proxy that is not on this machine works, but anyone on the path can
 /// read the alarms and answer for the centre: check-config warns with the line of the
 /// transport and still says OK (a warning never stops the unit); on loopback, no warning.
 #[test]
 fn clear_sip_to_a_remote_proxy_is_a_warning_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
-    let check = |text: &str| {
-        let path = dir.path().join("config.toml");
-        std::fs::write(&path, text).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .arg("check-config")
-            .arg(&path)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-        )
-    };
+    let check = |text: &str| check_text(dir.path(), text);
     let line = EXAMPLE
         .lines()
         .position(|l| l == "transport = \"udp\"")
@@ -432,23 +440,7 @@ fn clear_sip_to_a_remote_proxy_is_a_warning_with_its_line() {
 #[test]
 fn settings_that_will_not_work_as_meant_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let check = |text: &str| {
-        let path = dir.path().join("config.toml");
-        std::fs::write(&path, text).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .arg("check-config")
-            .arg(&path)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let check = |text: &str| check_text(dir.path(), text);
     let line_of =
         |text: &str, needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
     let sounds = concat!(env!("CARGO_MANIFEST_DIR"), "/sounds");

@@ -612,17 +612,7 @@ async fn sigterm_mid_escalation_keeps_the_alarm_and_the_restart_delivers_it_unde
         .unwrap();
     let log = dir.path().join("vigil.log");
     let journal = site.config.data_dir.join("journal.sqlite");
-    // Every route is down: no IP centre, a silent SMS gateway, nobody picks up.
-    site.ip_centre_down(true);
-    site.sms_gateway_silent(true);
-    let nobody = Person {
-        pickup: Pickup::NoAnswer,
-        key: None,
-        drop_after: None,
-    };
-    site.cellular
-        .network
-        .add(numbers::DAUGHTER, Party::Person(nobody));
+    every_route_down(&site);
 
     let unit = VigilProcess::start(&site, &log).await;
     let p = press(site.radio, 0, 1, Frame::Help).await.unwrap();

@@ -478,3 +478,20 @@ pub fn acknowledged_references(site: &SimSite) -> Vec<(String, &'static str)> {
 pub fn same_alarm(receiver_ref: &str, _via: &str, alarm_ref: &str) -> bool {
     receiver_ref == alarm_ref
 }
+
+/// Makes every route of `site` fail: no IP centre, a silent SMS gateway, nobody picks up.
+/// Each test brings back the route it needs.
+pub fn every_route_down(site: &SimSite) {
+    use vigil::modem::network::{Party, Person, Pickup};
+    site.ip_centre_down(true);
+    site.sms_gateway_silent(true);
+    let nobody = Person {
+        pickup: Pickup::NoAnswer,
+        key: None,
+        drop_after: None,
+    };
+    site.cellular.network.add(
+        vigil::runtime::simsite::numbers::DAUGHTER,
+        Party::Person(nobody),
+    );
+}
