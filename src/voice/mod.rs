@@ -17,14 +17,17 @@
 //! window that cannot hear ends as [`Heard::Unclear`], which the core treats as a call for help.
 
 pub mod bridge;
+pub mod call_port;
 pub mod catalogue;
 pub mod cli;
 #[cfg(feature = "alsa")]
 pub mod device;
 pub mod engine;
+pub mod g711;
 pub mod pcm;
 pub mod player;
 pub mod sim;
+pub mod sim_call;
 pub mod tones;
 pub mod vad;
 
