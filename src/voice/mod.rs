@@ -26,6 +26,7 @@ pub mod engine;
 pub mod g711;
 pub mod pcm;
 pub mod player;
+pub mod sdp;
 pub mod sim;
 pub mod sim_call;
 pub mod tones;
