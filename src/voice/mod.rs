@@ -24,6 +24,7 @@ pub mod cli;
 pub mod device;
 pub mod engine;
 pub mod g711;
+pub mod jitter;
 pub mod pcm;
 pub mod player;
 pub mod sdp;
