@@ -27,6 +27,7 @@ pub mod g711;
 pub mod jitter;
 pub mod pcm;
 pub mod player;
+pub mod rtp;
 pub mod sdp;
 pub mod sim;
 pub mod sim_call;
