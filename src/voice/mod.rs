@@ -31,6 +31,7 @@ pub mod rtp;
 pub mod sdp;
 pub mod sim;
 pub mod sim_call;
+pub mod telephone_event;
 pub mod tones;
 pub mod vad;
 
