@@ -17,14 +17,21 @@
 //! window that cannot hear ends as [`Heard::Unclear`], which the core treats as a call for help.
 
 pub mod bridge;
+pub mod call_port;
 pub mod catalogue;
 pub mod cli;
 #[cfg(feature = "alsa")]
 pub mod device;
 pub mod engine;
+pub mod g711;
+pub mod jitter;
 pub mod pcm;
 pub mod player;
+pub mod rtp;
+pub mod sdp;
 pub mod sim;
+pub mod sim_call;
+pub mod telephone_event;
 pub mod tones;
 pub mod vad;
 

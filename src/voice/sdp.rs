@@ -1,0 +1,245 @@
+//! SDP offer/answer (RFC 3264, RFC 4566) for the unit's voice calls: parse the far end's offer
+//! defensively, choose G.711 and RFC 4733 telephone-events from it, and write the answer.
+//!
+//! Only what a G.711 audio call needs is read: the connection address, the first audio
+//! stream's port, payload types and direction. The offer is untrusted input: its size, its
+//! line count and every number in it are bounded, and anything malformed is an error rather
+//! than a guess. No crate is used: the few fields needed fit in one small parser, and the
+//! available SDP crates bring in a WebRTC stack.
+
+use std::net::{IpAddr, SocketAddr};
+
+use thiserror::Error;
+
+use super::g711::Law;
+
+/// The largest offer accepted, in bytes.
+pub const MAX_SDP: usize = 8192;
+/// The most payload types read from one media line.
+const MAX_FORMATS: usize = 32;
+
+/// Why an offer could not be used.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SdpError {
+    /// Larger than [`MAX_SDP`].
+    #[error("SDP of {0} bytes is larger than allowed")]
+    TooLarge(usize),
+    /// A line that is not `x=value`, or a field that does not parse.
+    #[error("malformed SDP line {line}")]
+    Malformed { line: usize },
+    /// No `v=0` first line.
+    #[error("SDP does not start with v=0")]
+    Version,
+    /// No audio stream, or no connection address for it.
+    #[error("SDP has no audio stream with an address")]
+    NoAudio,
+    /// The audio stream offers neither PCMU nor PCMA over RTP/AVP: answered with 488.
+    #[error("no common codec")]
+    NoCommonCodec,
+}
+
+impl SdpError {
+    /// The SIP status to answer an INVITE carrying this offer with.
+    pub fn sip_status(&self) -> u16 {
+        match self {
+            SdpError::NoCommonCodec | SdpError::NoAudio => 488,
+            _ => 400,
+        }
+    }
+}
+
+/// Media direction (RFC 3264 §5.1, §8.4 for hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    /// The direction of the answer to an offer with this direction.
+    pub fn answer(self) -> Direction {
+        match self {
+            Direction::SendRecv => Direction::SendRecv,
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            Direction::Inactive => Direction::Inactive,
+        }
+    }
+
+    fn attribute(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+}
+
+/// The part of an offer the call uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// Where the far end wants its RTP (port 0: stream refused).
+    pub remote: SocketAddr,
+    /// Payload types in the far end's order of preference.
+    pub formats: Vec<u8>,
+    /// Dynamic payload type of `telephone-event/8000`, if offered.
+    pub telephone_event: Option<u8>,
+    /// The stream's direction.
+    pub direction: Direction,
+}
+
+/// What was agreed for the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agreed {
+    /// The G.711 law both ends use.
+    pub law: Law,
+    /// The telephone-event payload type, when both ends have it.
+    pub telephone_event: Option<u8>,
+    /// Where to send RTP.
+    pub remote: SocketAddr,
+    /// The unit's direction in the answer.
+    pub direction: Direction,
+}
+
+fn field<T: std::str::FromStr>(s: Option<&str>, line: usize) -> Result<T, SdpError> {
+    s.and_then(|v| v.parse().ok())
+        .ok_or(SdpError::Malformed { line })
+}
+
+/// Parses an offer's audio stream.
+pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
+    if text.len() > MAX_SDP {
+        return Err(SdpError::TooLarge(text.len()));
+    }
+    let mut session_addr: Option<IpAddr> = None;
+    let mut media_addr: Option<IpAddr> = None;
+    let mut audio: Option<(u16, Vec<u8>)> = None;
+    let mut in_audio = false;
+    let mut seen_audio = false;
+    let mut telephone_event = None;
+    let mut direction = Direction::SendRecv;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let raw = raw.trim_end_matches('\r');
+        if raw.is_empty() {
+            continue;
+        }
+        let (kind, value) = raw.split_once('=').ok_or(SdpError::Malformed { line })?;
+        if i == 0 {
+            if kind != "v" || value != "0" {
+                return Err(SdpError::Version);
+            }
+            continue;
+        }
+        match kind {
+            "m" => {
+                in_audio = false;
+                let mut parts = value.split(' ');
+                let media = parts.next();
+                let port: u16 =
+                    field(parts.next().map(|p| p.split('/').next().unwrap_or(p)), line)?;
+                let proto = parts.next();
+                if media == Some("audio") && !seen_audio {
+                    seen_audio = true;
+                    if proto == Some("RTP/AVP") {
+                        let formats = parts
+                            .take(MAX_FORMATS)
+                            .map(|f| f.parse::<u8>().map_err(|_| SdpError::Malformed { line }))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        if formats.iter().any(|&f| f > 127) {
+                            return Err(SdpError::Malformed { line });
+                        }
+                        audio = Some((port, formats));
+                        in_audio = true;
+                    }
+                }
+            }
+            "c" => {
+                let mut parts = value.split(' ');
+                if parts.next() != Some("IN") {
+                    return Err(SdpError::Malformed { line });
+                }
+                let _family = parts.next();
+                let addr: IpAddr =
+                    field(parts.next().map(|a| a.split('/').next().unwrap_or(a)), line)?;
+                if in_audio {
+                    media_addr = Some(addr);
+                } else if !seen_audio {
+                    session_addr = Some(addr);
+                }
+            }
+            "a" if in_audio || !seen_audio => {
+                let (name, rest) = value.split_once(':').unwrap_or((value, ""));
+                match name {
+                    "sendrecv" => direction = Direction::SendRecv,
+                    "sendonly" => direction = Direction::SendOnly,
+                    "recvonly" => direction = Direction::RecvOnly,
+                    "inactive" => direction = Direction::Inactive,
+                    "rtpmap" if in_audio => {
+                        let (pt, encoding) =
+                            rest.split_once(' ').ok_or(SdpError::Malformed { line })?;
+                        let pt: u8 = field(Some(pt), line)?;
+                        if encoding.eq_ignore_ascii_case("telephone-event/8000") {
+                            telephone_event = Some(pt);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    let (port, formats) = audio.ok_or(SdpError::NoAudio)?;
+    let addr = media_addr.or(session_addr).ok_or(SdpError::NoAudio)?;
+    let telephone_event = telephone_event.filter(|pt| formats.contains(pt));
+    Ok(Offer {
+        remote: SocketAddr::new(addr, port),
+        formats,
+        telephone_event,
+        direction,
+    })
+}
+
+/// Chooses the law for an offer: the far end's first G.711 payload type among `ours`.
+pub fn negotiate(offer: &Offer, ours: &[Law]) -> Result<Agreed, SdpError> {
+    let law = offer
+        .formats
+        .iter()
+        .filter_map(|&pt| Law::from_payload_type(pt))
+        .find(|law| ours.contains(law))
+        .ok_or(SdpError::NoCommonCodec)?;
+    Ok(Agreed {
+        law,
+        telephone_event: offer.telephone_event,
+        remote: offer.remote,
+        direction: offer.direction.answer(),
+    })
+}
+
+/// Writes the answer for `agreed`, with the unit's RTP at `local`.
+pub fn write_answer(agreed: &Agreed, local: SocketAddr, session_id: u64, version: u64) -> String {
+    let family = if local.is_ipv4() { "IP4" } else { "IP6" };
+    let ip = local.ip();
+    let pt = agreed.law.payload_type();
+    let name = match agreed.law {
+        Law::Ulaw => "PCMU",
+        Law::Alaw => "PCMA",
+    };
+    let mut formats = pt.to_string();
+    let mut attrs = format!("a=rtpmap:{pt} {name}/8000\r\n");
+    if let Some(te) = agreed.telephone_event {
+        formats.push_str(&format!(" {te}"));
+        attrs.push_str(&format!(
+            "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
+        ));
+    }
+    format!(
+        "v=0\r\no=vigil {session_id} {version} IN {family} {ip}\r\ns=-\r\nc=IN {family} {ip}\r\n\
+         t=0 0\r\nm=audio {port} RTP/AVP {formats}\r\n{attrs}a=ptime:20\r\na={dir}\r\n",
+        port = local.port(),
+        dir = agreed.direction.attribute(),
+    )
+}

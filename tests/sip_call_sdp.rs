@@ -1,0 +1,68 @@
+//! SDP offer/answer for voice calls: codec choice in the offerer's order, 488 when no G.711
+//! is offered, hold directions, and untrusted offers refused rather than guessed at.
+
+use vigil::voice::g711::Law;
+use vigil::voice::sdp::{negotiate, parse_offer, write_answer, Direction, SdpError, MAX_SDP};
+
+/// An offer as baresip sends it: Opus first, then both laws and telephone-events.
+const BARESIP_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+t=0 0\r\nm=audio 40000 RTP/AVP 96 8 0 101\r\na=rtpmap:96 opus/48000/2\r\n\
+a=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-15\r\na=sendrecv\r\n";
+
+#[test]
+fn picks_the_offerers_first_g711_and_telephone_events() {
+    let offer = parse_offer(BARESIP_OFFER).unwrap();
+    assert_eq!(offer.remote, "127.0.0.1:40000".parse().unwrap());
+    let agreed = negotiate(&offer, &[Law::Ulaw, Law::Alaw]).unwrap();
+    assert_eq!(agreed.law, Law::Alaw);
+    assert_eq!(agreed.telephone_event, Some(101));
+    let agreed = negotiate(&offer, &[Law::Ulaw]).unwrap();
+    assert_eq!(agreed.law, Law::Ulaw);
+    let answer = write_answer(&agreed, "127.0.0.1:5004".parse().unwrap(), 7, 1);
+    // The answer is itself a valid offer-shaped SDP naming only what was agreed.
+    let back = parse_offer(&answer).unwrap();
+    assert_eq!(back.formats, vec![0, 101]);
+    assert_eq!(back.remote, "127.0.0.1:5004".parse().unwrap());
+    assert!(answer.contains("a=rtpmap:0 PCMU/8000\r\n"));
+}
+
+#[test]
+fn no_common_codec_is_488() {
+    let offer = BARESIP_OFFER.replace("96 8 0 101", "96 101");
+    let err = negotiate(&parse_offer(&offer).unwrap(), &[Law::Ulaw, Law::Alaw]).unwrap_err();
+    assert_eq!(err, SdpError::NoCommonCodec);
+    assert_eq!(err.sip_status(), 488);
+    let srtp = BARESIP_OFFER.replace("RTP/AVP", "RTP/SAVP");
+    assert_eq!(parse_offer(&srtp).unwrap_err(), SdpError::NoAudio);
+}
+
+#[test]
+fn hold_offers_get_the_matching_direction() {
+    let hold = BARESIP_OFFER.replace("a=sendrecv", "a=sendonly");
+    let agreed = negotiate(&parse_offer(&hold).unwrap(), &[Law::Alaw]).unwrap();
+    assert_eq!(agreed.direction, Direction::RecvOnly);
+    let answer = write_answer(&agreed, "127.0.0.1:5004".parse().unwrap(), 7, 2);
+    assert!(answer.contains("a=recvonly\r\n"));
+}
+
+#[test]
+fn untrusted_offers_are_refused() {
+    assert_eq!(
+        parse_offer(&"a".repeat(MAX_SDP + 1)).unwrap_err(),
+        SdpError::TooLarge(MAX_SDP + 1)
+    );
+    assert_eq!(parse_offer("v=1\r\n").unwrap_err(), SdpError::Version);
+    let bad_port = BARESIP_OFFER.replace("40000", "99999");
+    assert!(matches!(
+        parse_offer(&bad_port),
+        Err(SdpError::Malformed { line: 6 })
+    ));
+    let bad_pt = BARESIP_OFFER.replace("96 8 0 101", "8 300");
+    assert!(matches!(
+        parse_offer(&bad_pt),
+        Err(SdpError::Malformed { .. })
+    ));
+    let no_addr = BARESIP_OFFER.replace("c=IN IP4 127.0.0.1\r\n", "");
+    assert_eq!(parse_offer(&no_addr).unwrap_err(), SdpError::NoAudio);
+}
