@@ -289,3 +289,32 @@ fn range_test_redraws_on_a_terminal_and_prints_lines_when_piped() {
     );
     assert!(!said.contains("0s channel"), "{said:?}");
 }
+
+/// `vigil pair` with no configuration used to open a simulated radio silently and still say
+/// "hold the pendant's button". Now it finds the configuration by the rule every command
+/// follows, and says how to name one (or ask for the simulated radio) when there is none.
+#[test]
+fn pair_without_a_configuration_says_so_instead_of_simulating() {
+    let installed = std::path::Path::new("/etc/vigil/config.toml").exists();
+    let empty = tempfile::tempdir().unwrap();
+    let out = vigil_in(empty.path())
+        .args(["pair", "--window", "1"])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!said.contains("simulated radio listening"), "{said}");
+    if installed {
+        // The rule finds the installed unit's configuration first.
+        assert!(!said.contains("no configuration found"), "{said}");
+    } else {
+        assert!(!out.status.success(), "{said}");
+        assert!(
+            said.contains("no configuration found") && said.contains("--listen"),
+            "{said}"
+        );
+    }
+}

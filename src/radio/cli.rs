@@ -486,7 +486,18 @@ fn read_config(path: &Path) -> Result<Config, RadioError> {
 type Base = (Radio, Vec<Pendant>, Box<dyn Transceiver>);
 
 fn base(args: &BaseRadioArgs) -> Result<Base, RadioError> {
-    let (mut radio, pendants) = match &args.config {
+    // The configured radio, found by the rule every command follows; the simulated radio only
+    // when asked for with --listen, never as a silent fallback.
+    let path = match (&args.config, args.listen) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(_)) => None,
+        (None, None) => Some(crate::config::locate(None).map_err(|e| {
+            RadioError::Usage(format!(
+                "{e}; or pass --listen ADDR to use the simulated radio"
+            ))
+        })?),
+    };
+    let (mut radio, pendants) = match &path {
         Some(p) => {
             let config = read_config(p)?;
             (config.radio, config.pendants)
