@@ -168,10 +168,9 @@ fn matrix() -> Vec<Case> {
             AckedAt(1, "receiver hung up before the kissoff"),
         )
         .centre(CidCentre {
-            handshake: true,
             kissoff: Kissoff::Never,
-            answers: true,
             drop_after: Some(Duration::from_millis(45)),
+            ..CidCentre::working()
         }),
         Case::new(
             "silent modem, power-cycled",
@@ -211,6 +210,42 @@ fn matrix() -> Vec<Case> {
         )
         .centre(CidCentre {
             kissoff: Kissoff::Never,
+            ..CidCentre::working()
+        }),
+        Case::new(
+            "a 1400 Hz burst as short as a handshake's is no kissoff",
+            vec![Cid, Sms],
+            AckedAt(1, "no kissoff after 4 attempts"),
+        )
+        .centre(CidCentre {
+            kissoff_ms: 100,
+            ..CidCentre::working()
+        }),
+        Case::new(
+            "a 1400 Hz tone of 2 s is no kissoff",
+            vec![Cid, Sms],
+            AckedAt(1, "no kissoff after 4 attempts"),
+        )
+        .centre(CidCentre {
+            kissoff_ms: 2000,
+            ..CidCentre::working()
+        }),
+        Case::new(
+            "the shortest kissoff DC-05 allows",
+            vec![Cid],
+            AckedAt(0, ""),
+        )
+        .centre(CidCentre {
+            kissoff_ms: 750,
+            ..CidCentre::working()
+        }),
+        Case::new(
+            "the longest kissoff DC-05 allows",
+            vec![Cid],
+            AckedAt(0, ""),
+        )
+        .centre(CidCentre {
+            kissoff_ms: 1000,
             ..CidCentre::working()
         }),
         Case::new("kissoff only on the 3rd attempt", vec![Cid], AckedAt(0, "")).centre(CidCentre {

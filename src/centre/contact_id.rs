@@ -10,6 +10,15 @@
 //! handshake (1400 Hz then 2300 Hz, reported by the modem's tone detector as `+QTONEDET`),
 //! pause 250 ms, send the 16 digits with `AT+VTS`, wait 1.25 s for the kissoff (1400 Hz);
 //! repeat up to 4 times. After the kissoff the call stays up for speech.
+//!
+//! The kissoff is the only acknowledgement this route has, so it is timed: a 1400 Hz tone
+//! counts only if it lasted 750–1000 ms (DC-05, with [`KISSOFF_SLACK_MS`] for the detector's
+//! resolution) and ended inside the attempt's window (1.25 s to begin, plus its own length).
+//! A 1400 Hz burst of a handshake sent again, a tone that goes on and on, or a report without
+//! its length (a module that cannot time tones) is not a kissoff: the digits go again, and
+//! after the last attempt the alarm goes on by the next route. Modules that cannot time tones
+//! hear the call through the audio bridge instead ([`crate::voice::bridge`]), where the
+//! unit's own detector times them.
 
 use std::time::Duration;
 
@@ -20,6 +29,19 @@ use crate::modem::Modem;
 
 /// Attempts per call before giving up (DC-05).
 pub const ATTEMPTS: u32 = 4;
+
+/// The length of a kissoff (DC-05), ms.
+pub const KISSOFF_MS: std::ops::RangeInclusive<u32> = 750..=1000;
+
+/// How far a measured kissoff may lie outside [`KISSOFF_MS`]: two frames of a 20 ms detector.
+pub const KISSOFF_SLACK_MS: u32 = 40;
+
+/// Whether a tone of `hz` that lasted `ms` (if known) is a Contact ID kissoff.
+pub fn is_kissoff(hz: u16, ms: Option<u32>) -> bool {
+    let lo = KISSOFF_MS.start().saturating_sub(KISSOFF_SLACK_MS);
+    let hi = KISSOFF_MS.end().saturating_add(KISSOFF_SLACK_MS);
+    hz == 1400 && ms.is_some_and(|ms| (lo..=hi).contains(&ms))
+}
 
 /// A Contact ID message that cannot be built or was heard wrong.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -189,7 +211,7 @@ pub struct ContactIdCall {
 }
 
 enum Heard {
-    Tone(u16),
+    Tone { hz: u16, ms: Option<u32> },
     Ended(&'static str),
 }
 
@@ -197,7 +219,7 @@ async fn next(urcs: &mut tokio::sync::broadcast::Receiver<Urc>, within: Duration
     tokio::time::timeout(within, async {
         loop {
             match urcs.recv().await {
-                Ok(Urc::Tone(hz)) => return Heard::Tone(hz),
+                Ok(Urc::Tone { hz, ms }) => return Heard::Tone { hz, ms },
                 Ok(Urc::NoCarrier) => return Heard::Ended("the receiver hung up"),
                 Ok(Urc::Rdy) => return Heard::Ended("the modem restarted during the call"),
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -244,9 +266,9 @@ impl ContactIdCall {
         let mut seen_1400 = false;
         let handshake = loop {
             match next(&mut urcs, t.handshake).await {
-                Some(Heard::Tone(1400)) => seen_1400 = true,
-                Some(Heard::Tone(2300)) if seen_1400 => break Ok(()),
-                Some(Heard::Tone(_)) => {}
+                Some(Heard::Tone { hz: 1400, .. }) => seen_1400 = true,
+                Some(Heard::Tone { hz: 2300, .. }) if seen_1400 => break Ok(()),
+                Some(Heard::Tone { .. }) => {}
                 Some(Heard::Ended(why)) => break Err(why.to_string()),
                 None => break Err("no Contact ID handshake from the receiver".to_string()),
             }
@@ -272,11 +294,24 @@ impl ContactIdCall {
                 }
                 return failed(format!("sending the digits: {r}"));
             }
-            let deadline = tokio::time::Instant::now() + t.kissoff;
+            // The kissoff must begin within `t.kissoff`; it is reported when it ends.
+            let longest = KISSOFF_MS.end() + KISSOFF_SLACK_MS;
+            let deadline =
+                tokio::time::Instant::now() + t.kissoff + Duration::from_millis(u64::from(longest));
             loop {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 match next(&mut urcs, left).await {
-                    Some(Heard::Tone(1400)) => {
+                    Some(Heard::Tone { hz, ms }) if !is_kissoff(hz, ms) => {
+                        tracing::info!(
+                            alarm_id = alarm.id.0,
+                            attempt,
+                            hz,
+                            ms = ?ms,
+                            "a tone that is no Contact ID kissoff"
+                        );
+                        continue;
+                    }
+                    Some(Heard::Tone { .. }) => {
                         tracing::info!(alarm_id = alarm.id.0, attempt, "Contact ID kissoff");
                         // The line stays open for speech with the operator.
                         line.keep_open();
@@ -285,7 +320,6 @@ impl ContactIdCall {
                             callback: None,
                         };
                     }
-                    Some(Heard::Tone(_)) => continue,
                     Some(Heard::Ended(why)) => {
                         line.hang_up().await;
                         return failed(format!("{why} before the kissoff (attempt {attempt})"));

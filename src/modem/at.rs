@@ -202,9 +202,15 @@ pub enum Urc {
     Cpin(String),
     /// A DTMF digit heard from the far end (Quectel `+QTONEDET: <ascii>`, SIMCom `+RXDTMF:`).
     Dtmf(char),
-    /// A single tone heard from the far end, in Hz (`+QTONEDET: 1400` / `2300`): the Contact ID
-    /// handshake and kissoff.
-    Tone(u16),
+    /// A single tone heard from the far end (Quectel `+QTONEDET: 69[,<ms>]` for 1400 Hz and
+    /// `70[,<ms>]` for 2300 Hz): the Contact ID handshake and kissoff, with how long it lasted
+    /// when the module says.
+    Tone {
+        /// Frequency, Hz.
+        hz: u16,
+        /// Persistence time, ms.
+        ms: Option<u32>,
+    },
     /// `+QTTS: 0`: the text-to-speech announcement finished playing.
     TtsDone,
     /// Anything else: boot chatter, vendor codes, noise.
@@ -267,11 +273,17 @@ pub fn parse_urc(line: &str) -> Option<Urc> {
         return Some(Urc::Cpin(rest.to_string()));
     }
     if let Some(rest) = after("+QTONEDET:") {
-        let n: u16 = rest.parse().ok()?;
-        return Some(match n {
-            1400 | 2300 => Urc::Tone(n),
-            _ => Urc::Dtmf(dtmf_char(u8::try_from(n).ok()?)?),
-        });
+        let f = fields(rest);
+        let code: u8 = f.first()?.parse().ok()?;
+        let ms = match f.get(1) {
+            Some(t) => Some(t.parse::<u32>().ok()?),
+            None => None,
+        };
+        return match code {
+            69 => Some(Urc::Tone { hz: 1400, ms }),
+            70 => Some(Urc::Tone { hz: 2300, ms }),
+            _ => dtmf_char(code).map(Urc::Dtmf),
+        };
     }
     if let Some(rest) = after("+RXDTMF:") {
         let c = rest.chars().next()?;
@@ -489,7 +501,19 @@ mod tests {
         assert_eq!(parse_urc("+CEREG: 3"), Some(Urc::Cereg(RegStatus::Denied)));
         assert_eq!(parse_urc("+QTONEDET: 49"), Some(Urc::Dtmf('1')));
         assert_eq!(parse_urc("+QTONEDET: 35"), Some(Urc::Dtmf('#')));
-        assert_eq!(parse_urc("+QTONEDET: 1400"), Some(Urc::Tone(1400)));
+        assert_eq!(
+            parse_urc("+QTONEDET: 69,850"),
+            Some(Urc::Tone {
+                hz: 1400,
+                ms: Some(850)
+            })
+        );
+        assert_eq!(
+            parse_urc("+QTONEDET: 70"),
+            Some(Urc::Tone { hz: 2300, ms: None })
+        );
+        assert_eq!(parse_urc("+QTONEDET: 1400"), None);
+        assert_eq!(parse_urc("+QTONEDET: 69,x"), None);
         assert_eq!(parse_urc("+QTONEDET: 7"), None);
         assert_eq!(parse_urc("+RXDTMF: 5"), Some(Urc::Dtmf('5')));
         assert_eq!(parse_urc("RDY"), Some(Urc::Rdy));

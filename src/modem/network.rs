@@ -73,6 +73,8 @@ pub struct CidCentre {
     pub answers: bool,
     /// It drops the call this long after answering.
     pub drop_after: Option<Duration>,
+    /// How long its 1400 Hz kissoff lasts, ms (DC-05: 750–1000).
+    pub kissoff_ms: u32,
 }
 
 impl CidCentre {
@@ -83,6 +85,7 @@ impl CidCentre {
             kissoff: Kissoff::Always,
             answers: true,
             drop_after: None,
+            kissoff_ms: 850,
         }
     }
 }
@@ -151,12 +154,15 @@ pub enum ToModem {
         /// Digit.
         digit: char,
     },
-    /// A single tone (Hz) arrives in the call audio.
+    /// A single tone (Hz) of `ms` milliseconds was heard in the call audio; sent when the
+    /// tone ends, as a module's tone detector reports it.
     Tone {
         /// Call id.
         call: u32,
         /// Frequency.
         hz: u16,
+        /// How long it lasted.
+        ms: u32,
     },
 }
 
@@ -274,6 +280,8 @@ pub struct NetTiming {
     pub kissoff_delay: Duration,
     /// From an SMS arriving to the responder's reply.
     pub reply_delay: Duration,
+    /// Whether a tone on the line takes its own length in time (false: reported at once).
+    pub tones_take_time: bool,
 }
 
 impl NetTiming {
@@ -289,6 +297,7 @@ impl NetTiming {
             handshake_delay: Duration::from_secs(1),
             kissoff_delay: Duration::from_millis(250),
             reply_delay: Duration::from_secs(5),
+            tones_take_time: true,
         }
     }
 
@@ -301,6 +310,7 @@ impl NetTiming {
             handshake_delay: Duration::from_millis(30),
             kissoff_delay: Duration::from_millis(20),
             reply_delay: Duration::from_millis(40),
+            tones_take_time: false,
         }
     }
 }
@@ -650,16 +660,37 @@ impl FarEnd {
         }
     }
 
+    /// Plays `hz` for `ms` on the line; the modem hears it when it ends. False if the call ended.
+    async fn tone(&mut self, hz: u16, ms: u32) -> bool {
+        if !self.tone_gap(ms).await {
+            return false;
+        }
+        let _ = self.modem.send(ToModem::Tone {
+            call: self.call,
+            hz,
+            ms,
+        });
+        true
+    }
+
+    /// Waits `ms` of line time when tones take time. False if the call ended.
+    async fn tone_gap(&mut self, ms: u32) -> bool {
+        if !self.timing.tones_take_time {
+            return true;
+        }
+        self.wait(Duration::from_millis(u64::from(ms))).await
+    }
+
     async fn centre(&mut self, c: CidCentre) {
         if c.handshake {
             if !self.wait(self.timing.handshake_delay).await {
                 return;
             }
+            // DC-05: 1400 Hz for 100 ms, 100 ms of silence, 2300 Hz for 100 ms.
             for hz in [1400, 2300] {
-                let _ = self.modem.send(ToModem::Tone {
-                    call: self.call,
-                    hz,
-                });
+                if !self.tone(hz, 100).await || !self.tone_gap(100).await {
+                    return;
+                }
             }
         }
         let mut heard = String::new();
@@ -695,10 +726,9 @@ impl FarEnd {
                     self.net.record(Record::Kissoff {
                         to: self.number.clone(),
                     });
-                    let _ = self.modem.send(ToModem::Tone {
-                        call: self.call,
-                        hz: 1400,
-                    });
+                    if !self.tone(1400, c.kissoff_ms).await {
+                        return;
+                    }
                 }
             }
         }

@@ -1305,9 +1305,18 @@ impl Module {
                     self.line(&format!("+QTONEDET: {}", u32::from(digit)));
                 }
             }
-            ToModem::Tone { call, hz } => {
-                if self.in_call(call) && self.st.tonedet && !self.silent() {
-                    self.line(&format!("+QTONEDET: {hz}"));
+            ToModem::Tone { call, hz, ms } => {
+                // Quectel reports the Contact ID tones as codes 69 (1400 Hz) and 70 (2300 Hz)
+                // with their persistence time in ms, when the tone ends; it hears no others.
+                let code = match hz {
+                    1400 => Some(69),
+                    2300 => Some(70),
+                    _ => None,
+                };
+                if let Some(code) = code {
+                    if self.in_call(call) && self.st.tonedet && !self.silent() {
+                        self.line(&format!("+QTONEDET: {code},{ms}"));
+                    }
                 }
             }
         }

@@ -232,6 +232,7 @@ mod tests {
         let mut audio = tone(&[852.0, 1477.0], 8000, 60);
         audio.extend(vec![0.0; 480]);
         audio.extend(tone(&[1400.0], 8000, 800));
+        audio.extend(vec![0.0; 800]);
         for chunk in audio.chunks(160) {
             call.received(chunk);
         }

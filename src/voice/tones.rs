@@ -2,8 +2,8 @@
 //! (SIA DC-05) receiver tones in call audio, for modems that cannot report them.
 //!
 //! Contact ID, DC-05 §3: the receiver's handshake is 1400 Hz for 100 ms, 100 ms of silence,
-//! 2300 Hz for 100 ms; after a message it sends the kissoff, 1400 Hz for at least 400 ms
-//! (750–1000 ms in practice). Senders keep tones within ±1 %; we accept ±1.5 %.
+//! 2300 Hz for 100 ms; after a message it sends the kissoff, 1400 Hz for 750–1000 ms,
+//! timed: a shorter or longer 1400 Hz tone is none. Senders keep tones within ±1 %; we accept ±1.5 %.
 //!
 //! Both detectors are streaming and allocation-free after construction: feed them whatever
 //! block sizes the audio path delivers.
@@ -192,7 +192,7 @@ impl DtmfDetector {
 pub enum ContactIdTone {
     /// 1400 Hz then 2300 Hz: the receiver is ready for a message.
     Handshake,
-    /// 1400 Hz for at least 400 ms: the message was received.
+    /// 1400 Hz for 750–1000 ms: the message was received. Reported when the tone ends.
     Kissoff,
 }
 
@@ -227,7 +227,6 @@ pub struct ContactIdDetector {
     hop_ms: u32,
     run: Band,
     run_ms: u32,
-    kissoff_reported: bool,
     last_low_ms: Option<u32>,
     since_low_ms: u32,
 }
@@ -237,8 +236,6 @@ impl ContactIdDetector {
     pub const LOW_HZ: f32 = 1400.0;
     /// The handshake's second tone, Hz.
     pub const HIGH_HZ: f32 = 2300.0;
-    /// Shortest kissoff accepted.
-    pub const KISSOFF_MIN_MS: u32 = 400;
 
     /// A detector for audio at `rate` Hz.
     pub fn new(rate: u32) -> ContactIdDetector {
@@ -255,7 +252,6 @@ impl ContactIdDetector {
             hop_ms: 10,
             run: Band::Neither,
             run_ms: 0,
-            kissoff_reported: false,
             last_low_ms: None,
             since_low_ms: u32::MAX / 2,
         }
@@ -278,11 +274,17 @@ impl ContactIdDetector {
         }
     }
 
+    /// Ends the tone being heard (the call ended): a kissoff still sounding is reported.
+    pub fn finish(&mut self, mut on_tone: impl FnMut(ToneEvent)) {
+        self.update(Band::Neither, &mut on_tone);
+    }
+
     /// Every tone event in a whole clip.
     pub fn detect(rate: u32, samples: &[f32]) -> Vec<ContactIdTone> {
         let mut d = ContactIdDetector::new(rate);
         let mut tones = Vec::new();
         d.push(samples, |e| tones.push(e.tone));
+        d.finish(|e| tones.push(e.tone));
         tones
     }
 
@@ -309,25 +311,22 @@ impl ContactIdDetector {
             if self.run == Band::Low {
                 self.last_low_ms = Some(self.run_ms);
                 self.since_low_ms = 0;
+                // A kissoff is timed: known only once the tone ends.
+                if crate::centre::contact_id::is_kissoff(1400, Some(self.run_ms)) {
+                    on_tone(ToneEvent {
+                        tone: ContactIdTone::Kissoff,
+                        at: self.samples_seen,
+                    });
+                }
             }
             self.run = band;
             self.run_ms = self.hop_ms;
-            if band == Band::Low {
-                self.kissoff_reported = false;
-            }
         }
         if self.run != Band::Low {
             self.since_low_ms = self.since_low_ms.saturating_add(self.hop_ms);
         }
         let at = self.samples_seen;
         match self.run {
-            Band::Low if self.run_ms >= Self::KISSOFF_MIN_MS && !self.kissoff_reported => {
-                self.kissoff_reported = true;
-                on_tone(ToneEvent {
-                    tone: ContactIdTone::Kissoff,
-                    at,
-                });
-            }
             // The 2300 Hz half of the handshake: 60 ms of it, after a short 1400 Hz burst
             // that ended at most 250 ms before it started.
             Band::High if self.run_ms == 60 => {
@@ -431,6 +430,20 @@ mod tests {
         let mut audio = tone(&[(1400.0, 0.3)], 250);
         audio.extend(silence(500));
         assert_eq!(ContactIdDetector::detect(RATE, &audio), []);
+    }
+
+    #[test]
+    fn a_kissoff_is_timed_from_750_to_1000_ms() {
+        for (ms, kissoff) in [(600, false), (750, true), (1000, true), (1300, false)] {
+            let mut audio = tone(&[(1400.0, 0.3)], ms);
+            audio.extend(silence(200));
+            let heard = ContactIdDetector::detect(RATE, &audio);
+            assert_eq!(
+                heard == [ContactIdTone::Kissoff],
+                kissoff,
+                "{ms} ms: {heard:?}"
+            );
+        }
     }
 
     #[test]
