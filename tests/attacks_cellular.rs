@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
+use vigil::centre::contact_id::ContactIdCall;
 use vigil::centre::sms::{Sms, MAX_WRONG_CODES};
-use vigil::config::{Credentials, SmsRoute, Unit};
+use vigil::config::{ContactIdRoute, Credentials, SmsRoute, Unit};
 use vigil::core::{
     Alarm, AlarmCause, AlarmId, AlarmRef, Delivery, DeliveryResult, RouteId, Timestamp,
 };
 use vigil::modem::device::Settings;
-use vigil::modem::network::{Party, Record, Reply, Responder};
+use vigil::modem::network::{CidCentre, Party, Record, Reply, Responder};
 use vigil::modem::sim::{SimConfig, SimWorld};
 use vigil::modem::{auth, Modem, ModemEvent, NumberError};
 
@@ -256,4 +257,41 @@ async fn code_of_an_earlier_attempt_does_not_acknowledge_a_later_one() {
         matches!(result, DeliveryResult::Failed { .. }),
         "{result:?}"
     );
+}
+
+/// A line that answers the Contact ID call and plays 1400 Hz after the digits, but not for a
+/// kissoff's 750–1000 ms (a handshake sent again, a tone generator that never stops), does not
+/// acknowledge the alarm: every attempt goes unanswered and the route fails, so the next route
+/// carries it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1400_hz_tone_of_the_wrong_length_is_no_kissoff() {
+    const CID: &str = "+46700000030";
+    let (w, m) = world().await;
+    let unit = Unit {
+        controller_id: CONTROLLER.into(),
+        contact_id_account: "1234".into(),
+        sia_account: "1234".into(),
+        subscriber: "Anna".into(),
+        address: "Storgatan 1".into(),
+        language: "en".into(),
+        volume: 80,
+        quiet_hours: None,
+    };
+    let route = ContactIdCall::new(m.clone(), &ContactIdRoute { number: CID.into() }, &unit);
+    for (ms, acked) in [(120, false), (3000, false), (900, true)] {
+        w.network.add(
+            CID,
+            Party::Centre(CidCentre {
+                kissoff_ms: ms,
+                ..CidCentre::working()
+            }),
+        );
+        let r = route.deliver(&delivery(1)).await;
+        assert_eq!(
+            matches!(r, DeliveryResult::Acked { .. }),
+            acked,
+            "a {ms} ms tone: {r:?}"
+        );
+        m.hang_up().await;
+    }
 }
