@@ -32,6 +32,7 @@ fn link(pendants: &[Pendant], jamming_after: Duration) -> (RadioLink, SocketAddr
         band: Band::Eu869,
         jamming_rssi_dbm: -90,
         jamming_after,
+        pairing_min_rssi: -60,
     };
     let link = RadioLink::start(radio, MemoryStore::new(), pendants, config).unwrap();
     (link, addr)

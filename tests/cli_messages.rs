@@ -292,7 +292,7 @@ fn range_test_redraws_on_a_terminal_and_prints_lines_when_piped() {
 
 /// `vigil pair` with no configuration used to open a simulated radio silently and still say
 /// "hold the pendant's button". Now it finds the configuration by the rule every command
-/// follows, and says how to name one (or ask for the simulated radio) when there is none.
+/// follows (to reach the running unit), and says how to name one when there is none.
 #[test]
 fn pair_without_a_configuration_says_so_instead_of_simulating() {
     let installed = std::path::Path::new("/etc/vigil/config.toml").exists();
@@ -313,7 +313,7 @@ fn pair_without_a_configuration_says_so_instead_of_simulating() {
     } else {
         assert!(!out.status.success(), "{said}");
         assert!(
-            said.contains("no configuration found") && said.contains("--listen"),
+            said.contains("no configuration found") && said.contains("--config FILE"),
             "{said}"
         );
     }

@@ -38,6 +38,7 @@ fn config(jamming_after: Duration) -> LinkConfig {
         band: Band::Eu869,
         jamming_rssi_dbm: -90,
         jamming_after,
+        pairing_min_rssi: -60,
     }
 }
 
@@ -271,20 +272,50 @@ async fn forged_and_replayed_frames_over_the_air_raise_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pairing_in_the_window_then_events_and_refusals() {
     let (mut link, addr) = link(&[], SimChannel::default());
-    let peer = SimPeer::new(addr, -65).unwrap();
+    let near = SimPeer::new(addr, -45).unwrap();
     let new_id = DeviceId(0x0BADCAFE);
+    let receive =
+        |peer: &SimPeer, wait| tokio::task::block_in_place(|| peer.receive(wait).unwrap());
 
     // Outside any window: refused, nothing stored.
     let p = PendantPairing::start(new_id, 1).unwrap();
-    peer.send(p.request().as_bytes()).unwrap();
-    let none = tokio::task::block_in_place(|| peer.receive(Duration::from_millis(500)).unwrap());
-    assert_eq!(none, None, "no answer outside the window");
+    near.send(p.request().as_bytes()).unwrap();
+    assert_eq!(
+        receive(&near, Duration::from_millis(500)),
+        None,
+        "no answer outside the window"
+    );
 
-    let mut reports = link.open_pairing(Duration::from_secs(5)).unwrap();
-    let p = PendantPairing::start(new_id, 1).unwrap();
-    peer.send(p.request().as_bytes()).unwrap();
-    let accept = tokio::task::block_in_place(|| peer.receive(WAIT).unwrap().unwrap());
-    let key = p.finish(&accept).unwrap();
+    let mut reports = link.open_pairing(Duration::from_secs(5), false).unwrap();
+    // Heard from too far away: refused.
+    let far = SimPeer::new(addr, -75).unwrap();
+    far.send(p.request().as_bytes()).unwrap();
+    match timeout(WAIT, reports.recv()).await.unwrap() {
+        Some(PairingReport::Refused { message, .. }) => {
+            assert!(message.contains("-75 dBm"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    near.send(p.request().as_bytes()).unwrap();
+    let accept = receive(&near, WAIT).unwrap();
+    let pendant = p.accepted(&accept).unwrap();
+    near.send(pendant.reveal.as_bytes()).unwrap();
+    assert_eq!(
+        timeout(WAIT, reports.recv()).await.unwrap(),
+        Some(PairingReport::Code {
+            device: new_id,
+            code: pendant.code
+        })
+    );
+    // Not stored before the code is confirmed.
+    let f = FrameCipher::new(&PendantKey::new([0; 32])).seal_event(new_id, 1, Event::Help);
+    near.send(f.as_bytes()).unwrap();
+    assert_eq!(
+        link.handle().confirm_pairing(pendant.code).await,
+        Ok(new_id)
+    );
+    let done = receive(&near, WAIT).unwrap();
+    let key = pendant.finish(&done).unwrap();
     assert_eq!(
         timeout(WAIT, reports.recv()).await.unwrap(),
         Some(PairingReport::Paired(new_id))
@@ -292,12 +323,12 @@ async fn pairing_in_the_window_then_events_and_refusals() {
 
     // A second pendant in the same window is refused with a message.
     let other = PendantPairing::start(DeviceId(0x0BADCAFF), 1).unwrap();
-    peer.send(other.request().as_bytes()).unwrap();
+    near.send(other.request().as_bytes()).unwrap();
     match timeout(WAIT, reports.recv()).await.unwrap() {
         Some(PairingReport::Refused { device, message }) => {
             assert_eq!(device, Some(DeviceId(0x0BADCAFF)));
             assert!(
-                message.contains("already paired in this window"),
+                message.contains("already pairing in this window"),
                 "{message}"
             );
         }
@@ -310,9 +341,20 @@ async fn pairing_in_the_window_then_events_and_refusals() {
 
     // The new pendant's frames are now authentic.
     let f = FrameCipher::new(&key).seal_event(new_id, 1, Event::Help);
-    peer.send(f.as_bytes()).unwrap();
+    near.send(f.as_bytes()).unwrap();
     let e = next_event(&mut link).await;
     assert_eq!((e.device, e.kind), (new_id, RadioEventKind::Help));
+
+    // The id now has a key: pairing it again needs a window opened to replace it.
+    let mut reports = link.open_pairing(Duration::from_secs(5), false).unwrap();
+    let again = PendantPairing::start(new_id, 2).unwrap();
+    near.send(again.request().as_bytes()).unwrap();
+    match timeout(WAIT, reports.recv()).await.unwrap() {
+        Some(PairingReport::Refused { message, .. }) => {
+            assert!(message.contains("--replace"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,114 +440,6 @@ async fn sustained_carrier_is_jamming_and_its_end_is_reported() {
         Some(Input::Jamming { active: false })
     );
     assert!(!link.status().jamming);
-}
-
-#[test]
-fn vigil_pair_and_range_test_over_loopback() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("radio.state");
-    let mut base = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
-            "pair",
-            "--listen",
-            "127.0.0.1:0",
-            "--window",
-            "20",
-            "--store",
-        ])
-        .arg(&store)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(base.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first.rsplit(' ').next().unwrap().to_string();
-    assert!(first.starts_with("simulated radio listening on"), "{first}");
-    let pstate = dir.path().join("p.state");
-    let out = vigil(&[
-        "pendant",
-        "pair",
-        "--id",
-        "C0FFEE",
-        "--to",
-        &addr,
-        "--state",
-        &pstate.display().to_string(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(base.wait().unwrap().success());
-    assert!(
-        rest.iter().any(|l| l.contains("paired pendant 00C0FFEE")),
-        "{rest:?}"
-    );
-    let stored = std::fs::read_to_string(&store).unwrap();
-    assert!(
-        stored.starts_with("key 00C0FFEE "),
-        "the base stored the key"
-    );
-    let pendant_state = std::fs::read_to_string(&pstate).unwrap();
-    assert_eq!(
-        stored.split_whitespace().nth(2),
-        pendant_state.lines().find_map(|l| l.strip_prefix("key ")),
-        "both ends agreed the same key"
-    );
-
-    // Range test with the paired pendant (key from the store) sending heartbeats.
-    let mut base = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
-            "range-test",
-            "--listen",
-            "127.0.0.1:0",
-            "--seconds",
-            "3",
-            "--store",
-        ])
-        .arg(&store)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(base.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first.rsplit(' ').next().unwrap().to_string();
-    let out = vigil(&[
-        "pendant",
-        "heartbeat",
-        "--id",
-        "C0FFEE",
-        "--to",
-        &addr,
-        "--state",
-        &pstate.display().to_string(),
-        "--count",
-        "4",
-        "--interval-ms",
-        "50",
-        "--retries",
-        "0",
-        "--ack-wait-ms",
-        "20",
-        "--rssi",
-        "-81",
-    ]);
-    assert!(out.status.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(base.wait().unwrap().success());
-    let last = rest
-        .iter()
-        .rev()
-        .find(|l| l.starts_with("00C0FFEE"))
-        .expect("a line for the pendant");
-    let cols: Vec<&str> = last.split_whitespace().collect();
-    assert_eq!(cols[1], "4", "{last}");
-    assert_eq!(cols[2], "100.0%", "{last}");
-    assert!(last.contains("-81 dBm"), "{last}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -701,4 +635,67 @@ async fn vigil_pendant_replay_takes_key_and_radio_from_the_configuration() {
         "{stderr}"
     );
     nothing_for(&mut link, Duration::from_millis(300)).await;
+}
+
+#[test]
+fn vigil_range_test_over_loopback() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    // A pendant paired earlier: the same key on both sides.
+    let key = "6b1f0c2e9a4d7f3b8c5e1a2d4f6b8c0e1a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e";
+    let store = dir.path().join("radio.state");
+    std::fs::write(&store, format!("key 00C0FFEE {key}\n")).unwrap();
+    let pstate = dir.path().join("p.state");
+    std::fs::write(&pstate, format!("counter 0\nkey {key}\n")).unwrap();
+
+    // Range test with the pendant (key from the store) sending heartbeats.
+    let mut base = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "range-test",
+            "--listen",
+            "127.0.0.1:0",
+            "--seconds",
+            "3",
+            "--store",
+        ])
+        .arg(&store)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(base.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.rsplit(' ').next().unwrap().to_string();
+    let out = vigil(&[
+        "pendant",
+        "heartbeat",
+        "--id",
+        "C0FFEE",
+        "--to",
+        &addr,
+        "--state",
+        &pstate.display().to_string(),
+        "--count",
+        "4",
+        "--interval-ms",
+        "50",
+        "--retries",
+        "0",
+        "--ack-wait-ms",
+        "20",
+        "--rssi",
+        "-81",
+    ]);
+    assert!(out.status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(base.wait().unwrap().success());
+    let last = rest
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("00C0FFEE"))
+        .expect("a line for the pendant");
+    let cols: Vec<&str> = last.split_whitespace().collect();
+    assert_eq!(cols[1], "4", "{last}");
+    assert_eq!(cols[2], "100.0%", "{last}");
+    assert!(last.contains("-81 dBm"), "{last}");
 }

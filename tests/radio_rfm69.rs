@@ -30,6 +30,7 @@ async fn link_over_the_rfm69_driver() {
         band: Band::Eu869,
         jamming_rssi_dbm: -90,
         jamming_after: Duration::from_secs(30),
+        pairing_min_rssi: -60,
     };
     let mut link = RadioLink::start(radio, MemoryStore::new(), &[pendant], config).unwrap();
     let cipher = FrameCipher::new(&key);

@@ -1725,7 +1725,8 @@ fn read_radio(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Radio> {
         },
         jamming_rssi_dbm: -90,
         jamming_after: secs(30),
-        pairing_window: secs(120),
+        pairing_window: secs(60),
+        pairing_min_rssi: -60,
     };
     let Some(t) = root.sub(cx, "radio") else {
         return root.value("radio").is_none().then_some(r);
@@ -1743,6 +1744,7 @@ fn read_radio(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Radio> {
             "jamming_rssi_dbm",
             "jamming_after",
             "pairing_window",
+            "pairing_min_rssi",
         ],
     );
     let before = cx.problems.len();
@@ -1802,8 +1804,11 @@ fn read_radio(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Radio> {
     }
     if t.value("pairing_window").is_some() {
         r.pairing_window = t
-            .duration(cx, "pairing_window", secs(10), secs(600))
+            .duration(cx, "pairing_window", secs(10), secs(60))
             .unwrap_or(r.pairing_window);
+    }
+    if let Some((v, _)) = t.integer(cx, "pairing_min_rssi", -100..-19) {
+        r.pairing_min_rssi = v as i16;
     }
     (cx.problems.len() == before).then_some(r)
 }

@@ -390,8 +390,11 @@ pub struct Radio {
     pub jamming_rssi_dbm: i16,
     /// How long carrier must persist to count as jamming.
     pub jamming_after: Duration,
-    /// How long `vigil pair` keeps the pairing window open.
+    /// How long `vigil pair` keeps the pairing window open (at most 60 s).
     pub pairing_window: Duration,
+    /// Weakest signal a pairing request may be heard at, dBm: pairing is for a pendant held
+    /// next to the base.
+    pub pairing_min_rssi: i16,
 }
 
 /// Cellular modem.

@@ -354,6 +354,11 @@ impl Core {
                 }
             }
             Input::Fault { fault, active } => self.on_fault(now, fault, active),
+            Input::Paired { device } => {
+                // A new key starts afresh: never heard, supervised from now.
+                self.pendants
+                    .insert(device.id, PendantState::new(device, now));
+            }
             Input::Network { registered } => {
                 if self.network_ok && !registered {
                     self.out(Output::Play(Prompt::NoNetwork));

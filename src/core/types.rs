@@ -128,6 +128,19 @@ pub struct Device {
     pub location: String,
 }
 
+impl Device {
+    /// A pendant paired over the air: personal, zone 0, named by its id until the installer
+    /// gives it a place in the configuration.
+    pub fn paired(id: DeviceId) -> Device {
+        Device {
+            id,
+            kind: DeviceKind::Personal,
+            zone: 0,
+            location: format!("paired pendant {id}"),
+        }
+    }
+}
+
 /// Journal key of an alarm, assigned by the core in increasing order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AlarmId(pub u64);
@@ -802,6 +815,12 @@ pub enum Input {
         fault: UnitFault,
         /// Whether the fault is present now.
         active: bool,
+    },
+    /// A pendant was paired over the air (its key is already stored): supervise it from now,
+    /// as never heard until its first frame.
+    Paired {
+        /// The pendant.
+        device: Device,
     },
 }
 

@@ -900,7 +900,19 @@ impl Journal {
         key: &[u8; 32],
         at: Timestamp,
     ) -> Result<(), JournalError> {
-        self.conn
+        insert_paired(&self.conn, device, key, at).map_err(self.err())
+    }
+}
+
+/// The paired pendant's row, replacing an older one of the same id.
+fn insert_paired(
+    conn: &Connection,
+    device: &Device,
+    key: &[u8; 32],
+    at: Timestamp,
+) -> rusqlite::Result<()> {
+    {
+        conn
             .execute(
                 "INSERT INTO paired_pendant (device, kind, key, location, zone, paired_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -916,9 +928,10 @@ impl Journal {
                 ],
             )
             .map(|_| ())
-            .map_err(self.err())
     }
+}
 
+impl Journal {
     /// Pendants paired over the air, with their keys.
     pub fn paired(&self) -> Result<Vec<(Device, [u8; 32])>, JournalError> {
         let mut stmt = self
@@ -1042,24 +1055,20 @@ impl crate::radio::store::PendantStore for Journal {
         key: &crate::radio::frame::PendantKey,
     ) -> Result<(), crate::radio::RadioError> {
         let err = |e: JournalError| crate::radio::RadioError::Store(e.to_string());
-        let device = Device {
-            id: pendant,
-            kind: DeviceKind::Personal,
-            zone: 0,
-            location: format!("paired pendant {pendant}"),
-        };
-        self.save_paired(&device, key.as_bytes(), Timestamp::now())
-            .map_err(err)?;
-        self.pending.remove(&pendant);
-        // A new key starts a new counter sequence.
-        self.conn
-            .execute(
+        let device = Device::paired(pendant);
+        // The pendant, its key and the end of its old counter sequence (a new key starts a
+        // new one) are one transaction: a crash leaves the old pairing or the new, never half.
+        let commit = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            insert_paired(&tx, &device, key.as_bytes(), Timestamp::now())?;
+            tx.execute(
                 "DELETE FROM pendant_counter WHERE device = ?1",
                 params![pendant.0 as i64],
-            )
-            .map(|_| ())
-            .map_err(self.err())
-            .map_err(err)?;
+            )?;
+            tx.commit()
+        };
+        commit(&mut self.conn).map_err(self.err()).map_err(err)?;
+        self.pending.remove(&pendant);
         self.forget_mark(pendant).map_err(err)
     }
 }

@@ -12,8 +12,8 @@ use clap::{Args, ValueEnum};
 use super::driver::sim::{SimChannel, SimPeer, SimRadio};
 use super::driver::{self, Transceiver};
 use super::frame::{Event, Frame, FrameCipher, FrameType, PendantKey};
-use super::link::{LinkConfig, LinkStatus, PairingReport, RadioLink};
-use super::pairing::PendantPairing;
+use super::link::{LinkConfig, LinkStatus, RadioLink};
+use super::pairing::{PairingCode, PendantPairing};
 use super::store::FileStore;
 use super::RadioError;
 use crate::config::{Band, Config, Pendant, Radio, RadioDriver};
@@ -127,15 +127,22 @@ pub struct BaseRadioArgs {
     pub store: PathBuf,
 }
 
-/// `vigil pair`: open a pairing window and pair one pendant.
+/// `vigil pair`: pair one pendant through the running unit.
 #[derive(Args, Debug)]
 pub struct PairArgs {
-    /// The radio.
-    #[command(flatten)]
-    pub radio: BaseRadioArgs,
-    /// Window length in seconds (default: the configured pairing window).
+    /// config.toml of the running unit (default: $VIGIL_CONFIG, /etc/vigil/config.toml,
+    /// ./config.toml).
     #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Give a pendant id that already has a key a new one (a replaced pendant).
+    #[arg(long)]
+    pub replace: bool,
+    /// Window length in seconds, at most 60 (default: the configured pairing window).
+    #[arg(long, conflicts_with = "confirm")]
     pub window: Option<u64>,
+    /// Confirm the six-digit code the pendant blinks (and `vigil pair` printed).
+    #[arg(long, value_name = "CODE")]
+    pub confirm: Option<String>,
 }
 
 /// `vigil range-test`: live RSSI and packet success per pendant.
@@ -439,38 +446,73 @@ fn pair_pendant(
 ) -> Result<ExitCode, RadioError> {
     let pairing = PendantPairing::start(args.id, 1)?;
     let request = pairing.request();
+    let wait = Duration::from_millis(args.ack_wait_ms.max(1000));
+    let mut accept = None;
     for _ in 0..=args.retries {
         peer.send(request.as_bytes())?;
-        let deadline = Instant::now() + Duration::from_millis(args.ack_wait_ms.max(1000));
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Some(bytes) = peer.receive(left)? else {
-                break;
+        accept = wait_for(peer, args.id, FrameType::PairAccept, wait)?;
+        if accept.is_some() {
+            break;
+        }
+    }
+    let Some(accept) = accept else {
+        println!(
+            "pendant {}: no answer to the pairing request (is a pairing window open? run \
+             `vigil pair` on the unit, and hold the pendant next to it)",
+            args.id
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let revealed = pairing.accepted(&accept)?;
+    println!(
+        "pendant {}: the light blinks the code {}",
+        args.id, revealed.code
+    );
+    // Say the key again every couple of seconds until the base confirms, for as long as a
+    // window can stay open.
+    let deadline = Instant::now() + super::pairing::MAX_WINDOW + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        peer.send(revealed.reveal.as_bytes())?;
+        if let Some(done) = wait_for(peer, args.id, FrameType::PairDone, Duration::from_secs(2))? {
+            let key = revealed.finish(&done)?;
+            *state = PendantState {
+                counter: 0,
+                key: Some(key),
             };
-            let Ok(f) = Frame::new_checked(&bytes[..]) else {
-                continue;
-            };
-            if f.frame_type() == FrameType::PairAccept && f.device() == args.id {
-                let key = pairing.finish(&bytes)?;
-                *state = PendantState {
-                    counter: 0,
-                    key: Some(key),
-                };
-                state.save(state_path)?;
-                println!(
-                    "pendant {}: paired; key kept in {}",
-                    args.id,
-                    state_path.display()
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
+            state.save(state_path)?;
+            println!(
+                "pendant {}: paired; key kept in {}",
+                args.id,
+                state_path.display()
+            );
+            return Ok(ExitCode::SUCCESS);
         }
     }
     println!(
-        "pendant {}: no answer to the pairing request (is `vigil pair` running on the base?)",
+        "pendant {}: the base did not confirm the code; nothing changed on the pendant",
         args.id
     );
     Ok(ExitCode::from(2))
+}
+
+/// The next frame of `kind` for `id` within `wait`, ignoring everything else on the air.
+fn wait_for(
+    peer: &SimPeer,
+    id: DeviceId,
+    kind: FrameType,
+    wait: Duration,
+) -> Result<Option<Vec<u8>>, RadioError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(bytes) = peer.receive(left)? else {
+            return Ok(None);
+        };
+        if Frame::new_checked(&bytes[..]).is_ok_and(|f| f.frame_type() == kind && f.device() == id)
+        {
+            return Ok(Some(bytes.to_vec()));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -510,7 +552,8 @@ fn base(args: &BaseRadioArgs) -> Result<Base, RadioError> {
                 },
                 jamming_rssi_dbm: -90,
                 jamming_after: Duration::from_secs(30),
-                pairing_window: Duration::from_secs(120),
+                pairing_window: Duration::from_secs(60),
+                pairing_min_rssi: -60,
             },
             Vec::new(),
         ),
@@ -545,47 +588,58 @@ fn runtime() -> Result<tokio::runtime::Runtime, RadioError> {
         .map_err(|e| RadioError::io("starting the runtime", e))
 }
 
-/// Runs `vigil pair`.
+/// Runs `vigil pair`: asks the running unit to open its pairing window and follows it, or
+/// (`--confirm CODE`) confirms the code the pendant shows.
 pub fn pair(args: &PairArgs) -> Result<ExitCode, RadioError> {
-    let (radio, pendants, transceiver) = base(&args.radio)?;
-    let store = FileStore::open(&args.radio.store)?;
-    let window = args
-        .window
-        .map(Duration::from_secs)
-        .unwrap_or(radio.pairing_window);
+    let path = crate::config::locate(args.config.as_deref())
+        .map_err(|e| RadioError::Usage(e.to_string()))?;
+    let config = read_config(&path)?;
+    let not_running = |e: crate::runtime::control::ControlError| {
+        RadioError::Usage(format!("pairing goes through the running unit: {e}"))
+    };
     runtime()?.block_on(async move {
-        let mut link = RadioLink::start(transceiver, store, &pendants, LinkConfig::from(&radio))?;
-        let mut reports = link.open_pairing(window)?;
-        println!(
-            "pairing window open for {} s: hold the pendant's button until its light flashes",
-            window.as_secs()
-        );
-        let mut paired = None;
-        let grace = tokio::time::sleep(Duration::from_secs(3));
-        tokio::pin!(grace);
-        loop {
-            tokio::select! {
-                report = reports.recv() => match report {
-                    Some(PairingReport::Paired(d)) => {
-                        println!("paired pendant {d}: check that this id is printed on the pendant");
-                        paired = Some(d);
-                        // Stay a moment to answer the pendant again if our accept was lost.
-                        grace.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3));
-                    }
-                    Some(PairingReport::Refused { message, .. }) => println!("{message}"),
-                    Some(PairingReport::Closed) | None => break,
-                },
-                input = link.recv() => if input.is_none() { break },
-                () = &mut grace, if paired.is_some() => break,
-            }
-        }
-        link.stop()?;
-        Ok(match paired {
-            Some(_) => ExitCode::SUCCESS,
-            None => {
-                println!("no pendant paired in the window");
+        if let Some(typed) = &args.confirm {
+            let code = PairingCode::parse(typed).ok_or_else(|| {
+                RadioError::Usage(format!(
+                    "`{typed}` is not a pairing code: it is six digits, as the pendant shows it"
+                ))
+            })?;
+            let answer = crate::runtime::control::request(
+                &config.data_dir,
+                &format!("pair-confirm {}", code.digits()),
+            )
+            .await
+            .map_err(not_running)?;
+            print!("{answer}");
+            return Ok(if answer.starts_with("paired pendant") {
+                ExitCode::SUCCESS
+            } else {
                 ExitCode::from(2)
-            }
+            });
+        }
+        let mut command = "pair".to_string();
+        if args.replace {
+            command.push_str(" replace");
+        }
+        if let Some(w) = args.window {
+            command.push_str(&format!(" window={w}"));
+        }
+        let mut paired = false;
+        crate::runtime::control::request_lines(
+            &config.data_dir,
+            &command,
+            super::pairing::MAX_WINDOW + Duration::from_secs(30),
+            |line| {
+                println!("{line}");
+                paired |= line.starts_with("paired pendant");
+            },
+        )
+        .await
+        .map_err(not_running)?;
+        Ok(if paired {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
         })
     })
 }
@@ -714,7 +768,7 @@ mod tests {
         assert_eq!(c.pendants[0].id, DeviceId(0x00A1B2C3));
         assert_eq!(c.pendants[0].kind, crate::core::DeviceKind::Fall);
         assert!(c.pendants[0].key.is_some() && c.pendants[1].key.is_none());
-        assert_eq!(c.radio.pairing_window, Duration::from_secs(120));
+        assert_eq!(c.radio.pairing_window, Duration::from_secs(60));
         assert_eq!(
             c.radio.driver,
             RadioDriver::Sim {
@@ -742,7 +796,7 @@ mod tests {
         [[pendant]]\nid = \"00A1B2C4\"\n\
         [[route]]\nname = \"daughter\"\nkind = \"voice\"\nnumber = \"+46703333333\"\n\
         [radio]\ndriver = \"sim\"\nlisten = \"127.0.0.1:8690\"\njamming_after = \"30s\"\n\
-        pairing_window = \"2m\"\n\
+        pairing_window = \"1m\"\n\
         [modem]\nport = \"/dev/null\"\n";
 
     #[test]

@@ -10,12 +10,15 @@
 //! +--------+---------------+---------------+---------------------------------------+
 //! Event       (pendant -> base): AES-256-GCM(event code, payload) + 16-byte tag
 //! Ack         (base -> pendant): 16-byte tag over the header (empty plaintext)
-//! PairRequest (pendant -> base): pendant's X25519 public key (32 bytes)
-//! PairAccept  (base -> pendant): base's X25519 public key (32) + 16-byte key confirmation
+//! PairRequest (pendant -> base): SHA-256 commitment to the pendant's X25519 public key (32)
+//! PairAccept  (base -> pendant): base's X25519 public key (32 bytes)
+//! PairReveal  (pendant -> base): pendant's X25519 public key (32 bytes)
+//! PairDone    (base -> pendant): 16-byte key confirmation over the header
 //! ```
 //!
-//! The longest frame is 57 bytes, so every frame fits the RFM69's 66-byte FIFO together
-//! with its length byte, and no frame needs a FIFO refill while on air.
+//! The longest frame is 41 bytes, so every frame fits the RFM69's 66-byte FIFO together
+//! with its length byte, and no frame needs a FIFO refill while on air. Pairing is described
+//! in [`super::pairing`].
 //!
 //! The 96-bit GCM nonce is `device id ‖ counter ‖ direction ‖ 0 0 0` (NIST SP 800-38D §8.2.1,
 //! deterministic construction): the pendant never reuses a counter, and the base's
@@ -37,8 +40,8 @@ pub const HEADER_LEN: usize = 9;
 pub const TAG_LEN: usize = 16;
 /// Length of an X25519 public key.
 pub const PUBLIC_KEY_LEN: usize = 32;
-/// The longest frame on air (a pairing accept).
-pub const MAX_FRAME_LEN: usize = HEADER_LEN + PUBLIC_KEY_LEN + TAG_LEN;
+/// The longest frame on air (the pairing frames that carry a key or a commitment).
+pub const MAX_FRAME_LEN: usize = HEADER_LEN + PUBLIC_KEY_LEN;
 /// The longest event plaintext: event code and a fall's 7-byte evidence.
 pub const MAX_EVENT_LEN: usize = 8;
 
@@ -57,10 +60,14 @@ pub enum FrameType {
     Event,
     /// The base's acknowledgement of an event.
     Ack,
-    /// A pendant in pairing mode offers its public key.
+    /// A pendant in pairing mode commits to its public key.
     PairRequest,
-    /// The base answers a pairing request with its public key and a key confirmation.
+    /// The base answers a pairing request with its public key.
     PairAccept,
+    /// The pendant reveals the public key it committed to.
+    PairReveal,
+    /// The base confirms the agreed key once the installer confirmed the code.
+    PairDone,
 }
 
 impl FrameType {
@@ -70,6 +77,8 @@ impl FrameType {
             FrameType::Ack => 1,
             FrameType::PairRequest => 2,
             FrameType::PairAccept => 3,
+            FrameType::PairReveal => 4,
+            FrameType::PairDone => 5,
         }
     }
 
@@ -79,6 +88,8 @@ impl FrameType {
             1 => Some(FrameType::Ack),
             2 => Some(FrameType::PairRequest),
             3 => Some(FrameType::PairAccept),
+            4 => Some(FrameType::PairReveal),
+            5 => Some(FrameType::PairDone),
             _ => None,
         }
     }
@@ -88,8 +99,10 @@ impl FrameType {
         match self {
             FrameType::Event => (TAG_LEN + 1..=TAG_LEN + MAX_EVENT_LEN).contains(&len),
             FrameType::Ack => len == TAG_LEN,
-            FrameType::PairRequest => len == PUBLIC_KEY_LEN,
-            FrameType::PairAccept => len == PUBLIC_KEY_LEN + TAG_LEN,
+            FrameType::PairRequest | FrameType::PairAccept | FrameType::PairReveal => {
+                len == PUBLIC_KEY_LEN
+            }
+            FrameType::PairDone => len == TAG_LEN,
         }
     }
 
@@ -100,6 +113,8 @@ impl FrameType {
             FrameType::Ack => "ack",
             FrameType::PairRequest => "pair-request",
             FrameType::PairAccept => "pair-accept",
+            FrameType::PairReveal => "pair-reveal",
+            FrameType::PairDone => "pair-done",
         }
     }
 }
@@ -614,39 +629,35 @@ impl FrameCipher {
     }
 }
 
-/// Builds a pairing request frame (clear: the key exchange itself needs no secret).
-pub fn emit_pair_request(
+/// Builds a clear pairing frame with a 32-byte body (a commitment or a public key): the key
+/// exchange itself needs no secret.
+pub fn emit_pair_key(
+    kind: FrameType,
     device: DeviceId,
     attempt: u32,
-    public_key: &[u8; PUBLIC_KEY_LEN],
+    body: &[u8; PUBLIC_KEY_LEN],
 ) -> FrameBuf {
+    debug_assert!(kind.body_len_ok(PUBLIC_KEY_LEN));
     let mut out = FrameBuf::new(HEADER_LEN + PUBLIC_KEY_LEN);
     let mut frame = out.frame_mut();
-    frame.set_control(VERSION, FrameType::PairRequest);
+    frame.set_control(VERSION, kind);
     frame.set_device(device);
     frame.set_counter(attempt);
-    frame.body_mut().copy_from_slice(public_key);
+    frame.body_mut().copy_from_slice(body);
     out
 }
 
-/// Builds a pairing accept frame around the base's public key and key confirmation.
-pub(crate) fn emit_pair_accept(
-    device: DeviceId,
-    attempt: u32,
-    public_key: &[u8; PUBLIC_KEY_LEN],
-    cipher: &FrameCipher,
-) -> FrameBuf {
-    let mut out = FrameBuf::new(HEADER_LEN + PUBLIC_KEY_LEN + TAG_LEN);
+/// Builds the base's `PairDone`: a key confirmation tag over the header, made with the new key.
+pub(crate) fn emit_pair_done(device: DeviceId, attempt: u32, cipher: &FrameCipher) -> FrameBuf {
+    let mut out = FrameBuf::new(HEADER_LEN + TAG_LEN);
     let mut frame = out.frame_mut();
-    frame.set_control(VERSION, FrameType::PairAccept);
+    frame.set_control(VERSION, FrameType::PairDone);
     frame.set_device(device);
     frame.set_counter(attempt);
-    frame.body_mut()[..PUBLIC_KEY_LEN].copy_from_slice(public_key);
-    let mut aad = [0u8; HEADER_LEN + PUBLIC_KEY_LEN];
-    aad.copy_from_slice(&out.as_bytes()[..HEADER_LEN + PUBLIC_KEY_LEN]);
+    let mut aad = [0u8; HEADER_LEN];
+    aad.copy_from_slice(&out.as_bytes()[..HEADER_LEN]);
     let tag = cipher.pair_confirmation(device, &aad);
-    out.buf[HEADER_LEN + PUBLIC_KEY_LEN..HEADER_LEN + PUBLIC_KEY_LEN + TAG_LEN]
-        .copy_from_slice(&tag);
+    out.buf[HEADER_LEN..HEADER_LEN + TAG_LEN].copy_from_slice(&tag);
     out
 }
 

@@ -11,14 +11,14 @@ use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::driver::{Transceiver, Waker};
 use super::duty::{airtime, DutyCycle, Priority, BIT_RATE};
 use super::frame::{Frame, FrameType};
 use super::gate::{FrameGate, Rejection, RejectionCounts, Verdict};
-use super::pairing::{PairingOutcome, PairingWindow};
+use super::pairing::{PairingCode, PairingOutcome, PairingWindow};
 use super::store::PendantStore;
 use super::supervision::{JammingDetector, RangeStats};
 use super::RadioError;
@@ -54,6 +54,8 @@ pub struct LinkConfig {
     pub jamming_rssi_dbm: i16,
     /// How long carrier must persist to be jamming.
     pub jamming_after: Duration,
+    /// Weakest signal a pairing request may be heard at, dBm (close range only).
+    pub pairing_min_rssi: i16,
 }
 
 impl From<&Radio> for LinkConfig {
@@ -62,6 +64,7 @@ impl From<&Radio> for LinkConfig {
             band: r.band,
             jamming_rssi_dbm: r.jamming_rssi_dbm,
             jamming_after: r.jamming_after,
+            pairing_min_rssi: r.pairing_min_rssi,
         }
     }
 }
@@ -69,6 +72,13 @@ impl From<&Radio> for LinkConfig {
 /// What happened in a pairing window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PairingReport {
+    /// A pendant revealed its key: the installer compares this code with the pendant's.
+    Code {
+        /// The pendant.
+        device: DeviceId,
+        /// The code it shows.
+        code: PairingCode,
+    },
     /// A pendant was paired and stored.
     Paired(DeviceId),
     /// A request was refused; the message is for the installer.
@@ -112,7 +122,12 @@ enum Control {
     },
     OpenPairing {
         length: Duration,
+        replace: bool,
         reports: mpsc::UnboundedSender<PairingReport>,
+    },
+    ConfirmPairing {
+        code: PairingCode,
+        reply: oneshot::Sender<Result<DeviceId, String>>,
     },
     Stop,
 }
@@ -155,16 +170,32 @@ impl RadioHandle {
         lock(&self.status).clone()
     }
 
-    /// Opens a pairing window of `length`; reports come on the returned channel.
+    /// Opens a pairing window of `length` (at most [`super::pairing::MAX_WINDOW`]); `replace`
+    /// lets an id that already has a key pair again. Reports come on the returned channel.
     pub fn open_pairing(
         &self,
         length: Duration,
+        replace: bool,
     ) -> Result<mpsc::UnboundedReceiver<PairingReport>, RadioError> {
         let (reports, rx) = mpsc::unbounded_channel();
         self.control
-            .send(Control::OpenPairing { length, reports })
+            .send(Control::OpenPairing {
+                length,
+                replace,
+                reports,
+            })
             .map_err(|_| RadioError::Stopped)?;
         Ok(rx)
+    }
+
+    /// The installer confirms the code the pendant shows: the pendant is stored and told.
+    pub async fn confirm_pairing(&self, code: PairingCode) -> Result<DeviceId, String> {
+        let (reply, rx) = oneshot::channel();
+        self.control
+            .send(Control::ConfirmPairing { code, reply })
+            .map_err(|_| "the radio is stopped".to_string())?;
+        rx.await
+            .unwrap_or_else(|_| Err("the radio is stopped".to_string()))
     }
 }
 
@@ -206,6 +237,7 @@ impl RadioLink {
             duty: DutyCycle::for_band(config.band),
             jamming: JammingDetector::new(config.jamming_rssi_dbm, config.jamming_after),
             pairing: PairingWindow::new(),
+            pairing_min_rssi: config.pairing_min_rssi,
             pairing_reports: None,
             acked,
             recent_alarms: VecDeque::with_capacity(RECENT_ALARMS),
@@ -257,8 +289,9 @@ impl RadioLink {
     pub fn open_pairing(
         &self,
         length: Duration,
+        replace: bool,
     ) -> Result<mpsc::UnboundedReceiver<PairingReport>, RadioError> {
-        self.handle.open_pairing(length)
+        self.handle.open_pairing(length, replace)
     }
 
     /// A snapshot of the link's figures.
@@ -298,6 +331,7 @@ struct Worker<T, S: PendantStore> {
     duty: DutyCycle,
     jamming: JammingDetector,
     pairing: PairingWindow,
+    pairing_min_rssi: i16,
     pairing_reports: Option<mpsc::UnboundedSender<PairingReport>>,
     acked: HashMap<DeviceId, u32>,
     recent_alarms: VecDeque<(DeviceId, u32)>,
@@ -378,9 +412,17 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         loop {
             match self.control.try_recv() {
                 Ok(Control::Ack { device, counter }) => self.ack(device, counter, false),
-                Ok(Control::OpenPairing { length, reports }) => {
-                    self.pairing.open(Timestamp::now(), length);
+                Ok(Control::OpenPairing {
+                    length,
+                    replace,
+                    reports,
+                }) => {
+                    self.pairing
+                        .open(Timestamp::now(), length, replace, self.pairing_min_rssi);
                     self.pairing_reports = Some(reports);
+                }
+                Ok(Control::ConfirmPairing { code, reply }) => {
+                    let _ = reply.send(self.confirm_pairing(code));
                 }
                 Ok(Control::Stop) | Err(std_mpsc::TryRecvError::Disconnected) => {
                     self.stopping = true;
@@ -414,10 +456,13 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
     fn frame(&mut self, bytes: &[u8], rssi: Option<i16>) -> Result<(), RadioError> {
         let now = Timestamp::now();
         if let Ok(f) = Frame::new_checked(bytes) {
-            if f.frame_type() == FrameType::PairRequest {
+            if matches!(
+                f.frame_type(),
+                FrameType::PairRequest | FrameType::PairReveal
+            ) {
                 // A window opened while this frame was on its way must count.
                 self.drain_control();
-                self.pairing_request(Timestamp::now(), bytes);
+                self.pairing_frame(Timestamp::now(), bytes, rssi);
                 return Ok(());
             }
         }
@@ -500,37 +545,41 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         true
     }
 
-    fn pairing_request(&mut self, now: Timestamp, bytes: &[u8]) {
-        let report = match self.pairing.request(now, bytes) {
-            PairingOutcome::Accepted {
-                device,
-                key,
-                reply,
-                repeat,
-            } => {
-                let stored = if repeat {
-                    Ok(())
-                } else {
-                    self.gate.add_paired(device, &key)
-                };
-                match stored {
-                    Ok(()) => {
-                        self.transmit(reply.as_bytes(), Priority::Routine);
-                        (!repeat).then_some(PairingReport::Paired(device))
-                    }
-                    Err(e) => Some(PairingReport::Refused {
-                        device: Some(device),
-                        message: format!("pendant {device} could not be stored: {e}"),
-                    }),
-                }
+    fn pairing_frame(&mut self, now: Timestamp, bytes: &[u8], rssi: Option<i16>) {
+        let gate = &self.gate;
+        let outcome = self
+            .pairing
+            .frame(now, bytes, rssi, |d| gate.cipher(d).is_some());
+        let report = match outcome {
+            PairingOutcome::Send(frame) => {
+                self.transmit(frame.as_bytes(), Priority::Routine);
+                None
             }
+            PairingOutcome::Code { device, code } => Some(PairingReport::Code { device, code }),
             PairingOutcome::Refused { device, message } => {
                 Some(PairingReport::Refused { device, message })
             }
+            PairingOutcome::Quiet => None,
         };
+        self.report_pairing(report);
+    }
+
+    fn report_pairing(&mut self, report: Option<PairingReport>) {
         if let (Some(report), Some(tx)) = (report, &self.pairing_reports) {
             let _ = tx.send(report);
         }
+    }
+
+    /// The installer's code: stores the pendant and its key, then tells the pendant.
+    fn confirm_pairing(&mut self, code: PairingCode) -> Result<DeviceId, String> {
+        let c = self.pairing.confirm(Timestamp::now(), code)?;
+        if let Err(e) = self.gate.add_paired(c.device, &c.key) {
+            self.pairing.close();
+            return Err(format!("pendant {} could not be stored: {e}", c.device));
+        }
+        self.transmit(c.done.as_bytes(), Priority::Routine);
+        self.report_pairing(Some(PairingReport::Paired(c.device)));
+        Ok(c.device)
     }
 
     fn ack(&mut self, device: DeviceId, counter: u32, repeat: bool) {

@@ -136,6 +136,9 @@ pub fn inspect_untrusted_frame(bytes: &[u8]) {
     let _ = frame::Event::parse(bytes);
     let _ = driver::sim::Air::parse(bytes);
     let mut w = pairing::PairingWindow::new();
-    w.open(Timestamp(0), std::time::Duration::from_secs(60));
-    let _ = w.request(Timestamp(1), bytes);
+    w.open(Timestamp(0), std::time::Duration::from_secs(60), true, -127);
+    let _ = w.frame(Timestamp(1), bytes, Some(-40), |_| false);
+    if let Some(code) = pairing::PairingCode::parse("000000") {
+        let _ = w.confirm(Timestamp(2), code);
+    }
 }

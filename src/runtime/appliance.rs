@@ -158,7 +158,11 @@ pub async fn assemble_with_clock(
         pendants,
         calls: Arc::new(Calls(modem.clone())),
     };
-    let unit = Unit::new(core, journal, adapters, clock.clone());
+    let mut unit = Unit::new(core, journal, adapters, clock.clone());
+    unit.set_pairing(Arc::new(RadioPairing {
+        slot: radio.clone(),
+        window: config.radio.pairing_window,
+    }));
     let inputs = unit.inputs();
     let control = unit.control();
     if let Some(lost) = &lost {
@@ -327,6 +331,112 @@ impl RadioSlot {
         } else if let Some(f) = s.fault.as_mut() {
             f.0 = reason;
         }
+    }
+}
+
+/// `vigil pair` through the running unit's radio link.
+struct RadioPairing {
+    slot: RadioSlot,
+    window: Duration,
+}
+
+impl super::PairingDesk for RadioPairing {
+    fn open(
+        &self,
+        replace: bool,
+        window: Option<Duration>,
+        lines: mpsc::Sender<String>,
+        inputs: mpsc::Sender<Input>,
+    ) {
+        use crate::radio::link::PairingReport;
+        let say = |lines: &mpsc::Sender<String>, text: String| {
+            // The installer may have gone; the window goes on without them.
+            let _ = lines.try_send(text);
+        };
+        let Some(radio) = self.slot.get() else {
+            let why = self.slot.fault().unwrap_or_else(|| "not open yet".into());
+            say(
+                &lines,
+                format!("the radio is not working ({why}): nothing can pair now"),
+            );
+            return;
+        };
+        let length = window
+            .unwrap_or(self.window)
+            .min(crate::radio::pairing::MAX_WINDOW);
+        let mut reports = match radio.open_pairing(length, replace) {
+            Ok(r) => r,
+            Err(e) => {
+                say(
+                    &lines,
+                    format!("the pairing window could not be opened: {e}"),
+                );
+                return;
+            }
+        };
+        say(
+            &lines,
+            format!(
+                "pairing window open for {} s: hold the pendant next to the base and hold its \
+                 button until the light flashes",
+                length.as_secs()
+            ),
+        );
+        tokio::spawn(async move {
+            while let Some(report) = reports.recv().await {
+                match report {
+                    PairingReport::Code { device, code } => say(
+                        &lines,
+                        format!(
+                            "pendant {device} asks to pair; its light blinks the code {code}. If \
+                             the pendant shows the same code, confirm it: vigil pair --confirm {}",
+                            code.digits()
+                        ),
+                    ),
+                    PairingReport::Refused { message, .. } => say(&lines, message),
+                    PairingReport::Paired(device) => {
+                        say(
+                            &lines,
+                            format!(
+                                "paired pendant {device}: it is in `vigil status` now; press its \
+                                 button to test it"
+                            ),
+                        );
+                        let _ = inputs
+                            .send(Input::Paired {
+                                device: crate::core::Device::paired(device),
+                            })
+                            .await;
+                        return;
+                    }
+                    PairingReport::Closed => {
+                        say(
+                            &lines,
+                            "the pairing window closed; no pendant was paired".into(),
+                        );
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    fn confirm(
+        &self,
+        code: crate::radio::pairing::PairingCode,
+        reply: tokio::sync::oneshot::Sender<String>,
+    ) {
+        let Some(radio) = self.slot.get() else {
+            let _ = reply.send("the radio is not working: nothing can pair now\n".into());
+            return;
+        };
+        tokio::spawn(async move {
+            let text = match radio.confirm_pairing(code).await {
+                Ok(device) => format!("paired pendant {device}\n"),
+                Err(e) => format!("{e}\n"),
+            };
+            let _ = reply.send(text);
+        });
     }
 }
 

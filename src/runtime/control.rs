@@ -1,7 +1,10 @@
 //! The local control socket: `vigil status` and `vigil test-call` talk to the running unit.
 //!
 //! A Unix stream socket in the data folder, readable by the service's user only. The client
-//! writes one command line (`status`, `test-call`); the unit answers with text and closes.
+//! writes one command line (`status`, `test-call`, `pair [replace] [window=S]`,
+//! `pair-confirm CODE`); the unit answers with text and closes. `pair` answers line by line
+//! while the pairing window is open. Pairing opens the door to the alarm path, so it is taken
+//! only from root or the service's own user, not from members of its group.
 //!
 //! Hardened against a local client that misbehaves: the peer's credentials (SO_PEERCRED) must
 //! be root's or the service's own user or group, the command line must come within
@@ -32,6 +35,22 @@ pub enum ControlRequest {
     Status(oneshot::Sender<String>),
     /// Raise a test report through the real routes.
     TestCall(oneshot::Sender<String>),
+    /// Open the radio's pairing window; what happens in it goes out line by line.
+    Pair {
+        /// A pendant id that already has a key may pair again.
+        replace: bool,
+        /// Window length asked for (the configured one otherwise); at most 60 s.
+        window: Option<Duration>,
+        /// Lines for the installer; dropped when the window is over.
+        lines: mpsc::Sender<String>,
+    },
+    /// The installer confirms the code a pendant shows.
+    PairConfirm {
+        /// The code typed.
+        code: crate::radio::pairing::PairingCode,
+        /// The answer.
+        reply: oneshot::Sender<String>,
+    },
 }
 
 /// Control socket failures.
@@ -101,8 +120,8 @@ pub fn serve(
                     continue;
                 }
             };
-            match stream.peer_cred() {
-                Ok(c) if allowed(c.uid(), c.gid(), owner) => {}
+            let may_pair = match stream.peer_cred() {
+                Ok(c) if allowed(c.uid(), c.gid(), owner) => c.uid() == 0 || c.uid() == owner.0,
                 Ok(c) => {
                     tracing::warn!(
                         uid = c.uid(),
@@ -115,11 +134,11 @@ pub fn serve(
                     tracing::warn!(error = %e, "control socket: client credentials unknown");
                     continue;
                 }
-            }
+            };
             let tx = tx.clone();
             tokio::spawn(async move {
                 let _slot = slot;
-                let _ = answer(stream, tx).await;
+                let _ = answer(stream, tx, may_pair).await;
             });
         }
     }))
@@ -131,7 +150,11 @@ fn allowed(uid: u32, gid: u32, owner: (u32, u32)) -> bool {
     uid == 0 || uid == owner.0 || gid == owner.1
 }
 
-async fn answer(stream: UnixStream, tx: mpsc::Sender<ControlRequest>) -> std::io::Result<()> {
+async fn answer(
+    stream: UnixStream,
+    tx: mpsc::Sender<ControlRequest>,
+    may_pair: bool,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     // A command is one short line; refuse anything longer.
@@ -142,14 +165,68 @@ async fn answer(stream: UnixStream, tx: mpsc::Sender<ControlRequest>) -> std::io
         Err(_) => return Ok(()),
     };
     let (reply_tx, reply_rx) = oneshot::channel();
-    let request = match line.trim() {
+    let mut words = line.split_whitespace();
+    let verb = words.next().unwrap_or("");
+    if verb.starts_with("pair") && !may_pair {
+        let text = "pairing is for root on the unit (sudo vigil pair) or the service's own user\n";
+        write.write_all(text.as_bytes()).await?;
+        return write.shutdown().await;
+    }
+    if verb == "pair" {
+        let mut replace = false;
+        let mut window = None;
+        for w in words {
+            match w {
+                "replace" => replace = true,
+                _ => match w
+                    .strip_prefix("window=")
+                    .and_then(|s| s.parse::<u64>().ok())
+                {
+                    Some(s) => window = Some(Duration::from_secs(s)),
+                    None => {
+                        let text = format!("unknown pairing option `{w}`\n");
+                        write.write_all(text.as_bytes()).await?;
+                        return write.shutdown().await;
+                    }
+                },
+            }
+        }
+        let (lines, mut rx) = mpsc::channel(16);
+        let request = ControlRequest::Pair {
+            replace,
+            window,
+            lines,
+        };
+        if tx.send(request).await.is_err() {
+            write.write_all(b"the unit is stopping\n").await?;
+            return write.shutdown().await;
+        }
+        while let Some(l) = rx.recv().await {
+            write.write_all(format!("{l}\n").as_bytes()).await?;
+        }
+        return write.shutdown().await;
+    }
+    let request = match verb {
         "status" => Some(ControlRequest::Status(reply_tx)),
         "test-call" => Some(ControlRequest::TestCall(reply_tx)),
+        "pair-confirm" => match words
+            .next()
+            .and_then(crate::radio::pairing::PairingCode::parse)
+        {
+            Some(code) => Some(ControlRequest::PairConfirm {
+                code,
+                reply: reply_tx,
+            }),
+            None => {
+                write.write_all(b"a pairing code is six digits\n").await?;
+                return write.shutdown().await;
+            }
+        },
         _ => None,
     };
     let text = match request {
         None => format!(
-            "unknown command `{}`; known: status, test-call\n",
+            "unknown command `{}`; known: status, test-call, pair, pair-confirm\n",
             line.trim()
         ),
         Some(r) => {
@@ -173,15 +250,7 @@ pub async fn request(data_dir: &Path, command: &str) -> Result<String, ControlEr
         path: path.clone(),
         source,
     };
-    let mut stream = UnixStream::connect(&path)
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                ControlError::NotRunning(path.clone())
-            }
-            std::io::ErrorKind::PermissionDenied => ControlError::NotAllowed(path.clone()),
-            _ => err(e),
-        })?;
+    let mut stream = connect(&path).await?;
     stream
         .write_all(format!("{command}\n").as_bytes())
         .await
@@ -197,6 +266,49 @@ pub async fn request(data_dir: &Path, command: &str) -> Result<String, ControlEr
         Ok(Err(e)) => Err(err(e)),
         Err(_) => Err(ControlError::NoAnswer(path.clone())),
     }
+}
+
+/// Sends `command` to the unit running with `data_dir` and hands each line of its answer to
+/// `on_line` as it comes, until the unit closes (or `within` passes).
+pub async fn request_lines(
+    data_dir: &Path,
+    command: &str,
+    within: Duration,
+    mut on_line: impl FnMut(&str),
+) -> Result<(), ControlError> {
+    let path = socket_path(data_dir);
+    let err = |source| ControlError::Socket {
+        path: path.clone(),
+        source,
+    };
+    let mut stream = connect(&path).await?;
+    stream
+        .write_all(format!("{command}\n").as_bytes())
+        .await
+        .map_err(err)?;
+    let mut lines = BufReader::new(stream).lines();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, lines.next_line()).await {
+            Ok(Ok(Some(l))) => on_line(&l),
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(e)) => return Err(err(e)),
+            Err(_) => return Err(ControlError::NoAnswer(path.clone())),
+        }
+    }
+}
+
+async fn connect(path: &Path) -> Result<UnixStream, ControlError> {
+    UnixStream::connect(path).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+            ControlError::NotRunning(path.to_path_buf())
+        }
+        std::io::ErrorKind::PermissionDenied => ControlError::NotAllowed(path.to_path_buf()),
+        _ => ControlError::Socket {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })
 }
 
 #[cfg(test)]

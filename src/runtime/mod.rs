@@ -55,6 +55,25 @@ pub trait PendantAcks: Send + Sync + 'static {
     fn ack(&self, device: DeviceId, counter: u32);
 }
 
+/// Pairing pendants through the running unit (`vigil pair`).
+pub trait PairingDesk: Send + Sync + 'static {
+    /// Opens the pairing window; lines for the installer go to `lines` until it is over; a
+    /// pendant paired in it is reported to the core on `inputs`.
+    fn open(
+        &self,
+        replace: bool,
+        window: Option<Duration>,
+        lines: mpsc::Sender<String>,
+        inputs: mpsc::Sender<Input>,
+    );
+    /// The installer's code for the pendant waiting in the window; the answer goes to `reply`.
+    fn confirm(
+        &self,
+        code: crate::radio::pairing::PairingCode,
+        reply: tokio::sync::oneshot::Sender<String>,
+    );
+}
+
 /// Voice-call control on the cellular modem.
 pub trait CallControl: Send + Sync + 'static {
     /// Calls `number` for speech about `alarm`; reports [`Input::Call`] events on `inputs`.
@@ -178,6 +197,8 @@ pub struct Unit {
     control_rx: mpsc::Receiver<control::ControlRequest>,
     /// Whether the last journal write failed (reported as [`UnitFault::Storage`]).
     storage_failed: bool,
+    /// Pairing through the radio, where the unit has one.
+    pairing: Option<Arc<dyn PairingDesk>>,
 }
 
 impl Unit {
@@ -204,7 +225,13 @@ impl Unit {
             control_tx,
             control_rx,
             storage_failed: false,
+            pairing: None,
         }
+    }
+
+    /// Lets `vigil pair` pair pendants through `desk`.
+    pub fn set_pairing(&mut self, desk: Arc<dyn PairingDesk>) {
+        self.pairing = Some(desk);
     }
 
     /// Where the control socket sends its requests.
@@ -291,6 +318,18 @@ impl Unit {
                             self.core.handle(now, Input::TestRequest);
                             let _ = reply.send("test report raised; follow it with `vigil log`\n".into());
                         }
+                        control::ControlRequest::Pair { replace, window, lines } => match &self.pairing {
+                            Some(desk) => desk.open(replace, window, lines, self.inputs_tx.clone()),
+                            None => {
+                                let _ = lines.try_send("this unit has no radio to pair with".into());
+                            }
+                        },
+                        control::ControlRequest::PairConfirm { code, reply } => match &self.pairing {
+                            Some(desk) => desk.confirm(code, reply),
+                            None => {
+                                let _ = reply.send("this unit has no radio to pair with\n".into());
+                            }
+                        },
                     }
                 }
                 _ = tokio::time::sleep(sleep) => {

@@ -73,6 +73,7 @@ impl Timeline {
             Input::Mains { present: true } => "power    mains back".into(),
             Input::BaseBattery { low } => format!("power    base battery low: {low}"),
             Input::Jamming { active } => format!("radio    jamming detected: {active}"),
+            Input::Paired { device } => format!("radio    pendant {} paired", device.id),
             Input::Network { registered } => format!("modem    registered: {registered}"),
             Input::Fault { fault, active } => {
                 let (began, ended) = fault.describe();
