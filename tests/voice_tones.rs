@@ -144,12 +144,12 @@ fn handshake_then_kissoff_after_a_message_in_noise() {
     }
     let tones: Vec<ContactIdTone> = events.iter().map(|e| e.tone).collect();
     assert_eq!(tones, [ContactIdTone::Handshake, ContactIdTone::Kissoff]);
-    // The kissoff is recognised 400 ms into the tone, not at its end.
+    // The kissoff is timed (750–1000 ms), so it is recognised when the tone ends.
     let kissoff_at = events[1].at as f32 / RATE as f32;
-    let tone_start = load(&clean).seconds() as f32 - 0.3 - 0.8;
+    let tone_end = load(&clean).seconds() as f32 - 0.3;
     assert!(
-        (kissoff_at - (tone_start + 0.4)).abs() < 0.05,
-        "{kissoff_at} {tone_start}"
+        (kissoff_at - tone_end).abs() < 0.05,
+        "{kissoff_at} {tone_end}"
     );
 }
 
@@ -163,7 +163,7 @@ fn a_kissoff_slightly_off_frequency_still_counts_and_a_short_one_does_not() {
         return;
     }
     let studio = Studio::new();
-    let off = studio.tones(&[(1400.0 * 1.015, 0.1)], 0.75, RATE);
+    let off = studio.tones(&[(1400.0 * 1.015, 0.1)], 0.85, RATE);
     let audio = with_noise(
         &studio,
         &studio.concat(&[off, studio.silence(0.2, RATE)]),
@@ -173,6 +173,14 @@ fn a_kissoff_slightly_off_frequency_still_counts_and_a_short_one_does_not() {
         ContactIdDetector::detect(RATE, &audio),
         [ContactIdTone::Kissoff]
     );
+    // 300 ms (a handshake's burst is 100 ms) and 1.5 s: neither is a kissoff.
+    let long = studio.tones(&[(1400.0, 0.1)], 1.5, RATE);
+    let audio = with_noise(
+        &studio,
+        &studio.concat(&[long, studio.silence(0.2, RATE)]),
+        -40.0,
+    );
+    assert_eq!(ContactIdDetector::detect(RATE, &audio), []);
     let short = studio.tones(&[(1400.0, 0.1)], 0.3, RATE);
     let audio = with_noise(
         &studio,

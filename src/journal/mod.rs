@@ -42,6 +42,9 @@ pub enum JournalError {
         /// The IO error.
         source: std::io::Error,
     },
+    /// Another connection was reading, so the write-ahead log could not be emptied.
+    #[error("journal {0}: busy, the write-ahead log was not folded in")]
+    Busy(PathBuf),
     /// A stored row could not be understood.
     #[error("journal {path}: alarm {id} has an unreadable {what}")]
     Corrupt {
@@ -348,6 +351,22 @@ impl Journal {
             write_marks(&path, &marks).map_err(|source| JournalError::Counters { path, source })?;
         }
         Ok(())
+    }
+
+    /// Folds the write-ahead log into the database file and empties it (a clean stop).
+    pub fn checkpoint(&self) -> Result<(), JournalError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(self.err())
+            .and_then(|busy| {
+                if busy == 0 {
+                    Ok(())
+                } else {
+                    Err(JournalError::Busy(self.path.clone()))
+                }
+            })
     }
 
     /// Opens (or creates) the journal database at `path`.
