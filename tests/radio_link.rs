@@ -422,14 +422,15 @@ async fn sustained_carrier_is_jamming_and_its_end_is_reported() {
         radio,
         MemoryStore::new(),
         &[],
-        config(Duration::from_secs(1)),
+        config(Duration::from_secs(4)),
     )
     .unwrap();
     let jammer = SimPeer::new(addr, -40).unwrap();
-    // Short bursts below the detection time are not jamming.
+    // A short burst (a neighbour's device) keeps the channel busy for a tenth of the window:
+    // not jamming.
     jammer.carrier(-50, Duration::from_millis(400)).unwrap();
-    nothing_for(&mut link, Duration::from_millis(1500)).await;
-    jammer.carrier(-50, Duration::from_secs(3)).unwrap();
+    nothing_for(&mut link, Duration::from_millis(5000)).await;
+    jammer.carrier(-50, Duration::from_secs(6)).unwrap();
     assert_eq!(
         timeout(WAIT, link.recv()).await.unwrap(),
         Some(Input::Jamming { active: true })

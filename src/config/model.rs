@@ -386,9 +386,9 @@ pub struct Radio {
     pub band: Band,
     /// Hardware.
     pub driver: RadioDriver,
-    /// RSSI above which sustained carrier without valid frames is jamming.
+    /// RSSI above which a channel sample counts as busy (for the jamming occupancy).
     pub jamming_rssi_dbm: i16,
-    /// How long carrier must persist to count as jamming.
+    /// The sliding window over which channel occupancy is judged.
     pub jamming_after: Duration,
     /// How long `vigil pair` keeps the pairing window open (at most 60 s).
     pub pairing_window: Duration,
