@@ -270,7 +270,7 @@ mod tests {
         let changes = run(&mut j, 0, 40, |ms| ms < 20_000, |_| false);
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert_eq!(changes[0], (10_000, true), "{changes:?}");
-        assert!(changes[1].1 == false && (28_000..31_000).contains(&changes[1].0));
+        assert!(!changes[1].1 && (28_000..31_000).contains(&changes[1].0));
     }
 
     #[test]
