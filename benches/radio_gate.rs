@@ -64,7 +64,14 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || {
                 n += 1;
-                good.seal_event(ID, n, Event::Heartbeat { battery_mv: 3000 })
+                good.seal_event(
+                    ID,
+                    n,
+                    Event::Heartbeat {
+                        battery_mv: 3000,
+                        alarms_sent: None,
+                    },
+                )
             },
             |f| assert!(matches!(g.check(f.as_bytes(), None), Verdict::Fresh { .. })),
             criterion::BatchSize::SmallInput,

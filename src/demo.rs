@@ -331,7 +331,10 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
         "           ... {} later: the neck pendant sends its heartbeat, the cord says nothing",
         vigil::config::format_duration(missing - Duration::from_secs(120))
     );
-    neck.send_once(Frame::Heartbeat { battery_mv: 2950 })?;
+    neck.send_once(Frame::Heartbeat {
+        battery_mv: 2950,
+        alarms_sent: None,
+    })?;
     story
         .until(Duration::from_secs(5), "heartbeat", |e| {
             matches!(e, Event::Input(_, Input::Radio(_)))

@@ -189,7 +189,10 @@ async fn cancel_window_with_step(step_ms: i64) {
     let raised = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
     clock.step(step_ms);
-    let heartbeat = RadioEventKind::Heartbeat { battery_mv: 3000 };
+    let heartbeat = RadioEventKind::Heartbeat {
+        battery_mv: 3000,
+        alarms_sent: None,
+    };
     unit.inputs.send(radio(1, 1, heartbeat)).await.unwrap();
     let delivered = unit.until(Duration::from_secs(3 * 3600), is_delivery).await;
     let after = raised.elapsed();
@@ -223,7 +226,10 @@ async fn no_pendant_missing_after_ntp_step(boot_wall: Timestamp) {
     let before = unit.collect(Duration::from_secs(30)).await;
     clock.step(T0.0 as i64 - clock.wall().0 as i64);
     assert!(clock.wall_plausible(), "T0 is a plausible wall time");
-    let heartbeat = RadioEventKind::Heartbeat { battery_mv: 3000 };
+    let heartbeat = RadioEventKind::Heartbeat {
+        battery_mv: 3000,
+        alarms_sent: None,
+    };
     unit.inputs.send(radio(1, 1, heartbeat)).await.unwrap();
     let after = unit.collect(Duration::from_secs(3600)).await;
     let missing = missing_reported(&[before, after].concat());

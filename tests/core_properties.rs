@@ -170,7 +170,10 @@ fn run(ops: Vec<Op>) {
                     0 => RadioEventKind::Help,
                     1 => RadioEventKind::Cancel,
                     2 => RadioEventKind::Fall { evidence: None },
-                    3 => RadioEventKind::Heartbeat { battery_mv: 3000 },
+                    3 => RadioEventKind::Heartbeat {
+                        battery_mv: 3000,
+                        alarms_sent: None,
+                    },
                     4 => RadioEventKind::LowBattery { battery_mv: 2000 },
                     _ => RadioEventKind::Tamper,
                 };

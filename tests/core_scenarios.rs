@@ -556,8 +556,20 @@ fn silence_quiets_technical_prompts_for_eight_hours_only() {
 fn a_silent_pendant_is_reported_missing_and_restored_when_heard() {
     let mut h = Harness::new(settings());
     h.advance(S(3600));
-    h.radio(1, RadioEventKind::Heartbeat { battery_mv: 2900 });
-    h.radio(2, RadioEventKind::Heartbeat { battery_mv: 2900 });
+    h.radio(
+        1,
+        RadioEventKind::Heartbeat {
+            battery_mv: 2900,
+            alarms_sent: None,
+        },
+    );
+    h.radio(
+        2,
+        RadioEventKind::Heartbeat {
+            battery_mv: 2900,
+            alarms_sent: None,
+        },
+    );
     let out = h.advance(S(3 * 3600 - 60));
     // Device 3 never spoke since start; devices 1 and 2 spoke just now: nothing yet.
     assert!(deliveries(&out).is_empty());
@@ -573,7 +585,13 @@ fn a_silent_pendant_is_reported_missing_and_restored_when_heard() {
         .iter()
         .any(|s| s.device.id == DeviceId(0xA003) && s.missing));
     h.result(&d, acked("centre"));
-    let out = h.radio(3, RadioEventKind::Heartbeat { battery_mv: 3000 });
+    let out = h.radio(
+        3,
+        RadioEventKind::Heartbeat {
+            battery_mv: 3000,
+            alarms_sent: None,
+        },
+    );
     assert_eq!(single(&out).alarm.cause, AlarmCause::PendantRestored);
 }
 
@@ -776,4 +794,39 @@ fn every_cause_has_a_distinct_journal_name_that_parses_back() {
         assert_eq!(AlarmCause::parse(cause.as_str()), Some(cause));
         assert!(names.insert(cause.as_str()), "{} twice", cause.as_str());
     }
+}
+
+/// A jammer that spares heartbeats (or a help frame simply lost) used to go unnoticed: the
+/// base never heard the press. The heartbeat carries the pendant's count of alarms sent; when
+/// it is ahead of what the base received, the base raises an alarm at once.
+#[test]
+fn a_heartbeat_that_counts_an_alarm_the_base_never_heard_raises_one() {
+    let hb = |n| RadioEventKind::Heartbeat {
+        battery_mv: 2900,
+        alarms_sent: Some(n),
+    };
+    let mut h = Harness::new(settings());
+    // The first heartbeat since start only sets the baseline.
+    assert!(deliveries(&h.radio(1, hb(7))).is_empty());
+    // A press that arrived, then a heartbeat that counts it: nothing missed.
+    let d = single(&h.radio(1, RadioEventKind::Help));
+    h.result(&d, acked("centre"));
+    assert!(deliveries(&h.radio(1, hb(8))).is_empty());
+    // Two presses sent, none received.
+    let d = single(&h.radio(1, hb(10)));
+    assert_eq!(d.alarm.cause, AlarmCause::AlarmNotReceived);
+    assert_eq!(d.alarm.device.as_ref().unwrap().id, DeviceId(0xA001));
+    assert_eq!(d.alarm.cause.class(), AlarmClass::Personal);
+    h.result(&d, acked("centre"));
+    // The count wraps at 65536.
+    assert!(deliveries(&h.radio(2, hb(65535))).is_empty());
+    let d = single(&h.radio(2, hb(0)));
+    assert_eq!(d.alarm.cause, AlarmCause::AlarmNotReceived);
+    h.result(&d, acked("centre"));
+    // A pendant that does not count says nothing either way.
+    let none = RadioEventKind::Heartbeat {
+        battery_mv: 2900,
+        alarms_sent: None,
+    };
+    assert!(deliveries(&h.radio(3, none)).is_empty());
 }

@@ -302,7 +302,15 @@ async fn a_pendant_unheard_too_long_is_reported_missing_and_restored() {
     let radio = r.site.radio;
     let keep_alive = tokio::task::spawn_blocking(move || {
         for counter in 1..=6 {
-            send_once(radio, 1, counter, Frame::Heartbeat { battery_mv: 3000 });
+            send_once(
+                radio,
+                1,
+                counter,
+                Frame::Heartbeat {
+                    battery_mv: 3000,
+                    alarms_sent: None,
+                },
+            );
             std::thread::sleep(Duration::from_millis(1000));
         }
     });
@@ -322,7 +330,15 @@ async fn a_pendant_unheard_too_long_is_reported_missing_and_restored() {
         .any(|a| a.cause == AlarmCause::PendantMissing
             && a.device.as_ref().unwrap().id.0 == vigil::runtime::simsite::PENDANTS[1].0));
     // Heard again: restored, reported too.
-    send_once(radio, 0, 1, Frame::Heartbeat { battery_mv: 2900 });
+    send_once(
+        radio,
+        0,
+        1,
+        Frame::Heartbeat {
+            battery_mv: 2900,
+            alarms_sent: None,
+        },
+    );
     r.until("restored acknowledged", LIMIT, |e| {
         acked_alarm(e).is_some_and(|id| id != missing.id)
     })

@@ -61,9 +61,17 @@ async fn a_working_site_is_green_with_the_test_report_acknowledged() {
     let unit = VigilProcess::start(&site, &log).await;
     // The installer presses each pendant once where it will be used.
     for index in [0, 1] {
-        let p = press(site.radio, index, 1, Frame::Heartbeat { battery_mv: 3000 })
-            .await
-            .unwrap();
+        let p = press(
+            site.radio,
+            index,
+            1,
+            Frame::Heartbeat {
+                battery_mv: 3000,
+                alarms_sent: None,
+            },
+        )
+        .await
+        .unwrap();
         assert!(p.acked_at.is_some() || p.transmissions > 0);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -21,7 +21,12 @@ fn event() -> impl Strategy<Value = Event> {
                 }
             )
         ),
-        any::<u16>().prop_map(|battery_mv| Event::Heartbeat { battery_mv }),
+        (any::<u16>(), any::<Option<u16>>()).prop_map(|(battery_mv, alarms_sent)| {
+            Event::Heartbeat {
+                battery_mv,
+                alarms_sent,
+            }
+        }),
         any::<u16>().prop_map(|battery_mv| Event::LowBattery { battery_mv }),
     ]
 }

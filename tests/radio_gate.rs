@@ -37,7 +37,10 @@ fn pendants() -> Vec<Pendant> {
 const EVENTS: [Event; 4] = [
     Event::Help,
     Event::Fall(vigil::core::FallEvidence::typical(3100)),
-    Event::Heartbeat { battery_mv: 2950 },
+    Event::Heartbeat {
+        battery_mv: 2950,
+        alarms_sent: None,
+    },
     Event::Cancel,
 ];
 

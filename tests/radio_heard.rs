@@ -18,7 +18,13 @@ fn a_pendant_is_never_heard_until_a_frame_comes_from_it() {
         "nothing heard yet: {devices:#?}"
     );
     h.advance(Duration::from_secs(2));
-    h.radio(1, RadioEventKind::Heartbeat { battery_mv: 3000 });
+    h.radio(
+        1,
+        RadioEventKind::Heartbeat {
+            battery_mv: 3000,
+            alarms_sent: None,
+        },
+    );
     let devices = h.core.devices();
     let heard: Vec<_> = devices.iter().filter(|d| d.heard).collect();
     assert_eq!(heard.len(), 1, "{devices:#?}");

@@ -148,7 +148,14 @@ async fn vigil_pendant_raises_events_counts_up_and_hears_the_ack() {
         let e = next_event(&mut link).await;
         assert_eq!(
             (e.counter, e.kind),
-            (counter, RadioEventKind::Heartbeat { battery_mv: 2800 })
+            (
+                counter,
+                // It counts the one help it sent before.
+                RadioEventKind::Heartbeat {
+                    battery_mv: 2800,
+                    alarms_sent: Some(1)
+                }
+            )
         );
     }
     assert!(hb.await.unwrap().status.success());
@@ -460,7 +467,13 @@ async fn routine_acks_cannot_spend_the_alarm_reserve() {
     };
     // A flood of heartbeats, every one acknowledged: only half the budget may go to them.
     for counter in 1..=6u32 {
-        send_round(counter, Event::Heartbeat { battery_mv: 3000 });
+        send_round(
+            counter,
+            Event::Heartbeat {
+                battery_mv: 3000,
+                alarms_sent: None,
+            },
+        );
         while let Ok(Some(Input::Radio(e))) = timeout(Duration::from_millis(150), link.recv()).await
         {
             link.ack(e.device, e.counter).unwrap();

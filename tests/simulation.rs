@@ -336,7 +336,10 @@ impl Sim {
                     for device in 1..=3 {
                         self.counter += 1;
                         let now = self.now();
-                        let kind = RadioEventKind::Heartbeat { battery_mv: 3000 };
+                        let kind = RadioEventKind::Heartbeat {
+                            battery_mv: 3000,
+                            alarms_sent: None,
+                        };
                         let input = Input::Radio(RadioEvent {
                             device: DeviceId(0xA000 + device),
                             counter: self.counter,

@@ -68,6 +68,10 @@ struct PendantState {
     tamper_reported_at: Option<Timestamp>,
     last_rssi: Option<i16>,
     last_battery_mv: Option<u16>,
+    /// The alarm count of the pendant's last heartbeat (none since the unit started).
+    heartbeat_alarms: Option<u16>,
+    /// Help and fall frames received from it since that heartbeat.
+    alarms_since_heartbeat: u16,
 }
 
 /// An unacknowledged alarm read back from the journal at start.
@@ -517,6 +521,11 @@ impl Core {
         if restored {
             self.raise(now, AlarmCause::PendantRestored, Some(device.clone()));
         }
+        if matches!(ev.kind, RadioEventKind::Help | RadioEventKind::Fall { .. }) {
+            if let Some(p) = self.pendants.get_mut(&ev.device) {
+                p.alarms_since_heartbeat = p.alarms_since_heartbeat.wrapping_add(1);
+            }
+        }
         match ev.kind {
             RadioEventKind::Help => {
                 self.on_trigger(now, device, AlarmCause::Help, None, ev.counter);
@@ -531,9 +540,18 @@ impl Core {
                 });
                 self.cancel(now, CancelSource::Pendant(ev.device));
             }
-            RadioEventKind::Heartbeat { battery_mv } => {
-                if let Some(p) = self.pendants.get_mut(&ev.device) {
+            RadioEventKind::Heartbeat {
+                battery_mv,
+                alarms_sent,
+            } => {
+                let missed = self.pendants.get_mut(&ev.device).map_or(0, |p| {
                     p.last_battery_mv = Some(battery_mv);
+                    alarms_sent.map_or(0, |n| p.alarms_missed(n))
+                });
+                // Someone pressed or fell and the base never heard it (a lost or jammed
+                // frame): fail towards help, an alarm at once, no window to cancel in.
+                if missed > 0 {
+                    self.raise(now, AlarmCause::AlarmNotReceived, Some(device));
                 }
             }
             RadioEventKind::LowBattery { battery_mv } => {
@@ -1104,7 +1122,21 @@ impl PendantState {
             tamper_reported_at: None,
             last_rssi: None,
             last_battery_mv: None,
+            heartbeat_alarms: None,
+            alarms_since_heartbeat: 0,
         }
+    }
+
+    /// A heartbeat saying the pendant has sent `sent` alarms in all: how many of those since
+    /// the last heartbeat never arrived.
+    fn alarms_missed(&mut self, sent: u16) -> u16 {
+        let missed = self.heartbeat_alarms.map_or(0, |before| {
+            sent.wrapping_sub(before)
+                .saturating_sub(self.alarms_since_heartbeat)
+        });
+        self.heartbeat_alarms = Some(sent);
+        self.alarms_since_heartbeat = 0;
+        missed
     }
 }
 

@@ -204,6 +204,9 @@ pub enum AlarmCause {
     Help,
     /// A fall detected and not cancelled.
     Fall,
+    /// A pendant's heartbeat says it sent a help or fall the base never received (a frame
+    /// lost or jammed): treated as a call for help, since someone pressed or fell.
+    AlarmNotReceived,
     /// A pendant has not been heard for longer than its supervision time.
     PendantMissing,
     /// A missing pendant is heard again.
@@ -340,9 +343,10 @@ impl UnitFault {
 
 impl AlarmCause {
     /// All causes, for tables and tests.
-    pub const ALL: [AlarmCause; 13 + 2 * UnitFault::ALL.len()] = [
+    pub const ALL: [AlarmCause; 14 + 2 * UnitFault::ALL.len()] = [
         AlarmCause::Help,
         AlarmCause::Fall,
+        AlarmCause::AlarmNotReceived,
         AlarmCause::PendantMissing,
         AlarmCause::PendantRestored,
         AlarmCause::PendantBatteryLow,
@@ -373,7 +377,9 @@ impl AlarmCause {
     /// Personal, technical or test.
     pub fn class(self) -> AlarmClass {
         match self {
-            AlarmCause::Help | AlarmCause::Fall => AlarmClass::Personal,
+            AlarmCause::Help | AlarmCause::Fall | AlarmCause::AlarmNotReceived => {
+                AlarmClass::Personal
+            }
             AlarmCause::PeriodicTest | AlarmCause::ManualTest => AlarmClass::Test,
             _ => AlarmClass::Technical,
         }
@@ -384,6 +390,8 @@ impl AlarmCause {
         match self {
             AlarmCause::Help => (1, 101),
             AlarmCause::Fall => (1, 100),
+            // Personal emergency: the pendant's call for help, by whatever route it came.
+            AlarmCause::AlarmNotReceived => (1, 101),
             AlarmCause::PendantMissing => (1, 381),
             AlarmCause::PendantRestored => (3, 381),
             AlarmCause::PendantBatteryLow => (1, 384),
@@ -405,6 +413,7 @@ impl AlarmCause {
         match self {
             AlarmCause::Help => "help",
             AlarmCause::Fall => "fall",
+            AlarmCause::AlarmNotReceived => "alarm-not-received",
             AlarmCause::PendantMissing => "pendant-missing",
             AlarmCause::PendantRestored => "pendant-restored",
             AlarmCause::PendantBatteryLow => "pendant-battery-low",
@@ -431,6 +440,9 @@ impl AlarmCause {
         match self {
             AlarmCause::Help => "help button pressed",
             AlarmCause::Fall => "fall detected",
+            AlarmCause::AlarmNotReceived => {
+                "help or fall sent by the pendant but never received (radio lost or jammed)"
+            }
             AlarmCause::PendantMissing => "pendant not heard (supervision lost)",
             AlarmCause::PendantRestored => "pendant heard again",
             AlarmCause::PendantBatteryLow => "pendant battery low",
@@ -610,6 +622,9 @@ pub enum RadioEventKind {
     Heartbeat {
         /// Battery voltage in millivolts.
         battery_mv: u16,
+        /// How many help and fall frames the pendant has sent since it was paired (wrapping),
+        /// if it says: the base compares it with what it received.
+        alarms_sent: Option<u16>,
     },
     /// The pendant says its battery is low.
     LowBattery {

@@ -164,6 +164,8 @@ pub struct RangeTestArgs {
 struct PendantState {
     counter: u32,
     key: Option<PendantKey>,
+    /// Alarm (help and fall) events sent since pairing, wrapping; told in every heartbeat.
+    alarms: u16,
 }
 
 impl PendantState {
@@ -181,6 +183,7 @@ impl PendantState {
             match line.split_whitespace().collect::<Vec<_>>().as_slice() {
                 [] => {}
                 ["counter", n] => s.counter = n.parse().map_err(|_| bad())?,
+                ["alarms", n] => s.alarms = n.parse().map_err(|_| bad())?,
                 ["key", k] => s.key = Some(PendantKey::from_hex(k).map_err(|_| bad())?),
                 _ => return Err(bad()),
             }
@@ -189,7 +192,7 @@ impl PendantState {
     }
 
     fn save(&self, path: &Path) -> Result<(), RadioError> {
-        let mut text = format!("counter {}\n", self.counter);
+        let mut text = format!("counter {}\nalarms {}\n", self.counter, self.alarms);
         if let Some(k) = &self.key {
             text.push_str(&format!("key {}\n", k.to_hex()));
         }
@@ -248,6 +251,7 @@ pub fn pendant(args: &PendantArgs) -> Result<ExitCode, RadioError> {
         }),
         PendantAction::Heartbeat => Event::Heartbeat {
             battery_mv: args.battery_mv.unwrap_or(3000),
+            alarms_sent: Some(state.alarms),
         },
         PendantAction::Battery => Event::LowBattery {
             battery_mv: args.battery_mv.unwrap_or(2300),
@@ -287,6 +291,9 @@ pub fn pendant(args: &PendantArgs) -> Result<ExitCode, RadioError> {
         state.counter = state.counter.checked_add(1).ok_or_else(|| {
             RadioError::Usage("the counter is exhausted: pair the pendant again".into())
         })?;
+        if event.is_alarm() {
+            state.alarms = state.alarms.wrapping_add(1);
+        }
         state.save(&state_path)?;
         let frame = cipher.seal_event(args.id, state.counter, event);
         let acked = send_until_acked(&peer, frame.as_bytes(), &cipher, args, state.counter)?;
@@ -360,6 +367,7 @@ fn replay(
         state.counter = state.counter.checked_add(1).ok_or_else(|| {
             RadioError::Usage("the counter is exhausted: pair the pendant again".into())
         })?;
+        state.alarms = state.alarms.wrapping_add(1);
         state.save(state_path)?;
         let frame = cipher.seal_event(args.id, state.counter, Event::Fall(fall.evidence));
         let what = format!(
@@ -478,6 +486,7 @@ fn pair_pendant(
             *state = PendantState {
                 counter: 0,
                 key: Some(key),
+                alarms: 0,
             };
             state.save(state_path)?;
             println!(
@@ -647,13 +656,13 @@ pub fn pair(args: &PairArgs) -> Result<ExitCode, RadioError> {
 /// The range-test table, one line per pendant.
 pub fn range_table(status: &LinkStatus) -> String {
     let mut out = String::from(
-        "pendant   frames  success  rssi-last  rssi-mean  rssi-min  rssi-max  rejected\n",
+        "pendant   frames  success  rssi-last  rssi-mean  rssi-min  rssi-max  rejected  missed\n",
     );
     let dbm = |v: Option<i16>| v.map_or("-".to_string(), |v| format!("{v} dBm"));
     let rows: BTreeMap<_, _> = status.range.iter().collect();
     for (id, s) in rows {
         out.push_str(&format!(
-            "{id}  {:>6}  {:>7}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}\n",
+            "{id}  {:>6}  {:>7}  {:>9}  {:>9}  {:>8}  {:>8}  {:>8}  {:>6}\n",
             s.frames,
             s.packet_success()
                 .map_or("-".into(), |p| format!("{:.1}%", p * 100.0)),
@@ -662,6 +671,7 @@ pub fn range_table(status: &LinkStatus) -> String {
             dbm(s.rssi_min),
             dbm(s.rssi_max),
             s.rejected,
+            s.missed,
         ));
     }
     out.push_str(&format!(
@@ -683,13 +693,14 @@ pub fn range_lines(at: Duration, status: &LinkStatus) -> String {
     let rows: BTreeMap<_, _> = status.range.iter().collect();
     for (id, s) in rows {
         out.push_str(&format!(
-            "{t}s pendant {id}: {} frames, success {}, rssi {} (mean {}), {} rejected\n",
+            "{t}s pendant {id}: {} frames, success {}, rssi {} (mean {}), {} rejected, {} missed\n",
             s.frames,
             s.packet_success()
                 .map_or("-".into(), |p| format!("{:.1}%", p * 100.0)),
             dbm(s.rssi_last),
             s.rssi_mean().map_or("-".into(), |m| format!("{m:.1} dBm")),
             s.rejected,
+            s.missed,
         ));
     }
     out.push_str(&format!(
@@ -807,10 +818,11 @@ mod tests {
         let s = PendantState {
             counter: 17,
             key: Some(PendantKey::new([3; 32])),
+            alarms: 65535,
         };
         s.save(&p).unwrap();
         let back = PendantState::load(&p).unwrap();
-        assert_eq!(back.counter, 17);
+        assert_eq!((back.counter, back.alarms), (17, 65535));
         assert_eq!(back.key, s.key);
     }
 }

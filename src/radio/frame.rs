@@ -243,10 +243,14 @@ pub enum Event {
     /// The fall detector fired, with what it measured: impact (milli-g), free fall (ms),
     /// posture change (degrees) and the movement left after (milli-g), 7 bytes.
     Fall(FallEvidence),
-    /// Periodic sign of life with the battery voltage.
+    /// Periodic sign of life with the battery voltage and, from pendants that count them, how
+    /// many alarm (help and fall) events it has sent, wrapping at 65536: a gap against what the
+    /// base received shows an alarm lost on the way (a jammer that spares heartbeats).
     Heartbeat {
         /// Battery voltage, millivolts.
         battery_mv: u16,
+        /// Alarm events sent since pairing.
+        alarms_sent: Option<u16>,
     },
     /// The battery is low.
     LowBattery {
@@ -306,7 +310,16 @@ impl Event {
                     len: rest.len(),
                 }),
             },
-            Self::HEARTBEAT => word(rest).map(|battery_mv| Event::Heartbeat { battery_mv }),
+            Self::HEARTBEAT => match rest {
+                [b0, b1, a0, a1] => Ok(Event::Heartbeat {
+                    battery_mv: u16::from_be_bytes([*b0, *b1]),
+                    alarms_sent: Some(u16::from_be_bytes([*a0, *a1])),
+                }),
+                _ => word(rest).map(|battery_mv| Event::Heartbeat {
+                    battery_mv,
+                    alarms_sent: None,
+                }),
+            },
             Self::LOW_BATTERY => word(rest).map(|battery_mv| Event::LowBattery { battery_mv }),
             other => Err(RadioError::UnknownEvent(other)),
         }
@@ -317,6 +330,10 @@ impl Event {
         match self {
             Event::Help | Event::Cancel | Event::Tamper => 1,
             Event::Fall(_) => 8,
+            Event::Heartbeat {
+                alarms_sent: Some(_),
+                ..
+            } => 5,
             _ => 3,
         }
     }
@@ -335,7 +352,16 @@ impl Event {
                 out[6..8].copy_from_slice(&e.stillness_mg.to_be_bytes());
                 return 8;
             }
-            Event::Heartbeat { battery_mv } => (Self::HEARTBEAT, Some(battery_mv)),
+            Event::Heartbeat {
+                battery_mv,
+                alarms_sent: Some(n),
+            } => {
+                out[0] = Self::HEARTBEAT;
+                out[1..3].copy_from_slice(&battery_mv.to_be_bytes());
+                out[3..5].copy_from_slice(&n.to_be_bytes());
+                return 5;
+            }
+            Event::Heartbeat { battery_mv, .. } => (Self::HEARTBEAT, Some(battery_mv)),
             Event::LowBattery { battery_mv } => (Self::LOW_BATTERY, Some(battery_mv)),
         };
         out[0] = code;
@@ -354,7 +380,13 @@ impl Event {
             Event::Help => RadioEventKind::Help,
             Event::Cancel => RadioEventKind::Cancel,
             Event::Fall(e) => RadioEventKind::Fall { evidence: Some(e) },
-            Event::Heartbeat { battery_mv } => RadioEventKind::Heartbeat { battery_mv },
+            Event::Heartbeat {
+                battery_mv,
+                alarms_sent,
+            } => RadioEventKind::Heartbeat {
+                battery_mv,
+                alarms_sent,
+            },
             Event::LowBattery { battery_mv } => RadioEventKind::LowBattery { battery_mv },
             Event::Tamper => RadioEventKind::Tamper,
         }
@@ -677,7 +709,13 @@ mod tests {
             (Event::Cancel, 26),
             (Event::Tamper, 26),
             (Event::Fall(crate::core::FallEvidence::typical(3100)), 33),
-            (Event::Heartbeat { battery_mv: 2950 }, 28),
+            (
+                Event::Heartbeat {
+                    battery_mv: 2950,
+                    alarms_sent: None,
+                },
+                28,
+            ),
             (Event::LowBattery { battery_mv: 2200 }, 28),
         ] {
             let buf = c.seal_event(DeviceId(0xA1B2C3D4), 42, event);
@@ -705,7 +743,14 @@ mod tests {
     #[test]
     fn any_flipped_bit_fails_authentication() {
         let c = FrameCipher::new(&key(7));
-        let buf = c.seal_event(DeviceId(5), 9, Event::Heartbeat { battery_mv: 3000 });
+        let buf = c.seal_event(
+            DeviceId(5),
+            9,
+            Event::Heartbeat {
+                battery_mv: 3000,
+                alarms_sent: None,
+            },
+        );
         for i in 0..buf.as_bytes().len() * 8 {
             let mut bytes = buf.as_bytes().to_vec();
             bytes[i / 8] ^= 1 << (i % 8);

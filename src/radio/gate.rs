@@ -447,7 +447,17 @@ mod tests {
     fn an_alarm_frame_not_yet_acknowledged_is_heard_again_after_a_restart() {
         let mut g = gate();
         assert!(matches!(
-            g.check(&seal(1, 9, Event::Heartbeat { battery_mv: 3000 }), None),
+            g.check(
+                &seal(
+                    1,
+                    9,
+                    Event::Heartbeat {
+                        battery_mv: 3000,
+                        alarms_sent: None
+                    }
+                ),
+                None
+            ),
             Verdict::Fresh { .. }
         ));
         assert!(matches!(
@@ -463,7 +473,17 @@ mod tests {
             Verdict::Fresh { .. }
         ));
         assert!(matches!(
-            g.check(&seal(1, 9, Event::Heartbeat { battery_mv: 3000 }), None),
+            g.check(
+                &seal(
+                    1,
+                    9,
+                    Event::Heartbeat {
+                        battery_mv: 3000,
+                        alarms_sent: None
+                    }
+                ),
+                None
+            ),
             Verdict::Rejected {
                 reason: Rejection::Replayed,
                 ..

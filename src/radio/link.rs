@@ -478,7 +478,13 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
                     self.recent_alarms.push_back((event.device, event.counter));
                 }
                 self.jamming.valid_frame(now);
-                status.range.accepted(event.device, event.counter, rssi);
+                let gap = status.range.accepted(event.device, event.counter, rssi);
+                if gap > 0 {
+                    // Frames the pendant sent that never arrived: lost or jammed. A lost alarm
+                    // among them is raised from the pendant's next heartbeat.
+                    warn!(pendant = %event.device, counter = event.counter, missed = gap,
+                        "counter jumped: frames from this pendant were not heard");
+                }
                 drop(status);
                 self.raise(Input::Radio(event))?;
             }

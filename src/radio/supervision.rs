@@ -17,6 +17,8 @@ pub struct LinkStats {
     pub retransmissions: u64,
     /// Frames claiming this pendant that failed authentication or replay checks.
     pub rejected: u64,
+    /// Frames never heard: counters skipped between two accepted frames.
+    pub missed: u64,
     /// Counter of the first frame accepted in this session.
     pub first_counter: Option<u32>,
     /// Counter of the last frame accepted.
@@ -62,13 +64,18 @@ pub struct RangeStats {
 }
 
 impl RangeStats {
-    /// A new accepted frame.
-    pub fn accepted(&mut self, device: DeviceId, counter: u32, rssi: Option<i16>) {
+    /// A new accepted frame; how many frames before it were never heard (its counter's jump).
+    pub fn accepted(&mut self, device: DeviceId, counter: u32, rssi: Option<i16>) -> u32 {
         let s = self.links.entry(device).or_default();
+        let gap = s
+            .last_counter
+            .map_or(0, |last| counter.saturating_sub(last).saturating_sub(1));
+        s.missed += u64::from(gap);
         s.frames += 1;
         s.first_counter.get_or_insert(counter);
         s.last_counter = Some(counter);
         s.rssi(rssi);
+        gap
     }
 
     /// A retransmission of the last accepted frame.

@@ -51,7 +51,7 @@ impl Timeline {
                         Some(e) => format!("fall detected by the pendant: {}", e.describe()),
                         None => "fall detected by the pendant".to_string(),
                     },
-                    RadioEventKind::Heartbeat { battery_mv } => {
+                    RadioEventKind::Heartbeat { battery_mv, .. } => {
                         format!("heartbeat, battery {battery_mv} mV")
                     }
                     RadioEventKind::LowBattery { battery_mv } => {

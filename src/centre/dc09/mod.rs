@@ -82,6 +82,7 @@ pub fn sia_code(cause: AlarmCause) -> &'static str {
     match cause {
         AlarmCause::Help => "QA",              // emergency alarm
         AlarmCause::Fall => "MA",              // medical alarm
+        AlarmCause::AlarmNotReceived => "QA",  // emergency alarm (a press the base missed)
         AlarmCause::PendantMissing => "US",    // untyped zone supervisory
         AlarmCause::PendantRestored => "UR",   // untyped zone restoral
         AlarmCause::PendantBatteryLow => "XT", // transmitter battery trouble

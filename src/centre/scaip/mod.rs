@@ -68,15 +68,17 @@ pub enum ScaipError {
 /// link re-established (0124), the restore of radio supervision.
 pub fn status_code(cause: AlarmCause) -> u16 {
     match cause {
-        AlarmCause::Help => 10,            // 0010 alarm, manual
-        AlarmCause::Fall => 9,             // 0009 alarm, automatic
-        AlarmCause::PendantMissing => 123, // 0123 radio test transmission missing
-        AlarmCause::Jamming => 122,        // 0122 radio interference
+        AlarmCause::Help => 10, // 0010 alarm, manual
+        AlarmCause::Fall => 9,  // 0009 alarm, automatic
+        // The pendant's heartbeat says a press or fall was sent: an alarm, whichever it was.
+        AlarmCause::AlarmNotReceived => 10, // 0010 alarm, manual
+        AlarmCause::PendantMissing => 123,  // 0123 radio test transmission missing
+        AlarmCause::Jamming => 122,         // 0122 radio interference
         AlarmCause::PendantRestored | AlarmCause::JammingEnded => 124, // 0124 re-established
         AlarmCause::PendantBatteryLow | AlarmCause::BaseBatteryLow => 16, // 0016 battery low
-        AlarmCause::Tamper => 125,         // 0125 tamper alarm
-        AlarmCause::MainsLost => 85,       // 0085 mains failure
-        AlarmCause::MainsRestored => 86,   // 0086 mains restored
+        AlarmCause::Tamper => 125,          // 0125 tamper alarm
+        AlarmCause::MainsLost => 85,        // 0085 mains failure
+        AlarmCause::MainsRestored => 86,    // 0086 mains restored
         AlarmCause::PeriodicTest | AlarmCause::ManualTest => 102, // 0102 test, primary channel
         // Unit faults have no code of their own in Annex C: they use the range reserved for
         // codes agreed with the centre (0900–0999), a fault odd, its restore even.
@@ -1143,6 +1145,7 @@ mod tests {
         let expected = |c: AlarmCause| match c {
             AlarmCause::Help => 10,
             AlarmCause::Fall => 9,
+            AlarmCause::AlarmNotReceived => 10,
             AlarmCause::PendantMissing => 123,
             AlarmCause::PendantRestored => 124,
             AlarmCause::PendantBatteryLow => 16,

@@ -1,0 +1,77 @@
+//! A help press the base never hears (a frame lost, or a jammer that lets heartbeats through
+//! but destroys alarm frames) still reaches the centre: the pendant's next heartbeat counts
+//! the alarms it sent, and the real `vigil run` raises one for the press it missed.
+
+mod site_support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use site_support::*;
+use vigil::runtime::simsite::{SimSite, SiteOptions, PENDANTS};
+
+fn pendant(action: &str, to: &str, state: &std::path::Path) -> std::process::Output {
+    let (id, _, _, key) = PENDANTS[0];
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "pendant",
+            action,
+            "--id",
+            &format!("{id:08X}"),
+            "--key",
+            key,
+            "--to",
+            to,
+            "--state",
+            &state.display().to_string(),
+            "--retries",
+            "1",
+            "--ack-wait-ms",
+            "200",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("vigil pendant runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_press_lost_on_the_air_is_raised_when_the_heartbeat_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = SimSite::start(dir.path(), SiteOptions::default())
+        .await
+        .unwrap();
+    let log = dir.path().join("vigil.log");
+    let _unit = VigilProcess::start(&site, &log).await;
+    let radio = site.radio.to_string();
+    let state = dir.path().join("pendant.state");
+
+    // A heartbeat the base hears: its count is the baseline.
+    pendant("heartbeat", &radio, &state);
+    // The press goes nowhere: nobody listens on that port (the frame is lost).
+    let lost = pendant("press", "127.0.0.1:9", &state);
+    assert!(!lost.status.success(), "the lost press was acknowledged?");
+    let journal = site.config.data_dir.join("journal.sqlite");
+    assert!(
+        read_journal(&journal).0.iter().all(|a| a.cause != "help"),
+        "the base cannot have heard the press"
+    );
+    // The next heartbeat says one alarm was sent.
+    pendant("heartbeat", &radio, &state);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (alarms, _) = read_journal(&journal);
+        if alarms.iter().any(|a| {
+            a.cause == "alarm-not-received"
+                && a.device == Some(PENDANTS[0].0)
+                && a.state == "acknowledged"
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alarm for the lost press reached the centre: {alarms:?}\n{}",
+            log_tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
