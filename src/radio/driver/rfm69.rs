@@ -178,8 +178,12 @@ pub fn register_settings(band: Band) -> Vec<(u8, u8)> {
 
 /// Waits for the DIO0 line to rise.
 pub trait Interrupt: Send {
-    /// Blocks up to `timeout`; true if DIO0 rose (or is high).
+    /// Blocks up to `timeout`; true if DIO0 rose (or is high), or the wait was woken.
     fn wait(&mut self, timeout: Duration) -> Result<bool, RadioError>;
+    /// A way for another thread to end a [`Interrupt::wait`] at once, if the line has one.
+    fn waker(&self) -> Option<super::Waker> {
+        None
+    }
 }
 
 /// The RFM69 driver.
@@ -355,8 +359,18 @@ where
         self.write(reg::DIO_MAPPING1, DIO0_PACKET_SENT)?;
         self.set_mode(Mode::Tx)?;
         let limit = airtime(frame.len(), BIT_RATE) * 2 + Duration::from_millis(50);
-        self.irq.wait(limit)?;
-        let sent = self.read(reg::IRQ_FLAGS2)? & PACKET_SENT != 0;
+        let deadline = std::time::Instant::now() + limit;
+        // A wake for the worker's mail is no PacketSent: wait on until the flag or the limit.
+        let sent = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let rose = self.irq.wait(left)?;
+            if self.read(reg::IRQ_FLAGS2)? & PACKET_SENT != 0 {
+                break true;
+            }
+            if !rose || left.is_zero() {
+                break false;
+            }
+        };
         self.set_mode(Mode::Standby)?;
         self.start_rx()?;
         if sent {
@@ -366,6 +380,10 @@ where
                 "PacketSent never set: frame not sent".into(),
             ))
         }
+    }
+
+    fn waker(&self) -> Option<super::Waker> {
+        self.irq.waker()
     }
 
     fn channel_rssi(&mut self) -> Result<i16, RadioError> {
@@ -383,9 +401,11 @@ where
     }
 }
 
-/// DIO0 through the GPIO character device: a thread blocks on rising-edge events.
+/// DIO0 through the GPIO character device: a thread blocks on rising-edge events, and the
+/// radio worker blocks on them (or on its mail, through the waker) instead of polling.
 pub struct CdevInterrupt {
     events: mpsc::Receiver<()>,
+    wake: mpsc::SyncSender<()>,
 }
 
 impl CdevInterrupt {
@@ -406,6 +426,7 @@ impl CdevInterrupt {
             })
             .map_err(bus("DIO0 line"))?;
         let (tx, rx) = mpsc::sync_channel(16);
+        let tx_wake = tx.clone();
         std::thread::Builder::new()
             .name("rfm69-dio0".into())
             .spawn(move || {
@@ -416,7 +437,10 @@ impl CdevInterrupt {
                 }
             })
             .map_err(|e| RadioError::io("starting the DIO0 thread", e))?;
-        Ok(CdevInterrupt { events: rx })
+        Ok(CdevInterrupt {
+            events: rx,
+            wake: tx_wake,
+        })
     }
 }
 
@@ -429,6 +453,14 @@ impl Interrupt for CdevInterrupt {
                 Err(RadioError::Bus("DIO0 event thread stopped".into()))
             }
         }
+    }
+
+    fn waker(&self) -> Option<super::Waker> {
+        let wake = self.wake.clone();
+        // A full queue already ends the wait.
+        Some(std::sync::Arc::new(move || {
+            let _ = wake.try_send(());
+        }))
     }
 }
 
@@ -533,6 +565,27 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("check the wiring"), "{err}");
+    }
+
+    /// DIO0 woken for the worker's mail before the chip sets PacketSent.
+    struct WokenFirst(mock::MockIrq, bool);
+
+    impl Interrupt for WokenFirst {
+        fn wait(&mut self, timeout: Duration) -> Result<bool, RadioError> {
+            if std::mem::take(&mut self.1) {
+                return Ok(true);
+            }
+            self.0.wait(timeout)
+        }
+    }
+
+    #[test]
+    fn a_wake_during_transmission_is_not_taken_for_packet_sent() {
+        let chip = MockChip::new();
+        let (bus, reset, irq, delay) = chip.parts();
+        let mut r = Rfm69::new(bus, reset, WokenFirst(irq, true), delay, Band::Eu869).unwrap();
+        r.transmit(&[1, 2, 3, 4]).unwrap();
+        assert_eq!(chip.transmitted(), vec![vec![1, 2, 3, 4]]);
     }
 
     #[test]

@@ -42,6 +42,8 @@ struct State {
     fifo: VecDeque<u8>,
     payload_ready: bool,
     packet_sent: bool,
+    /// A frame is on air: PacketSent rises once time passes (a wait on DIO0).
+    sending: bool,
     rssi_done: bool,
     frf_pending: bool,
     clock_ns: u64,
@@ -148,6 +150,7 @@ impl State {
         }
         if self.mode == Mode::Tx && mode != Mode::Tx {
             self.packet_sent = false;
+            self.sending = false;
         }
         if mode == Mode::Sleep {
             self.fifo.clear();
@@ -166,7 +169,7 @@ impl State {
                 ));
             }
             self.transmitted.push(self.fifo.drain(..).collect());
-            self.packet_sent = true;
+            self.sending = true;
         }
     }
 
@@ -242,6 +245,7 @@ impl MockChip {
             fifo: VecDeque::new(),
             payload_ready: false,
             packet_sent: false,
+            sending: false,
             rssi_done: false,
             frf_pending: false,
             clock_ns: 0,
@@ -408,6 +412,10 @@ impl Interrupt for MockIrq {
             }
         }
         let mut s = self.0.state();
+        if s.mode == Mode::Tx && std::mem::take(&mut s.sending) {
+            // The frame's airtime passed during the wait.
+            s.packet_sent = true;
+        }
         if s.dio0() {
             return Ok(true);
         }
