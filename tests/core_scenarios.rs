@@ -830,3 +830,23 @@ fn a_heartbeat_that_counts_an_alarm_the_base_never_heard_raises_one() {
     };
     assert!(deliveries(&h.radio(3, none)).is_empty());
 }
+
+/// Jamming and a radio fault are said aloud at the base too: the person must know that a press
+/// may not get through, not only the centre.
+#[test]
+fn jamming_and_a_radio_fault_are_spoken_at_the_base() {
+    let mut h = Harness::new(settings());
+    let out = h.input(Input::Jamming { active: true });
+    assert!(prompts(&out).contains(&Prompt::RadioTrouble), "{out:?}");
+    let out = h.input(Input::Fault {
+        fault: UnitFault::Radio,
+        active: true,
+    });
+    assert!(prompts(&out).contains(&Prompt::RadioTrouble), "{out:?}");
+    // Another fault of the unit says nothing about the radio.
+    let out = h.input(Input::Fault {
+        fault: UnitFault::Modem,
+        active: true,
+    });
+    assert!(!prompts(&out).contains(&Prompt::RadioTrouble), "{out:?}");
+}

@@ -351,6 +351,7 @@ impl Core {
             Input::Jamming { active } => {
                 if active && !self.jamming_reported {
                     self.jamming_reported = true;
+                    self.out(Output::Play(Prompt::RadioTrouble));
                     self.raise(now, AlarmCause::Jamming, None);
                 } else if !active && self.jamming_reported {
                     self.jamming_reported = false;
@@ -824,6 +825,9 @@ impl Core {
         if active {
             if let std::collections::btree_map::Entry::Vacant(e) = self.faults.entry(fault) {
                 e.insert(now);
+                if fault == UnitFault::Radio {
+                    self.out(Output::Play(Prompt::RadioTrouble));
+                }
                 self.raise(now, AlarmCause::Fault(fault), None);
             }
         } else if fault.restores() && self.faults.remove(&fault).is_some() {

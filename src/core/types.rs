@@ -875,11 +875,14 @@ pub enum Prompt {
     PendantMissing,
     /// "No mobile network."
     NoNetwork,
+    /// "The base unit cannot hear your pendant. The alarm centre has been told." — jamming or
+    /// a radio fault: the person must know a press may not get through.
+    RadioTrouble,
 }
 
 impl Prompt {
     /// Every prompt, in catalogue order.
-    pub const ALL: [Prompt; 16] = [
+    pub const ALL: [Prompt; 17] = [
         Prompt::AlarmRaised,
         Prompt::PreAlarm,
         Prompt::FallDetected,
@@ -896,6 +899,7 @@ impl Prompt {
         Prompt::PendantBatteryLow,
         Prompt::PendantMissing,
         Prompt::NoNetwork,
+        Prompt::RadioTrouble,
     ];
 
     /// The file stem under `sounds/<lang>/`.
@@ -917,6 +921,7 @@ impl Prompt {
             Prompt::PendantBatteryLow => "pendant_battery_low",
             Prompt::PendantMissing => "pendant_missing",
             Prompt::NoNetwork => "no_network",
+            Prompt::RadioTrouble => "radio_trouble",
         }
     }
 
@@ -928,7 +933,8 @@ impl Prompt {
             | Prompt::BaseBatteryLow
             | Prompt::PendantBatteryLow
             | Prompt::PendantMissing
-            | Prompt::NoNetwork => Urgency::Technical,
+            | Prompt::NoNetwork
+            | Prompt::RadioTrouble => Urgency::Technical,
             _ => Urgency::Alarm,
         }
     }

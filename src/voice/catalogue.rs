@@ -321,7 +321,11 @@ mod tests {
             "prompt `no_network` is missing"
         );
         let unknown = format!("{}fire_alarm\tFire!\n", full_catalogue());
-        assert_eq!(CatalogueText::parse(&unknown).unwrap_err().0, 19);
+        // The line after the header, the voice and every prompt.
+        assert_eq!(
+            CatalogueText::parse(&unknown).unwrap_err().0,
+            Prompt::ALL.len() + 3
+        );
         let twice = format!("{}cancelled\tAgain.\n", full_catalogue());
         assert!(CatalogueText::parse(&twice)
             .unwrap_err()
