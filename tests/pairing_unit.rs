@@ -146,6 +146,23 @@ async fn an_installer_pairs_a_new_pendant_through_the_running_unit_and_its_press
         !status(&site).contains("00C0FFEE"),
         "nothing is stored before the code is confirmed"
     );
+    // The base says the code too (this unit runs without audio, so its log tells what it
+    // would have said).
+    let spoken: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split("prompt=\"").nth(1))
+        .map(|p| p.trim_end_matches('"').to_string())
+        .skip_while(|p| p != "pairing_code")
+        .take(7)
+        .collect();
+    let digits: Vec<String> = code.chars().map(|c| format!("digit_{c}")).collect();
+    assert_eq!(
+        spoken.first().map(String::as_str),
+        Some("pairing_code"),
+        "{spoken:?}"
+    );
+    assert_eq!(spoken[1..], digits[..], "the base speaks the code it shows");
 
     let confirm = vigil(&["pair", "--config", &config, "--confirm", &code]);
     let said = String::from_utf8_lossy(&confirm.stdout);

@@ -878,11 +878,15 @@ pub enum Prompt {
     /// "The base unit cannot hear your pendant. The alarm centre has been told." — jamming or
     /// a radio fault: the person must know a press may not get through.
     RadioTrouble,
+    /// "The pairing code is" — before the six digits of a pairing code (`vigil pair`).
+    PairingCode,
+    /// One spoken digit, 0–9 (a larger number is said as 9).
+    Digit(u8),
 }
 
 impl Prompt {
     /// Every prompt, in catalogue order.
-    pub const ALL: [Prompt; 17] = [
+    pub const ALL: [Prompt; 28] = [
         Prompt::AlarmRaised,
         Prompt::PreAlarm,
         Prompt::FallDetected,
@@ -900,6 +904,17 @@ impl Prompt {
         Prompt::PendantMissing,
         Prompt::NoNetwork,
         Prompt::RadioTrouble,
+        Prompt::PairingCode,
+        Prompt::Digit(0),
+        Prompt::Digit(1),
+        Prompt::Digit(2),
+        Prompt::Digit(3),
+        Prompt::Digit(4),
+        Prompt::Digit(5),
+        Prompt::Digit(6),
+        Prompt::Digit(7),
+        Prompt::Digit(8),
+        Prompt::Digit(9),
     ];
 
     /// The file stem under `sounds/<lang>/`.
@@ -922,6 +937,19 @@ impl Prompt {
             Prompt::PendantMissing => "pendant_missing",
             Prompt::NoNetwork => "no_network",
             Prompt::RadioTrouble => "radio_trouble",
+            Prompt::PairingCode => "pairing_code",
+            Prompt::Digit(d) => match d {
+                0 => "digit_0",
+                1 => "digit_1",
+                2 => "digit_2",
+                3 => "digit_3",
+                4 => "digit_4",
+                5 => "digit_5",
+                6 => "digit_6",
+                7 => "digit_7",
+                8 => "digit_8",
+                _ => "digit_9",
+            },
         }
     }
 

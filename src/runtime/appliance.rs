@@ -162,6 +162,7 @@ pub async fn assemble_with_clock(
     unit.set_pairing(Arc::new(RadioPairing {
         slot: radio.clone(),
         window: config.radio.pairing_window,
+        voice: voice.clone(),
     }));
     let inputs = unit.inputs();
     let control = unit.control();
@@ -338,6 +339,8 @@ impl RadioSlot {
 struct RadioPairing {
     slot: RadioSlot,
     window: Duration,
+    /// The base says the code aloud, as the pendant blinks it.
+    voice: Voice,
 }
 
 impl super::PairingDesk for RadioPairing {
@@ -382,17 +385,24 @@ impl super::PairingDesk for RadioPairing {
                 length.as_secs()
             ),
         );
+        let voice = self.voice.clone();
         tokio::spawn(async move {
             while let Some(report) = reports.recv().await {
                 match report {
-                    PairingReport::Code { device, code } => say(
-                        &lines,
-                        format!(
+                    PairingReport::Code { device, code } => {
+                        voice.play(crate::core::Prompt::PairingCode);
+                        for d in code.digits().bytes() {
+                            voice.play(crate::core::Prompt::Digit(d.saturating_sub(b'0')));
+                        }
+                        say(
+                            &lines,
+                            format!(
                             "pendant {device} asks to pair; its light blinks the code {code}. If \
                              the pendant shows the same code, confirm it: vigil pair --confirm {}",
                             code.digits()
                         ),
-                    ),
+                        )
+                    }
                     PairingReport::Refused { message, .. } => say(&lines, message),
                     PairingReport::Paired(device) => {
                         say(
