@@ -74,4 +74,12 @@ async fn a_press_lost_on_the_air_is_raised_when_the_heartbeat_counts_it() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The jump of the counter over the lost frame is in the journal.
+    let db = rusqlite::Connection::open(&journal).unwrap();
+    let gap: (i64, i64, i64) = db
+        .query_row("SELECT device, last, next FROM counter_gap", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .expect("a counter gap row");
+    assert_eq!(gap, (i64::from(PENDANTS[0].0), 1, 3));
 }

@@ -189,6 +189,12 @@ CREATE TABLE IF NOT EXISTS event (
     detail  TEXT
 );
 CREATE INDEX IF NOT EXISTS event_alarm ON event(alarm);
+CREATE TABLE IF NOT EXISTS counter_gap (
+    device  INTEGER NOT NULL,
+    last    INTEGER NOT NULL,
+    next    INTEGER NOT NULL,
+    at      INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pendant_counter (
     device  INTEGER PRIMARY KEY,
     counter INTEGER NOT NULL
@@ -1065,6 +1071,26 @@ impl crate::radio::store::PendantStore for Journal {
                     .map(|(d, key)| (d.id, crate::radio::frame::PendantKey::new(key)))
                     .collect()
             })
+            .map_err(|e| crate::radio::RadioError::Store(e.to_string()))
+    }
+
+    fn note_gap(
+        &mut self,
+        pendant: DeviceId,
+        last: u32,
+        next: u32,
+    ) -> Result<(), crate::radio::RadioError> {
+        self.conn
+            .execute(
+                "INSERT INTO counter_gap (device, last, next, at) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    pendant.0 as i64,
+                    last as i64,
+                    next as i64,
+                    Timestamp::now().0 as i64
+                ],
+            )
+            .map(|_| ())
             .map_err(|e| crate::radio::RadioError::Store(e.to_string()))
     }
 

@@ -269,7 +269,19 @@ impl<S: PendantStore> FrameGate<S> {
             }
             return self.reject(Rejection::Replayed, Some(device));
         }
+        let gap_after = known
+            .last_counter
+            .filter(|last| counter > last.saturating_add(1));
         known.last_counter = Some(counter);
+        if let Some(last) = gap_after {
+            if let Err(e) = self.store.note_gap(device, last, counter) {
+                self.store_failures += 1;
+                tracing::warn!(pendant = %device, error = %e, "counter gap not journalled");
+            }
+        }
+        let Some(known) = self.pendants.get_mut(&device) else {
+            return self.reject(Rejection::UnknownPendant, Some(device));
+        };
         let mut copy = [0u8; MAX_FRAME_LEN];
         copy[..bytes.len()].copy_from_slice(bytes);
         known.last_frame = Some((copy, bytes.len()));

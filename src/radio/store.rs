@@ -23,6 +23,12 @@ pub trait PendantStore {
     /// Stores a newly paired pendant's key (replacing an older one) and forgets its counter,
     /// since a new key starts a new counter sequence.
     fn save_paired_key(&mut self, pendant: DeviceId, key: &PendantKey) -> Result<(), RadioError>;
+    /// Records that `pendant`'s counter jumped from `last` to `next`: frames between them were
+    /// never heard (lost, or jammed). Kept for the installer and the centre's questions.
+    fn note_gap(&mut self, pendant: DeviceId, last: u32, next: u32) -> Result<(), RadioError> {
+        let _ = (pendant, last, next);
+        Ok(())
+    }
 }
 
 /// An in-memory store, for tests.
