@@ -72,6 +72,7 @@ async fn setup(transport: SipTransport) -> (ScaipReceiver, ScaipLink) {
         hold_limit: Duration::from_secs(180),
         heartbeat: Duration::from_secs(3600),
         register_expiry: Duration::from_secs(600),
+        keepalive: Duration::from_secs(30),
         tls_ca: None,
     };
     let creds = Credentials {
@@ -134,11 +135,11 @@ async fn forged_acknowledgement_from_outside_the_proxy_is_refused() {
             .map(|m| m.reference.clone())
             .expect("the centre got the alarm");
         let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let to = contact_addr(l.contact());
+        let to = contact_addr(&l.contact());
         let mut statuses = Vec::new();
         for snu in [0u16, 4] {
             attacker
-                .send_to(forged_mrs(l.contact(), &reference, snu).as_bytes(), to)
+                .send_to(forged_mrs(&l.contact(), &reference, snu).as_bytes(), to)
                 .await
                 .unwrap();
             let mut buf = vec![0u8; 4096];

@@ -185,6 +185,7 @@ async fn the_operator_sees_the_device_the_place_and_the_alarm_reference() {
         hold_limit: Duration::from_secs(180),
         heartbeat: Duration::from_secs(3600),
         register_expiry: Duration::from_secs(600),
+        keepalive: Duration::from_secs(30),
         tls_ca: None,
     };
     let creds = Credentials {

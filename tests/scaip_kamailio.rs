@@ -140,8 +140,11 @@ request_route {{
 }
 
 fn start_kamailio(binary: &Path, centre: SocketAddr) -> (Kamailio, SocketAddr) {
+    start_kamailio_on(binary, centre, free_port())
+}
+
+fn start_kamailio_on(binary: &Path, centre: SocketAddr, port: u16) -> (Kamailio, SocketAddr) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
     let cfg = dir.path().join("kamailio.cfg");
     std::fs::write(&cfg, config(port, centre)).expect("write config");
     let log = dir.path().join("kamailio.log");
@@ -194,6 +197,7 @@ fn route(proxy: SocketAddr, transport: SipTransport) -> ScaipRoute {
         hold_limit: Duration::from_secs(180),
         heartbeat: Duration::from_secs(3600),
         register_expiry: Duration::from_secs(300),
+        keepalive: Duration::from_secs(30),
         tls_ca: None,
     }
 }
@@ -324,4 +328,92 @@ async fn alarm_through_kamailio(transport: SipTransport) {
         matches!(state, Registration::Failed(ref why) if why.contains("wrong user name or password")),
         "{state:?}"
     );
+}
+
+/// Kamailio restarted (its location table is in memory, so every binding is lost; over TCP the
+/// unit's connection drops too). The unit notices by itself, from the dropped flow or from the
+/// keep-alive's binding query, and registers again, so the next alarm is acknowledged over
+/// SCAIP at the first attempt, without a reset and without a duplicate.
+async fn kamailio_restart(transport: SipTransport) {
+    let Some(binary) = kamailio_or_skip() else {
+        return;
+    };
+    let centre_addr = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+    let (kamailio, proxy) = start_kamailio(&binary, centre_addr);
+    let centre = ScaipReceiver::start_at(
+        ScaipReceiverConfig {
+            transport: SipTransport::Udp,
+            realm: "centre.test".into(),
+            users: vec![],
+            receiver_user: "arc".into(),
+            challenge_messages: false,
+            outbound_proxy: Some(proxy),
+            print: true,
+        },
+        centre_addr,
+    )
+    .await
+    .expect("centre starts");
+    centre.set_default(ScaipAnswer::snu(0));
+    let creds = Credentials {
+        username: Some(USER.into()),
+        secret: PASSWORD.into(),
+        realm: None,
+    };
+    let mut cfg = route(proxy, transport);
+    cfg.keepalive = Duration::from_secs(1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let link = loop {
+        let l = ScaipLink::start("scaip-kamailio", &cfg, &unit(), &creds).await;
+        if let Ok(l) = l {
+            if matches!(
+                l.wait_registered(Duration::from_secs(3)).await,
+                Registration::Registered(_)
+            ) {
+                break l;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not registered with Kamailio:\n{}",
+            kamailio.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let first = kamailio.log();
+    drop(kamailio);
+    let (kamailio, _) = start_kamailio_on(&binary, centre_addr, proxy.port());
+    // The binding query (UDP) runs every second; a dropped flow (TCP) is noticed at once.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let result = link.deliver(&delivery()).await;
+    assert!(
+        matches!(result, DeliveryResult::Acked { .. }),
+        "{transport:?}: {result:?}\n--- kamailio log ---\n{}\n--- before the restart ---\n{first}",
+        kamailio.log()
+    );
+    let alarms: Vec<_> = centre
+        .received()
+        .into_iter()
+        .filter_map(|g| g.mrq)
+        .collect();
+    assert_eq!(alarms.len(), 1, "one alarm, no duplicate: {alarms:#?}");
+    assert!(alarms.iter().all(|m| m.mty != Some(MessageType::Reset)));
+}
+
+#[cfg_attr(
+    not(vigil_has_kamailio),
+    ignore = "Kamailio is not installed: apt-get install kamailio"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_restart_over_udp_is_noticed_and_registered_again() {
+    kamailio_restart(SipTransport::Udp).await;
+}
+
+#[cfg_attr(
+    not(vigil_has_kamailio),
+    ignore = "Kamailio is not installed: apt-get install kamailio"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_restart_over_tcp_is_noticed_and_registered_again() {
+    kamailio_restart(SipTransport::Tcp).await;
 }

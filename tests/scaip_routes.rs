@@ -76,6 +76,7 @@ fn route(r: &ScaipReceiver, transport: SipTransport) -> ScaipRoute {
         hold_limit: Duration::from_secs(180),
         heartbeat: Duration::from_secs(3600),
         register_expiry: Duration::from_secs(600),
+        keepalive: Duration::from_secs(30),
         tls_ca: None,
     }
 }
@@ -495,9 +496,10 @@ async fn unregister_removes_the_binding() {
     assert_eq!(regs.last().map(|b| b.expires), Some(0));
     let result = l.deliver(&delivery(AlarmCause::Help, 1)).await;
     assert!(
-        matches!(result, DeliveryResult::Failed { .. }),
+        matches!(result, DeliveryResult::Failed { ref reason } if reason.contains("unregistered")),
         "{result:?}"
     );
+    assert_eq!(r.registrations().len(), 2, "nothing registered again");
 }
 
 #[tokio::test]
@@ -580,4 +582,140 @@ async fn digest_answers_only_the_configured_realm() {
     }
     // Only the right realm's REGISTER carried an answer, and was bound.
     assert_eq!(r.registrations().len(), 1);
+}
+
+fn centre_config(transport: SipTransport) -> ScaipReceiverConfig {
+    ScaipReceiverConfig {
+        transport,
+        realm: "centre.test".into(),
+        users: vec![(USER.into(), PASSWORD.into())],
+        receiver_user: "arc".into(),
+        challenge_messages: false,
+        outbound_proxy: None,
+        print: true,
+    }
+}
+
+/// A registrar that restarts closes the unit's TCP flow and forgets its binding. The unit used
+/// to notice only at its next refresh (half the expiry) or when an alarm's MESSAGE met a 404;
+/// meanwhile the centre could not reach it. Now the dropped flow is opened again and
+/// registered at once, under the new connection's address, and the next alarm is acknowledged
+/// over SCAIP the first time.
+#[tokio::test]
+async fn a_dropped_flow_is_opened_and_registered_again_at_once() {
+    let (r, l) = setup(SipTransport::Tcp).await;
+    let addr = r.addr();
+    drop(r);
+    let r = restart(SipTransport::Tcp, addr).await;
+    assert!(
+        r.wait_until(Duration::from_secs(5), |_, regs| !regs.is_empty())
+            .await,
+        "no REGISTER after the flow dropped"
+    );
+    // The contact registered is the new flow's address (the system may give the same port).
+    let regs = r.registrations();
+    assert!(
+        regs.iter()
+            .any(|b| b.expires > 0 && sip_contact(&b.contact) == l.contact()),
+        "{regs:?} {}",
+        l.contact()
+    );
+    let result = l.deliver(&delivery(AlarmCause::Help, 1)).await;
+    assert!(acked(&result).is_some(), "{result:?}");
+    let alarms: Vec<_> = r.received().into_iter().filter_map(|g| g.mrq).collect();
+    assert_eq!(alarms.len(), 1, "{alarms:#?}");
+    assert!(alarms.iter().all(|m| m.mty != Some(MessageType::Reset)));
+}
+
+/// The centre again on `addr`, once the old one has let go of it.
+async fn restart(transport: SipTransport, addr: SocketAddr) -> ScaipReceiver {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match ScaipReceiver::start_at(centre_config(transport), addr).await {
+            Ok(r) => return r,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the centre cannot start again on {addr}: {e}"),
+        }
+    }
+}
+
+fn sip_contact(c: &str) -> String {
+    c.trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or(c)
+        .to_string()
+}
+
+/// Keep-alives are answered by a live proxy and cost no registration: CRLF pings on TCP,
+/// OPTIONS on UDP.
+#[tokio::test]
+async fn keep_alives_to_a_live_proxy_keep_the_registration() {
+    for transport in [SipTransport::Udp, SipTransport::Tcp] {
+        let r = centre(transport, false).await;
+        let mut cfg = route(&r, transport);
+        cfg.keepalive = Duration::from_millis(300);
+        let l = link_with(&cfg, PASSWORD).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            matches!(l.registration(), Registration::Registered(_)),
+            "{transport:?}: {:?}",
+            l.registration()
+        );
+        assert_eq!(
+            r.registrations().len(),
+            1,
+            "{transport:?}: a keep-alive failed and forced a REGISTER"
+        );
+    }
+}
+
+/// A proxy that stops answering over UDP (its address now a dead port) fails the keep-alive:
+/// the unit registers again at once, and says it cannot.
+#[tokio::test]
+async fn a_failed_keep_alive_registers_again() {
+    let r = centre(SipTransport::Udp, false).await;
+    let mut cfg = route(&r, SipTransport::Udp);
+    cfg.keepalive = Duration::from_millis(300);
+    let l = link_with(&cfg, PASSWORD).await;
+    let addr = r.addr();
+    drop(r);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while matches!(l.registration(), Registration::Registered(_)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still registered with a dead proxy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // It comes back: the unit is registered again without waiting for the refresh.
+    let r = restart(SipTransport::Udp, addr).await;
+    assert!(
+        r.wait_until(Duration::from_secs(8), |_, regs| !regs.is_empty())
+            .await,
+        "not registered again"
+    );
+}
+
+/// A registrar that restarts over UDP forgets the binding and tells nobody: the centre's
+/// `<mrs>` then cannot reach the unit. The keep-alive asks for the bindings and registers again
+/// as soon as its own is missing.
+#[tokio::test]
+async fn a_binding_the_registrar_forgot_over_udp_is_registered_again() {
+    let r = centre(SipTransport::Udp, false).await;
+    let mut cfg = route(&r, SipTransport::Udp);
+    cfg.keepalive = Duration::from_millis(300);
+    let l = link_with(&cfg, PASSWORD).await;
+    let before = r.registrations().len();
+    r.forget_bindings();
+    assert!(
+        r.wait_until(Duration::from_secs(5), |_, regs| regs.len() > before)
+            .await,
+        "not registered again"
+    );
+    let result = l.deliver(&delivery(AlarmCause::Help, 1)).await;
+    assert!(acked(&result).is_some(), "{result:?}");
 }

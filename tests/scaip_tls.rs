@@ -69,6 +69,7 @@ fn route(r: &ScaipReceiver) -> ScaipRoute {
         hold_limit: Duration::from_secs(180),
         heartbeat: Duration::from_secs(3600),
         register_expiry: Duration::from_secs(600),
+        keepalive: Duration::from_secs(30),
         tls_ca: None,
     }
 }

@@ -1274,6 +1274,7 @@ fn read_routes(cx: &mut Cx<'_>, root: &Table<'_, '_>, credentials: &CredentialMa
                 "hold_limit",
                 "heartbeat",
                 "register_expiry",
+                "keepalive",
                 "tls_ca",
             ],
             "dc09" => &[
@@ -1489,6 +1490,13 @@ fn read_scaip(
     let hold_limit = opt(cx, "hold_limit", 180, 1800, 600);
     let heartbeat = opt(cx, "heartbeat", 60, 1440 * 60, 3600);
     let register_expiry = opt(cx, "register_expiry", 60, 86_400, 3600);
+    // NAT bindings for UDP last about 30 s; RFC 5626 suggests 95–120 s for connections.
+    let keepalive_default = if transport == Some(SipTransport::Udp) {
+        25
+    } else {
+        90
+    };
+    let keepalive = opt(cx, "keepalive", 5, 3600, keepalive_default);
     let tls_ca = t.string(cx, "tls_ca").map(|(s, _)| PathBuf::from(s));
     if let (Some(SipTransport::Tls), None) = (transport, &tls_ca) {
         cx.problem(
@@ -1508,6 +1516,7 @@ fn read_scaip(
         hold_limit: hold_limit?,
         heartbeat: heartbeat?,
         register_expiry: register_expiry?,
+        keepalive: keepalive?,
         tls_ca,
     })
 }

@@ -131,6 +131,7 @@ async fn demo(args: &CentreDemoArgs) -> Result<(), ReceiverError> {
         hold_limit: Duration::from_secs(180),
         heartbeat: Duration::from_secs(3600),
         register_expiry: Duration::from_secs(600),
+        keepalive: Duration::from_secs(30),
         tls_ca: None,
     };
     let link = ScaipLink::start("scaip", &route, &unit(), &creds)

@@ -374,37 +374,62 @@ impl Shared {
             .header("to")
             .map(|t| sip::aor(&sip::addr_uri(t)))
             .unwrap_or_default();
-        let contact = req
+        // Every Contact (RFC 3261 §10.3): each with its own expires, else the request's.
+        let default_expires = req
             .msg
-            .header("contact")
-            .map(sip::addr_uri)
-            .unwrap_or_default();
-        let expires = req
-            .msg
-            .header("contact")
-            .and_then(|c| sip::param(c, "expires"))
-            .or_else(|| req.msg.header("expires").map(str::to_string))
+            .header("expires")
             .and_then(|e| e.trim().parse::<u64>().ok())
-            .unwrap_or(3600)
-            .min(3600);
+            .unwrap_or(3600);
+        let contacts: Vec<(String, u64)> = req
+            .msg
+            .headers("contact")
+            .into_iter()
+            .flat_map(|v| v.split(','))
+            .map(|c| {
+                let expires = sip::param(c, "expires")
+                    .and_then(|e| e.trim().parse::<u64>().ok())
+                    .unwrap_or(default_expires)
+                    .min(3600);
+                (sip::addr_uri(c), expires)
+            })
+            .collect();
+        if contacts.is_empty() {
+            // A query (RFC 3261 §10.2.3): the current bindings, nothing changed.
+            let bound = self
+                .state(|s| s.bindings.get(&aor).map(|(c, _)| c.clone()))
+                .flatten();
+            let extra: Vec<String> = bound
+                .into_iter()
+                .map(|c| format!("Contact: <{c}>;expires=3600"))
+                .collect();
+            let _ = self.node.respond(&req, 200, "OK", &self.tag, &extra).await;
+            return;
+        }
+        let (contact, expires) = contacts.first().cloned().unwrap_or_default();
         // Over TCP and TLS the device is reached on the connection it registered on (RFC 5626
         // style flow): a device accepts requests only there.
-        let target = if matches!(self.config.transport, SipTransport::Tls | SipTransport::Tcp) {
-            req.peer
-        } else {
-            contact_addr(&contact).unwrap_or(req.peer)
+        let target_of = |contact: &str| {
+            if matches!(self.config.transport, SipTransport::Tls | SipTransport::Tcp) {
+                req.peer
+            } else {
+                contact_addr(contact).unwrap_or(req.peer)
+            }
         };
         self.state(|s| {
-            if expires == 0 {
-                s.bindings.remove(&aor);
-            } else {
-                s.bindings.insert(aor.clone(), (contact.clone(), target));
+            for (c, e) in &contacts {
+                if *e == 0 {
+                    if s.bindings.get(&aor).is_some_and(|(bound, _)| bound == c) {
+                        s.bindings.remove(&aor);
+                    }
+                } else {
+                    s.bindings.insert(aor.clone(), (c.clone(), target_of(c)));
+                }
+                s.registrations.push(Binding {
+                    aor: aor.clone(),
+                    contact: c.clone(),
+                    expires: *e,
+                });
             }
-            s.registrations.push(Binding {
-                aor: aor.clone(),
-                contact: contact.clone(),
-                expires,
-            });
         });
         let extra = [format!("Contact: <{contact}>;expires={expires}")];
         let _ = self.node.respond(&req, 200, "OK", &self.tag, &extra).await;

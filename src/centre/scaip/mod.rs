@@ -336,8 +336,21 @@ struct Link {
     node: Arc<SipNode>,
     proxy: SocketAddr,
     local_uri: String,
-    contact: String,
-    via_host: String,
+    /// The contact as registered: over TCP/TLS the address of the flow to the proxy, which
+    /// changes when the flow is opened again.
+    contact: Mutex<String>,
+    via_host: Mutex<String>,
+    /// The user part and transport parameter the contact is made of.
+    contact_user: String,
+    contact_params: &'static str,
+    /// A contact of a dropped flow, removed (expires=0) by the next REGISTER.
+    stale_contact: Mutex<Option<String>>,
+    /// Register again now: the flow was renewed or dropped, or a keep-alive failed.
+    reregister: tokio::sync::Notify,
+    /// One reconnection at a time.
+    reconnecting: tokio::sync::Mutex<()>,
+    /// Unregistered on purpose: nothing registers again.
+    unregistered: std::sync::atomic::AtomicBool,
     from_tag: String,
     reg_call_id: String,
     cseq: CSeq,
@@ -360,6 +373,19 @@ impl Drop for ScaipLink {
             t.abort();
         }
     }
+}
+
+/// A SIP URI without its parameters, lower case, for comparing contacts.
+fn bare_uri(uri: &str) -> String {
+    uri.split(';')
+        .next()
+        .unwrap_or(uri)
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Resolves `host[:port]`, SIP's default port 5060 if none is given.
@@ -408,6 +434,9 @@ impl Drop for WaiterGuard<'_> {
     }
 }
 
+/// How often a proxy that cannot be registered with is probed.
+const PROBE_WHILE_DOWN: Duration = Duration::from_secs(3);
+
 /// How long to wait before resending a held alarm (SCAIP: 5–20 s).
 pub const HOLD_RESEND: Duration = Duration::from_secs(5);
 
@@ -422,6 +451,7 @@ impl ScaipLink {
         let proxy = resolve(&route.proxy).await?;
         let bind = SocketAddr::new(towards(proxy, route.bind)?, route.bind.port());
         let (node, incoming) = SipNode::bind(route.transport, bind).await?;
+        node.connect_only_explicitly();
         let local = match route.transport {
             // Over TCP the unit opens the flow to its proxy and registers the address of that
             // connection, so the proxy sends `<mrs>` back on it (RFC 5626 style): requests on
@@ -461,6 +491,7 @@ impl ScaipLink {
             .trim_end_matches(']');
         let role = sip::tls_client(ca_pem, host)?;
         let (node, incoming) = SipNode::bind_tls(route.bind, role).await?;
+        node.connect_only_explicitly();
         let local = node.connect(proxy).await?;
         let mut route = route.clone();
         route.transport = SipTransport::Tls;
@@ -519,8 +550,14 @@ impl ScaipLink {
             node,
             proxy,
             local_uri,
-            contact,
-            via_host,
+            contact: Mutex::new(contact),
+            via_host: Mutex::new(via_host),
+            contact_user: user,
+            contact_params: transport_param,
+            stale_contact: Mutex::new(None),
+            reregister: tokio::sync::Notify::new(),
+            reconnecting: tokio::sync::Mutex::new(()),
+            unregistered: std::sync::atomic::AtomicBool::new(false),
             from_tag: sip::random_token(10),
             reg_call_id: format!("{}@vigil", sip::random_token(20)),
             cseq: CSeq::default(),
@@ -534,6 +571,8 @@ impl ScaipLink {
             tokio::spawn(Arc::clone(&link).listen(incoming)),
             tokio::spawn(Arc::clone(&link).keep_registered()),
             tokio::spawn(Arc::clone(&link).heartbeats()),
+            tokio::spawn(Arc::clone(&link).keep_alive()),
+            tokio::spawn(Arc::clone(&link).watch_flow()),
         ];
         Ok(ScaipLink { link, tasks })
     }
@@ -570,8 +609,8 @@ impl ScaipLink {
     }
 
     /// Our contact URI as registered.
-    pub fn contact(&self) -> &str {
-        &self.link.contact
+    pub fn contact(&self) -> String {
+        self.link.contact()
     }
 
     /// Stops registering and heartbeats and removes the registration (REGISTER with
@@ -580,6 +619,9 @@ impl ScaipLink {
         for t in &self.tasks {
             t.abort();
         }
+        self.link
+            .unregistered
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.link.register_for(0).await?;
         self.link
             .registration
@@ -598,8 +640,38 @@ impl Link {
         format!(
             "SIP/2.0/{} {};branch={branch};rport",
             self.node.transport_name(),
-            self.via_host
+            lock(&self.via_host)
         )
+    }
+
+    fn contact(&self) -> String {
+        lock(&self.contact).clone()
+    }
+
+    /// Over TCP/TLS, opens the flow to the proxy again if it dropped, and makes its address
+    /// the contact (the old one is removed at the next REGISTER, which is asked for at once).
+    async fn ensure_flow(&self) -> Result<(), ScaipError> {
+        if self.cfg.transport == SipTransport::Udp || self.node.has_flow(self.proxy) {
+            return Ok(());
+        }
+        let _one = self.reconnecting.lock().await;
+        if self.node.has_flow(self.proxy) {
+            return Ok(());
+        }
+        let local = self.node.connect(self.proxy).await?;
+        let via_host = local.to_string();
+        let contact = format!(
+            "sip:{}@{via_host}{}",
+            self.contact_user, self.contact_params
+        );
+        let old = std::mem::replace(&mut *lock(&self.contact), contact.clone());
+        *lock(&self.via_host) = via_host;
+        if old != contact {
+            tracing::info!(route = %self.route, %contact, "SCAIP: new flow to the proxy, registering it");
+            lock(&self.stale_contact).get_or_insert(old);
+            self.reregister.notify_one();
+        }
+        Ok(())
     }
 
     fn registrar_uri(&self) -> String {
@@ -643,7 +715,9 @@ impl Link {
         let mut auth: Option<String> = None;
         let mut answered_realm: Option<String> = None;
         let mut stale_retries = 0;
+        let mut reopened = false;
         loop {
+            self.ensure_flow().await?;
             let cseq = self.cseq.next();
             let build = |branch: &str| {
                 let mut s = format!(
@@ -673,7 +747,15 @@ impl Link {
                 }
                 s
             };
-            let resp = self.node.transaction(self.proxy, &build, timeout).await?;
+            let resp = match self.node.transaction(self.proxy, &build, timeout).await {
+                // The flow dropped under the request: open it again (the contact changes, so
+                // a registration follows) and send once more.
+                Err(_) if !self.node.has_flow(self.proxy) && !reopened => {
+                    reopened = true;
+                    continue;
+                }
+                r => r?,
+            };
             let status = resp.status().unwrap_or(0);
             let (header, auth_name) = match status {
                 401 => ("www-authenticate", "Authorization"),
@@ -715,8 +797,15 @@ impl Link {
 
     /// One REGISTER asking for `expiry` seconds (0 removes the binding).
     async fn register_for(&self, expiry: u64) -> Result<Duration, ScaipError> {
-        let contact = format!("Contact: <{}>", self.contact);
-        let extra = [contact, format!("Expires: {expiry}")];
+        // The contact is the flow's address: open the flow first if it dropped.
+        self.ensure_flow().await?;
+        let current = self.contact();
+        let stale = lock(&self.stale_contact).clone();
+        let mut extra = vec![format!("Contact: <{current}>")];
+        if let Some(old) = &stale {
+            extra.push(format!("Contact: <{old}>;expires=0"));
+        }
+        extra.push(format!("Expires: {expiry}"));
         let resp = self
             .request(
                 OutRequest {
@@ -732,7 +821,10 @@ impl Link {
             .await?;
         match resp.status() {
             Some(200..=299) => {
-                let ours = sip::aor(&self.contact);
+                if stale.is_some() {
+                    *lock(&self.stale_contact) = None;
+                }
+                let ours = sip::aor(&self.contact());
                 let granted = resp
                     .headers("contact")
                     .into_iter()
@@ -776,16 +868,122 @@ impl Link {
                     self.registration
                         .send_replace(Registration::Registered(granted));
                     backoff = Duration::from_secs(2);
-                    tokio::time::sleep((granted / 2).max(Duration::from_millis(500))).await;
+                    tokio::select! {
+                        () = tokio::time::sleep((granted / 2).max(Duration::from_millis(500))) => {}
+                        () = self.reregister.notified() => {
+                            tracing::info!(route = %self.route, "SCAIP: registering again at once");
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(route = %self.route, error = %e, "SCAIP registration failed");
                     self.registration
                         .send_replace(Registration::Failed(format!("REGISTER failed: {e}")));
-                    tokio::time::sleep(backoff).await;
+                    // The keep-alive probe says when the proxy answers again.
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = self.reregister.notified() => {}
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(300));
                 }
             }
+        }
+    }
+
+    /// Checks the flow to the proxy every `keepalive`: a CRLF ping on TCP/TLS, OPTIONS on UDP
+    /// (any answer will do). A failed check registers again at once.
+    async fn keep_alive(self: Arc<Self>) {
+        loop {
+            let registered = matches!(*self.registration.borrow(), Registration::Registered(_));
+            // Not registered: probe often, so the route is used again as soon as it works.
+            let every = if registered {
+                self.cfg.keepalive
+            } else {
+                self.cfg.keepalive.min(PROBE_WHILE_DOWN)
+            };
+            tokio::time::sleep(every).await;
+            let registered = matches!(*self.registration.borrow(), Registration::Registered(_));
+            let checked = match self.cfg.transport {
+                // Over UDP nothing tells the unit that the registrar lost its binding (a
+                // restart): ask for the bindings (RFC 3261 §10.2.3), which also keeps a NAT
+                // binding open.
+                SipTransport::Udp => match self.binding_present().await {
+                    Ok(true) => Ok(()),
+                    Ok(false) if registered => {
+                        tracing::warn!(route = %self.route, "SCAIP: the registrar lost our binding: registering again");
+                        self.reregister.notify_one();
+                        Ok(())
+                    }
+                    Ok(false) => Ok(()),
+                    Err(e) => Err(e),
+                },
+                SipTransport::Tcp | SipTransport::Tls => {
+                    self.node.ping(self.proxy, Duration::from_secs(10)).await
+                }
+            };
+            match checked {
+                Err(e) if registered => {
+                    tracing::warn!(route = %self.route, error = %e, "SCAIP keep-alive failed: registering again");
+                    self.reregister.notify_one();
+                }
+                Err(_) => {}
+                Ok(()) if !registered => {
+                    tracing::info!(route = %self.route, "SCAIP: the proxy answers again: registering");
+                    self.reregister.notify_one();
+                }
+                Ok(()) => {}
+            }
+        }
+    }
+
+    /// Whether the registrar still holds our contact: a REGISTER without Contact fetches the
+    /// bindings (RFC 3261 §10.2.3).
+    async fn binding_present(&self) -> Result<bool, ScaipError> {
+        let resp = self
+            .request(
+                OutRequest {
+                    method: "REGISTER",
+                    uri: &self.registrar_uri(),
+                    to: &self.local_uri,
+                    call_id: &self.reg_call_id,
+                    extra: &[],
+                    body: None,
+                },
+                Duration::from_secs(4),
+            )
+            .await?;
+        match resp.status() {
+            Some(200..=299) => {
+                let ours = bare_uri(&self.contact());
+                Ok(resp
+                    .headers("contact")
+                    .into_iter()
+                    .flat_map(|v| v.split(','))
+                    .any(|c| {
+                        bare_uri(&sip::addr_uri(c)) == ours
+                            && sip::param(c, "expires").is_none_or(|e| e.trim() != "0")
+                    }))
+            }
+            _ => Err(ScaipError::Rejected {
+                status: resp.status().unwrap_or(0),
+                reason: resp.reason(),
+            }),
+        }
+    }
+
+    /// A dropped flow to the proxy (TCP/TLS) is opened again and registered at once: until
+    /// then the centre's `<mrs>` cannot reach the unit.
+    async fn watch_flow(self: Arc<Self>) {
+        let mut closed = self.node.flows_closed();
+        while closed.changed().await.is_ok() {
+            if self.cfg.transport == SipTransport::Udp {
+                continue;
+            }
+            tracing::warn!(route = %self.route, "SCAIP: the flow to the proxy dropped: registering again");
+            if let Err(e) = self.ensure_flow().await {
+                tracing::warn!(route = %self.route, error = %e, "SCAIP: the proxy cannot be reached");
+            }
+            self.reregister.notify_one();
         }
     }
 
@@ -808,7 +1006,7 @@ impl Link {
                         .is_some_and(|t| sip::aor(&sip::addr_uri(t)) == sip::aor(&self.local_uri));
                     let ruri_ok = req.msg.request_uri().is_some_and(|u| {
                         let a = sip::aor(&u);
-                        a == sip::aor(&self.contact) || a == sip::aor(&self.local_uri)
+                        a == sip::aor(&self.contact()) || a == sip::aor(&self.local_uri)
                     });
                     if !(to_ok || ruri_ok) {
                         tracing::warn!(route = %self.route, "SCAIP: MESSAGE not for this unit refused");
@@ -952,7 +1150,15 @@ impl Link {
             reg.wait_for(|r| *r != Registration::Pending),
         )
         .await;
-        let state = reg.borrow().clone();
+        let mut state = reg.borrow().clone();
+        if matches!(state, Registration::Failed(_))
+            && !self.unregistered.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // The last REGISTER failed, but the proxy may be back: an alarm tries once more
+            // rather than wait for the next retry.
+            self.register_now().await;
+            state = self.registration.borrow().clone();
+        }
         match state {
             Registration::Registered(_) => {}
             Registration::Failed(reason) => {

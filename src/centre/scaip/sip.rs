@@ -517,6 +517,12 @@ struct Shared {
     tls: Option<TlsRole>,
     /// Room for accepted connections ([`MAX_ACCEPTED`]).
     accepted: Arc<tokio::sync::Semaphore>,
+    /// Keep-alive pongs (a lone CRLF, RFC 5626 §4.4.1) heard on connections this node opened.
+    pongs: tokio::sync::watch::Sender<u64>,
+    /// Connections this node opened that have closed (the flow to the proxy dropped).
+    flows_closed: tokio::sync::watch::Sender<u64>,
+    /// Accepted connections, closed when the node is dropped (a server that stops).
+    accepted_tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// A SIP node bound to one local address: sends requests, matches responses, hands incoming
@@ -526,11 +532,19 @@ pub struct SipNode {
     local: SocketAddr,
     udp: Option<Arc<UdpSocket>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Whether [`SipNode::send`] opens a connection when there is none (a server reaching a
+    /// contact). A client that registers its flow's address opens flows itself.
+    auto_connect: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for SipNode {
     fn drop(&mut self) {
         if let Ok(tasks) = self.tasks.lock() {
+            for t in tasks.iter() {
+                t.abort();
+            }
+        }
+        if let Ok(tasks) = self.shared.accepted_tasks.lock() {
             for t in tasks.iter() {
                 t.abort();
             }
@@ -555,6 +569,9 @@ impl SipNode {
             #[cfg(feature = "tls")]
             tls: None,
             accepted: Arc::new(tokio::sync::Semaphore::new(MAX_ACCEPTED)),
+            pongs: tokio::sync::watch::channel(0).0,
+            accepted_tasks: Mutex::new(Vec::new()),
+            flows_closed: tokio::sync::watch::channel(0).0,
         });
         let io = |e: std::io::Error| {
             ScaipError::Io(format!(
@@ -573,6 +590,7 @@ impl SipNode {
                         local,
                         udp: Some(socket),
                         tasks: Mutex::new(vec![reader]),
+                        auto_connect: std::sync::atomic::AtomicBool::new(true),
                     }),
                     rx,
                 ))
@@ -587,6 +605,7 @@ impl SipNode {
                         local,
                         udp: None,
                         tasks: Mutex::new(vec![accept]),
+                        auto_connect: std::sync::atomic::AtomicBool::new(true),
                     }),
                     rx,
                 ))
@@ -637,6 +656,9 @@ impl SipNode {
             .and_then(|c| c.get(&peer).cloned());
         let conn = match existing {
             Some(c) if !c.is_closed() => c,
+            _ if !self.auto_connect.load(Ordering::Relaxed) => {
+                return Err(ScaipError::Io(format!("no connection to {peer}")));
+            }
             _ => {
                 self.connect(peer).await?;
                 self.shared
@@ -649,6 +671,52 @@ impl SipNode {
         };
         conn.send(bytes)
             .map_err(|_| ScaipError::Io(format!("connection to {peer} closed")))
+    }
+
+    /// Sends only on connections opened with [`SipNode::connect`]: the owner opens its flow
+    /// itself and registers its address.
+    pub fn connect_only_explicitly(&self) {
+        self.auto_connect.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether a connection this node can send on to `peer` is open (always true over UDP).
+    pub fn has_flow(&self, peer: SocketAddr) -> bool {
+        self.udp.is_some()
+            || self
+                .shared
+                .conns
+                .lock()
+                .ok()
+                .is_some_and(|c| c.get(&peer).is_some_and(|t| !t.is_closed()))
+    }
+
+    /// Ticks each time a connection this node opened closes.
+    pub fn flows_closed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.flows_closed.subscribe()
+    }
+
+    /// A keep-alive on the open connection to `peer`: CRLFCRLF out, a CRLF back within
+    /// `within` (RFC 5626 §4.4.1). Not for UDP, where OPTIONS does the job.
+    pub async fn ping(&self, peer: SocketAddr, within: Duration) -> Result<(), ScaipError> {
+        let conn = self
+            .shared
+            .conns
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&peer).cloned())
+            .filter(|c| !c.is_closed())
+            .ok_or_else(|| ScaipError::Io(format!("no connection to {peer}")))?;
+        let mut pongs = self.shared.pongs.subscribe();
+        pongs.borrow_and_update();
+        conn.send(b"\r\n\r\n".to_vec())
+            .map_err(|_| ScaipError::Io(format!("connection to {peer} closed")))?;
+        match tokio::time::timeout(within, pongs.changed()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(ScaipError::Io(format!(
+                "no keep-alive answer from {peer} within {} s",
+                within.as_secs()
+            ))),
+        }
     }
 
     /// Opens a connection (TCP, or TLS as client) to `peer` now; returns our local address.
@@ -737,6 +805,9 @@ impl SipNode {
             lose: Mutex::new(HashMap::new()),
             tls: Some(role),
             accepted: Arc::new(tokio::sync::Semaphore::new(MAX_ACCEPTED)),
+            pongs: tokio::sync::watch::channel(0).0,
+            accepted_tasks: Mutex::new(Vec::new()),
+            flows_closed: tokio::sync::watch::channel(0).0,
         });
         let (local, tasks) = match server {
             Some(config) => {
@@ -782,6 +853,7 @@ impl SipNode {
                 local,
                 udp: None,
                 tasks: Mutex::new(tasks),
+                auto_connect: std::sync::atomic::AtomicBool::new(true),
             }),
             rx,
         ))
@@ -1016,10 +1088,23 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let (stream, peer, permit) = admit(&listener, &shared).await;
         let conn = start_connection(stream, peer, Flow::Accepted, Arc::clone(&shared));
+        if let Ok(mut t) = shared.accepted_tasks.lock() {
+            t.retain(|t| !t.is_finished());
+            t.push(conn.abort_handle());
+        }
         tokio::spawn(async move {
             let _ = conn.await;
             drop(permit);
         });
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -1043,19 +1128,26 @@ where
         }
     }
     tokio::spawn(async move {
-        let writer = tokio::spawn(async move {
+        // The writer ends with this task, however it ends (an abort included), so the
+        // connection closes.
+        let writer = AbortOnDrop(tokio::spawn(async move {
             while let Some(bytes) = rx.recv().await {
                 if write.write_all(&bytes).await.is_err() {
                     break;
                 }
             }
-        });
+        }));
         read_tcp(read, peer, flow, &shared, tx.clone()).await;
-        writer.abort();
+        drop(writer);
         if let Ok(mut c) = shared.conns.lock() {
             if c.get(&peer).is_some_and(|t| t.same_channel(&tx)) {
                 c.remove(&peer);
             }
+        }
+        // Told only once the connection is gone from the map, so whoever reacts opens anew.
+        if flow == Flow::Opened {
+            tracing::info!(%peer, "SIP: the connection to the proxy closed");
+            shared.flows_closed.send_modify(|n| *n += 1);
         }
     })
 }
@@ -1073,8 +1165,19 @@ async fn read_tcp<R: tokio::io::AsyncRead + Unpin>(
     loop {
         // Take out every complete message in the buffer.
         loop {
+            // Keep-alives (RFC 5626 §4.4.1): a client pings with CRLFCRLF, a server pongs
+            // with CRLF.
+            let mut crlfs = 0;
             while buf.starts_with(b"\r\n") {
-                buf.drain(..2); // keep-alive CRLFs
+                buf.drain(..2);
+                crlfs += 1;
+            }
+            match flow {
+                Flow::Opened if crlfs > 0 => shared.pongs.send_modify(|n| *n += 1),
+                Flow::Accepted if crlfs >= 2 => {
+                    let _ = tx.send(b"\r\n".to_vec());
+                }
+                _ => {}
             }
             let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
                 break;
