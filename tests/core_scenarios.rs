@@ -850,3 +850,33 @@ fn jamming_and_a_radio_fault_are_spoken_at_the_base() {
     });
     assert!(!prompts(&out).contains(&Prompt::RadioTrouble), "{out:?}");
 }
+
+/// Every route down: the alarm waits out the pause between rounds. When a route's own traffic
+/// shows it works again (its registration is back), the alarm goes at once on it, rather than
+/// up to the pause later.
+#[test]
+fn a_route_that_works_again_ends_the_pause_between_rounds() {
+    let mut h = Harness::new(settings());
+    let mut d = single(&h.radio(1, RadioEventKind::Help));
+    let first_route = d.route;
+    // Every route of the round fails.
+    loop {
+        let out = h.result(&d, failed("unreachable"));
+        match deliveries(&out).into_iter().next() {
+            Some(next) => d = next,
+            None => break,
+        }
+    }
+    // Paused: nothing goes out for a while.
+    assert!(deliveries(&h.advance(S(5))).is_empty());
+    // The first route is registered again.
+    let out = h.input(Input::RouteUp { route: first_route });
+    let d = single(&out);
+    assert_eq!(
+        d.route, first_route,
+        "the route that came back is tried first"
+    );
+    h.result(&d, acked("centre"));
+    // A route up again with nothing waiting changes nothing.
+    assert!(deliveries(&h.input(Input::RouteUp { route: first_route })).is_empty());
+}

@@ -597,3 +597,37 @@ async fn an_unreadable_answer_gets_no_second_copy_in_the_attempt() {
         "copies sent in one attempt"
     );
 }
+
+/// A route that failed an alarm is probed in the background (`NULL` every few seconds, even
+/// with no link test configured), and reports itself up the moment the receiver answers, so a
+/// waiting alarm does not sit out the pause between rounds.
+#[tokio::test]
+async fn a_failed_route_is_probed_and_reported_up_when_it_answers() {
+    let r = receiver(Dc09Protocol::Tcp, None).await;
+    r.set_default(Dc09Answer::Silent);
+    let l = link(&r, Dc09Protocol::Tcp, None).await;
+    let mut health = l.health();
+    assert!(*health.borrow(), "not known down before anything failed");
+    let result = l.deliver(&delivery(AlarmCause::Help)).await;
+    assert!(
+        matches!(result, DeliveryResult::Failed { .. }),
+        "{result:?}"
+    );
+    let down = tokio::time::timeout(Duration::from_secs(2), health.wait_for(|up| !*up))
+        .await
+        .is_ok();
+    assert!(down, "down after the failed alarm");
+    let before = r.received().len();
+    r.set_default(Dc09Answer::Ack);
+    let up = tokio::time::timeout(
+        vigil::centre::dc09::PROBE_WHILE_DOWN * 3,
+        health.wait_for(|up| *up),
+    )
+    .await
+    .is_ok();
+    assert!(up, "not reported up again");
+    assert!(
+        r.received().len() > before,
+        "the probe reached the receiver"
+    );
+}

@@ -359,6 +359,21 @@ impl Core {
                 }
             }
             Input::Fault { fault, active } => self.on_fault(now, fault, active),
+            Input::RouteUp { route } => {
+                if self.route_down.remove(&route).is_some() {
+                    // Alarms paused between rounds go round again at once rather than wait
+                    // out the pause; a held alarm keeps the time its receiver asked for.
+                    for a in self.alarms.values_mut() {
+                        let between_rounds = a.phase == Phase::Escalating
+                            && a.rounds > 0
+                            && a.order.is_empty()
+                            && a.hold.is_none();
+                        if between_rounds && a.ready_at > now {
+                            a.ready_at = now;
+                        }
+                    }
+                }
+            }
             Input::Paired { device } => {
                 // A new key starts afresh: never heard, supervised from now.
                 self.pendants

@@ -831,6 +831,12 @@ pub enum Input {
         /// Whether the fault is present now.
         active: bool,
     },
+    /// A route's own traffic shows it works again (registered with its proxy, a link test
+    /// answered) after it was known down: alarms waiting for their next round go now.
+    RouteUp {
+        /// The route.
+        route: RouteId,
+    },
     /// A pendant was paired over the air (its key is already stored): supervise it from now,
     /// as never heard until its first frame.
     Paired {

@@ -140,8 +140,8 @@ pub async fn assemble_with_clock(
         }
     }
     let routes = lazies
-        .into_iter()
-        .map(|l| Arc::new(l) as Arc<dyn Transport>)
+        .iter()
+        .map(|l| Arc::new(l.clone()) as Arc<dyn Transport>)
         .collect();
 
     let mut status: Vec<Arc<dyn StatusReport>> = Vec::new();
@@ -159,6 +159,15 @@ pub async fn assemble_with_clock(
         calls: Arc::new(Calls(modem.clone())),
     };
     let mut unit = Unit::new(core, journal, adapters, clock.clone());
+    for (i, (lazy, route)) in lazies.iter().zip(&config.routes).enumerate() {
+        if !route.kind().uses_modem() {
+            tasks.push(tokio::spawn(watch_route_health(
+                lazy.clone(),
+                crate::core::RouteId(i),
+                unit.inputs(),
+            )));
+        }
+    }
     unit.set_pairing(Arc::new(RadioPairing {
         slot: radio.clone(),
         window: config.radio.pairing_window,
@@ -812,8 +821,48 @@ macro_rules! transport_for {
     };
 }
 
-transport_for!(crate::centre::scaip::ScaipLink);
-transport_for!(crate::centre::dc09::Dc09Link);
+impl Transport for Shared<crate::centre::scaip::ScaipLink> {
+    fn deliver(&self, delivery: Delivery) -> DeliveryFuture {
+        let link = self.0.clone();
+        Box::pin(async move { link.deliver(&delivery).await })
+    }
+
+    fn health(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        Some(self.0.health())
+    }
+}
+
+impl Transport for Shared<crate::centre::dc09::Dc09Link> {
+    fn deliver(&self, delivery: Delivery) -> DeliveryFuture {
+        let link = self.0.clone();
+        Box::pin(async move { link.deliver(&delivery).await })
+    }
+
+    fn health(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        Some(self.0.health())
+    }
+}
+
+/// Tells the core when a route's own traffic shows it works again, so alarms waiting between
+/// rounds use it at once instead of after the pause.
+async fn watch_route_health(
+    lazy: Arc<Lazy>,
+    route: crate::core::RouteId,
+    inputs: mpsc::Sender<Input>,
+) {
+    let Ok(transport) = lazy.ensure_started().await else {
+        return;
+    };
+    let Some(mut health) = transport.health() else {
+        return;
+    };
+    while health.changed().await.is_ok() {
+        let up = *health.borrow_and_update();
+        if up && inputs.send(Input::RouteUp { route }).await.is_err() {
+            return;
+        }
+    }
+}
 transport_for!(crate::centre::sms::Sms);
 transport_for!(crate::centre::contact_id::ContactIdCall);
 transport_for!(crate::centre::voice_call::VoiceCall);

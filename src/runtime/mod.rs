@@ -37,6 +37,11 @@ pub type DeliveryFuture = Pin<Box<dyn Future<Output = DeliveryResult> + Send>>;
 pub trait Transport: Send + Sync + 'static {
     /// Carries one delivery attempt to its receiver and says what came of it.
     fn deliver(&self, delivery: Delivery) -> DeliveryFuture;
+    /// Whether the route works as its own traffic shows (registration, link tests), for
+    /// routes that keep such traffic: a change to true brings waiting alarms back at once.
+    fn health(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
 }
 
 /// The base unit's speaker and microphone.

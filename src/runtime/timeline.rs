@@ -74,6 +74,7 @@ impl Timeline {
             Input::BaseBattery { low } => format!("power    base battery low: {low}"),
             Input::Jamming { active } => format!("radio    jamming detected: {active}"),
             Input::Paired { device } => format!("radio    pendant {} paired", device.id),
+            Input::RouteUp { route } => format!("route    route {} works again", route.0),
             Input::Network { registered } => format!("modem    registered: {registered}"),
             Input::Fault { fault, active } => {
                 let (began, ended) = fault.describe();

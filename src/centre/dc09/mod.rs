@@ -207,9 +207,13 @@ const ACK_WINDOW_AHEAD_MS: i64 = 40_000;
 /// A SIA DC-09 route: delivers alarms and runs the `NULL` link test.
 pub struct Dc09Link {
     sender: Arc<Sender>,
-    link: watch::Receiver<LinkState>,
+    link: Arc<watch::Sender<LinkState>>,
     link_test: Option<JoinHandle<()>>,
 }
+
+/// How often a route known to be down is probed with a `NULL`, whatever the link test
+/// interval (even none): it is used again as soon as it answers.
+pub const PROBE_WHILE_DOWN: Duration = Duration::from_secs(5);
 
 impl Drop for Dc09Link {
     fn drop(&mut self) {
@@ -245,31 +249,47 @@ impl Dc09Link {
                 clock_offset_ms: 0,
             }),
         });
-        let (tx, rx) = watch::channel(LinkState::Unknown);
-        let link_test = (!route.link_test.is_zero()).then(|| {
+        let link = Arc::new(watch::channel(LinkState::Unknown).0);
+        let task = {
             let sender = Arc::clone(&sender);
+            let link = Arc::clone(&link);
             let every = route.link_test;
             tokio::spawn(async move {
-                let mut ticker = tokio::time::interval(every);
-                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                ticker.tick().await;
+                let mut state = link.subscribe();
                 loop {
-                    ticker.tick().await;
-                    let state = match sender.link_test().await {
+                    // The configured link test while up (none if 0); a probe every few seconds
+                    // while down, so the route is used again as soon as it works.
+                    let down = matches!(*state.borrow_and_update(), LinkState::Down(_));
+                    let wait = if down {
+                        if every.is_zero() {
+                            PROBE_WHILE_DOWN
+                        } else {
+                            every.min(PROBE_WHILE_DOWN)
+                        }
+                    } else if every.is_zero() {
+                        if state.changed().await.is_err() {
+                            return;
+                        }
+                        continue;
+                    } else {
+                        every
+                    };
+                    tokio::time::sleep(wait).await;
+                    let new = match sender.link_test().await {
                         Ok(()) => LinkState::Up,
                         Err(reason) => {
                             tracing::warn!(route = %sender.route, %reason, "DC-09 link test failed");
                             LinkState::Down(reason)
                         }
                     };
-                    let _ = tx.send(state);
+                    link.send_replace(new);
                 }
             })
-        });
+        };
         Ok(Dc09Link {
             sender,
-            link: rx,
-            link_test,
+            link,
+            link_test: Some(task),
         })
     }
 
@@ -281,7 +301,18 @@ impl Dc09Link {
             event_frame_data(alarm, &self.sender.account, self.sender.payload);
         tracing::info!(route = %self.sender.route, alarm_id = alarm.id.0, attempt = delivery.attempt,
             id = id.as_str(), "DC-09 sending alarm");
-        match self.sender.exchange(id, data, extended).await {
+        let verdict = self.sender.exchange(id, data, extended).await;
+        // What the delivery learnt of the link: an answer is a working link, none a down one.
+        match &verdict {
+            Ok(_) => {
+                self.link
+                    .send_if_modified(|s| std::mem::replace(s, LinkState::Up) != LinkState::Up);
+            }
+            Err(reason) => {
+                self.link.send_replace(LinkState::Down(reason.clone()));
+            }
+        }
+        match verdict {
             Ok(Verdict::Ack) => DeliveryResult::Acked {
                 by: format!("DC-09 {} R{}", self.sender.receiver, self.sender.receiver_number),
                 callback: None,
@@ -299,6 +330,24 @@ impl Dc09Link {
     /// The result of the latest link test.
     pub fn link_state(&self) -> LinkState {
         self.link.borrow().clone()
+    }
+
+    /// True while the link is known to work (the last frame or `NULL` was answered), as it
+    /// changes.
+    pub fn health(&self) -> watch::Receiver<bool> {
+        let mut state = self.link.subscribe();
+        let up = |s: &LinkState| !matches!(s, LinkState::Down(_));
+        let (tx, rx) = watch::channel(up(&state.borrow()));
+        tokio::spawn(async move {
+            while state.changed().await.is_ok() {
+                let now = up(&state.borrow_and_update());
+                tx.send_if_modified(|v| std::mem::replace(v, now) != now);
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        rx
     }
 
     /// Sends one `NULL` link test now; `Err` says why it was not acknowledged.

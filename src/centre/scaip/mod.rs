@@ -590,6 +590,22 @@ impl ScaipLink {
         self.link.registration.borrow().clone()
     }
 
+    /// True while registered, as it changes: the route's health learnt from its own traffic.
+    pub fn health(&self) -> watch::Receiver<bool> {
+        let mut reg = self.link.registration.subscribe();
+        let (tx, rx) = watch::channel(matches!(*reg.borrow(), Registration::Registered(_)));
+        tokio::spawn(async move {
+            while reg.changed().await.is_ok() {
+                let up = matches!(*reg.borrow_and_update(), Registration::Registered(_));
+                tx.send_if_modified(|v| std::mem::replace(v, up) != up);
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+
     /// Waits until the registration is answered (or `limit` passes).
     pub async fn wait_registered(&self, limit: Duration) -> Registration {
         let mut rx = self.link.registration.subscribe();
