@@ -719,3 +719,34 @@ async fn a_binding_the_registrar_forgot_over_udp_is_registered_again() {
     let result = l.deliver(&delivery(AlarmCause::Help, 1)).await;
     assert!(acked(&result).is_some(), "{result:?}");
 }
+
+/// A centre that stopped answering makes the route unhealthy; heartbeats then probe it every
+/// few seconds and report it healthy the moment an `<mrs>` comes back.
+#[tokio::test]
+async fn an_unanswering_centre_is_probed_and_reported_up_when_it_answers() {
+    let (r, l) = setup(SipTransport::Udp).await;
+    let mut health = l.health();
+    assert!(*health.borrow());
+    r.set_default(ScaipAnswer::silent());
+    let result = l.deliver(&delivery(AlarmCause::Help, 1)).await;
+    assert!(
+        matches!(result, DeliveryResult::Failed { .. }),
+        "{result:?}"
+    );
+    let down = tokio::time::timeout(Duration::from_secs(2), health.wait_for(|up| !*up))
+        .await
+        .is_ok();
+    assert!(down, "still healthy after an unanswered alarm");
+    r.set_default(ScaipAnswer::snu(0));
+    let up = tokio::time::timeout(Duration::from_secs(12), health.wait_for(|up| *up))
+        .await
+        .is_ok();
+    assert!(up, "not reported up again");
+    let pings = r
+        .received()
+        .into_iter()
+        .filter_map(|g| g.mrq)
+        .filter(|m| m.mty == Some(MessageType::Ping))
+        .count();
+    assert!(pings >= 1, "the probe is a heartbeat");
+}

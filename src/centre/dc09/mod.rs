@@ -213,7 +213,7 @@ pub struct Dc09Link {
 
 /// How often a route known to be down is probed with a `NULL`, whatever the link test
 /// interval (even none): it is used again as soon as it answers.
-pub const PROBE_WHILE_DOWN: Duration = Duration::from_secs(5);
+pub const PROBE_WHILE_DOWN: Duration = Duration::from_secs(2);
 
 impl Drop for Dc09Link {
     fn drop(&mut self) {

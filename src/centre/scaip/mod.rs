@@ -351,6 +351,9 @@ struct Link {
     reconnecting: tokio::sync::Mutex<()>,
     /// Unregistered on purpose: nothing registers again.
     unregistered: std::sync::atomic::AtomicBool,
+    /// Whether the centre answered the last request (`<mrs>`): false after an alarm or a
+    /// heartbeat went unanswered; heartbeats then probe every few seconds.
+    answering: watch::Sender<bool>,
     from_tag: String,
     reg_call_id: String,
     cseq: CSeq,
@@ -434,7 +437,8 @@ impl Drop for WaiterGuard<'_> {
     }
 }
 
-/// How often a proxy that cannot be registered with is probed.
+/// How often a proxy that cannot be registered with, or a centre that does not answer, is
+/// probed.
 const PROBE_WHILE_DOWN: Duration = Duration::from_secs(3);
 
 /// How long to wait before resending a held alarm (SCAIP: 5–20 s).
@@ -558,6 +562,7 @@ impl ScaipLink {
             reregister: tokio::sync::Notify::new(),
             reconnecting: tokio::sync::Mutex::new(()),
             unregistered: std::sync::atomic::AtomicBool::new(false),
+            answering: watch::channel(true).0,
             from_tag: sip::random_token(10),
             reg_call_id: format!("{}@vigil", sip::random_token(20)),
             cseq: CSeq::default(),
@@ -590,14 +595,24 @@ impl ScaipLink {
         self.link.registration.borrow().clone()
     }
 
-    /// True while registered, as it changes: the route's health learnt from its own traffic.
+    /// True while registered and the centre answers, as it changes: the route's health learnt
+    /// from its own traffic (registration, alarms, heartbeats, and heartbeats sent every few
+    /// seconds as probes while the centre does not answer).
     pub fn health(&self) -> watch::Receiver<bool> {
         let mut reg = self.link.registration.subscribe();
-        let (tx, rx) = watch::channel(matches!(*reg.borrow(), Registration::Registered(_)));
+        let mut answering = self.link.answering.subscribe();
+        let up = |reg: &Registration, answering: bool| {
+            matches!(reg, Registration::Registered(_)) && answering
+        };
+        let (tx, rx) = watch::channel(up(&reg.borrow(), *answering.borrow()));
         tokio::spawn(async move {
-            while reg.changed().await.is_ok() {
-                let up = matches!(*reg.borrow_and_update(), Registration::Registered(_));
-                tx.send_if_modified(|v| std::mem::replace(v, up) != up);
+            loop {
+                tokio::select! {
+                    r = reg.changed() => if r.is_err() { return },
+                    a = answering.changed() => if a.is_err() { return },
+                }
+                let now = up(&reg.borrow_and_update(), *answering.borrow_and_update());
+                tx.send_if_modified(|v| std::mem::replace(v, now) != now);
                 if tx.is_closed() {
                     return;
                 }
@@ -1107,6 +1122,16 @@ impl Link {
 
     /// Sends `mrq` and waits for its `<mrs>` until `deadline`.
     async fn exchange(&self, mrq: &Mrq, deadline: Instant) -> Result<Mrs, String> {
+        let r = self.exchange_once(mrq, deadline).await;
+        if r.is_err() {
+            // Unanswered or refused: the route is down until the centre answers again.
+            self.answering
+                .send_if_modified(|a| std::mem::replace(a, false));
+        }
+        r
+    }
+
+    async fn exchange_once(&self, mrq: &Mrq, deadline: Instant) -> Result<Mrs, String> {
         mrq.validate()
             .map_err(|e| format!("SCAIP body not sent: {e}"))?;
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -1150,7 +1175,11 @@ impl Link {
             }
         }
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(mrs)) => Ok(mrs),
+            Ok(Some(mrs)) => {
+                self.answering
+                    .send_if_modified(|a| !std::mem::replace(a, true));
+                Ok(mrs)
+            }
             _ => Err(format!(
                 "no <mrs> from {receiver} within {:?}",
                 self.cfg.answer_timeout
@@ -1299,12 +1328,23 @@ impl Link {
 
     async fn heartbeats(self: Arc<Self>) {
         let mut every = self.heartbeat_every.subscribe();
+        let mut answering = self.answering.subscribe();
         let mut count: u32 = 0;
         loop {
-            let interval = *every.borrow_and_update();
+            // A centre that stopped answering is probed every few seconds, so the route is
+            // used again as soon as it answers.
+            let interval = if *answering.borrow_and_update() {
+                *every.borrow_and_update()
+            } else {
+                (*every.borrow_and_update()).min(PROBE_WHILE_DOWN)
+            };
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 changed = every.changed() => {
+                    if changed.is_err() { return; }
+                    continue;
+                }
+                changed = answering.changed() => {
                     if changed.is_err() { return; }
                     continue;
                 }
