@@ -487,6 +487,15 @@ impl Sender {
                         tracing::warn!(route = %self.route, seq,
                             "DC-09 NAK in clear: not taken as the receiver's time");
                     }
+                    // A receiver that could not decrypt our frame answers a NAK in clear:
+                    // sending the same frame again cannot help (nor should a forged NAK buy
+                    // copies), so the attempt ends here with what to check.
+                    if self.key.is_some() && !reply.encrypted {
+                        return Err(format!(
+                            "DC-09 {}: NAK in clear to an encrypted frame: the receiver could not decrypt it; check key and key_format with the centre",
+                            self.receiver
+                        ));
+                    }
                     if let Some(theirs) = reply.timestamp.filter(|_| trusted) {
                         let ours = Timestamp::now().as_millis() as i64;
                         state.clock_offset_ms = theirs.and_utc().timestamp_millis() - ours;
