@@ -536,3 +536,43 @@ async fn a_module_that_re_enumerates_is_reopened_by_its_path() {
         "re-initialised on the new device"
     );
 }
+
+/// A receiver that sends its handshake right after answering, before the unit's next `+CLCC`
+/// poll (500 ms, as on a real module) sees the call answered: the tones used to be read and
+/// dropped inside the dial loop, and every Contact ID alarm failed at production timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_before_the_call_is_seen_answered_is_not_lost() {
+    let mut config = SimConfig::new(UNIT_NO);
+    config.network.handshake_delay = Duration::ZERO;
+    let w = SimWorld::start(config).expect("pty");
+    let at = vigil::modem::engine::open(w.module.path(), 115_200).expect("pty opens");
+    let m = Modem::start(
+        at,
+        Settings {
+            sim_pin: Some("1234".into()),
+            allowed_numbers: vec![PERSON.into()],
+            remote_secret: None,
+        },
+        vigil::modem::Timing {
+            poll: vigil::modem::Timing::real().poll,
+            ..vigil::modem::Timing::fast()
+        },
+        Some(Box::new(w.module.power_key())),
+    );
+    m.wait_usable(Duration::from_secs(5)).await.expect("usable");
+    w.network.add(CID, Party::Centre(CidCentre::working()));
+    let route = ContactIdCall::new(
+        m.clone(),
+        &ContactIdRoute { number: CID.into() },
+        &unit("Anna"),
+    );
+    for n in 1..=3 {
+        let r = route.deliver(&delivery(AlarmCause::Help)).await;
+        // The line stays open for speech after each kissoff; the next alarm must not collide
+        // with it.
+        assert!(
+            matches!(r, DeliveryResult::Acked { .. }),
+            "alarm {n}: {r:?}"
+        );
+    }
+}

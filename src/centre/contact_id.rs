@@ -257,15 +257,24 @@ impl ContactIdCall {
             Ok(n) => n,
             Err(e) => return failed(format!("route number: {e}")),
         };
-        let (line, mut urcs) = match self.modem.place_call(&number).await {
+        let (mut line, mut urcs) = match self.modem.place_call(&number).await {
             Ok(call) => call,
             Err(r) => return failed(r),
         };
         let t = self.modem.timing();
-        // DC-05: 1400 Hz then 2300 Hz from the receiver before we may send.
+        // DC-05: 1400 Hz then 2300 Hz from the receiver before we may send. The receiver may
+        // have sent them before the call was seen answered: those are read first.
+        let mut early = line.take_heard().into_iter().filter_map(|u| match u {
+            Urc::Tone { hz, ms } => Some(Heard::Tone { hz, ms }),
+            _ => None,
+        });
         let mut seen_1400 = false;
         let handshake = loop {
-            match next(&mut urcs, t.handshake).await {
+            let heard = match early.next() {
+                Some(h) => Some(h),
+                None => next(&mut urcs, t.handshake).await,
+            };
+            match heard {
                 Some(Heard::Tone { hz: 1400, .. }) => seen_1400 = true,
                 Some(Heard::Tone { hz: 2300, .. }) if seen_1400 => break Ok(()),
                 Some(Heard::Tone { .. }) => {}

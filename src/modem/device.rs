@@ -341,9 +341,17 @@ pub struct CallLine {
     modem: Modem,
     _guard: OwnedMutexGuard<()>,
     in_call: bool,
+    /// Tones and digits heard while the call was being set up (a receiver's handshake can
+    /// come before the poll that sees the call answered): the route reads them first.
+    heard: Vec<Urc>,
 }
 
 impl CallLine {
+    /// Tones and digits the far end sent while the call was being set up, oldest first.
+    pub fn take_heard(&mut self) -> Vec<Urc> {
+        std::mem::take(&mut self.heard)
+    }
+
     /// Leaves the call up when this is dropped (Contact ID: the line stays open for speech).
     pub fn keep_open(mut self) {
         self.in_call = false;
@@ -693,6 +701,7 @@ impl Modem {
             modem: self.clone(),
             _guard: guard,
             in_call: false,
+            heard: Vec::new(),
         }
     }
 
@@ -723,6 +732,8 @@ impl Modem {
                     Ok(Urc::NoAnswer) => return Err("no answer".into()),
                     Ok(Urc::NoCarrier) => return Err("no carrier (call failed)".into()),
                     Ok(Urc::Rdy) => return Err("modem restarted during the call".into()),
+                    // The far end may speak before the poll sees the call answered.
+                    Ok(u @ (Urc::Tone { .. } | Urc::Dtmf(_))) => line.heard.push(u),
                     _ => {}
                 },
                 _ = poll.tick() => {
@@ -791,12 +802,53 @@ impl Modem {
     ) -> Result<(CallLine, broadcast::Receiver<Urc>), String> {
         self.usable()?;
         let mut line = self.call_line().await;
+        self.end_open_call().await;
         let mut urcs = self.inner.at.subscribe();
         if let Err(r) = self.dial(&mut line, number, &mut urcs).await {
             line.hang_up().await;
             return Err(format!("call to {number}: {r}"));
         }
         Ok((line, urcs))
+    }
+
+    /// A call left open for speech (after a Contact ID kissoff, or a person's accept) would
+    /// make the next `ATD` fail (`+CME ERROR: 3`): it is ended in order first, and the new call
+    /// placed once the module lists no call.
+    async fn end_open_call(&self) {
+        let t = self.inner.timing;
+        let calls = |r: &crate::modem::engine::Response| {
+            r.lines
+                .iter()
+                .filter_map(|l| at::parse_clcc(l).ok())
+                .count()
+        };
+        let listed = match self
+            .inner
+            .at
+            .send(Command::new("AT+CLCC", t.command).expect("+CLCC:"))
+            .await
+        {
+            Ok(r) => calls(&r),
+            Err(_) => return,
+        };
+        if listed == 0 {
+            return;
+        }
+        tracing::info!("a call left open for speech is ended before the next call");
+        self.hang_up().await;
+        let deadline = Instant::now() + t.command;
+        while Instant::now() < deadline {
+            match self
+                .inner
+                .at
+                .send(Command::new("AT+CLCC", t.command).expect("+CLCC:"))
+                .await
+            {
+                Ok(r) if calls(&r) == 0 => return,
+                Ok(_) => tokio::time::sleep(t.poll.min(Duration::from_millis(100))).await,
+                Err(_) => return,
+            }
+        }
     }
 
     /// Hangs up any call (`ATH`).
