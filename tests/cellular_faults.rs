@@ -413,9 +413,10 @@ async fn run(case: Case) -> Result<Outcome, String> {
     let mut results = Vec::new();
     for (i, r) in case.plan.iter().enumerate() {
         if i > 0 {
-            // The core's backoff before the next attempt; a recovering modem comes back.
+            // The core's backoff before the next attempt; a recovering modem comes back (a
+            // hung one only after three synchronising `AT`s went unanswered, then the reset).
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = m.wait_usable(Duration::from_secs(6)).await;
+            let _ = m.wait_usable(Duration::from_secs(10)).await;
         }
         let res = attempt(&m, *r, &delivery(i as u32 + 1)).await;
         let acked = matches!(res, DeliveryResult::Acked { .. });

@@ -576,3 +576,35 @@ async fn a_handshake_before_the_call_is_seen_answered_is_not_lost() {
         );
     }
 }
+
+/// A module busy for a moment (longer than one command's timeout) used to be reset with
+/// `AT+CFUN=1,1`, abandoning whatever it was doing and taking the cellular routes down for a
+/// minute. Now the unit resets it only if it does not answer a synchronising `AT` either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_busy_for_a_moment_is_not_reset() {
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(CENTRE_SMS, responder(Reply::Valid));
+    w.module
+        .inject(vigil::modem::sim::Fault::busy_for(Duration::from_millis(
+            1500,
+        )));
+    let first = sms_route(&m, "Anna")
+        .deliver(&delivery(AlarmCause::Help))
+        .await;
+    assert!(matches!(first, DeliveryResult::Failed { .. }), "{first:?}");
+    m.wait_usable(Duration::from_secs(10))
+        .await
+        .expect("usable again without a reset");
+    assert!(
+        !w.module
+            .commands()
+            .iter()
+            .any(|c| c.starts_with("AT+CFUN=1,1")),
+        "reset: {:?}",
+        w.module.commands()
+    );
+    let next = sms_route(&m, "Anna")
+        .deliver(&delivery(AlarmCause::Help))
+        .await;
+    assert!(matches!(next, DeliveryResult::Acked { .. }), "{next:?}");
+}

@@ -1196,6 +1196,9 @@ async fn supervise(
                         break;
                     }
                     Ok(h) => tracing::debug!(signal_dbm = ?h.signal_dbm, registration = h.registration.describe(), "modem health"),
+                    Err(e @ ModemError::Timeout { .. }) if answers_again(&m).await => {
+                        tracing::warn!(error = %e, "health check timed out, but the module answers: no reset");
+                    }
                     Err(e @ (ModemError::Timeout { .. } | ModemError::EngineStopped)) => {
                         recover(&m, &format!("health check: {e}"), key.as_deref()).await;
                         break;
@@ -1204,6 +1207,13 @@ async fn supervise(
                 },
                 r = recover_rx.recv() => {
                     let Some(r) = r else { return };
+                    // A command that timed out may just have met a busy module: reset it only
+                    // if it does not answer a synchronising `AT` either.
+                    if answers_again(&m).await {
+                        tracing::warn!(reason = %r, "a command timed out, but the module answers: no reset");
+                        m.set_status(Status::Ready);
+                        continue;
+                    }
                     recover(&m, &r, key.as_deref()).await;
                     break;
                 }
@@ -1240,6 +1250,13 @@ async fn on_urc(m: &Modem, u: Urc, ringing: &mut Option<String>) -> bool {
         _ => {}
     }
     false
+}
+
+/// Whether the module answers a plain `AT` (a module busy for a moment does; a hung one does
+/// not). After a timeout the engine first sends a synchronising `AT` of its own, with its own
+/// time, so this waits for two answers in all.
+async fn answers_again(m: &Modem) -> bool {
+    m.cmd("AT").await.is_ok()
 }
 
 /// Soft reset, then power key; returns when `RDY` was seen or every path was tried.

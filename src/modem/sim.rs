@@ -78,6 +78,16 @@ pub enum Fault {
     Garbage,
     /// The module reboots by itself when the next SMS is submitted (mid-command).
     RebootOnSms,
+    /// The module is busy until then (a network search, a flash write): it reads but answers
+    /// nothing, then answers again as if nothing happened. Made by [`Fault::busy_for`].
+    BusyUntil(std::time::Instant),
+}
+
+impl Fault {
+    /// Busy for `d` from now.
+    pub fn busy_for(d: Duration) -> Fault {
+        Fault::BusyUntil(std::time::Instant::now() + d)
+    }
 }
 
 /// Delays of the simulated module.
@@ -442,7 +452,13 @@ impl Module {
     }
 
     fn silent(&self) -> bool {
-        !self.st.powered || !self.st.booted || self.has(&Fault::Silent)
+        !self.st.powered
+            || !self.st.booted
+            || self.has(&Fault::Silent)
+            || self
+                .faults
+                .iter()
+                .any(|f| matches!(f, Fault::BusyUntil(t) if std::time::Instant::now() < *t))
     }
 
     fn write(&self, bytes: &[u8]) {
