@@ -608,3 +608,42 @@ async fn a_module_busy_for_a_moment_is_not_reset() {
         .await;
     assert!(matches!(next, DeliveryResult::Acked { .. }), "{next:?}");
 }
+
+/// A SIM still starting after boot answers "SIM busy" to `AT+CPIN?`. The unit used to take
+/// that as a SIM fault: the modem went down and init waited its retry time (30 s on a real
+/// module). Now it asks again every half second and comes up as soon as the SIM answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_sim_at_boot_is_asked_again_not_failed() {
+    let mut config = SimConfig::new(UNIT_NO);
+    config.faults = vec![vigil::modem::sim::Fault::SimBusy(3)];
+    let w = SimWorld::start(config).expect("pty");
+    let at = vigil::modem::engine::open(w.module.path(), 115_200).expect("pty opens");
+    let m = Modem::start(
+        at,
+        Settings {
+            sim_pin: Some("1234".into()),
+            allowed_numbers: vec![],
+            remote_secret: None,
+        },
+        vigil::modem::Timing {
+            // As a real module: a SIM fault is tried again only after this long.
+            retry: Duration::from_secs(30),
+            ..vigil::modem::Timing::fast()
+        },
+        Some(Box::new(w.module.power_key())),
+    );
+    let mut events = m.events();
+    m.wait_usable(Duration::from_secs(5))
+        .await
+        .expect("usable once the SIM answers");
+    let asked = w
+        .module
+        .commands()
+        .iter()
+        .filter(|c| c.as_str() == "AT+CPIN?")
+        .count();
+    assert!(asked >= 4, "asked {asked} times");
+    while let Ok(e) = events.try_recv() {
+        assert!(!matches!(e, ModemEvent::Down { .. }), "{e:?}");
+    }
+}

@@ -421,6 +421,16 @@ pub fn parse_clcc(line: &str) -> Result<CallEntry, ModemError> {
     })
 }
 
+/// Whether a final result is `+CME ERROR: 14` / `SIM busy` (TS 27.007 §9.2.1): the SIM is
+/// still starting or busy with the network, and answers in a few seconds.
+pub fn is_sim_busy(result: &FinalResult) -> bool {
+    match result {
+        FinalResult::Cme(ErrorCode::Numeric(14)) => true,
+        FinalResult::Cme(ErrorCode::Verbose(w)) => w.eq_ignore_ascii_case("SIM busy"),
+        _ => false,
+    }
+}
+
 /// Parses `+CMS ERROR`/`+CME ERROR` meaning into words a person can act on, for known codes.
 pub fn explain(result: &FinalResult) -> Option<&'static str> {
     let n = match result {
@@ -432,6 +442,7 @@ pub fn explain(result: &FinalResult) -> Option<&'static str> {
         (false, 10) => "SIM not inserted",
         (false, 11) => "SIM PIN required",
         (false, 12) => "SIM PUK required",
+        (false, 14) => "SIM busy",
         (false, 16) => "incorrect password",
         (false, 30) => "no network service",
         (true, 38) => "network out of order",

@@ -905,12 +905,23 @@ impl Modem {
     async fn unlock_sim(&self) -> Result<(), ModemError> {
         let t = self.inner.timing;
         let q = Command::new("AT+CPIN?", t.command).expect("+CPIN:");
-        let r = match self.inner.at.send(q.clone()).await {
-            Ok(r) => r,
-            Err(ModemError::Rejected { result, .. }) => {
-                return Err(ModemError::Sim(sim_words(&result)));
+        // A SIM still starting answers "SIM busy": asked again every half second for a while,
+        // not given up on until the next init (30 s on a real module).
+        let busy_until = Instant::now() + SIM_BUSY_FOR;
+        let r = loop {
+            match self.inner.at.send(q.clone()).await {
+                Ok(r) => break r,
+                Err(ModemError::Rejected { result, .. })
+                    if at::is_sim_busy(&result) && Instant::now() < busy_until =>
+                {
+                    tracing::debug!("SIM busy: asking again");
+                    tokio::time::sleep(SIM_BUSY_RETRY).await;
+                }
+                Err(ModemError::Rejected { result, .. }) => {
+                    return Err(ModemError::Sim(sim_words(&result)));
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         };
         let state = r
             .line("+CPIN:")
@@ -1108,6 +1119,11 @@ fn cmgs_reference(r: &super::engine::Response) -> u8 {
         .and_then(|l| l.trim_start_matches("+CMGS:").trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// How long a busy SIM is waited for during init.
+const SIM_BUSY_FOR: Duration = Duration::from_secs(20);
+/// How often a busy SIM is asked again.
+const SIM_BUSY_RETRY: Duration = Duration::from_millis(500);
 
 fn sim_words(result: &FinalResult) -> String {
     match at::explain(result) {

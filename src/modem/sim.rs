@@ -78,6 +78,9 @@ pub enum Fault {
     Garbage,
     /// The module reboots by itself when the next SMS is submitted (mid-command).
     RebootOnSms,
+    /// The next `n` `AT+CPIN?` answer `+CME ERROR: 14` (SIM busy), as a SIM still starting
+    /// after boot does.
+    SimBusy(u32),
     /// The module is busy until then (a network search, a flash write): it reads but answers
     /// nothing, then answers again as if nothing happened. Made by [`Fault::busy_for`].
     BusyUntil(std::time::Instant),
@@ -451,6 +454,19 @@ impl Module {
         self.faults.contains(f)
     }
 
+    /// Spends one of the SIM-busy answers still owed.
+    fn take_sim_busy(&mut self) -> bool {
+        for f in self.faults.iter_mut() {
+            if let Fault::SimBusy(n) = f {
+                if *n > 0 {
+                    *n -= 1;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     fn silent(&self) -> bool {
         !self.st.powered
             || !self.st.booted
@@ -800,6 +816,7 @@ impl Module {
                 self.line(&format!("+CSQ: {rssi},99"));
                 self.line("OK");
             }
+            "+CPIN?" if self.take_sim_busy() => self.cme(14, "SIM busy"),
             "+CPIN?" => match self.st.sim {
                 Sim::Absent => self.cme(10, "SIM not inserted"),
                 s => {
