@@ -647,3 +647,37 @@ async fn a_busy_sim_at_boot_is_asked_again_not_failed() {
         assert!(!matches!(e, ModemEvent::Down { .. }), "{e:?}");
     }
 }
+
+/// A network that takes longer to take an SMS than the other network commands' timeout (a
+/// real one can take over a minute; the manuals allow 120 s): every part of a concatenated
+/// alarm text still goes out, since `AT+CMGS` has its own timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sms_submission_loses_no_part() {
+    let mut config = SimConfig::new(UNIT_NO);
+    config.timing.cmgs = Duration::from_millis(1200);
+    let w = SimWorld::start(config).expect("pty");
+    let at = vigil::modem::engine::open(w.module.path(), 115_200).expect("pty opens");
+    let m = Modem::start(
+        at,
+        Settings {
+            sim_pin: Some("1234".into()),
+            allowed_numbers: vec![],
+            remote_secret: None,
+        },
+        vigil::modem::Timing {
+            network: Duration::from_millis(800),
+            sms_submit: Duration::from_millis(3000),
+            ..vigil::modem::Timing::fast()
+        },
+        Some(Box::new(w.module.power_key())),
+    );
+    m.wait_usable(Duration::from_secs(5)).await.expect("usable");
+    w.network.add(CENTRE_SMS, responder(Reply::Valid));
+    let r = sms_route(&m, "Łucja Wąs-Żółkiewska")
+        .deliver(&delivery(AlarmCause::Help))
+        .await;
+    let delivered = w.network.records().into_iter().any(
+        |r| matches!(r, Record::SmsDelivered { text, .. } if text.contains("Łucja Wąs-Żółkiewska")),
+    );
+    assert!(delivered, "every part arrived: {r:?}");
+}

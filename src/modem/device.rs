@@ -28,8 +28,11 @@ use crate::core::{Input, Timestamp};
 pub struct Timing {
     /// Basic commands (`AT`, `AT+CSQ`…).
     pub command: Duration,
-    /// Commands that wait on the network (`AT+CMGS`, `ATA`, `AT+VTS`).
+    /// Commands that wait on the network (`ATA`, `AT+VTS`, `ATD`).
     pub network: Duration,
+    /// An SMS submission (`AT+CMGS`): the SIM7600 and EC25 manuals give 120 s as its maximum
+    /// response time; a part given up on earlier may still go out, and the next is lost.
+    pub sms_submit: Duration,
     /// From reset or power-on to `RDY`.
     pub boot: Duration,
     /// How long a dialled call may ring before we give up.
@@ -60,6 +63,7 @@ impl Timing {
         Timing {
             command: Duration::from_secs(3),
             network: Duration::from_secs(60),
+            sms_submit: Duration::from_secs(120),
             boot: Duration::from_secs(30),
             answer: Duration::from_secs(45),
             poll: Duration::from_millis(500),
@@ -79,6 +83,7 @@ impl Timing {
         Timing {
             command: Duration::from_millis(800),
             network: Duration::from_millis(2000),
+            sms_submit: Duration::from_millis(2000),
             boot: Duration::from_millis(1000),
             answer: Duration::from_millis(800),
             poll: Duration::from_millis(20),
@@ -654,9 +659,12 @@ impl Modem {
                 .inner
                 .at
                 .send(
-                    Command::new(format!("AT+CMGS={}", p.tpdu_len), self.inner.timing.network)
-                        .expect("+CMGS:")
-                        .with_body(p.hex),
+                    Command::new(
+                        format!("AT+CMGS={}", p.tpdu_len),
+                        self.inner.timing.sms_submit,
+                    )
+                    .expect("+CMGS:")
+                    .with_body(p.hex),
                 )
                 .await?;
             mrs.push(cmgs_reference(&r));
@@ -679,7 +687,7 @@ impl Modem {
                 .inner
                 .at
                 .send(
-                    Command::new(format!("AT+CMGS=\"{to}\""), self.inner.timing.network)
+                    Command::new(format!("AT+CMGS=\"{to}\""), self.inner.timing.sms_submit)
                         .expect("+CMGS:")
                         .with_body(text),
                 )
