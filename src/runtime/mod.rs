@@ -355,7 +355,19 @@ impl Unit {
             let now = self.now();
             match &output {
                 Output::Persist(record) => {
-                    let failed = match self.journal.append(record) {
+                    // The commit (with its fsync) holds this loop, so nothing the core asked
+                    // after it happens before it is durable; on a multi-threaded runtime the
+                    // other tasks (radio acknowledgements, routes, the control socket) move to
+                    // another worker meanwhile instead of waiting behind the disk.
+                    let journal = &mut self.journal;
+                    let appended =
+                        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                                tokio::task::block_in_place(|| journal.append(record))
+                            }
+                            _ => journal.append(record),
+                        };
+                    let failed = match appended {
                         // Written into the reserve of a full disk: still a storage fault.
                         Ok(()) => self.journal.on_reserve(),
                         Err(e) => {
