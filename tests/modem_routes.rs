@@ -70,6 +70,21 @@ async fn world(config: SimConfig) -> (SimWorld, Modem) {
     (w, m)
 }
 
+/// A modem on the world's module with `timing` (and the simulated power key).
+fn modem_with(w: &SimWorld, timing: vigil::modem::Timing) -> Modem {
+    let at = vigil::modem::engine::open(w.module.path(), 115_200).expect("pty opens");
+    Modem::start(
+        at,
+        Settings {
+            sim_pin: Some("1234".into()),
+            allowed_numbers: vec![PERSON.into()],
+            remote_secret: None,
+        },
+        timing,
+        Some(Box::new(w.module.power_key())),
+    )
+}
+
 fn sms_route(m: &Modem, subscriber: &str) -> Sms {
     Sms::new(
         m.clone(),
@@ -545,19 +560,12 @@ async fn a_handshake_before_the_call_is_seen_answered_is_not_lost() {
     let mut config = SimConfig::new(UNIT_NO);
     config.network.handshake_delay = Duration::ZERO;
     let w = SimWorld::start(config).expect("pty");
-    let at = vigil::modem::engine::open(w.module.path(), 115_200).expect("pty opens");
-    let m = Modem::start(
-        at,
-        Settings {
-            sim_pin: Some("1234".into()),
-            allowed_numbers: vec![PERSON.into()],
-            remote_secret: None,
-        },
+    let m = modem_with(
+        &w,
         vigil::modem::Timing {
             poll: vigil::modem::Timing::real().poll,
             ..vigil::modem::Timing::fast()
         },
-        Some(Box::new(w.module.power_key())),
     );
     m.wait_usable(Duration::from_secs(5)).await.expect("usable");
     w.network.add(CID, Party::Centre(CidCentre::working()));
@@ -617,20 +625,13 @@ async fn a_busy_sim_at_boot_is_asked_again_not_failed() {
     let mut config = SimConfig::new(UNIT_NO);
     config.faults = vec![vigil::modem::sim::Fault::SimBusy(3)];
     let w = SimWorld::start(config).expect("pty");
-    let at = vigil::modem::engine::open(w.module.path(), 115_200).expect("pty opens");
-    let m = Modem::start(
-        at,
-        Settings {
-            sim_pin: Some("1234".into()),
-            allowed_numbers: vec![],
-            remote_secret: None,
-        },
+    let m = modem_with(
+        &w,
         vigil::modem::Timing {
             // As a real module: a SIM fault is tried again only after this long.
             retry: Duration::from_secs(30),
             ..vigil::modem::Timing::fast()
         },
-        Some(Box::new(w.module.power_key())),
     );
     let mut events = m.events();
     m.wait_usable(Duration::from_secs(5))
@@ -656,20 +657,13 @@ async fn a_slow_sms_submission_loses_no_part() {
     let mut config = SimConfig::new(UNIT_NO);
     config.timing.cmgs = Duration::from_millis(1200);
     let w = SimWorld::start(config).expect("pty");
-    let at = vigil::modem::engine::open(w.module.path(), 115_200).expect("pty opens");
-    let m = Modem::start(
-        at,
-        Settings {
-            sim_pin: Some("1234".into()),
-            allowed_numbers: vec![],
-            remote_secret: None,
-        },
+    let m = modem_with(
+        &w,
         vigil::modem::Timing {
             network: Duration::from_millis(800),
             sms_submit: Duration::from_millis(3000),
             ..vigil::modem::Timing::fast()
         },
-        Some(Box::new(w.module.power_key())),
     );
     m.wait_usable(Duration::from_secs(5)).await.expect("usable");
     w.network.add(CENTRE_SMS, responder(Reply::Valid));

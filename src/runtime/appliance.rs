@@ -819,29 +819,23 @@ macro_rules! transport_for {
             }
         }
     };
+    // Routes whose own traffic tells whether they work.
+    ($t:ty, health) => {
+        impl Transport for Shared<$t> {
+            fn deliver(&self, delivery: Delivery) -> DeliveryFuture {
+                let link = self.0.clone();
+                Box::pin(async move { link.deliver(&delivery).await })
+            }
+
+            fn health(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+                Some(self.0.health())
+            }
+        }
+    };
 }
 
-impl Transport for Shared<crate::centre::scaip::ScaipLink> {
-    fn deliver(&self, delivery: Delivery) -> DeliveryFuture {
-        let link = self.0.clone();
-        Box::pin(async move { link.deliver(&delivery).await })
-    }
-
-    fn health(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
-        Some(self.0.health())
-    }
-}
-
-impl Transport for Shared<crate::centre::dc09::Dc09Link> {
-    fn deliver(&self, delivery: Delivery) -> DeliveryFuture {
-        let link = self.0.clone();
-        Box::pin(async move { link.deliver(&delivery).await })
-    }
-
-    fn health(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
-        Some(self.0.health())
-    }
-}
+transport_for!(crate::centre::scaip::ScaipLink, health);
+transport_for!(crate::centre::dc09::Dc09Link, health);
 
 /// Tells the core when a route's own traffic shows it works again, so alarms waiting between
 /// rounds use it at once instead of after the pause.

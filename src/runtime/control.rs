@@ -245,16 +245,11 @@ async fn answer(
 
 /// Sends `command` to the unit running with `data_dir` and returns its answer.
 pub async fn request(data_dir: &Path, command: &str) -> Result<String, ControlError> {
-    let path = socket_path(data_dir);
+    let (path, mut stream) = send_command(data_dir, command).await?;
     let err = |source| ControlError::Socket {
         path: path.clone(),
         source,
     };
-    let mut stream = connect(&path).await?;
-    stream
-        .write_all(format!("{command}\n").as_bytes())
-        .await
-        .map_err(err)?;
     let mut text = String::new();
     let read = tokio::time::timeout(
         std::time::Duration::from_secs(10),
@@ -276,16 +271,11 @@ pub async fn request_lines(
     within: Duration,
     mut on_line: impl FnMut(&str),
 ) -> Result<(), ControlError> {
-    let path = socket_path(data_dir);
+    let (path, stream) = send_command(data_dir, command).await?;
     let err = |source| ControlError::Socket {
         path: path.clone(),
         source,
     };
-    let mut stream = connect(&path).await?;
-    stream
-        .write_all(format!("{command}\n").as_bytes())
-        .await
-        .map_err(err)?;
     let mut lines = BufReader::new(stream).lines();
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -296,6 +286,23 @@ pub async fn request_lines(
             Err(_) => return Err(ControlError::NoAnswer(path.clone())),
         }
     }
+}
+
+/// Connects to the unit's socket and writes the command line.
+async fn send_command(
+    data_dir: &Path,
+    command: &str,
+) -> Result<(PathBuf, UnixStream), ControlError> {
+    let path = socket_path(data_dir);
+    let mut stream = connect(&path).await?;
+    stream
+        .write_all(format!("{command}\n").as_bytes())
+        .await
+        .map_err(|source| ControlError::Socket {
+            path: path.clone(),
+            source,
+        })?;
+    Ok((path, stream))
 }
 
 async fn connect(path: &Path) -> Result<UnixStream, ControlError> {

@@ -820,6 +820,27 @@ impl Link {
         }
     }
 
+    /// A REGISTER of our address of record with these header lines (in the registration's
+    /// own Call-ID, RFC 3261 §10.2).
+    async fn send_register(
+        &self,
+        extra: &[String],
+        timeout: Duration,
+    ) -> Result<SipMsg, ScaipError> {
+        self.request(
+            OutRequest {
+                method: "REGISTER",
+                uri: &self.registrar_uri(),
+                to: &self.local_uri,
+                call_id: &self.reg_call_id,
+                extra,
+                body: None,
+            },
+            timeout,
+        )
+        .await
+    }
+
     /// One REGISTER; returns the granted expiry.
     async fn register(&self) -> Result<Duration, ScaipError> {
         self.register_for(self.cfg.register_expiry.as_secs().max(1))
@@ -837,19 +858,7 @@ impl Link {
             extra.push(format!("Contact: <{old}>;expires=0"));
         }
         extra.push(format!("Expires: {expiry}"));
-        let resp = self
-            .request(
-                OutRequest {
-                    method: "REGISTER",
-                    uri: &self.registrar_uri(),
-                    to: &self.local_uri,
-                    call_id: &self.reg_call_id,
-                    extra: &extra,
-                    body: None,
-                },
-                Duration::from_secs(8),
-            )
-            .await?;
+        let resp = self.send_register(&extra, Duration::from_secs(8)).await?;
         match resp.status() {
             Some(200..=299) => {
                 if stale.is_some() {
@@ -970,19 +979,7 @@ impl Link {
     /// Whether the registrar still holds our contact: a REGISTER without Contact fetches the
     /// bindings (RFC 3261 §10.2.3).
     async fn binding_present(&self) -> Result<bool, ScaipError> {
-        let resp = self
-            .request(
-                OutRequest {
-                    method: "REGISTER",
-                    uri: &self.registrar_uri(),
-                    to: &self.local_uri,
-                    call_id: &self.reg_call_id,
-                    extra: &[],
-                    body: None,
-                },
-                Duration::from_secs(4),
-            )
-            .await?;
+        let resp = self.send_register(&[], Duration::from_secs(4)).await?;
         match resp.status() {
             Some(200..=299) => {
                 let ours = bare_uri(&self.contact());
