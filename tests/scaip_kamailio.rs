@@ -223,6 +223,24 @@ fn delivery() -> Delivery {
     }
 }
 
+/// The receiving centre at `at`, reached through Kamailio at `proxy`.
+async fn centre_behind(proxy: SocketAddr, at: SocketAddr) -> ScaipReceiver {
+    ScaipReceiver::start_at(
+        ScaipReceiverConfig {
+            transport: SipTransport::Udp,
+            realm: "centre.test".into(),
+            users: vec![],
+            receiver_user: "arc".into(),
+            challenge_messages: false,
+            outbound_proxy: Some(proxy),
+            print: true,
+        },
+        at,
+    )
+    .await
+    .expect("centre starts")
+}
+
 fn kamailio_or_skip() -> Option<PathBuf> {
     let found = kamailio_binary();
     if found.is_none() {
@@ -272,20 +290,7 @@ async fn alarm_through_kamailio(transport: SipTransport) {
     // centre's port, start Kamailio, then start the centre on that port.
     let centre_addr = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
     let (mut kamailio, proxy) = start_kamailio(&binary, centre_addr);
-    let centre = ScaipReceiver::start_at(
-        ScaipReceiverConfig {
-            transport: SipTransport::Udp,
-            realm: "centre.test".into(),
-            users: vec![],
-            receiver_user: "arc".into(),
-            challenge_messages: false,
-            outbound_proxy: Some(proxy),
-            print: true,
-        },
-        centre_addr,
-    )
-    .await
-    .expect("centre starts");
+    let centre = centre_behind(proxy, centre_addr).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     if let Ok(Some(status)) = kamailio.child.try_wait() {
         panic!("kamailio exited: {status}\n{}", kamailio.log());
@@ -340,20 +345,7 @@ async fn kamailio_restart(transport: SipTransport) {
     };
     let centre_addr = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
     let (kamailio, proxy) = start_kamailio(&binary, centre_addr);
-    let centre = ScaipReceiver::start_at(
-        ScaipReceiverConfig {
-            transport: SipTransport::Udp,
-            realm: "centre.test".into(),
-            users: vec![],
-            receiver_user: "arc".into(),
-            challenge_messages: false,
-            outbound_proxy: Some(proxy),
-            print: true,
-        },
-        centre_addr,
-    )
-    .await
-    .expect("centre starts");
+    let centre = centre_behind(proxy, centre_addr).await;
     centre.set_default(ScaipAnswer::snu(0));
     let creds = Credentials {
         username: Some(USER.into()),
