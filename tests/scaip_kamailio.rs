@@ -374,7 +374,17 @@ async fn kamailio_restart(transport: SipTransport) {
     };
     let first = kamailio.log();
     drop(kamailio);
-    let (kamailio, _) = start_kamailio_on(&binary, centre_addr, proxy.port());
+    // The old processes may hold the port a moment longer: start again until it binds.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let kamailio = loop {
+        let (mut k, _) = start_kamailio_on(&binary, centre_addr, proxy.port());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        match k.child.try_wait() {
+            Ok(None) => break k,
+            _ if std::time::Instant::now() < deadline => continue,
+            _ => panic!("kamailio did not start again:\n{}", k.log()),
+        }
+    };
     // The binding query (UDP) runs every second; a dropped flow (TCP) is noticed at once.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let result = link.deliver(&delivery()).await;
