@@ -224,7 +224,8 @@ pub struct ScaipRoute {
     /// REGISTER expiry asked for.
     pub register_expiry: Duration,
     /// How often the flow to the proxy is checked: a CRLF ping on TCP/TLS (RFC 5626 §4.4.1),
-    /// OPTIONS on UDP. A failed check, or a dropped connection, registers again at once.
+    /// a binding query on UDP (RFC 3261 §10.2.3). A failed check, a lost binding or a dropped
+    /// connection registers again at once.
     pub keepalive: Duration,
     /// PEM file of the certificate authority that signs the centre's TLS certificate.
     pub tls_ca: Option<PathBuf>,

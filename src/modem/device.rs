@@ -745,16 +745,11 @@ impl Modem {
                     _ => {}
                 },
                 _ = poll.tick() => {
-                    let r = self.inner.at
-                        .send(Command::new("AT+CLCC", t.command).expect("+CLCC:"))
-                        .await;
-                    let r = match r {
-                        Ok(r) => r,
+                    let calls = match self.calls().await {
+                        Ok(c) => c,
                         Err(e) => return Err(self.call_failure(e)),
                     };
-                    let call = r.lines.iter()
-                        .filter_map(|l| at::parse_clcc(l).ok())
-                        .find(|c| !c.incoming && c.voice);
+                    let call = calls.into_iter().find(|c| !c.incoming && c.voice);
                     match call.map(|c| c.state) {
                         Some(CallState::Active) => return Ok(()),
                         Some(_) => {}
@@ -824,39 +819,32 @@ impl Modem {
     /// placed once the module lists no call.
     async fn end_open_call(&self) {
         let t = self.inner.timing;
-        let calls = |r: &crate::modem::engine::Response| {
-            r.lines
-                .iter()
-                .filter_map(|l| at::parse_clcc(l).ok())
-                .count()
-        };
-        let listed = match self
-            .inner
-            .at
-            .send(Command::new("AT+CLCC", t.command).expect("+CLCC:"))
-            .await
-        {
-            Ok(r) => calls(&r),
-            Err(_) => return,
-        };
-        if listed == 0 {
+        if !self.calls().await.is_ok_and(|c| !c.is_empty()) {
             return;
         }
         tracing::info!("a call left open for speech is ended before the next call");
         self.hang_up().await;
         let deadline = Instant::now() + t.command;
         while Instant::now() < deadline {
-            match self
-                .inner
-                .at
-                .send(Command::new("AT+CLCC", t.command).expect("+CLCC:"))
-                .await
-            {
-                Ok(r) if calls(&r) == 0 => return,
+            match self.calls().await {
+                Ok(c) if c.is_empty() => return,
                 Ok(_) => tokio::time::sleep(t.poll.min(Duration::from_millis(100))).await,
                 Err(_) => return,
             }
         }
+    }
+
+    /// The calls the module lists (`AT+CLCC`).
+    async fn calls(&self) -> Result<Vec<at::CallEntry>, ModemError> {
+        let r = self
+            .inner
+            .at
+            .send(Command::new("AT+CLCC", self.inner.timing.command).expect("+CLCC:"))
+            .await?;
+        Ok(r.lines
+            .iter()
+            .filter_map(|l| at::parse_clcc(l).ok())
+            .collect())
     }
 
     /// Hangs up any call (`ATH`).

@@ -349,6 +349,11 @@ impl<S: PendantStore> FrameGate<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HEARTBEAT: Event = Event::Heartbeat {
+        battery_mv: 3000,
+        alarms_sent: None,
+    };
     use crate::core::{DeviceKind, RadioEventKind};
     use crate::radio::store::MemoryStore;
 
@@ -459,17 +464,7 @@ mod tests {
     fn an_alarm_frame_not_yet_acknowledged_is_heard_again_after_a_restart() {
         let mut g = gate();
         assert!(matches!(
-            g.check(
-                &seal(
-                    1,
-                    9,
-                    Event::Heartbeat {
-                        battery_mv: 3000,
-                        alarms_sent: None
-                    }
-                ),
-                None
-            ),
+            g.check(&seal(1, 9, HEARTBEAT), None),
             Verdict::Fresh { .. }
         ));
         assert!(matches!(
@@ -485,17 +480,7 @@ mod tests {
             Verdict::Fresh { .. }
         ));
         assert!(matches!(
-            g.check(
-                &seal(
-                    1,
-                    9,
-                    Event::Heartbeat {
-                        battery_mv: 3000,
-                        alarms_sent: None
-                    }
-                ),
-                None
-            ),
+            g.check(&seal(1, 9, HEARTBEAT), None),
             Verdict::Rejected {
                 reason: Rejection::Replayed,
                 ..

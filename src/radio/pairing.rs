@@ -486,6 +486,26 @@ fn refuse(device: Option<DeviceId>, message: String) -> PairingOutcome {
     PairingOutcome::Refused { device, message }
 }
 
+/// The base's `kind` answer to pairing attempt `attempt` of `device`, or why it is not one.
+fn answer_for(
+    bytes: &[u8],
+    kind: FrameType,
+    device: DeviceId,
+    attempt: u32,
+) -> Result<Frame<&[u8]>, RadioError> {
+    let frame = Frame::new_checked(bytes)?;
+    if frame.frame_type() != kind {
+        return Err(RadioError::UnexpectedFrame(frame.frame_type().as_str()));
+    }
+    if frame.device() != device || frame.counter() != attempt {
+        return Err(RadioError::Pairing(format!(
+            "the {} answers another pendant",
+            kind.as_str()
+        )));
+    }
+    Ok(frame)
+}
+
 /// The pendant's side of pairing (used by the simulated pendant and by tests).
 pub struct PendantPairing {
     device: DeviceId,
@@ -529,15 +549,7 @@ impl PendantPairing {
 
     /// Takes the base's `PairAccept`: derives the key and the code, and reveals the public key.
     pub fn accepted(self, bytes: &[u8]) -> Result<PendantRevealed, RadioError> {
-        let frame = Frame::new_checked(bytes)?;
-        if frame.frame_type() != FrameType::PairAccept {
-            return Err(RadioError::UnexpectedFrame(frame.frame_type().as_str()));
-        }
-        if frame.device() != self.device || frame.counter() != self.attempt {
-            return Err(RadioError::Pairing(
-                "the accept answers another pendant".into(),
-            ));
-        }
+        let frame = answer_for(bytes, FrameType::PairAccept, self.device, self.attempt)?;
         let base_pub = frame.body().to_vec();
         let code = PairingCode::derive(self.device, &self.public, &base_pub);
         let reveal = emit_pair_key(
@@ -566,15 +578,7 @@ impl PendantPairing {
 impl PendantRevealed {
     /// Checks the base's `PairDone` and returns the agreed key.
     pub fn finish(self, bytes: &[u8]) -> Result<PendantKey, RadioError> {
-        let frame = Frame::new_checked(bytes)?;
-        if frame.frame_type() != FrameType::PairDone {
-            return Err(RadioError::UnexpectedFrame(frame.frame_type().as_str()));
-        }
-        if frame.device() != self.device || frame.counter() != self.attempt {
-            return Err(RadioError::Pairing(
-                "the confirmation is for another pendant".into(),
-            ));
-        }
+        let frame = answer_for(bytes, FrameType::PairDone, self.device, self.attempt)?;
         let aad = bytes.get(..HEADER_LEN).ok_or(RadioError::Truncated {
             len: bytes.len(),
             need: HEADER_LEN,

@@ -130,15 +130,6 @@ pub async fn assemble_with_clock(
         .map(|r| Arc::new(lazy_route(config, r, &modem)))
         .collect();
     let mut tasks = Vec::new();
-    // IP routes register with their centre now, so the first alarm does not wait for it.
-    for (lazy, route) in lazies.iter().zip(&config.routes) {
-        if !route.kind().uses_modem() {
-            let lazy = lazy.clone();
-            tasks.push(tokio::spawn(async move {
-                let _ = lazy.ensure_started().await;
-            }));
-        }
-    }
     let routes = lazies
         .iter()
         .map(|l| Arc::new(l.clone()) as Arc<dyn Transport>)
@@ -159,6 +150,8 @@ pub async fn assemble_with_clock(
         calls: Arc::new(Calls(modem.clone())),
     };
     let mut unit = Unit::new(core, journal, adapters, clock.clone());
+    // IP routes start (and register with their centre) now, so the first alarm does not wait
+    // for it; then their health is followed.
     for (i, (lazy, route)) in lazies.iter().zip(&config.routes).enumerate() {
         if !route.kind().uses_modem() {
             tasks.push(tokio::spawn(watch_route_health(
@@ -837,8 +830,8 @@ macro_rules! transport_for {
 transport_for!(crate::centre::scaip::ScaipLink, health);
 transport_for!(crate::centre::dc09::Dc09Link, health);
 
-/// Tells the core when a route's own traffic shows it works again, so alarms waiting between
-/// rounds use it at once instead of after the pause.
+/// Starts an IP route, then tells the core when its own traffic shows it works again, so
+/// alarms waiting between rounds use it at once instead of after the pause.
 async fn watch_route_health(
     lazy: Arc<Lazy>,
     route: crate::core::RouteId,

@@ -169,8 +169,7 @@ async fn answer(
     let verb = words.next().unwrap_or("");
     if verb.starts_with("pair") && !may_pair {
         let text = "pairing is for root on the unit (sudo vigil pair) or the service's own user\n";
-        write.write_all(text.as_bytes()).await?;
-        return write.shutdown().await;
+        return finish(write, text).await;
     }
     if verb == "pair" {
         let mut replace = false;
@@ -184,9 +183,7 @@ async fn answer(
                 {
                     Some(s) => window = Some(Duration::from_secs(s)),
                     None => {
-                        let text = format!("unknown pairing option `{w}`\n");
-                        write.write_all(text.as_bytes()).await?;
-                        return write.shutdown().await;
+                        return finish(write, &format!("unknown pairing option `{w}`\n")).await;
                     }
                 },
             }
@@ -198,8 +195,7 @@ async fn answer(
             lines,
         };
         if tx.send(request).await.is_err() {
-            write.write_all(b"the unit is stopping\n").await?;
-            return write.shutdown().await;
+            return finish(write, "the unit is stopping\n").await;
         }
         while let Some(l) = rx.recv().await {
             write.write_all(format!("{l}\n").as_bytes()).await?;
@@ -217,10 +213,7 @@ async fn answer(
                 code,
                 reply: reply_tx,
             }),
-            None => {
-                write.write_all(b"a pairing code is six digits\n").await?;
-                return write.shutdown().await;
-            }
+            None => return finish(write, "a pairing code is six digits\n").await,
         },
         _ => None,
     };
@@ -239,6 +232,11 @@ async fn answer(
             }
         }
     };
+    finish(write, &text).await
+}
+
+/// Writes the answer's last text and closes the connection.
+async fn finish(mut write: tokio::net::unix::OwnedWriteHalf, text: &str) -> std::io::Result<()> {
     write.write_all(text.as_bytes()).await?;
     write.shutdown().await
 }

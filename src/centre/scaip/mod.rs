@@ -930,8 +930,8 @@ impl Link {
         }
     }
 
-    /// Checks the flow to the proxy every `keepalive`: a CRLF ping on TCP/TLS, OPTIONS on UDP
-    /// (any answer will do). A failed check registers again at once.
+    /// Checks the flow to the proxy every `keepalive`: a CRLF ping on TCP/TLS, a binding query
+    /// on UDP. A failed check, or a binding the registrar lost, registers again at once.
     async fn keep_alive(self: Arc<Self>) {
         loop {
             let registered = matches!(*self.registration.borrow(), Registration::Registered(_));

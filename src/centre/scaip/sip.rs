@@ -648,18 +648,12 @@ impl SipNode {
                 .map_err(|e| ScaipError::Io(format!("sending to {peer}: {e}")))?;
             return Ok(());
         }
-        let existing = self
-            .shared
-            .conns
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&peer).cloned());
-        let conn = match existing {
-            Some(c) if !c.is_closed() => c,
-            _ if !self.auto_connect.load(Ordering::Relaxed) => {
+        let conn = match self.live_conn(peer) {
+            Some(c) => c,
+            None if !self.auto_connect.load(Ordering::Relaxed) => {
                 return Err(ScaipError::Io(format!("no connection to {peer}")));
             }
-            _ => {
+            None => {
                 self.connect(peer).await?;
                 self.shared
                     .conns
@@ -681,13 +675,17 @@ impl SipNode {
 
     /// Whether a connection this node can send on to `peer` is open (always true over UDP).
     pub fn has_flow(&self, peer: SocketAddr) -> bool {
-        self.udp.is_some()
-            || self
-                .shared
-                .conns
-                .lock()
-                .ok()
-                .is_some_and(|c| c.get(&peer).is_some_and(|t| !t.is_closed()))
+        self.udp.is_some() || self.live_conn(peer).is_some()
+    }
+
+    /// The open connection to `peer`, if there is one.
+    fn live_conn(&self, peer: SocketAddr) -> Option<mpsc::UnboundedSender<Vec<u8>>> {
+        self.shared
+            .conns
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&peer).cloned())
+            .filter(|c| !c.is_closed())
     }
 
     /// Ticks each time a connection this node opened closes.
@@ -696,15 +694,10 @@ impl SipNode {
     }
 
     /// A keep-alive on the open connection to `peer`: CRLFCRLF out, a CRLF back within
-    /// `within` (RFC 5626 §4.4.1). Not for UDP, where OPTIONS does the job.
+    /// `within` (RFC 5626 §4.4.1). Not for UDP, where a binding query does the job.
     pub async fn ping(&self, peer: SocketAddr, within: Duration) -> Result<(), ScaipError> {
         let conn = self
-            .shared
-            .conns
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&peer).cloned())
-            .filter(|c| !c.is_closed())
+            .live_conn(peer)
             .ok_or_else(|| ScaipError::Io(format!("no connection to {peer}")))?;
         let mut pongs = self.shared.pongs.subscribe();
         pongs.borrow_and_update();
