@@ -1,4 +1,4 @@
-//! Finds the outside tools some tests run against (Kamailio, pysiaalarm, gammu,
+//! Finds the outside tools some tests run against (Kamailio, pysiaalarm, iobroker.sia, gammu,
 //! python-gsmmodem-new, espeak-ng and sox),
 //! so a test whose tool is missing is reported as ignored, with the command that installs it,
 //! instead of passing. Under CI (`CI=true`) every such test runs, and fails if its tool is
@@ -9,6 +9,26 @@ use std::process::{Command, Stdio};
 fn runs(program: &str, args: &[&str]) -> bool {
     Command::new(program)
         .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether node can load ioBroker's SIA receiver from npm's global packages.
+fn iobroker_sia() -> bool {
+    let Some(root) = Command::new("npm")
+        .args(["root", "-g"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+    else {
+        return false;
+    };
+    Command::new("node")
+        .args(["-e", "require('iobroker.sia/build/lib/sia.js')"])
+        .env("NODE_PATH", String::from_utf8_lossy(&root.stdout).trim())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -31,6 +51,7 @@ fn main() {
             runs("python3", &["-c", "import pysiaalarm"]),
         ),
         ("vigil_has_gammu", runs("gammu", &["--version"])),
+        ("vigil_has_iobroker_sia", iobroker_sia()),
         // Mounting a small tmpfs (a disk that really fills) needs root.
         (
             "vigil_is_root",

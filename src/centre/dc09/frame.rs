@@ -317,6 +317,24 @@ fn take_hex(s: &str) -> (&str, &str) {
     s.split_at(end)
 }
 
+/// DC-09 pads the plaintext at its front, so it ends with `]` or the timestamp. Some
+/// receivers (ioBroker's, for one) encrypt their answer with PKCS#7 padding on as well, which
+/// puts 1 to 16 bytes of value n (0x01..=0x10) after the timestamp. Those bytes cannot end a
+/// DC-09 plaintext, so a valid PKCS#7 trailer is dropped; anything else is left for the parser.
+fn without_pkcs7_trailer(plain: &[u8]) -> &[u8] {
+    match plain.last() {
+        Some(&n) if (1..=16).contains(&n) && plain.len() >= usize::from(n) => {
+            let (text, trailer) = plain.split_at(plain.len() - usize::from(n));
+            if trailer.iter().all(|&b| b == n) {
+                text
+            } else {
+                plain
+            }
+        }
+        _ => plain,
+    }
+}
+
 fn parse_body(body: &str, key: Option<&Dc09Key>) -> Result<Frame, Dc09Error> {
     let rest = body
         .strip_prefix('"')
@@ -383,7 +401,8 @@ fn parse_body(body: &str, key: Option<&Dc09Key>) -> Result<Frame, Dc09Error> {
         let cipher =
             hex::decode(rest).map_err(|_| Dc09Error::Malformed("encrypted part is not hex"))?;
         plain = key.decrypt(&cipher)?;
-        let text = std::str::from_utf8(&plain).map_err(|_| Dc09Error::Decrypt)?;
+        let text =
+            std::str::from_utf8(without_pkcs7_trailer(&plain)).map_err(|_| Dc09Error::Decrypt)?;
         match text.find('|') {
             Some(bar) => text.get(bar + 1..).unwrap_or(""),
             // Receivers differ: some put no `|` after the pad of an answer. Pad characters
@@ -535,6 +554,34 @@ mod tests {
         assert_eq!(f.id, MessageId::Nak);
         assert_eq!(f.account, None);
         assert_eq!(f.timestamp, parse_timestamp("10:20:30,01-02-2027"));
+    }
+
+    /// An encrypted ACK as ioBroker's SIA receiver sends it: NUL pad bytes, `|`, then
+    /// PKCS#7 padding after the timestamp (here a whole block of 0x10).
+    fn ack_with_trailer(key: &Dc09Key, trailer: &[u8]) -> Vec<u8> {
+        let mut plain = vec![0u8; 10];
+        plain.extend_from_slice(b"|]_16:31:19,12-05-2026");
+        plain.extend_from_slice(trailer);
+        let cipher = hex::encode_upper(key.encrypt(&plain).unwrap());
+        let body = format!("\"*ACK\"0001R1L1#1234[{cipher}");
+        format!(
+            "\n{:04X}{:04X}{body}\r",
+            crc16_arc(body.as_bytes()),
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn an_ack_with_pkcs7_padding_after_the_timestamp_parses() {
+        let key = Dc09Key::new(&[0x11; 16]).unwrap();
+        let f = Frame::parse(&ack_with_trailer(&key, &[0x10; 16]), Some(&key)).unwrap();
+        assert_eq!(f.id, MessageId::Ack);
+        assert_eq!(f.timestamp, parse_timestamp("16:31:19,12-05-2026"));
+        // Anything that is not a whole PKCS#7 trailer is still refused.
+        let mut odd = vec![0x10; 15];
+        odd.push(0x0F);
+        assert!(Frame::parse(&ack_with_trailer(&key, &odd), Some(&key)).is_err());
     }
 
     #[test]
