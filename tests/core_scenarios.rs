@@ -880,3 +880,111 @@ fn a_route_that_works_again_ends_the_pause_between_rounds() {
     // A route up again with nothing waiting changes nothing.
     assert!(deliveries(&h.input(Input::RouteUp { route: first_route })).is_empty());
 }
+
+/// Fails every delivery from `d` on until the round is over, and returns the routes tried.
+fn fail_round(h: &mut Harness, mut d: vigil::core::Delivery) -> Vec<RouteId> {
+    let mut tried = vec![d.route];
+    loop {
+        let out = h.result(&d, failed("unreachable"));
+        match deliveries(&out).into_iter().next() {
+            Some(next) => {
+                tried.push(next.route);
+                d = next;
+            }
+            None => return tried,
+        }
+    }
+}
+
+/// A call route that cannot work on the unit's module (here the voice route, on a module that
+/// does not report the accept key) is reported once as a route fault and left out of every
+/// round; when it can work again it is back. If no route could work, every route is tried:
+/// towards help.
+#[test]
+fn a_route_that_cannot_work_on_this_module_is_left_out_of_the_plan() {
+    let mut h = Harness::new(settings());
+    let voice = RouteId(2);
+    let out = h.input(Input::RouteUnusable {
+        route: voice,
+        why: Some("SIMCom: the module does not report the accept key".into()),
+    });
+    let fault = single(&out);
+    assert_eq!(
+        fault.alarm.cause,
+        AlarmCause::Fault(UnitFault::Route),
+        "a technical alarm says so"
+    );
+    h.result(&fault, acked("centre"));
+    assert!(h.core.routes_unusable().any(|(r, _, _)| r == voice));
+    // Said again (a module re-initialised): no second technical alarm.
+    let again = h.input(Input::RouteUnusable {
+        route: voice,
+        why: Some("SIMCom: the module does not report the accept key".into()),
+    });
+    assert!(deliveries(&again).is_empty(), "{again:?}");
+
+    let d = single(&h.radio(1, RadioEventKind::Help));
+    let tried = fail_round(&mut h, d);
+    assert_eq!(
+        tried,
+        vec![RouteId(0), RouteId(1)],
+        "the voice route is left out"
+    );
+
+    // Every route unusable: all are tried rather than none.
+    for r in [RouteId(0), RouteId(1)] {
+        h.input(Input::RouteUnusable {
+            route: r,
+            why: Some("test".into()),
+        });
+    }
+    let d = single(&h.advance(S(30)));
+    let tried = fail_round(&mut h, d);
+    // The voice route first: the other two are also known to be down since the last round.
+    assert_eq!(tried, vec![voice, RouteId(0), RouteId(1)]);
+}
+
+/// A route that fails every attempt for an hour is a fault of the unit: a technical alarm
+/// goes to the centre, once, and its restore when the route works again. One failure that is
+/// soon followed by a success says nothing.
+#[test]
+fn a_route_failing_for_an_hour_is_a_technical_alarm_with_its_restore() {
+    let mut h = Harness::new(settings());
+    // The first route fails, the second takes the alarm.
+    let d = single(&h.radio(1, RadioEventKind::Help));
+    assert_eq!(d.route, RouteId(0));
+    let next = single(&h.result(&d, failed("unreachable")));
+    h.result(&next, acked("gateway"));
+    // Before the hour: no fault.
+    let out = h.advance(S(3500));
+    assert!(
+        deliveries(&out)
+            .iter()
+            .all(|d| d.alarm.cause != AlarmCause::Fault(UnitFault::Route)),
+        "{out:?}"
+    );
+    let out = h.advance(S(200));
+    let fault = deliveries(&out)
+        .into_iter()
+        .find(|d| d.alarm.cause == AlarmCause::Fault(UnitFault::Route))
+        .expect("a route fault after an hour of failures");
+    assert!(h.core.faults().any(|(f, _)| f == UnitFault::Route));
+    // Delivered by the route that works; the failing one stays a fault, reported once.
+    assert_ne!(fault.route, RouteId(0), "tried last while down");
+    h.result(&fault, acked("gateway"));
+    let out = h.advance(S(1800));
+    assert!(
+        deliveries(&out)
+            .iter()
+            .all(|d| d.alarm.cause != AlarmCause::Fault(UnitFault::Route)),
+        "reported once: {out:?}"
+    );
+    // The route works again: the restore is raised.
+    let out = h.input(Input::RouteUp { route: RouteId(0) });
+    let restored = out.iter().any(|o| {
+        matches!(o, Output::Persist(Record::Raised { alarm, .. })
+            if alarm.cause == AlarmCause::FaultCleared(UnitFault::Route))
+    });
+    assert!(restored, "{out:?}");
+    assert!(!h.core.faults().any(|(f, _)| f == UnitFault::Route));
+}

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vigil::modem::network::{Party, Person, Record};
-use vigil::modem::sim::{SimConfig, SimWorld};
+use vigil::modem::sim::{Model, SimConfig, SimWorld};
 
 const UNIT: &str = "+46700000001";
 const PERSON: &str = "+46700000020";
@@ -36,7 +36,15 @@ fn gammu(rc: &Path, args: &[&str]) -> (bool, String) {
 }
 
 fn world(dir: &Path) -> (SimWorld, std::path::PathBuf) {
-    let w = SimWorld::start(SimConfig::new(UNIT)).expect("pty");
+    world_of(dir, Model::QuectelEc25)
+}
+
+fn world_of(dir: &Path, model: Model) -> (SimWorld, std::path::PathBuf) {
+    let w = SimWorld::start(SimConfig {
+        model,
+        ..SimConfig::new(UNIT)
+    })
+    .expect("pty");
     w.network.add(PERSON, Party::Person(Person::accepting('1')));
     let rc = dir.join("gammurc");
     std::fs::write(
@@ -292,4 +300,41 @@ async fn python_gsmmodem_passes_every_step() {
         .records()
         .iter()
         .any(|r| matches!(r, Record::CallAnswered { to } if to == PERSON)));
+}
+
+/// The simulated SIMCom SIM7600 passes gammu's init, identification and an SMS too.
+#[cfg_attr(
+    not(vigil_has_gammu),
+    ignore = "gammu is not installed: apt-get install gammu"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gammu_identifies_a_simcom_module_and_sends_an_sms() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, rc) = world_of(dir.path(), Model::SimcomSim7600);
+    let d = dir.path().to_path_buf();
+    let (id, sms) = tokio::task::spawn_blocking(move || {
+        let id = gammu(&rc, &["identify"]);
+        let sms = gammu(
+            &rc,
+            &["sendsms", "TEXT", PERSON, "-text", "Help is on the way"],
+        );
+        (id, sms)
+    })
+    .await
+    .unwrap();
+    assert!(id.0, "identify: {}\n{}", id.1, log_of(&d));
+    assert!(
+        id.1.contains("SIMCOM") && id.1.contains("SIM7600"),
+        "{}",
+        id.1
+    );
+    assert!(sms.0, "sendsms: {}\n{}", sms.1, log_of(&d));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !delivered(&w, PERSON)
+        .iter()
+        .any(|t| t == "Help is on the way")
+    {
+        assert!(Instant::now() < deadline, "not delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -675,3 +675,98 @@ async fn a_slow_sms_submission_loses_no_part() {
     );
     assert!(delivered, "every part arrived: {r:?}");
 }
+
+/// A SIMCom SIM7600 in place of the Quectel module, at production timing: the unit recognises
+/// it, speaks with its `AT+CTTS` (sent to the far end with `AT+CDTAM=1`), hears the accept key
+/// as `+RXDTMF`, and the voice route is acknowledged. The module hears no single tones, so
+/// the unit knows a Contact ID route cannot work on it. Before, the unit sent Quectel's
+/// `AT+QTTS` and `AT+QTONEDET` to every module: on a SIMCom both failed and the route could
+/// never be acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simcom_module_takes_a_voice_alarm_at_production_timing() {
+    let mut config = SimConfig::new(UNIT_NO);
+    config.model = vigil::modem::sim::Model::SimcomSim7600;
+    config.network = vigil::modem::network::NetTiming::real();
+    let w = SimWorld::start(config).expect("pty");
+    let m = modem_with(&w, vigil::modem::Timing::real());
+    m.wait_usable(Duration::from_secs(30))
+        .await
+        .expect("usable");
+    let caps = m.capabilities().expect("init has recognised the module");
+    assert_eq!(caps.profile, vigil::modem::Profile::Simcom);
+    assert!(caps.hears_dtmf && caps.speaks, "{caps:?}");
+    assert!(!caps.hears_tones, "{caps:?}");
+    assert_eq!(caps.voice_call_blocker(), None);
+    assert!(caps.contact_id_blocker().is_some());
+
+    w.network.add(PERSON, Party::Person(Person::accepting('1')));
+    let route = VoiceCall::new(
+        m.clone(),
+        &VoiceRoute {
+            number: PERSON.into(),
+            accept_key: '1',
+        },
+        &unit("Anna"),
+    );
+    let r = route.deliver(&delivery(AlarmCause::Help)).await;
+    assert_eq!(
+        r,
+        DeliveryResult::Acked {
+            by: PERSON.into(),
+            callback: None
+        }
+    );
+    let heard = w.network.records().into_iter().find_map(|r| match r {
+        Record::Heard { text, .. } => Some(text),
+        _ => None,
+    });
+    assert!(heard
+        .expect("the person heard it")
+        .contains("emergency alarm of Anna"));
+    let cmds = w.module.commands();
+    for expected in ["AT+DDET=1", "AT+CDTAM=1"] {
+        assert!(cmds.iter().any(|c| c == expected), "{expected} in {cmds:?}");
+    }
+    assert!(cmds.iter().any(|c| c.starts_with("AT+CTTS=2,")), "{cmds:?}");
+    assert!(
+        !cmds.iter().any(|c| c.starts_with("AT+QT")),
+        "no Quectel commands to a SIMCom module: {cmds:?}"
+    );
+}
+
+/// The Quectel module is recognised too, and both call routes can work on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quectel_module_is_recognised_with_tone_detection() {
+    let (_w, m) = world(SimConfig::new(UNIT_NO)).await;
+    let caps = m.capabilities().expect("init has recognised the module");
+    assert_eq!(caps.profile, vigil::modem::Profile::Quectel);
+    assert!(
+        caps.hears_dtmf && caps.hears_tones && caps.speaks,
+        "{caps:?}"
+    );
+    assert_eq!(caps.contact_id_blocker(), None);
+    assert_eq!(caps.voice_call_blocker(), None);
+}
+
+/// The simulated SIM7600 takes `AT+VTS` in its manual's form only: digits quoted and
+/// separated by commas, at most 29 characters. The unit's SIMCom profile sends that form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simcom_module_takes_dtmf_only_comma_separated() {
+    let mut config = SimConfig::new(UNIT_NO);
+    config.model = vigil::modem::sim::Model::SimcomSim7600;
+    let (w, m) = world(config).await;
+    w.network.add(PERSON, Party::Person(Person::accepting('1')));
+    let number = vigil::modem::DialNumber::parse(PERSON).unwrap();
+    let (line, _urcs) = m.place_call(&number).await.expect("the call is answered");
+    let vts = |line: &str| Command::new(line, Duration::from_secs(2));
+    assert!(m.at().send(vts("AT+VTS=\"1234\"")).await.is_err());
+    let too_long = format!("AT+VTS=\"{}\"", vec!["1"; 16].join(","));
+    assert!(m.at().send(vts(&too_long)).await.is_err());
+    for c in vigil::modem::Profile::Simcom.dtmf_commands("1234181101003015") {
+        m.at()
+            .send(vts(&c))
+            .await
+            .expect("the profile's form is taken");
+    }
+    line.hang_up().await;
+}

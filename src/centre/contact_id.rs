@@ -288,9 +288,23 @@ impl ContactIdCall {
         }
         tokio::time::sleep(t.pre_send).await;
         let dtmf = msg.dtmf();
+        // The digits in the module's own `AT+VTS` form (one string, or comma-separated in
+        // pieces on SIMCom); before init has recognised it, Quectel's.
+        let profile = self
+            .modem
+            .capabilities()
+            .map_or(crate::modem::Profile::Quectel, |c| c.profile);
+        let commands = profile.dtmf_commands(&dtmf);
         for attempt in 1..=ATTEMPTS {
-            let vts = crate::modem::Command::new(format!("AT+VTS=\"{dtmf}\""), t.network);
-            if let Err(e) = self.modem.at().send(vts).await {
+            let mut sent = Ok(());
+            for c in &commands {
+                let vts = crate::modem::Command::new(c.clone(), t.network);
+                if let Err(e) = self.modem.at().send(vts).await {
+                    sent = Err(e);
+                    break;
+                }
+            }
+            if let Err(e) = sent {
                 // A dropped call makes AT+VTS fail; its NO CARRIER came first.
                 let dropped =
                     std::iter::from_fn(|| urcs.try_recv().ok()).any(|u| u == Urc::NoCarrier);

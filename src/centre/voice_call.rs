@@ -2,16 +2,17 @@
 //!
 //! `ATD<number>;` then `+CLCC` until the call is active (stat 0); `BUSY`, `NO ANSWER`,
 //! `NO CARRIER` end it. The announcement is spoken into the call by the module's
-//! text-to-speech (Quectel `AT+QTTS=2,"…"`, finished when `+QTTS: 0` arrives) and repeated
-//! until the person presses the accept key, reported by the module's DTMF detector
-//! (`AT+QTONEDET=1` → `+QTONEDET: <ascii>`). A voicemail box answers but never presses the
+//! text-to-speech (Quectel `AT+QTTS=2,"…"` / SIMCom `AT+CTTS=2,"…"`, finished when `+QTTS: 0`
+//! / `+CTTS: 0` arrives; see [`crate::modem::profile`]) and repeated until the person presses
+//! the accept key, reported by the module's DTMF detector (`+QTONEDET: <ascii>` /
+//! `+RXDTMF: <key>`). A voicemail box answers but never presses the
 //! key: that is not delivered. After the key the call stays up so the person can speak
 //! with the subscriber through the base unit's speakerphone.
 
 use crate::config::{Unit, VoiceRoute};
 use crate::core::{Delivery, DeliveryResult};
 use crate::modem::at::Urc;
-use crate::modem::{Command, Modem};
+use crate::modem::{Command, Modem, Profile};
 
 /// A voice call to one person.
 pub struct VoiceCall {
@@ -72,9 +73,22 @@ impl VoiceCall {
         };
         let t = self.modem.timing();
         let text = self.announcement(delivery);
+        // The module's own way of speaking into the call; before init has recognised it,
+        // Quectel's (the module the unit ships with).
+        let profile = self
+            .modem
+            .capabilities()
+            .map_or(Profile::Quectel, |c| c.profile);
+        let Some(speak) = profile.speech_command(&text) else {
+            line.hang_up().await;
+            return failed(format!(
+                "{} cannot speak the announcement into a call",
+                profile.name()
+            ));
+        };
         let deadline = tokio::time::Instant::now() + t.accept;
         'announce: loop {
-            let tts = Command::new(format!("AT+QTTS=2,\"{text}\""), t.command);
+            let tts = Command::new(speak.clone(), t.command);
             if let Err(e) = self.modem.at().send(tts).await {
                 let r = self.modem.call_failure(e);
                 line.hang_up().await;

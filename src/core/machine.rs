@@ -126,6 +126,9 @@ const HOLD_MAX: Duration = Duration::from_secs(20);
 const RECENT_ATTEMPTS: usize = 16;
 /// How long the `SILENCE` remote command keeps technical prompts quiet at the base.
 pub const SILENCE_FOR: Duration = Duration::from_secs(8 * 3600);
+/// A route that has failed every attempt for this long is a fault of the unit, reported to
+/// the centre (its restore when it works again).
+pub const ROUTE_FAILING_FOR: Duration = Duration::from_secs(3600);
 
 /// The sans-IO alarm core.
 #[derive(Debug)]
@@ -148,6 +151,10 @@ pub struct Core {
     /// Routes whose last attempt failed (no answer, refused connection…), since when: each
     /// round tries them after the others. An acknowledgement on a route clears it.
     route_down: BTreeMap<RouteId, Timestamp>,
+    /// Routes that cannot work on this unit's hardware (a call route on a module that cannot
+    /// hear its acknowledgement), since when and why: left out of every round while another
+    /// route remains.
+    route_unusable: BTreeMap<RouteId, (Timestamp, String)>,
     /// Technical prompts are not spoken until then (the `SILENCE` remote command).
     silenced_until: Option<Timestamp>,
     /// The time of the input or timeout being handled.
@@ -182,7 +189,15 @@ impl Core {
             silenced_until: None,
             now,
             route_down: BTreeMap::new(),
+            route_unusable: BTreeMap::new(),
         }
+    }
+
+    /// The routes that cannot work on this unit's hardware, since when and why.
+    pub fn routes_unusable(&self) -> impl Iterator<Item = (RouteId, Timestamp, &str)> + '_ {
+        self.route_unusable
+            .iter()
+            .map(|(r, (t, why))| (*r, *t, why.as_str()))
     }
 
     /// The routes known to be down (their last attempt failed), with since when.
@@ -199,12 +214,19 @@ impl Core {
     }
 
     /// The order of a new round: routes not known to be down first, then the others, each
-    /// group in the configured order.
+    /// group in the configured order. Routes that cannot work on this hardware are left out,
+    /// unless no other route is left: then every route is tried, towards help.
     fn round_order(&self) -> Vec<usize> {
         let n = self.settings.routes.len();
+        let unusable = |i: &usize| self.route_unusable.contains_key(&RouteId(*i));
+        let candidates: Vec<usize> = if (0..n).all(|i| unusable(&i)) {
+            (0..n).collect()
+        } else {
+            (0..n).filter(|i| !unusable(i)).collect()
+        };
         let down = |i: &usize| self.route_down.contains_key(&RouteId(*i));
-        let mut order: Vec<usize> = (0..n).filter(|i| !down(i)).collect();
-        order.extend((0..n).filter(down));
+        let mut order: Vec<usize> = candidates.iter().copied().filter(|i| !down(i)).collect();
+        order.extend(candidates.into_iter().filter(|i| down(i)));
         order
     }
 
@@ -287,6 +309,11 @@ impl Core {
         }
         if let (Some(since), false) = (self.mains_lost_since, self.mains_reported) {
             consider(since + self.settings.supervision.mains_report_delay);
+        }
+        if !self.faults.contains_key(&UnitFault::Route) {
+            if let Some(since) = self.route_down.values().min() {
+                consider(*since + ROUTE_FAILING_FOR);
+            }
         }
         t
     }
@@ -374,6 +401,15 @@ impl Core {
                     }
                 }
             }
+            // The route fault follows in `refresh_route_fault`.
+            Input::RouteUnusable { route, why } => match why {
+                Some(why) => {
+                    self.route_unusable.entry(route).or_insert((now, why));
+                }
+                None => {
+                    self.route_unusable.remove(&route);
+                }
+            },
             Input::Paired { device } => {
                 // A new key starts afresh: never heard, supervised from now.
                 self.pendants
@@ -410,7 +446,21 @@ impl Core {
             // the centre, and alarm prompts are never silenced.
             Input::SilenceWarnings => self.silenced_until = Some(now + SILENCE_FOR),
         }
+        self.refresh_route_fault(now);
         self.pump(now);
+    }
+
+    /// The route fault is present while a route cannot work on this hardware, or has failed
+    /// every attempt for [`ROUTE_FAILING_FOR`]; it is raised and restored as that changes.
+    fn refresh_route_fault(&mut self, now: Timestamp) {
+        let due = !self.route_unusable.is_empty()
+            || self
+                .route_down
+                .values()
+                .any(|since| now >= *since + ROUTE_FAILING_FOR);
+        if due != self.faults.contains_key(&UnitFault::Route) {
+            self.on_fault(now, UnitFault::Route, due);
+        }
     }
 
     /// Lets time pass up to `now`: windows end, attempts time out, supervision fires.
@@ -498,6 +548,7 @@ impl Core {
             }
         }
 
+        self.refresh_route_fault(now);
         self.pump(now);
     }
 

@@ -837,6 +837,14 @@ pub enum Input {
         /// The route.
         route: RouteId,
     },
+    /// A route cannot work on this unit's hardware (`why`), or can again (`None`): it is left
+    /// out of the rounds while another route remains, and reported as a route fault.
+    RouteUnusable {
+        /// The route.
+        route: RouteId,
+        /// What it lacks, in words for the installer; `None` when it can work again.
+        why: Option<String>,
+    },
     /// A pendant was paired over the air (its key is already stored): supervise it from now,
     /// as never heard until its first frame.
     Paired {

@@ -289,7 +289,8 @@ pub fn parse_urc(line: &str) -> Option<Urc> {
         let c = rest.chars().next()?;
         return dtmf_char(u8::try_from(c).ok()?).map(Urc::Dtmf);
     }
-    if let Some(rest) = after("+QTTS:") {
+    // Quectel `+QTTS: 0`, SIMCom `+CTTS: 0`: the announcement finished playing.
+    if let Some(rest) = after("+QTTS:").or_else(|| after("+CTTS:")) {
         return (rest == "0").then_some(Urc::TtsDone);
     }
     None
@@ -527,6 +528,8 @@ mod tests {
         assert_eq!(parse_urc("+QTONEDET: 69,x"), None);
         assert_eq!(parse_urc("+QTONEDET: 7"), None);
         assert_eq!(parse_urc("+RXDTMF: 5"), Some(Urc::Dtmf('5')));
+        assert_eq!(parse_urc("+CTTS: 0"), Some(Urc::TtsDone));
+        assert_eq!(parse_urc("+CTTS: 1"), None);
         assert_eq!(parse_urc("RDY"), Some(Urc::Rdy));
     }
 

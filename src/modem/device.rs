@@ -19,6 +19,7 @@ use super::at::{self, CallState, FinalResult, RegStatus, Urc};
 use super::engine::{AtClient, Command};
 use super::number::{DialNumber, NumberError};
 use super::power::{self, PowerKey};
+use super::profile::{Capabilities, Profile};
 use super::{auth, pdu, ModemError};
 use crate::config;
 use crate::core::{Input, Timestamp};
@@ -332,6 +333,8 @@ struct Inner {
     nonces: Mutex<Box<dyn NonceStore>>,
     /// The SIM refused the configured PIN once: never try it again (3 tries lock to PUK).
     pin_refused: std::sync::atomic::AtomicBool,
+    /// What the module proved it can do in a call, once init has run.
+    caps: watch::Sender<Option<Capabilities>>,
 }
 
 /// Handle on the modem. Cheap to clone; all clones share one module.
@@ -476,6 +479,7 @@ impl Modem {
                 concat_ref: AtomicU8::new(1),
                 nonces: Mutex::new(nonces),
                 pin_refused: std::sync::atomic::AtomicBool::new(false),
+                caps: watch::channel(None).0,
             }),
         };
         tokio::spawn(supervise(m.clone(), recover_rx, power_key));
@@ -854,6 +858,80 @@ impl Modem {
         }
     }
 
+    /// What the module proved it can do in a call (its profile, detection and speech), once
+    /// the first init has run.
+    pub fn capabilities(&self) -> Option<Capabilities> {
+        *self.inner.caps.borrow()
+    }
+
+    /// Follows [`Modem::capabilities`]: it changes when an init learns something new.
+    pub fn capabilities_watch(&self) -> watch::Receiver<Option<Capabilities>> {
+        self.inner.caps.subscribe()
+    }
+
+    /// The first information line that answers `line`, without its `+XXX:` echo.
+    async fn identification(&self, line: &str) -> String {
+        let Ok(r) = self.cmd(line).await else {
+            return String::new();
+        };
+        let prefix = format!("{}:", line.trim_start_matches("AT"));
+        r.lines
+            .iter()
+            .map(|l| l.trim_start_matches(prefix.as_str()).trim())
+            .find(|l| !l.is_empty())
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Recognises the module and turns on what its profile offers for calls: reports of
+    /// DTMF and tones from the far end, and speech to the far end. What the module refuses is
+    /// recorded, so the routes that need it are left out of the plan.
+    async fn learn_capabilities(&self) {
+        let manufacturer = self.identification("AT+CGMI").await;
+        let model = self.identification("AT+CGMM").await;
+        let profile = Profile::detect(&manufacturer, &model);
+        let hears_dtmf = match profile.detection_command() {
+            Some(c) => match self.cmd(c).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, module = profile.name(), "no DTMF detection: voice and Contact ID routes cannot be acknowledged");
+                    false
+                }
+            },
+            None => false,
+        };
+        let speaks = match profile.speech_setup_command() {
+            Some(c) => match self.cmd(c).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, module = profile.name(), "speech cannot reach the far end");
+                    false
+                }
+            },
+            None => profile.speech_command("").is_some(),
+        };
+        let caps = Capabilities {
+            profile,
+            hears_dtmf,
+            hears_tones: hears_dtmf && profile.hears_single_tones(),
+            speaks,
+        };
+        tracing::info!(
+            manufacturer = %manufacturer,
+            model = %model,
+            module = profile.name(),
+            hears_dtmf,
+            hears_tones = caps.hears_tones,
+            speaks,
+            "module recognised"
+        );
+        self.inner.caps.send_if_modified(|c| {
+            let changed = *c != Some(caps);
+            *c = Some(caps);
+            changed
+        });
+    }
+
     /// Runs the init sequence; returns once the module answers and its SIM is ready.
     async fn init(&self) -> Result<(), ModemError> {
         let t = self.inner.timing;
@@ -878,9 +956,7 @@ impl Modem {
         self.cmd("AT+CMGF=0").await?;
         // TS 27.005 §3.4.1: store new SMS and indicate with +CMTI.
         self.cmd("AT+CNMI=2,1,0,0,0").await?;
-        if let Err(e) = self.cmd("AT+QTONEDET=1").await {
-            tracing::warn!(error = %e, "no DTMF detection: voice and Contact ID routes cannot be acknowledged");
-        }
+        self.learn_capabilities().await;
         self.health().await?;
         if let Ok(r) = self
             .inner

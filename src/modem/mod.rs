@@ -19,12 +19,14 @@ pub mod network;
 pub mod number;
 pub mod pdu;
 pub mod power;
+pub mod profile;
 pub mod sim;
 
 pub use device::{MemoryNonce, Modem, ModemEvent, NoNonceStore, NonceStore, RemoteCommand, Timing};
 pub use engine::{AtClient, Command};
 pub use number::{DialNumber, NumberError};
 pub use power::PowerKey;
+pub use profile::{Capabilities, Profile};
 
 /// Everything that can go wrong on the cellular side.
 #[derive(Debug, thiserror::Error)]

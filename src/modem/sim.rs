@@ -139,6 +139,36 @@ pub struct SimConfig {
     pub timing: SimTiming,
     /// Delays of the network and the people and centres on it.
     pub network: super::network::NetTiming,
+    /// Which module is simulated: its identification and its own call commands.
+    pub model: Model,
+}
+
+/// The simulated module's family: each answers to its own manual's call commands and refuses
+/// the other's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Model {
+    /// Quectel EC25: `AT+QTTS`, `AT+QTONEDET` (DTMF as `+QTONEDET: <ascii>`, the 1400/2300 Hz
+    /// tones as 69/70 with their length), `AT+VTS="<digits>"`.
+    #[default]
+    QuectelEc25,
+    /// SIMCom SIM7600: `AT+CTTS` (heard by the far end only after `AT+CDTAM=1`), `AT+DDET`
+    /// (DTMF as `+RXDTMF: <key>`, no single tones), `AT+VTS` with comma-separated digits of
+    /// at most 29 characters.
+    SimcomSim7600,
+}
+
+impl Model {
+    /// `ATI`, `AT+CGMI`, `AT+CGMM`, `AT+CGMR` answers.
+    fn identity(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Model::QuectelEc25 => ("Quectel", "EC25", "Revision: EC25EFAR06A06M4G"),
+            Model::SimcomSim7600 => (
+                "SIMCOM INCORPORATED",
+                "SIMCOM_SIM7600E-H",
+                "+CGMR: LE20B04SIM7600M22",
+            ),
+        }
+    }
 }
 
 impl SimConfig {
@@ -151,6 +181,7 @@ impl SimConfig {
             faults: Vec::new(),
             timing: SimTiming::fast(),
             network: super::network::NetTiming::fast(),
+            model: Model::QuectelEc25,
         }
     }
 }
@@ -335,6 +366,8 @@ struct State {
     crc: bool,
     cnmi_mt: u8,
     tonedet: bool,
+    /// SIMCom `AT+CDTAM=1`: speech goes to the far end of the call, not the local speaker.
+    speech_to_far_end: bool,
     /// TE character set (`AT+CSCS`): "GSM", "IRA" or "UCS2".
     cscs: &'static str,
     sim: Sim,
@@ -358,6 +391,7 @@ impl State {
             crc: false,
             cnmi_mt: 0,
             tonedet: false,
+            speech_to_far_end: false,
             cscs: "GSM",
             sim: Sim::Absent,
             reg: RegStatus::NotSearching,
@@ -718,6 +752,7 @@ impl Module {
         // "AT" is ASCII, so byte 2 is a character boundary in both.
         let cmd = line.get(2..).unwrap_or("");
         let ucmd = upper.get(2..).unwrap_or("");
+        let quectel = self.cfg.model == Model::QuectelEc25;
         let arg = |p: &str| -> Option<String> {
             ucmd.strip_prefix(p)
                 .and_then(|_| cmd.get(p.len()..))
@@ -734,7 +769,8 @@ impl Module {
                 self.line("OK");
             }
             "I" => {
-                self.line("Quectel\r\nEC25\r\nRevision: EC25EFAR06A06M4G");
+                let (maker, model, revision) = self.cfg.model.identity();
+                self.line(&format!("{maker}\r\n{model}\r\n{revision}"));
                 self.line("OK");
             }
             // V.250 §6.1.1/6.1.2: back to the stored (here factory) profile.
@@ -746,9 +782,9 @@ impl Module {
                 self.line("OK");
             }
             // TS 27.007 §5: identification (and the V.250 +G forms).
-            "+CGMI" | "+GMI" => self.info("Quectel"),
-            "+CGMM" | "+GMM" => self.info("EC25"),
-            "+CGMR" | "+GMR" => self.info("Revision: EC25EFAR06A06M4G"),
+            "+CGMI" | "+GMI" => self.info(self.cfg.model.identity().0),
+            "+CGMM" | "+GMM" => self.info(self.cfg.model.identity().1),
+            "+CGMR" | "+GMR" => self.info(self.cfg.model.identity().2),
             "+CGSN" | "+GSN" => self.info("867698041234567"),
             "+CIMI" => {
                 if self.needs_sim(false) {
@@ -887,8 +923,14 @@ impl Module {
                     self.set_u8(&v, 1, |s, n| s.crc = n == 1);
                 } else if let Some(v) = arg("+CLIP=") {
                     self.set_u8(&v, 1, |s, n| s.clip = n == 1);
-                } else if let Some(v) = arg("+QTONEDET=") {
+                } else if let Some(v) = arg("+QTONEDET=").filter(|_| quectel) {
                     self.set_u8(&v, 1, |s, n| s.tonedet = n == 1);
+                } else if let Some(v) = arg("+DDET=").filter(|_| !quectel) {
+                    // <mode>[,<interval>][,<reportMode>]: only the mode matters here.
+                    let mode = v.split(',').next().unwrap_or("").to_string();
+                    self.set_u8(&mode, 1, |s, n| s.tonedet = n == 1);
+                } else if let Some(v) = arg("+CDTAM=").filter(|_| !quectel) {
+                    self.set_u8(&v, 1, |s, n| s.speech_to_far_end = n == 1);
                 } else if let Some(v) = arg("+CNMI=") {
                     let mt = super::at::fields(&v)
                         .get(1)
@@ -948,7 +990,9 @@ impl Module {
                     self.dial(&v);
                 } else if let Some(v) = arg("+VTS=") {
                     self.vts(&v);
-                } else if let Some(v) = arg("+QTTS=") {
+                } else if let Some(v) = arg("+QTTS=").filter(|_| quectel) {
+                    self.tts(&v);
+                } else if let Some(v) = arg("+CTTS=").filter(|_| !quectel) {
                     self.tts(&v);
                 } else {
                     self.line("ERROR");
@@ -1208,14 +1252,26 @@ impl Module {
             self.cme(3, "operation not allowed");
             return;
         }
-        let digits: String = v
-            .split(',')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .trim_matches('"')
-            .chars()
-            .collect();
+        let digits: String = match self.cfg.model {
+            Model::QuectelEc25 => v
+                .split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"')
+                .to_string(),
+            // SIM7600 manual: the digits quoted and separated by commas ("1,3,5"), at most
+            // 29 characters; a run of digits without commas is not its form.
+            Model::SimcomSim7600 => {
+                let list = v.trim().trim_matches('"');
+                let parts: Vec<&str> = list.split(',').map(str::trim).collect();
+                if list.len() > 29 || parts.iter().any(|p| p.chars().count() != 1) {
+                    self.cme(4, "operation not supported");
+                    return;
+                }
+                parts.concat()
+            }
+        };
         if digits.is_empty()
             || !digits
                 .chars()
@@ -1238,17 +1294,26 @@ impl Module {
             self.cme(4, "operation not supported");
             return;
         }
+        // SIMCom plays to the local speaker unless `AT+CDTAM=1` sent it to the far end.
+        let heard_far = match self.cfg.model {
+            Model::QuectelEc25 => true,
+            Model::SimcomSim7600 => self.st.speech_to_far_end,
+        };
         if let Some(far) = self
             .st
             .call
             .as_ref()
-            .filter(|c| c.state == CallState::Active)
+            .filter(|c| c.state == CallState::Active && heard_far)
             .and_then(|c| c.far.as_ref())
         {
             let _ = far.send(ToParty::Speech(text));
         }
         self.line("OK");
-        self.after(self.cfg.timing.tts, Timer::Urc("+QTTS: 0".into()));
+        let done = match self.cfg.model {
+            Model::QuectelEc25 => "+QTTS: 0",
+            Model::SimcomSim7600 => "+CTTS: 0",
+        };
+        self.after(self.cfg.timing.tts, Timer::Urc(done.into()));
     }
 
     fn ring(&self) {
@@ -1335,18 +1400,26 @@ impl Module {
             }
             ToModem::Dtmf { call, digit } => {
                 if self.in_call(call) && self.st.tonedet && !self.silent() {
-                    self.line(&format!("+QTONEDET: {}", u32::from(digit)));
+                    match self.cfg.model {
+                        Model::QuectelEc25 => {
+                            self.line(&format!("+QTONEDET: {}", u32::from(digit)));
+                        }
+                        Model::SimcomSim7600 => {
+                            self.line(&format!("+RXDTMF: {digit}"));
+                        }
+                    }
                 }
             }
             ToModem::Tone { call, hz, ms } => {
                 // Quectel reports the Contact ID tones as codes 69 (1400 Hz) and 70 (2300 Hz)
                 // with their persistence time in ms, when the tone ends; it hears no others.
+                // SIMCom's detector hears DTMF only.
                 let code = match hz {
                     1400 => Some(69),
                     2300 => Some(70),
                     _ => None,
                 };
-                if let Some(code) = code {
+                if let Some(code) = code.filter(|_| self.cfg.model == Model::QuectelEc25) {
                     if self.in_call(call) && self.st.tonedet && !self.silent() {
                         self.line(&format!("+QTONEDET: {code},{ms}"));
                     }
@@ -1407,12 +1480,26 @@ pub struct SimArgs {
     /// Short delays (a phone picked up in 60 ms) instead of a real network's (4 s of ringing).
     #[arg(long)]
     pub fast: bool,
+    /// The module to simulate: `quectel` (EC25) or `simcom` (SIM7600).
+    #[arg(long, default_value = "quectel", value_parser = parse_model)]
+    pub model: Model,
+}
+
+fn parse_model(s: &str) -> Result<Model, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "quectel" | "ec25" => Ok(Model::QuectelEc25),
+        "simcom" | "sim7600" => Ok(Model::SimcomSim7600),
+        other => Err(format!(
+            "`{other}` is not a simulated module; allowed: quectel, simcom"
+        )),
+    }
 }
 
 impl SimArgs {
     /// Starts the world these arguments describe (on the current tokio runtime).
     pub fn start(&self) -> Result<SimWorld, ModemError> {
         let mut cfg = SimConfig::new(&self.number);
+        cfg.model = self.model;
         cfg.pin = self.pin.clone();
         if !self.fast {
             cfg.network = super::network::NetTiming::real();

@@ -160,6 +160,14 @@ pub async fn assemble_with_clock(
                 unit.inputs(),
             )));
         }
+        if let Some(call) = CallRoute::of(&route.transport) {
+            tasks.push(tokio::spawn(watch_call_route_fit(
+                modem.clone(),
+                call,
+                crate::core::RouteId(i),
+                unit.inputs(),
+            )));
+        }
     }
     unit.set_pairing(Arc::new(RadioPairing {
         slot: radio.clone(),
@@ -829,6 +837,70 @@ macro_rules! transport_for {
 
 transport_for!(crate::centre::scaip::ScaipLink, health);
 transport_for!(crate::centre::dc09::Dc09Link, health);
+
+/// A route that calls over the module and needs the module to hear its acknowledgement.
+#[derive(Clone, Copy)]
+enum CallRoute {
+    ContactId,
+    Voice,
+}
+
+impl CallRoute {
+    fn of(route: &RouteConfig) -> Option<CallRoute> {
+        match route {
+            RouteConfig::ContactId(_) => Some(CallRoute::ContactId),
+            RouteConfig::Voice(_) => Some(CallRoute::Voice),
+            _ => None,
+        }
+    }
+}
+
+/// Once the modem is open, follows what its module can do in a call and tells the core when
+/// a call route cannot work on it (left out of the plan, reported as a route fault and in
+/// `vigil status`) or can again.
+async fn watch_call_route_fit(
+    slot: ModemSlot,
+    call: CallRoute,
+    route: crate::core::RouteId,
+    inputs: mpsc::Sender<Input>,
+) {
+    let modem = loop {
+        if let Some(m) = slot.get() {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut caps = modem.capabilities_watch();
+    let mut told: Option<Option<String>> = None;
+    loop {
+        let now = *caps.borrow_and_update();
+        if let Some(c) = now {
+            let why = match call {
+                CallRoute::ContactId => c.contact_id_blocker(),
+                CallRoute::Voice => c.voice_call_blocker(),
+            };
+            if told.as_ref() != Some(&why) {
+                if let Some(w) = &why {
+                    tracing::warn!(route = route.0, why = %w, "route cannot work on this module: left out of the plan");
+                }
+                if inputs
+                    .send(Input::RouteUnusable {
+                        route,
+                        why: why.clone(),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                told = Some(why);
+            }
+        }
+        if caps.changed().await.is_err() {
+            return;
+        }
+    }
+}
 
 /// Starts an IP route, then tells the core when its own traffic shows it works again, so
 /// alarms waiting between rounds use it at once instead of after the pause.

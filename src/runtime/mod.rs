@@ -459,6 +459,13 @@ impl Unit {
                 self.core.route_name(route)
             );
         }
+        for (route, since, why) in self.core.routes_unusable() {
+            let _ = writeln!(
+                t,
+                "routes:      {}: CANNOT WORK since {since}: {why} (left out of the plan)",
+                self.core.route_name(route)
+            );
+        }
         if let Some(until) = self.core.silenced_until() {
             let _ = writeln!(
                 t,

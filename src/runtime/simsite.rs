@@ -92,6 +92,10 @@ pub struct SiteOptions {
     pub sms_reply_timeout: Duration,
     /// Whether the receivers print what an operator sees.
     pub print: bool,
+    /// Which cellular module the site's unit has.
+    pub modem: crate::modem::sim::Model,
+    /// Whether the plan ends with a Contact ID route to the alarm receiver's line.
+    pub contact_id_route: bool,
 }
 
 impl Default for SiteOptions {
@@ -104,6 +108,8 @@ impl Default for SiteOptions {
             attempt_timeout: Duration::from_secs(15),
             sms_reply_timeout: Duration::from_secs(10),
             print: false,
+            modem: crate::modem::sim::Model::QuectelEc25,
+            contact_id_route: false,
         }
     }
 }
@@ -159,7 +165,11 @@ impl SimSite {
         })
         .await
         .map_err(|e| sim(&e))?;
-        let cellular = SimWorld::start(SimConfig::new(numbers::UNIT)).map_err(|e| sim(&e))?;
+        let cellular = SimWorld::start(SimConfig {
+            model: options.modem,
+            ..SimConfig::new(numbers::UNIT)
+        })
+        .map_err(|e| sim(&e))?;
         cellular.network.add(
             numbers::SMS_GATEWAY,
             Party::Responder(Responder {
@@ -268,6 +278,14 @@ fn site_config(
             i + 1
         ));
     }
+    let contact_id = if o.contact_id_route {
+        format!(
+            "[[route]]\nname = \"arc-contact-id\"\nkind = \"contact-id\"\nnumber = \"{}\"\nattempt_timeout = \"40s\"\n\n",
+            numbers::CONTACT_ID
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"# A simulated site, written by the simulators; the unit reads it like any other.
 data_dir = "{data}"
@@ -335,7 +353,7 @@ accept_key = "1"
 carries = ["personal"]
 attempt_timeout = "40s"
 
-[credentials.arc-sip]
+{contact_id}[credentials.arc-sip]
 username = "4600123456"
 secret = "{sip_password}"
 

@@ -75,6 +75,13 @@ impl Timeline {
             Input::Jamming { active } => format!("radio    jamming detected: {active}"),
             Input::Paired { device } => format!("radio    pendant {} paired", device.id),
             Input::RouteUp { route } => format!("route    route {} works again", route.0),
+            Input::RouteUnusable {
+                route,
+                why: Some(why),
+            } => format!("route    route {} cannot work here: {why}", route.0),
+            Input::RouteUnusable { route, why: None } => {
+                format!("route    route {} can work again", route.0)
+            }
             Input::Network { registered } => format!("modem    registered: {registered}"),
             Input::Fault { fault, active } => {
                 let (began, ended) = fault.describe();

@@ -1,0 +1,215 @@
+//! Module profiles: how each family of cellular module speaks into a call, hears DTMF and
+//! the Contact ID tones, and sends DTMF, from its AT manual. The module is recognised at init
+//! from `AT+CGMI` / `AT+CGMM` (TS 27.007 §5.1, §5.2); what it then proves it can do (the
+//! detection and speech commands it accepts) decides which call routes can work on it.
+//!
+//! - **Quectel EC25/EG25** (EC2x AT Commands Manual): speech `AT+QTTS=2,"…"`, finished with
+//!   `+QTTS: 0`; detection `AT+QTONEDET=1`, reporting DTMF as `+QTONEDET: <ascii>` and the
+//!   1400/2300 Hz Contact ID tones as codes 69/70 with their length; `AT+VTS="<digits>"`
+//!   sends the digits as one string.
+//! - **SIMCom SIM7500/SIM7600** (SIM7500_SIM7600 Series AT Command Manual): speech
+//!   `AT+CTTS=2,"…"`, finished with `+CTTS: 0`, played to the far end after `AT+CDTAM=1`;
+//!   detection `AT+DDET=1`, reporting DTMF as `+RXDTMF: <key>`, with no single-tone
+//!   detection, so no Contact ID handshake or kissoff can be heard; `AT+VTS` takes the digits
+//!   quoted and separated by commas, at most 29 characters.
+//! - **Unknown modules** get the TS 27.007 commands only (`AT+VTS` one digit at a time): no
+//!   speech and no detection, so neither call route can be acknowledged on them.
+
+/// A family of modules, as recognised from its identification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// Quectel EC25/EG25 and their siblings.
+    Quectel,
+    /// SIMCom SIM7500/SIM7600 series.
+    Simcom,
+    /// Anything else: plain TS 27.007.
+    Generic,
+}
+
+/// The longest `AT+VTS` argument SIM7600 takes (its manual: 29 characters).
+const SIMCOM_VTS_MAX: usize = 29;
+
+impl Profile {
+    /// The profile for a module that names itself `manufacturer` (`AT+CGMI`) and `model`
+    /// (`AT+CGMM`).
+    pub fn detect(manufacturer: &str, model: &str) -> Profile {
+        let m = manufacturer.to_ascii_uppercase();
+        let model = model.to_ascii_uppercase();
+        if m.contains("QUECTEL") || model.starts_with("EC2") || model.starts_with("EG2") {
+            Profile::Quectel
+        } else if m.contains("SIMCOM") || model.contains("SIM7") {
+            Profile::Simcom
+        } else {
+            Profile::Generic
+        }
+    }
+
+    /// The family's name, for logs and `vigil status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Quectel => "Quectel",
+            Profile::Simcom => "SIMCom",
+            Profile::Generic => "an unknown module",
+        }
+    }
+
+    /// The command that turns on reports of DTMF (and, where the module can, tones) heard
+    /// from the far end.
+    pub fn detection_command(self) -> Option<&'static str> {
+        match self {
+            Profile::Quectel => Some("AT+QTONEDET=1"),
+            Profile::Simcom => Some("AT+DDET=1"),
+            Profile::Generic => None,
+        }
+    }
+
+    /// A command to send once so the module's speech goes to the far end of a call.
+    pub fn speech_setup_command(self) -> Option<&'static str> {
+        match self {
+            Profile::Simcom => Some("AT+CDTAM=1"),
+            Profile::Quectel | Profile::Generic => None,
+        }
+    }
+
+    /// The command that speaks `text` (already stripped of quotes and control characters)
+    /// into the call.
+    pub fn speech_command(self, text: &str) -> Option<String> {
+        match self {
+            Profile::Quectel => Some(format!("AT+QTTS=2,\"{text}\"")),
+            Profile::Simcom => Some(format!("AT+CTTS=2,\"{text}\"")),
+            Profile::Generic => None,
+        }
+    }
+
+    /// Whether the module's detector reports the 1400 Hz and 2300 Hz Contact ID tones.
+    pub fn hears_single_tones(self) -> bool {
+        self == Profile::Quectel
+    }
+
+    /// The `AT+VTS` commands that send `digits` (0-9, *, #, A-D), in order, in the form the
+    /// module's manual gives.
+    pub fn dtmf_commands(self, digits: &str) -> Vec<String> {
+        match self {
+            Profile::Quectel => vec![format!("AT+VTS=\"{digits}\"")],
+            Profile::Simcom => {
+                // "1,2,3": a digit and a comma each, so 15 digits fit in 29 characters.
+                let per_command = SIMCOM_VTS_MAX.div_ceil(2);
+                let chars: Vec<char> = digits.chars().collect();
+                chars
+                    .chunks(per_command)
+                    .map(|chunk| {
+                        let list: Vec<String> = chunk.iter().map(char::to_string).collect();
+                        format!("AT+VTS=\"{}\"", list.join(","))
+                    })
+                    .collect()
+            }
+            Profile::Generic => digits.chars().map(|d| format!("AT+VTS={d}")).collect(),
+        }
+    }
+}
+
+/// What the module in the unit proved it can do in a call, learnt at init.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The module's family.
+    pub profile: Profile,
+    /// It accepted its detection command: DTMF from the far end is reported.
+    pub hears_dtmf: bool,
+    /// It reports the Contact ID handshake and kissoff tones.
+    pub hears_tones: bool,
+    /// It can speak an announcement into a call.
+    pub speaks: bool,
+}
+
+impl Capabilities {
+    /// Why a voice-call route (announcement, then an accept key) cannot work, if it cannot.
+    pub fn voice_call_blocker(&self) -> Option<String> {
+        let name = self.profile.name();
+        match (self.speaks, self.hears_dtmf) {
+            (true, true) => None,
+            (false, _) => Some(format!(
+                "{name}: the module cannot speak the announcement into a call"
+            )),
+            (true, false) => Some(format!(
+                "{name}: the module does not report the accept key (no DTMF detection)"
+            )),
+        }
+    }
+
+    /// Why a Contact ID route (handshake, digits, kissoff) cannot work, if it cannot.
+    pub fn contact_id_blocker(&self) -> Option<String> {
+        let name = self.profile.name();
+        if self.hears_tones {
+            None
+        } else {
+            Some(format!(
+                "{name}: the module does not report the receiver's 1400/2300 Hz tones, so no handshake or kissoff can be heard"
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_are_recognised_from_their_identification() {
+        assert_eq!(Profile::detect("Quectel", "EC25"), Profile::Quectel);
+        assert_eq!(Profile::detect("", "EG25"), Profile::Quectel);
+        assert_eq!(
+            Profile::detect("SIMCOM INCORPORATED", "SIMCOM_SIM7600E-H"),
+            Profile::Simcom
+        );
+        assert_eq!(Profile::detect("", "SIMCOM_SIM7600G-H"), Profile::Simcom);
+        assert_eq!(Profile::detect("u-blox", "SARA-R410M"), Profile::Generic);
+    }
+
+    #[test]
+    fn simcom_digits_are_comma_separated_and_split_at_its_limit() {
+        let cmds = Profile::Simcom.dtmf_commands("1234181101003015");
+        assert_eq!(
+            cmds,
+            vec![
+                "AT+VTS=\"1,2,3,4,1,8,1,1,0,1,0,0,3,0,1\"".to_string(),
+                "AT+VTS=\"5\"".to_string()
+            ]
+        );
+        for c in &cmds {
+            let arg = c.trim_start_matches("AT+VTS=").trim_matches('"');
+            assert!(arg.len() <= SIMCOM_VTS_MAX, "{c}");
+        }
+        assert_eq!(
+            Profile::Quectel.dtmf_commands("1234"),
+            vec!["AT+VTS=\"1234\"".to_string()]
+        );
+        assert_eq!(Profile::Generic.dtmf_commands("12").len(), 2);
+    }
+
+    #[test]
+    fn routes_that_cannot_work_say_why() {
+        let simcom = Capabilities {
+            profile: Profile::Simcom,
+            hears_dtmf: true,
+            hears_tones: false,
+            speaks: true,
+        };
+        assert_eq!(simcom.voice_call_blocker(), None);
+        assert!(simcom
+            .contact_id_blocker()
+            .unwrap()
+            .contains("1400/2300 Hz"));
+        let quectel = Capabilities {
+            profile: Profile::Quectel,
+            hears_dtmf: true,
+            hears_tones: true,
+            speaks: true,
+        };
+        assert_eq!(quectel.contact_id_blocker(), None);
+        let deaf = Capabilities {
+            hears_dtmf: false,
+            ..quectel
+        };
+        assert!(deaf.voice_call_blocker().unwrap().contains("DTMF"));
+    }
+}

@@ -1,0 +1,113 @@
+//! The whole unit (`vigil run`) on a site whose cellular module is a SIMCom SIM7600, with a
+//! Contact ID route in its plan. That module cannot hear the receiver's handshake and kissoff
+//! tones, so the route can never be acknowledged on it: the unit says so at init, as a
+//! technical alarm to the centre and a line in `vigil status`, and leaves the route out of
+//! the plan instead of calling the receiver for nothing on every alarm.
+
+mod site_support;
+
+use std::time::{Duration, Instant};
+
+use site_support::*;
+use vigil::modem::sim::Model;
+use vigil::radio::frame::Event as Frame;
+use vigil::runtime::simsite::{numbers, SimSite, SiteOptions};
+
+fn status(site: &SimSite) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["status", "--config"])
+        .arg(&site.config_path)
+        .output()
+        .expect("vigil status runs");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_simcom_module_a_contact_id_route_is_reported_and_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = SimSite::start(
+        dir.path(),
+        SiteOptions {
+            modem: Model::SimcomSim7600,
+            contact_id_route: true,
+            ..SiteOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let log = dir.path().join("vigil.log");
+    let _unit = VigilProcess::start(&site, &log).await;
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let said = loop {
+        let s = status(&site);
+        if s.contains("arc-contact-id: CANNOT WORK") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vigil status never said the route cannot work:\n{s}\n{}",
+            log_tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(said.contains("1400/2300 Hz"), "{said}");
+    assert!(
+        !said.contains("daughter: CANNOT WORK"),
+        "the voice route works on this module: {said}"
+    );
+
+    // The technical alarm reaches the centre.
+    let journal = site.config.data_dir.join("journal.sqlite");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (alarms, _) = read_journal(&journal);
+        if alarms
+            .iter()
+            .any(|a| a.cause == "route-failing" && a.state == "acknowledged")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no route fault reached the centre: {alarms:?}\n{}",
+            log_tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A press with every IP route down and the SMS gateway silent goes to the daughter's
+    // phone, and the Contact ID line is never called.
+    every_route_down(&site);
+    let p = press(site.radio, 0, 1, Frame::Help).await.unwrap();
+    assert!(p.acked_at.is_some(), "{}", log_tail(&log));
+    // Two rounds: the daughter's phone is called in each, and a Contact ID call would have
+    // come after it in the first.
+    let daughter = format!("ATD{};", numbers::DAUGHTER);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let calls = site
+            .cellular
+            .module
+            .commands()
+            .iter()
+            .filter(|c| **c == daughter)
+            .count();
+        if calls >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rounds never reached the daughter twice:\n{}",
+            log_tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cmds = site.cellular.module.commands();
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| c == &format!("ATD{};", numbers::CONTACT_ID)),
+        "the receiver's line was called: {cmds:?}"
+    );
+}
