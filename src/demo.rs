@@ -258,6 +258,15 @@ async fn demo(dir: &Path, interactive: bool) -> anyhow::Result<ExitCode> {
         .await?;
     story.acknowledged(Duration::from_secs(20)).await?;
     story.settle(Duration::from_millis(600)).await;
+    // The base tells the pendant once the centre has the alarm.
+    if tokio::task::block_in_place(|| neck.help_coming(Duration::from_secs(2)))? {
+        println!(
+            "           pendant {}: the base says the centre has it: \"help is coming\" light on",
+            neck.id()
+        );
+    } else {
+        anyhow::bail!("demo: the pendant never heard that help is coming");
+    }
 
     story.scene("2. Anna falls and does not answer (real accelerometer data)");
     let trial = vigil::fall::sisfall::trial_from_text("SE06", FALL_TRIAL, FALL_TRIAL_TEXT)?;

@@ -69,6 +69,7 @@ impl VoiceOut for Quiet {
 }
 impl PendantAcks for Quiet {
     fn ack(&self, _: DeviceId, _: u32) {}
+    fn help_coming(&self, _: DeviceId, _: u32) {}
 }
 impl CallControl for Quiet {
     fn start_call(&self, _: AlarmId, _: String, _: mpsc::Sender<Input>) {}

@@ -988,3 +988,35 @@ fn a_route_failing_for_an_hour_is_a_technical_alarm_with_its_restore() {
     assert!(restored, "{out:?}");
     assert!(!h.core.faults().any(|(f, _)| f == UnitFault::Route));
 }
+
+/// The pendant is told "help is coming" only once a receiving centre acknowledged its alarm,
+/// under the counter of its latest frame for it; never on the radio acknowledgement alone.
+#[test]
+fn the_pendant_is_told_help_is_coming_only_when_a_centre_has_the_alarm() {
+    let mut h = Harness::new(settings());
+    let told = |out: &[Output]| {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::TellPendantHelpComing { device, counter } => Some((*device, *counter)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let out = h.radio(1, RadioEventKind::Help);
+    assert!(told(&out).is_empty(), "{out:?}");
+    let d = single(&out);
+    // A second press while the first is on its way: the pendant now waits under its counter.
+    let again = h.radio(1, RadioEventKind::Help);
+    assert!(told(&again).is_empty(), "{again:?}");
+    let out = h.result(&d, failed("unreachable"));
+    assert!(
+        told(&out).is_empty(),
+        "a failed attempt says nothing: {out:?}"
+    );
+    let d = single(&out);
+    let out = h.result(&d, acked("centre"));
+    assert_eq!(told(&out), vec![(DeviceId(0xA001), 2)]);
+    // A technical alarm from the base has no pendant to tell.
+    let out = h.input(Input::Mains { present: false });
+    assert!(told(&out).is_empty());
+}

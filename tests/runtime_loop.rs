@@ -60,6 +60,7 @@ impl PendantAcks for Quiet {
     fn ack(&self, d: DeviceId, c: u32) {
         self.acks.lock().unwrap().push((d, c));
     }
+    fn help_coming(&self, _: DeviceId, _: u32) {}
 }
 impl CallControl for Quiet {
     fn start_call(&self, _: AlarmId, _: String, _: mpsc::Sender<Input>) {}

@@ -31,6 +31,9 @@ struct OpenAlarm {
     hold: Option<(RouteId, Timestamp)>,
     /// The routes of the latest attempts, so a late acknowledgement names its route.
     recent: VecDeque<(u32, RouteId)>,
+    /// The counter of the pendant's latest frame for this alarm: the pendant waits for word
+    /// that help is coming under it.
+    frame: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -681,6 +684,9 @@ impl Core {
             .map(|a| (a.alarm.id, a.phase));
         match open {
             Some((id, phase)) => {
+                if let Some(a) = self.alarms.get_mut(&id) {
+                    a.frame = Some(counter);
+                }
                 self.out(Output::Persist(Record::Repeated { alarm: id, at: now }));
                 self.out(Output::AckPendant {
                     device: device.id,
@@ -753,6 +759,7 @@ impl Core {
             frame,
         }));
         let personal = alarm.class() == AlarmClass::Personal;
+        let pendant = alarm.device.as_ref().map(|d| d.id);
         match window_until {
             Some(until) => {
                 let prompt = window_prompt(cause);
@@ -783,6 +790,9 @@ impl Core {
                     self.out(Output::Play(Prompt::CallingCentre));
                 }
             }
+        }
+        if let (Some(a), Some(_)) = (self.alarms.get_mut(&id), pendant) {
+            a.frame = frame;
         }
         id
     }
@@ -960,6 +970,13 @@ impl Core {
                     by,
                 }));
                 if open.alarm.class() == AlarmClass::Personal {
+                    // Only now may the pendant say that help is coming: its radio
+                    // acknowledgement meant only that the base has the alarm.
+                    if let (Some(device), Some(counter)) =
+                        (open.alarm.device.as_ref().map(|d| d.id), open.frame)
+                    {
+                        self.out(Output::TellPendantHelpComing { device, counter });
+                    }
                     self.out(Output::Play(Prompt::HelpComing));
                     self.out(Output::AutoAnswer {
                         until: now + self.settings.supervision.auto_answer_window,
@@ -1177,6 +1194,7 @@ impl OpenAlarm {
             ready_at: now,
             hold: None,
             recent: VecDeque::new(),
+            frame: None,
         }
     }
 }

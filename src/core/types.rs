@@ -1193,6 +1193,14 @@ pub enum Output {
         /// The counter of the frame being acknowledged.
         counter: u32,
     },
+    /// Tell the pendant that a receiving centre has its alarm, so it may say "help is coming"
+    /// (a radio acknowledgement means only that the base has it).
+    TellPendantHelpComing {
+        /// The pendant.
+        device: DeviceId,
+        /// The counter of its latest frame for the alarm.
+        counter: u32,
+    },
     /// Start a delivery attempt; the route answers with [`Input::Delivery`].
     Deliver(Delivery),
     /// Abandon a delivery attempt still running (a personal alarm needs the line).

@@ -102,6 +102,10 @@ pub struct PendantArgs {
     /// How long to wait for the acknowledgement of each transmission, milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub ack_wait_ms: u64,
+    /// After an alarm is acknowledged by radio, how long to keep listening for the base's word
+    /// that a receiving centre has it ("help is coming"), milliseconds; 0 does not wait.
+    #[arg(long, default_value_t = 0)]
+    pub help_wait_ms: u64,
     /// Send this many frames (for range tests), each a new event.
     #[arg(long, default_value_t = 1)]
     pub count: u32,
@@ -298,12 +302,18 @@ pub fn pendant(args: &PendantArgs) -> Result<ExitCode, RadioError> {
         let frame = cipher.seal_event(args.id, state.counter, event);
         let acked = send_until_acked(&peer, frame.as_bytes(), &cipher, args, state.counter)?;
         match acked {
-            Some(tries) => println!(
-                "pendant {} {} #{}: acknowledged after {tries} transmission(s): help is coming",
-                args.id,
-                event.as_str(),
-                state.counter
-            ),
+            Some(tries) => {
+                let what = format!("pendant {} {} #{}", args.id, event.as_str(), state.counter);
+                told_after_ack(
+                    &peer,
+                    &cipher,
+                    args,
+                    state.counter,
+                    event.is_alarm(),
+                    &what,
+                    tries,
+                )?;
+            }
             None => {
                 unanswered += 1;
                 println!(
@@ -379,9 +389,7 @@ fn replay(
             fall.event.score
         );
         match send_until_acked(peer, frame.as_bytes(), cipher, args, state.counter)? {
-            Some(tries) => {
-                println!("{what}: acknowledged after {tries} transmission(s): help is coming")
-            }
+            Some(tries) => told_after_ack(peer, cipher, args, state.counter, true, &what, tries)?,
             None => {
                 unanswered += 1;
                 println!(
@@ -428,6 +436,38 @@ fn pendant_key(
 
 /// Sends `frame`, retransmitting the same bytes until the ack comes; the number of
 /// transmissions it took, or `None`.
+/// What the pendant shows once the base acknowledged frame `counter`: "alarm received" (the
+/// base has it), then, for an alarm, "help is coming" only if the base says a receiving centre
+/// has it within `--help-wait-ms`.
+fn told_after_ack(
+    peer: &SimPeer,
+    cipher: &FrameCipher,
+    args: &PendantArgs,
+    counter: u32,
+    alarm: bool,
+    what: &str,
+    tries: u32,
+) -> Result<(), RadioError> {
+    if !alarm {
+        println!("{what}: acknowledged after {tries} transmission(s)");
+        return Ok(());
+    }
+    println!("{what}: acknowledged after {tries} transmission(s): alarm received");
+    if args.help_wait_ms > 0 {
+        let wait = Duration::from_millis(args.help_wait_ms);
+        if super::pendant::wait_help_coming(peer, cipher, args.id, counter, wait)? {
+            println!("{what}: the base says a centre has the alarm: help is coming");
+        } else {
+            println!(
+                "{what}: no word from the base within {} ms that a centre has the alarm \
+                 (the base keeps trying)",
+                args.help_wait_ms
+            );
+        }
+    }
+    Ok(())
+}
+
 fn send_until_acked(
     peer: &SimPeer,
     frame: &[u8],

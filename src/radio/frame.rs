@@ -68,6 +68,8 @@ pub enum FrameType {
     PairReveal,
     /// The base confirms the agreed key once the installer confirmed the code.
     PairDone,
+    /// The base tells the pendant that a receiving centre has its alarm.
+    HelpComing,
 }
 
 impl FrameType {
@@ -79,6 +81,7 @@ impl FrameType {
             FrameType::PairAccept => 3,
             FrameType::PairReveal => 4,
             FrameType::PairDone => 5,
+            FrameType::HelpComing => 6,
         }
     }
 
@@ -90,6 +93,7 @@ impl FrameType {
             3 => Some(FrameType::PairAccept),
             4 => Some(FrameType::PairReveal),
             5 => Some(FrameType::PairDone),
+            6 => Some(FrameType::HelpComing),
             _ => None,
         }
     }
@@ -102,7 +106,7 @@ impl FrameType {
             FrameType::PairRequest | FrameType::PairAccept | FrameType::PairReveal => {
                 len == PUBLIC_KEY_LEN
             }
-            FrameType::PairDone => len == TAG_LEN,
+            FrameType::PairDone | FrameType::HelpComing => len == TAG_LEN,
         }
     }
 
@@ -115,6 +119,7 @@ impl FrameType {
             FrameType::PairAccept => "pair-accept",
             FrameType::PairReveal => "pair-reveal",
             FrameType::PairDone => "pair-done",
+            FrameType::HelpComing => "help-coming",
         }
     }
 }
@@ -470,6 +475,7 @@ enum Direction {
     Uplink = 0,
     Downlink = 1,
     PairConfirm = 2,
+    HelpComing = 3,
 }
 
 fn nonce(device: DeviceId, counter: u32, direction: Direction) -> Nonce {
@@ -579,9 +585,42 @@ impl FrameCipher {
 
     /// Builds the base's acknowledgement of `counter` (the same bytes every time).
     pub fn seal_ack(&self, device: DeviceId, counter: u32) -> FrameBuf {
+        self.seal_notice(FrameType::Ack, Direction::Downlink, device, counter)
+    }
+
+    /// Checks an acknowledgement frame (what a pendant does), returning the counter acked.
+    pub fn open_ack<T: AsRef<[u8]>>(&self, frame: &Frame<T>) -> Result<u32, RadioError> {
+        self.open_notice(frame, FrameType::Ack, Direction::Downlink)
+    }
+
+    /// Builds the base's word that a receiving centre has the alarm of the pendant's frame
+    /// `counter`. Its own nonce direction keeps it apart from the acknowledgement of the
+    /// same counter, so neither can stand in for the other.
+    pub fn seal_help_coming(&self, device: DeviceId, counter: u32) -> FrameBuf {
+        self.seal_notice(
+            FrameType::HelpComing,
+            Direction::HelpComing,
+            device,
+            counter,
+        )
+    }
+
+    /// Checks a "help is coming" frame (what a pendant does), returning the counter it is for.
+    pub fn open_help_coming<T: AsRef<[u8]>>(&self, frame: &Frame<T>) -> Result<u32, RadioError> {
+        self.open_notice(frame, FrameType::HelpComing, Direction::HelpComing)
+    }
+
+    /// A downlink frame whose body is only the tag over its header.
+    fn seal_notice(
+        &self,
+        frame_type: FrameType,
+        direction: Direction,
+        device: DeviceId,
+        counter: u32,
+    ) -> FrameBuf {
         let mut out = FrameBuf::new(HEADER_LEN + TAG_LEN);
         let mut frame = out.frame_mut();
-        frame.set_control(VERSION, FrameType::Ack);
+        frame.set_control(VERSION, frame_type);
         frame.set_device(device);
         frame.set_counter(counter);
         let mut header = [0u8; HEADER_LEN];
@@ -589,7 +628,7 @@ impl FrameCipher {
         self.seal(
             device,
             counter,
-            Direction::Downlink,
+            direction,
             &header,
             &mut [],
             frame.body_mut(),
@@ -597,13 +636,17 @@ impl FrameCipher {
         out
     }
 
-    /// Checks an acknowledgement frame (what a pendant does), returning the counter acked.
-    pub fn open_ack<T: AsRef<[u8]>>(&self, frame: &Frame<T>) -> Result<u32, RadioError> {
-        if frame.frame_type() != FrameType::Ack {
+    fn open_notice<T: AsRef<[u8]>>(
+        &self,
+        frame: &Frame<T>,
+        frame_type: FrameType,
+        direction: Direction,
+    ) -> Result<u32, RadioError> {
+        if frame.frame_type() != frame_type {
             return Err(RadioError::UnexpectedFrame(frame.frame_type().as_str()));
         }
         self.verify_tag(
-            nonce(frame.device(), frame.counter(), Direction::Downlink),
+            nonce(frame.device(), frame.counter(), direction),
             frame.header(),
             frame.body(),
         )?;
@@ -727,6 +770,34 @@ mod tests {
             assert_eq!(frame.counter(), 42);
             assert_eq!(c.open_event(&frame).unwrap(), event);
         }
+    }
+
+    /// "Help is coming" is sealed apart from the acknowledgement of the same counter: an
+    /// acknowledgement relabelled as the notice, a notice under another key or for another
+    /// counter, is refused; the genuine one opens.
+    #[test]
+    fn help_coming_cannot_be_made_from_an_ack_or_another_key() {
+        let c = FrameCipher::new(&key(7));
+        let id = DeviceId(0xA1B2C3D4);
+        let notice = c.seal_help_coming(id, 42);
+        assert_eq!(notice.as_bytes().len(), HEADER_LEN + TAG_LEN);
+        let f = Frame::new_checked(notice.as_bytes()).unwrap();
+        assert_eq!(f.frame_type(), FrameType::HelpComing);
+        assert_eq!(c.open_help_coming(&f).unwrap(), 42);
+        assert!(c.open_ack(&f).is_err(), "a notice is no acknowledgement");
+
+        let ack = c.seal_ack(id, 42);
+        let f = Frame::new_checked(ack.as_bytes()).unwrap();
+        assert!(c.open_help_coming(&f).is_err());
+        let mut relabelled = ack.as_bytes().to_vec();
+        relabelled[0] = (relabelled[0] & 0xF0) | 6;
+        let f = Frame::new_checked(&relabelled[..]).unwrap();
+        assert_eq!(f.frame_type(), FrameType::HelpComing);
+        assert!(c.open_help_coming(&f).is_err(), "a relabelled ack");
+
+        let other = FrameCipher::new(&key(8)).seal_help_coming(id, 42);
+        let f = Frame::new_checked(other.as_bytes()).unwrap();
+        assert!(c.open_help_coming(&f).is_err(), "another key");
     }
 
     #[test]

@@ -120,6 +120,10 @@ enum Control {
         device: DeviceId,
         counter: u32,
     },
+    HelpComing {
+        device: DeviceId,
+        counter: u32,
+    },
     OpenPairing {
         length: Duration,
         replace: bool,
@@ -162,6 +166,13 @@ impl RadioHandle {
     pub fn ack(&self, device: DeviceId, counter: u32) -> Result<(), RadioError> {
         self.control
             .send(Control::Ack { device, counter })
+            .map_err(|_| RadioError::Stopped)
+    }
+
+    /// Tells a pendant that a receiving centre has the alarm of its frame `counter`.
+    pub fn help_coming(&self, device: DeviceId, counter: u32) -> Result<(), RadioError> {
+        self.control
+            .send(Control::HelpComing { device, counter })
             .map_err(|_| RadioError::Stopped)
     }
 
@@ -276,10 +287,18 @@ impl RadioLink {
         self.handle.ack(device, counter)
     }
 
+    /// Tells a pendant that a receiving centre has the alarm of its frame `counter`.
+    pub fn help_coming(&self, device: DeviceId, counter: u32) -> Result<(), RadioError> {
+        self.handle.help_coming(device, counter)
+    }
+
     /// Carries out `output` if it is for the radio; true if it was.
     pub fn handle_output(&self, output: &Output) -> Result<bool, RadioError> {
         match output {
             Output::AckPendant { device, counter } => self.ack(*device, *counter).map(|()| true),
+            Output::TellPendantHelpComing { device, counter } => {
+                self.help_coming(*device, *counter).map(|()| true)
+            }
             _ => Ok(false),
         }
     }
@@ -412,6 +431,7 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
         loop {
             match self.control.try_recv() {
                 Ok(Control::Ack { device, counter }) => self.ack(device, counter, false),
+                Ok(Control::HelpComing { device, counter }) => self.help_coming(device, counter),
                 Ok(Control::OpenPairing {
                     length,
                     replace,
@@ -609,6 +629,19 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
             info!(pendant = %device, counter, repeat, "acknowledged");
         } else {
             lock(&self.status).acks_over_budget += 1;
+        }
+    }
+
+    /// Tells a pendant that its alarm reached a receiving centre. One frame per acknowledged
+    /// alarm, so it may use the alarm reserve of the duty-cycle budget.
+    fn help_coming(&mut self, device: DeviceId, counter: u32) {
+        let Some(cipher) = self.gate.cipher(device) else {
+            warn!(pendant = %device, counter, "\"help is coming\" for an unknown pendant");
+            return;
+        };
+        let frame = cipher.seal_help_coming(device, counter);
+        if self.transmit(frame.as_bytes(), Priority::Alarm) {
+            info!(pendant = %device, counter, "told the pendant help is coming");
         }
     }
 

@@ -50,6 +50,35 @@ pub fn send_until_acked(
     Ok(None)
 }
 
+/// After its alarm was acknowledged by radio, waits up to `wait` for the base's word that a
+/// receiving centre has it: a "help is coming" frame for `counter`, sealed with the pendant's
+/// key. Anything else heard meanwhile (another pendant's frames, a forged or replayed notice)
+/// is ignored. True if the word came.
+pub fn wait_help_coming(
+    peer: &SimPeer,
+    cipher: &FrameCipher,
+    id: DeviceId,
+    counter: u32,
+    wait: Duration,
+) -> Result<bool, RadioError> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let Some(bytes) = peer.receive(left)? else {
+            return Ok(false);
+        };
+        let Ok(f) = Frame::new_checked(&bytes[..]) else {
+            continue;
+        };
+        if f.device() == id && cipher.open_help_coming(&f).ok() == Some(counter) {
+            return Ok(true);
+        }
+    }
+}
+
 /// A fall the pendant's detector reported while a trial played.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DetectedFall {
@@ -146,6 +175,12 @@ impl SimPendant {
     /// The last counter used.
     pub fn counter(&self) -> u32 {
         self.counter
+    }
+
+    /// Listens up to `wait` for the base's word that a centre has the alarm of the last frame
+    /// sent; true if it came (the pendant then says "help is coming").
+    pub fn help_coming(&self, wait: Duration) -> Result<bool, RadioError> {
+        wait_help_coming(&self.peer, &self.cipher, self.id, self.counter, wait)
     }
 
     /// Sends `event` as a new frame, retransmitting up to 3 times; the number of

@@ -871,7 +871,8 @@ async fn watch_call_route_fit(
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let mut caps = modem.capabilities_watch();
-    let mut told: Option<Option<String>> = None;
+    // Every route starts in the plan: only a change needs telling.
+    let mut told: Option<String> = None;
     loop {
         let now = *caps.borrow_and_update();
         if let Some(c) = now {
@@ -879,7 +880,7 @@ async fn watch_call_route_fit(
                 CallRoute::ContactId => c.contact_id_blocker(),
                 CallRoute::Voice => c.voice_call_blocker(),
             };
-            if told.as_ref() != Some(&why) {
+            if told != why {
                 if let Some(w) = &why {
                     tracing::warn!(route = route.0, why = %w, "route cannot work on this module: left out of the plan");
                 }
@@ -893,7 +894,7 @@ async fn watch_call_route_fit(
                 {
                     return;
                 }
-                told = Some(why);
+                told = why;
             }
         }
         if caps.changed().await.is_err() {
@@ -953,6 +954,17 @@ impl PendantAcks for RadioSlot {
                 }
             }
             None => tracing::warn!(pendant = %device, "no radio: acknowledgement not sent"),
+        }
+    }
+
+    fn help_coming(&self, device: DeviceId, counter: u32) {
+        match self.get() {
+            Some(radio) => {
+                if let Err(e) = radio.help_coming(device, counter) {
+                    tracing::error!(pendant = %device, error = %e, "\"help is coming\" not sent");
+                }
+            }
+            None => tracing::warn!(pendant = %device, "no radio: \"help is coming\" not sent"),
         }
     }
 }

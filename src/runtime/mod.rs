@@ -58,6 +58,8 @@ pub trait VoiceOut: Send + Sync + 'static {
 pub trait PendantAcks: Send + Sync + 'static {
     /// Acknowledges a frame so the pendant stops retransmitting.
     fn ack(&self, device: DeviceId, counter: u32);
+    /// Tells the pendant that a receiving centre has the alarm of its frame `counter`.
+    fn help_coming(&self, device: DeviceId, counter: u32);
 }
 
 /// Pairing pendants through the running unit (`vigil pair`).
@@ -401,6 +403,9 @@ impl Unit {
                 Output::StopListening => self.adapters.voice.stop_listening(),
                 Output::AckPendant { device, counter } => {
                     self.adapters.pendants.ack(*device, *counter)
+                }
+                Output::TellPendantHelpComing { device, counter } => {
+                    self.adapters.pendants.help_coming(*device, *counter)
                 }
                 Output::Deliver(delivery) => self.start_delivery(delivery.clone()),
                 Output::AbortDelivery { alarm, attempt } => {

@@ -185,6 +185,9 @@ impl Timeline {
             Output::AckPendant { device, counter } => {
                 format!("radio    acknowledged frame {counter} to pendant {device}")
             }
+            Output::TellPendantHelpComing { device, counter } => {
+                format!("radio    told pendant {device} that help is coming (frame {counter})")
+            }
             Output::Deliver(d) => format!(
                 "route    alarm {} attempt {} -> {}",
                 d.alarm.id,
