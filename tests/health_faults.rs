@@ -108,3 +108,24 @@ async fn a_unit_that_cannot_speak_reports_its_audio_lost() {
         .await;
     unit.stop().await;
 }
+
+/// A SCAIP route that cannot register (here its proxy is nowhere to be found) for five
+/// minutes is a technical alarm: the centre hears of it by another route, not only the log.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_scaip_route_unregistered_for_five_minutes_is_a_technical_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut unit = run(&site_without_modem(dir.path()), AudioChoice::Mute).await;
+    let started = tokio::time::Instant::now();
+    let at = unit
+        .raised(
+            AlarmCause::Fault(UnitFault::Registration),
+            Duration::from_secs(10 * 60),
+        )
+        .await;
+    assert!(
+        at - started >= Duration::from_secs(5 * 60),
+        "not before the grace time: after {:?}",
+        at - started
+    );
+    unit.stop().await;
+}

@@ -152,11 +152,20 @@ pub async fn assemble_with_clock(
     let mut unit = Unit::new(core, journal, adapters, clock.clone());
     // IP routes start (and register with their centre) now, so the first alarm does not wait
     // for it; then their health is followed.
+    let unregistered = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
     for (i, (lazy, route)) in lazies.iter().zip(&config.routes).enumerate() {
         if !route.kind().uses_modem() {
             tasks.push(tokio::spawn(watch_route_health(
                 lazy.clone(),
                 crate::core::RouteId(i),
+                unit.inputs(),
+            )));
+        }
+        if route.kind() == crate::core::RouteKind::Scaip {
+            tasks.push(tokio::spawn(watch_registration(
+                lazy.clone(),
+                crate::core::RouteId(i),
+                unregistered.clone(),
                 unit.inputs(),
             )));
         }
@@ -837,6 +846,90 @@ macro_rules! transport_for {
 
 transport_for!(crate::centre::scaip::ScaipLink, health);
 transport_for!(crate::centre::dc09::Dc09Link, health);
+
+/// How long a SCAIP route may stay unregistered before it is a fault of the unit.
+const REGISTRATION_GRACE: Duration = Duration::from_secs(5 * 60);
+
+/// Follows a SCAIP route's registration: unregistered (or not even started) for
+/// [`REGISTRATION_GRACE`] is a technical alarm, [`UnitFault::Registration`], restored when
+/// every SCAIP route is registered again. `unregistered` holds the SCAIP routes reported, so
+/// that two routes share the one fault.
+async fn watch_registration(
+    lazy: Arc<Lazy>,
+    route: crate::core::RouteId,
+    unregistered: Arc<Mutex<std::collections::BTreeSet<crate::core::RouteId>>>,
+    inputs: mpsc::Sender<Input>,
+) {
+    let fault = |active: bool| Input::Fault {
+        fault: UnitFault::Registration,
+        active,
+    };
+    let since = tokio::time::Instant::now();
+    // A route that cannot even start (its proxy's name does not resolve, its port is taken)
+    // is as unregistered as one whose REGISTER goes unanswered.
+    let transport = loop {
+        match lazy.ensure_started().await {
+            Ok(t) => break t,
+            Err(_) => {
+                // The core raises the fault once, however many routes report it.
+                if since.elapsed() >= REGISTRATION_GRACE
+                    && lock_set(&unregistered).insert(route)
+                    && inputs.send(fault(true)).await.is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+        }
+    };
+    let Some(mut health) = transport.health() else {
+        return;
+    };
+    // Not registered yet at start: the grace time runs from then.
+    let mut down_since = Some(since);
+    loop {
+        if *health.borrow_and_update() {
+            down_since = None;
+            let cleared = {
+                let mut set = lock_set(&unregistered);
+                set.remove(&route) && set.is_empty()
+            };
+            if cleared && inputs.send(fault(false)).await.is_err() {
+                return;
+            }
+            if health.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let start = *down_since.get_or_insert_with(tokio::time::Instant::now);
+        if lock_set(&unregistered).contains(&route) {
+            // Reported: wait for it to come back.
+            if health.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            changed = health.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            () = tokio::time::sleep_until(start + REGISTRATION_GRACE) => {
+                // The core raises the fault once, however many routes report it.
+                lock_set(&unregistered).insert(route);
+                if inputs.send(fault(true)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn lock_set<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A route that calls over the module and needs the module to hear its acknowledgement.
 #[derive(Clone, Copy)]
