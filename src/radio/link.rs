@@ -260,6 +260,7 @@ impl RadioLink {
             inputs: input_tx,
             control: control_rx,
             status: status.clone(),
+            epoch: (Timestamp::now(), Instant::now()),
         };
         let worker = std::thread::Builder::new()
             .name("radio".into())
@@ -367,9 +368,19 @@ struct Worker<T, S: PendantStore> {
     inputs: mpsc::Sender<Input>,
     control: std_mpsc::Receiver<Control>,
     status: Arc<Mutex<LinkStatus>>,
+    /// The link's time: the wall time at its start plus monotonic time since. The duty-cycle
+    /// budget, jamming windows and pairing windows run on it, so a step of the wall clock
+    /// (NTP at boot on a Pi with no real-time clock) neither withholds acknowledgements for
+    /// an hour nor cuts a pairing window.
+    epoch: (Timestamp, Instant),
 }
 
 impl<T: Transceiver, S: PendantStore> Worker<T, S> {
+    /// Now on the link's monotonic time line.
+    fn now(&self) -> Timestamp {
+        self.epoch.0 + self.epoch.1.elapsed()
+    }
+
     fn run(&mut self) -> Result<(), RadioError> {
         let mut last_sample: Option<Instant> = None;
         loop {
@@ -400,7 +411,7 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
                     Ok(rssi) => {
                         self.failing_since = None;
                         lock(&self.status).channel_rssi_dbm = Some(rssi);
-                        if let Some(active) = self.jamming.sample(Timestamp::now(), rssi) {
+                        if let Some(active) = self.jamming.sample(self.now(), rssi) {
                             lock(&self.status).jamming = active;
                             self.raise(Input::Jamming { active })?;
                         }
@@ -411,7 +422,7 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
             if self.refusals_logged.is_some() {
                 self.summarise_refusals();
             }
-            if self.pairing_reports.is_some() && !self.pairing.is_open(Timestamp::now()) {
+            if self.pairing_reports.is_some() && !self.pairing.is_open(self.now()) {
                 self.pairing.close();
                 if let Some(r) = self.pairing_reports.take() {
                     let _ = r.send(PairingReport::Closed);
@@ -438,7 +449,7 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
                     reports,
                 }) => {
                     self.pairing
-                        .open(Timestamp::now(), length, replace, self.pairing_min_rssi);
+                        .open(self.now(), length, replace, self.pairing_min_rssi);
                     self.pairing_reports = Some(reports);
                 }
                 Ok(Control::ConfirmPairing { code, reply }) => {
@@ -474,7 +485,7 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
     }
 
     fn frame(&mut self, bytes: &[u8], rssi: Option<i16>) -> Result<(), RadioError> {
-        let now = Timestamp::now();
+        let now = self.now();
         if let Ok(f) = Frame::new_checked(bytes) {
             if matches!(
                 f.frame_type(),
@@ -482,7 +493,7 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
             ) {
                 // A window opened while this frame was on its way must count.
                 self.drain_control();
-                self.pairing_frame(Timestamp::now(), bytes, rssi);
+                self.pairing_frame(self.now(), bytes, rssi);
                 return Ok(());
             }
         }
@@ -598,7 +609,7 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
 
     /// The installer's code: stores the pendant and its key, then tells the pendant.
     fn confirm_pairing(&mut self, code: PairingCode) -> Result<DeviceId, String> {
-        let c = self.pairing.confirm(Timestamp::now(), code)?;
+        let c = self.pairing.confirm(self.now(), code)?;
         if let Err(e) = self.gate.add_paired(c.device, &c.key) {
             self.pairing.close();
             return Err(format!("pendant {} could not be stored: {e}", c.device));
@@ -647,7 +658,7 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
 
     /// Transmits if the duty-cycle budget allows; false if it did not go out.
     fn transmit(&mut self, bytes: &[u8], priority: Priority) -> bool {
-        let now = Timestamp::now();
+        let now = self.now();
         if !self
             .duty
             .try_spend(now, airtime(bytes.len(), BIT_RATE), priority)
