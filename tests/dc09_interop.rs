@@ -463,3 +463,46 @@ async fn iobroker_wrong_key_is_refused_with_a_reason() {
     );
     assert_eq!(events.len(), 1, "one transmission: {events:#?}");
 }
+
+/// The unit's clock still at 1970 (a Pi before NTP): ioBroker's receiver refuses the frame as
+/// too old with a NAK carrying its own time; on a plain link the unit takes that time and
+/// resends, and the alarm is acknowledged in the same attempt. (On an encrypted link only a
+/// NAK that decrypts may move the clock, and this receiver NAKs in clear.)
+#[cfg_attr(
+    not(vigil_has_iobroker_sia),
+    ignore = "iobroker.sia is not installed: npm install -g iobroker.sia@2.0.4"
+)]
+#[tokio::test]
+async fn iobroker_sets_a_1970_clock_right_with_its_nak() {
+    let Some(node_path) = iobroker_sia_or_skip() else {
+        return;
+    };
+    let r = start_iobroker(&node_path, Dc09Protocol::Tcp, None);
+    let route = Dc09Route {
+        receiver: format!("127.0.0.1:{}", r.port),
+        protocol: Dc09Protocol::Tcp,
+        receiver_number: "1".into(),
+        line_prefix: "1".into(),
+        key: None,
+        answer_timeout: Duration::from_secs(5),
+        link_test: Duration::ZERO,
+        payload: Dc09Payload::AdmCid,
+    };
+    let link = Dc09Link::start("dc09", &route, "1234", Dc09Payload::AdmCid)
+        .await
+        .expect("link starts");
+    let since_1970 = Timestamp::now().as_millis() as i64 - 30_000;
+    link.skew_clock(-since_1970).await;
+    let result = link.deliver(&delivery()).await;
+    let mut events = Vec::new();
+    while let Ok(line) = r.events.recv_timeout(Duration::from_millis(800)) {
+        events.push(line);
+    }
+    assert!(
+        matches!(result, DeliveryResult::Acked { .. }),
+        "{result:?}; the receiver saw {events:#?}"
+    );
+    assert_eq!(events.len(), 2, "refused once, then taken: {events:#?}");
+    assert!(events[0].contains("refused"), "{}", events[0]);
+    assert!(events[1].contains("\"account\":\"1234\""), "{}", events[1]);
+}

@@ -636,3 +636,25 @@ async fn a_failed_route_is_probed_and_reported_up_when_it_answers() {
         "the probe reached the receiver"
     );
 }
+
+/// A Raspberry Pi boots at 1970 until NTP steps its clock. An alarm raised before the step
+/// goes out with a 1970 timestamp: the receiver refuses it with an encrypted NAK that carries
+/// its own time, and the unit resends at once on the receiver's clock.
+#[tokio::test]
+async fn a_unit_booted_at_1970_is_set_right_by_the_receivers_nak() {
+    let r = receiver(Dc09Protocol::Tcp, Some(AES256)).await;
+    let l = link(&r, Dc09Protocol::Tcp, Some(AES256)).await;
+    let since_1970 = vigil::core::Timestamp::now().as_millis() as i64 - 30_000;
+    l.skew_clock(-since_1970).await;
+    assert_acked(&l.deliver(&delivery(AlarmCause::Help)).await);
+    let got = r.received();
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let first = got[0].frame.as_ref().unwrap();
+    assert_eq!(
+        first.timestamp.map(|t| t.and_utc().timestamp() / 86_400),
+        Some(0),
+        "the first frame carried the 1970 clock"
+    );
+    assert_eq!(got[0].answered, Some(MessageId::Nak));
+    assert_eq!(got[1].answered, Some(MessageId::Ack));
+}

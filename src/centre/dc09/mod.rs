@@ -478,11 +478,16 @@ impl Sender {
                 }
                 MessageId::Nak => {
                     naks += 1;
-                    // Only a NAK that decrypted with the link's key can move the unit's DC-09
-                    // clock: a NAK in clear (on a plain link, or a clear one on an encrypted
-                    // link) could come from anyone on the path, who would then steer the
-                    // timestamps towards a recorded ACK's. A clear NAK is a rejection only.
-                    let trusted = self.key.is_some() && reply.encrypted;
+                    // On an encrypted link only a NAK that decrypted with the link's key can
+                    // move the unit's DC-09 clock: a NAK in clear could come from anyone on the
+                    // path, who would then steer the timestamps towards a recorded ACK's. A
+                    // plain link has no such ACK check to protect (anyone on its path could
+                    // forge its ACK outright), and every NAK on it is clear: there the NAK's
+                    // time is taken, so a unit whose clock is still at 1970 gets through.
+                    let trusted = match self.key {
+                        Some(_) => reply.encrypted,
+                        None => !reply.encrypted,
+                    };
                     if !trusted {
                         tracing::warn!(route = %self.route, seq,
                             "DC-09 NAK in clear: not taken as the receiver's time");
