@@ -676,7 +676,8 @@ async fn a_slow_sms_submission_loses_no_part() {
     assert!(delivered, "every part arrived: {r:?}");
 }
 
-/// A SIMCom SIM7600 in place of the Quectel module, at production timing: the unit recognises
+/// A SIMCom SIM7600 in place of the Quectel module, at production timing (the unit's, the
+/// module's and the network's): the unit recognises
 /// it, speaks with its `AT+CTTS` (sent to the far end with `AT+CDTAM=1`), hears the accept key
 /// as `+RXDTMF`, and the voice route is acknowledged. The module hears no single tones, so
 /// the unit knows a Contact ID route cannot work on it. Before, the unit sent Quectel's
@@ -686,10 +687,11 @@ async fn a_slow_sms_submission_loses_no_part() {
 async fn a_simcom_module_takes_a_voice_alarm_at_production_timing() {
     let mut config = SimConfig::new(UNIT_NO);
     config.model = vigil::modem::sim::Model::SimcomSim7600;
+    config.timing = vigil::modem::sim::SimTiming::real();
     config.network = vigil::modem::network::NetTiming::real();
     let w = SimWorld::start(config).expect("pty");
     let m = modem_with(&w, vigil::modem::Timing::real());
-    m.wait_usable(Duration::from_secs(30))
+    m.wait_usable(Duration::from_secs(60))
         .await
         .expect("usable");
     let caps = m.capabilities().expect("init has recognised the module");
@@ -769,4 +771,39 @@ async fn a_simcom_module_takes_dtmf_only_comma_separated() {
             .expect("the profile's form is taken");
     }
     line.hang_up().await;
+}
+
+/// Contact ID on the Quectel module with everything at production timing: the unit's
+/// timeouts and `+CLCC` poll, the module's boot, digits and tone reports, the network's
+/// ringing and the receiver's handshake and kissoff. Two alarms in a row both get through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_id_at_production_timing_twice_in_a_row() {
+    let mut config = SimConfig::new(UNIT_NO);
+    config.timing = vigil::modem::sim::SimTiming::real();
+    config.network = vigil::modem::network::NetTiming::real();
+    let w = SimWorld::start(config).expect("pty");
+    let m = modem_with(&w, vigil::modem::Timing::real());
+    m.wait_usable(Duration::from_secs(60))
+        .await
+        .expect("usable");
+    w.network.add(CID, Party::Centre(CidCentre::working()));
+    let route = ContactIdCall::new(
+        m.clone(),
+        &ContactIdRoute { number: CID.into() },
+        &unit("Anna"),
+    );
+    for n in 1..=2 {
+        let r = route.deliver(&delivery(AlarmCause::Fall)).await;
+        assert!(
+            matches!(r, DeliveryResult::Acked { .. }),
+            "alarm {n}: {r:?}"
+        );
+    }
+    let valid = w
+        .network
+        .records()
+        .into_iter()
+        .filter(|r| matches!(r, Record::CidMessage { valid: true, .. }))
+        .count();
+    assert_eq!(valid, 2);
 }

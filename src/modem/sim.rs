@@ -111,6 +111,22 @@ pub struct SimTiming {
 }
 
 impl SimTiming {
+    /// Delays as a real module gives them: `RDY` some 12 s after power-on (the EC25 and
+    /// SIM7600 hardware guides give 10–16 s), registration a few seconds after the SIM is
+    /// ready, an SMS submission's network round trip of 3 s, a DTMF digit of `AT+VTS` as 100 ms
+    /// of tone (`AT+VTD` default 1, in tenths of a second) and a pause, an announcement of
+    /// about 8 s, `RING` every 5 s (a European ring cycle).
+    pub fn real() -> SimTiming {
+        SimTiming {
+            boot: Duration::from_secs(12),
+            registration: Duration::from_secs(3),
+            cmgs: Duration::from_secs(3),
+            dtmf_digit: Duration::from_millis(150),
+            tts: Duration::from_secs(8),
+            ring_repeat: Duration::from_secs(5),
+        }
+    }
+
     /// Short delays for tests and the demo.
     pub fn fast() -> SimTiming {
         SimTiming {
@@ -1477,7 +1493,8 @@ pub struct SimArgs {
     /// Number of a Contact ID receiving centre.
     #[arg(long, default_value = "+46700000030")]
     pub centre: String,
-    /// Short delays (a phone picked up in 60 ms) instead of a real network's (4 s of ringing).
+    /// Short delays (a phone picked up in 60 ms) instead of a real module's and network's (12 s
+    /// to boot, 4 s of ringing).
     #[arg(long)]
     pub fast: bool,
     /// The module to simulate: `quectel` (EC25) or `simcom` (SIM7600).
@@ -1502,6 +1519,7 @@ impl SimArgs {
         cfg.model = self.model;
         cfg.pin = self.pin.clone();
         if !self.fast {
+            cfg.timing = SimTiming::real();
             cfg.network = super::network::NetTiming::real();
         }
         let w = SimWorld::start(cfg)?;
