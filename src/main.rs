@@ -64,6 +64,10 @@ enum Command {
         /// How long to wait for the test report's acknowledgement, in seconds.
         #[arg(long, default_value_t = 90)]
         wait: u64,
+        /// Whether the base's test prompt was heard (yes/no), for scripts; on a terminal the
+        /// check asks.
+        #[arg(long, value_parser = parse_yes_no)]
+        heard: Option<bool>,
     },
     /// Run the base unit on simulated hardware through a scripted alarm scenario.
     Demo {
@@ -128,7 +132,8 @@ fn main() -> ExitCode {
             config,
             no_test_call,
             wait,
-        } => located(config).map(|c| install_check(&c, no_test_call, wait)),
+            heard,
+        } => located(config).map(|c| install_check(&c, no_test_call, wait, heard)),
         Command::Status { config } => located(config).and_then(|c| ask(&c, "status")),
         Command::TestCall {
             config,
@@ -239,13 +244,33 @@ fn test_call(config: &std::path::Path, wait: u64) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn install_check(config: &std::path::Path, no_test_call: bool, wait: u64) -> ExitCode {
-    use vigil::runtime::install_check::{render, run, Level, Options};
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "y" => Ok(true),
+        "no" | "n" => Ok(false),
+        other => Err(format!("`{other}`: say yes or no")),
+    }
+}
+
+fn install_check(
+    config: &std::path::Path,
+    no_test_call: bool,
+    wait: u64,
+    heard: Option<bool>,
+) -> ExitCode {
+    use std::io::IsTerminal;
+    use vigil::runtime::install_check::{render, run, Heard, Level, Options};
+    let heard = match heard {
+        Some(h) => Heard::Answered(h),
+        None if std::io::stdin().is_terminal() => Heard::Ask,
+        None => Heard::Unknown,
+    };
     let checks = run(
         config,
         &Options {
             test_call: !no_test_call,
             wait: std::time::Duration::from_secs(wait),
+            heard,
         },
     );
     print!("{}", render(&checks));

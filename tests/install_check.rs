@@ -100,6 +100,12 @@ async fn a_working_site_is_green_with_the_test_report_acknowledged() {
     assert_eq!(line(&table, "audio").map(|l| l.0), Some("AMBER"), "{table}");
     assert!(fix_of(&table, "audio").is_some(), "{table}");
     assert!(table.contains("No red"), "{table}");
+    // Without a loudspeaker there is nothing to listen for.
+    assert_eq!(
+        line(&table, "prompt heard").map(|l| l.0),
+        Some("AMBER"),
+        "{table}"
+    );
     unit.terminate(Duration::from_secs(15)).await;
 }
 
@@ -254,5 +260,57 @@ async fn test_call_follows_the_report_to_its_acknowledgement() {
             .is_some_and(|l| l.contains("acknowledged via arc-dc09")),
         "{said}"
     );
+    unit.terminate(Duration::from_secs(15)).await;
+}
+
+/// The audio step: the base plays its test prompt at the configured volume and the installer
+/// says whether it was heard. Heard is green; not heard is red, with what to do; nobody at a
+/// terminal to ask is amber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_installer_says_whether_the_base_was_heard() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = SimSite::start(dir.path(), SiteOptions::default())
+        .await
+        .unwrap();
+    let log = dir.path().join("vigil.log");
+    let sounds = dir.path().join("sounds-played");
+    std::fs::create_dir_all(&sounds).unwrap();
+    let unit = VigilProcess::start_with_sound(&site, &log, &sounds).await;
+    let check = |extra: &'static [&'static str]| {
+        let config = site.config_path.clone();
+        tokio::task::spawn_blocking(move || install_check(&config, extra))
+    };
+    let (_, table) = check(&["--no-test-call"]).await.unwrap();
+    assert_eq!(line(&table, "audio").map(|l| l.0), Some("GREEN"), "{table}");
+    assert_eq!(
+        line(&table, "prompt heard").map(|l| l.0),
+        Some("AMBER"),
+        "{table}"
+    );
+    let (ok, table) = check(&["--no-test-call", "--heard", "yes"]).await.unwrap();
+    assert_eq!(
+        line(&table, "prompt heard").map(|l| l.0),
+        Some("GREEN"),
+        "{table}"
+    );
+    assert!(ok, "{table}");
+    let (ok, table) = check(&["--no-test-call", "--heard", "no"]).await.unwrap();
+    assert!(!ok, "a base nobody hears fails the check: {table}");
+    assert_eq!(
+        line(&table, "prompt heard").map(|l| l.0),
+        Some("RED"),
+        "{table}"
+    );
+    assert!(
+        fix_of(&table, "prompt heard").is_some_and(|f| f.contains("volume")),
+        "{table}"
+    );
+    // The unit played it (a prompt asked for again while it plays is not queued twice).
+    let played = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("prompt playing") && l.contains("test_call"))
+        .count();
+    assert!(played >= 1, "{}", log_tail(&log));
     unit.terminate(Duration::from_secs(15)).await;
 }

@@ -44,6 +44,8 @@ pub enum ControlRequest {
         /// Lines for the installer; dropped when the window is over.
         lines: mpsc::Sender<String>,
     },
+    /// Play the test prompt at the base, for the installer to listen for.
+    PlayCheck(oneshot::Sender<String>),
     /// The installer confirms the code a pendant shows.
     PairConfirm {
         /// The code typed.
@@ -205,6 +207,7 @@ async fn answer(
     let request = match verb {
         "status" => Some(ControlRequest::Status(reply_tx)),
         "test-call" => Some(ControlRequest::TestCall(reply_tx)),
+        "play-check" => Some(ControlRequest::PlayCheck(reply_tx)),
         "pair-confirm" => match words
             .next()
             .and_then(crate::radio::pairing::PairingCode::parse)
@@ -219,7 +222,7 @@ async fn answer(
     };
     let text = match request {
         None => format!(
-            "unknown command `{}`; known: status, test-call, pair, pair-confirm\n",
+            "unknown command `{}`; known: status, test-call, play-check, pair, pair-confirm\n",
             line.trim()
         ),
         Some(r) => {

@@ -72,6 +72,20 @@ pub struct Options {
     pub test_call: bool,
     /// How long to wait for the test report's acknowledgement.
     pub wait: Duration,
+    /// Whether the installer heard the base's test prompt: asked on a terminal, given with
+    /// `--heard` in a script, or unknown.
+    pub heard: Heard,
+}
+
+/// How the installer's answer to "did you hear the base?" is had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// Ask on the terminal once the prompt plays.
+    Ask,
+    /// Already answered (`--heard yes|no`).
+    Answered(bool),
+    /// Nobody to ask (not a terminal): the prompt plays, unconfirmed.
+    Unknown,
 }
 
 impl Default for Options {
@@ -79,6 +93,7 @@ impl Default for Options {
         Options {
             test_call: true,
             wait: Duration::from_secs(90),
+            heard: Heard::Unknown,
         }
     }
 }
@@ -147,10 +162,76 @@ pub fn run(path: &Path, options: &Options) -> Vec<Check> {
         }
     };
     checks.extend(from_status(&status));
+    let audio = checks
+        .iter()
+        .find(|c| c.what == "audio")
+        .map(|c| (c.level, c.found.clone()));
+    checks.push(match audio {
+        // Without a working output there is nothing to listen for.
+        Some((level, found)) if level != Level::Green => {
+            Check::new("prompt heard", level, format!("not played: {found}"))
+                .fix("make the audio check green first")
+        }
+        _ => listen(
+            rt.block_on(super::control::request(&config.data_dir, "play-check")),
+            options.heard,
+        ),
+    });
     if options.test_call {
         checks.extend(rt.block_on(test_call(&config, options.wait)));
     }
     checks
+}
+
+/// The audio step: the unit plays its test prompt at the configured volume, and the installer
+/// says whether it was heard at the base.
+fn listen(played: Result<String, super::control::ControlError>, heard: Heard) -> Check {
+    const FIX: &str =
+        "turn [unit] volume up, check the loudspeaker's cable and audio.output_device, \
+                       then run this check again";
+    if let Err(e) = played {
+        return Check::new(
+            "prompt heard",
+            Level::Red,
+            format!("the unit did not play it: {e}"),
+        )
+        .fix(FIX);
+    }
+    let answer = match heard {
+        Heard::Answered(a) => Some(a),
+        Heard::Unknown => None,
+        Heard::Ask => {
+            use std::io::Write;
+            print!(
+                "Listen at the base: it says \"Test call in progress.\" Did you hear it? [y/n] "
+            );
+            let _ = std::io::stdout().flush();
+            let mut line = String::new();
+            match std::io::stdin().read_line(&mut line) {
+                Ok(n) if n > 0 => Some(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")),
+                _ => None,
+            }
+        }
+    };
+    match answer {
+        Some(true) => Check::new(
+            "prompt heard",
+            Level::Green,
+            "the installer heard the base's test prompt",
+        ),
+        Some(false) => Check::new(
+            "prompt heard",
+            Level::Red,
+            "the base played its test prompt and nobody heard it: the person would not hear an alarm prompt",
+        )
+        .fix(FIX),
+        None => Check::new(
+            "prompt heard",
+            Level::Amber,
+            "the test prompt played; nobody confirmed hearing it (not run on a terminal)",
+        )
+        .fix("run `vigil install-check` on a terminal beside the base and answer, or pass --heard yes|no"),
+    }
 }
 
 /// The checks that the unit's own status shows.

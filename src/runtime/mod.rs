@@ -325,6 +325,12 @@ impl Unit {
                             self.core.handle(now, Input::TestRequest);
                             let _ = reply.send("test report raised; follow it with `vigil log`\n".into());
                         }
+                        control::ControlRequest::PlayCheck(reply) => {
+                            // Played like any prompt, at the configured volume: what the
+                            // person will hear in an alarm.
+                            self.adapters.voice.play(Prompt::TestCall);
+                            let _ = reply.send("playing the test prompt at the base\n".into());
+                        }
                         control::ControlRequest::Pair { replace, window, lines } => match &self.pairing {
                             Some(desk) => desk.open(replace, window, lines, self.inputs_tx.clone()),
                             None => {

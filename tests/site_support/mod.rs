@@ -323,6 +323,17 @@ impl VigilProcess {
 
     /// As [`VigilProcess::start`], logging at `level` (a `VIGIL_LOG` filter).
     pub async fn start_logging(site: &SimSite, log: &Path, level: &str) -> VigilProcess {
+        VigilProcess::start_with(site, log, level, &["--no-audio"]).await
+    }
+
+    /// As [`VigilProcess::start`], with its prompts played into WAV files in `sound_dir`
+    /// (`--simulated-audio`): a unit whose loudspeaker works.
+    pub async fn start_with_sound(site: &SimSite, log: &Path, sound_dir: &Path) -> VigilProcess {
+        let dir = sound_dir.display().to_string();
+        VigilProcess::start_with(site, log, "info", &["--simulated-audio", &dir]).await
+    }
+
+    async fn start_with(site: &SimSite, log: &Path, level: &str, audio: &[&str]) -> VigilProcess {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -333,7 +344,7 @@ impl VigilProcess {
             .arg("run")
             .arg("--config")
             .arg(&site.config_path)
-            .arg("--no-audio")
+            .args(audio)
             .arg("--fast-modem")
             .env("VIGIL_LOG", level)
             .stdin(std::process::Stdio::null())
