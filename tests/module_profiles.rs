@@ -53,6 +53,12 @@ async fn on_a_simcom_module_a_contact_id_route_is_reported_and_left_out() {
     };
     assert!(said.contains("1400/2300 Hz"), "{said}");
     assert!(
+        said.contains(
+            "module:      SIMCom: speaks into calls yes, hears DTMF yes, hears Contact ID tones NO"
+        ),
+        "{said}"
+    );
+    assert!(
         !said.contains("daughter: CANNOT WORK"),
         "the voice route works on this module: {said}"
     );

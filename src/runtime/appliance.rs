@@ -1145,12 +1145,23 @@ impl StatusReport for ModemStatus {
                     RegStatus::NotSearching => "NOT REGISTERED (not searching)",
                     RegStatus::Unknown => "registration unknown",
                 };
-                vec![match m.status() {
+                let mut lines = vec![match m.status() {
                     Status::Starting => "modem:       starting".to_string(),
                     Status::Ready => format!("modem:       ready, {network}"),
                     Status::Recovering(why) => format!("modem:       RECOVERING ({why})"),
                     Status::Failed(why) => format!("modem:       FAULT ({why})"),
-                }]
+                }];
+                if let Some(c) = m.capabilities() {
+                    let yes_no = |b: bool| if b { "yes" } else { "NO" };
+                    lines.push(format!(
+                        "module:      {}: speaks into calls {}, hears DTMF {}, hears Contact ID tones {}",
+                        c.profile.name(),
+                        yes_no(c.speaks),
+                        yes_no(c.hears_dtmf),
+                        yes_no(c.hears_tones)
+                    ));
+                }
+                lines
             }
         }
     }

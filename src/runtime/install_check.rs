@@ -255,6 +255,15 @@ pub fn from_status(status: &str) -> Vec<Check> {
                     Check::new(format!("fault {name}"), Level::Red, rest).fix(fault_fix(name)),
                 );
             }
+            "routes" if rest.contains("CANNOT WORK") => {
+                let name = rest.split(':').next().unwrap_or(rest).trim();
+                checks.push(
+                    Check::new(format!("route {name}"), Level::Red, rest).fix(
+                        "the module cannot do what this route needs: fit a module that can \
+                         (a Quectel EC25 hears Contact ID tones), or take the route out of the plan",
+                    ),
+                );
+            }
             "routes" if rest.contains("DOWN") => {
                 let name = rest.split(':').next().unwrap_or(rest).trim();
                 checks.push(
@@ -589,5 +598,11 @@ mod tests {
         let faulty = from_status("faults:      radio: FAULT (radio fault) since 2026-12-05\n");
         assert_eq!(faulty[0].what, "fault radio");
         assert_eq!(faulty[0].level, Level::Red);
+        let unusable = from_status(
+            "routes:      arc-contact-id: CANNOT WORK since 2026-12-05: SIMCom: the module does not report the receiver's 1400/2300 Hz tones (left out of the plan)\n",
+        );
+        assert_eq!(unusable[0].what, "route arc-contact-id");
+        assert_eq!(unusable[0].level, Level::Red);
+        assert!(unusable[0].fix.as_deref().unwrap_or("").contains("module"));
     }
 }
