@@ -87,28 +87,21 @@ async fn on_a_simcom_module_a_contact_id_route_is_reported_and_left_out() {
     every_route_down(&site);
     let p = press(site.radio, 0, 1, Frame::Help).await.unwrap();
     assert!(p.acked_at.is_some(), "{}", log_tail(&log));
-    // Two rounds: the daughter's phone is called in each, and a Contact ID call would have
-    // come after it in the first.
+    // The daughter's phone is the last route before the Contact ID line: once it has been
+    // called and has failed, a Contact ID call would follow at once.
     let daughter = format!("ATD{};", numbers::DAUGHTER);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let calls = site
-            .cellular
-            .module
-            .commands()
-            .iter()
-            .filter(|c| **c == daughter)
-            .count();
-        if calls >= 2 {
-            break;
-        }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !site.cellular.module.commands().contains(&daughter) {
         assert!(
             Instant::now() < deadline,
-            "the rounds never reached the daughter twice:\n{}",
+            "the round never reached the daughter:\n{}",
             log_tail(&log)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Nobody answers there within a second (the simulated network's no-answer time); give
+    // the next route as long again to begin.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let cmds = site.cellular.module.commands();
     assert!(
         !cmds
