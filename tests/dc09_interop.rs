@@ -72,19 +72,30 @@ fn start_receiver(protocol: Dc09Protocol, key: Option<&str>) -> Receiver {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/dc09_receiver.py"
     );
-    let mut child = Command::new("python3")
+    let mut command = Command::new("python3");
+    command
         .arg(script)
         .arg(port.to_string())
         .arg("1234")
         .arg(key.unwrap_or("-"))
-        .arg(match protocol {
-            Dc09Protocol::Tcp => "tcp",
-            Dc09Protocol::Udp => "udp",
-        })
+        .arg(protocol_arg(protocol));
+    spawn_receiver(command, port)
+}
+
+fn protocol_arg(protocol: Dc09Protocol) -> &'static str {
+    match protocol {
+        Dc09Protocol::Tcp => "tcp",
+        Dc09Protocol::Udp => "udp",
+    }
+}
+
+/// Starts a receiver process that prints one JSON line when it listens and one per message.
+fn spawn_receiver(mut command: Command, port: u16) -> Receiver {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("python3 runs");
+        .expect("the receiver starts");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -103,6 +114,23 @@ fn start_receiver(protocol: Dc09Protocol, key: Option<&str>) -> Receiver {
         events: rx,
         port,
     }
+}
+
+/// The unit's DC-09 link to a receiver on loopback `port`, account 1234, ADM-CID.
+async fn link_to(port: u16, protocol: Dc09Protocol, key: Option<Vec<u8>>) -> Dc09Link {
+    let route = Dc09Route {
+        receiver: format!("127.0.0.1:{port}"),
+        protocol,
+        receiver_number: "1".into(),
+        line_prefix: "1".into(),
+        key,
+        answer_timeout: Duration::from_secs(5),
+        link_test: Duration::ZERO,
+        payload: Dc09Payload::AdmCid,
+    };
+    Dc09Link::start("dc09", &route, "1234", Dc09Payload::AdmCid)
+        .await
+        .expect("link starts")
 }
 
 fn delivery() -> Delivery {
@@ -128,20 +156,8 @@ fn delivery() -> Delivery {
 
 async fn one_alarm(protocol: Dc09Protocol, key: Option<&str>) {
     let r = start_receiver(protocol, key);
-    let route = Dc09Route {
-        receiver: format!("127.0.0.1:{}", r.port),
-        protocol,
-        receiver_number: "1".into(),
-        line_prefix: "1".into(),
-        // The key's characters are its bytes: key_format = "ascii".
-        key: key.map(|k| k.as_bytes().to_vec()),
-        answer_timeout: Duration::from_secs(5),
-        link_test: Duration::ZERO,
-        payload: Dc09Payload::AdmCid,
-    };
-    let link = Dc09Link::start("dc09", &route, "1234", Dc09Payload::AdmCid)
-        .await
-        .expect("link starts");
+    // The key's characters are its bytes: key_format = "ascii".
+    let link = link_to(r.port, protocol, key.map(|k| k.as_bytes().to_vec())).await;
     let result = link.deliver(&delivery()).await;
     assert!(
         matches!(result, DeliveryResult::Acked { .. }),
@@ -280,7 +296,8 @@ fn start_iobroker(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/dc09_iobroker.js"
     );
-    let mut child = Command::new("node")
+    let mut command = Command::new("node");
+    command
         .arg(script)
         .arg(port.to_string())
         .arg("1234")
@@ -289,33 +306,9 @@ fn start_iobroker(
             Some((_, KeyFormat::HexBytes)) => "hex",
             _ => "ascii",
         })
-        .arg(match protocol {
-            Dc09Protocol::Tcp => "tcp",
-            Dc09Protocol::Udp => "udp",
-        })
-        .env("NODE_PATH", node_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node runs");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let first = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the receiver starts");
-    assert!(first.contains("listening"), "{first}");
-    Receiver {
-        child,
-        events: rx,
-        port,
-    }
+        .arg(protocol_arg(protocol))
+        .env("NODE_PATH", node_path);
+    spawn_receiver(command, port)
 }
 
 /// One alarm to ioBroker's receiver: acknowledged at the first attempt, one copy received,
@@ -325,19 +318,12 @@ async fn one_alarm_iobroker(protocol: Dc09Protocol, key: Option<(&str, KeyFormat
         return;
     };
     let r = start_iobroker(&node_path, protocol, key);
-    let route = Dc09Route {
-        receiver: format!("127.0.0.1:{}", r.port),
+    let link = link_to(
+        r.port,
         protocol,
-        receiver_number: "1".into(),
-        line_prefix: "1".into(),
-        key: key.map(|(text, format)| key_bytes(text, format).expect("a valid key")),
-        answer_timeout: Duration::from_secs(5),
-        link_test: Duration::ZERO,
-        payload: Dc09Payload::AdmCid,
-    };
-    let link = Dc09Link::start("dc09", &route, "1234", Dc09Payload::AdmCid)
-        .await
-        .expect("link starts");
+        key.map(|(text, format)| key_bytes(text, format).expect("a valid key")),
+    )
+    .await;
     let result = link.deliver(&delivery()).await;
     let mut events = Vec::new();
     while let Ok(line) = r.events.recv_timeout(Duration::from_millis(800)) {
@@ -427,20 +413,13 @@ async fn iobroker_wrong_key_is_refused_with_a_reason() {
         Dc09Protocol::Tcp,
         Some(("00112233445566778899AABBCCDDEEFF", KeyFormat::HexBytes)),
     );
-    let route = Dc09Route {
-        receiver: format!("127.0.0.1:{}", r.port),
-        protocol: Dc09Protocol::Tcp,
-        receiver_number: "1".into(),
-        line_prefix: "1".into(),
-        // The same text read the other way: its 32 characters are an AES-256 key.
-        key: Some(key_bytes("00112233445566778899AABBCCDDEEFF", KeyFormat::Ascii).unwrap()),
-        answer_timeout: Duration::from_secs(5),
-        link_test: Duration::ZERO,
-        payload: Dc09Payload::AdmCid,
-    };
-    let link = Dc09Link::start("dc09", &route, "1234", Dc09Payload::AdmCid)
-        .await
-        .expect("link starts");
+    // The same text read the other way: its 32 characters are an AES-256 key.
+    let link = link_to(
+        r.port,
+        Dc09Protocol::Tcp,
+        Some(key_bytes("00112233445566778899AABBCCDDEEFF", KeyFormat::Ascii).unwrap()),
+    )
+    .await;
     let result = link.deliver(&delivery()).await;
     let mut events = Vec::new();
     while let Ok(line) = r.events.recv_timeout(Duration::from_millis(800)) {
@@ -478,19 +457,7 @@ async fn iobroker_sets_a_1970_clock_right_with_its_nak() {
         return;
     };
     let r = start_iobroker(&node_path, Dc09Protocol::Tcp, None);
-    let route = Dc09Route {
-        receiver: format!("127.0.0.1:{}", r.port),
-        protocol: Dc09Protocol::Tcp,
-        receiver_number: "1".into(),
-        line_prefix: "1".into(),
-        key: None,
-        answer_timeout: Duration::from_secs(5),
-        link_test: Duration::ZERO,
-        payload: Dc09Payload::AdmCid,
-    };
-    let link = Dc09Link::start("dc09", &route, "1234", Dc09Payload::AdmCid)
-        .await
-        .expect("link starts");
+    let link = link_to(r.port, Dc09Protocol::Tcp, None).await;
     let since_1970 = Timestamp::now().as_millis() as i64 - 30_000;
     link.skew_clock(-since_1970).await;
     let result = link.deliver(&delivery()).await;

@@ -5,31 +5,17 @@
 
 mod site_support;
 
-use std::process::{Command, Stdio};
-
 use site_support::*;
-use vigil::runtime::simsite::{SimSite, SiteOptions, PENDANTS};
+use vigil::runtime::simsite::{SimSite, SiteOptions};
 
 fn press(site: &SimSite, state: &std::path::Path, help_wait_ms: u64) -> String {
-    let (id, _, _, key) = PENDANTS[0];
-    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
-            "pendant",
-            "press",
-            "--id",
-            &format!("{id:08X}"),
-            "--key",
-            key,
-            "--to",
-            &site.radio.to_string(),
-            "--state",
-            &state.display().to_string(),
-            "--help-wait-ms",
-            &help_wait_ms.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("vigil pendant runs");
+    let wait = help_wait_ms.to_string();
+    let out = pendant_cli(
+        "press",
+        &site.radio.to_string(),
+        state,
+        &["--help-wait-ms", &wait],
+    );
     assert!(out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stdout).to_string()
 }

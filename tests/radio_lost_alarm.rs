@@ -4,34 +4,18 @@
 
 mod site_support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use site_support::*;
 use vigil::runtime::simsite::{SimSite, SiteOptions, PENDANTS};
 
 fn pendant(action: &str, to: &str, state: &std::path::Path) -> std::process::Output {
-    let (id, _, _, key) = PENDANTS[0];
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
-            "pendant",
-            action,
-            "--id",
-            &format!("{id:08X}"),
-            "--key",
-            key,
-            "--to",
-            to,
-            "--state",
-            &state.display().to_string(),
-            "--retries",
-            "1",
-            "--ack-wait-ms",
-            "200",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("vigil pendant runs")
+    pendant_cli(
+        action,
+        to,
+        state,
+        &["--retries", "1", "--ack-wait-ms", "200"],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

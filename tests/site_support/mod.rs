@@ -506,3 +506,26 @@ pub fn every_route_down(site: &SimSite) {
         Party::Person(nobody),
     );
 }
+
+/// `vigil pendant ACTION` as the site's first pendant, sending to `to` and keeping its counter
+/// in `state`, with `extra` options.
+pub fn pendant_cli(action: &str, to: &str, state: &Path, extra: &[&str]) -> std::process::Output {
+    let (id, _, _, key) = PENDANTS[0];
+    std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "pendant",
+            action,
+            "--id",
+            &format!("{id:08X}"),
+            "--key",
+            key,
+            "--to",
+            to,
+            "--state",
+            &state.display().to_string(),
+        ])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("vigil pendant runs")
+}
