@@ -58,8 +58,62 @@ fn env_number(name: &str) -> Option<u64> {
 async fn sigkill_at_random_points_never_loses_an_alarm() {
     let runs = env_number("VIGIL_CRASH_RUNS").unwrap_or(12);
     let seed = env_number("VIGIL_CRASH_SEED").unwrap_or_else(now_ms);
+    soak(runs, seed, false).await;
+}
+
+/// The same kill points with the data filesystem full: a small tmpfs filled to its last byte
+/// once the unit has started, so every alarm is written into the journal's reserve (or the
+/// room it leaves when given up). Needs root to mount the tmpfs.
+#[cfg_attr(not(vigil_is_root), ignore = "needs root to mount a tmpfs")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_on_a_full_disk_never_loses_an_alarm() {
+    let runs = env_number("VIGIL_CRASH_RUNS").unwrap_or(6);
+    let seed = env_number("VIGIL_CRASH_SEED").unwrap_or_else(now_ms);
+    soak(runs, seed, true).await;
+}
+
+/// A small tmpfs mounted at a folder, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, mb: u32) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount -t tmpfs (as root) failed");
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Fills it to the last byte; the filler is removed to free the space again.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![7u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let small = [7u8; 512];
+        while f.write_all(&small).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+async fn soak(runs: u64, seed: u64, full_disk: bool) {
     eprintln!(
-        "crash harness: {runs} kill points, seed {seed} (VIGIL_CRASH_SEED={seed} repeats the plan)"
+        "crash harness: {runs} kill points{}, seed {seed} (VIGIL_CRASH_SEED={seed} repeats the plan)",
+        if full_disk { " on a full disk" } else { "" }
     );
     let mut rng = Rng(seed);
 
@@ -78,8 +132,11 @@ async fn sigkill_at_random_points_never_loses_an_alarm() {
     site.dc09.set_default(Dc09Answer::Duh);
     let log = dir.path().join("vigil.log");
     let journal = site.config.data_dir.join("journal.sqlite");
+    let disk = full_disk.then(|| Tmpfs::mount(&site.config.data_dir, 16));
 
     let mut unit = Some(VigilProcess::start(&site, &log).await);
+    // Full from now on: the journal and its reserve are in place.
+    let filler = disk.as_ref().map(Tmpfs::fill);
     let mut counters = [0u32; 2];
     let mut presses = Vec::new();
     let (mut kills, mut down_kills, mut resume_kills, mut early_kills) = (0u64, 0u64, 0u64, 0u64);
@@ -125,6 +182,10 @@ async fn sigkill_at_random_points_never_loses_an_alarm() {
     }
     site.ip_centre_down(false);
     wait_all_closed(&journal, 1, Duration::from_secs(60), &log).await;
+    // Space again, so the journal can be read back as it was left.
+    if let Some(f) = &filler {
+        let _ = std::fs::remove_file(f);
+    }
     let status = unit
         .take()
         .expect("running")
@@ -209,6 +270,13 @@ async fn sigkill_at_random_points_never_loses_an_alarm() {
                 > 1
         })
         .count();
+    drop(disk);
+    if full_disk {
+        assert!(
+            alarms.iter().any(|a| a.cause == "storage-fault"),
+            "the disk was never full for the unit: {alarms:#?}"
+        );
+    }
     eprintln!(
         "crash harness: seed {seed}: {kills} kill points ({early_kills} just after the frame, \
          {down_kills} with the IP centre down, {resume_kills} during a resumed delivery), \
