@@ -3,44 +3,11 @@
 //! journal says it is on its reserve (a storage fault) until space comes back. Needs root to
 //! mount the tmpfs: ignored otherwise, except under CI (`CI=true`), where it runs.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::Command;
+mod site_support;
 
+use site_support::Tmpfs;
 use vigil::core::{Alarm, AlarmCause, AlarmId, AlarmRef, Record, Timestamp};
 use vigil::journal::{Journal, RESERVE};
-
-/// A tmpfs of `mb` MiB at `dir`, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, mb: u32) -> Tmpfs {
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "mount -t tmpfs (as root) failed");
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-fn fill(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("filler");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let block = vec![7u8; 64 * 1024];
-    while f.write_all(&block).is_ok() {}
-    let small = [7u8; 512];
-    while f.write_all(&small).is_ok() {}
-    let _ = f.sync_all();
-    path
-}
 
 fn alarm(id: u64) -> Alarm {
     let at = Timestamp(1_764_000_000_000 + id);
@@ -74,7 +41,7 @@ fn an_alarm_is_journalled_on_a_full_disk() {
     j.append(&raised(1)).unwrap();
     assert!(!j.on_reserve());
 
-    let filler = fill(dir.path());
+    let filler = _fs.fill();
     j.append(&raised(2))
         .expect("the alarm is written into the reserve");
     assert!(j.on_reserve(), "a full disk is a storage fault");

@@ -529,3 +529,42 @@ pub fn pendant_cli(action: &str, to: &str, state: &Path, extra: &[&str]) -> std:
         .output()
         .expect("vigil pendant runs")
 }
+
+/// A small tmpfs mounted at a folder (root only), unmounted when dropped: a disk that really
+/// fills.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, mb: u32) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount -t tmpfs (as root) failed");
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Fills it to the last byte; the filler is removed to free the space again.
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![7u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let small = [7u8; 512];
+        while f.write_all(&small).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
