@@ -102,6 +102,27 @@ fn sms_route(m: &Modem, subscriber: &str) -> Sms {
     )
 }
 
+/// The voice route to the person, who accepts with 1, announcing Anna's alarms.
+fn voice_to_person(m: &Modem) -> VoiceCall {
+    VoiceCall::new(
+        m.clone(),
+        &VoiceRoute {
+            number: PERSON.into(),
+            accept_key: '1',
+        },
+        &unit("Anna"),
+    )
+}
+
+/// The Contact ID route to the receiving centre's line, for Anna's unit.
+fn contact_id_to_centre(m: &Modem) -> ContactIdCall {
+    ContactIdCall::new(
+        m.clone(),
+        &ContactIdRoute { number: CID.into() },
+        &unit("Anna"),
+    )
+}
+
 fn responder(reply: Reply) -> Party {
     Party::Responder(Responder {
         secret: SECRET.into(),
@@ -236,14 +257,7 @@ async fn sms_in_text_mode() {
 async fn voice_call_accepted_by_key() {
     let (w, m) = world(SimConfig::new(UNIT_NO)).await;
     w.network.add(PERSON, Party::Person(Person::accepting('1')));
-    let route = VoiceCall::new(
-        m.clone(),
-        &VoiceRoute {
-            number: PERSON.into(),
-            accept_key: '1',
-        },
-        &unit("Anna"),
-    );
+    let route = voice_to_person(&m);
     let r = route.deliver(&delivery(AlarmCause::Help)).await;
     assert_eq!(
         r,
@@ -266,11 +280,7 @@ async fn voice_call_accepted_by_key() {
 async fn contact_id_kissoff_and_line_stays_open() {
     let (w, m) = world(SimConfig::new(UNIT_NO)).await;
     w.network.add(CID, Party::Centre(CidCentre::working()));
-    let route = ContactIdCall::new(
-        m.clone(),
-        &ContactIdRoute { number: CID.into() },
-        &unit("Anna"),
-    );
+    let route = contact_id_to_centre(&m);
     let d = delivery(AlarmCause::Fall);
     let r = route.deliver(&d).await;
     assert_eq!(
@@ -395,14 +405,7 @@ async fn aborting_a_voice_delivery_hangs_the_call_up() {
             drop_after: None,
         }),
     );
-    let route = VoiceCall::new(
-        m.clone(),
-        &VoiceRoute {
-            number: PERSON.into(),
-            accept_key: '1',
-        },
-        &unit("Anna"),
-    );
+    let route = voice_to_person(&m);
     let d = delivery(AlarmCause::Help);
     // The runtime drops the future (a personal alarm needs the line).
     let r = tokio::time::timeout(Duration::from_millis(250), route.deliver(&d)).await;
@@ -569,11 +572,7 @@ async fn a_handshake_before_the_call_is_seen_answered_is_not_lost() {
     );
     m.wait_usable(Duration::from_secs(5)).await.expect("usable");
     w.network.add(CID, Party::Centre(CidCentre::working()));
-    let route = ContactIdCall::new(
-        m.clone(),
-        &ContactIdRoute { number: CID.into() },
-        &unit("Anna"),
-    );
+    let route = contact_id_to_centre(&m);
     for n in 1..=3 {
         let r = route.deliver(&delivery(AlarmCause::Help)).await;
         // The line stays open for speech after each kissoff; the next alarm must not collide
@@ -702,14 +701,7 @@ async fn a_simcom_module_takes_a_voice_alarm_at_production_timing() {
     assert!(caps.contact_id_blocker().is_some());
 
     w.network.add(PERSON, Party::Person(Person::accepting('1')));
-    let route = VoiceCall::new(
-        m.clone(),
-        &VoiceRoute {
-            number: PERSON.into(),
-            accept_key: '1',
-        },
-        &unit("Anna"),
-    );
+    let route = voice_to_person(&m);
     let r = route.deliver(&delivery(AlarmCause::Help)).await;
     assert_eq!(
         r,
@@ -787,11 +779,7 @@ async fn contact_id_at_production_timing_twice_in_a_row() {
         .await
         .expect("usable");
     w.network.add(CID, Party::Centre(CidCentre::working()));
-    let route = ContactIdCall::new(
-        m.clone(),
-        &ContactIdRoute { number: CID.into() },
-        &unit("Anna"),
-    );
+    let route = contact_id_to_centre(&m);
     for n in 1..=2 {
         let r = route.deliver(&delivery(AlarmCause::Fall)).await;
         assert!(
