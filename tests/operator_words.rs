@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use vigil::core::{
-    Alarm, AlarmCause, AlarmId, AlarmRef, CallEvent, Device, DeviceId, DeviceKind,
+    Alarm, AlarmCause, AlarmId, AlarmRef, BaseButton, CallEvent, Device, DeviceId, DeviceKind,
     EscalationReason, Heard, Input, Record, RouteId, Timestamp,
 };
 use vigil::journal::Journal;
@@ -152,6 +152,44 @@ fn the_live_timeline_has_no_internal_labels() {
         },
     );
     assert!(!refused.contains("Refused {"), "{refused}");
+    // Routes by the names the installer gave them; states as sentences, not `true`/`false`.
+    let golden = [
+        (
+            Input::RouteUp { route: RouteId(0) },
+            "route    arc-scaip works again",
+        ),
+        (
+            Input::RouteUnusable {
+                route: RouteId(0),
+                why: Some("the module has no tone detection".into()),
+            },
+            "route    arc-scaip cannot work here: the module has no tone detection",
+        ),
+        (
+            Input::Network { registered: true },
+            "modem    registered on the mobile network",
+        ),
+        (
+            Input::Network { registered: false },
+            "modem    not registered on any mobile network",
+        ),
+        (
+            Input::Button(BaseButton::Help),
+            "button   help button pressed on the base unit",
+        ),
+        (
+            Input::Jamming { active: true },
+            "radio    jamming detected: the radio channel is blocked",
+        ),
+        (
+            Input::BaseBattery { low: true },
+            "power    the base unit's backup battery is low",
+        ),
+    ];
+    for (input, want) in golden {
+        let got = line(&mut t, input);
+        assert!(got.ends_with(want), "{got:?} should end {want:?}");
+    }
 }
 
 /// The simulated centre's operator line names the event, the device type and id, where it is
@@ -221,7 +259,7 @@ async fn the_operator_sees_the_device_the_place_and_the_alarm_reference() {
     let line = &got.last().expect("the centre got the alarm").display;
     assert!(
         line.contains(
-            "ME 0010 manual alarm from fixed trigger 00A1B2C3 at \"Bathroom\" (bathroom 011)"
+            "ME 0010 manual alarm from fixed trigger 00A1B2C3 at \"Bathroom\" (bathroom, location code 011)"
         ) && line.contains(&format!("alarm {}", help.reference)),
         "{line}"
     );

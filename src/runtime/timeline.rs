@@ -1,6 +1,8 @@
 //! A timeline a person can follow: each event with its time relative to the first trigger.
 
-use crate::core::{CallEvent, DeliveryResult, Input, Output, RadioEventKind, Record, Timestamp};
+use crate::core::{
+    BaseButton, CallEvent, DeliveryResult, Input, Output, RadioEventKind, Record, Timestamp,
+};
 
 use super::Event;
 
@@ -25,8 +27,12 @@ impl Timeline {
         self.start = None;
     }
 
-    fn route(&self, i: usize) -> &str {
-        self.route_names.get(i).map_or("?", String::as_str)
+    /// The route's name in the plan, or its place in the plan when the timeline has no names.
+    fn route(&self, i: usize) -> String {
+        self.route_names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("route {}", i + 1))
     }
 
     /// The line for an event, or None for events too small to show.
@@ -68,21 +74,41 @@ impl Timeline {
                     ev.device, ev.counter
                 )
             }
-            Input::Button(b) => format!("button   base {b:?} button pressed"),
+            Input::Button(BaseButton::Help) => {
+                "button   help button pressed on the base unit".into()
+            }
+            Input::Button(BaseButton::Cancel) => {
+                "button   cancel button pressed on the base unit".into()
+            }
             Input::Mains { present: false } => "power    mains lost".into(),
             Input::Mains { present: true } => "power    mains back".into(),
-            Input::BaseBattery { low } => format!("power    base battery low: {low}"),
-            Input::Jamming { active } => format!("radio    jamming detected: {active}"),
+            Input::BaseBattery { low: true } => {
+                "power    the base unit's backup battery is low".into()
+            }
+            Input::BaseBattery { low: false } => {
+                "power    the base unit's backup battery is charged again".into()
+            }
+            Input::Jamming { active: true } => {
+                "radio    jamming detected: the radio channel is blocked".into()
+            }
+            Input::Jamming { active: false } => {
+                "radio    jamming over: the channel is clear".into()
+            }
             Input::Paired { device } => format!("radio    pendant {} paired", device.id),
-            Input::RouteUp { route } => format!("route    route {} works again", route.0),
+            Input::RouteUp { route } => format!("route    {} works again", self.route(route.0)),
             Input::RouteUnusable {
                 route,
                 why: Some(why),
-            } => format!("route    route {} cannot work here: {why}", route.0),
+            } => format!("route    {} cannot work here: {why}", self.route(route.0)),
             Input::RouteUnusable { route, why: None } => {
-                format!("route    route {} can work again", route.0)
+                format!("route    {} can work again", self.route(route.0))
             }
-            Input::Network { registered } => format!("modem    registered: {registered}"),
+            Input::Network { registered: true } => {
+                "modem    registered on the mobile network".into()
+            }
+            Input::Network { registered: false } => {
+                "modem    not registered on any mobile network".into()
+            }
             Input::Fault { fault, active } => {
                 let (began, ended) = fault.describe();
                 format!("fault    {}", if *active { began } else { ended })

@@ -661,9 +661,10 @@ impl Shared {
             Some(d) => format!(" from {} {d}", describe_dty(m.dty)),
             None => format!(" from the {}", describe_dty(m.dty)),
         };
-        let code = m.lco.map(|c| {
-            let name = scaip::LocationCode::name(c).unwrap_or("code");
-            format!("{name} {c:03}")
+        // Annex D's code as a centre's screen names it: the room, then the code.
+        let code = m.lco.map(|c| match scaip::LocationCode::name(c) {
+            Some(name) => format!("{name}, location code {c:03}"),
+            None => format!("location code {c:03}"),
         });
         let location = match (&m.lte, code) {
             (Some(v), Some(c)) => format!(" at \"{v}\" ({c})"),
