@@ -1,5 +1,5 @@
 //! Finds the outside tools some tests run against (Kamailio, pysiaalarm, iobroker.sia, gammu,
-//! python-gsmmodem-new, espeak-ng and sox),
+//! python-gsmmodem-new, espeak-ng, sox and libfaketime),
 //! so a test whose tool is missing is reported as ignored, with the command that installs it,
 //! instead of passing. Under CI (`CI=true`) every such test runs, and fails if its tool is
 //! missing: CI must not pass by skipping.
@@ -59,6 +59,18 @@ fn main() {
                 s.lines()
                     .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
             }),
+        ),
+        // Wall-clock steps for the real binary (tests/crash_harness.rs).
+        (
+            "vigil_has_faketime",
+            ["x86_64-linux-gnu", "aarch64-linux-gnu", ""]
+                .iter()
+                .any(|d| {
+                    std::path::Path::new("/usr/lib")
+                        .join(d)
+                        .join("faketime/libfaketime.so.1")
+                        .exists()
+                }),
         ),
         (
             "vigil_has_gsmmodem",

@@ -58,7 +58,7 @@ fn env_number(name: &str) -> Option<u64> {
 async fn sigkill_at_random_points_never_loses_an_alarm() {
     let runs = env_number("VIGIL_CRASH_RUNS").unwrap_or(12);
     let seed = env_number("VIGIL_CRASH_SEED").unwrap_or_else(now_ms);
-    soak(runs, seed, false).await;
+    soak(runs, seed, Faults::default()).await;
 }
 
 /// The same kill points with the data filesystem full: a small tmpfs filled to its last byte
@@ -69,15 +69,85 @@ async fn sigkill_at_random_points_never_loses_an_alarm() {
 async fn sigkill_on_a_full_disk_never_loses_an_alarm() {
     let runs = env_number("VIGIL_CRASH_RUNS").unwrap_or(6);
     let seed = env_number("VIGIL_CRASH_SEED").unwrap_or_else(now_ms);
-    soak(runs, seed, true).await;
+    let faults = Faults {
+        full_disk: true,
+        ..Faults::default()
+    };
+    soak(runs, seed, faults).await;
 }
 
-async fn soak(runs: u64, seed: u64, full_disk: bool) {
+/// The same kill points, and at every restart the unit's wall clock comes back wrong, as on a
+/// Raspberry Pi (no real-time clock) after a power cut: at 1970, at the stale time that
+/// fake-hwclock saved three days ago, or an hour off either way; the next restart may set it
+/// right again, a step forward of days or decades. Monotonic time stays true. Needs libfaketime.
+#[cfg_attr(
+    not(vigil_has_faketime),
+    ignore = "needs libfaketime: apt-get install libfaketime"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_the_clock_stepped_at_each_restart_never_loses_an_alarm() {
+    let runs = env_number("VIGIL_CRASH_RUNS").unwrap_or(8);
+    let seed = env_number("VIGIL_CRASH_SEED").unwrap_or_else(now_ms);
+    let faults = Faults {
+        clock_steps: true,
+        ..Faults::default()
+    };
+    soak(runs, seed, faults).await;
+}
+
+/// What goes wrong besides the power, for one soak.
+#[derive(Clone, Copy, Default)]
+struct Faults {
+    /// The data filesystem is full once the unit has started.
+    full_disk: bool,
+    /// Each restart comes back with its wall clock wrong (or right again).
+    clock_steps: bool,
+}
+
+/// The wall-clock offsets restarts come back with, in turn, in seconds: an hour ahead, an hour
+/// behind (a step back of two), 1970 (ten seconds after the epoch at the soak's start), three
+/// days stale (a step forward of decades), then right again (forward three days).
+fn clock_offsets() -> [i64; 5] {
+    let at_1970 = 10 - (now_ms() / 1000) as i64;
+    [3_600, -3_600, at_1970, -3 * 86_400, 0]
+}
+
+/// The earliest and latest time of any event in the journal, in ms since the epoch.
+fn event_span(journal: &Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(journal).expect("open journal");
+    conn.query_row("SELECT MIN(at), MAX(at) FROM event", [], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .expect("event span")
+}
+
+async fn soak(runs: u64, seed: u64, faults: Faults) {
+    let full_disk = faults.full_disk;
     eprintln!(
-        "crash harness: {runs} kill points{}, seed {seed} (VIGIL_CRASH_SEED={seed} repeats the plan)",
-        if full_disk { " on a full disk" } else { "" }
+        "crash harness: {runs} kill points{}{}, seed {seed} (VIGIL_CRASH_SEED={seed} repeats the plan)",
+        if full_disk { " on a full disk" } else { "" },
+        if faults.clock_steps {
+            " with the wall clock stepped at each restart"
+        } else {
+            ""
+        }
     );
     let mut rng = Rng(seed);
+    let offsets = clock_offsets();
+    // The offset each start comes back with, and every offset the unit has run with.
+    let mut used_offsets = vec![0i64];
+    let mut starts = 0;
+    let mut next_offset = || {
+        if !faults.clock_steps {
+            return 0;
+        }
+        let o = offsets[starts % offsets.len()];
+        starts += 1;
+        if !used_offsets.contains(&o) {
+            used_offsets.push(o);
+        }
+        o
+    };
 
     let dir = tempfile::tempdir().unwrap();
     let site = SimSite::start(
@@ -126,14 +196,16 @@ async fn soak(runs: u64, seed: u64, full_disk: bool) {
         if ip_down {
             down_kills += 1;
         }
-        unit = Some(VigilProcess::start(&site, &log).await);
+        let offset = next_offset();
+        unit = Some(VigilProcess::start_with_clock(&site, &log, offset).await);
         // Sometimes the power goes again while the alarm resumes.
         if kills < runs && rng.below(4) == 0 {
             tokio::time::sleep(Duration::from_millis(rng.below(span / 2 + 50))).await;
             unit.take().expect("running").kill();
             kills += 1;
             resume_kills += 1;
-            unit = Some(VigilProcess::start(&site, &log).await);
+            let offset = next_offset();
+            unit = Some(VigilProcess::start_with_clock(&site, &log, offset).await);
         }
         let p = pending.await.unwrap();
         let acked = p.acked_at.is_some();
@@ -156,6 +228,15 @@ async fn soak(runs: u64, seed: u64, full_disk: bool) {
     assert!(status.success(), "clean exit on SIGTERM: {status}");
 
     let (alarms, repeated) = read_journal(&journal);
+    // Whether the unit's time `t` falls between `from` and `to` on this clock. With the clock
+    // stepped, the unit's time is this clock plus the offset it ran with; the offsets are an
+    // hour or more apart, so none lends a press another press's alarm.
+    let within = |t: u64, from: u64, to: u64| {
+        used_offsets.iter().any(|o| {
+            let t = t as i64 - o * 1000;
+            t + 2 >= from as i64 && t <= to as i64
+        })
+    };
     let acks = acknowledged_references(&site);
     let mut lost = Vec::new();
     for p in &presses {
@@ -171,7 +252,7 @@ async fn soak(runs: u64, seed: u64, full_disk: bool) {
         // Same machine, same clock. The unit's time is its wall clock at start plus monotonic
         // time since, each counted in whole milliseconds, so it may trail this clock by up to
         // 2 ms; presses are seconds apart, so that slack never lends a press its neighbour's alarm.
-        let during = |t: u64| t + 2 >= p.sent_at && t <= acked_at;
+        let during = |t: u64| within(t, p.sent_at, acked_at);
         let of_pendant = |id: i64| {
             alarms
                 .iter()
@@ -221,18 +302,35 @@ async fn soak(runs: u64, seed: u64, full_disk: bool) {
             let Some(acked_at) = p.acked_at else {
                 return false;
             };
-            alarms
+            let raised: Vec<_> = alarms
                 .iter()
                 .filter(|a| {
-                    a.device == Some(p.device.0)
-                        && a.raised_at >= p.sent_at
-                        && a.raised_at <= acked_at
+                    a.device == Some(p.device.0) && within(a.raised_at, p.sent_at, acked_at)
                 })
-                .count()
-                > 1
+                .collect();
+            if raised.len() > 1 {
+                eprintln!(
+                    "crash harness: pendant {} frame {} (sent {}, acknowledged {}) raised {raised:?}",
+                    p.device, p.counter, p.sent_at, acked_at
+                );
+            }
+            raised.len() > 1
         })
         .count();
     drop(disk);
+    if faults.clock_steps {
+        // The unit really ran with its clock off: it wrote events at 1970 and an hour ahead.
+        let (first, last) = event_span(&journal);
+        let real_now = now_ms() as i64;
+        assert!(
+            first < 365 * 86_400_000,
+            "no event written while the unit's clock said 1970 (earliest {first})"
+        );
+        assert!(
+            last > real_now + 1_800_000,
+            "no event written while the unit's clock was an hour ahead (latest {last}, now {real_now})"
+        );
+    }
     if full_disk {
         assert!(
             alarms.iter().any(|a| a.cause == "storage-fault"),

@@ -308,6 +308,18 @@ pub fn read_journal(path: &Path) -> (Vec<StoredAlarm>, Vec<(i64, u64)>) {
     (alarms, repeated)
 }
 
+/// libfaketime's preload library, where Debian installs it.
+pub fn faketime_library() -> Option<std::path::PathBuf> {
+    [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join("faketime/libfaketime.so.1"))
+    .find(|p| p.exists())
+}
+
 /// The real `vigil` binary running against a site, as systemd would run it.
 pub struct VigilProcess {
     child: std::process::Child,
@@ -333,7 +345,33 @@ impl VigilProcess {
         VigilProcess::start_with(site, log, "info", &["--simulated-audio", &dir]).await
     }
 
+    /// As [`VigilProcess::start`], with the unit's wall clock `offset_s` seconds off the real
+    /// one (libfaketime; monotonic time stays true), as a Raspberry Pi boots with no real-time
+    /// clock: at 1970, or at the stale time fake-hwclock saved. Offset 0 runs it unchanged.
+    pub async fn start_with_clock(site: &SimSite, log: &Path, offset_s: i64) -> VigilProcess {
+        if offset_s == 0 {
+            return VigilProcess::start(site, log).await;
+        }
+        let preload = faketime_library().expect("libfaketime (Debian package libfaketime)");
+        let env = [
+            ("LD_PRELOAD", preload.display().to_string()),
+            ("FAKETIME", format!("{offset_s:+}s")),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+        ];
+        VigilProcess::spawn(site, log, "info", &["--no-audio"], &env).await
+    }
+
     async fn start_with(site: &SimSite, log: &Path, level: &str, audio: &[&str]) -> VigilProcess {
+        VigilProcess::spawn(site, log, level, audio, &[]).await
+    }
+
+    async fn spawn(
+        site: &SimSite,
+        log: &Path,
+        level: &str,
+        audio: &[&str],
+        env: &[(&str, String)],
+    ) -> VigilProcess {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -347,6 +385,7 @@ impl VigilProcess {
             .args(audio)
             .arg("--fast-modem")
             .env("VIGIL_LOG", level)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err)
