@@ -95,6 +95,7 @@ async fn world() -> (SimWorld, Modem) {
             sim_pin: Some("1234".into()),
             allowed_numbers: vec![PERSON.into()],
             remote_secret: Some("remote-secret".into()),
+            voice_port: None,
         })
         .expect("open");
     m.wait_usable(Duration::from_secs(5)).await.expect("usable");

@@ -386,6 +386,7 @@ async fn run(case: Case) -> Result<Outcome, String> {
             sim_pin: Some("1234".into()),
             allowed_numbers: vec![],
             remote_secret: None,
+            voice_port: None,
         })
         .map_err(|e| e.to_string())?;
     let mut ev = m.events();

@@ -511,3 +511,31 @@ fn settings_that_will_not_work_as_meant_are_named() {
     let (_, out) = check(&own);
     assert!(!out.contains("credentials.arc-sip.secret"), "{out}");
 }
+
+/// The module's voice port is a device path; a bare name is refused at its line.
+#[test]
+fn the_modem_voice_port_is_an_absolute_device_path() {
+    let good = EXAMPLE.replace(
+        "# voice_port = \"/dev/ttyUSB4\"",
+        "voice_port = \"/dev/ttyUSB4\"",
+    );
+    let cfg = config::parse(&good, Path::new("site.toml")).expect("valid");
+    assert_eq!(
+        cfg.modem.voice_port.as_deref(),
+        Some(Path::new("/dev/ttyUSB4"))
+    );
+    let bad = EXAMPLE.replace(
+        "# voice_port = \"/dev/ttyUSB4\"",
+        "voice_port = \"ttyUSB4\"",
+    );
+    let p = problems(&bad);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "modem.voice_port");
+    assert!(p[0].message.contains("/dev/ttyUSB4"), "{}", p[0].message);
+    let line = bad
+        .lines()
+        .position(|l| l.starts_with("voice_port"))
+        .expect("line")
+        + 1;
+    assert_eq!(p[0].line, line);
+}

@@ -22,6 +22,7 @@ async fn boot(nonces: Box<dyn NonceStore>) -> (SimWorld, Modem) {
             sim_pin: None,
             allowed_numbers: vec![PERSON.into()],
             remote_secret: Some(SECRET.into()),
+            voice_port: None,
         },
         Timing::fast(),
         None,

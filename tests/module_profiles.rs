@@ -1,8 +1,9 @@
 //! The whole unit (`vigil run`) on a site whose cellular module is a SIMCom SIM7600, with a
-//! Contact ID route in its plan. That module cannot hear the receiver's handshake and kissoff
-//! tones, so the route can never be acknowledged on it: the unit says so at init, as a
-//! technical alarm to the centre and a line in `vigil status`, and leaves the route out of
-//! the plan instead of calling the receiver for nothing on every alarm.
+//! Contact ID route in its plan. That module's detector cannot hear the receiver's handshake
+//! and kissoff tones. With its voice port in the configuration the unit hears them itself in
+//! the call's audio, and the route works. Without it the route can never be acknowledged: the
+//! unit says so at init, as a technical alarm to the centre and a line in `vigil status`, and
+//! leaves the route out of the plan instead of calling the receiver for nothing on every alarm.
 
 mod site_support;
 
@@ -23,13 +24,14 @@ fn status(site: &SimSite) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_simcom_module_a_contact_id_route_is_reported_and_left_out() {
+async fn on_a_simcom_module_without_its_voice_port_a_contact_id_route_is_reported_and_left_out() {
     let dir = tempfile::tempdir().unwrap();
     let site = SimSite::start(
         dir.path(),
         SiteOptions {
             modem: Model::SimcomSim7600,
             contact_id_route: true,
+            wire_voice_port: false,
             ..SiteOptions::default()
         },
     )
@@ -51,7 +53,10 @@ async fn on_a_simcom_module_a_contact_id_route_is_reported_and_left_out() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert!(said.contains("1400/2300 Hz"), "{said}");
+    assert!(
+        said.contains("1400/2300 Hz") && said.contains("modem.voice_port"),
+        "{said}"
+    );
     assert!(
         said.contains(
             "module:      SIMCom: speaks into calls yes, hears DTMF yes, hears Contact ID tones NO"
@@ -109,4 +114,64 @@ async fn on_a_simcom_module_a_contact_id_route_is_reported_and_left_out() {
             .any(|c| c == &format!("ATD{};", numbers::CONTACT_ID)),
         "the receiver's line was called: {cmds:?}"
     );
+}
+
+/// With the module's voice port configured, the same site takes an alarm over Contact ID when
+/// every other route is down: the real binary streams the call, hears the handshake and the
+/// kissoff, and sends the digits in the audio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_simcom_module_with_its_voice_port_contact_id_takes_the_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = SimSite::start(
+        dir.path(),
+        SiteOptions {
+            modem: Model::SimcomSim7600,
+            contact_id_route: true,
+            ..SiteOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let log = dir.path().join("vigil.log");
+    let _unit = VigilProcess::start(&site, &log).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = status(&site);
+        if s.contains(
+            "hears Contact ID tones yes (the unit, in the call's audio on the voice port)",
+        ) {
+            assert!(!s.contains("CANNOT WORK"), "{s}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the module never showed it hears the tones through its voice port:\n{s}\n{}",
+            log_tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    every_route_down(&site);
+    let p = press(site.radio, 0, 1, Frame::Help).await.unwrap();
+    assert!(p.acked_at.is_some(), "{}", log_tail(&log));
+    let journal = site.config.data_dir.join("journal.sqlite");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (alarms, _) = read_journal(&journal);
+        if let Some(a) = alarms.iter().find(|a| a.cause == "help") {
+            if a.state == "acknowledged" {
+                let by = a.closed_by.clone().unwrap_or_default();
+                assert!(by.contains("Contact ID"), "acknowledged by {by}");
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the alarm was not acknowledged over Contact ID: {alarms:?}\n{}",
+            log_tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cmds = site.cellular.module.commands();
+    assert!(cmds.iter().any(|c| c == "AT+CPCMREG=1"), "{cmds:?}");
 }

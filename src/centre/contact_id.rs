@@ -16,16 +16,21 @@
 //! resolution) and ended inside the attempt's window (1.25 s to begin, plus its own length).
 //! A 1400 Hz burst of a handshake sent again, a tone that goes on and on, or a report without
 //! its length (a module that cannot time tones) is not a kissoff: the digits go again, and
-//! after the last attempt the alarm goes on by the next route. Modules that cannot time tones
-//! hear the call through the audio bridge instead ([`crate::voice::bridge`]), where the
-//! unit's own detector times them.
+//! after the last attempt the alarm goes on by the next route.
+//!
+//! A module whose detector cannot hear the tones (SIMCom) streams the call to the unit on its
+//! voice port ([`crate::modem::voice_port`]): the unit's own detector hears and times the
+//! handshake and kissoff, and the unit sends the digits in the audio itself, 55 ms each with
+//! 55 ms between them, as DC-05 asks (`AT+VTS` counts tone lengths in tenths of a second).
 
 use std::time::Duration;
 
 use crate::config::{ContactIdRoute, Unit};
 use crate::core::{Alarm, Delivery, DeliveryResult};
 use crate::modem::at::Urc;
+use crate::modem::voice_port::{PortEvent, VoicePort};
 use crate::modem::Modem;
+use crate::voice::tones::ContactIdTone;
 
 /// Attempts per call before giving up (DC-05).
 pub const ATTEMPTS: u32 = 4;
@@ -211,20 +216,53 @@ pub struct ContactIdCall {
 }
 
 enum Heard {
-    Tone { hz: u16, ms: Option<u32> },
-    Ended(&'static str),
+    /// A tone the module reported, with its length if it timed it.
+    Tone {
+        hz: u16,
+        ms: Option<u32>,
+    },
+    /// The handshake, heard by the unit in the call's audio.
+    Handshake,
+    /// A kissoff, heard and timed by the unit in the call's audio.
+    Kissoff,
+    Ended(String),
 }
 
-async fn next(urcs: &mut tokio::sync::broadcast::Receiver<Urc>, within: Duration) -> Option<Heard> {
-    tokio::time::timeout(within, async {
+/// The next thing heard in the call, within `within`: from the module's reports, and from the
+/// call's audio when the unit streams it.
+async fn next(
+    urcs: &mut tokio::sync::broadcast::Receiver<Urc>,
+    pcm: Option<&mut VoicePort>,
+    within: Duration,
+) -> Option<Heard> {
+    let reported = async {
         loop {
             match urcs.recv().await {
                 Ok(Urc::Tone { hz, ms }) => return Heard::Tone { hz, ms },
-                Ok(Urc::NoCarrier) => return Heard::Ended("the receiver hung up"),
-                Ok(Urc::Rdy) => return Heard::Ended("the modem restarted during the call"),
+                Ok(Urc::NoCarrier) => return Heard::Ended("the receiver hung up".into()),
+                Ok(Urc::Rdy) => return Heard::Ended("the modem restarted during the call".into()),
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(_) => return Heard::Ended("the AT engine stopped"),
+                Err(_) => return Heard::Ended("the AT engine stopped".into()),
             }
+        }
+    };
+    let streamed = async {
+        let Some(port) = pcm else {
+            return std::future::pending().await;
+        };
+        loop {
+            match port.next(within).await {
+                Some(PortEvent::Tone(ContactIdTone::Handshake)) => return Heard::Handshake,
+                Some(PortEvent::Tone(ContactIdTone::Kissoff)) => return Heard::Kissoff,
+                Some(PortEvent::Lost(why)) => return Heard::Ended(why),
+                None => {}
+            }
+        }
+    };
+    tokio::time::timeout(within, async {
+        tokio::select! {
+            h = reported => h,
+            h = streamed => h,
         }
     })
     .await
@@ -261,6 +299,47 @@ impl ContactIdCall {
             Ok(call) => call,
             Err(r) => return failed(r),
         };
+        let caps = self.modem.capabilities();
+        // A module that cannot hear the tones streams the call to the unit, which hears them
+        // and sends the digits in the audio itself.
+        let mut pcm = None;
+        if caps.is_some_and(|c| c.pcm) {
+            match self.modem.open_voice_port().await {
+                Ok(p) => pcm = Some(p),
+                Err(r) => {
+                    line.hang_up().await;
+                    return failed(r);
+                }
+            }
+        }
+        let result = self
+            .exchange(alarm, &msg, &mut line, &mut urcs, pcm.as_mut())
+            .await;
+        if let Some(p) = pcm {
+            self.modem.close_voice_port(p).await;
+        }
+        match result {
+            Ok(by) => {
+                // The line stays open for speech with the operator.
+                line.keep_open();
+                DeliveryResult::Acked { by, callback: None }
+            }
+            Err(reason) => {
+                line.hang_up().await;
+                failed(reason)
+            }
+        }
+    }
+
+    /// Handshake, digits and kissoff in the call on `line`: who acknowledged, or why not.
+    async fn exchange(
+        &self,
+        alarm: &Alarm,
+        msg: &Message,
+        line: &mut crate::modem::device::CallLine,
+        urcs: &mut tokio::sync::broadcast::Receiver<Urc>,
+        mut pcm: Option<&mut VoicePort>,
+    ) -> Result<String, String> {
         let t = self.modem.timing();
         // DC-05: 1400 Hz then 2300 Hz from the receiver before we may send. The receiver may
         // have sent them before the call was seen answered: those are read first.
@@ -269,22 +348,19 @@ impl ContactIdCall {
             _ => None,
         });
         let mut seen_1400 = false;
-        let handshake = loop {
+        loop {
             let heard = match early.next() {
                 Some(h) => Some(h),
-                None => next(&mut urcs, t.handshake).await,
+                None => next(urcs, pcm.as_deref_mut(), t.handshake).await,
             };
             match heard {
+                Some(Heard::Handshake) => break,
                 Some(Heard::Tone { hz: 1400, .. }) => seen_1400 = true,
-                Some(Heard::Tone { hz: 2300, .. }) if seen_1400 => break Ok(()),
-                Some(Heard::Tone { .. }) => {}
-                Some(Heard::Ended(why)) => break Err(why.to_string()),
-                None => break Err("no Contact ID handshake from the receiver".to_string()),
+                Some(Heard::Tone { hz: 2300, .. }) if seen_1400 => break,
+                Some(Heard::Tone { .. } | Heard::Kissoff) => {}
+                Some(Heard::Ended(why)) => return Err(why),
+                None => return Err("no Contact ID handshake from the receiver".to_string()),
             }
-        };
-        if let Err(r) = handshake {
-            line.hang_up().await;
-            return failed(r);
         }
         tokio::time::sleep(t.pre_send).await;
         let dtmf = msg.dtmf();
@@ -296,26 +372,20 @@ impl ContactIdCall {
             .map_or(crate::modem::Profile::Quectel, |c| c.profile);
         let commands = profile.dtmf_commands(&dtmf);
         for attempt in 1..=ATTEMPTS {
-            let mut sent = Ok(());
-            for c in &commands {
-                let vts = crate::modem::Command::new(c.clone(), t.network);
-                if let Err(e) = self.modem.at().send(vts).await {
-                    sent = Err(e);
-                    break;
-                }
-            }
-            if let Err(e) = sent {
+            let sent = match pcm.as_deref_mut() {
+                Some(port) => send_in_audio(port, &dtmf).await,
+                None => self.send_by_vts(&commands, t.network).await,
+            };
+            if let Err(r) = sent {
                 // A dropped call makes AT+VTS fail; its NO CARRIER came first.
                 let dropped =
                     std::iter::from_fn(|| urcs.try_recv().ok()).any(|u| u == Urc::NoCarrier);
-                let r = self.modem.call_failure(e);
-                line.hang_up().await;
                 if dropped {
-                    return failed(format!(
+                    return Err(format!(
                         "the receiver hung up before the kissoff (attempt {attempt})"
                     ));
                 }
-                return failed(format!("sending the digits: {r}"));
+                return Err(format!("sending the digits: {r}"));
             }
             // The kissoff must begin within `t.kissoff`; it is reported when it ends.
             let longest = KISSOFF_MS.end() + KISSOFF_SLACK_MS;
@@ -323,7 +393,7 @@ impl ContactIdCall {
                 tokio::time::Instant::now() + t.kissoff + Duration::from_millis(u64::from(longest));
             loop {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                match next(&mut urcs, left).await {
+                match next(urcs, pcm.as_deref_mut(), left).await {
                     Some(Heard::Tone { hz, ms }) if !is_kissoff(hz, ms) => {
                         tracing::info!(
                             alarm_id = alarm.id.0,
@@ -332,28 +402,52 @@ impl ContactIdCall {
                             ms = ?ms,
                             "a tone that is no Contact ID kissoff"
                         );
-                        continue;
                     }
-                    Some(Heard::Tone { .. }) => {
+                    Some(Heard::Handshake) => {
+                        tracing::info!(
+                            alarm_id = alarm.id.0,
+                            attempt,
+                            "a handshake again, not a kissoff"
+                        );
+                    }
+                    Some(Heard::Tone { .. } | Heard::Kissoff) => {
                         tracing::info!(alarm_id = alarm.id.0, attempt, "Contact ID kissoff");
-                        // The line stays open for speech with the operator.
-                        line.keep_open();
-                        return DeliveryResult::Acked {
-                            by: format!("Contact ID {}", self.number),
-                            callback: None,
-                        };
+                        return Ok(format!("Contact ID {}", self.number));
                     }
                     Some(Heard::Ended(why)) => {
-                        line.hang_up().await;
-                        return failed(format!("{why} before the kissoff (attempt {attempt})"));
+                        return Err(format!("{why} before the kissoff (attempt {attempt})"));
                     }
                     None => break,
                 }
             }
             tracing::debug!(alarm_id = alarm.id.0, attempt, "no kissoff");
         }
-        line.hang_up().await;
-        failed(format!("no kissoff after {ATTEMPTS} attempts"))
+        Err(format!("no kissoff after {ATTEMPTS} attempts"))
+    }
+
+    /// The digits by `AT+VTS`, the module generating the tones.
+    async fn send_by_vts(&self, commands: &[String], timeout: Duration) -> Result<(), String> {
+        for c in commands {
+            let vts = crate::modem::Command::new(c.clone(), timeout);
+            if let Err(e) = self.modem.at().send(vts).await {
+                return Err(self.modem.call_failure(e));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The digits as DTMF in the call's audio, 55 ms each and 55 ms apart (DC-05: 50–60 ms),
+/// waiting until the last has gone.
+async fn send_in_audio(port: &mut VoicePort, dtmf: &str) -> Result<(), String> {
+    if !port.send_digits(dtmf) {
+        return Err(format!("{dtmf:?} is not DTMF"));
+    }
+    let playing = u64::from(2 * crate::modem::voice_port::DIGIT_MS) * dtmf.len() as u64;
+    if port.flush(Duration::from_millis(playing + 1_000)).await {
+        Ok(())
+    } else {
+        Err("the module's voice port did not take the digits".into())
     }
 }
 

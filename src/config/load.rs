@@ -1829,11 +1829,22 @@ fn read_modem(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Modem> {
         sim_pin: None,
         apn: None,
         power_key_pin: None,
+        voice_port: None,
     };
     let Some(t) = root.sub(cx, "modem") else {
         return root.value("modem").is_none().then_some(m);
     };
-    t.check_keys(cx, &["port", "baud", "sim_pin", "apn", "power_key_pin"]);
+    t.check_keys(
+        cx,
+        &[
+            "port",
+            "baud",
+            "sim_pin",
+            "apn",
+            "power_key_pin",
+            "voice_port",
+        ],
+    );
     let before = cx.problems.len();
     if let Some((s, _)) = t.string(cx, "port") {
         m.port = s.into();
@@ -1868,6 +1879,17 @@ fn read_modem(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Modem> {
     }
     m.apn = t.string(cx, "apn").map(|(s, _)| s);
     m.power_key_pin = t.integer(cx, "power_key_pin", 0..28).map(|(v, _)| v as u8);
+    if let Some((s, span)) = t.string(cx, "voice_port") {
+        if s.starts_with('/') {
+            m.voice_port = Some(s.into());
+        } else {
+            cx.problem(
+                &span,
+                &t.key("voice_port"),
+                "not a device path; allowed: an absolute path such as /dev/ttyUSB4",
+            );
+        }
+    }
     (cx.problems.len() == before).then_some(m)
 }
 

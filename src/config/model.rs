@@ -414,6 +414,10 @@ pub struct Modem {
     pub apn: Option<String>,
     /// GPIO line of the modem's power key, for hard resets.
     pub power_key_pin: Option<u8>,
+    /// The module's voice port, where it streams a call's audio as PCM (SIMCom SIM7600's USB
+    /// audio interface, usually `/dev/ttyUSB4`): how the unit hears the Contact ID tones on a
+    /// module that cannot report them.
+    pub voice_port: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Modem {
@@ -424,6 +428,7 @@ impl std::fmt::Debug for Modem {
             .field("sim_pin", &self.sim_pin.as_ref().map(|_| "<secret>"))
             .field("apn", &self.apn)
             .field("power_key_pin", &self.power_key_pin)
+            .field("voice_port", &self.voice_port)
             .finish()
     }
 }

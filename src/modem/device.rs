@@ -109,6 +109,8 @@ pub struct Settings {
     pub allowed_numbers: Vec<String>,
     /// Secret authenticating remote commands. Never logged.
     pub remote_secret: Option<String>,
+    /// The module's voice port (PCM of a call), if it has one wired.
+    pub voice_port: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -120,6 +122,7 @@ impl std::fmt::Debug for Settings {
                 "remote_secret",
                 &self.remote_secret.as_ref().map(|_| "<secret>"),
             )
+            .field("voice_port", &self.voice_port)
             .finish()
     }
 }
@@ -139,6 +142,10 @@ impl Settings {
                 .as_ref()
                 .and_then(|n| credentials.get(n))
                 .map(|c| c.secret.clone()),
+            voice_port: modem
+                .voice_port
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
         }
     }
 }
@@ -858,6 +865,32 @@ impl Modem {
         }
     }
 
+    /// Starts streaming the call in progress on the module's voice port (SIMCom
+    /// `AT+CPCMREG=1`): the port is opened first so no frame is missed. A stream left on by an
+    /// earlier call (the unit stopped mid-call) is stopped and started again.
+    pub async fn open_voice_port(&self) -> Result<super::voice_port::VoicePort, String> {
+        let Some(path) = self.inner.settings.voice_port.as_deref() else {
+            return Err("no modem.voice_port configured".into());
+        };
+        let port = super::voice_port::VoicePort::open(path)?;
+        if self.cmd("AT+CPCMREG=1").await.is_err() {
+            let _ = self.cmd("AT+CPCMREG=0").await;
+            self.cmd("AT+CPCMREG=1")
+                .await
+                .map_err(|e| format!("the module would not stream the call (AT+CPCMREG=1): {e}"))?;
+        }
+        Ok(port)
+    }
+
+    /// Stops streaming the call (`AT+CPCMREG=0`, which SIMCom wants before the call ends) and
+    /// closes the port; the module's own audio path carries the call again.
+    pub async fn close_voice_port(&self, port: super::voice_port::VoicePort) {
+        if let Err(e) = self.cmd("AT+CPCMREG=0").await {
+            tracing::debug!(error = %e, "AT+CPCMREG=0 failed");
+        }
+        drop(port);
+    }
+
     /// What the module proved it can do in a call (its profile, detection and speech), once
     /// the first init has run.
     pub fn capabilities(&self) -> Option<Capabilities> {
@@ -910,10 +943,27 @@ impl Modem {
             },
             None => profile.speech_command("").is_some(),
         };
+        // SIMCom's voice over USB, where the installer wired its port: the unit hears the
+        // call itself.
+        let pcm = match (&self.inner.settings.voice_port, profile) {
+            (Some(port), Profile::Simcom) => match self.cmd("AT+CPCMREG=?").await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, port = %port, "the module refuses voice over USB: the Contact ID tones cannot be heard");
+                    false
+                }
+            },
+            (Some(port), _) => {
+                tracing::warn!(port = %port, module = profile.name(), "modem.voice_port is set, but only SIMCom modules stream calls there; it is not used");
+                false
+            }
+            (None, _) => false,
+        };
         let caps = Capabilities {
             profile,
             hears_dtmf,
-            hears_tones: hears_dtmf && profile.hears_single_tones(),
+            hears_tones: (hears_dtmf && profile.hears_single_tones()) || pcm,
+            pcm,
             speaks,
         };
         tracing::info!(
@@ -922,6 +972,7 @@ impl Modem {
             module = profile.name(),
             hears_dtmf,
             hears_tones = caps.hears_tones,
+            pcm,
             speaks,
             "module recognised"
         );

@@ -21,6 +21,8 @@ pub mod pdu;
 pub mod power;
 pub mod profile;
 pub mod sim;
+mod sim_voice;
+pub mod voice_port;
 
 pub use device::{MemoryNonce, Modem, ModemEvent, NoNonceStore, NonceStore, RemoteCommand, Timing};
 pub use engine::{AtClient, Command};

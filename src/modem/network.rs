@@ -154,6 +154,16 @@ pub enum ToModem {
         /// Digit.
         digit: char,
     },
+    /// A single tone (Hz) of `ms` milliseconds begins on the line: the call's audio, for a
+    /// module that streams it to the host.
+    ToneStart {
+        /// Call id.
+        call: u32,
+        /// Frequency.
+        hz: u16,
+        /// How long it lasts.
+        ms: u32,
+    },
     /// A single tone (Hz) of `ms` milliseconds was heard in the call audio; sent when the
     /// tone ends, as a module's tone detector reports it.
     Tone {
@@ -662,6 +672,11 @@ impl FarEnd {
 
     /// Plays `hz` for `ms` on the line; the modem hears it when it ends. False if the call ended.
     async fn tone(&mut self, hz: u16, ms: u32) -> bool {
+        let _ = self.modem.send(ToModem::ToneStart {
+            call: self.call,
+            hz,
+            ms,
+        });
         if !self.tone_gap(ms).await {
             return false;
         }

@@ -10,8 +10,10 @@
 //! - **SIMCom SIM7500/SIM7600** (SIM7500_SIM7600 Series AT Command Manual): speech
 //!   `AT+CTTS=2,"…"`, finished with `+CTTS: 0`, played to the far end after `AT+CDTAM=1`;
 //!   detection `AT+DDET=1`, reporting DTMF as `+RXDTMF: <key>`, with no single-tone
-//!   detection, so no Contact ID handshake or kissoff can be heard; `AT+VTS` takes the digits
-//!   quoted and separated by commas, at most 29 characters.
+//!   detection; `AT+VTS` takes the digits quoted and separated by commas, at most 29
+//!   characters. Its voice over USB (`AT+CPCMREG=1`, the call as PCM on its audio interface,
+//!   `modem.voice_port`) lets the unit hear the Contact ID tones itself
+//!   ([`super::voice_port`]).
 //! - **Unknown modules** get the TS 27.007 commands only (`AT+VTS` one digit at a time): no
 //!   speech and no detection, so neither call route can be acknowledged on them.
 
@@ -115,8 +117,13 @@ pub struct Capabilities {
     pub profile: Profile,
     /// It accepted its detection command: DTMF from the far end is reported.
     pub hears_dtmf: bool,
-    /// It reports the Contact ID handshake and kissoff tones.
+    /// The Contact ID handshake and kissoff can be heard: reported by the module, or heard by
+    /// the unit in the call's audio on the voice port.
     pub hears_tones: bool,
+    /// The call's audio reaches the unit as PCM on the module's voice port (SIMCom
+    /// `AT+CPCMREG`, with `modem.voice_port` set): the unit hears the tones itself and sends
+    /// Contact ID digits in the audio, at DC-05's timing.
+    pub pcm: bool,
     /// It can speak an announcement into a call.
     pub speaks: bool,
 }
@@ -141,6 +148,10 @@ impl Capabilities {
         let name = self.profile.name();
         if self.hears_tones {
             None
+        } else if self.profile == Profile::Simcom {
+            Some(format!(
+                "{name}: the module does not report the receiver's 1400/2300 Hz tones; set modem.voice_port to its USB audio port (usually /dev/ttyUSB4) so the unit hears them in the call"
+            ))
         } else {
             Some(format!(
                 "{name}: the module does not report the receiver's 1400/2300 Hz tones, so no handshake or kissoff can be heard"
@@ -192,17 +203,26 @@ mod tests {
             profile: Profile::Simcom,
             hears_dtmf: true,
             hears_tones: false,
+            pcm: false,
             speaks: true,
         };
         assert_eq!(simcom.voice_call_blocker(), None);
-        assert!(simcom
-            .contact_id_blocker()
-            .unwrap()
-            .contains("1400/2300 Hz"));
+        let why = simcom.contact_id_blocker().unwrap();
+        assert!(
+            why.contains("1400/2300 Hz") && why.contains("modem.voice_port"),
+            "{why}"
+        );
+        let streamed = Capabilities {
+            hears_tones: true,
+            pcm: true,
+            ..simcom
+        };
+        assert_eq!(streamed.contact_id_blocker(), None);
         let quectel = Capabilities {
             profile: Profile::Quectel,
             hears_dtmf: true,
             hears_tones: true,
+            pcm: false,
             speaks: true,
         };
         assert_eq!(quectel.contact_id_blocker(), None);

@@ -203,6 +203,8 @@ impl SimConfig {
 }
 
 enum Control {
+    /// A DTMF key the far end decoded from the host's audio on the voice port.
+    HeardInBand(char),
     Inject(Fault),
     Clear,
     Reboot,
@@ -218,6 +220,7 @@ struct Shared {
 /// Control of a running simulated module. Dropping it stops the module.
 pub struct SimModem {
     path: String,
+    voice_port: Option<String>,
     ctl: mpsc::UnboundedSender<Control>,
     shared: Arc<Mutex<Shared>>,
 }
@@ -247,6 +250,25 @@ impl SimModem {
         spawn_reader(Box::new(master), bytes_tx);
         let out = spawn_writer(Box::new(writer));
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
+        // SIMCom streams calls over USB on a second interface; digits the host plays into a
+        // call come back as keys the far end heard.
+        let audio = match config.model {
+            Model::SimcomSim7600 => {
+                let (keys_tx, mut keys) = mpsc::unbounded_channel();
+                let audio = super::sim_voice::AudioFunction::spawn(keys_tx)?;
+                let ctl = ctl.clone();
+                tokio::spawn(async move {
+                    while let Some(k) = keys.recv().await {
+                        if ctl.send(Control::HeardInBand(k)).is_err() {
+                            return;
+                        }
+                    }
+                });
+                Some(audio)
+            }
+            Model::QuectelEc25 => None,
+        };
+        let voice_port = audio.as_ref().map(|a| a.path().to_string());
         let shared = Arc::new(Mutex::new(Shared::default()));
         let from_net = network.attach(&config.number);
         let (net_tx, net_rx) = mpsc::unbounded_channel();
@@ -265,15 +287,26 @@ impl SimModem {
             sms_input: None,
             timers: Vec::new(),
             _slave: slave,
+            audio,
         };
         m.power_on();
         tokio::spawn(m.run(bytes_rx, net_rx, ctl_rx));
-        Ok(SimModem { path, ctl, shared })
+        Ok(SimModem {
+            path,
+            voice_port,
+            ctl,
+            shared,
+        })
     }
 
     /// The serial device path to open (the pty's slave side).
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The module's voice port (SIMCom's USB audio interface), if it has one.
+    pub fn voice_port(&self) -> Option<&str> {
+        self.voice_port.as_deref()
     }
 
     /// Adds a fault now.
@@ -384,6 +417,8 @@ struct State {
     tonedet: bool,
     /// SIMCom `AT+CDTAM=1`: speech goes to the far end of the call, not the local speaker.
     speech_to_far_end: bool,
+    /// SIMCom `AT+CPCMREG=1`: the call's audio streams on the voice port.
+    pcmreg: bool,
     /// TE character set (`AT+CSCS`): "GSM", "IRA" or "UCS2".
     cscs: &'static str,
     sim: Sim,
@@ -408,6 +443,7 @@ impl State {
             cnmi_mt: 0,
             tonedet: false,
             speech_to_far_end: false,
+            pcmreg: false,
             cscs: "GSM",
             sim: Sim::Absent,
             reg: RegStatus::NotSearching,
@@ -443,6 +479,8 @@ struct Module {
     timers: Vec<(Instant, Timer)>,
     /// Keeps the slave side open so the master never reads EIO between openers.
     _slave: serialport::TTYPort,
+    /// SIMCom's voice over USB (`AT+CPCMREG`), on its own pty.
+    audio: Option<super::sim_voice::AudioFunction>,
 }
 
 /// The SIM's storage survives resets; kept outside [`State`].
@@ -487,6 +525,13 @@ impl Module {
                         }
                     }
                     Some(Control::Reboot) => self.reset(),
+                    Some(Control::HeardInBand(key)) => {
+                        if self.active() {
+                            if let Some(far) = self.st.call.as_ref().and_then(|c| c.far.as_ref()) {
+                                let _ = far.send(ToParty::Dtmf(key.to_string()));
+                            }
+                        }
+                    }
                     Some(Control::PowerKey) => {
                         if self.st.powered { self.power_off() } else { self.power_on() }
                     }
@@ -947,6 +992,12 @@ impl Module {
                     self.set_u8(&mode, 1, |s, n| s.tonedet = n == 1);
                 } else if let Some(v) = arg("+CDTAM=").filter(|_| !quectel) {
                     self.set_u8(&v, 1, |s, n| s.speech_to_far_end = n == 1);
+                } else if ucmd == "+CPCMREG=?" && !quectel {
+                    self.info("+CPCMREG: (0,1)");
+                } else if ucmd == "+CPCMREG?" && !quectel {
+                    self.info(&format!("+CPCMREG: {}", u8::from(self.st.pcmreg)));
+                } else if let Some(v) = arg("+CPCMREG=").filter(|_| !quectel) {
+                    self.pcmreg(&v);
                 } else if let Some(v) = arg("+CNMI=") {
                     let mt = super::at::fields(&v)
                         .get(1)
@@ -1263,6 +1314,29 @@ impl Module {
             .is_some_and(|c| c.state == CallState::Active)
     }
 
+    /// SIMCom `AT+CPCMREG=<0|1>`: voice over USB, started once a call is connected and
+    /// stopped before the next; starting it twice, or with no call up, is refused.
+    fn pcmreg(&mut self, v: &str) {
+        match v.trim() {
+            "1" if self.st.pcmreg || !self.active() => self.cme(3, "operation not allowed"),
+            "1" => {
+                self.st.pcmreg = true;
+                if let Some(a) = &self.audio {
+                    a.set_streaming(true);
+                }
+                self.line("OK");
+            }
+            "0" => {
+                self.st.pcmreg = false;
+                if let Some(a) = &self.audio {
+                    a.set_streaming(false);
+                }
+                self.line("OK");
+            }
+            _ => self.cme(4, "operation not supported"),
+        }
+    }
+
     fn vts(&mut self, v: &str) {
         if !self.active() {
             self.cme(3, "operation not allowed");
@@ -1345,6 +1419,10 @@ impl Module {
     /// Ends the current call; `cause` is the far end's reason (None: ended here).
     fn end_call(&mut self, cause: Option<EndCause>) {
         let Some(c) = self.st.call.take() else { return };
+        if let Some(a) = &self.audio {
+            a.set_streaming(false);
+            a.call_ended();
+        }
         if cause.is_none() {
             if let Some(far) = &c.far {
                 let _ = far.send(ToParty::Hangup);
@@ -1424,6 +1502,12 @@ impl Module {
                             self.line(&format!("+RXDTMF: {digit}"));
                         }
                     }
+                }
+            }
+            ToModem::ToneStart { call, hz, ms } => {
+                // Only the call's audio carries it: the voice port, while streaming.
+                if let Some(a) = self.audio.as_ref().filter(|_| self.in_call(call)) {
+                    a.far_tone(hz, ms);
                 }
             }
             ToModem::Tone { call, hz, ms } => {
@@ -1548,6 +1632,9 @@ pub fn run_cli(args: SimArgs) -> Result<std::process::ExitCode, ModemError> {
     rt.block_on(async {
         let w = args.start()?;
         println!("simulated module on {}", w.module.path());
+        if let Some(voice) = w.module.voice_port() {
+            println!("its voice port (AT+CPCMREG, PCM 8 kHz 16-bit) on {voice}");
+        }
         println!(
             "SIM {}; SMS gateway {}; person {} (presses {}); Contact ID centre {}",
             args.number, args.sms_gateway, args.person, args.key, args.centre

@@ -1158,7 +1158,11 @@ impl StatusReport for ModemStatus {
                         c.profile.name(),
                         yes_no(c.speaks),
                         yes_no(c.hears_dtmf),
-                        yes_no(c.hears_tones)
+                        match (c.hears_tones, c.pcm) {
+                            (true, true) => "yes (the unit, in the call's audio on the voice port)",
+                            (true, false) => "yes",
+                            (false, _) => "NO",
+                        }
                     ));
                 }
                 lines

@@ -257,12 +257,12 @@ pub fn from_status(status: &str) -> Vec<Check> {
             }
             "routes" if rest.contains("CANNOT WORK") => {
                 let name = rest.split(':').next().unwrap_or(rest).trim();
-                checks.push(
-                    Check::new(format!("route {name}"), Level::Red, rest).fix(
-                        "the module cannot do what this route needs: fit a module that can \
-                         (a Quectel EC25 hears Contact ID tones), or take the route out of the plan",
-                    ),
-                );
+                checks.push(Check::new(format!("route {name}"), Level::Red, rest).fix(
+                    "the module cannot do what this route needs: on a SIMCom module set \
+                         modem.voice_port to its USB audio port (usually /dev/ttyUSB4) so the \
+                         unit hears the Contact ID tones itself, fit a module that can (a Quectel \
+                         EC25 hears them), or take the route out of the plan",
+                ));
             }
             "routes" if rest.contains("DOWN") => {
                 let name = rest.split(':').next().unwrap_or(rest).trim();

@@ -96,6 +96,8 @@ pub struct SiteOptions {
     pub modem: crate::modem::sim::Model,
     /// Whether the plan ends with a Contact ID route to the alarm receiver's line.
     pub contact_id_route: bool,
+    /// Whether the configuration names the module's voice port, where it has one (SIMCom).
+    pub wire_voice_port: bool,
 }
 
 impl Default for SiteOptions {
@@ -110,6 +112,7 @@ impl Default for SiteOptions {
             print: false,
             modem: crate::modem::sim::Model::QuectelEc25,
             contact_id_route: false,
+            wire_voice_port: true,
         }
     }
 }
@@ -195,6 +198,10 @@ impl SimSite {
             scaip.addr(),
             dc09.addr(),
             cellular.module.path(),
+            cellular
+                .module
+                .voice_port()
+                .filter(|_| options.wire_voice_port),
             radio,
         );
         let config_path = dir.join("config.toml");
@@ -268,8 +275,10 @@ fn site_config(
     scaip: SocketAddr,
     dc09: SocketAddr,
     modem: &str,
+    voice_port: Option<&str>,
     radio: SocketAddr,
 ) -> String {
+    let voice_port = voice_port.map_or(String::new(), |p| format!("voice_port = \"{p}\"\n"));
     let fmt = crate::config::format_duration;
     let mut pendants = String::new();
     for (i, (id, kind, location, key)) in PENDANTS.iter().enumerate() {
@@ -379,7 +388,7 @@ jamming_after = "5s"
 [modem]
 port = "{modem}"
 baud = 115200
-
+{voice_port}
 [remote]
 allowed_numbers = ["{sms}"]
 credentials = "remote"

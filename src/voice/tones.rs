@@ -56,6 +56,33 @@ pub const DTMF_KEYS: [[char; 4]; 4] = [
     ['*', '0', '#', 'D'],
 ];
 
+/// `hz` for `ms` at `rate`, at `amplitude` (peak, full scale 1.0).
+pub fn sine(hz: f32, rate: u32, ms: u32, amplitude: f32) -> Vec<f32> {
+    let n = (rate as usize) * (ms as usize) / 1000;
+    let w = 2.0 * std::f32::consts::PI * hz / rate as f32;
+    (0..n).map(|i| amplitude * (w * i as f32).sin()).collect()
+}
+
+/// `keys` as DTMF at `rate`: each key's two tones for `on_ms`, then `off_ms` of silence
+/// (Contact ID, DC-05: 50–60 ms each). Each tone at −9 dBFS peak, the column's level equal to
+/// the row's (Q.23). None if a key is not a DTMF key.
+pub fn dtmf_samples(keys: &str, rate: u32, on_ms: u32, off_ms: u32) -> Option<Vec<f32>> {
+    const LEVEL: f32 = 0.35;
+    let gap = (rate as usize) * (off_ms as usize) / 1000;
+    let mut out = Vec::new();
+    for key in keys.chars() {
+        let (r, c) = DTMF_KEYS
+            .iter()
+            .enumerate()
+            .find_map(|(r, row)| row.iter().position(|&k| k == key).map(|c| (r, c)))?;
+        let low = sine(DTMF_ROWS[r], rate, on_ms, LEVEL);
+        let high = sine(DTMF_COLS[c], rate, on_ms, LEVEL);
+        out.extend(low.iter().zip(&high).map(|(a, b)| a + b));
+        out.extend(std::iter::repeat_n(0.0, gap));
+    }
+    Some(out)
+}
+
 /// A digit detected in a stream, with the sample index (since the detector started) at which
 /// it was confirmed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -347,6 +374,15 @@ impl ContactIdDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_contact_id_digits_decode_back_at_dc05_timing() {
+        let keys = "1234181131010158*#ABCD";
+        let audio = dtmf_samples(keys, 8000, 55, 55).unwrap();
+        assert_eq!(audio.len(), keys.len() * 880);
+        assert_eq!(DtmfDetector::decode(8000, &audio), keys);
+        assert!(dtmf_samples("12X", 8000, 55, 55).is_none());
+    }
 
     const RATE: u32 = 8000;
 

@@ -1,0 +1,206 @@
+//! A call's audio as raw PCM on the module's voice port, for modules whose own detector cannot
+//! hear the Contact ID tones. SIMCom SIM7500/SIM7600: after the call is connected,
+//! `AT+CPCMREG=1` streams the call over USB on the module's audio serial interface (usually the
+//! fifth, `/dev/ttyUSB4`): 8 kHz, 16-bit little-endian, mono, one 20 ms frame of 320 bytes each
+//! way per frame period, the module's clock setting the pace; `AT+CPCMREG=0` stops it, and must
+//! come before the call is hung up.
+//!
+//! [`VoicePort`] runs the port on its own thread: every frame the module sends is searched for
+//! the Contact ID handshake and kissoff (the unit's own detector, [`ContactIdDetector`]), and
+//! each is answered with one frame of what the unit has to say, DTMF digits at DC-05's timing
+//! (which `AT+VTS` cannot give: it counts tone lengths in tenths of a second), else silence.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::voice::tones::{dtmf_samples, ContactIdDetector, ContactIdTone};
+
+/// Samples per frame: 20 ms at 8 kHz.
+pub const FRAME_SAMPLES: usize = 160;
+/// Bytes per frame: 16-bit samples.
+pub const FRAME_BYTES: usize = FRAME_SAMPLES * 2;
+/// The port's sample rate, Hz.
+pub const RATE: u32 = 8000;
+/// DC-05: each digit 50–60 ms, and as long a pause after it.
+pub const DIGIT_MS: u32 = 55;
+/// How long the port may stay silent (no frame from the module) before the call's audio is
+/// taken as lost.
+pub const STALL: Duration = Duration::from_millis(500);
+
+/// What the voice port heard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortEvent {
+    /// A Contact ID tone, judged by the unit's detector (a kissoff is timed: 750–1000 ms).
+    Tone(ContactIdTone),
+    /// The module stopped sending frames, or the port failed.
+    Lost(String),
+}
+
+/// Samples waiting to go to the far end.
+#[derive(Default)]
+struct Outgoing {
+    samples: VecDeque<i16>,
+}
+
+/// An open voice port. Dropping it stops the thread (the `AT+CPCMREG=0` is the caller's).
+pub struct VoicePort {
+    events: mpsc::UnboundedReceiver<PortEvent>,
+    out: Arc<Mutex<Outgoing>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl VoicePort {
+    /// Opens the port at `path` and starts listening. The module streams only after
+    /// `AT+CPCMREG=1`; frames read before that are none.
+    pub fn open(path: &str) -> Result<VoicePort, String> {
+        let port = serialport::new(path, 115_200)
+            .timeout(Duration::from_millis(40))
+            .open_native()
+            .map_err(|e| format!("the module's voice port {path}: {e}"))?;
+        // Audio left over from an earlier call is not this call's.
+        let _ = serialport::SerialPort::clear(&port, serialport::ClearBuffer::Input);
+        let (tx, events) = mpsc::unbounded_channel();
+        let out = Arc::new(Mutex::new(Outgoing::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("voice-port".into())
+            .spawn({
+                let (out, stop, path) = (Arc::clone(&out), Arc::clone(&stop), path.to_string());
+                move || run(port, &path, &tx, &out, &stop)
+            })
+            .map_err(|e| format!("voice port thread: {e}"))?;
+        Ok(VoicePort {
+            events,
+            out,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `keys` as DTMF at DC-05's timing (55 ms tone, 55 ms pause each). False if a key
+    /// is not a DTMF key.
+    pub fn send_digits(&self, keys: &str) -> bool {
+        let Some(samples) = dtmf_samples(keys, RATE, DIGIT_MS, DIGIT_MS) else {
+            return false;
+        };
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        out.samples
+            .extend(samples.iter().map(|&s| crate::voice::pcm::to_i16(s)));
+        true
+    }
+
+    /// Whether everything queued has gone to the module.
+    pub fn sent(&self) -> bool {
+        self.out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .samples
+            .is_empty()
+    }
+
+    /// Waits until everything queued has gone, at most `limit`. False if it had not.
+    pub async fn flush(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.sent() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// The next thing heard, within `within`; None if nothing was.
+    pub async fn next(&mut self, within: Duration) -> Option<PortEvent> {
+        match tokio::time::timeout(within, self.events.recv()).await {
+            Ok(Some(e)) => Some(e),
+            Ok(None) => Some(PortEvent::Lost("the voice port stopped".into())),
+            Err(_) => None,
+        }
+    }
+}
+
+impl Drop for VoicePort {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            // The thread wakes within one read timeout.
+            let _ = t.join();
+        }
+    }
+}
+
+/// The port's loop: frames in, tones out, one frame back per frame received.
+fn run(
+    mut port: serialport::TTYPort,
+    path: &str,
+    tx: &mpsc::UnboundedSender<PortEvent>,
+    out: &Mutex<Outgoing>,
+    stop: &AtomicBool,
+) {
+    let mut detector = ContactIdDetector::new(RATE);
+    let mut pending: Vec<u8> = Vec::with_capacity(FRAME_BYTES * 4);
+    let mut buf = [0u8; FRAME_BYTES * 4];
+    let mut samples = [0f32; FRAME_SAMPLES];
+    let mut streaming = false;
+    let mut quiet_since = std::time::Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        match port.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => pending.extend_from_slice(buf.get(..n).unwrap_or(&[])),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::WouldBlock
+                ) => {}
+            Err(e) => {
+                let _ = tx.send(PortEvent::Lost(format!(
+                    "the module's voice port {path}: {e}"
+                )));
+                return;
+            }
+        }
+        let frames = pending.len() / FRAME_BYTES;
+        if frames == 0 {
+            // Once the module has streamed, a stall means the call's audio is gone.
+            if streaming && quiet_since.elapsed() > STALL {
+                let _ = tx.send(PortEvent::Lost(format!(
+                    "the module's voice port {path} stopped sending audio"
+                )));
+                streaming = false;
+            }
+            continue;
+        }
+        streaming = true;
+        quiet_since = std::time::Instant::now();
+        let mut reply = Vec::with_capacity(frames * FRAME_BYTES);
+        for frame in pending.chunks_exact(FRAME_BYTES) {
+            for (s, b) in samples.iter_mut().zip(frame.chunks_exact(2)) {
+                *s = f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0;
+            }
+            detector.push(&samples, |t| {
+                let _ = tx.send(PortEvent::Tone(t.tone));
+            });
+            let mut o = out.lock().unwrap_or_else(PoisonError::into_inner);
+            for _ in 0..FRAME_SAMPLES {
+                let s = o.samples.pop_front().unwrap_or(0);
+                reply.extend_from_slice(&s.to_le_bytes());
+            }
+        }
+        pending.drain(..frames * FRAME_BYTES);
+        if let Err(e) = port.write_all(&reply) {
+            let _ = tx.send(PortEvent::Lost(format!(
+                "the module's voice port {path}: {e}"
+            )));
+            return;
+        }
+    }
+}
