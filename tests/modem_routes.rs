@@ -678,16 +678,15 @@ async fn a_slow_sms_submission_loses_no_part() {
     assert!(delivered, "every part arrived: {r:?}");
 }
 
-/// A SIMCom SIM7600 in place of the Quectel module, at production timing (the unit's, the
-/// module's and the network's): the unit recognises
-/// it, speaks with its `AT+CTTS` (sent to the far end with `AT+CDTAM=1`), hears the accept key
-/// as `+RXDTMF`, and the voice route is acknowledged. Before, the unit sent Quectel's
-/// `AT+QTTS` and `AT+QTONEDET` to every module: on a SIMCom both failed and the route could
-/// never be acknowledged.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_simcom_module_takes_a_voice_alarm_at_production_timing() {
+/// A voice alarm to a person who accepts, on `model`, at production timing (the unit's, the
+/// module's and the network's): acknowledged, and the announcement heard. The world, for
+/// what the module was sent.
+async fn voice_alarm_at_production_timing(
+    model: vigil::modem::sim::Model,
+    profile: vigil::modem::Profile,
+) -> SimWorld {
     let mut config = SimConfig::new(UNIT_NO);
-    config.model = vigil::modem::sim::Model::SimcomSim7600;
+    config.model = model;
     config.timing = vigil::modem::sim::SimTiming::real();
     config.network = vigil::modem::network::NetTiming::real();
     let w = SimWorld::start(config).expect("pty");
@@ -696,7 +695,7 @@ async fn a_simcom_module_takes_a_voice_alarm_at_production_timing() {
         .await
         .expect("usable");
     let caps = m.capabilities().expect("init has recognised the module");
-    assert_eq!(caps.profile, vigil::modem::Profile::Simcom);
+    assert_eq!(caps.profile, profile);
     assert!(caps.hears_dtmf && caps.speaks, "{caps:?}");
     assert_eq!(caps.voice_call_blocker(), None);
 
@@ -717,6 +716,21 @@ async fn a_simcom_module_takes_a_voice_alarm_at_production_timing() {
     assert!(heard
         .expect("the person heard it")
         .contains("emergency alarm of Anna"));
+    w
+}
+
+/// A SIMCom SIM7600 in place of the Quectel module: the unit recognises it, speaks with its
+/// `AT+CTTS` (sent to the far end with `AT+CDTAM=1`), hears the accept key as `+RXDTMF`, and
+/// the voice route is acknowledged. Before, the unit sent Quectel's `AT+QTTS` and
+/// `AT+QTONEDET` to every module: on a SIMCom both failed and the route could never be
+/// acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simcom_module_takes_a_voice_alarm_at_production_timing() {
+    let w = voice_alarm_at_production_timing(
+        vigil::modem::sim::Model::SimcomSim7600,
+        vigil::modem::Profile::Simcom,
+    )
+    .await;
     let cmds = w.module.commands();
     for expected in ["AT+DDET=1", "AT+CDTAM=1"] {
         assert!(cmds.iter().any(|c| c == expected), "{expected} in {cmds:?}");
@@ -725,6 +739,25 @@ async fn a_simcom_module_takes_a_voice_alarm_at_production_timing() {
     assert!(
         !cmds.iter().any(|c| c.starts_with("AT+QT")),
         "no Quectel commands to a SIMCom module: {cmds:?}"
+    );
+}
+
+/// The same on the Quectel EC25, with its `AT+QTTS` and `+QTONEDET` reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quectel_module_takes_a_voice_alarm_at_production_timing() {
+    let w = voice_alarm_at_production_timing(
+        vigil::modem::sim::Model::QuectelEc25,
+        vigil::modem::Profile::Quectel,
+    )
+    .await;
+    let cmds = w.module.commands();
+    assert!(cmds.iter().any(|c| c == "AT+QTONEDET=1"), "{cmds:?}");
+    assert!(cmds.iter().any(|c| c.starts_with("AT+QTTS=2,")), "{cmds:?}");
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| c.starts_with("AT+CTTS") || c.starts_with("AT+CPCMREG")),
+        "no SIMCom commands to a Quectel module: {cmds:?}"
     );
 }
 
