@@ -1,5 +1,5 @@
 //! Finds the outside tools some tests run against (Kamailio, pysiaalarm, iobroker.sia, gammu,
-//! python-gsmmodem-new, espeak-ng, sox and libfaketime),
+//! python-gsmmodem-new, espeak-ng, sox, libfaketime and multimon-ng),
 //! so a test whose tool is missing is reported as ignored, with the command that installs it,
 //! instead of passing. Under CI (`CI=true`) every such test runs, and fails if its tool is
 //! missing: CI must not pass by skipping.
@@ -71,6 +71,14 @@ fn main() {
                         .join("faketime/libfaketime.so.1")
                         .exists()
                 }),
+        ),
+        // An outside DTMF decoder for the digits the unit plays into a call itself.
+        (
+            "vigil_has_multimon",
+            runs(
+                "multimon-ng",
+                &["-q", "-c", "-a", "DTMF", "-t", "raw", "/dev/null"],
+            ) && runs("sox", &["--version"]),
         ),
         (
             "vigil_has_gsmmodem",

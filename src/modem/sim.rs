@@ -220,7 +220,7 @@ struct Shared {
 /// Control of a running simulated module. Dropping it stops the module.
 pub struct SimModem {
     path: String,
-    voice_port: Option<String>,
+    voice_port: Option<(String, super::sim_voice::AudioTap)>,
     ctl: mpsc::UnboundedSender<Control>,
     shared: Arc<Mutex<Shared>>,
 }
@@ -268,7 +268,7 @@ impl SimModem {
             }
             Model::QuectelEc25 => None,
         };
-        let voice_port = audio.as_ref().map(|a| a.path().to_string());
+        let voice_port = audio.as_ref().map(|a| (a.path().to_string(), a.tap()));
         let shared = Arc::new(Mutex::new(Shared::default()));
         let from_net = network.attach(&config.number);
         let (net_tx, net_rx) = mpsc::unbounded_channel();
@@ -306,7 +306,16 @@ impl SimModem {
 
     /// The module's voice port (SIMCom's USB audio interface), if it has one.
     pub fn voice_port(&self) -> Option<&str> {
-        self.voice_port.as_deref()
+        self.voice_port.as_ref().map(|(p, _)| p.as_str())
+    }
+
+    /// Everything the host sent into calls on the voice port, as the far end heard it:
+    /// 8 kHz 16-bit samples, the last two minutes at most. Empty without a voice port.
+    pub fn voice_port_audio(&self) -> Vec<i16> {
+        self.voice_port
+            .as_ref()
+            .map(|(_, tap)| tap.heard())
+            .unwrap_or_default()
     }
 
     /// Adds a fault now.

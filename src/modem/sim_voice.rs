@@ -31,6 +31,26 @@ struct Line {
     streaming: bool,
     /// The far end's audio still to play, in line time.
     far: VecDeque<i16>,
+    /// What the host sent while streaming, as the far end heard it (at most [`TAPE`] samples).
+    heard: Vec<i16>,
+}
+
+/// The longest recording of what the host sent: two minutes.
+const TAPE: usize = 8000 * 120;
+
+/// What the far end heard from the host on the voice port, readable while the module runs.
+#[derive(Clone)]
+pub struct AudioTap(Arc<Mutex<Line>>);
+
+impl AudioTap {
+    /// Everything the host sent into calls so far, 8 kHz samples.
+    pub fn heard(&self) -> Vec<i16> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .heard
+            .clone()
+    }
 }
 
 /// The module's audio serial interface. Dropping it stops its thread.
@@ -90,6 +110,11 @@ impl AudioFunction {
         self.lock()
             .far
             .extend(samples.into_iter().map(crate::voice::pcm::to_i16));
+    }
+
+    /// A handle on the same recording, for the module's owner.
+    pub(super) fn tap(&self) -> AudioTap {
+        AudioTap(Arc::clone(&self.line))
     }
 
     /// The call ended: nothing more comes from the far end.
@@ -161,6 +186,12 @@ fn clock(
                 .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0),
         );
         inbound.drain(..whole);
+        {
+            let mut l = line.lock().unwrap_or_else(PoisonError::into_inner);
+            let room = TAPE.saturating_sub(l.heard.len());
+            l.heard
+                .extend(samples.iter().take(room).map(|&s| (s * 32768.0) as i16));
+        }
         decoder.push(&samples, |d| {
             let _ = heard.send(d.key);
         });
