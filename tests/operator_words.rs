@@ -152,6 +152,26 @@ fn the_live_timeline_has_no_internal_labels() {
         },
     );
     assert!(!refused.contains("Refused {"), "{refused}");
+    // Once an alarm is cancelled, the microphone's verdict on it is not shown.
+    let cancelled = t.line(&Event::Output(
+        T0,
+        vigil::core::Output::Persist(Record::Cancelled {
+            alarm: AlarmId(3),
+            at: T0,
+            by: vigil::core::CancelSource::BaseButton,
+        }),
+    ));
+    assert!(cancelled.is_some_and(|l| l.contains("CANCELLED")));
+    assert_eq!(
+        t.line(&Event::Input(
+            T0,
+            Input::Heard {
+                alarm: AlarmId(3),
+                heard: Heard::Unclear
+            }
+        )),
+        None
+    );
     // Routes by the names the installer gave them; states as sentences, not `true`/`false`.
     let golden = [
         (

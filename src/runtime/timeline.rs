@@ -11,6 +11,8 @@ use super::Event;
 pub struct Timeline {
     start: Option<Timestamp>,
     route_names: Vec<String>,
+    /// Alarms cancelled at the base: what the microphone made of them no longer matters.
+    cancelled: std::collections::BTreeSet<crate::core::AlarmId>,
 }
 
 impl Timeline {
@@ -19,6 +21,7 @@ impl Timeline {
         Timeline {
             start: None,
             route_names,
+            cancelled: std::collections::BTreeSet::new(),
         }
     }
 
@@ -37,6 +40,16 @@ impl Timeline {
 
     /// The line for an event, or None for events too small to show.
     pub fn line(&mut self, event: &Event) -> Option<String> {
+        match event {
+            Event::Output(_, Output::Persist(Record::Cancelled { alarm, .. })) => {
+                self.cancelled.insert(*alarm);
+            }
+            // The listening ends with the cancel; its verdict is no news.
+            Event::Input(_, Input::Heard { alarm, .. }) if self.cancelled.contains(alarm) => {
+                return None;
+            }
+            _ => {}
+        }
         let (at, text) = match event {
             Event::Input(at, input) => (*at, self.input(input)?),
             Event::Output(at, output) => (*at, self.output(output)?),
