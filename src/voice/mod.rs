@@ -25,6 +25,7 @@ pub mod device;
 pub mod engine;
 pub mod g711;
 pub mod jitter;
+pub mod media;
 pub mod pcm;
 pub mod player;
 pub mod rtp;

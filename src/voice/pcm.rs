@@ -234,6 +234,38 @@ pub fn volume_gain(percent: u8) -> f32 {
 /// ratio; wider when downsampling so the cut-off falls below the new Nyquist frequency.
 const SINC_HALF_WIDTH: f64 = 16.0;
 
+/// Where `recorded` best matches `reference`: the lag in samples (0 to `max_lag`) at which
+/// `reference` appears in `recorded`, and the normalised correlation there (1.0: the same
+/// waveform, at any level). Used to measure a call's round trip and to compare what one end
+/// sent with what the other heard.
+pub fn align(reference: &[i16], recorded: &[i16], max_lag: usize) -> (usize, f32) {
+    let energy = |x: &[i16]| x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
+    let ref_energy = energy(reference);
+    let mut best = (0, 0.0f32);
+    if ref_energy == 0.0 {
+        return best;
+    }
+    for lag in 0..=max_lag.min(recorded.len()) {
+        let Some(window) = recorded.get(lag..lag + reference.len()) else {
+            break;
+        };
+        let dot: f64 = reference
+            .iter()
+            .zip(window)
+            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+            .sum();
+        let e = energy(window);
+        if e == 0.0 {
+            continue;
+        }
+        let c = (dot / (ref_energy * e).sqrt()) as f32;
+        if c > best.1 {
+            best = (lag, c);
+        }
+    }
+    best
+}
+
 /// Converts `input` from `from` Hz to `to` Hz with a Blackman-windowed sinc filter: band-limited
 /// to 95 % of the lower Nyquist frequency, so downsampling does not alias and upsampling does
 /// not image. Unity gain at DC. Meant for whole clips (prompts are converted once, on load).
