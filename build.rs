@@ -72,6 +72,15 @@ fn main() {
                         .exists()
                 }),
         ),
+        // A SIP phone that calls the unit (tests/sip_call_baresip.rs).
+        (
+            "vigil_has_baresip",
+            ["aufile.so", "sndfile.so", "g711.so"].iter().all(|m| {
+                std::path::Path::new("/usr/lib/baresip/modules")
+                    .join(m)
+                    .exists()
+            }),
+        ),
         // An outside DTMF decoder for the digits the unit plays into a call itself.
         (
             "vigil_has_multimon",

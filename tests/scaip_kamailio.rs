@@ -5,202 +5,23 @@
 //! Needs the Debian `kamailio` package. Reported as ignored when it is missing (build.rs looks
 //! for it), except under CI (`CI=true`), where the tests run and a missing Kamailio fails.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod kamailio_support;
+
+use std::net::SocketAddr;
 use std::time::Duration;
+
+use kamailio_support::*;
 
 use vigil::centre::receiver::scaip::{ScaipAnswer, ScaipReceiver, ScaipReceiverConfig};
 use vigil::centre::scaip::{MessageType, Registration, ScaipLink};
-use vigil::config::{Credentials, ScaipRoute, SipTransport, Unit};
+use vigil::config::{Credentials, SipTransport};
 use vigil::core::{
     Alarm, AlarmCause, AlarmId, AlarmRef, Delivery, DeliveryResult, Device, DeviceId, DeviceKind,
     RouteId, Timestamp,
 };
 
-const USER: &str = "4612345";
-const PASSWORD: &str = "kam-s3cret";
-
-fn kamailio_binary() -> Option<PathBuf> {
-    ["/usr/sbin/kamailio", "/usr/local/sbin/kamailio"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-/// A Kamailio process that is stopped (SIGTERM, so it takes its children along) on drop.
-struct Kamailio {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        for _ in 0..50 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Kamailio {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A port free for both UDP and TCP, for Kamailio to listen on both.
-fn free_port() -> u16 {
-    loop {
-        let port = free_udp_port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn config(port: u16, centre: SocketAddr) -> String {
-    format!(
-        r#"#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-listen=tcp:127.0.0.1:{port}
-alias="centre.test"
-
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "auth.so"
-loadmodule "xlog.so"
-loadmodule "textops.so"
-
-modparam("usrloc", "db_mode", 0)
-
-request_route {{
-    if (!mf_process_maxfwd_header("10")) {{
-        sl_send_reply("483", "Too Many Hops");
-        exit;
-    }}
-    if (is_method("REGISTER")) {{
-        if (!pv_www_authenticate("$td", "{PASSWORD}", "0")) {{
-            www_challenge("$td", "0");
-            exit;
-        }}
-        if (!save("location")) {{
-            sl_reply_error();
-        }}
-        exit;
-    }}
-    if (is_method("MESSAGE")) {{
-        if ($rU == "arc") {{
-            # From a unit to the alarm centre: authenticate the sender as a proxy does.
-            if (!pv_proxy_authenticate("$fd", "{PASSWORD}", "0")) {{
-                proxy_challenge("$fd", "0");
-                exit;
-            }}
-            consume_credentials();
-            $du = "sip:{centre}";
-            t_relay();
-            exit;
-        }}
-        # From the centre to a unit: to the contact it registered.
-        if (!lookup("location")) {{
-            sl_send_reply("404", "Not Found");
-            exit;
-        }}
-        t_relay();
-        exit;
-    }}
-    sl_send_reply("405", "Method Not Allowed");
-}}
-"#
-    )
-}
-
-fn start_kamailio(binary: &Path, centre: SocketAddr) -> (Kamailio, SocketAddr) {
-    start_kamailio_on(binary, centre, free_port())
-}
-
-fn start_kamailio_on(binary: &Path, centre: SocketAddr, port: u16) -> (Kamailio, SocketAddr) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = dir.path().join("kamailio.cfg");
-    std::fs::write(&cfg, config(port, centre)).expect("write config");
-    let log = dir.path().join("kamailio.log");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(binary)
-        .arg("-f")
-        .arg(&cfg)
-        .args(["-DD", "-E", "-m", "32", "-M", "8"])
-        .arg("-Y")
-        .arg(dir.path())
-        .arg("-w")
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("kamailio starts");
-    (
-        Kamailio {
-            child,
-            log,
-            _dir: dir,
-        },
-        SocketAddr::from(([127, 0, 0, 1], port)),
-    )
-}
-
-fn unit() -> Unit {
-    Unit {
-        controller_id: "4612345".into(),
-        contact_id_account: "1234".into(),
-        sia_account: "1234".into(),
-        subscriber: "Anna".into(),
-        address: "Storgatan 1".into(),
-        language: "en".into(),
-        volume: 80,
-        quiet_hours: None,
-    }
-}
-
-fn route(proxy: SocketAddr, transport: SipTransport) -> ScaipRoute {
-    ScaipRoute {
-        receiver_uri: "sip:arc@centre.test".into(),
-        proxy: proxy.to_string(),
-        transport,
-        local_uri: format!("sip:{USER}@centre.test"),
-        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-        credentials: "scaip".into(),
-        answer_timeout: Duration::from_secs(5),
-        hold_limit: Duration::from_secs(180),
-        heartbeat: Duration::from_secs(3600),
-        register_expiry: Duration::from_secs(300),
-        keepalive: Duration::from_secs(30),
-        tls_ca: None,
-    }
-}
+const USER: &str = kamailio_support::USER;
+const PASSWORD: &str = kamailio_support::PASSWORD;
 
 fn delivery() -> Delivery {
     let raised_at = Timestamp::now();
@@ -239,29 +60,6 @@ async fn centre_behind(proxy: SocketAddr, at: SocketAddr) -> ScaipReceiver {
     )
     .await
     .expect("centre starts")
-}
-
-fn kamailio_or_skip() -> Option<PathBuf> {
-    let found = kamailio_binary();
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("kamailio is not installed; CI must install the `kamailio` package");
-        }
-        eprintln!("SKIPPED: kamailio not installed (apt-get install kamailio)");
-    }
-    found
-}
-
-/// Registers until Kamailio (still starting) answers.
-async fn registered_link(proxy: SocketAddr, transport: SipTransport, secret: &str) -> ScaipLink {
-    let creds = Credentials {
-        username: Some(USER.into()),
-        secret: secret.into(),
-        realm: None,
-    };
-    ScaipLink::start("scaip-kamailio", &route(proxy, transport), &unit(), &creds)
-        .await
-        .expect("link starts")
 }
 
 #[cfg_attr(

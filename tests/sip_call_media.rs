@@ -82,3 +82,67 @@ async fn speech_crosses_both_ways_and_strangers_are_not_played() {
         );
     }
 }
+
+/// A phone that sends a held key as RFC 4733 events between its audio packets (baresip does):
+/// the events take sequence numbers, so the audio is placed by its timestamp. Placed by
+/// sequence number, half the frames fell in the wrong slots and the speech after the key press
+/// was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_interleaved_with_key_events_is_played_whole() {
+    let unit = Media::bind(LOOPBACK).await.unwrap();
+    let unit_addr = unit.local();
+    let phone = tokio::net::UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let phone_addr = phone.local_addr().unwrap();
+    let (port, heard) = SimCallPort::new(Vec::new());
+    let (stop_tx, stop) = watch::channel(false);
+    let (_agreed_tx, agreed_rx) = watch::channel(agreed(Law::Alaw, phone_addr));
+    let (keys_tx, mut keys) = mpsc::unbounded_channel();
+    let run = tokio::spawn(unit.run(agreed_rx, Box::new(port), stop, keys_tx));
+
+    let says = recording(3);
+    let mut seq: u16 = 40_000;
+    let mut ts: u32 = 90_000;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut payload = Vec::new();
+    let mut packet = Vec::new();
+    for (i, frame) in says.chunks_exact(160).take(100).enumerate() {
+        tick.tick().await;
+        Law::Alaw.encode(frame, &mut payload);
+        vigil::voice::rtp::Packet {
+            payload_type: 8,
+            marker: i == 0,
+            sequence: seq,
+            timestamp: ts,
+            ssrc: 0x1234,
+            payload: &payload,
+        }
+        .write(&mut packet);
+        phone.send_to(&packet, unit_addr).await.unwrap();
+        seq = seq.wrapping_add(1);
+        // From the 20th frame on, the key '5' is held: an event packet after each audio one.
+        if i >= 20 {
+            let event = [5u8, 10, 0, 160];
+            vigil::voice::rtp::Packet {
+                payload_type: 101,
+                marker: i == 20,
+                sequence: seq,
+                timestamp: 90_000 + 20 * 160,
+                ssrc: 0x1234,
+                payload: &event,
+            }
+            .write(&mut packet);
+            phone.send_to(&packet, unit_addr).await.unwrap();
+            seq = seq.wrapping_add(1);
+        }
+        ts = ts.wrapping_add(160);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop_tx.send_replace(true);
+    let stats = run.await.unwrap();
+    let heard = heard.lock().unwrap().clone();
+    // The speech well after the key press (frames 40 to 90) is there.
+    let (lag, c) = align(&says[40 * 160..90 * 160], &heard, 12_000);
+    assert!(c >= 0.9, "correlation {c} at lag {lag}; {stats:?}");
+    assert_eq!(keys.try_recv().ok(), Some('5'));
+    assert!(keys.try_recv().is_err(), "one press, reported once");
+}

@@ -1,8 +1,8 @@
 //! One call's media: G.711 over RTP (RFC 3550, RFC 3551) between a UDP socket and the unit's
 //! call audio. Every 20 ms the microphone's frame goes out as one packet and one frame from
 //! the jitter buffer goes to the loudspeaker; packets are taken as they arrive, only from the
-//! far end the SDP negotiated ([`SourceGate`]), and RFC 4733 telephone-events are reported as
-//! DTMF keys.
+//! far end the SDP negotiated ([`SourceGate`]), placed by their RTP timestamp, and RFC 4733
+//! telephone-events are reported as DTMF keys.
 //!
 //! Untrusted input: anyone on the network can send datagrams to the port. A datagram from
 //! elsewhere, one that is no RTP, another payload type or a payload that is not one 20 ms
@@ -80,6 +80,7 @@ impl Media {
         let mut seq = u16::from_be_bytes([seed[4], seed[5]]);
         let mut timestamp = u32::from_be_bytes([seed[6], seed[7], seed[8], seed[9]]);
         let mut first = true;
+        let mut ts_base: Option<u32> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buf = [0u8; 1500];
@@ -99,6 +100,8 @@ impl Media {
                     }
                     current = agreed.borrow_and_update().clone();
                     gate = SourceGate::new(current.remote);
+                    ts_base = None;
+                    jitter = JitterBuffer::new();
                 }
                 _ = tick.tick() => {
                     let mic = port.capture();
@@ -154,7 +157,12 @@ impl Media {
                     current.law.decode(packet.payload, &mut decoded);
                     let mut frame = [0i16; FRAME];
                     frame.copy_from_slice(&decoded[..FRAME]);
-                    if jitter.push(packet.sequence, frame) {
+                    // Audio plays at its timestamp, not its sequence number: RFC 4733 events
+                    // sent between audio packets take sequence numbers too, and a sender that
+                    // stops in silence moves the timestamp on.
+                    let base = *ts_base.get_or_insert(packet.timestamp);
+                    let slot = (packet.timestamp.wrapping_sub(base) / FRAME as u32) as u16;
+                    if jitter.push(slot, frame) {
                         stats.received += 1;
                     }
                 }

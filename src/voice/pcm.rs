@@ -239,11 +239,17 @@ const SINC_HALF_WIDTH: f64 = 16.0;
 /// waveform, at any level). Used to measure a call's round trip and to compare what one end
 /// sent with what the other heard.
 pub fn align(reference: &[i16], recorded: &[i16], max_lag: usize) -> (usize, f32) {
-    let energy = |x: &[i16]| x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
-    let ref_energy = energy(reference);
+    let square = |v: i16| f64::from(v) * f64::from(v);
+    let ref_energy: f64 = reference.iter().map(|&v| square(v)).sum();
     let mut best = (0, 0.0f32);
     if ref_energy == 0.0 {
         return best;
+    }
+    // The energy of each window of `recorded`, from running sums.
+    let mut sums = Vec::with_capacity(recorded.len() + 1);
+    sums.push(0.0f64);
+    for &v in recorded {
+        sums.push(sums.last().copied().unwrap_or(0.0) + square(v));
     }
     for lag in 0..=max_lag.min(recorded.len()) {
         let Some(window) = recorded.get(lag..lag + reference.len()) else {
@@ -254,8 +260,8 @@ pub fn align(reference: &[i16], recorded: &[i16], max_lag: usize) -> (usize, f32
             .zip(window)
             .map(|(&a, &b)| f64::from(a) * f64::from(b))
             .sum();
-        let e = energy(window);
-        if e == 0.0 {
+        let e = sums[lag + reference.len()] - sums[lag];
+        if e <= 0.0 {
             continue;
         }
         let c = (dot / (ref_energy * e).sqrt()) as f32;

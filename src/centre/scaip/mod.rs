@@ -9,6 +9,7 @@
 //! `ref` and the core moves on. Heartbeats (`mty=PI`) run at the configured interval unless
 //! the centre set another with `hbi`.
 
+pub mod call;
 pub mod sip;
 pub mod xml;
 
@@ -362,6 +363,8 @@ struct Link {
     waiters: Mutex<HashMap<String, mpsc::UnboundedSender<Mrs>>>,
     holds: Mutex<HashMap<AlarmId, HoldSession>>,
     predefined_callback: Mutex<String>,
+    /// The centre's voice calls to the unit.
+    calls: Arc<call::CallDesk>,
 }
 
 /// A SCAIP route: registration, alarm delivery, heartbeats.
@@ -436,6 +439,9 @@ impl Drop for WaiterGuard<'_> {
         }
     }
 }
+
+/// The methods the unit takes (OPTIONS and 405 answers).
+const ALLOW: &str = "Allow: INVITE, ACK, BYE, CANCEL, MESSAGE, OPTIONS";
 
 /// How often a proxy that cannot be registered with, or a centre that does not answer, is
 /// probed.
@@ -571,6 +577,7 @@ impl ScaipLink {
             waiters: Mutex::new(HashMap::new()),
             holds: Mutex::new(HashMap::new()),
             predefined_callback: Mutex::new(route.receiver_uri.clone()),
+            calls: Arc::new(call::CallDesk::default()),
         });
         let tasks = vec![
             tokio::spawn(Arc::clone(&link).listen(incoming)),
@@ -588,6 +595,28 @@ impl ScaipLink {
         if let Ok(mut p) = self.link.predefined_callback.lock() {
             *p = target.to_string();
         }
+    }
+
+    /// Answers the centre's voice calls until `until`, as the core asks after an alarm.
+    pub fn answer_calls_until(&self, until: Instant) {
+        self.link.calls.answer_until(until);
+    }
+
+    /// The loudspeaker and microphone the centre's calls use; without them calls are refused.
+    pub fn set_call_audio(&self, audio: call::CallAudio) {
+        self.link.calls.set_audio(audio);
+    }
+
+    /// Follows the centre's calls.
+    pub fn calls(&self) -> watch::Receiver<call::CallReport> {
+        self.link.calls.report()
+    }
+
+    /// Ends the call in progress, if any (BYE).
+    pub async fn hang_up(&self) {
+        let link = &self.link;
+        let via = |branch: &str| link.via(branch);
+        link.calls.hang_up(link.dialogue(&via)).await;
     }
 
     /// The current registration state.
@@ -667,6 +696,25 @@ impl ScaipLink {
 }
 
 impl Link {
+    /// What the call desk needs to answer and send in a dialog.
+    fn dialogue<'a>(
+        &'a self,
+        via: &'a (dyn Fn(&str) -> String + Send + Sync),
+    ) -> call::Dialogue<'a> {
+        let media_ip = lock(&self.via_host)
+            .parse::<SocketAddr>()
+            .map(|a| a.ip())
+            .unwrap_or(self.node.local_addr().ip());
+        call::Dialogue {
+            node: &self.node,
+            contact: self.contact(),
+            media_ip,
+            proxy: self.proxy,
+            via,
+            udp: self.cfg.transport == SipTransport::Udp,
+        }
+    }
+
     fn via(&self, branch: &str) -> String {
         format!(
             "SIP/2.0/{} {};branch={branch};rport",
@@ -1061,19 +1109,17 @@ impl Link {
                 "OPTIONS" => {
                     let _ = self
                         .node
-                        .respond(&req, 200, "OK", &tag, &["Allow: MESSAGE, OPTIONS".into()])
+                        .respond(&req, 200, "OK", &tag, &[ALLOW.into()])
                         .await;
+                }
+                "INVITE" | "ACK" | "BYE" | "CANCEL" => {
+                    let via = |branch: &str| self.via(branch);
+                    self.calls.on_request(self.dialogue(&via), &req, &tag).await;
                 }
                 _ => {
                     let _ = self
                         .node
-                        .respond(
-                            &req,
-                            405,
-                            "Method Not Allowed",
-                            &tag,
-                            &["Allow: MESSAGE, OPTIONS".into()],
-                        )
+                        .respond(&req, 405, "Method Not Allowed", &tag, &[ALLOW.into()])
                         .await;
                 }
             }

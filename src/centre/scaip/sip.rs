@@ -903,6 +903,38 @@ impl SipNode {
         to_tag: &str,
         extra: &[String],
     ) -> Result<(), ScaipError> {
+        self.respond_with_body(to, status, reason, to_tag, extra, None)
+            .await
+    }
+
+    /// [`SipNode::respond`] with a body, given as its content type and text; the response's
+    /// bytes, for a UAS that retransmits its 2xx to an INVITE (§13.3.1.4).
+    pub async fn respond_with_body(
+        &self,
+        to: &Incoming,
+        status: u16,
+        reason: &str,
+        to_tag: &str,
+        extra: &[String],
+        body: Option<(&str, &str)>,
+    ) -> Result<(), ScaipError> {
+        let bytes = Self::response_bytes(to, status, reason, to_tag, extra, body);
+        let req = &to.msg;
+        if let (Some(branch), Ok(mut a)) = (req.branch(), self.shared.answered.lock()) {
+            a.insert(branch, Some((to.peer, bytes.clone())));
+        }
+        self.send(to.peer, bytes).await
+    }
+
+    /// The bytes of a response to `to`.
+    pub fn response_bytes(
+        to: &Incoming,
+        status: u16,
+        reason: &str,
+        to_tag: &str,
+        extra: &[String],
+        body: Option<(&str, &str)>,
+    ) -> Vec<u8> {
         let req = &to.msg;
         let mut s = format!("SIP/2.0 {status} {reason}\r\n");
         for v in req.headers("via") {
@@ -925,12 +957,14 @@ impl SipNode {
             s.push_str("\r\n");
         }
         // No Server header: a product banner only helps whoever probes the unit.
-        s.push_str("Content-Length: 0\r\n\r\n");
-        let bytes = s.into_bytes();
-        if let (Some(branch), Ok(mut a)) = (req.branch(), self.shared.answered.lock()) {
-            a.insert(branch, Some((to.peer, bytes.clone())));
+        match body {
+            Some((content_type, text)) => s.push_str(&format!(
+                "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{text}",
+                text.len()
+            )),
+            None => s.push_str("Content-Length: 0\r\n\r\n"),
         }
-        self.send(to.peer, bytes).await
+        s.into_bytes()
     }
 }
 

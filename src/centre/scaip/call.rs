@@ -1,0 +1,526 @@
+//! Voice calls on the SCAIP route's SIP registration: the unit answers the centre's call-back
+//! (an INVITE through the proxy, RFC 3261 §13.3) so the operator can talk with the person.
+//!
+//! The unit is a user agent server here, with one call at a time:
+//! - an INVITE arrives only through the trust rules of the route (from the proxy, on the
+//!   registered flow); it is answered automatically only inside the auto-answer window the core
+//!   opens after an alarm (480 outside it, 486 while a call is up);
+//! - the SDP offer (RFC 3264) is answered with G.711 A-law or µ-law and telephone-events; the
+//!   media run between the RTP socket and the unit's call audio ([`crate::voice::media`]);
+//! - over UDP the 200 is sent again until the ACK comes (§13.3.1.4), and the call is ended with
+//!   a BYE when none comes within 64·T1;
+//! - BYE ends the call, CANCEL of an answered INVITE changes nothing (§9.2), and a re-INVITE
+//!   (hold, a new address) is answered with the same negotiation.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::sip::{self, Incoming, SipNode};
+use crate::voice::call_port::CallAudioPort;
+use crate::voice::g711::Law;
+use crate::voice::media::{Media, MediaStats};
+use crate::voice::sdp::{self, Agreed};
+
+/// Makes the audio for one call: the unit's loudspeaker and microphone.
+pub type CallAudio = Arc<dyn Fn() -> Box<dyn CallAudioPort> + Send + Sync>;
+
+/// The laws the unit answers with, in its order of preference when the offer allows both.
+const LAWS: [Law; 2] = [Law::Alaw, Law::Ulaw];
+/// SIP timer T1.
+const T1: Duration = Duration::from_millis(500);
+/// SIP timer T2.
+const T2: Duration = Duration::from_secs(4);
+
+/// What the centre's calls have done, for `vigil status`, logs and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallReport {
+    /// A call is up now.
+    pub active: bool,
+    /// Calls answered since start.
+    pub answered: u32,
+    /// Calls refused (outside the window, busy, no common codec).
+    pub refused: u32,
+    /// DTMF keys the far end sent, in order (the last 32).
+    pub keys: String,
+    /// How the last call ended, and its media counters.
+    pub last_end: Option<(String, MediaStats)>,
+}
+
+/// The call in progress.
+struct Active {
+    call_id: String,
+    /// The unit's tag in the dialog (its To tag).
+    local_tag: String,
+    /// The centre's From header as it came (with its tag): the To of the unit's requests.
+    remote_from: String,
+    /// The unit's To header with its tag: the From of the unit's requests.
+    local_to: String,
+    /// Where the unit's requests in the dialog go (the centre's Contact).
+    remote_target: String,
+    /// Record-Route, in order: the unit's requests carry it as Route (§12.1.1).
+    route_set: Vec<String>,
+    agreed: watch::Sender<Agreed>,
+    stop: watch::Sender<bool>,
+    acked: watch::Sender<bool>,
+    media_local: SocketAddr,
+    sdp_version: u64,
+    session_id: u64,
+}
+
+/// The SCAIP route's calls.
+pub struct CallDesk {
+    answer_until: Mutex<Option<Instant>>,
+    audio: Mutex<Option<CallAudio>>,
+    active: Mutex<Option<Active>>,
+    report: watch::Sender<CallReport>,
+    cseq: sip::CSeq,
+}
+
+impl Default for CallDesk {
+    fn default() -> CallDesk {
+        CallDesk {
+            answer_until: Mutex::new(None),
+            audio: Mutex::new(None),
+            active: Mutex::new(None),
+            report: watch::channel(CallReport::default()).0,
+            cseq: sip::CSeq::default(),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the link gives the desk to answer and send with.
+pub(super) struct Dialogue<'a> {
+    pub node: &'a Arc<SipNode>,
+    /// The unit's contact URI.
+    pub contact: String,
+    /// The unit's address for RTP.
+    pub media_ip: IpAddr,
+    /// The proxy, where the unit's requests go.
+    pub proxy: SocketAddr,
+    /// The Via header for a branch.
+    pub via: &'a (dyn Fn(&str) -> String + Send + Sync),
+    /// Whether the transport is unreliable (UDP): the 2xx is retransmitted.
+    pub udp: bool,
+}
+
+impl CallDesk {
+    /// Answers the centre's calls until `until` (monotonic), as the core asks after an alarm.
+    pub fn answer_until(&self, until: Instant) {
+        *lock(&self.answer_until) = Some(until);
+    }
+
+    /// The audio calls use: the unit's loudspeaker and microphone. Without it, calls are
+    /// refused (480): there is no way to speak.
+    pub fn set_audio(&self, audio: CallAudio) {
+        *lock(&self.audio) = Some(audio);
+    }
+
+    /// Follows what the calls do.
+    pub fn report(&self) -> watch::Receiver<CallReport> {
+        self.report.subscribe()
+    }
+
+    fn refused(&self) {
+        self.report.send_modify(|r| r.refused += 1);
+    }
+
+    /// Handles a request of the call methods; false if `req` is not one.
+    pub(super) async fn on_request(
+        self: &Arc<Self>,
+        d: Dialogue<'_>,
+        req: &Incoming,
+        tag: &str,
+    ) -> bool {
+        let method = req.msg.method().unwrap_or_default();
+        match method.as_str() {
+            "INVITE" => self.on_invite(d, req).await,
+            "ACK" => {
+                if let Some(a) = lock(&self.active).as_ref() {
+                    if req.msg.header("call-id") == Some(a.call_id.as_str()) {
+                        a.acked.send_replace(true);
+                    }
+                }
+            }
+            "BYE" => {
+                let ours = self.take_if(req);
+                match ours {
+                    Some(a) => {
+                        let _ = d.node.respond(req, 200, "OK", &a.local_tag, &[]).await;
+                        self.end(a, "the centre hung up");
+                    }
+                    None => {
+                        let _ = d
+                            .node
+                            .respond(req, 481, "Call/Transaction Does Not Exist", tag, &[])
+                            .await;
+                    }
+                }
+            }
+            "CANCEL" => {
+                // The unit answers at once, so a CANCEL finds the INVITE answered already:
+                // it is acknowledged and changes nothing (§9.2). One for no call is 481.
+                let known = lock(&self.active)
+                    .as_ref()
+                    .is_some_and(|a| req.msg.header("call-id") == Some(a.call_id.as_str()));
+                let (code, reason) = if known {
+                    (200, "OK")
+                } else {
+                    (481, "Call/Transaction Does Not Exist")
+                };
+                let _ = d.node.respond(req, code, reason, tag, &[]).await;
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The active call, taken out, if `req` belongs to it.
+    fn take_if(&self, req: &Incoming) -> Option<Active> {
+        let mut active = lock(&self.active);
+        let ours = active.as_ref().is_some_and(|a| {
+            req.msg.header("call-id") == Some(a.call_id.as_str())
+                && req
+                    .msg
+                    .header("to")
+                    .and_then(|t| sip::param(t, "tag"))
+                    .is_some_and(|t| t == a.local_tag)
+        });
+        if ours {
+            active.take()
+        } else {
+            None
+        }
+    }
+
+    fn end(&self, a: Active, why: &str) {
+        a.stop.send_replace(true);
+        tracing::info!(call_id = %a.call_id, why, "call ended");
+        let why = why.to_string();
+        self.report.send_modify(|r| {
+            r.active = false;
+            r.last_end = Some((why, MediaStats::default()));
+        });
+    }
+
+    async fn on_invite(self: &Arc<Self>, d: Dialogue<'_>, req: &Incoming) {
+        let node = d.node;
+        let to_tag = req.msg.header("to").and_then(|t| sip::param(t, "tag"));
+        if let Some(to_tag) = to_tag {
+            return self.on_reinvite(&d, req, &to_tag).await;
+        }
+        let local_tag = sip::random_token(10);
+        let refuse = |code: u16, reason: &'static str| {
+            let local_tag = local_tag.clone();
+            async move {
+                self.refused();
+                tracing::info!(code, reason, "centre's call refused");
+                let _ = node.respond(req, code, reason, &local_tag, &[]).await;
+            }
+        };
+        if lock(&self.active).is_some() {
+            return refuse(486, "Busy Here").await;
+        }
+        let in_window = lock(&self.answer_until).is_some_and(|u| Instant::now() < u);
+        if !in_window {
+            return refuse(480, "Temporarily Unavailable").await;
+        }
+        let Some(audio) = lock(&self.audio).clone() else {
+            return refuse(480, "Temporarily Unavailable").await;
+        };
+        let offer = std::str::from_utf8(req.msg.body())
+            .map_err(|_| sdp::SdpError::Malformed { line: 0 })
+            .and_then(sdp::parse_offer)
+            .and_then(|o| sdp::negotiate(&o, &LAWS));
+        let agreed = match offer {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "centre's call: unusable SDP offer");
+                let code = e.sip_status();
+                return refuse(code, reason_of(code)).await;
+            }
+        };
+        let media = match Media::bind(d.media_ip).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "centre's call: no RTP socket");
+                return refuse(500, "Server Internal Error").await;
+            }
+        };
+        let session_id = rand_u32();
+        let answer = sdp::write_answer(&agreed, media.local(), session_id, 1);
+        let call_id = req.msg.header("call-id").unwrap_or_default().to_string();
+        let remote_from = req.msg.header("from").unwrap_or_default().to_string();
+        let local_to = format!(
+            "{};tag={local_tag}",
+            req.msg.header("to").unwrap_or_default()
+        );
+        let remote_target = req
+            .msg
+            .header("contact")
+            .map(sip::addr_uri)
+            .unwrap_or_default();
+        let route_set: Vec<String> = req
+            .msg
+            .headers("record-route")
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut extra = vec![
+            format!("Contact: <{}>", d.contact),
+            "Allow: INVITE, ACK, BYE, CANCEL, MESSAGE, OPTIONS".to_string(),
+        ];
+        extra.extend(route_set.iter().map(|r| format!("Record-Route: {r}")));
+        let bytes = SipNode::response_bytes(
+            req,
+            200,
+            "OK",
+            &local_tag,
+            &extra,
+            Some(("application/sdp", &answer)),
+        );
+        if let Err(e) = node
+            .respond_with_body(
+                req,
+                200,
+                "OK",
+                &local_tag,
+                &extra,
+                Some(("application/sdp", &answer)),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "centre's call: the answer could not be sent");
+            return;
+        }
+        let (agreed_tx, agreed_rx) = watch::channel(agreed);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (acked_tx, acked_rx) = watch::channel(false);
+        *lock(&self.active) = Some(Active {
+            call_id: call_id.clone(),
+            local_tag,
+            remote_from,
+            local_to,
+            remote_target,
+            route_set,
+            agreed: agreed_tx,
+            stop: stop_tx,
+            acked: acked_tx,
+            media_local: media.local(),
+            sdp_version: 1,
+            session_id,
+        });
+        self.report.send_modify(|r| {
+            r.active = true;
+            r.answered += 1;
+        });
+        tracing::info!(%call_id, "centre's call answered");
+        let (keys_tx, mut keys) = mpsc::unbounded_channel();
+        let port = audio();
+        let desk = Arc::clone(self);
+        let id = call_id.clone();
+        tokio::spawn(async move {
+            let stats = media.run(agreed_rx, port, stop_rx, keys_tx).await;
+            tracing::info!(call_id = %id, ?stats, "call media ended");
+            desk.report.send_modify(|r| {
+                if let Some((_, s)) = r.last_end.as_mut() {
+                    *s = stats;
+                }
+            });
+        });
+        let desk = Arc::clone(self);
+        tokio::spawn(async move {
+            while let Some(k) = keys.recv().await {
+                tracing::info!(key = %k, "DTMF from the centre");
+                desk.report.send_modify(|r| {
+                    r.keys.push(k);
+                    if r.keys.len() > 32 {
+                        r.keys.remove(0);
+                    }
+                });
+            }
+        });
+        if d.udp {
+            let desk = Arc::clone(self);
+            let (node, peer) = (Arc::clone(node), req.peer);
+            let via = (d.via)("z9hG4bK");
+            let bye = ByeRoute {
+                proxy: d.proxy,
+                via_host: via,
+            };
+            tokio::spawn(async move {
+                desk.until_acked(node, peer, bytes, acked_rx, call_id, bye)
+                    .await;
+            });
+        }
+    }
+
+    /// Sends the 2xx again at T1, 2·T1… (at most T2) until the ACK; with none after 64·T1,
+    /// ends the call with a BYE (§13.3.1.4).
+    async fn until_acked(
+        self: Arc<Self>,
+        node: Arc<SipNode>,
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+        mut acked: watch::Receiver<bool>,
+        call_id: String,
+        bye: ByeRoute,
+    ) {
+        let give_up = Instant::now() + 64 * T1;
+        let mut every = T1;
+        loop {
+            let next = (Instant::now() + every).min(give_up);
+            tokio::select! {
+                r = acked.wait_for(|a| *a) => {
+                    if r.is_ok() {
+                        return;
+                    }
+                    // The call ended before its ACK.
+                    return;
+                }
+                () = tokio::time::sleep_until(next) => {}
+            }
+            if Instant::now() >= give_up {
+                break;
+            }
+            let _ = node.send(peer, bytes.clone()).await;
+            every = (every * 2).min(T2);
+        }
+        tracing::warn!(%call_id, "no ACK for the answer: ending the call");
+        let taken = {
+            let mut active = lock(&self.active);
+            if active.as_ref().is_some_and(|a| a.call_id == call_id) {
+                active.take()
+            } else {
+                None
+            }
+        };
+        if let Some(a) = taken {
+            self.send_bye(&node, &a, &bye).await;
+            self.end(a, "no ACK from the centre");
+        }
+    }
+
+    /// The unit hangs up: BYE in the dialog, through the proxy.
+    async fn send_bye(&self, node: &SipNode, a: &Active, route: &ByeRoute) {
+        let cseq = self.cseq.next();
+        let build = |branch: &str| {
+            let via = route.via_host.replacen("z9hG4bK", branch, 1);
+            let mut s = format!(
+                "BYE {} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n",
+                a.remote_target
+            );
+            for r in &a.route_set {
+                s.push_str(&format!("Route: {r}\r\n"));
+            }
+            s.push_str(&format!(
+                "From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n",
+                a.local_to, a.remote_from, a.call_id
+            ));
+            s
+        };
+        if let Err(e) = node
+            .transaction(route.proxy, &build, Duration::from_secs(8))
+            .await
+        {
+            tracing::debug!(error = %e, "BYE not answered");
+        }
+    }
+
+    /// A re-INVITE in the call: the new offer is negotiated the same way (hold is a
+    /// direction, a new address moves the media).
+    async fn on_reinvite(&self, d: &Dialogue<'_>, req: &Incoming, to_tag: &str) {
+        let offer = std::str::from_utf8(req.msg.body())
+            .map_err(|_| sdp::SdpError::Malformed { line: 0 })
+            .and_then(sdp::parse_offer)
+            .and_then(|o| sdp::negotiate(&o, &LAWS));
+        let answer = {
+            let mut active = lock(&self.active);
+            match active.as_mut().filter(|a| {
+                req.msg.header("call-id") == Some(a.call_id.as_str()) && a.local_tag == to_tag
+            }) {
+                None => None,
+                Some(a) => Some(match offer {
+                    Ok(agreed) => {
+                        a.sdp_version += 1;
+                        let text =
+                            sdp::write_answer(&agreed, a.media_local, a.session_id, a.sdp_version);
+                        a.agreed.send_replace(agreed);
+                        Ok((text, a.local_tag.clone(), d.contact.clone()))
+                    }
+                    Err(e) => Err(e),
+                }),
+            }
+        };
+        let Some(answer) = answer else {
+            let _ = d
+                .node
+                .respond(req, 481, "Call/Transaction Does Not Exist", to_tag, &[])
+                .await;
+            return;
+        };
+        match answer {
+            Ok((text, tag, contact)) => {
+                let extra = [format!("Contact: <{contact}>")];
+                let _ = d
+                    .node
+                    .respond_with_body(
+                        req,
+                        200,
+                        "OK",
+                        &tag,
+                        &extra,
+                        Some(("application/sdp", &text)),
+                    )
+                    .await;
+            }
+            Err(e) => {
+                let _ = d
+                    .node
+                    .respond(req, e.sip_status(), reason_of(e.sip_status()), to_tag, &[])
+                    .await;
+            }
+        }
+    }
+
+    /// Ends the call in progress, if any, with a BYE (the unit shuts down or is told to).
+    pub(super) async fn hang_up(&self, d: Dialogue<'_>) {
+        let taken = lock(&self.active).take();
+        if let Some(a) = taken {
+            let via = (d.via)("z9hG4bK");
+            let route = ByeRoute {
+                proxy: d.proxy,
+                via_host: via,
+            };
+            self.send_bye(d.node, &a, &route).await;
+            self.end(a, "the unit hung up");
+        }
+    }
+}
+
+/// Where the unit's BYE goes and the Via it carries (its branch filled in per transaction).
+struct ByeRoute {
+    proxy: SocketAddr,
+    via_host: String,
+}
+
+/// The reason phrase of the statuses an offer can be refused with.
+fn reason_of(code: u16) -> &'static str {
+    match code {
+        488 => "Not Acceptable Here",
+        _ => "Bad Request",
+    }
+}
+
+fn rand_u32() -> u64 {
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    u64::from(u32::from_be_bytes(b))
+}

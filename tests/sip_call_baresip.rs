@@ -1,0 +1,226 @@
+//! The centre's call-back with a SIP phone this project did not write: baresip (Debian) calls
+//! the unit through Kamailio, where the unit registered its SCAIP route. The unit answers (in
+//! its auto-answer window), and speech crosses both ways: baresip plays a known recording,
+//! which must reach the unit's loudspeaker; the unit's microphone hears another, which must
+//! reach baresip. Each is compared with what was sent by normalised correlation (≥ 0.9).
+//!
+//! Needs Debian's `kamailio` and `baresip-core`. Reported as ignored when one is missing
+//! (build.rs looks for them), except under CI (`CI=true`), where a missing tool fails.
+
+mod kamailio_support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kamailio_support::*;
+use vigil::centre::scaip::Registration;
+use vigil::config::SipTransport;
+use vigil::voice::call_port::CallAudioPort;
+use vigil::voice::pcm::{align, read_wav, to_i16, write_wav, Clip};
+use vigil::voice::sim_call::SimCallPort;
+
+/// What the unit's loudspeaker played, filled as the call goes.
+type Recording = Arc<Mutex<Vec<i16>>>;
+
+/// A noise-like recording (no two stretches alike), `seconds` long at 8 kHz.
+fn recording(seed: u32, seconds: usize) -> Vec<i16> {
+    let mut x = seed;
+    (0..8_000 * seconds)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((x >> 16) as i16) / 4
+        })
+        .collect()
+}
+
+fn as_clip(samples: &[i16]) -> Clip {
+    Clip::new(
+        8000,
+        samples.iter().map(|&s| f32::from(s) / 32768.0).collect(),
+    )
+}
+
+/// baresip's configuration: one account that calls through the proxy, G.711 only, the
+/// recording as its microphone and every stream written to `dir` (sndfile).
+fn baresip_config(dir: &Path, proxy: SocketAddr, mic: &Path, console: u16) {
+    let sip_port = free_udp_port();
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "poll_method epoll\n\
+             sip_listen 127.0.0.1:{sip_port}\n\
+             audio_player alsa,null\n\
+             audio_alert alsa,null\n\
+             audio_source aufile,{mic}\n\
+             snd_path {dir}\n\
+             cons_listen 127.0.0.1:{console}\n\
+             jitter_buffer_delay 1-5\n\
+             module_path /usr/lib/baresip/modules\n\
+             module g711.so\n\
+             module aufile.so\n\
+             module alsa.so\n\
+             module sndfile.so\n\
+             module cons.so\n\
+             module_tmp account.so\n\
+             module_app menu.so\n",
+            mic = mic.display(),
+            dir = dir.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("accounts"),
+        format!(
+            "<sip:arc@centre.test>;regint=0;outbound=\"sip:{proxy};lr\";audio_codecs=PCMA,PCMU;answermode=manual\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("contacts"), "").unwrap();
+}
+
+/// The file sndfile wrote for one direction (`dec`: what baresip heard; `enc`: what it sent).
+fn dump(dir: &Path, which: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("dump-") && n.ends_with(&format!("-{which}.wav")))
+        })
+}
+
+#[cfg_attr(
+    not(all(vigil_has_kamailio, vigil_has_baresip)),
+    ignore = "needs kamailio and baresip: apt-get install kamailio baresip-core"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
+    let binary = kamailio_binary().expect("kamailio (apt-get install kamailio)");
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+    let (mut kamailio, proxy) = start_kamailio(&binary, nowhere);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Ok(Some(status)) = kamailio.child.try_wait() {
+        panic!("kamailio exited: {status}\n{}", kamailio.log());
+    }
+    let link = registered_link(proxy, SipTransport::Udp, PASSWORD).await;
+    let reg = link.wait_registered(Duration::from_secs(10)).await;
+    assert!(
+        matches!(reg, Registration::Registered(_)),
+        "{reg:?}\n{}",
+        kamailio.log()
+    );
+
+    // The unit: its microphone hears `unit_says`; its loudspeaker is recorded.
+    let unit_says = recording(7, 4);
+    let heard_by_unit: Arc<Mutex<Option<Recording>>> = Arc::default();
+    {
+        let (mic, heard) = (unit_says.clone(), Arc::clone(&heard_by_unit));
+        link.set_call_audio(Arc::new(move || {
+            let (port, played) = SimCallPort::new(mic.clone());
+            *heard.lock().unwrap() = Some(played);
+            Box::new(port) as Box<dyn CallAudioPort>
+        }));
+    }
+    link.answer_calls_until(tokio::time::Instant::now() + Duration::from_secs(60));
+
+    // baresip: the centre's operator, saying `centre_says`.
+    let dir = tempfile::tempdir().unwrap();
+    let centre_says = recording(11, 4);
+    let mic = dir.path().join("operator.wav");
+    write_wav(&mic, &as_clip(&centre_says)).unwrap();
+    let console = free_udp_port();
+    baresip_config(dir.path(), proxy, &mic, console);
+    let log = dir.path().join("baresip.log");
+    // Once the call is up, the operator presses 5 on the phone's keypad (baresip's network
+    // console takes key presses over UDP).
+    let mut calls = link.calls();
+    let keypad = tokio::spawn(async move {
+        if tokio::time::timeout(Duration::from_secs(5), calls.wait_for(|c| c.active))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let _ = socket.send_to(b"5", ("127.0.0.1", console)).await;
+    });
+    let status = tokio::task::spawn_blocking({
+        let (dir, log) = (dir.path().to_path_buf(), log.clone());
+        move || {
+            Command::new("baresip")
+                .arg("-f")
+                .arg(&dir)
+                .args([
+                    "-n",
+                    "127.0.0.1",
+                    "-e",
+                    "/dial sip:4612345@centre.test",
+                    "-t",
+                    "7",
+                ])
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&log).unwrap())
+                .stderr(Stdio::null())
+                .status()
+                .expect("baresip runs (apt-get install baresip-core)")
+        }
+    })
+    .await
+    .unwrap();
+    let baresip_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{status}\n{baresip_log}");
+
+    keypad.await.unwrap();
+    let calls = link.calls().borrow().clone();
+    assert_eq!(
+        calls.answered,
+        1,
+        "{calls:?}\n{baresip_log}\n{}",
+        kamailio.log()
+    );
+    assert_eq!(
+        calls.keys, "5",
+        "the operator's key as an RFC 4733 event: {calls:?}"
+    );
+    assert!(!calls.active, "baresip hung up when it quit: {calls:?}");
+
+    // The operator's words reached the unit's loudspeaker.
+    let played = heard_by_unit
+        .lock()
+        .unwrap()
+        .as_ref()
+        .map(|p| p.lock().unwrap().clone())
+        .expect("a call was answered");
+    // The second second of the recording: the key press (an RFC 4733 event, sent in place of
+    // audio) falls in the first.
+    let (lag, c) = align(
+        &centre_says[16_000..24_000],
+        played.get(16_000..).unwrap_or(&[]),
+        8_000,
+    );
+    assert!(
+        c >= 0.9,
+        "operator to unit: correlation {c} at lag {lag}\n{baresip_log}"
+    );
+
+    // The person's words reached the operator.
+    let received = dump(dir.path(), "dec").expect("baresip wrote what it heard");
+    let received: Vec<i16> = read_wav(&received)
+        .unwrap()
+        .resampled(8000)
+        .samples
+        .iter()
+        .map(|&s| to_i16(s))
+        .collect();
+    let (lag, c) = align(&unit_says[..8_000], &received, 8_000);
+    assert!(
+        c >= 0.9,
+        "unit to operator: correlation {c} at lag {lag}\n{baresip_log}"
+    );
+}
