@@ -261,3 +261,45 @@ async fn a_flood_of_idle_connections_leaves_the_route_working() {
     assert!(matches!(result, DeliveryResult::Acked { .. }), "{result:?}");
     drop(held);
 }
+
+/// An INVITE sent straight to the unit's SIP port from someone on the home network, while
+/// the unit answers the centre's calls after an alarm: refused (403), never answered, so nobody
+/// but the centre through its proxy can open the home's microphone.
+#[tokio::test]
+async fn a_call_from_outside_the_proxy_is_never_answered() {
+    let (_r, l) = setup(SipTransport::Udp).await;
+    l.set_call_audio(std::sync::Arc::new(|| {
+        Box::new(vigil::voice::sim_call::SimCallPort::new(Vec::new()).0)
+            as Box<dyn vigil::voice::call_port::CallAudioPort>
+    }));
+    l.answer_calls_until(tokio::time::Instant::now() + Duration::from_secs(60));
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = attacker.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 8 0\r\n",
+        me.port()
+    );
+    let invite = format!(
+        "INVITE {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKspy1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:arc@centre.test>;tag=spy\r\nTo: <sip:{USER}@centre.test>\r\n\
+         Call-ID: spy@attacker\r\nCSeq: 1 INVITE\r\nContact: <sip:spy@{me}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len(),
+        contact = l.contact(),
+    );
+    attacker
+        .send_to(invite.as_bytes(), contact_addr(&l.contact()))
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), attacker.recv(&mut buf))
+        .await
+        .expect("the unit answers")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(text.starts_with("SIP/2.0 403"), "{text}");
+    assert!(!text.contains("m=audio"), "no media offered: {text}");
+    let calls = l.calls().borrow().clone();
+    assert_eq!((calls.answered, calls.active), (0, false), "{calls:?}");
+}

@@ -224,3 +224,63 @@ async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
         "unit to operator: correlation {c} at lag {lag}\n{baresip_log}"
     );
 }
+
+/// Outside the auto-answer window (no alarm just raised) the same call is refused with 480:
+/// the unit does not pick up calls at any time of day.
+#[cfg_attr(
+    not(all(vigil_has_kamailio, vigil_has_baresip)),
+    ignore = "needs kamailio and baresip: apt-get install kamailio baresip-core"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_the_answer_window_the_call_is_refused() {
+    let binary = kamailio_binary().expect("kamailio (apt-get install kamailio)");
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+    let (_kamailio, proxy) = start_kamailio(&binary, nowhere);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let link = registered_link(proxy, SipTransport::Udp, PASSWORD).await;
+    let reg = link.wait_registered(Duration::from_secs(10)).await;
+    assert!(matches!(reg, Registration::Registered(_)), "{reg:?}");
+    link.set_call_audio(Arc::new(|| {
+        Box::new(SimCallPort::new(Vec::new()).0) as Box<dyn CallAudioPort>
+    }));
+    // The window of an earlier alarm has closed.
+    link.answer_calls_until(tokio::time::Instant::now());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mic = dir.path().join("operator.wav");
+    write_wav(&mic, &as_clip(&recording(11, 1))).unwrap();
+    baresip_config(dir.path(), proxy, &mic, free_udp_port());
+    let log = dir.path().join("baresip.log");
+    let status = tokio::task::spawn_blocking({
+        let (dir, log) = (dir.path().to_path_buf(), log.clone());
+        move || {
+            Command::new("baresip")
+                .arg("-f")
+                .arg(&dir)
+                .args([
+                    "-n",
+                    "127.0.0.1",
+                    "-e",
+                    "/dial sip:4612345@centre.test",
+                    "-t",
+                    "3",
+                ])
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&log).unwrap())
+                .stderr(Stdio::null())
+                .status()
+                .expect("baresip runs")
+        }
+    })
+    .await
+    .unwrap();
+    let baresip_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{status}\n{baresip_log}");
+    let calls = link.calls().borrow().clone();
+    assert_eq!(
+        (calls.answered, calls.refused),
+        (0, 1),
+        "{calls:?}\n{baresip_log}"
+    );
+    assert!(baresip_log.contains("480"), "{baresip_log}");
+}
