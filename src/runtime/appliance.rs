@@ -123,11 +123,12 @@ pub async fn assemble_with_clock(
 
     let modem = ModemSlot::default();
     let audio_wanted = !matches!(options.audio, AudioChoice::Mute);
+    let sip_calls = Arc::new(SipCalls::new(call_audio(&options.audio)));
     let voice = open_voice(config, options.audio, clock.clone());
     let lazies: Vec<Arc<Lazy>> = config
         .routes
         .iter()
-        .map(|r| Arc::new(lazy_route(config, r, &modem)))
+        .map(|r| Arc::new(lazy_route(config, r, &modem, &sip_calls)))
         .collect();
     let mut tasks = Vec::new();
     let routes = lazies
@@ -147,7 +148,11 @@ pub async fn assemble_with_clock(
         routes,
         voice: Arc::new(voice.clone()),
         pendants,
-        calls: Arc::new(Calls(modem.clone())),
+        calls: Arc::new(Calls {
+            modem: modem.clone(),
+            sip: sip_calls,
+            clock: clock.clone(),
+        }),
     };
     let mut unit = Unit::new(core, journal, adapters, clock.clone());
     // IP routes start (and register with their centre) now, so the first alarm does not wait
@@ -647,22 +652,33 @@ fn sms_status(text: &str) -> String {
     out
 }
 
-fn lazy_route(config: &Config, route: &crate::config::Route, modem: &ModemSlot) -> Lazy {
+fn lazy_route(
+    config: &Config,
+    route: &crate::config::Route,
+    modem: &ModemSlot,
+    sip_calls: &Arc<SipCalls>,
+) -> Lazy {
     let name = route.name.clone();
     let unit = config.unit.clone();
     let credentials = config.credentials.clone();
     match &route.transport {
         RouteConfig::Scaip(r) => {
-            let r = r.clone();
+            let (r, sip_calls) = (r.clone(), sip_calls.clone());
             Lazy::new(name.clone(), move || {
-                let (name, r, unit, credentials) =
-                    (name.clone(), r.clone(), unit.clone(), credentials.clone());
+                let (name, r, unit, credentials, sip_calls) = (
+                    name.clone(),
+                    r.clone(),
+                    unit.clone(),
+                    credentials.clone(),
+                    sip_calls.clone(),
+                );
                 Box::pin(async move {
                     let creds = credentials
                         .get(&r.credentials)
                         .ok_or_else(|| format!("no credentials `{}`", r.credentials))?;
-                    let link = start_scaip(&name, &r, &unit, creds).await?;
-                    Ok(Arc::new(Shared(Arc::new(link))) as Arc<dyn Transport>)
+                    let link = Arc::new(start_scaip(&name, &r, &unit, creds).await?);
+                    sip_calls.adopt(&link);
+                    Ok(Arc::new(Shared(link)) as Arc<dyn Transport>)
                 })
             })
         }
@@ -1062,10 +1078,74 @@ impl PendantAcks for RadioSlot {
     }
 }
 
-struct Calls(ModemSlot);
+/// The centre's calls: over the cellular module, and over SIP on the SCAIP routes.
+struct Calls {
+    modem: ModemSlot,
+    sip: Arc<SipCalls>,
+    clock: Arc<dyn Clock>,
+}
+
+/// The call audio of the unit's SIP calls: with the simulated backend, each call is recorded
+/// to a WAV file; the loudspeaker-and-microphone path with echo cancellation is not built yet,
+/// so on real devices the centre's SIP calls are refused (480) and the log says why.
+fn call_audio(choice: &AudioChoice) -> Option<crate::centre::scaip::call::CallAudio> {
+    match choice {
+        AudioChoice::Simulated(dir) => {
+            let (dir, n) = (dir.clone(), Arc::new(std::sync::atomic::AtomicU32::new(0)));
+            Some(Arc::new(move || {
+                let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                Box::new(crate::voice::sim_call::FileCallPort::new(&dir, n))
+                    as Box<dyn crate::voice::call_port::CallAudioPort>
+            }))
+        }
+        AudioChoice::Devices => {
+            tracing::warn!("no call audio path on this build's devices yet: the centre's SIP calls are refused");
+            None
+        }
+        AudioChoice::Mute => None,
+    }
+}
+
+/// The SCAIP routes' calls: each link, once started, takes the call audio and the window.
+struct SipCalls {
+    links: Mutex<Vec<Arc<crate::centre::scaip::ScaipLink>>>,
+    until: Mutex<Option<tokio::time::Instant>>,
+    audio: Option<crate::centre::scaip::call::CallAudio>,
+}
+
+impl SipCalls {
+    fn new(audio: Option<crate::centre::scaip::call::CallAudio>) -> SipCalls {
+        SipCalls {
+            links: Mutex::new(Vec::new()),
+            until: Mutex::new(None),
+            audio,
+        }
+    }
+
+    fn adopt(&self, link: &Arc<crate::centre::scaip::ScaipLink>) {
+        if let Some(a) = &self.audio {
+            link.set_call_audio(a.clone());
+        }
+        if let Some(u) = *self.until.lock().unwrap_or_else(|e| e.into_inner()) {
+            link.answer_calls_until(u);
+        }
+        self.links
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(link.clone());
+    }
+
+    fn answer_until(&self, until: tokio::time::Instant) {
+        *self.until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+        for l in self.links.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            l.answer_calls_until(until);
+        }
+    }
+}
+
 impl CallControl for Calls {
     fn start_call(&self, alarm: AlarmId, number: String, inputs: mpsc::Sender<Input>) {
-        let Some(modem) = self.0.get() else {
+        let Some(modem) = self.modem.get() else {
             tracing::error!(
                 alarm_id = alarm.0,
                 "no modem: the centre's callback request cannot be placed"
@@ -1096,7 +1176,9 @@ impl CallControl for Calls {
     }
 
     fn auto_answer(&self, until: Timestamp) {
-        match self.0.get() {
+        let left = until.since(self.clock.wall());
+        self.sip.answer_until(tokio::time::Instant::now() + left);
+        match self.modem.get() {
             Some(m) => m.auto_answer_until(until),
             None => tracing::warn!("no modem: centre call-backs cannot be answered"),
         }

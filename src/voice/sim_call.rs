@@ -43,3 +43,48 @@ impl CallAudioPort for SimCallPort {
         frame
     }
 }
+
+/// The simulated unit's call audio (`vigil run --simulated-audio DIR`): what the far end says
+/// is written to `DIR/call-<n>.wav` when the call ends, and the microphone hears silence.
+pub struct FileCallPort {
+    path: std::path::PathBuf,
+    played: Vec<i16>,
+}
+
+impl FileCallPort {
+    /// The `n`th call's port, recording into `dir`.
+    pub fn new(dir: &std::path::Path, n: u32) -> FileCallPort {
+        FileCallPort {
+            path: dir.join(format!("call-{n}.wav")),
+            played: Vec::new(),
+        }
+    }
+}
+
+impl CallAudioPort for FileCallPort {
+    fn play(&mut self, frame: &[i16; FRAME]) {
+        // At most ten minutes are kept.
+        if self.played.len() < 8000 * 600 {
+            self.played.extend_from_slice(frame);
+        }
+    }
+
+    fn capture(&mut self) -> [i16; FRAME] {
+        [0; FRAME]
+    }
+}
+
+impl Drop for FileCallPort {
+    fn drop(&mut self) {
+        let clip = super::pcm::Clip::new(
+            super::call_port::RATE,
+            self.played
+                .iter()
+                .map(|&s| f32::from(s) / 32768.0)
+                .collect(),
+        );
+        if let Err(e) = super::pcm::write_wav(&self.path, &clip) {
+            tracing::warn!(error = %e, "the call's recording could not be written");
+        }
+    }
+}
