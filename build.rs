@@ -72,6 +72,22 @@ fn main() {
                         .exists()
                 }),
         ),
+        // The speakerphone's echo canceller, loaded at run time (tests/voice_echo.rs).
+        (
+            "vigil_has_speexdsp",
+            [
+                "x86_64-linux-gnu",
+                "aarch64-linux-gnu",
+                "arm-linux-gnueabihf",
+            ]
+            .iter()
+            .any(|d| {
+                std::path::Path::new("/usr/lib")
+                    .join(d)
+                    .join("libspeexdsp.so.1")
+                    .exists()
+            }),
+        ),
         // A SIP phone that calls the unit (tests/sip_call_baresip.rs).
         (
             "vigil_has_baresip",

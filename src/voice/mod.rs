@@ -22,6 +22,7 @@ pub mod catalogue;
 pub mod cli;
 #[cfg(feature = "alsa")]
 pub mod device;
+pub mod echo;
 pub mod engine;
 pub mod g711;
 pub mod jitter;
