@@ -1,4 +1,4 @@
-//! A fixed 60 ms jitter buffer for a call's RTP audio: frames are put back in sequence order,
+//! A fixed 40 ms jitter buffer for a call's RTP audio: frames are put back in sequence order,
 //! late and duplicate frames are dropped, and a lost frame is concealed by repeating the last
 //! one at half its level, falling to silence after three in a row. Sans-IO: the call pushes
 //! frames as they arrive and pops one every 20 ms.
@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use super::call_port::FRAME;
 
-/// Frames held before playing starts: 60 ms.
-pub const DEPTH: usize = 3;
+/// Frames held before playing starts: 40 ms, enough for the jitter of a wired or fibre link
+/// to the centre, and within the 40 ms the unit may add to the far end's speech.
+pub const DEPTH: usize = 2;
 /// Frames held at most; a frame further ahead than this restarts the buffer.
 const CAPACITY: u16 = 50;
 /// Concealed frames in a row before playing silence.
