@@ -138,6 +138,7 @@ async fn alarm_acknowledged_over_udp() {
     assert_eq!(m.cid, "4612345");
     assert_eq!(m.lte.as_deref(), Some("Bedroom"));
     assert_eq!(m.lva, None);
+    // No call audio: the centre is told not to call back over SIP.
     assert_eq!(m.crd.as_deref(), Some("no-voice:"));
     assert_eq!(m.did.as_deref(), Some("00C0FFEE"));
     assert_eq!(got[0].answered, Some(0));
@@ -749,4 +750,20 @@ async fn an_unanswering_centre_is_probed_and_reported_up_when_it_answers() {
         .filter(|m| m.mty == Some(MessageType::Ping))
         .count();
     assert!(pings >= 1, "the probe is a heartbeat");
+}
+
+/// With call audio the unit offers its SIP address for the voice call-back (`crd`), which it
+/// answers; without, `no-voice:` (above).
+#[tokio::test]
+async fn crd_offers_the_sip_voice_path_only_when_the_unit_can_speak() {
+    let (r, l) = setup(SipTransport::Udp).await;
+    l.set_call_audio(std::sync::Arc::new(|| {
+        Box::new(vigil::voice::sim_call::SimCallPort::new(Vec::new()).0)
+            as Box<dyn vigil::voice::call_port::CallAudioPort>
+    }));
+    let result = l.deliver(&delivery(AlarmCause::Help, 1)).await;
+    assert!(matches!(result, DeliveryResult::Acked { .. }), "{result:?}");
+    let got = r.received();
+    let m = got[0].mrq.as_ref().expect("valid mrq");
+    assert_eq!(m.crd.as_deref(), Some("sip:4612345@centre.test"));
 }

@@ -123,6 +123,11 @@ impl CallDesk {
         *lock(&self.audio) = Some(audio);
     }
 
+    /// Whether a call could carry speech: the unit has call audio.
+    pub fn can_speak(&self) -> bool {
+        lock(&self.audio).is_some()
+    }
+
     /// Follows what the calls do.
     pub fn report(&self) -> watch::Receiver<CallReport> {
         self.report.subscribe()

@@ -177,11 +177,11 @@ pub fn location_text(s: &str) -> Option<String> {
     (!t.is_empty()).then_some(t)
 }
 
-/// What `crd` offers the centre for a voice path. The unit has no SIP voice, so never `sip:`.
+/// What `crd` offers the centre when the unit cannot speak in a SIP call (no call audio).
 pub const NO_VOICE: &str = "no-voice:";
 
 /// The `<mrq>` for an alarm under session reference `reference`; `crd` says how the centre
-/// may reach the unit by voice (`gsm:<number>` or `no-voice:`).
+/// may reach the unit by voice (the unit's SIP address, or `no-voice:`).
 pub fn alarm_request(alarm: &Alarm, reference: &str, cid: &str, crd: &str) -> Mrq {
     Mrq {
         reference: reference.to_string(),
@@ -1277,7 +1277,13 @@ impl Link {
                 }
             },
         };
-        let mrq = alarm_request(alarm, &reference, &self.cid, NO_VOICE);
+        // The centre may call back over SIP only when the unit can speak in that call.
+        let crd = if self.calls.can_speak() {
+            self.local_uri.as_str()
+        } else {
+            NO_VOICE
+        };
+        let mrq = alarm_request(alarm, &reference, &self.cid, crd);
         tracing::info!(route = %self.route, alarm_id = alarm.id.0, attempt = delivery.attempt,
             reference = %reference, stc = mrq.stc.unwrap_or(0), "SCAIP sending alarm");
         let deadline = Instant::now() + self.cfg.answer_timeout;
