@@ -678,13 +678,9 @@ async fn a_slow_sms_submission_loses_no_part() {
     assert!(delivered, "every part arrived: {r:?}");
 }
 
-/// A voice alarm to a person who accepts, on `model`, at production timing (the unit's, the
-/// module's and the network's): acknowledged, and the announcement heard. The world, for
-/// what the module was sent.
-async fn voice_alarm_at_production_timing(
-    model: vigil::modem::sim::Model,
-    profile: vigil::modem::Profile,
-) -> SimWorld {
+/// A `model` module on its network, and the unit's modem on it, everything at production
+/// timing (the unit's, the module's and the network's); once the modem is usable.
+async fn at_production_timing(model: vigil::modem::sim::Model) -> (SimWorld, Modem) {
     let mut config = SimConfig::new(UNIT_NO);
     config.model = model;
     config.timing = vigil::modem::sim::SimTiming::real();
@@ -694,6 +690,17 @@ async fn voice_alarm_at_production_timing(
     m.wait_usable(Duration::from_secs(60))
         .await
         .expect("usable");
+    (w, m)
+}
+
+/// A voice alarm to a person who accepts, on `model`, at production timing (the unit's, the
+/// module's and the network's): acknowledged, and the announcement heard. The world, for
+/// what the module was sent.
+async fn voice_alarm_at_production_timing(
+    model: vigil::modem::sim::Model,
+    profile: vigil::modem::Profile,
+) -> SimWorld {
+    let (w, m) = at_production_timing(model).await;
     let caps = m.capabilities().expect("init has recognised the module");
     assert_eq!(caps.profile, profile);
     assert!(caps.hears_dtmf && caps.speaks, "{caps:?}");
@@ -803,14 +810,7 @@ async fn a_simcom_module_takes_dtmf_only_comma_separated() {
 /// ringing and the receiver's handshake and kissoff. Two alarms in a row both get through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contact_id_at_production_timing_twice_in_a_row() {
-    let mut config = SimConfig::new(UNIT_NO);
-    config.timing = vigil::modem::sim::SimTiming::real();
-    config.network = vigil::modem::network::NetTiming::real();
-    let w = SimWorld::start(config).expect("pty");
-    let m = modem_with(&w, vigil::modem::Timing::real());
-    m.wait_usable(Duration::from_secs(60))
-        .await
-        .expect("usable");
+    let (w, m) = at_production_timing(vigil::modem::sim::Model::QuectelEc25).await;
     w.network.add(CID, Party::Centre(CidCentre::working()));
     let route = contact_id_to_centre(&m);
     for n in 1..=2 {
@@ -849,15 +849,7 @@ async fn a_simcom_module_without_its_voice_port_cannot_take_contact_id() {
 /// both get through. Before, the route was left out on SIMCom: its detector hears DTMF only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contact_id_on_simcom_through_its_voice_port_twice_in_a_row() {
-    let mut config = SimConfig::new(UNIT_NO);
-    config.model = vigil::modem::sim::Model::SimcomSim7600;
-    config.timing = vigil::modem::sim::SimTiming::real();
-    config.network = vigil::modem::network::NetTiming::real();
-    let w = SimWorld::start(config).expect("pty");
-    let m = modem_with(&w, vigil::modem::Timing::real());
-    m.wait_usable(Duration::from_secs(60))
-        .await
-        .expect("usable");
+    let (w, m) = at_production_timing(vigil::modem::sim::Model::SimcomSim7600).await;
     let caps = m.capabilities().expect("init has recognised the module");
     assert!(caps.pcm && caps.hears_tones, "{caps:?}");
     assert_eq!(caps.contact_id_blocker(), None);

@@ -23,22 +23,32 @@ fn status(site: &SimSite) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_simcom_module_without_its_voice_port_a_contact_id_route_is_reported_and_left_out() {
-    let dir = tempfile::tempdir().unwrap();
+/// The site with a SIMCom module and a Contact ID route, its voice port in the configuration
+/// or not, and the real binary running on it.
+async fn simcom_site(
+    dir: &std::path::Path,
+    wire_voice_port: bool,
+) -> (SimSite, std::path::PathBuf, VigilProcess) {
     let site = SimSite::start(
-        dir.path(),
+        dir,
         SiteOptions {
             modem: Model::SimcomSim7600,
             contact_id_route: true,
-            wire_voice_port: false,
+            wire_voice_port,
             ..SiteOptions::default()
         },
     )
     .await
     .unwrap();
-    let log = dir.path().join("vigil.log");
-    let _unit = VigilProcess::start(&site, &log).await;
+    let log = dir.join("vigil.log");
+    let unit = VigilProcess::start(&site, &log).await;
+    (site, log, unit)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_simcom_module_without_its_voice_port_a_contact_id_route_is_reported_and_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (site, log, _unit) = simcom_site(dir.path(), false).await;
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let said = loop {
@@ -122,18 +132,7 @@ async fn on_a_simcom_module_without_its_voice_port_a_contact_id_route_is_reporte
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_simcom_module_with_its_voice_port_contact_id_takes_the_alarm() {
     let dir = tempfile::tempdir().unwrap();
-    let site = SimSite::start(
-        dir.path(),
-        SiteOptions {
-            modem: Model::SimcomSim7600,
-            contact_id_route: true,
-            ..SiteOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let log = dir.path().join("vigil.log");
-    let _unit = VigilProcess::start(&site, &log).await;
+    let (site, log, _unit) = simcom_site(dir.path(), true).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = status(&site);

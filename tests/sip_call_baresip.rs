@@ -81,6 +81,38 @@ fn baresip_config(dir: &Path, proxy: SocketAddr, mic: &Path, console: u16) {
     std::fs::write(dir.join("contacts"), "").unwrap();
 }
 
+/// Runs baresip from its configuration in `dir`: it dials the unit and quits after `seconds`.
+/// Its log.
+async fn dial_the_unit(dir: &Path, seconds: u32) -> String {
+    let log = dir.join("baresip.log");
+    let status = tokio::task::spawn_blocking({
+        let (dir, log) = (dir.to_path_buf(), log.clone());
+        move || {
+            Command::new("baresip")
+                .arg("-f")
+                .arg(&dir)
+                .args([
+                    "-n",
+                    "127.0.0.1",
+                    "-e",
+                    "/dial sip:4612345@centre.test",
+                    "-t",
+                ])
+                .arg(seconds.to_string())
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&log).unwrap())
+                .stderr(Stdio::null())
+                .status()
+                .expect("baresip runs (apt-get install baresip-core)")
+        }
+    })
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{status}\n{text}");
+    text
+}
+
 /// The file sndfile wrote for one direction (`dec`: what baresip heard; `enc`: what it sent).
 fn dump(dir: &Path, which: &str) -> Option<PathBuf> {
     std::fs::read_dir(dir)
@@ -135,7 +167,6 @@ async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
     write_wav(&mic, &as_clip(&centre_says)).unwrap();
     let console = free_udp_port();
     baresip_config(dir.path(), proxy, &mic, console);
-    let log = dir.path().join("baresip.log");
     // Once the call is up, the operator presses 5 on the phone's keypad (baresip's network
     // console takes key presses over UDP).
     let mut calls = link.calls();
@@ -150,31 +181,7 @@ async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
         let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let _ = socket.send_to(b"5", ("127.0.0.1", console)).await;
     });
-    let status = tokio::task::spawn_blocking({
-        let (dir, log) = (dir.path().to_path_buf(), log.clone());
-        move || {
-            Command::new("baresip")
-                .arg("-f")
-                .arg(&dir)
-                .args([
-                    "-n",
-                    "127.0.0.1",
-                    "-e",
-                    "/dial sip:4612345@centre.test",
-                    "-t",
-                    "7",
-                ])
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(&log).unwrap())
-                .stderr(Stdio::null())
-                .status()
-                .expect("baresip runs (apt-get install baresip-core)")
-        }
-    })
-    .await
-    .unwrap();
-    let baresip_log = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(status.success(), "{status}\n{baresip_log}");
+    let baresip_log = dial_the_unit(dir.path(), 7).await;
 
     keypad.await.unwrap();
     let calls = link.calls().borrow().clone();
@@ -250,32 +257,7 @@ async fn outside_the_answer_window_the_call_is_refused() {
     let mic = dir.path().join("operator.wav");
     write_wav(&mic, &as_clip(&recording(11, 1))).unwrap();
     baresip_config(dir.path(), proxy, &mic, free_udp_port());
-    let log = dir.path().join("baresip.log");
-    let status = tokio::task::spawn_blocking({
-        let (dir, log) = (dir.path().to_path_buf(), log.clone());
-        move || {
-            Command::new("baresip")
-                .arg("-f")
-                .arg(&dir)
-                .args([
-                    "-n",
-                    "127.0.0.1",
-                    "-e",
-                    "/dial sip:4612345@centre.test",
-                    "-t",
-                    "3",
-                ])
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(&log).unwrap())
-                .stderr(Stdio::null())
-                .status()
-                .expect("baresip runs")
-        }
-    })
-    .await
-    .unwrap();
-    let baresip_log = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(status.success(), "{status}\n{baresip_log}");
+    let baresip_log = dial_the_unit(dir.path(), 3).await;
     let calls = link.calls().borrow().clone();
     assert_eq!(
         (calls.answered, calls.refused),
