@@ -134,7 +134,7 @@ async fn centre_call_back_cannot_inject_commands_or_call_anyone() {
 async fn look_alike_caller_is_not_auto_answered() {
     let (w, m) = world().await;
     let mut ev = m.events();
-    m.auto_answer_until(Timestamp(Timestamp::now().0 + 60_000));
+    m.auto_answer_for(Duration::from_secs(60));
     w.network
         .call_modem(UNIT_NO, LOOK_ALIKE, Duration::from_millis(300));
     let (from, answered) = loop {

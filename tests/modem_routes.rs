@@ -379,7 +379,7 @@ async fn auto_answer_only_inside_the_window_and_only_allowed_numbers() {
         .call_modem(UNIT_NO, PERSON, Duration::from_millis(300));
     assert_eq!(f.await, (PERSON.to_string(), false));
     tokio::time::sleep(Duration::from_millis(400)).await;
-    m.auto_answer_until(Timestamp(Timestamp::now().0 + 60_000));
+    m.auto_answer_for(Duration::from_secs(60));
     // Unknown caller inside the window: not answered.
     let f = next_call(&mut ev);
     w.network

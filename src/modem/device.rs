@@ -22,7 +22,7 @@ use super::power::{self, PowerKey};
 use super::profile::{Capabilities, Profile};
 use super::{auth, pdu, ModemError};
 use crate::config;
-use crate::core::{Input, Timestamp};
+use crate::core::Input;
 
 /// Timeouts and pacing. [`Timing::real`] for hardware, [`Timing::fast`] for the simulator.
 #[derive(Clone, Copy, Debug)]
@@ -578,9 +578,9 @@ impl Modem {
         let _ = self.inner.recover.send(reason.to_string());
     }
 
-    /// Answers calls from the configured numbers until `until` (the core's window).
-    pub fn auto_answer_until(&self, until: Timestamp) {
-        let left = until.since(Timestamp::now());
+    /// Answers calls from the configured numbers for `left` from now (the core's window,
+    /// measured by the core's clock, so the modem reads no wall clock of its own).
+    pub fn auto_answer_for(&self, left: Duration) {
         if let Ok(mut g) = self.inner.auto_answer.lock() {
             *g = Some(Instant::now() + left);
         }

@@ -1179,7 +1179,7 @@ impl CallControl for Calls {
         let left = until.since(self.clock.wall());
         self.sip.answer_until(tokio::time::Instant::now() + left);
         match self.modem.get() {
-            Some(m) => m.auto_answer_until(until),
+            Some(m) => m.auto_answer_for(left),
             None => tracing::warn!("no modem: centre call-backs cannot be answered"),
         }
     }

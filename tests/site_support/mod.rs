@@ -585,7 +585,8 @@ impl Tmpfs {
         Tmpfs(dir.to_path_buf())
     }
 
-    /// Fills it to the last byte; the filler is removed to free the space again.
+    /// Fills it to the last byte (until the filesystem says it is full); the filler is removed
+    /// to free the space again.
     pub fn fill(&self) -> std::path::PathBuf {
         use std::io::Write;
         let path = self.0.join("filler");
@@ -593,7 +594,16 @@ impl Tmpfs {
         let block = vec![7u8; 64 * 1024];
         while f.write_all(&block).is_ok() {}
         let small = [7u8; 512];
-        while f.write_all(&small).is_ok() {}
+        let full = loop {
+            if let Err(e) = f.write_all(&small) {
+                break e;
+            }
+        };
+        assert_eq!(
+            full.kind(),
+            std::io::ErrorKind::StorageFull,
+            "the filler stopped for another reason: {full}"
+        );
         let _ = f.sync_all();
         path
     }
