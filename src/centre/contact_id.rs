@@ -250,13 +250,10 @@ async fn next(
         let Some(port) = pcm else {
             return std::future::pending().await;
         };
-        loop {
-            match port.next(within).await {
-                Some(PortEvent::Tone(ContactIdTone::Handshake)) => return Heard::Handshake,
-                Some(PortEvent::Tone(ContactIdTone::Kissoff)) => return Heard::Kissoff,
-                Some(PortEvent::Lost(why)) => return Heard::Ended(why),
-                None => {}
-            }
+        match port.next().await {
+            PortEvent::Tone(ContactIdTone::Handshake) => Heard::Handshake,
+            PortEvent::Tone(ContactIdTone::Kissoff) => Heard::Kissoff,
+            PortEvent::Lost(why) => Heard::Ended(why),
         }
     };
     tokio::time::timeout(within, async {

@@ -148,6 +148,7 @@ fn clock(
     let mut decoder = DtmfDetector::new(8000);
     let mut inbound: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
+    let mut pcm: Vec<i16> = Vec::with_capacity(FRAME_SAMPLES * 4);
     let mut samples = Vec::with_capacity(FRAME_SAMPLES * 4);
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
@@ -179,19 +180,20 @@ fn clock(
             continue;
         }
         let whole = inbound.len() / 2 * 2;
-        samples.clear();
-        samples.extend(
+        pcm.clear();
+        pcm.extend(
             inbound[..whole]
                 .chunks_exact(2)
-                .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0),
+                .map(|b| i16::from_le_bytes([b[0], b[1]])),
         );
         inbound.drain(..whole);
         {
             let mut l = line.lock().unwrap_or_else(PoisonError::into_inner);
             let room = TAPE.saturating_sub(l.heard.len());
-            l.heard
-                .extend(samples.iter().take(room).map(|&s| (s * 32768.0) as i16));
+            l.heard.extend(pcm.iter().take(room));
         }
+        samples.clear();
+        samples.extend(pcm.iter().map(|&s| f32::from(s) / 32768.0));
         decoder.push(&samples, |d| {
             let _ = heard.send(d.key);
         });

@@ -41,16 +41,11 @@ pub enum PortEvent {
     Lost(String),
 }
 
-/// Samples waiting to go to the far end.
-#[derive(Default)]
-struct Outgoing {
-    samples: VecDeque<i16>,
-}
-
 /// An open voice port. Dropping it stops the thread (the `AT+CPCMREG=0` is the caller's).
 pub struct VoicePort {
     events: mpsc::UnboundedReceiver<PortEvent>,
-    out: Arc<Mutex<Outgoing>>,
+    /// Samples waiting to go to the far end.
+    out: Arc<Mutex<VecDeque<i16>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -66,7 +61,7 @@ impl VoicePort {
         // Audio left over from an earlier call is not this call's.
         let _ = serialport::SerialPort::clear(&port, serialport::ClearBuffer::Input);
         let (tx, events) = mpsc::unbounded_channel();
-        let out = Arc::new(Mutex::new(Outgoing::default()));
+        let out = Arc::new(Mutex::new(VecDeque::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("voice-port".into())
@@ -90,8 +85,7 @@ impl VoicePort {
             return false;
         };
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        out.samples
-            .extend(samples.iter().map(|&s| crate::voice::pcm::to_i16(s)));
+        out.extend(samples.iter().map(|&s| crate::voice::pcm::to_i16(s)));
         true
     }
 
@@ -100,7 +94,6 @@ impl VoicePort {
         self.out
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .samples
             .is_empty()
     }
 
@@ -116,13 +109,12 @@ impl VoicePort {
         true
     }
 
-    /// The next thing heard, within `within`; None if nothing was.
-    pub async fn next(&mut self, within: Duration) -> Option<PortEvent> {
-        match tokio::time::timeout(within, self.events.recv()).await {
-            Ok(Some(e)) => Some(e),
-            Ok(None) => Some(PortEvent::Lost("the voice port stopped".into())),
-            Err(_) => None,
-        }
+    /// The next thing heard (the caller bounds the wait).
+    pub async fn next(&mut self) -> PortEvent {
+        self.events
+            .recv()
+            .await
+            .unwrap_or_else(|| PortEvent::Lost("the voice port stopped".into()))
     }
 }
 
@@ -141,7 +133,7 @@ fn run(
     mut port: serialport::TTYPort,
     path: &str,
     tx: &mpsc::UnboundedSender<PortEvent>,
-    out: &Mutex<Outgoing>,
+    out: &Mutex<VecDeque<i16>>,
     stop: &AtomicBool,
 ) {
     let mut detector = ContactIdDetector::new(RATE);
@@ -191,7 +183,7 @@ fn run(
             });
             let mut o = out.lock().unwrap_or_else(PoisonError::into_inner);
             for _ in 0..FRAME_SAMPLES {
-                let s = o.samples.pop_front().unwrap_or(0);
+                let s = o.pop_front().unwrap_or(0);
                 reply.extend_from_slice(&s.to_le_bytes());
             }
         }

@@ -1126,18 +1126,15 @@ impl SipCalls {
         if let Some(a) = &self.audio {
             link.set_call_audio(a.clone());
         }
-        if let Some(u) = *self.until.lock().unwrap_or_else(|e| e.into_inner()) {
+        if let Some(u) = *lock_set(&self.until) {
             link.answer_calls_until(u);
         }
-        self.links
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(link.clone());
+        lock_set(&self.links).push(link.clone());
     }
 
     fn answer_until(&self, until: tokio::time::Instant) {
-        *self.until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
-        for l in self.links.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        *lock_set(&self.until) = Some(until);
+        for l in lock_set(&self.links).iter() {
             l.answer_calls_until(until);
         }
     }

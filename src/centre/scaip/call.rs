@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::sip::{self, Incoming, SipNode};
+use super::{lock, ALLOW};
 use crate::voice::call_port::CallAudioPort;
 use crate::voice::g711::Law;
 use crate::voice::media::{Media, MediaStats};
@@ -90,10 +91,6 @@ impl Default for CallDesk {
             cseq: sip::CSeq::default(),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What the link gives the desk to answer and send with.
@@ -240,11 +237,7 @@ impl CallDesk {
         let Some(audio) = lock(&self.audio).clone() else {
             return refuse(480, "Temporarily Unavailable").await;
         };
-        let offer = std::str::from_utf8(req.msg.body())
-            .map_err(|_| sdp::SdpError::Malformed { line: 0 })
-            .and_then(sdp::parse_offer)
-            .and_then(|o| sdp::negotiate(&o, &LAWS));
-        let agreed = match offer {
+        let agreed = match negotiated(req) {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "centre's call: unusable SDP offer");
@@ -278,20 +271,9 @@ impl CallDesk {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let mut extra = vec![
-            format!("Contact: <{}>", d.contact),
-            "Allow: INVITE, ACK, BYE, CANCEL, MESSAGE, OPTIONS".to_string(),
-        ];
+        let mut extra = vec![format!("Contact: <{}>", d.contact), ALLOW.to_string()];
         extra.extend(route_set.iter().map(|r| format!("Record-Route: {r}")));
-        let bytes = SipNode::response_bytes(
-            req,
-            200,
-            "OK",
-            &local_tag,
-            &extra,
-            Some(("application/sdp", &answer)),
-        );
-        if let Err(e) = node
+        let bytes = match node
             .respond_with_body(
                 req,
                 200,
@@ -302,9 +284,12 @@ impl CallDesk {
             )
             .await
         {
-            tracing::warn!(error = %e, "centre's call: the answer could not be sent");
-            return;
-        }
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(error = %e, "centre's call: the answer could not be sent");
+                return;
+            }
+        };
         let (agreed_tx, agreed_rx) = watch::channel(agreed);
         let (stop_tx, stop_rx) = watch::channel(false);
         let (acked_tx, acked_rx) = watch::channel(false);
@@ -355,10 +340,9 @@ impl CallDesk {
         if d.udp {
             let desk = Arc::clone(self);
             let (node, peer) = (Arc::clone(node), req.peer);
-            let via = (d.via)("z9hG4bK");
             let bye = ByeRoute {
                 proxy: d.proxy,
-                via_host: via,
+                via: (d.via)("z9hG4bK"),
             };
             tokio::spawn(async move {
                 desk.until_acked(node, peer, bytes, acked_rx, call_id, bye)
@@ -383,13 +367,8 @@ impl CallDesk {
         loop {
             let next = (Instant::now() + every).min(give_up);
             tokio::select! {
-                r = acked.wait_for(|a| *a) => {
-                    if r.is_ok() {
-                        return;
-                    }
-                    // The call ended before its ACK.
-                    return;
-                }
+                // The ACK came, or the call ended before it.
+                _ = acked.wait_for(|a| *a) => return,
                 () = tokio::time::sleep_until(next) => {}
             }
             if Instant::now() >= give_up {
@@ -417,7 +396,7 @@ impl CallDesk {
     async fn send_bye(&self, node: &SipNode, a: &Active, route: &ByeRoute) {
         let cseq = self.cseq.next();
         let build = |branch: &str| {
-            let via = route.via_host.replacen("z9hG4bK", branch, 1);
+            let via = route.via.replacen("z9hG4bK", branch, 1);
             let mut s = format!(
                 "BYE {} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n",
                 a.remote_target
@@ -442,10 +421,7 @@ impl CallDesk {
     /// A re-INVITE in the call: the new offer is negotiated the same way (hold is a
     /// direction, a new address moves the media).
     async fn on_reinvite(&self, d: &Dialogue<'_>, req: &Incoming, to_tag: &str) {
-        let offer = std::str::from_utf8(req.msg.body())
-            .map_err(|_| sdp::SdpError::Malformed { line: 0 })
-            .and_then(sdp::parse_offer)
-            .and_then(|o| sdp::negotiate(&o, &LAWS));
+        let offer = negotiated(req);
         let answer = {
             let mut active = lock(&self.active);
             match active.as_mut().filter(|a| {
@@ -494,26 +470,21 @@ impl CallDesk {
             }
         }
     }
-
-    /// Ends the call in progress, if any, with a BYE (the unit shuts down or is told to).
-    pub(super) async fn hang_up(&self, d: Dialogue<'_>) {
-        let taken = lock(&self.active).take();
-        if let Some(a) = taken {
-            let via = (d.via)("z9hG4bK");
-            let route = ByeRoute {
-                proxy: d.proxy,
-                via_host: via,
-            };
-            self.send_bye(d.node, &a, &route).await;
-            self.end(a, "the unit hung up");
-        }
-    }
 }
 
-/// Where the unit's BYE goes and the Via it carries (its branch filled in per transaction).
+/// Where the unit's BYE goes, and its Via header with the bare branch prefix `z9hG4bK`, which
+/// each transaction completes.
 struct ByeRoute {
     proxy: SocketAddr,
-    via_host: String,
+    via: String,
+}
+
+/// The request's SDP offer, negotiated with the unit's laws.
+fn negotiated(req: &Incoming) -> Result<Agreed, sdp::SdpError> {
+    std::str::from_utf8(req.msg.body())
+        .map_err(|_| sdp::SdpError::Malformed { line: 0 })
+        .and_then(sdp::parse_offer)
+        .and_then(|o| sdp::negotiate(&o, &LAWS))
 }
 
 /// The reason phrase of the statuses an offer can be refused with.

@@ -615,13 +615,6 @@ impl ScaipLink {
         self.link.calls.report()
     }
 
-    /// Ends the call in progress, if any (BYE).
-    pub async fn hang_up(&self) {
-        let link = &self.link;
-        let via = |branch: &str| link.via(branch);
-        link.calls.hang_up(link.dialogue(&via)).await;
-    }
-
     /// The current registration state.
     pub fn registration(&self) -> Registration {
         self.link.registration.borrow().clone()

@@ -905,10 +905,11 @@ impl SipNode {
     ) -> Result<(), ScaipError> {
         self.respond_with_body(to, status, reason, to_tag, extra, None)
             .await
+            .map(drop)
     }
 
-    /// [`SipNode::respond`] with a body, given as its content type and text; the response's
-    /// bytes, for a UAS that retransmits its 2xx to an INVITE (§13.3.1.4).
+    /// [`SipNode::respond`] with a body, given as its content type and text. Returns the
+    /// response's bytes, for a UAS that retransmits its 2xx to an INVITE (§13.3.1.4).
     pub async fn respond_with_body(
         &self,
         to: &Incoming,
@@ -917,17 +918,18 @@ impl SipNode {
         to_tag: &str,
         extra: &[String],
         body: Option<(&str, &str)>,
-    ) -> Result<(), ScaipError> {
+    ) -> Result<Vec<u8>, ScaipError> {
         let bytes = Self::response_bytes(to, status, reason, to_tag, extra, body);
         let req = &to.msg;
         if let (Some(branch), Ok(mut a)) = (req.branch(), self.shared.answered.lock()) {
             a.insert(branch, Some((to.peer, bytes.clone())));
         }
-        self.send(to.peer, bytes).await
+        self.send(to.peer, bytes.clone()).await?;
+        Ok(bytes)
     }
 
     /// The bytes of a response to `to`.
-    pub fn response_bytes(
+    fn response_bytes(
         to: &Incoming,
         status: u16,
         reason: &str,
