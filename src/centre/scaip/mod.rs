@@ -440,7 +440,8 @@ impl Drop for WaiterGuard<'_> {
     }
 }
 
-/// How long an alarm may wait for the registration of a flow just opened again.
+/// How long a request awaiting `<mrs>` may wait for the registration of a flow just opened
+/// again.
 const FLOW_REGISTER_WAIT: Duration = Duration::from_secs(2);
 
 /// The methods the unit takes (OPTIONS and 405 answers).
@@ -1187,6 +1188,12 @@ impl Link {
             .saturating_duration_since(Instant::now())
             .min(Duration::from_secs(32));
         let receiver = &self.cfg.receiver_uri;
+        // Over TCP/TLS, the centre's answer reaches the unit only on a flow the registrar
+        // knows: a flow opened again and not yet registered is registered first (the proxy
+        // just took the connection, so this is quick; bounded so the request is not held).
+        if self.ensure_flow().await.is_ok() && lock(&self.stale_contact).is_some() {
+            let _ = tokio::time::timeout(FLOW_REGISTER_WAIT, self.register_now()).await;
+        }
         let mut registered_again = false;
         loop {
             let resp = self.message(&call_id, &body, sip_timeout).await;
@@ -1280,12 +1287,6 @@ impl Link {
             NO_VOICE
         };
         let mrq = alarm_request(alarm, &reference, &self.cid, crd);
-        // Over TCP/TLS, the centre's answer reaches the unit only on a flow the registrar
-        // knows: a flow opened again and not yet registered is registered first (the proxy
-        // just took the connection, so this is quick; bounded so the alarm is not held by it).
-        if self.ensure_flow().await.is_ok() && lock(&self.stale_contact).is_some() {
-            let _ = tokio::time::timeout(FLOW_REGISTER_WAIT, self.register_now()).await;
-        }
         tracing::info!(route = %self.route, alarm_id = alarm.id.0, attempt = delivery.attempt,
             reference = %reference, stc = mrq.stc.unwrap_or(0), "SCAIP sending alarm");
         let deadline = Instant::now() + self.cfg.answer_timeout;
