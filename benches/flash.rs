@@ -28,7 +28,9 @@ fn main() {
     // A folder on the same disk as the build, not a tmpfs: a tmpfs writes no device bytes.
     let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
     let dir = tempfile::tempdir_in(&base).expect("a folder under target/");
-    let (mut journal, _) = Journal::open_or_replace(dir.path()).expect("journal");
+    let (mut journal, _) =
+        Journal::open_or_replace(dir.path(), std::sync::Arc::new(vigil::clock::SystemClock))
+            .expect("journal");
     let pendants = [DeviceId(0x00A1_B2C3), DeviceId(0x00A1_B2C4)];
     let before = io();
     let day = Duration::from_secs(24 * 3600);

@@ -4,6 +4,7 @@
 //! [`voice`], [`journal`]) carry out what it decides; [`runtime`] wires them together.
 
 pub mod centre;
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod fall;

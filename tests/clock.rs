@@ -335,3 +335,63 @@ fn a_window_interrupted_by_a_restart_resumes_when_the_wall_clock_is_right() {
         "a window with 6 s left escalated at once: {outputs:#?}"
     );
 }
+
+/// One time source: apart from the clock itself, only the simulators (other machines, with
+/// clocks of their own) and the one-shot installer tools read the wall clock. Every part of
+/// the running unit is given the unit's clock, so a test, the demo or the whole-unit
+/// simulation that steps it steps it everywhere.
+#[test]
+fn no_part_of_the_running_unit_reads_the_wall_clock_itself() {
+    const READS: [&str; 5] = [
+        "Timestamp::now()",
+        "SystemTime::now()",
+        "Utc::now()",
+        "Local::now()",
+        "OffsetDateTime::now",
+    ];
+    const ALLOWED: [&str; 8] = [
+        // The clock, and the timestamp type's own reading of it.
+        "src/clock.rs",
+        "src/core/types.rs",
+        // The voice side's clock: the system's time of day, for quiet hours.
+        "src/voice/engine.rs",
+        // Simulated peers: a centre's receivers and the mobile network keep their own time.
+        "src/centre/receiver/dc09.rs",
+        "src/centre/receiver/demo.rs",
+        "src/modem/sim.rs",
+        // Tools run once by an installer, not part of the running unit.
+        "src/runtime/install_check.rs",
+        "src/voice/cli.rs",
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("src")];
+    let mut offenders = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let name = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if ALLOWED.contains(&name.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if READS.iter().any(|r| line.contains(r)) && !line.trim_start().starts_with("//") {
+                offenders.push(format!("{name}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "the wall clock read outside the clock:\n{}",
+        offenders.join("\n")
+    );
+}

@@ -155,6 +155,71 @@ async fn nak_resynchronises_time_and_resends() {
     assert_eq!(r.received()[2].answered, Some(MessageId::Ack));
 }
 
+/// A wall clock the test steps, as NTP steps a Raspberry Pi's (no real-time clock) at boot.
+struct SteppedClock(std::sync::atomic::AtomicI64);
+
+impl vigil::clock::Clock for SteppedClock {
+    fn monotonic(&self) -> Duration {
+        vigil::clock::SystemClock.monotonic()
+    }
+    fn wall(&self) -> Timestamp {
+        let offset = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        Timestamp((Timestamp::now().0 as i64 + offset).max(0) as u64)
+    }
+}
+
+/// The frames carry the unit's clock, not one the link reads itself: booted at 1970 the first
+/// frame says 1970, the receiver NAKs it with its time, and the resent frame is taken; when NTP
+/// then steps the clock forward by decades, the next frame is NAKed once more and resynced.
+#[tokio::test]
+async fn frames_carry_the_units_clock_and_a_nak_resyncs_it_at_boot_and_after_a_step() {
+    use chrono::Datelike;
+    use vigil::clock::Clock;
+    let r = receiver(Dc09Protocol::Tcp, Some(AES256)).await;
+    let at_1970 = 10_000 - Timestamp::now().0 as i64;
+    let clock = std::sync::Arc::new(SteppedClock(std::sync::atomic::AtomicI64::new(at_1970)));
+    let l = Dc09Link::start_with_clock(
+        "dc09",
+        &route(r.addr().to_string(), Dc09Protocol::Tcp, Some(AES256)),
+        "1234",
+        Dc09Payload::AdmCid,
+        clock.clone(),
+    )
+    .await
+    .expect("link starts");
+    assert!(!clock.wall_plausible());
+    assert_acked(&l.deliver(&delivery(AlarmCause::Help)).await);
+    let got = r.received();
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let stamp = |i: usize| {
+        r.received()[i]
+            .frame
+            .as_ref()
+            .and_then(|f| f.timestamp)
+            .expect("a timestamp")
+    };
+    assert_eq!(
+        stamp(0).year(),
+        1970,
+        "the first frame's time is the unit's"
+    );
+    assert_eq!(got[0].answered, Some(MessageId::Nak));
+    assert_eq!(got[1].answered, Some(MessageId::Ack));
+
+    // NTP sets the clock right: the offset learned at 1970 is now decades out.
+    clock.0.store(0, std::sync::atomic::Ordering::SeqCst);
+    assert_acked(&l.deliver(&delivery(AlarmCause::Help)).await);
+    let got = r.received();
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert_eq!(got[2].answered, Some(MessageId::Nak));
+    assert_eq!(got[3].answered, Some(MessageId::Ack));
+    let skew = (stamp(3).and_utc().timestamp_millis() - Timestamp::now().0 as i64).abs();
+    assert!(
+        skew < 60_000,
+        "the resent frame is {skew} ms off the receiver's time"
+    );
+}
+
 #[tokio::test]
 async fn repeated_nak_fails_the_attempt() {
     let r = receiver(Dc09Protocol::Tcp, None).await;

@@ -35,7 +35,8 @@ fn an_alarm_is_journalled_on_a_full_disk() {
     let dir = tempfile::tempdir().unwrap();
     let _fs = Tmpfs::mount(dir.path(), 8);
     let data = dir.path().join("data");
-    let (mut j, lost) = Journal::open_or_replace(&data).unwrap();
+    let (mut j, lost) =
+        Journal::open_or_replace(&data, std::sync::Arc::new(vigil::clock::SystemClock)).unwrap();
     assert!(lost.is_none());
     assert!(data.join(RESERVE).exists(), "the reserve is made at open");
     j.append(&raised(1)).unwrap();
@@ -55,7 +56,8 @@ fn an_alarm_is_journalled_on_a_full_disk() {
 
     // Space comes back: the next write takes the reserve back and the fault clears.
     std::fs::remove_file(filler).unwrap();
-    let (mut j, _) = Journal::open_or_replace(&data).unwrap();
+    let (mut j, _) =
+        Journal::open_or_replace(&data, std::sync::Arc::new(vigil::clock::SystemClock)).unwrap();
     j.append(&raised(3)).unwrap();
     assert!(!j.on_reserve());
     assert!(data.join(RESERVE).exists());

@@ -198,3 +198,46 @@ async fn a_journal_restored_from_an_older_copy_does_not_reopen_replay() {
     wait_all_closed(&journal, 2, LIMIT, &log).await;
     assert!(unit.terminate(Duration::from_secs(15)).await.success());
 }
+
+/// A press merged into the pendant's open alarm: its counter was kept only in memory (counters
+/// of frames that raise nothing are committed in batches), so after a power cut that swallowed
+/// its acknowledgement, the pendant's retransmission of it raised a second alarm once the first
+/// was closed. The journal now keeps the counter with the "repeated" record, in the same
+/// transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_press_merged_into_an_open_alarm_is_not_raised_again_after_a_power_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = SimSite::start(dir.path(), SiteOptions::default())
+        .await
+        .unwrap();
+    let log = dir.path().join("vigil.log");
+    let journal = site.config.data_dir.join("journal.sqlite");
+    // Nobody answers: the alarm stays open while the second press arrives.
+    every_route_down(&site);
+
+    let unit = VigilProcess::start(&site, &log).await;
+    let first = press(site.radio, 0, 1, Frame::Help).await.unwrap();
+    assert!(first.acked_at.is_some(), "{}", log_tail(&log));
+    let again = press(site.radio, 0, 2, Frame::Help).await.unwrap();
+    assert!(again.acked_at.is_some(), "{}", log_tail(&log));
+    let (alarms, repeated) = read_journal(&journal);
+    assert_eq!(alarms.len(), 1, "{alarms:#?}");
+    assert!(!repeated.is_empty(), "the second press was not merged");
+    // The power goes before the unit stops in order.
+    unit.kill();
+
+    site.ip_centre_down(false);
+    site.sms_gateway_silent(false);
+    let unit = VigilProcess::start(&site, &log).await;
+    wait_all_closed(&journal, 1, LIMIT, &log).await;
+    // The pendant never heard the second acknowledgement and sends that frame again.
+    send_once(site.radio, 0, 2, Frame::Help);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (alarms, _) = read_journal(&journal);
+    assert_eq!(
+        alarms.len(),
+        1,
+        "the retransmitted press raised a second alarm: {alarms:#?}"
+    );
+    assert!(unit.terminate(Duration::from_secs(15)).await.success());
+}

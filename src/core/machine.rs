@@ -687,7 +687,11 @@ impl Core {
                 if let Some(a) = self.alarms.get_mut(&id) {
                     a.frame = Some(counter);
                 }
-                self.out(Output::Persist(Record::Repeated { alarm: id, at: now }));
+                self.out(Output::Persist(Record::Repeated {
+                    alarm: id,
+                    at: now,
+                    frame: Some((device.id, counter)),
+                }));
                 self.out(Output::AckPendant {
                     device: device.id,
                     counter,

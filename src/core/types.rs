@@ -1086,6 +1086,11 @@ pub enum Record {
         alarm: AlarmId,
         /// When.
         at: Timestamp,
+        /// The pendant and counter of the frame that repeated it. As with
+        /// [`Record::Raised`], the journal keeps the counter in the same transaction: once the
+        /// pendant hears its acknowledgement, a retransmission of this frame after a crash is
+        /// known, and cannot raise a second alarm once this one is closed.
+        frame: Option<(DeviceId, u32)>,
     },
     /// The alarm left its window and goes to the routes.
     Escalated {

@@ -7,8 +7,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::clock::{Clock, SystemClock};
 
 use crate::core::{
     Alarm, AlarmCause, AlarmId, AlarmRef, Device, DeviceId, DeviceKind, FallEvidence, Record,
@@ -120,6 +123,8 @@ pub struct Journal {
     /// Counters of frames accepted since the pendant's counter was last committed (see
     /// [`COUNTER_BATCH`]).
     pending: BTreeMap<DeviceId, u32>,
+    /// The unit's wall clock, for what the journal dates itself (a pairing, a counter gap).
+    clock: Arc<dyn Clock>,
 }
 
 /// A pendant's counter is committed (journal and marks) when it is this far past the
@@ -274,9 +279,11 @@ impl Journal {
     /// database, failing SQLite's integrity check) is moved aside, named with the time, with
     /// its `-wal` and `-shm`, and a fresh journal is started in its place: the unit never
     /// refuses to run because of its journal. The caller reports the loss (a technical alarm).
-    /// The pendants' counter marks (see [`COUNTER_MARKS`]) survive the loss.
+    /// The pendants' counter marks (see [`COUNTER_MARKS`]) survive the loss. `clock` is the
+    /// unit's: it names the file moved aside and dates what the journal stamps itself.
     pub fn open_or_replace(
         data_dir: &Path,
+        clock: Arc<dyn Clock>,
     ) -> Result<(Journal, Option<LostJournal>), JournalError> {
         std::fs::create_dir_all(data_dir).map_err(|source| JournalError::Folder {
             path: data_dir.to_path_buf(),
@@ -291,12 +298,17 @@ impl Journal {
             Ok(m) if !m.is_file() => "it is not a regular file".to_string(),
             Ok(m) if m.len() == 0 => "it is empty".to_string(),
             _ => match Journal::open(&path).and_then(|j| j.check().map(|()| j)) {
-                Ok(j) => return Ok((j, None)),
+                Ok(mut j) => {
+                    j.set_clock(clock);
+                    return Ok((j, None));
+                }
                 Err(e) if e.is_corruption() => e.to_string(),
                 Err(e) => return Err(e),
             },
         };
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        let stamp = chrono::DateTime::from_timestamp_millis(clock.wall().0 as i64)
+            .unwrap_or_default()
+            .format("%Y%m%dT%H%M%S%.3fZ");
         let moved_to = data_dir.join(format!("journal.sqlite.lost-{stamp}"));
         for suffix in ["", "-wal", "-shm"] {
             let from = data_dir.join(format!("journal.sqlite{suffix}"));
@@ -310,7 +322,8 @@ impl Journal {
         }
         tracing::error!(journal = %path.display(), moved_to = %moved_to.display(), why = %why,
             "journal unusable: moved aside, a fresh one started");
-        let j = Journal::open(&path)?;
+        let mut j = Journal::open(&path)?;
+        j.set_clock(clock);
         Ok((j, Some(LostJournal { moved_to, why })))
     }
 
@@ -420,6 +433,7 @@ impl Journal {
             route_names: Vec::new(),
             on_reserve: false,
             pending: BTreeMap::new(),
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -430,6 +444,12 @@ impl Journal {
         self.conn
             .pragma_update(None, "query_only", refuse)
             .map_err(self.err())
+    }
+
+    /// Dates what the journal stamps itself (a pairing over the air, a counter gap) by the
+    /// unit's clock instead of the system's.
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
     }
 
     /// Names routes in the timeline by the plan's route names.
@@ -543,7 +563,15 @@ impl Journal {
                 )
                 .map_err(err)?;
             }
-            Record::Repeated { alarm, at } => {
+            Record::Repeated { alarm, at, frame } => {
+                if let Some((device, counter)) = frame {
+                    tx.execute(
+                        "INSERT INTO pendant_counter (device, counter) VALUES (?1, ?2)
+                         ON CONFLICT(device) DO UPDATE SET counter = MAX(counter, excluded.counter)",
+                        params![device.0 as i64, *counter as i64],
+                    )
+                    .map_err(err)?;
+                }
                 insert_event(
                     &tx,
                     *at,
@@ -642,15 +670,21 @@ impl Journal {
             }
         }
         tx.commit().map_err(err)?;
-        if let Record::Raised {
-            alarm,
-            frame: Some(counter),
-            ..
-        } = record
-        {
-            if let Some(d) = &alarm.device {
-                self.raise_mark(d.id, *counter)?;
+        match record {
+            Record::Raised {
+                alarm,
+                frame: Some(counter),
+                ..
+            } => {
+                if let Some(d) = &alarm.device {
+                    self.raise_mark(d.id, *counter)?;
+                }
             }
+            Record::Repeated {
+                frame: Some((device, counter)),
+                ..
+            } => self.raise_mark(*device, *counter)?,
+            _ => {}
         }
         Ok(())
     }
@@ -890,7 +924,9 @@ impl Journal {
             .map_err(self.err())
     }
 
-    /// Durably stores a pendant's last accepted frame counter.
+    /// Durably stores a pendant's last accepted frame counter; a lower one than stored is
+    /// ignored (the core commits alarm frames' counters on its own connection, and the radio
+    /// may learn of an older frame after that): only a new pairing starts the count again.
     pub fn set_pendant_counter(
         &mut self,
         device: DeviceId,
@@ -899,7 +935,7 @@ impl Journal {
         self.conn
             .execute(
                 "INSERT INTO pendant_counter (device, counter) VALUES (?1, ?2)
-                 ON CONFLICT(device) DO UPDATE SET counter = excluded.counter",
+                 ON CONFLICT(device) DO UPDATE SET counter = MAX(counter, excluded.counter)",
                 params![device.0 as i64, counter as i64],
             )
             .map(|_| ())
@@ -1100,7 +1136,7 @@ impl crate::radio::store::PendantStore for Journal {
                     pendant.0 as i64,
                     last as i64,
                     next as i64,
-                    Timestamp::now().0 as i64
+                    self.clock.wall().0 as i64
                 ],
             )
             .map(|_| ())
@@ -1114,11 +1150,12 @@ impl crate::radio::store::PendantStore for Journal {
     ) -> Result<(), crate::radio::RadioError> {
         let err = |e: JournalError| crate::radio::RadioError::Store(e.to_string());
         let device = Device::paired(pendant);
+        let at = self.clock.wall();
         // The pendant, its key and the end of its old counter sequence (a new key starts a
         // new one) are one transaction: a crash leaves the old pairing or the new, never half.
         let commit = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction()?;
-            insert_paired(&tx, &device, key.as_bytes(), Timestamp::now())?;
+            insert_paired(&tx, &device, key.as_bytes(), at)?;
             tx.execute(
                 "DELETE FROM pendant_counter WHERE device = ?1",
                 params![pendant.0 as i64],

@@ -260,7 +260,7 @@ impl RadioLink {
             inputs: input_tx,
             control: control_rx,
             status: status.clone(),
-            epoch: (Timestamp::now(), Instant::now()),
+            epoch: Instant::now(),
         };
         let worker = std::thread::Builder::new()
             .name("radio".into())
@@ -368,17 +368,21 @@ struct Worker<T, S: PendantStore> {
     inputs: mpsc::Sender<Input>,
     control: std_mpsc::Receiver<Control>,
     status: Arc<Mutex<LinkStatus>>,
-    /// The link's time: the wall time at its start plus monotonic time since. The duty-cycle
-    /// budget, jamming windows and pairing windows run on it, so a step of the wall clock
-    /// (NTP at boot on a Pi with no real-time clock) neither withholds acknowledgements for
-    /// an hour nor cuts a pairing window.
-    epoch: (Timestamp, Instant),
+    /// The start of the link's own time line, which is monotonic and never the wall clock:
+    /// the duty-cycle budget, jamming windows and pairing windows only measure durations on
+    /// it, so a step of the wall clock (NTP at boot on a Pi with no real-time clock) neither
+    /// withholds acknowledgements for an hour nor cuts a pairing window.
+    epoch: Instant,
 }
+
+/// Where the link's time line starts: a day in, so windows reaching back from its first
+/// moments never go below zero.
+const LINE_START: Timestamp = Timestamp::from_secs(86_400);
 
 impl<T: Transceiver, S: PendantStore> Worker<T, S> {
     /// Now on the link's monotonic time line.
     fn now(&self) -> Timestamp {
-        self.epoch.0 + self.epoch.1.elapsed()
+        LINE_START + self.epoch.elapsed()
     }
 
     fn run(&mut self) -> Result<(), RadioError> {

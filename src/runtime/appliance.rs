@@ -109,7 +109,7 @@ pub async fn assemble_with_clock(
 ) -> Result<Appliance, ApplianceError> {
     // A journal that cannot be read is moved aside and a fresh one started: the unit runs,
     // and tells the centre what it lost.
-    let (mut journal, lost) = Journal::open_or_replace(&config.data_dir)?;
+    let (mut journal, lost) = Journal::open_or_replace(&config.data_dir, clock.clone())?;
     journal.set_route_names(config.routes.iter().map(|r| r.name.clone()).collect());
 
     // Pendants paired over the air join those in the configuration.
@@ -128,7 +128,7 @@ pub async fn assemble_with_clock(
     let lazies: Vec<Arc<Lazy>> = config
         .routes
         .iter()
-        .map(|r| Arc::new(lazy_route(config, r, &modem, &sip_calls)))
+        .map(|r| Arc::new(lazy_route(config, r, &modem, &sip_calls, &clock)))
         .collect();
     let mut tasks = Vec::new();
     let routes = lazies
@@ -294,10 +294,11 @@ fn device_voice(
     Voice::mute("built without audio support (feature `alsa`)", clock)
 }
 
-fn start_radio(config: &Config) -> Result<(RadioLink, RadioHandle), String> {
+fn start_radio(config: &Config, clock: Arc<dyn Clock>) -> Result<(RadioLink, RadioHandle), String> {
     let transceiver = crate::radio::driver::open(&config.radio).map_err(|e| e.to_string())?;
     // The radio thread keeps counters in the journal through its own connection.
-    let store = Journal::open_dir(&config.data_dir).map_err(|e| e.to_string())?;
+    let mut store = Journal::open_dir(&config.data_dir).map_err(|e| e.to_string())?;
+    store.set_clock(clock);
     let link = RadioLink::start(
         transceiver,
         store,
@@ -488,8 +489,8 @@ async fn keep_radio(
     let mut faulted = false;
     loop {
         let opened = {
-            let config = config.clone();
-            tokio::task::spawn_blocking(move || start_radio(&config))
+            let (config, clock) = (config.clone(), clock.clone());
+            tokio::task::spawn_blocking(move || start_radio(&config, clock))
                 .await
                 .unwrap_or_else(|_| Err("opening the radio panicked".into()))
         };
@@ -657,6 +658,7 @@ fn lazy_route(
     route: &crate::config::Route,
     modem: &ModemSlot,
     sip_calls: &Arc<SipCalls>,
+    clock: &Arc<dyn Clock>,
 ) -> Lazy {
     let name = route.name.clone();
     let unit = config.unit.clone();
@@ -683,13 +685,20 @@ fn lazy_route(
             })
         }
         RouteConfig::Dc09(r) => {
-            let r = r.clone();
+            let (r, clock) = (r.clone(), clock.clone());
             Lazy::new(name.clone(), move || {
-                let (name, r, account) = (name.clone(), r.clone(), unit.sia_account.clone());
+                let (name, r, account, clock) = (
+                    name.clone(),
+                    r.clone(),
+                    unit.sia_account.clone(),
+                    clock.clone(),
+                );
                 Box::pin(async move {
-                    let link = crate::centre::dc09::Dc09Link::start(&name, &r, &account, r.payload)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let link = crate::centre::dc09::Dc09Link::start_with_clock(
+                        &name, &r, &account, r.payload, clock,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
                     Ok(Arc::new(Shared(Arc::new(link))) as Arc<dyn Transport>)
                 })
             })

@@ -13,14 +13,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Dc09Protocol, Dc09Route, KeyFormat};
-use crate::core::{Alarm, AlarmCause, Delivery, DeliveryResult, Timestamp, UnitFault};
+use crate::core::{Alarm, AlarmCause, Delivery, DeliveryResult, UnitFault};
 pub use frame::{crc16_arc, Dc09Key, Frame, MessageId};
 
 /// What can go wrong on a DC-09 link.
@@ -185,6 +185,8 @@ struct Sender {
     key: Option<Dc09Key>,
     answer_timeout: Duration,
     payload: Dc09Payload,
+    /// The unit's wall clock, for the frames' timestamps and the ACK's time check.
+    clock: Arc<dyn Clock>,
     /// Sequence number and clock correction; one frame in flight at a time (DC-09 §5.3).
     state: Mutex<SendState>,
 }
@@ -233,6 +235,18 @@ impl Dc09Link {
         account: &str,
         payload: Dc09Payload,
     ) -> Result<Dc09Link, Dc09Error> {
+        Dc09Link::start_with_clock(name, route, account, payload, Arc::new(SystemClock)).await
+    }
+
+    /// [`Dc09Link::start`] on the unit's clock: the frames' timestamps are its wall time
+    /// (corrected by the receiver's NAKs), never a clock the link reads itself.
+    pub async fn start_with_clock(
+        name: &str,
+        route: &Dc09Route,
+        account: &str,
+        payload: Dc09Payload,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Dc09Link, Dc09Error> {
         let key = route.key.as_deref().map(Dc09Key::new).transpose()?;
         let sender = Arc::new(Sender {
             route: name.to_string(),
@@ -244,6 +258,7 @@ impl Dc09Link {
             key,
             answer_timeout: route.answer_timeout,
             payload,
+            clock,
             state: Mutex::new(SendState {
                 seq: 0,
                 clock_offset_ms: 0,
@@ -391,7 +406,7 @@ impl Sender {
         let mut last_problem = String::new();
         let mut sends = 0;
         loop {
-            let now = Timestamp::now().as_millis() as i64 + state.clock_offset_ms;
+            let now = self.clock.wall().as_millis() as i64 + state.clock_offset_ms;
             let timestamp = chrono::DateTime::from_timestamp_millis(now).map(|t| t.naive_utc());
             let frame = Frame {
                 id,
@@ -451,7 +466,7 @@ impl Sender {
                     // only the encrypted timestamp proves the ACK is fresh and not a recorded
                     // one relabelled (SIA DC-09 §5.5.1.9: the receivers' own time window).
                     if self.key.is_some() {
-                        let ours = Timestamp::now().as_millis() as i64 + state.clock_offset_ms;
+                        let ours = self.clock.wall().as_millis() as i64 + state.clock_offset_ms;
                         let fresh = reply.timestamp.is_some_and(|theirs| {
                             let skew = theirs.and_utc().timestamp_millis() - ours;
                             (-ACK_WINDOW_BEHIND_MS..=ACK_WINDOW_AHEAD_MS).contains(&skew)
@@ -502,7 +517,7 @@ impl Sender {
                         ));
                     }
                     if let Some(theirs) = reply.timestamp.filter(|_| trusted) {
-                        let ours = Timestamp::now().as_millis() as i64;
+                        let ours = self.clock.wall().as_millis() as i64;
                         state.clock_offset_ms = theirs.and_utc().timestamp_millis() - ours;
                         tracing::info!(route = %self.route, seq, offset_ms = state.clock_offset_ms,
                             "DC-09 NAK: clock resynchronised to the receiver's");
@@ -625,16 +640,10 @@ pub async fn read_frame<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Result<Ve
     }
 }
 
-/// The receiver's current time as DC-09 writes it, shifted by `offset_ms`.
-pub fn utc_now(offset_ms: i64) -> Option<NaiveDateTime> {
-    chrono::DateTime::from_timestamp_millis(Timestamp::now().as_millis() as i64 + offset_ms)
-        .map(|t| t.naive_utc())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{AlarmId, AlarmRef, Device, DeviceId, DeviceKind};
+    use crate::core::{AlarmId, AlarmRef, Device, DeviceId, DeviceKind, Timestamp};
 
     fn alarm(cause: AlarmCause) -> Alarm {
         Alarm {

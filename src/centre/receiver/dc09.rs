@@ -202,11 +202,18 @@ async fn serve_udp(socket: UdpSocket, shared: Arc<Shared>) {
     }
 }
 
+/// The receiver's current time (its own clock, not the unit's) as DC-09 writes it, shifted
+/// by `offset_ms`.
+fn utc_now(offset_ms: i64) -> Option<chrono::NaiveDateTime> {
+    chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis() + offset_ms)
+        .map(|t| t.naive_utc())
+}
+
 impl Shared {
     /// Judges one frame, records it and returns the answer bytes.
     fn handle(&self, raw: &[u8]) -> Option<Vec<u8>> {
         let offset = self.clock_offset_ms.load(Ordering::Relaxed);
-        let now = dc09::utc_now(offset);
+        let now = utc_now(offset);
         let mut record = Dc09Received {
             raw: raw.to_vec(),
             frame: None,
