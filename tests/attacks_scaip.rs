@@ -269,8 +269,10 @@ async fn a_flood_of_idle_connections_leaves_the_route_working() {
 async fn a_call_from_outside_the_proxy_is_never_answered() {
     let (_r, l) = setup(SipTransport::Udp).await;
     l.set_call_audio(std::sync::Arc::new(|| {
-        Box::new(vigil::voice::sim_call::SimCallPort::new(Vec::new()).0)
-            as Box<dyn vigil::voice::call_port::CallAudioPort>
+        Ok(
+            Box::new(vigil::voice::sim_call::SimCallPort::new(Vec::new()).0)
+                as Box<dyn vigil::voice::call_port::CallAudioPort>,
+        )
     }));
     l.answer_calls_until(tokio::time::Instant::now() + Duration::from_secs(60));
     let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();

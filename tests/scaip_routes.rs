@@ -758,8 +758,10 @@ async fn an_unanswering_centre_is_probed_and_reported_up_when_it_answers() {
 async fn crd_offers_the_sip_voice_path_only_when_the_unit_can_speak() {
     let (r, l) = setup(SipTransport::Udp).await;
     l.set_call_audio(std::sync::Arc::new(|| {
-        Box::new(vigil::voice::sim_call::SimCallPort::new(Vec::new()).0)
-            as Box<dyn vigil::voice::call_port::CallAudioPort>
+        Ok(
+            Box::new(vigil::voice::sim_call::SimCallPort::new(Vec::new()).0)
+                as Box<dyn vigil::voice::call_port::CallAudioPort>,
+        )
     }));
     let result = l.deliver(&delivery(AlarmCause::Help, 1)).await;
     assert!(matches!(result, DeliveryResult::Acked { .. }), "{result:?}");

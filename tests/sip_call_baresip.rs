@@ -155,7 +155,7 @@ async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
         link.set_call_audio(Arc::new(move || {
             let (port, played) = SimCallPort::new(mic.clone());
             *heard.lock().unwrap() = Some(played);
-            Box::new(port) as Box<dyn CallAudioPort>
+            Ok(Box::new(port) as Box<dyn CallAudioPort>)
         }));
     }
     link.answer_calls_until(tokio::time::Instant::now() + Duration::from_secs(60));
@@ -248,7 +248,7 @@ async fn outside_the_answer_window_the_call_is_refused() {
     let reg = link.wait_registered(Duration::from_secs(10)).await;
     assert!(matches!(reg, Registration::Registered(_)), "{reg:?}");
     link.set_call_audio(Arc::new(|| {
-        Box::new(SimCallPort::new(Vec::new()).0) as Box<dyn CallAudioPort>
+        Ok(Box::new(SimCallPort::new(Vec::new()).0) as Box<dyn CallAudioPort>)
     }));
     // The window of an earlier alarm has closed.
     link.answer_calls_until(tokio::time::Instant::now());

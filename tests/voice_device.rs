@@ -99,3 +99,41 @@ fn the_call_bridge_opens_four_streams_and_speaks_a_prompt_into_the_call() {
     // ALSA's null capture is silence: no tones in it.
     assert!(bridge.take_tones().is_empty());
 }
+
+/// The speakerphone port of a call on ALSA's null device: both streams run on their own
+/// thread, the loudspeaker's stream takes what the call gives it, the microphone's fills the
+/// call's frames, and neither direction holds more than 60 ms.
+#[test]
+fn the_speakerphone_port_runs_both_streams() {
+    use vigil::voice::call_port::{CallAudioPort, FRAME};
+    use vigil::voice::speakerphone::DevicePort;
+    if !null_device_present() {
+        return;
+    }
+    let mut port = DevicePort::open(Some("null".into()), Some("null".into())).unwrap();
+    for _ in 0..3 {
+        port.play(&[1000; FRAME]);
+    }
+    let give_up = Instant::now() + Duration::from_secs(5);
+    // The loudspeaker's stream has taken the three frames; the microphone's has given one.
+    loop {
+        let (speaker, mic) = port.buffered();
+        if speaker == 0 && mic >= FRAME {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the streams do not run: {speaker} samples for the loudspeaker, {mic} from the microphone"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ALSA's null capture is silence.
+    assert_eq!(port.capture(), [0; FRAME]);
+    for _ in 0..50 {
+        port.play(&[1000; FRAME]);
+    }
+    let (speaker, mic) = port.buffered();
+    assert!(speaker <= 3 * FRAME && mic <= 3 * FRAME, "{speaker} {mic}");
+    let missing = DevicePort::open(Some("hw:CARD=NoSuchCard,DEV=0".into()), None);
+    assert!(missing.is_err());
+}

@@ -123,7 +123,7 @@ pub async fn assemble_with_clock(
 
     let modem = ModemSlot::default();
     let audio_wanted = !matches!(options.audio, AudioChoice::Mute);
-    let sip_calls = Arc::new(SipCalls::new(call_audio(&options.audio)));
+    let sip_calls = Arc::new(SipCalls::new(call_audio(config, &options.audio)));
     let voice = open_voice(config, options.audio, clock.clone());
     let lazies: Vec<Arc<Lazy>> = config
         .routes
@@ -1094,21 +1094,43 @@ struct Calls {
     clock: Arc<dyn Clock>,
 }
 
-/// The call audio of the unit's SIP calls: with the simulated backend, each call is recorded
-/// to a WAV file; the loudspeaker-and-microphone path with echo cancellation is not built yet,
-/// so on real devices the centre's SIP calls are refused (480) and the log says why.
-fn call_audio(choice: &AudioChoice) -> Option<crate::centre::scaip::call::CallAudio> {
+/// The call audio of the unit's SIP calls: the speakerphone, echo-cancelled. On devices, the
+/// configured loudspeaker and microphone; with the simulated backend, a simulated room around
+/// a port that records each call to `call-<n>.wav`, so its calls need the canceller too.
+fn call_audio(
+    config: &Config,
+    choice: &AudioChoice,
+) -> Option<crate::centre::scaip::call::CallAudio> {
+    use crate::voice::call_port::CallAudioPort;
+    use crate::voice::speakerphone::EchoCancelled;
     match choice {
         AudioChoice::Simulated(dir) => {
             let (dir, n) = (dir.clone(), Arc::new(std::sync::atomic::AtomicU32::new(0)));
             Some(Arc::new(move || {
                 let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                Box::new(crate::voice::sim_call::FileCallPort::new(&dir, n))
-                    as Box<dyn crate::voice::call_port::CallAudioPort>
+                let port = crate::voice::sim_call::FileCallPort::new(&dir, n);
+                let room = crate::voice::sim_call::SimRoom::new(Box::new(port));
+                Ok(Box::new(EchoCancelled::new(Box::new(room))) as Box<dyn CallAudioPort>)
             }))
         }
+        #[cfg(feature = "alsa")]
         AudioChoice::Devices => {
-            tracing::warn!("no call audio path on this build's devices yet: the centre's SIP calls are refused");
+            let (output, input) = (
+                config.audio.output_device.clone(),
+                config.audio.input_device.clone(),
+            );
+            Some(Arc::new(move || {
+                let port =
+                    crate::voice::speakerphone::DevicePort::open(output.clone(), input.clone())?;
+                Ok(Box::new(EchoCancelled::new(Box::new(port))) as Box<dyn CallAudioPort>)
+            }))
+        }
+        #[cfg(not(feature = "alsa"))]
+        AudioChoice::Devices => {
+            let _ = config;
+            tracing::warn!(
+                "built without audio support (feature `alsa`): the centre's SIP calls are refused"
+            );
             None
         }
         AudioChoice::Mute => None,

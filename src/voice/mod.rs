@@ -33,6 +33,7 @@ pub mod rtp;
 pub mod sdp;
 pub mod sim;
 pub mod sim_call;
+pub mod speakerphone;
 pub mod telephone_event;
 pub mod tones;
 pub mod vad;

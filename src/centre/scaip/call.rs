@@ -26,8 +26,9 @@ use crate::voice::g711::Law;
 use crate::voice::media::{Media, MediaStats};
 use crate::voice::sdp::{self, Agreed};
 
-/// Makes the audio for one call: the unit's loudspeaker and microphone.
-pub type CallAudio = Arc<dyn Fn() -> Box<dyn CallAudioPort> + Send + Sync>;
+/// Opens the audio for one call: the unit's loudspeaker and microphone, or why they cannot
+/// be used. It may block while devices open: it is called off the async loop.
+pub type CallAudio = Arc<dyn Fn() -> Result<Box<dyn CallAudioPort>, String> + Send + Sync>;
 
 /// The laws the unit answers with, in its order of preference when the offer allows both.
 const LAWS: [Law; 2] = [Law::Alaw, Law::Ulaw];
@@ -252,6 +253,19 @@ impl CallDesk {
                 return refuse(500, "Server Internal Error").await;
             }
         };
+        // The loudspeaker and microphone open before the call is answered: a call nobody
+        // could hear is refused, and the operator's phone says so at once.
+        let port = match tokio::task::spawn_blocking(move || audio()).await {
+            Ok(Ok(port)) => port,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "centre's call refused: the call audio could not be opened");
+                return refuse(503, "Service Unavailable").await;
+            }
+            Err(_) => {
+                tracing::error!("centre's call refused: opening the call audio failed");
+                return refuse(503, "Service Unavailable").await;
+            }
+        };
         let session_id = rand_u32();
         let answer = sdp::write_answer(&agreed, media.local(), session_id, 1);
         let call_id = req.msg.header("call-id").unwrap_or_default().to_string();
@@ -313,7 +327,6 @@ impl CallDesk {
         });
         tracing::info!(%call_id, "centre's call answered");
         let (keys_tx, mut keys) = mpsc::unbounded_channel();
-        let port = audio();
         let desk = Arc::clone(self);
         let id = call_id.clone();
         tokio::spawn(async move {

@@ -1,0 +1,221 @@
+//! The base unit as a speakerphone in a voice call: the far end's speech on the loudspeaker,
+//! the microphone to the far end, and between the two the echo canceller, because the
+//! loudspeaker is a few centimetres from the microphone and without it the operator hears
+//! themselves.
+//!
+//! - [`EchoCancelled`] wraps any call port: what it plays is the canceller's reference, and
+//!   what its microphone hears goes through speexdsp ([`super::echo`]) before the far end.
+//! - [`DevicePort`] (feature `alsa`): the unit's loudspeaker and microphone through cpal, one
+//!   playback and one capture stream at the call's 8 kHz.
+//!
+//! Every call the unit takes or makes uses both, so the path that carries the person's voice
+//! is the one that is tested: the simulated backend puts a simulated room between its
+//! loudspeaker and microphone ([`super::sim_call::SimRoom`]) and the same canceller removes it.
+
+use tracing::warn;
+
+use super::call_port::{CallAudioPort, FRAME};
+use super::echo::EchoCanceller;
+
+/// A call port whose microphone has the echo of its own loudspeaker removed and the room's
+/// noise suppressed. Without speexdsp the call still goes through, uncancelled, and the log
+/// says why (a call without echo cancellation is better than none).
+pub struct EchoCancelled {
+    inner: Box<dyn CallAudioPort>,
+    canceller: Option<EchoCanceller>,
+    /// The frame the loudspeaker was given last: the canceller's reference.
+    reference: [i16; FRAME],
+}
+
+impl EchoCancelled {
+    /// Wraps `inner`, loading the canceller.
+    pub fn new(inner: Box<dyn CallAudioPort>) -> EchoCancelled {
+        let canceller = match EchoCanceller::open() {
+            Ok(c) => Some(c),
+            Err(why) => {
+                warn!(%why, "call without echo cancellation: the far end may hear itself");
+                None
+            }
+        };
+        EchoCancelled {
+            inner,
+            canceller,
+            reference: [0; FRAME],
+        }
+    }
+
+    /// Whether the echo is being cancelled.
+    pub fn cancelling(&self) -> bool {
+        self.canceller.is_some()
+    }
+}
+
+impl CallAudioPort for EchoCancelled {
+    fn play(&mut self, frame: &[i16; FRAME]) {
+        self.reference = *frame;
+        self.inner.play(frame);
+    }
+
+    fn capture(&mut self) -> [i16; FRAME] {
+        let mic = self.inner.capture();
+        match &mut self.canceller {
+            Some(c) => c.process(&mic, &self.reference),
+            None => mic,
+        }
+    }
+}
+
+#[cfg(feature = "alsa")]
+pub use device_port::DevicePort;
+
+#[cfg(feature = "alsa")]
+mod device_port {
+    use std::collections::VecDeque;
+    use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+    use std::time::Duration;
+
+    use super::super::call_port::{CallAudioPort, FRAME, RATE};
+    use super::super::device;
+    use super::super::pcm::to_i16;
+    use super::super::VoiceError;
+
+    /// The most audio either direction holds, 60 ms: a device whose clock runs a little
+    /// faster or slower than the call's drops or pads a few samples instead of drifting into
+    /// delay the operator would hear.
+    const MAX_BUFFERED: usize = 3 * FRAME;
+
+    #[derive(Default)]
+    struct Rings {
+        to_speaker: VecDeque<f32>,
+        from_mic: VecDeque<f32>,
+    }
+
+    fn bounded(queue: &mut VecDeque<f32>, samples: impl IntoIterator<Item = f32>) {
+        queue.extend(samples);
+        let excess = queue.len().saturating_sub(MAX_BUFFERED);
+        queue.drain(..excess);
+    }
+
+    /// The unit's loudspeaker and microphone for one call. The streams live on a thread of
+    /// their own (cpal streams may not move between threads); dropping the port ends them.
+    pub struct DevicePort {
+        rings: Arc<Mutex<Rings>>,
+        _stop: mpsc::Sender<()>,
+    }
+
+    impl DevicePort {
+        /// Opens `output` and `input` (configured names, or the system's defaults) at 8 kHz.
+        pub fn open(output: Option<String>, input: Option<String>) -> Result<DevicePort, String> {
+            let rings = Arc::new(Mutex::new(Rings::default()));
+            let (ready_tx, ready) = mpsc::channel::<Result<(), VoiceError>>();
+            let (stop, stopped) = mpsc::channel::<()>();
+            let shared = Arc::clone(&rings);
+            std::thread::Builder::new()
+                .name("speakerphone".into())
+                .spawn(move || {
+                    let streams = open_streams(output.as_deref(), input.as_deref(), &shared);
+                    match streams {
+                        Ok(streams) => {
+                            let _ = ready_tx.send(Ok(()));
+                            // Until the port is dropped.
+                            let _ = stopped.recv();
+                            drop(streams);
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                })
+                .map_err(|e| format!("the speakerphone thread could not start: {e}"))?;
+            match ready.recv_timeout(Duration::from_secs(3)) {
+                Ok(Ok(())) => Ok(DevicePort { rings, _stop: stop }),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the audio devices did not open within 3 s".into()),
+            }
+        }
+
+        /// Samples waiting for the loudspeaker, and heard by the microphone but not yet taken:
+        /// both stay under 60 ms while the streams run.
+        pub fn buffered(&self) -> (usize, usize) {
+            let g = self.rings();
+            (g.to_speaker.len(), g.from_mic.len())
+        }
+
+        fn rings(&self) -> MutexGuard<'_, Rings> {
+            self.rings.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    fn open_streams(
+        output: Option<&str>,
+        input: Option<&str>,
+        rings: &Arc<Mutex<Rings>>,
+    ) -> Result<Vec<cpal::Stream>, VoiceError> {
+        let speaker = Arc::clone(rings);
+        let out = device::output_stream(output, RATE, move |out| {
+            let mut g = speaker.lock().unwrap_or_else(PoisonError::into_inner);
+            for o in out.iter_mut() {
+                *o = g.to_speaker.pop_front().unwrap_or(0.0);
+            }
+        })?;
+        let mic = Arc::clone(rings);
+        let inp = device::input_stream(input, RATE, move |samples| {
+            let mut g = mic.lock().unwrap_or_else(PoisonError::into_inner);
+            bounded(&mut g.from_mic, samples.iter().copied());
+        })?;
+        Ok(vec![out, inp])
+    }
+
+    impl CallAudioPort for DevicePort {
+        fn play(&mut self, frame: &[i16; FRAME]) {
+            let mut g = self.rings();
+            bounded(
+                &mut g.to_speaker,
+                frame.iter().map(|&s| f32::from(s) / 32768.0),
+            );
+        }
+
+        fn capture(&mut self) -> [i16; FRAME] {
+            let mut g = self.rings();
+            let mut frame = [0i16; FRAME];
+            for s in &mut frame {
+                match g.from_mic.pop_front() {
+                    Some(v) => *s = to_i16(v),
+                    None => break,
+                }
+            }
+            frame
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hears exactly what it was last given, as a speakerphone with no room between would.
+    struct Loopback([i16; FRAME]);
+
+    impl CallAudioPort for Loopback {
+        fn play(&mut self, frame: &[i16; FRAME]) {
+            self.0 = *frame;
+        }
+        fn capture(&mut self) -> [i16; FRAME] {
+            self.0
+        }
+    }
+
+    #[test]
+    fn without_the_library_the_call_still_carries_the_microphone() {
+        let mut port = EchoCancelled {
+            inner: Box::new(Loopback([7; FRAME])),
+            canceller: None,
+            reference: [0; FRAME],
+        };
+        assert!(!port.cancelling());
+        assert_eq!(port.capture(), [7; FRAME]);
+        port.play(&[3; FRAME]);
+        assert_eq!(port.reference, [3; FRAME]);
+        assert_eq!(port.capture(), [3; FRAME]);
+    }
+}
