@@ -37,6 +37,7 @@ pub enum ApplianceError {
 }
 
 /// Where the unit's sound goes.
+#[derive(Clone)]
 pub enum AudioChoice {
     /// The configured (or default) ALSA devices; mute with a logged reason if they fail.
     Devices,
@@ -123,8 +124,17 @@ pub async fn assemble_with_clock(
 
     let modem = ModemSlot::default();
     let audio_wanted = !matches!(options.audio, AudioChoice::Mute);
-    let sip_calls = Arc::new(SipCalls::new(call_audio(config, &options.audio)));
+    let audio_choice = options.audio.clone();
     let voice = open_voice(config, options.audio, clock.clone());
+    // While the unit speaks a prompt, a call's loudspeaker audio is held, then resumes.
+    let speaking: crate::voice::speakerphone::Speaking = match voice.engine() {
+        Some(engine) => {
+            let engine = engine.clone();
+            Arc::new(move || crate::voice::lock(&engine).is_speaking())
+        }
+        None => Arc::new(|| false),
+    };
+    let sip_calls = Arc::new(SipCalls::new(call_audio(config, &audio_choice, speaking)));
     let lazies: Vec<Arc<Lazy>> = config
         .routes
         .iter()
@@ -1100,9 +1110,10 @@ struct Calls {
 fn call_audio(
     config: &Config,
     choice: &AudioChoice,
+    speaking: crate::voice::speakerphone::Speaking,
 ) -> Option<crate::centre::scaip::call::CallAudio> {
     use crate::voice::call_port::CallAudioPort;
-    use crate::voice::speakerphone::EchoCancelled;
+    use crate::voice::speakerphone::{EchoCancelled, HeldForPrompts};
     match choice {
         AudioChoice::Simulated(dir) => {
             let (dir, n) = (dir.clone(), Arc::new(std::sync::atomic::AtomicU32::new(0)));
@@ -1110,7 +1121,8 @@ fn call_audio(
                 let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 let port = crate::voice::sim_call::FileCallPort::new(&dir, n);
                 let room = crate::voice::sim_call::SimRoom::new(Box::new(port));
-                Ok(Box::new(EchoCancelled::new(Box::new(room))) as Box<dyn CallAudioPort>)
+                let held = HeldForPrompts::new(Box::new(room), speaking.clone());
+                Ok(Box::new(EchoCancelled::new(Box::new(held))) as Box<dyn CallAudioPort>)
             }))
         }
         #[cfg(feature = "alsa")]
@@ -1122,12 +1134,13 @@ fn call_audio(
             Some(Arc::new(move || {
                 let port =
                     crate::voice::speakerphone::DevicePort::open(output.clone(), input.clone())?;
-                Ok(Box::new(EchoCancelled::new(Box::new(port))) as Box<dyn CallAudioPort>)
+                let held = HeldForPrompts::new(Box::new(port), speaking.clone());
+                Ok(Box::new(EchoCancelled::new(Box::new(held))) as Box<dyn CallAudioPort>)
             }))
         }
         #[cfg(not(feature = "alsa"))]
         AudioChoice::Devices => {
-            let _ = config;
+            let _ = (config, speaking);
             tracing::warn!(
                 "built without audio support (feature `alsa`): the centre's SIP calls are refused"
             );

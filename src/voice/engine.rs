@@ -163,6 +163,11 @@ impl Engine {
         self.player.clear_technical();
     }
 
+    /// Whether a prompt is playing now.
+    pub fn is_speaking(&self) -> bool {
+        self.player.is_speaking()
+    }
+
     /// Whether nothing plays or waits.
     pub fn is_idle(&self) -> bool {
         self.player.is_idle()

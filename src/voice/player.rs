@@ -324,6 +324,27 @@ mod tests {
         assert!(pcm::rms_dbfs(&samples) > -30.0);
     }
 
+    /// What holds a call's loudspeaker audio: a prompt playing, not one held for quiet hours.
+    #[test]
+    fn speaking_is_a_prompt_playing_not_one_held_back() {
+        let mut p = player(
+            100,
+            Some(QuietHours {
+                start_min: 0,
+                end_min: 1439,
+            }),
+        );
+        p.enqueue(Prompt::MainsLost);
+        run(&mut p, 0.2, 600);
+        assert!(!p.is_idle(), "the warning waits");
+        assert!(!p.is_speaking(), "but nothing is spoken");
+        p.enqueue(Prompt::HelpComing);
+        run(&mut p, 0.1, 600);
+        assert!(p.is_speaking());
+        run(&mut p, 6.0, 600);
+        assert!(!p.is_speaking());
+    }
+
     #[test]
     fn an_alarm_prompt_cuts_a_technical_warning_which_plays_again_afterwards() {
         let mut p = player(100, None);

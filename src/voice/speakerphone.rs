@@ -65,6 +65,53 @@ impl CallAudioPort for EchoCancelled {
     }
 }
 
+/// Whether the unit is speaking a prompt on its loudspeaker right now.
+pub type Speaking = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// A call port whose loudspeaker audio is held while the unit speaks a prompt: an alarm's
+/// prompt ("help is coming", "do you need help?") is heard over a call, not mixed under the
+/// operator's voice, and the call resumes when it ends. The microphone stays open, so the
+/// operator hears the prompt as the person does, and the person's answer.
+pub struct HeldForPrompts {
+    inner: Box<dyn CallAudioPort>,
+    speaking: Speaking,
+    held: bool,
+}
+
+impl HeldForPrompts {
+    /// Wraps `inner`; `speaking` says when a prompt plays.
+    pub fn new(inner: Box<dyn CallAudioPort>, speaking: Speaking) -> HeldForPrompts {
+        HeldForPrompts {
+            inner,
+            speaking,
+            held: false,
+        }
+    }
+}
+
+impl CallAudioPort for HeldForPrompts {
+    fn play(&mut self, frame: &[i16; FRAME]) {
+        let held = (self.speaking)();
+        if held != self.held {
+            if held {
+                tracing::info!("call audio held while a prompt plays");
+            } else {
+                tracing::info!("call audio resumed after the prompt");
+            }
+            self.held = held;
+        }
+        if held {
+            self.inner.play(&[0; FRAME]);
+        } else {
+            self.inner.play(frame);
+        }
+    }
+
+    fn capture(&mut self) -> [i16; FRAME] {
+        self.inner.capture()
+    }
+}
+
 #[cfg(feature = "alsa")]
 pub use device_port::DevicePort;
 
@@ -203,6 +250,34 @@ mod tests {
         fn capture(&mut self) -> [i16; FRAME] {
             self.0
         }
+    }
+
+    #[test]
+    fn a_prompt_holds_the_call_on_the_loudspeaker_and_the_call_resumes_after_it() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let prompt = Arc::new(AtomicBool::new(false));
+        let probe = Arc::clone(&prompt);
+        let mut port = HeldForPrompts::new(
+            Box::new(Loopback([0; FRAME])),
+            Arc::new(move || probe.load(Ordering::SeqCst)),
+        );
+        port.play(&[5; FRAME]);
+        assert_eq!(port.capture(), [5; FRAME], "the operator is heard");
+        prompt.store(true, Ordering::SeqCst);
+        port.play(&[6; FRAME]);
+        assert_eq!(
+            port.capture(),
+            [0; FRAME],
+            "the operator is held during the prompt"
+        );
+        prompt.store(false, Ordering::SeqCst);
+        port.play(&[7; FRAME]);
+        assert_eq!(
+            port.capture(),
+            [7; FRAME],
+            "the call resumes after the prompt"
+        );
     }
 
     #[test]
