@@ -305,3 +305,24 @@ async fn a_call_from_outside_the_proxy_is_never_answered() {
     let calls = l.calls().borrow().clone();
     assert_eq!((calls.answered, calls.active), (0, false), "{calls:?}");
 }
+
+/// The centre names whom the unit calls back (`mre` with a `tnu`), but a call opens the home's
+/// microphone: the unit calls only plain `sip:` addresses in the centre's own domain, and a
+/// URI carrying a line break (a header smuggled into the INVITE) or another scheme is refused.
+#[tokio::test]
+async fn a_call_back_goes_only_to_the_centres_own_domain() {
+    let (_r, l) = setup(SipTransport::Udp).await;
+    assert_eq!(l.may_call("sip:operator@centre.test"), Ok(()));
+    assert_eq!(l.may_call("sip:operator@CENTRE.test;transport=udp"), Ok(()));
+    for bad in [
+        "sip:eavesdropper@attacker.example",
+        "sip:operator@centre.test.attacker.example",
+        "sip:centre.test",
+        "sips:operator@attacker.example",
+        "tel:+46700000000",
+        "sip:operator@centre.test\r\nContact: <sip:x@attacker.example>",
+        "sip:op <sip:x@attacker.example>@centre.test",
+    ] {
+        assert!(l.may_call(bad).is_err(), "{bad:?} was allowed");
+    }
+}

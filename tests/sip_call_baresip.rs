@@ -46,6 +46,18 @@ fn as_clip(samples: &[i16]) -> Clip {
 /// baresip's configuration: one account that calls through the proxy, G.711 only, the
 /// recording as its microphone and every stream written to `dir` (sndfile).
 fn baresip_config(dir: &Path, proxy: SocketAddr, mic: &Path, console: u16) {
+    baresip_config_as(
+        dir,
+        mic,
+        console,
+        &format!(
+            "<sip:arc@centre.test>;regint=0;outbound=\"sip:{proxy};lr\";audio_codecs=PCMA,PCMU;answermode=manual"
+        ),
+    );
+}
+
+/// baresip's configuration with its one `account` line.
+fn baresip_config_as(dir: &Path, mic: &Path, console: u16, account: &str) {
     let sip_port = free_udp_port();
     std::fs::write(
         dir.join("config"),
@@ -71,13 +83,7 @@ fn baresip_config(dir: &Path, proxy: SocketAddr, mic: &Path, console: u16) {
         ),
     )
     .unwrap();
-    std::fs::write(
-        dir.join("accounts"),
-        format!(
-            "<sip:arc@centre.test>;regint=0;outbound=\"sip:{proxy};lr\";audio_codecs=PCMA,PCMU;answermode=manual\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.join("accounts"), format!("{account}\n")).unwrap();
     std::fs::write(dir.join("contacts"), "").unwrap();
 }
 
@@ -265,4 +271,129 @@ async fn outside_the_answer_window_the_call_is_refused() {
         "{calls:?}\n{baresip_log}"
     );
     assert!(baresip_log.contains("480"), "{baresip_log}");
+}
+
+/// The unit places the call the centre asks for (`mre` with a `sip:` `tnu`, or an installer's
+/// test call): baresip, registered at Kamailio as an operator, answers it on its own; the
+/// proxy challenges the unit's INVITE and the unit answers with its credentials; speech
+/// crosses both ways, and the unit's BYE ends the call at the phone.
+#[cfg_attr(
+    not(all(vigil_has_kamailio, vigil_has_baresip)),
+    ignore = "needs kamailio and baresip: apt-get install kamailio baresip-core"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unit_calls_an_operators_phone_and_speech_crosses_both_ways() {
+    let binary = kamailio_binary().expect("kamailio (apt-get install kamailio)");
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+    let (mut kamailio, proxy) = start_kamailio(&binary, nowhere);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Ok(Some(status)) = kamailio.child.try_wait() {
+        panic!("kamailio exited: {status}\n{}", kamailio.log());
+    }
+    let link = registered_link(proxy, SipTransport::Udp, PASSWORD).await;
+    let reg = link.wait_registered(Duration::from_secs(10)).await;
+    assert!(matches!(reg, Registration::Registered(_)), "{reg:?}");
+    let unit_says = recording(7, 6);
+    let heard_by_unit: Arc<Mutex<Option<Recording>>> = Arc::default();
+    {
+        let (mic, heard) = (unit_says.clone(), Arc::clone(&heard_by_unit));
+        link.set_call_audio(Arc::new(move || {
+            let (port, played) = SimCallPort::new(mic.clone());
+            *heard.lock().unwrap() = Some(played);
+            Ok(Box::new(port) as Box<dyn CallAudioPort>)
+        }));
+    }
+
+    // baresip: an operator's phone, registered, answering by itself.
+    let dir = tempfile::tempdir().unwrap();
+    // Longer than the call: the phone hangs up only when the unit does.
+    let operator_says = recording(13, 20);
+    let mic = dir.path().join("operator.wav");
+    write_wav(&mic, &as_clip(&operator_says)).unwrap();
+    baresip_config_as(
+        dir.path(),
+        &mic,
+        free_udp_port(),
+        &format!(
+            "<sip:operator@centre.test>;auth_pass={PASSWORD};outbound=\"sip:{proxy};lr\";regint=60;audio_codecs=PCMA,PCMU;answermode=auto"
+        ),
+    );
+    let log = dir.path().join("baresip.log");
+    let phone = tokio::task::spawn_blocking({
+        let (dir, log) = (dir.path().to_path_buf(), log.clone());
+        move || {
+            Command::new("baresip")
+                .arg("-f")
+                .arg(&dir)
+                .args(["-n", "127.0.0.1", "-t", "12"])
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&log).unwrap())
+                .stderr(Stdio::null())
+                .status()
+                .expect("baresip runs (apt-get install baresip-core)")
+        }
+    });
+
+    // Once the phone has registered, the call goes through.
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(6);
+    let placed = loop {
+        match link.place_call("sip:operator@centre.test").await {
+            Err(vigil::centre::scaip::ScaipError::Rejected { status: 404, .. })
+                if tokio::time::Instant::now() < give_up =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => break other,
+        }
+    };
+    assert!(
+        placed.is_ok(),
+        "{placed:?}\n{}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        kamailio.log()
+    );
+    let report = link.calls().borrow().clone();
+    assert!(report.active && report.placed == 1, "{report:?}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(link.hang_up().await, "the call was still up");
+    let status = phone.await.unwrap();
+    let phone_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{status}\n{phone_log}");
+    // The call ended at the phone when the unit's BYE reached it (before baresip quit).
+    let ended = phone_log.find("terminated");
+    let quit = phone_log.find("ua: stop all");
+    assert!(
+        ended.is_some() && ended < quit,
+        "the phone never saw the call end\n{phone_log}"
+    );
+
+    // The operator's words reached the unit's loudspeaker, and the person's the operator.
+    let played = heard_by_unit
+        .lock()
+        .unwrap()
+        .as_ref()
+        .map(|p| p.lock().unwrap().clone())
+        .expect("the call had audio");
+    let (lag, c) = align(
+        &operator_says[8_000..16_000],
+        played.get(8_000..).unwrap_or(&[]),
+        8_000,
+    );
+    assert!(
+        c >= 0.9,
+        "operator to unit: correlation {c} at lag {lag}\n{phone_log}"
+    );
+    let received = dump(dir.path(), "dec").expect("baresip wrote what it heard");
+    let received: Vec<i16> = read_wav(&received)
+        .unwrap()
+        .resampled(8000)
+        .samples
+        .iter()
+        .map(|&s| to_i16(s))
+        .collect();
+    let (lag, c) = align(&unit_says[..8_000], &received, 8_000);
+    assert!(
+        c >= 0.9,
+        "unit to operator: correlation {c} at lag {lag}\n{phone_log}"
+    );
 }

@@ -66,3 +66,30 @@ fn untrusted_offers_are_refused() {
     let no_addr = BARESIP_OFFER.replace("c=IN IP4 127.0.0.1\r\n", "");
     assert_eq!(parse_offer(&no_addr).unwrap_err(), SdpError::NoAudio);
 }
+
+/// The unit's offer for a call it places reads back, and the far end's answer picks one of
+/// the offered laws; an answer with a law never offered is no call.
+#[test]
+fn the_offer_reads_back_and_an_answer_picks_one_of_its_laws() {
+    use vigil::voice::g711::Law;
+    use vigil::voice::sdp::{parse_offer, read_answer, write_offer, Direction, SdpError};
+    let local: std::net::SocketAddr = "192.0.2.7:40000".parse().unwrap();
+    let offer = write_offer(&[Law::Alaw, Law::Ulaw], local, 9, 1);
+    let parsed = parse_offer(&offer).unwrap();
+    assert_eq!(parsed.remote, local);
+    assert_eq!(parsed.formats, [8, 0, 101]);
+    assert_eq!(parsed.telephone_event, Some(101));
+    // A phone answering with µ-law only, receiving only (the operator muted).
+    let answer = "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
+                  m=audio 5004 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=recvonly\r\n";
+    let agreed = read_answer(answer, &[Law::Alaw, Law::Ulaw]).unwrap();
+    assert_eq!(agreed.law, Law::Ulaw);
+    assert_eq!(agreed.remote, "192.0.2.9:5004".parse().unwrap());
+    assert_eq!(agreed.telephone_event, Some(101));
+    assert_eq!(agreed.direction, Direction::SendOnly);
+    let g729 = answer.replace("RTP/AVP 0 101", "RTP/AVP 18");
+    assert_eq!(
+        read_answer(&g729, &[Law::Alaw, Law::Ulaw]),
+        Err(SdpError::NoCommonCodec)
+    );
+}

@@ -1176,6 +1176,27 @@ impl SipCalls {
         lock_set(&self.links).push(link.clone());
     }
 
+    /// Places the call to `target` on the first SCAIP route that has call audio and may call
+    /// it; why not, when none can.
+    async fn place(&self, target: &str) -> Result<(), String> {
+        let links: Vec<_> = lock_set(&self.links).clone();
+        if self.audio.is_none() || links.is_empty() {
+            return Err("no SCAIP route with call audio to place a SIP call on".into());
+        }
+        let mut why = Vec::new();
+        for link in links {
+            if let Err(e) = link.may_call(target) {
+                why.push(e);
+                continue;
+            }
+            match link.place_call(target).await {
+                Ok(()) => return Ok(()),
+                Err(e) => why.push(e.to_string()),
+            }
+        }
+        Err(why.join("; "))
+    }
+
     fn answer_until(&self, until: tokio::time::Instant) {
         *lock_set(&self.until) = Some(until);
         for l in lock_set(&self.links).iter() {
@@ -1186,6 +1207,21 @@ impl SipCalls {
 
 impl CallControl for Calls {
     fn start_call(&self, alarm: AlarmId, number: String, inputs: mpsc::Sender<Input>) {
+        if number.starts_with("sip:") || number.starts_with("sips:") {
+            // The centre asked for a call to a SIP address: placed on the SCAIP route.
+            let sip = Arc::clone(&self.sip);
+            tokio::spawn(async move {
+                let event = match sip.place(&number).await {
+                    Ok(()) => crate::core::CallEvent::Connected,
+                    Err(reason) => {
+                        tracing::warn!(alarm_id = alarm.0, %number, %reason, "the centre's call-back was not placed");
+                        crate::core::CallEvent::Refused { reason }
+                    }
+                };
+                let _ = inputs.send(Input::Call { alarm, event }).await;
+            });
+            return;
+        }
         let Some(modem) = self.modem.get() else {
             tracing::error!(
                 alarm_id = alarm.0,

@@ -219,6 +219,48 @@ pub fn negotiate(offer: &Offer, ours: &[Law]) -> Result<Agreed, SdpError> {
     })
 }
 
+/// The payload type the unit offers for RFC 4733 telephone-events.
+pub const OFFERED_TELEPHONE_EVENT: u8 = 101;
+
+/// Writes the unit's offer for a call it places (RFC 3264 §5): G.711 A-law and µ-law in
+/// `laws`' order and telephone-events, send and receive, RTP at `local`.
+pub fn write_offer(laws: &[Law], local: SocketAddr, session_id: u64, version: u64) -> String {
+    let family = if local.is_ipv4() { "IP4" } else { "IP6" };
+    let ip = local.ip();
+    let te = OFFERED_TELEPHONE_EVENT;
+    let mut formats = String::new();
+    let mut attrs = String::new();
+    for law in laws {
+        let (pt, name) = match law {
+            Law::Ulaw => (law.payload_type(), "PCMU"),
+            Law::Alaw => (law.payload_type(), "PCMA"),
+        };
+        formats.push_str(&format!("{pt} "));
+        attrs.push_str(&format!("a=rtpmap:{pt} {name}/8000\r\n"));
+    }
+    formats.push_str(&te.to_string());
+    attrs.push_str(&format!(
+        "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
+    ));
+    format!(
+        "v=0\r\no=vigil {session_id} {version} IN {family} {ip}\r\ns=-\r\nc=IN {family} {ip}\r\n\
+         t=0 0\r\nm=audio {port} RTP/AVP {formats}\r\n{attrs}a=ptime:20\r\na=sendrecv\r\n",
+        port = local.port(),
+    )
+}
+
+/// Reads the far end's answer to the unit's offer: the law it chose (one the unit offered),
+/// its address, its telephone-event type and the direction as the unit sees it.
+pub fn read_answer(text: &str, offered: &[Law]) -> Result<Agreed, SdpError> {
+    let answer = parse_offer(text)?;
+    let mut agreed = negotiate(&answer, offered)?;
+    // In an answer the far end keeps the event type the unit offered (RFC 3264 §6.1).
+    agreed.telephone_event = answer
+        .telephone_event
+        .filter(|&te| te == OFFERED_TELEPHONE_EVENT);
+    Ok(agreed)
+}
+
 /// Writes the answer for `agreed`, with the unit's RTP at `local`.
 pub fn write_answer(agreed: &Agreed, local: SocketAddr, session_id: u64, version: u64) -> String {
     let family = if local.is_ipv4() { "IP4" } else { "IP6" };

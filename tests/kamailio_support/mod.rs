@@ -123,7 +123,16 @@ request_route {{
         exit;
     }}
     if (is_method("INVITE")) {{
-        # A centre's call to a unit: to the contact it registered, through this proxy.
+        # A unit's call to an operator is authenticated, as its MESSAGEs are; the centre's
+        # own operators (arc) call units without.
+        if ($fU != "arc") {{
+            if (!pv_proxy_authenticate("$fd", "{PASSWORD}", "0")) {{
+                proxy_challenge("$fd", "0");
+                exit;
+            }}
+            consume_credentials();
+        }}
+        # A call to the contact the callee registered, through this proxy.
         record_route();
         if (!lookup("location")) {{
             sl_send_reply("404", "Not Found");

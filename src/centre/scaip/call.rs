@@ -44,6 +44,8 @@ pub struct CallReport {
     pub active: bool,
     /// Calls answered since start.
     pub answered: u32,
+    /// Calls the unit placed that were answered, since start.
+    pub placed: u32,
     /// Calls refused (outside the window, busy, no common codec).
     pub refused: u32,
     /// DTMF keys the far end sent, in order (the last 32).
@@ -71,6 +73,9 @@ struct Active {
     media_local: SocketAddr,
     sdp_version: u64,
     session_id: u64,
+    /// The unit's requests in the dialog carry a CSeq above this (§12.2.1.1): the INVITE's,
+    /// when the unit placed the call.
+    cseq_floor: u32,
 }
 
 /// The SCAIP route's calls.
@@ -320,15 +325,40 @@ impl CallDesk {
             media_local: media.local(),
             sdp_version: 1,
             session_id,
+            cseq_floor: 0,
         });
         self.report.send_modify(|r| {
             r.active = true;
             r.answered += 1;
         });
         tracing::info!(%call_id, "centre's call answered");
+        self.run_media(media, port, agreed_rx, stop_rx, call_id.clone());
+        if d.udp {
+            let desk = Arc::clone(self);
+            let (node, peer) = (Arc::clone(node), req.peer);
+            let bye = ByeRoute {
+                proxy: d.proxy,
+                via: (d.via)("z9hG4bK"),
+            };
+            tokio::spawn(async move {
+                desk.until_acked(node, peer, bytes, acked_rx, call_id, bye)
+                    .await;
+            });
+        }
+    }
+
+    /// Runs a call's media and follows the keys the far end sends.
+    fn run_media(
+        self: &Arc<Self>,
+        media: Media,
+        port: Box<dyn CallAudioPort>,
+        agreed_rx: watch::Receiver<Agreed>,
+        stop_rx: watch::Receiver<bool>,
+        call_id: String,
+    ) {
         let (keys_tx, mut keys) = mpsc::unbounded_channel();
         let desk = Arc::clone(self);
-        let id = call_id.clone();
+        let id = call_id;
         tokio::spawn(async move {
             let stats = media.run(agreed_rx, port, stop_rx, keys_tx).await;
             tracing::info!(call_id = %id, ?stats, "call media ended");
@@ -350,18 +380,146 @@ impl CallDesk {
                 });
             }
         });
-        if d.udp {
-            let desk = Arc::clone(self);
-            let (node, peer) = (Arc::clone(node), req.peer);
+    }
+
+    /// Gets a call the unit places ready: its call audio open and an RTP socket bound for the
+    /// offer. Refused while a call is up or without call audio.
+    pub(super) async fn prepare(&self, media_ip: IpAddr) -> Result<Placing, String> {
+        if lock(&self.active).is_some() {
+            return Err("a call is already up".into());
+        }
+        let audio = lock(&self.audio)
+            .clone()
+            .ok_or("this unit has no call audio (loudspeaker and microphone)")?;
+        let media = Media::bind(media_ip)
+            .await
+            .map_err(|e| format!("no RTP socket: {e}"))?;
+        let port = match tokio::task::spawn_blocking(move || audio()).await {
+            Ok(Ok(port)) => port,
+            Ok(Err(e)) => return Err(format!("the call audio could not be opened: {e}")),
+            Err(_) => return Err("opening the call audio failed".into()),
+        };
+        let session_id = rand_u32();
+        Ok(Placing {
+            offer: sdp::write_offer(&LAWS, media.local(), session_id, 1),
+            media,
+            port,
+            call_id: format!("{}@vigil", sip::random_token(20)),
+            from_tag: sip::random_token(10),
+            session_id,
+        })
+    }
+
+    /// The far end answered the unit's call (`invited` holds the 2xx to the INVITE of CSeq
+    /// `cseq`): the 2xx is acknowledged (again for each copy the far end resends), the dialog
+    /// kept for the BYE either side sends, and the media started. An answer the unit cannot
+    /// use is acknowledged and the call ended with a BYE (§13.2.2.4).
+    pub(super) async fn connected(
+        self: &Arc<Self>,
+        d: Dialogue<'_>,
+        placing: Placing,
+        local_uri: &str,
+        mut invited: sip::Invited,
+        cseq: u32,
+    ) -> Result<(), String> {
+        let resp = &invited.response;
+        let remote_from = resp.header("to").unwrap_or_default().to_string();
+        let remote_target = resp
+            .header("contact")
+            .map(sip::addr_uri)
+            .unwrap_or_default();
+        // The UAC's route set is the Record-Route of the 2xx, reversed (§12.1.2).
+        let mut route_set: Vec<String> = resp
+            .headers("record-route")
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        route_set.reverse();
+        let local_to = format!("<{local_uri}>;tag={}", placing.from_tag);
+        let mut ack = format!(
+            "ACK {remote_target} SIP/2.0\r\nVia: {}\r\nMax-Forwards: 70\r\n",
+            (d.via)(&format!("z9hG4bK{}", sip::random_token(16)))
+        );
+        for r in &route_set {
+            ack.push_str(&format!("Route: {r}\r\n"));
+        }
+        ack.push_str(&format!(
+            "From: {local_to}\r\nTo: {remote_from}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+            placing.call_id
+        ));
+        d.node
+            .send(d.proxy, ack.clone().into_bytes())
+            .await
+            .map_err(|e| format!("the ACK could not be sent: {e}"))?;
+        let answer = std::str::from_utf8(resp.body())
+            .map_err(|_| sdp::SdpError::Malformed { line: 0 })
+            .and_then(|text| sdp::read_answer(text, &LAWS));
+        {
+            let (node, proxy) = (Arc::clone(d.node), d.proxy);
+            tokio::spawn(async move {
+                while invited.retransmits(64 * T1).await.is_some() {
+                    let _ = node.send(proxy, ack.clone().into_bytes()).await;
+                }
+            });
+        }
+        let (agreed_tx, agreed_rx) = watch::channel(answer.as_ref().cloned().unwrap_or(Agreed {
+            law: LAWS[0],
+            telephone_event: None,
+            remote: SocketAddr::new(d.media_ip, 0),
+            direction: sdp::Direction::Inactive,
+        }));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let active = Active {
+            call_id: placing.call_id.clone(),
+            local_tag: placing.from_tag,
+            remote_from,
+            local_to,
+            remote_target,
+            route_set,
+            agreed: agreed_tx,
+            stop: stop_tx,
+            acked: watch::channel(true).0,
+            media_local: placing.media.local(),
+            sdp_version: 1,
+            session_id: placing.session_id,
+            cseq_floor: cseq,
+        };
+        if let Err(e) = answer {
             let bye = ByeRoute {
                 proxy: d.proxy,
                 via: (d.via)("z9hG4bK"),
             };
-            tokio::spawn(async move {
-                desk.until_acked(node, peer, bytes, acked_rx, call_id, bye)
-                    .await;
-            });
+            self.send_bye(d.node, &active, &bye).await;
+            return Err(format!("the far end's answer cannot be used: {e}"));
         }
+        *lock(&self.active) = Some(active);
+        self.report.send_modify(|r| {
+            r.active = true;
+            r.placed += 1;
+        });
+        tracing::info!(call_id = %placing.call_id, "call placed and answered");
+        self.run_media(
+            placing.media,
+            placing.port,
+            agreed_rx,
+            stop_rx,
+            placing.call_id,
+        );
+        Ok(())
+    }
+
+    /// The unit hangs up the call in progress, if any: BYE through the proxy.
+    pub(super) async fn hang_up(&self, d: Dialogue<'_>) -> bool {
+        let Some(a) = lock(&self.active).take() else {
+            return false;
+        };
+        let bye = ByeRoute {
+            proxy: d.proxy,
+            via: (d.via)("z9hG4bK"),
+        };
+        self.send_bye(d.node, &a, &bye).await;
+        self.end(a, "the unit hung up");
+        true
     }
 
     /// Sends the 2xx again at T1, 2·T1… (at most T2) until the ACK; with none after 64·T1,
@@ -407,7 +565,7 @@ impl CallDesk {
 
     /// The unit hangs up: BYE in the dialog, through the proxy.
     async fn send_bye(&self, node: &SipNode, a: &Active, route: &ByeRoute) {
-        let cseq = self.cseq.next();
+        let cseq = self.cseq.next().max(a.cseq_floor + 1);
         let build = |branch: &str| {
             let via = route.via.replacen("z9hG4bK", branch, 1);
             let mut s = format!(
@@ -423,11 +581,15 @@ impl CallDesk {
             ));
             s
         };
-        if let Err(e) = node
+        match node
             .transaction(route.proxy, &build, Duration::from_secs(8))
             .await
         {
-            tracing::debug!(error = %e, "BYE not answered");
+            Ok(resp) if resp.status().is_some_and(|s| s >= 300) => {
+                tracing::warn!(status = ?resp.status(), reason = %resp.reason(), "BYE refused");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "BYE not answered"),
         }
     }
 
@@ -483,6 +645,19 @@ impl CallDesk {
             }
         }
     }
+}
+
+/// A call the unit is placing, between its offer and the far end's answer.
+pub(super) struct Placing {
+    media: Media,
+    port: Box<dyn CallAudioPort>,
+    /// The unit's SDP offer.
+    pub offer: String,
+    /// The new dialog's Call-ID.
+    pub call_id: String,
+    /// The unit's From tag in it.
+    pub from_tag: String,
+    session_id: u64,
 }
 
 /// Where the unit's BYE goes, and its Via header with the bare branch prefix `z9hG4bK`, which

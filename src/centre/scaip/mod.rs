@@ -367,6 +367,11 @@ struct Link {
     calls: Arc<call::CallDesk>,
 }
 
+/// How long a call the unit places may go without a provisional response (Timer B, 64·T1).
+const CALL_ANSWER: Duration = Duration::from_secs(32);
+/// How long it may ring before the unit gives up on it.
+const CALL_RING: Duration = Duration::from_secs(60);
+
 /// A SCAIP route: registration, alarm delivery, heartbeats.
 pub struct ScaipLink {
     link: Arc<Link>,
@@ -609,6 +614,46 @@ impl ScaipLink {
     /// The loudspeaker and microphone the centre's calls use; without them calls are refused.
     pub fn set_call_audio(&self, audio: call::CallAudio) {
         self.link.calls.set_audio(audio);
+    }
+
+    /// Calls `target` (a `sip:` URI the proxy routes) with the unit's loudspeaker and
+    /// microphone, as the centre asks with `mre`/`tnu` or an installer's test call does.
+    /// Returns once the far end answered (the call then runs until either side hangs up), or
+    /// why it did not.
+    pub async fn place_call(&self, target: &str) -> Result<(), ScaipError> {
+        Arc::clone(&self.link).place_call(target).await
+    }
+
+    /// Whether the unit may call `target` on this route: a plain `sip:` URI in the centre's
+    /// own domain (the domain of the unit's address of record), nothing that could smuggle a
+    /// header or reach anyone else. The centre names the number, but a call opens the home's
+    /// microphone, so the unit calls nobody outside the centre.
+    pub fn may_call(&self, target: &str) -> Result<(), String> {
+        let Some(rest) = target.strip_prefix("sip:") else {
+            return Err(format!("`{target}` is not a sip: URI"));
+        };
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.!~*'()+%@:;=".contains(c);
+        if target.len() > 256 || !rest.chars().all(allowed) {
+            return Err("the call-back URI has characters a SIP address may not".into());
+        }
+        let host = |uri: &str| {
+            let aor = sip::aor(uri);
+            let after_at = aor.rsplit('@').next().unwrap_or("").to_ascii_lowercase();
+            after_at.split([':', ';']).next().unwrap_or("").to_string()
+        };
+        let (theirs, ours) = (host(target), host(&self.link.local_uri));
+        if !rest.contains('@') || theirs.is_empty() || theirs != ours {
+            return Err(format!(
+                "`{target}` is outside the centre's domain `{ours}`: not called"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Hangs up the call in progress; false if there is none.
+    pub async fn hang_up(&self) -> bool {
+        let via = |branch: &str| self.link.via(branch);
+        self.link.calls.hang_up(self.link.dialogue(&via)).await
     }
 
     /// Follows the centre's calls.
@@ -863,6 +908,96 @@ impl Link {
             auth = Some(format!("{auth_name}: {value}"));
             answered_realm = Some(challenge.realm.clone());
         }
+    }
+
+    /// Places a call to `target` through the proxy: the INVITE with the unit's offer, one
+    /// digest challenge answered as [`Link::request`] does, and on a 2xx the call connected
+    /// by the desk.
+    async fn place_call(self: &Arc<Self>, target: &str) -> Result<(), ScaipError> {
+        let media_ip = lock(&self.via_host)
+            .parse::<SocketAddr>()
+            .map(|a| a.ip())
+            .unwrap_or(self.node.local_addr().ip());
+        let placing = self
+            .calls
+            .prepare(media_ip)
+            .await
+            .map_err(ScaipError::Sip)?;
+        let mut auth: Option<String> = None;
+        let mut answered_realm: Option<String> = None;
+        let (invited, cseq) = loop {
+            self.ensure_flow().await?;
+            let cseq = self.cseq.next();
+            let contact = self.contact();
+            let head = |branch: &str| {
+                format!(
+                    "Via: {}\r\nMax-Forwards: 70\r\nFrom: <{}>;tag={}\r\n",
+                    self.via(branch),
+                    self.local_uri,
+                    placing.from_tag
+                )
+            };
+            let build = |branch: &str| {
+                let mut s = format!("INVITE {target} SIP/2.0\r\n{}", head(branch));
+                s.push_str(&format!(
+                    "To: <{target}>\r\nCall-ID: {}\r\nCSeq: {cseq} INVITE\r\nContact: <{contact}>\r\n{ALLOW}\r\n",
+                    placing.call_id
+                ));
+                if let Some(a) = &auth {
+                    s.push_str(a);
+                    s.push_str("\r\n");
+                }
+                s.push_str(&format!(
+                    "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+                    placing.offer.len(),
+                    placing.offer
+                ));
+                s
+            };
+            let ack = |branch: &str, resp: &SipMsg| {
+                format!(
+                    "ACK {target} SIP/2.0\r\n{}To: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+                    head(branch),
+                    resp.header("to").unwrap_or_default(),
+                    placing.call_id
+                )
+            };
+            let invited = self
+                .node
+                .invite_transaction(self.proxy, &build, &ack, CALL_ANSWER, CALL_RING)
+                .await?;
+            let status = invited.response.status().unwrap_or(0);
+            let (header, auth_name) = match status {
+                200..=299 => break (invited, cseq),
+                401 => ("www-authenticate", "Authorization"),
+                407 => ("proxy-authenticate", "Proxy-Authorization"),
+                _ => {
+                    return Err(ScaipError::Rejected {
+                        status,
+                        reason: invited.response.reason(),
+                    })
+                }
+            };
+            let challenge = Challenge::pick(invited.response.headers(header)).ok_or_else(|| {
+                ScaipError::Auth(format!("{status} without a usable digest challenge"))
+            })?;
+            if self.realm.as_deref().is_some_and(|r| r != challenge.realm)
+                || answered_realm.as_deref() == Some(challenge.realm.as_str())
+            {
+                return Err(ScaipError::Auth(format!(
+                    "INVITE refused with {status} for realm \"{}\"",
+                    challenge.realm
+                )));
+            }
+            let value = challenge.answer("INVITE", target, &self.user, &self.secret, 1)?;
+            auth = Some(format!("{auth_name}: {value}"));
+            answered_realm = Some(challenge.realm.clone());
+        };
+        let via = |branch: &str| self.via(branch);
+        self.calls
+            .connected(self.dialogue(&via), placing, &self.local_uri, invited, cseq)
+            .await
+            .map_err(ScaipError::Sip)
     }
 
     /// A REGISTER of our address of record with these header lines (in the registration's

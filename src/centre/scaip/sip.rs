@@ -894,6 +894,74 @@ impl SipNode {
         }
     }
 
+    /// Runs an INVITE client transaction (§17.1.1): sends the request built by `build(branch)`
+    /// to `peer`, over UDP again at Timer A until any response comes, and waits for the final
+    /// response: `answer` without a provisional response (Timer B), `ring` once the far end
+    /// rings. A final response other than 2xx is acknowledged here, in this transaction, with
+    /// the ACK `ack(branch, response)` builds (§17.1.1.3). A 2xx is the caller's to acknowledge
+    /// (its ACK is a transaction of its own, §13.2.2.4); [`Invited::retransmits`] gives the
+    /// 2xx the far end sends again until that ACK reaches it.
+    pub async fn invite_transaction(
+        &self,
+        peer: SocketAddr,
+        build: &(dyn Fn(&str) -> String + Send + Sync),
+        ack: &(dyn Fn(&str, &SipMsg) -> String + Send + Sync),
+        answer: Duration,
+        ring: Duration,
+    ) -> Result<Invited, ScaipError> {
+        let branch = format!("z9hG4bK{}", random_token(16));
+        let bytes = build(&branch).into_bytes();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let guard = PendingGuard::insert(&self.shared.pending, branch.clone(), tx);
+        self.send(peer, bytes.clone()).await?;
+        let mut deadline = tokio::time::Instant::now() + answer;
+        let mut interval = T1;
+        let mut retransmit = self.udp.is_some();
+        loop {
+            let wait_until = if retransmit {
+                (tokio::time::Instant::now() + interval).min(deadline)
+            } else {
+                deadline
+            };
+            match tokio::time::timeout_at(wait_until, rx.recv()).await {
+                Ok(Some(resp)) => match resp.status().unwrap_or(0) {
+                    100..=199 => {
+                        // Proceeding: no more retransmissions, and the far end may ring long.
+                        retransmit = false;
+                        deadline = tokio::time::Instant::now() + ring;
+                    }
+                    200..=299 => {
+                        return Ok(Invited {
+                            response: resp,
+                            branch,
+                            later: Some((guard, rx)),
+                        })
+                    }
+                    _ => {
+                        self.send(peer, ack(&branch, &resp).into_bytes()).await?;
+                        return Ok(Invited {
+                            response: resp,
+                            branch,
+                            later: None,
+                        });
+                    }
+                },
+                Ok(None) => return Err(ScaipError::Io("transport closed".into())),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(ScaipError::NoResponse(if retransmit {
+                        answer
+                    } else {
+                        ring
+                    }));
+                }
+                Err(_) => {
+                    self.send(peer, bytes.clone()).await?;
+                    interval *= 2;
+                }
+            }
+        }
+    }
+
     /// Answers a request: copies Via, From, To (adding `to_tag`), Call-ID and CSeq (§8.2.6.2).
     pub async fn respond(
         &self,
@@ -967,6 +1035,24 @@ impl SipNode {
             None => s.push_str("Content-Length: 0\r\n\r\n"),
         }
         s.into_bytes()
+    }
+}
+
+/// The final response to an INVITE.
+pub struct Invited {
+    /// The final response.
+    pub response: SipMsg,
+    /// The INVITE's branch.
+    pub branch: String,
+    later: Option<(PendingGuard, mpsc::UnboundedReceiver<SipMsg>)>,
+}
+
+impl Invited {
+    /// The next copy of the 2xx the far end sends again (until it has the ACK), or None once
+    /// `within` passes without one.
+    pub async fn retransmits(&mut self, within: Duration) -> Option<SipMsg> {
+        let (_, rx) = self.later.as_mut()?;
+        tokio::time::timeout(within, rx.recv()).await.ok().flatten()
     }
 }
 
