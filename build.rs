@@ -1,5 +1,5 @@
 //! Finds the outside tools some tests run against (Kamailio, pysiaalarm, iobroker.sia, gammu,
-//! python-gsmmodem-new, espeak-ng, sox, libfaketime and multimon-ng),
+//! python-gsmmodem-new, espeak-ng, sox, libfaketime, multimon-ng, baresip and SIPp),
 //! so a test whose tool is missing is reported as ignored, with the command that installs it,
 //! instead of passing. Under CI (`CI=true`) every such test runs, and fails if its tool is
 //! missing: CI must not pass by skipping.
@@ -104,6 +104,11 @@ fn main() {
                 "multimon-ng",
                 &["-q", "-c", "-a", "DTMF", "-t", "raw", "/dev/null"],
             ) && runs("sox", &["--version"]),
+        ),
+        // An echo test line for the installer's test call (SIPp's RTP echo).
+        (
+            "vigil_has_sipp",
+            std::path::Path::new("/usr/bin/sipp").exists(),
         ),
         (
             "vigil_has_gsmmodem",

@@ -52,6 +52,16 @@ enum Command {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Call a test line from the running unit: it says its test prompt into the call and
+    /// reports what came back (round trip and level). TARGET is a sip: address in the
+    /// centre's domain that sends back what it hears (an echo test line).
+    CallTest {
+        /// Whom to call, for example sip:echo@centre.example.
+        target: String,
+        /// The configuration of the running unit. [default: see the rule below]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// The installer's check of the running unit: configuration, power, radio and pendants,
     /// modem, audio, then a test report through the real routes; one green/amber/red table.
     InstallCheck {
@@ -135,6 +145,9 @@ fn main() -> ExitCode {
             heard,
         } => located(config).map(|c| install_check(&c, no_test_call, wait, heard)),
         Command::Status { config } => located(config).and_then(|c| ask(&c, "status")),
+        Command::CallTest { target, config } => {
+            located(config).and_then(|c| call_test(&c, &target))
+        }
         Command::TestCall {
             config,
             no_wait: true,
@@ -377,6 +390,33 @@ fn run(
         vigil::runtime::service::RunOptions { audio, fast_modem },
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `vigil call-test`: the unit's lines as they come; exit 0 only when the round trip was
+/// measured.
+fn call_test(config: &std::path::Path, target: &str) -> anyhow::Result<ExitCode> {
+    if target.chars().any(char::is_whitespace) || target.is_empty() {
+        anyhow::bail!("the address to call is one word, for example sip:echo@centre.example");
+    }
+    let cfg = vigil::config::load(config)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut ok = false;
+    rt.block_on(vigil::runtime::control::request_lines(
+        &cfg.data_dir,
+        &format!("call-test {target}"),
+        std::time::Duration::from_secs(120),
+        |line| {
+            println!("{line}");
+            ok |= line.starts_with("OK:");
+        },
+    ))?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn ask(config: &std::path::Path, command: &str) -> anyhow::Result<ExitCode> {

@@ -181,21 +181,26 @@ async fn call_back_requests_never_put_commands_or_strangers_on_the_modem() {
     site.scaip.script(vec![
         call_back("+46700000020;AT+CFUN=0;"),
         call_back("+46709999999"),
+        call_back("sip:eavesdropper@attacker.example"),
     ]);
     let unit = VigilProcess::start(&site, &log).await;
-    for counter in [1, 2] {
+    for counter in [1, 2, 3] {
         let p = press(site.radio, 0, counter, Frame::Help).await.unwrap();
         assert!(p.acked_at.is_some());
         wait_all_closed(&journal, counter as usize, LIMIT, &log).await;
     }
-    let refused = eventually(&log, "two refused call-backs in the journal", || {
+    let refused = eventually(&log, "three refused call-backs in the journal", || {
         let r = events(&journal, "call-back-refused");
-        (r.len() == 2).then_some(r)
+        (r.len() == 3).then_some(r)
     })
     .await;
     let details: Vec<String> = refused.iter().filter_map(|r| r.3.clone()).collect();
     assert!(details[0].contains(';'), "{details:?}");
     assert!(details[1].contains("+46709999999"), "{details:?}");
+    assert!(
+        details[2].contains("outside the centre's domain"),
+        "{details:?}"
+    );
     let commands = site.cellular.module.commands();
     assert!(
         !commands
@@ -211,9 +216,26 @@ async fn call_back_requests_never_put_commands_or_strangers_on_the_modem() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.matches("call-back was REFUSED").count() == 2,
+        text.matches("call-back was REFUSED").count() == 3,
         "vigil log:\n{text}"
     );
+    // The installer's test call goes nowhere else either, and says why.
+    for (target, why) in [
+        ("sip:echo@attacker.example", "outside the centre's domain"),
+        ("+46700000020", "give a sip: address"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["call-test", target, "--config"])
+            .arg(&site.config_path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{target}: {text}");
+        assert!(
+            text.contains("FAILED") && text.contains(why),
+            "{target}: {text}"
+        );
+    }
     unit.terminate(Duration::from_secs(15)).await;
 }
 

@@ -134,7 +134,10 @@ pub async fn assemble_with_clock(
         }
         None => Arc::new(|| false),
     };
-    let sip_calls = Arc::new(SipCalls::new(call_audio(config, &audio_choice, speaking)));
+    let sip_calls = Arc::new(SipCalls::new(
+        config,
+        call_audio(config, &audio_choice, speaking),
+    ));
     let lazies: Vec<Arc<Lazy>> = config
         .routes
         .iter()
@@ -1155,14 +1158,86 @@ struct SipCalls {
     links: Mutex<Vec<Arc<crate::centre::scaip::ScaipLink>>>,
     until: Mutex<Option<tokio::time::Instant>>,
     audio: Option<crate::centre::scaip::call::CallAudio>,
+    /// The test prompt at the call's rate, for the installer's test call.
+    test_prompt: Arc<Vec<i16>>,
 }
 
 impl SipCalls {
-    fn new(audio: Option<crate::centre::scaip::call::CallAudio>) -> SipCalls {
+    fn new(config: &Config, audio: Option<crate::centre::scaip::call::CallAudio>) -> SipCalls {
+        let (prompts, _) = crate::voice::catalogue::PromptSet::load(
+            &config.audio.sounds_dir,
+            &config.unit.language,
+            crate::voice::call_port::RATE,
+        );
+        let test_prompt = prompts
+            .get(crate::core::Prompt::TestCall)
+            .map(|clip| {
+                clip.samples
+                    .iter()
+                    .map(|&s| crate::voice::pcm::to_i16(s))
+                    .collect()
+            })
+            .unwrap_or_default();
         SipCalls {
             links: Mutex::new(Vec::new()),
             until: Mutex::new(None),
             audio,
+            test_prompt: Arc::new(test_prompt),
+        }
+    }
+
+    /// The installer's test call: calls `target` on the first SCAIP route that may, says the
+    /// test prompt into the call, hangs up, and reports the round trip of what came back.
+    async fn call_test(
+        &self,
+        target: &str,
+        lines: &mpsc::Sender<String>,
+    ) -> Result<String, String> {
+        use crate::voice::call_test::{measure, ProbePort};
+        let link = lock_set(&self.links)
+            .iter()
+            .find(|l| l.may_call(target).is_ok())
+            .cloned();
+        let Some(link) = link else {
+            let why = lock_set(&self.links)
+                .first()
+                .map(|l| l.may_call(target).err().unwrap_or_default())
+                .unwrap_or_else(|| "no SCAIP route is up to place a SIP call on".into());
+            return Err(why);
+        };
+        let said = Arc::clone(&self.test_prompt);
+        if said.is_empty() {
+            return Err("no test prompt to say".into());
+        }
+        let heard: Arc<Mutex<Vec<i16>>> = Arc::default();
+        let audio: crate::centre::scaip::call::CallAudio = {
+            let (said, heard) = (Arc::clone(&said), Arc::clone(&heard));
+            Arc::new(move || {
+                let port = ProbePort::hearing_into(Arc::clone(&said), Arc::clone(&heard));
+                Ok(Box::new(port) as Box<dyn crate::voice::call_port::CallAudioPort>)
+            })
+        };
+        let _ = lines.send(format!("calling {target}")).await;
+        let started = tokio::time::Instant::now();
+        link.place_call_with(target, audio)
+            .await
+            .map_err(|e| format!("the call was not answered: {e}"))?;
+        let _ = lines
+            .send(format!(
+                "answered after {} ms; saying the test prompt",
+                started.elapsed().as_millis()
+            ))
+            .await;
+        let length = Duration::from_millis(said.len() as u64 * 1000 / 8000);
+        tokio::time::sleep(length + Duration::from_millis(2_500)).await;
+        link.hang_up().await;
+        let heard = lock_set(&heard).clone();
+        match measure(&said, &heard) {
+            Some(rt) => Ok(rt.describe()),
+            None => Err(
+                "the call was answered, but the test prompt did not come back: call an echo test line"
+                    .into(),
+            ),
         }
     }
 
@@ -1180,13 +1255,17 @@ impl SipCalls {
     /// it; why not, when none can.
     async fn place(&self, target: &str) -> Result<(), String> {
         let links: Vec<_> = lock_set(&self.links).clone();
-        if self.audio.is_none() || links.is_empty() {
-            return Err("no SCAIP route with call audio to place a SIP call on".into());
+        if links.is_empty() {
+            return Err("no SCAIP route is up to place a SIP call on".into());
         }
         let mut why = Vec::new();
         for link in links {
             if let Err(e) = link.may_call(target) {
                 why.push(e);
+                continue;
+            }
+            if self.audio.is_none() {
+                why.push("this unit has no call audio (loudspeaker and microphone)".into());
                 continue;
             }
             match link.place_call(target).await {
@@ -1206,6 +1285,21 @@ impl SipCalls {
 }
 
 impl CallControl for Calls {
+    fn call_test(&self, target: String, lines: mpsc::Sender<String>) {
+        let sip = Arc::clone(&self.sip);
+        tokio::spawn(async move {
+            let last = if target.starts_with("sip:") {
+                match sip.call_test(&target, &lines).await {
+                    Ok(report) => format!("OK: {report}"),
+                    Err(why) => format!("FAILED: {why}"),
+                }
+            } else {
+                "FAILED: a test call's audio is measured on SIP calls: give a sip: address (the centre's echo test line)".to_string()
+            };
+            let _ = lines.send(last).await;
+        });
+    }
+
     fn start_call(&self, alarm: AlarmId, number: String, inputs: mpsc::Sender<Input>) {
         if number.starts_with("sip:") || number.starts_with("sips:") {
             // The centre asked for a call to a SIP address: placed on the SCAIP route.

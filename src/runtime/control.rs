@@ -46,6 +46,14 @@ pub enum ControlRequest {
     },
     /// Play the test prompt at the base, for the installer to listen for.
     PlayCheck(oneshot::Sender<String>),
+    /// The installer's test call: call `target`, say the test prompt, measure what comes
+    /// back; what happens goes out line by line.
+    CallTest {
+        /// A `sip:` URI (an echo test line in the centre's domain).
+        target: String,
+        /// Lines for the installer; dropped when the test is over.
+        lines: mpsc::Sender<String>,
+    },
     /// The installer confirms the code a pendant shows.
     PairConfirm {
         /// The code typed.
@@ -173,6 +181,28 @@ async fn answer(
         let text = "pairing is for root on the unit (sudo vigil pair) or the service's own user\n";
         return finish(write, text).await;
     }
+    if verb == "call-test" {
+        // A call opens the home's microphone: only for those who may pair.
+        if !may_pair {
+            let text = "a test call is for root on the unit (sudo vigil call-test) or the service's own user\n";
+            return finish(write, text).await;
+        }
+        let Some(target) = words.next() else {
+            return finish(write, "call-test needs the address to call\n").await;
+        };
+        let (lines, mut rx) = mpsc::channel(16);
+        let request = ControlRequest::CallTest {
+            target: target.to_string(),
+            lines,
+        };
+        if tx.send(request).await.is_err() {
+            return finish(write, "the unit is stopping\n").await;
+        }
+        while let Some(l) = rx.recv().await {
+            write.write_all(format!("{l}\n").as_bytes()).await?;
+        }
+        return write.shutdown().await;
+    }
     if verb == "pair" {
         let mut replace = false;
         let mut window = None;
@@ -222,7 +252,7 @@ async fn answer(
     };
     let text = match request {
         None => format!(
-            "unknown command `{}`; known: status, test-call, play-check, pair, pair-confirm\n",
+            "unknown command `{}`; known: status, test-call, call-test, play-check, pair, pair-confirm\n",
             line.trim()
         ),
         Some(r) => {

@@ -87,6 +87,15 @@ pub trait CallControl: Send + Sync + 'static {
     fn start_call(&self, alarm: AlarmId, number: String, inputs: mpsc::Sender<Input>);
     /// Answers calls from the allowed numbers until `until`.
     fn auto_answer(&self, until: Timestamp);
+    /// The installer's test call to `target`: progress and the result go to `lines`.
+    fn call_test(&self, target: String, lines: mpsc::Sender<String>) {
+        let _ = target;
+        tokio::spawn(async move {
+            let _ = lines
+                .send("FAILED: this unit cannot place test calls".into())
+                .await;
+        });
+    }
 }
 
 /// An adapter that can say how it is, for `vigil status` (modem signal, route reachability…).
@@ -292,6 +301,9 @@ impl Unit {
                             self.emit(Event::Input(now, Input::TestRequest));
                             self.core.handle(now, Input::TestRequest);
                             let _ = reply.send("test report raised; follow it with `vigil log`\n".into());
+                        }
+                        control::ControlRequest::CallTest { target, lines } => {
+                            self.adapters.calls.call_test(target, lines);
                         }
                         control::ControlRequest::PlayCheck(reply) => {
                             // Played like any prompt, at the configured volume: what the

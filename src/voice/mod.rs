@@ -18,6 +18,7 @@
 
 pub mod bridge;
 pub mod call_port;
+pub mod call_test;
 pub mod catalogue;
 pub mod cli;
 #[cfg(feature = "alsa")]

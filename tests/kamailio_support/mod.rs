@@ -132,8 +132,14 @@ request_route {{
             }}
             consume_credentials();
         }}
-        # A call to the contact the callee registered, through this proxy.
         record_route();
+        # The centre's echo test line, at the centre's address.
+        if ($rU == "echo") {{
+            $du = "sip:{centre}";
+            t_relay();
+            exit;
+        }}
+        # A call to the contact the callee registered, through this proxy.
         if (!lookup("location")) {{
             sl_send_reply("404", "Not Found");
             exit;

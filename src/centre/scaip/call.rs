@@ -382,14 +382,19 @@ impl CallDesk {
         });
     }
 
-    /// Gets a call the unit places ready: its call audio open and an RTP socket bound for the
-    /// offer. Refused while a call is up or without call audio.
-    pub(super) async fn prepare(&self, media_ip: IpAddr) -> Result<Placing, String> {
+    /// Gets a call the unit places ready: its call audio (`audio`, or the unit's loudspeaker
+    /// and microphone) open and an RTP socket bound for the offer. Refused while a call is up
+    /// or without call audio.
+    pub(super) async fn prepare(
+        &self,
+        media_ip: IpAddr,
+        audio: Option<CallAudio>,
+    ) -> Result<Placing, String> {
         if lock(&self.active).is_some() {
             return Err("a call is already up".into());
         }
-        let audio = lock(&self.audio)
-            .clone()
+        let audio = audio
+            .or_else(|| lock(&self.audio).clone())
             .ok_or("this unit has no call audio (loudspeaker and microphone)")?;
         let media = Media::bind(media_ip)
             .await

@@ -621,7 +621,17 @@ impl ScaipLink {
     /// Returns once the far end answered (the call then runs until either side hangs up), or
     /// why it did not.
     pub async fn place_call(&self, target: &str) -> Result<(), ScaipError> {
-        Arc::clone(&self.link).place_call(target).await
+        Arc::clone(&self.link).place_call(target, None).await
+    }
+
+    /// [`ScaipLink::place_call`] with other call audio than the loudspeaker and microphone
+    /// (the installer's test call).
+    pub async fn place_call_with(
+        &self,
+        target: &str,
+        audio: call::CallAudio,
+    ) -> Result<(), ScaipError> {
+        Arc::clone(&self.link).place_call(target, Some(audio)).await
     }
 
     /// Whether the unit may call `target` on this route: a plain `sip:` URI in the centre's
@@ -913,14 +923,18 @@ impl Link {
     /// Places a call to `target` through the proxy: the INVITE with the unit's offer, one
     /// digest challenge answered as [`Link::request`] does, and on a 2xx the call connected
     /// by the desk.
-    async fn place_call(self: &Arc<Self>, target: &str) -> Result<(), ScaipError> {
+    async fn place_call(
+        self: &Arc<Self>,
+        target: &str,
+        audio: Option<call::CallAudio>,
+    ) -> Result<(), ScaipError> {
         let media_ip = lock(&self.via_host)
             .parse::<SocketAddr>()
             .map(|a| a.ip())
             .unwrap_or(self.node.local_addr().ip());
         let placing = self
             .calls
-            .prepare(media_ip)
+            .prepare(media_ip, audio)
             .await
             .map_err(ScaipError::Sip)?;
         let mut auth: Option<String> = None;
