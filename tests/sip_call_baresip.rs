@@ -397,3 +397,81 @@ async fn the_unit_calls_an_operators_phone_and_speech_crosses_both_ways() {
         "unit to operator: correlation {c} at lag {lag}\n{phone_log}"
     );
 }
+
+/// A call nobody picks up is cancelled when its ring time is over (RFC 3261 §9.1): the phone
+/// stops ringing and the unit says why the call did not happen.
+#[cfg_attr(
+    not(all(vigil_has_kamailio, vigil_has_baresip)),
+    ignore = "needs kamailio and baresip: apt-get install kamailio baresip-core"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_nobody_answers_is_cancelled_at_the_phone() {
+    let binary = kamailio_binary().expect("kamailio (apt-get install kamailio)");
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+    let (kamailio, proxy) = start_kamailio(&binary, nowhere);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let link = registered_link(proxy, SipTransport::Udp, PASSWORD).await;
+    let reg = link.wait_registered(Duration::from_secs(10)).await;
+    assert!(matches!(reg, Registration::Registered(_)), "{reg:?}");
+    link.set_call_audio(Arc::new(|| {
+        Ok(Box::new(SimCallPort::new(Vec::new()).0) as Box<dyn CallAudioPort>)
+    }));
+    link.set_call_ring(Duration::from_secs(2));
+
+    // An operator's phone that rings and is never picked up.
+    let dir = tempfile::tempdir().unwrap();
+    let mic = dir.path().join("operator.wav");
+    write_wav(&mic, &as_clip(&recording(3, 1))).unwrap();
+    baresip_config_as(
+        dir.path(),
+        &mic,
+        free_udp_port(),
+        &format!(
+            "<sip:operator@centre.test>;auth_pass={PASSWORD};outbound=\"sip:{proxy};lr\";regint=60;audio_codecs=PCMA,PCMU;answermode=manual"
+        ),
+    );
+    let log = dir.path().join("baresip.log");
+    let phone = tokio::task::spawn_blocking({
+        let (dir, log) = (dir.path().to_path_buf(), log.clone());
+        move || {
+            Command::new("baresip")
+                .arg("-f")
+                .arg(&dir)
+                .args(["-n", "127.0.0.1", "-t", "8"])
+                .stdin(Stdio::null())
+                .stdout(std::fs::File::create(&log).unwrap())
+                .stderr(Stdio::null())
+                .status()
+                .expect("baresip runs (apt-get install baresip-core)")
+        }
+    });
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(6);
+    let placed = loop {
+        match link.place_call("sip:operator@centre.test").await {
+            Err(vigil::centre::scaip::ScaipError::Rejected { status: 404, .. })
+                if tokio::time::Instant::now() < give_up =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => break other,
+        }
+    };
+    let status = phone.await.unwrap();
+    let phone_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{status}\n{phone_log}");
+    assert!(
+        matches!(&placed, Err(vigil::centre::scaip::ScaipError::Rejected { status: 487, reason }) if reason.contains("nobody answered")),
+        "{placed:?}\n{phone_log}\n{}",
+        kamailio.log()
+    );
+    // The phone rang, and stopped before baresip quit (baresip reports a cancelled incoming
+    // call as its session closed).
+    let rang = phone_log.find("Incoming call");
+    let ended = phone_log.find("session closed");
+    let quit = phone_log.find("ua: stop all");
+    assert!(
+        rang.is_some() && ended.is_some() && ended < quit,
+        "{phone_log}"
+    );
+    assert!(!link.calls().borrow().active);
+}

@@ -365,11 +365,13 @@ struct Link {
     predefined_callback: Mutex<String>,
     /// The centre's voice calls to the unit.
     calls: Arc<call::CallDesk>,
+    /// How long a call the unit places may ring.
+    call_ring: Mutex<Duration>,
 }
 
 /// How long a call the unit places may go without a provisional response (Timer B, 64·T1).
 const CALL_ANSWER: Duration = Duration::from_secs(32);
-/// How long it may ring before the unit gives up on it.
+/// How long it may ring before the unit cancels it.
 const CALL_RING: Duration = Duration::from_secs(60);
 
 /// A SCAIP route: registration, alarm delivery, heartbeats.
@@ -587,6 +589,7 @@ impl ScaipLink {
             holds: Mutex::new(HashMap::new()),
             predefined_callback: Mutex::new(route.receiver_uri.clone()),
             calls: Arc::new(call::CallDesk::default()),
+            call_ring: Mutex::new(CALL_RING),
         });
         let tasks = vec![
             tokio::spawn(Arc::clone(&link).listen(incoming)),
@@ -658,6 +661,11 @@ impl ScaipLink {
             ));
         }
         Ok(())
+    }
+
+    /// How long a call the unit places may ring before it is cancelled (a minute unless set).
+    pub fn set_call_ring(&self, ring: Duration) {
+        *lock(&self.link.call_ring) = ring;
     }
 
     /// Hangs up the call in progress; false if there is none.
@@ -976,13 +984,27 @@ impl Link {
                     placing.call_id
                 )
             };
+            let cancel = |branch: &str| {
+                format!(
+                    "CANCEL {target} SIP/2.0\r\n{}To: <{target}>\r\nCall-ID: {}\r\nCSeq: {cseq} CANCEL\r\nContent-Length: 0\r\n\r\n",
+                    head(branch),
+                    placing.call_id
+                )
+            };
+            let ring = *lock(&self.call_ring);
             let invited = self
                 .node
-                .invite_transaction(self.proxy, &build, &ack, CALL_ANSWER, CALL_RING)
+                .invite_transaction(self.proxy, &build, &ack, &cancel, CALL_ANSWER, ring)
                 .await?;
             let status = invited.response.status().unwrap_or(0);
             let (header, auth_name) = match status {
                 200..=299 => break (invited, cseq),
+                487 => {
+                    return Err(ScaipError::Rejected {
+                        status,
+                        reason: format!("nobody answered within {} s", ring.as_secs()),
+                    })
+                }
                 401 => ("www-authenticate", "Authorization"),
                 407 => ("proxy-authenticate", "Proxy-Authorization"),
                 _ => {

@@ -900,12 +900,15 @@ impl SipNode {
     /// rings. A final response other than 2xx is acknowledged here, in this transaction, with
     /// the ACK `ack(branch, response)` builds (§17.1.1.3). A 2xx is the caller's to acknowledge
     /// (its ACK is a transaction of its own, §13.2.2.4); [`Invited::retransmits`] gives the
-    /// 2xx the far end sends again until that ACK reaches it.
+    /// 2xx the far end sends again until that ACK reaches it. When it rings past `ring`, the
+    /// INVITE is cancelled with the CANCEL `cancel(branch)` builds (§9.1) and the 487 that
+    /// ends it acknowledged.
     pub async fn invite_transaction(
         &self,
         peer: SocketAddr,
         build: &(dyn Fn(&str) -> String + Send + Sync),
         ack: &(dyn Fn(&str, &SipMsg) -> String + Send + Sync),
+        cancel: &(dyn Fn(&str) -> String + Send + Sync),
         answer: Duration,
         ring: Duration,
     ) -> Result<Invited, ScaipError> {
@@ -917,6 +920,8 @@ impl SipNode {
         let mut deadline = tokio::time::Instant::now() + answer;
         let mut interval = T1;
         let mut retransmit = self.udp.is_some();
+        let mut ringing = false;
+        let mut cancelled = false;
         loop {
             let wait_until = if retransmit {
                 (tokio::time::Instant::now() + interval).min(deadline)
@@ -924,11 +929,16 @@ impl SipNode {
                 deadline
             };
             match tokio::time::timeout_at(wait_until, rx.recv()).await {
+                // The answer to the CANCEL itself (same branch): the INVITE's 487 follows.
+                Ok(Some(resp)) if resp.cseq_method().as_deref() == Some("CANCEL") => {}
                 Ok(Some(resp)) => match resp.status().unwrap_or(0) {
                     100..=199 => {
                         // Proceeding: no more retransmissions, and the far end may ring long.
                         retransmit = false;
-                        deadline = tokio::time::Instant::now() + ring;
+                        if !ringing && !cancelled {
+                            ringing = true;
+                            deadline = tokio::time::Instant::now() + ring;
+                        }
                     }
                     200..=299 => {
                         return Ok(Invited {
@@ -947,12 +957,14 @@ impl SipNode {
                     }
                 },
                 Ok(None) => return Err(ScaipError::Io("transport closed".into())),
+                Err(_) if tokio::time::Instant::now() >= deadline && ringing && !cancelled => {
+                    // Nobody picked up: the far end stops ringing, and its 487 is awaited.
+                    cancelled = true;
+                    self.send(peer, cancel(&branch).into_bytes()).await?;
+                    deadline = tokio::time::Instant::now() + answer;
+                }
                 Err(_) if tokio::time::Instant::now() >= deadline => {
-                    return Err(ScaipError::NoResponse(if retransmit {
-                        answer
-                    } else {
-                        ring
-                    }));
+                    return Err(ScaipError::NoResponse(if ringing { ring } else { answer }));
                 }
                 Err(_) => {
                     self.send(peer, bytes.clone()).await?;
