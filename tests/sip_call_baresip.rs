@@ -16,8 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kamailio_support::*;
-use vigil::centre::scaip::Registration;
-use vigil::config::SipTransport;
 use vigil::voice::call_port::CallAudioPort;
 use vigil::voice::pcm::{align, read_wav, to_i16, write_wav, Clip};
 use vigil::voice::sim_call::SimCallPort;
@@ -138,20 +136,8 @@ fn dump(dir: &Path, which: &str) -> Option<PathBuf> {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
-    let binary = kamailio_binary().expect("kamailio (apt-get install kamailio)");
-    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
-    let (mut kamailio, proxy) = start_kamailio(&binary, nowhere);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    if let Ok(Some(status)) = kamailio.child.try_wait() {
-        panic!("kamailio exited: {status}\n{}", kamailio.log());
-    }
-    let link = registered_link(proxy, SipTransport::Udp, PASSWORD).await;
-    let reg = link.wait_registered(Duration::from_secs(10)).await;
-    assert!(
-        matches!(reg, Registration::Registered(_)),
-        "{reg:?}\n{}",
-        kamailio.log()
-    );
+    let (kamailio, proxy, link) =
+        kamailio_and_unit(SocketAddr::from(([127, 0, 0, 1], free_udp_port()))).await;
 
     // The unit: its microphone hears `unit_says`; its loudspeaker is recorded.
     let unit_says = recording(7, 4);
@@ -246,13 +232,8 @@ async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_the_answer_window_the_call_is_refused() {
-    let binary = kamailio_binary().expect("kamailio (apt-get install kamailio)");
-    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
-    let (_kamailio, proxy) = start_kamailio(&binary, nowhere);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let link = registered_link(proxy, SipTransport::Udp, PASSWORD).await;
-    let reg = link.wait_registered(Duration::from_secs(10)).await;
-    assert!(matches!(reg, Registration::Registered(_)), "{reg:?}");
+    let (_kamailio, proxy, link) =
+        kamailio_and_unit(SocketAddr::from(([127, 0, 0, 1], free_udp_port()))).await;
     link.set_call_audio(Arc::new(|| {
         Ok(Box::new(SimCallPort::new(Vec::new()).0) as Box<dyn CallAudioPort>)
     }));
@@ -273,6 +254,58 @@ async fn outside_the_answer_window_the_call_is_refused() {
     assert!(baresip_log.contains("480"), "{baresip_log}");
 }
 
+/// baresip as an operator's phone registered at `proxy`, saying `says`, answering calls
+/// itself or not (`answermode`), quitting after `seconds`. Its exit status and log.
+fn operator_phone(
+    dir: &Path,
+    proxy: SocketAddr,
+    says: &[i16],
+    answermode: &str,
+    seconds: u32,
+) -> tokio::task::JoinHandle<(std::process::ExitStatus, String)> {
+    let mic = dir.join("operator.wav");
+    write_wav(&mic, &as_clip(says)).unwrap();
+    baresip_config_as(
+        dir,
+        &mic,
+        free_udp_port(),
+        &format!(
+            "<sip:operator@centre.test>;auth_pass={PASSWORD};outbound=\"sip:{proxy};lr\";regint=60;audio_codecs=PCMA,PCMU;answermode={answermode}"
+        ),
+    );
+    let (dir, log) = (dir.to_path_buf(), dir.join("baresip.log"));
+    tokio::task::spawn_blocking(move || {
+        let status = Command::new("baresip")
+            .arg("-f")
+            .arg(&dir)
+            .args(["-n", "127.0.0.1", "-t"])
+            .arg(seconds.to_string())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .status()
+            .expect("baresip runs (apt-get install baresip-core)");
+        (status, std::fs::read_to_string(&log).unwrap_or_default())
+    })
+}
+
+/// The unit calls the operator once the phone has registered (404 until then).
+async fn call_the_operator(
+    link: &vigil::centre::scaip::ScaipLink,
+) -> Result<(), vigil::centre::scaip::ScaipError> {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(6);
+    loop {
+        match link.place_call("sip:operator@centre.test").await {
+            Err(vigil::centre::scaip::ScaipError::Rejected { status: 404, .. })
+                if tokio::time::Instant::now() < give_up =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The unit places the call the centre asks for (`mre` with a `sip:` `tnu`, or an installer's
 /// test call): baresip, registered at Kamailio as an operator, answers it on its own; the
 /// proxy challenges the unit's INVITE and the unit answers with its credentials; speech
@@ -283,16 +316,8 @@ async fn outside_the_answer_window_the_call_is_refused() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_unit_calls_an_operators_phone_and_speech_crosses_both_ways() {
-    let binary = kamailio_binary().expect("kamailio (apt-get install kamailio)");
-    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
-    let (mut kamailio, proxy) = start_kamailio(&binary, nowhere);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    if let Ok(Some(status)) = kamailio.child.try_wait() {
-        panic!("kamailio exited: {status}\n{}", kamailio.log());
-    }
-    let link = registered_link(proxy, SipTransport::Udp, PASSWORD).await;
-    let reg = link.wait_registered(Duration::from_secs(10)).await;
-    assert!(matches!(reg, Registration::Registered(_)), "{reg:?}");
+    let (kamailio, proxy, link) =
+        kamailio_and_unit(SocketAddr::from(([127, 0, 0, 1], free_udp_port()))).await;
     let unit_says = recording(7, 6);
     let heard_by_unit: Arc<Mutex<Option<Recording>>> = Arc::default();
     {
@@ -303,61 +328,18 @@ async fn the_unit_calls_an_operators_phone_and_speech_crosses_both_ways() {
             Ok(Box::new(port) as Box<dyn CallAudioPort>)
         }));
     }
-
-    // baresip: an operator's phone, registered, answering by itself.
+    // baresip: an operator's phone answering by itself. It says more than the call lasts, so
+    // it hangs up only when the unit does.
     let dir = tempfile::tempdir().unwrap();
-    // Longer than the call: the phone hangs up only when the unit does.
     let operator_says = recording(13, 20);
-    let mic = dir.path().join("operator.wav");
-    write_wav(&mic, &as_clip(&operator_says)).unwrap();
-    baresip_config_as(
-        dir.path(),
-        &mic,
-        free_udp_port(),
-        &format!(
-            "<sip:operator@centre.test>;auth_pass={PASSWORD};outbound=\"sip:{proxy};lr\";regint=60;audio_codecs=PCMA,PCMU;answermode=auto"
-        ),
-    );
-    let log = dir.path().join("baresip.log");
-    let phone = tokio::task::spawn_blocking({
-        let (dir, log) = (dir.path().to_path_buf(), log.clone());
-        move || {
-            Command::new("baresip")
-                .arg("-f")
-                .arg(&dir)
-                .args(["-n", "127.0.0.1", "-t", "12"])
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(&log).unwrap())
-                .stderr(Stdio::null())
-                .status()
-                .expect("baresip runs (apt-get install baresip-core)")
-        }
-    });
-
-    // Once the phone has registered, the call goes through.
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(6);
-    let placed = loop {
-        match link.place_call("sip:operator@centre.test").await {
-            Err(vigil::centre::scaip::ScaipError::Rejected { status: 404, .. })
-                if tokio::time::Instant::now() < give_up =>
-            {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            other => break other,
-        }
-    };
-    assert!(
-        placed.is_ok(),
-        "{placed:?}\n{}\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default(),
-        kamailio.log()
-    );
+    let phone = operator_phone(dir.path(), proxy, &operator_says, "auto", 12);
+    let placed = call_the_operator(&link).await;
+    assert!(placed.is_ok(), "{placed:?}\n{}", kamailio.log());
     let report = link.calls().borrow().clone();
     assert!(report.active && report.placed == 1, "{report:?}");
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(link.hang_up().await, "the call was still up");
-    let status = phone.await.unwrap();
-    let phone_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let (status, phone_log) = phone.await.unwrap();
     assert!(status.success(), "{status}\n{phone_log}");
     // The call ended at the phone when the unit's BYE reached it (before baresip quit).
     let ended = phone_log.find("terminated");
@@ -406,58 +388,17 @@ async fn the_unit_calls_an_operators_phone_and_speech_crosses_both_ways() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_nobody_answers_is_cancelled_at_the_phone() {
-    let binary = kamailio_binary().expect("kamailio (apt-get install kamailio)");
-    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
-    let (kamailio, proxy) = start_kamailio(&binary, nowhere);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let link = registered_link(proxy, SipTransport::Udp, PASSWORD).await;
-    let reg = link.wait_registered(Duration::from_secs(10)).await;
-    assert!(matches!(reg, Registration::Registered(_)), "{reg:?}");
+    let (kamailio, proxy, link) =
+        kamailio_and_unit(SocketAddr::from(([127, 0, 0, 1], free_udp_port()))).await;
     link.set_call_audio(Arc::new(|| {
         Ok(Box::new(SimCallPort::new(Vec::new()).0) as Box<dyn CallAudioPort>)
     }));
     link.set_call_ring(Duration::from_secs(2));
-
     // An operator's phone that rings and is never picked up.
     let dir = tempfile::tempdir().unwrap();
-    let mic = dir.path().join("operator.wav");
-    write_wav(&mic, &as_clip(&recording(3, 1))).unwrap();
-    baresip_config_as(
-        dir.path(),
-        &mic,
-        free_udp_port(),
-        &format!(
-            "<sip:operator@centre.test>;auth_pass={PASSWORD};outbound=\"sip:{proxy};lr\";regint=60;audio_codecs=PCMA,PCMU;answermode=manual"
-        ),
-    );
-    let log = dir.path().join("baresip.log");
-    let phone = tokio::task::spawn_blocking({
-        let (dir, log) = (dir.path().to_path_buf(), log.clone());
-        move || {
-            Command::new("baresip")
-                .arg("-f")
-                .arg(&dir)
-                .args(["-n", "127.0.0.1", "-t", "8"])
-                .stdin(Stdio::null())
-                .stdout(std::fs::File::create(&log).unwrap())
-                .stderr(Stdio::null())
-                .status()
-                .expect("baresip runs (apt-get install baresip-core)")
-        }
-    });
-    let give_up = tokio::time::Instant::now() + Duration::from_secs(6);
-    let placed = loop {
-        match link.place_call("sip:operator@centre.test").await {
-            Err(vigil::centre::scaip::ScaipError::Rejected { status: 404, .. })
-                if tokio::time::Instant::now() < give_up =>
-            {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            other => break other,
-        }
-    };
-    let status = phone.await.unwrap();
-    let phone_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let phone = operator_phone(dir.path(), proxy, &recording(3, 1), "manual", 8);
+    let placed = call_the_operator(&link).await;
+    let (status, phone_log) = phone.await.unwrap();
     assert!(status.success(), "{status}\n{phone_log}");
     assert!(
         matches!(&placed, Err(vigil::centre::scaip::ScaipError::Rejected { status: 487, reason }) if reason.contains("nobody answered")),

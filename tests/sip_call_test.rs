@@ -13,8 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kamailio_support::*;
-use vigil::centre::scaip::Registration;
-use vigil::config::SipTransport;
 use vigil::core::Prompt;
 use vigil::voice::call_port::CallAudioPort;
 use vigil::voice::call_test::{measure, ProbePort};
@@ -67,15 +65,7 @@ async fn the_test_call_measures_the_round_trip_through_an_echo_line() {
     let dir = tempfile::tempdir().unwrap();
     let sipp_at = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
     let _echo = echo_line(sipp_at, free_udp_port(), dir.path());
-    let binary = kamailio_binary().expect("kamailio (apt-get install kamailio)");
-    let (mut kamailio, proxy) = start_kamailio(&binary, sipp_at);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    if let Ok(Some(status)) = kamailio.child.try_wait() {
-        panic!("kamailio exited: {status}\n{}", kamailio.log());
-    }
-    let link = registered_link(proxy, SipTransport::Udp, PASSWORD).await;
-    let reg = link.wait_registered(Duration::from_secs(10)).await;
-    assert!(matches!(reg, Registration::Registered(_)), "{reg:?}");
+    let (kamailio, _proxy, link) = kamailio_and_unit(sipp_at).await;
 
     // The unit's test prompt, as the call says it.
     let sounds = Path::new(env!("CARGO_MANIFEST_DIR")).join("sounds");

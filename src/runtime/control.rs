@@ -165,7 +165,7 @@ async fn answer(
     tx: mpsc::Sender<ControlRequest>,
     may_pair: bool,
 ) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
+    let (read, write) = stream.into_split();
     let mut line = String::new();
     // A command is one short line; refuse anything longer.
     let mut reader = BufReader::new(read.take(256));
@@ -190,18 +190,12 @@ async fn answer(
         let Some(target) = words.next() else {
             return finish(write, "call-test needs the address to call\n").await;
         };
-        let (lines, mut rx) = mpsc::channel(16);
-        let request = ControlRequest::CallTest {
-            target: target.to_string(),
+        let target = target.to_string();
+        return stream_lines(&tx, write, |lines| ControlRequest::CallTest {
+            target,
             lines,
-        };
-        if tx.send(request).await.is_err() {
-            return finish(write, "the unit is stopping\n").await;
-        }
-        while let Some(l) = rx.recv().await {
-            write.write_all(format!("{l}\n").as_bytes()).await?;
-        }
-        return write.shutdown().await;
+        })
+        .await;
     }
     if verb == "pair" {
         let mut replace = false;
@@ -220,19 +214,12 @@ async fn answer(
                 },
             }
         }
-        let (lines, mut rx) = mpsc::channel(16);
-        let request = ControlRequest::Pair {
+        let request = |lines| ControlRequest::Pair {
             replace,
             window,
             lines,
         };
-        if tx.send(request).await.is_err() {
-            return finish(write, "the unit is stopping\n").await;
-        }
-        while let Some(l) = rx.recv().await {
-            write.write_all(format!("{l}\n").as_bytes()).await?;
-        }
-        return write.shutdown().await;
+        return stream_lines(&tx, write, request).await;
     }
     let request = match verb {
         "status" => Some(ControlRequest::Status(reply_tx)),
@@ -266,6 +253,23 @@ async fn answer(
         }
     };
     finish(write, &text).await
+}
+
+/// Sends the request `make` builds around a channel of lines, and writes each line the unit
+/// sends on it to the client until the unit is done.
+async fn stream_lines(
+    tx: &mpsc::Sender<ControlRequest>,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    make: impl FnOnce(mpsc::Sender<String>) -> ControlRequest,
+) -> std::io::Result<()> {
+    let (lines, mut rx) = mpsc::channel(16);
+    if tx.send(make(lines)).await.is_err() {
+        return finish(write, "the unit is stopping\n").await;
+    }
+    while let Some(l) = rx.recv().await {
+        write.write_all(format!("{l}\n").as_bytes()).await?;
+    }
+    write.shutdown().await
 }
 
 /// Writes the answer's last text and closes the connection.

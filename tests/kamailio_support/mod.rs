@@ -274,3 +274,22 @@ pub async fn registered_link(
         .await
         .expect("link starts")
 }
+
+/// Kamailio up, relaying the centre's traffic to `centre`, and the unit's SCAIP link (UDP)
+/// registered at it.
+pub async fn kamailio_and_unit(centre: SocketAddr) -> (Kamailio, SocketAddr, ScaipLink) {
+    let binary = kamailio_binary().expect("kamailio (apt-get install kamailio)");
+    let (mut kamailio, proxy) = start_kamailio(&binary, centre);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Ok(Some(status)) = kamailio.child.try_wait() {
+        panic!("kamailio exited: {status}\n{}", kamailio.log());
+    }
+    let link = registered_link(proxy, SipTransport::Udp, PASSWORD).await;
+    let reg = link.wait_registered(Duration::from_secs(10)).await;
+    assert!(
+        matches!(reg, vigil::centre::scaip::Registration::Registered(_)),
+        "{reg:?}\n{}",
+        kamailio.log()
+    );
+    (kamailio, proxy, link)
+}

@@ -336,10 +336,7 @@ impl CallDesk {
         if d.udp {
             let desk = Arc::clone(self);
             let (node, peer) = (Arc::clone(node), req.peer);
-            let bye = ByeRoute {
-                proxy: d.proxy,
-                via: (d.via)("z9hG4bK"),
-            };
+            let bye = ByeRoute::of(&d);
             tokio::spawn(async move {
                 desk.until_acked(node, peer, bytes, acked_rx, call_id, bye)
                     .await;
@@ -490,10 +487,7 @@ impl CallDesk {
             cseq_floor: cseq,
         };
         if let Err(e) = answer {
-            let bye = ByeRoute {
-                proxy: d.proxy,
-                via: (d.via)("z9hG4bK"),
-            };
+            let bye = ByeRoute::of(&d);
             self.send_bye(d.node, &active, &bye).await;
             return Err(format!("the far end's answer cannot be used: {e}"));
         }
@@ -518,10 +512,7 @@ impl CallDesk {
         let Some(a) = lock(&self.active).take() else {
             return false;
         };
-        let bye = ByeRoute {
-            proxy: d.proxy,
-            via: (d.via)("z9hG4bK"),
-        };
+        let bye = ByeRoute::of(&d);
         self.send_bye(d.node, &a, &bye).await;
         self.end(a, "the unit hung up");
         true
@@ -670,6 +661,16 @@ pub(super) struct Placing {
 struct ByeRoute {
     proxy: SocketAddr,
     via: String,
+}
+
+impl ByeRoute {
+    /// The route of the dialogue `d`.
+    fn of(d: &Dialogue<'_>) -> ByeRoute {
+        ByeRoute {
+            proxy: d.proxy,
+            via: (d.via)("z9hG4bK"),
+        }
+    }
 }
 
 /// The request's SDP offer, negotiated with the unit's laws.
