@@ -109,6 +109,34 @@ struct State {
     /// The clock of the operator's display, when a simulation moves time for the unit and
     /// the centre alike; the system clock otherwise.
     clock: Option<Arc<dyn crate::runtime::Clock>>,
+    /// The operator who takes the unit's calls, if one is on duty.
+    operator: Option<Operator>,
+}
+
+/// A simulated operator at the centre: takes the calls a unit places (its call-back after an
+/// alarm), says `says` into each, keeps what it hears, and hangs up after `hang_up_after`.
+#[derive(Clone)]
+pub struct Operator {
+    /// What the operator says, 8 kHz.
+    pub says: Vec<i16>,
+    /// How long each call lasts before the operator hangs up.
+    pub hang_up_after: Duration,
+    /// What the operator heard, call after call.
+    pub heard: Arc<Mutex<Vec<i16>>>,
+    /// Calls answered.
+    pub answered: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Operator {
+    /// An operator saying `says` and hanging up after `hang_up_after`.
+    pub fn new(says: Vec<i16>, hang_up_after: Duration) -> Operator {
+        Operator {
+            says,
+            hang_up_after,
+            heard: Arc::default(),
+            answered: Arc::default(),
+        }
+    }
 }
 
 struct Shared {
@@ -212,6 +240,12 @@ impl ScaipReceiver {
     /// unit's time forward moves the centre's with it, so both tell one time.
     pub fn set_clock(&self, clock: Arc<dyn crate::runtime::Clock>) {
         self.with(|s| s.clock = Some(clock));
+    }
+
+    /// Puts `operator` on duty: the unit's calls (INVITEs for any user in the centre's domain)
+    /// are answered by them; without one they are refused (480).
+    pub fn set_operator(&self, operator: Operator) {
+        self.with(|s| s.operator = Some(operator));
     }
 
     /// Answer every alarm not covered by a script like this.
@@ -345,6 +379,16 @@ impl Shared {
                 "OPTIONS" => {
                     let _ = self.node.respond(&req, 200, "OK", &self.tag, &[]).await;
                 }
+                "INVITE" => {
+                    let me = Arc::clone(&self);
+                    tokio::spawn(async move { me.on_invite(req).await });
+                }
+                // The unit's ACK needs no answer; its BYE ends the call on its side, and the
+                // operator's end stops when the operator hangs up.
+                "ACK" => {}
+                "BYE" => {
+                    let _ = self.node.respond(&req, 200, "OK", &self.tag, &[]).await;
+                }
                 _ => {
                     let _ = self
                         .node
@@ -353,6 +397,118 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// The unit calls the centre: the operator on duty answers (after a proxy challenge, as
+    /// for its MESSAGEs), talks, and hangs up.
+    async fn on_invite(&self, req: Incoming) {
+        use crate::voice::{g711::Law, media::Media, sdp};
+        let Some(operator) = self.state(|s| s.operator.clone()).flatten() else {
+            let _ = self
+                .node
+                .respond(&req, 480, "Temporarily Unavailable", &self.tag, &[])
+                .await;
+            return;
+        };
+        if self.config.challenge_messages
+            && !self.authorized(req.msg.header("proxy-authorization"), "INVITE")
+        {
+            let challenge = self.new_challenge("Proxy-Authenticate");
+            let _ = self
+                .node
+                .respond(
+                    &req,
+                    407,
+                    "Proxy Authentication Required",
+                    &self.tag,
+                    &[challenge],
+                )
+                .await;
+            return;
+        }
+        let agreed = std::str::from_utf8(req.msg.body())
+            .map_err(|_| sdp::SdpError::Malformed { line: 0 })
+            .and_then(sdp::parse_offer)
+            .and_then(|o| sdp::negotiate(&o, &[Law::Alaw, Law::Ulaw]));
+        let agreed = match agreed {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = self
+                    .node
+                    .respond(&req, 488, "Not Acceptable Here", &self.tag, &[])
+                    .await;
+                tracing::warn!(error = %e, "centre: the unit's call offer is unusable");
+                return;
+            }
+        };
+        let Ok(media) = Media::bind(self.node.local_addr().ip()).await else {
+            let _ = self
+                .node
+                .respond(&req, 500, "Server Internal Error", &self.tag, &[])
+                .await;
+            return;
+        };
+        let answer = sdp::write_answer(&agreed, media.local(), 1, 1);
+        let contact = format!("Contact: <sip:operator@{}>", self.node.local_addr());
+        if self
+            .node
+            .respond_with_body(
+                &req,
+                200,
+                "OK",
+                &self.tag,
+                &[contact],
+                Some(("application/sdp", &answer)),
+            )
+            .await
+            .is_err()
+        {
+            return;
+        }
+        operator
+            .answered
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (port, heard) = crate::voice::sim_call::SimCallPort::new(operator.says.clone());
+        let (_agreed_tx, agreed_rx) = tokio::sync::watch::channel(agreed);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (keys, _keys) = mpsc::unbounded_channel();
+        let call = tokio::spawn(media.run(agreed_rx, Box::new(port), stop_rx, keys));
+        tokio::time::sleep(operator.hang_up_after).await;
+        // The operator hangs up: BYE to the unit's contact, in the unit's dialog.
+        let target = req
+            .msg
+            .header("contact")
+            .map(sip::addr_uri)
+            .unwrap_or_default();
+        let (from, to, call_id) = (
+            req.msg.header("to").unwrap_or_default().to_string(),
+            req.msg.header("from").unwrap_or_default().to_string(),
+            req.msg.header("call-id").unwrap_or_default().to_string(),
+        );
+        let (transport, via_host, tag) = (
+            self.node.transport_name(),
+            self.node.local_addr(),
+            self.tag.clone(),
+        );
+        let build = |branch: &str| {
+            format!(
+                "BYE {target} SIP/2.0\r\nVia: SIP/2.0/{transport} {via_host};branch={branch};rport\r\n\
+                 Max-Forwards: 70\r\nFrom: {from};tag={tag}\r\nTo: {to}\r\nCall-ID: {call_id}\r\n\
+                 CSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let _ = self
+            .node
+            .transaction(req.peer, &build, Duration::from_secs(8))
+            .await;
+        stop_tx.send_replace(true);
+        let _ = call.await;
+        let heard = heard.lock().map(|h| h.clone()).unwrap_or_default();
+        let mut all = operator
+            .heard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        all.extend(heard);
     }
 
     async fn on_register(&self, req: Incoming) {
