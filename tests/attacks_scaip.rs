@@ -324,5 +324,11 @@ async fn a_call_back_goes_only_to_the_centres_own_domain() {
         "sip:op <sip:x@attacker.example>@centre.test",
     ] {
         assert!(l.may_call(bad).is_err(), "{bad:?} was allowed");
+        // Placing the call checks the same, before anything is sent.
+        let placed = l.place_call(bad).await;
+        assert!(
+            matches!(&placed, Err(vigil::centre::scaip::ScaipError::Sip(_))),
+            "{bad:?}: {placed:?}"
+        );
     }
 }

@@ -622,8 +622,9 @@ impl ScaipLink {
     /// Calls `target` (a `sip:` URI the proxy routes) with the unit's loudspeaker and
     /// microphone, as the centre asks with `mre`/`tnu` or an installer's test call does.
     /// Returns once the far end answered (the call then runs until either side hangs up), or
-    /// why it did not.
+    /// why it did not. Only what [`ScaipLink::may_call`] allows is called.
     pub async fn place_call(&self, target: &str) -> Result<(), ScaipError> {
+        self.may_call(target).map_err(ScaipError::Sip)?;
         Arc::clone(&self.link).place_call(target, None).await
     }
 
@@ -634,6 +635,7 @@ impl ScaipLink {
         target: &str,
         audio: call::CallAudio,
     ) -> Result<(), ScaipError> {
+        self.may_call(target).map_err(ScaipError::Sip)?;
         Arc::clone(&self.link).place_call(target, Some(audio)).await
     }
 
