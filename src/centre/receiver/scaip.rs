@@ -410,20 +410,7 @@ impl Shared {
                 .await;
             return;
         };
-        if self.config.challenge_messages
-            && !self.authorized(req.msg.header("proxy-authorization"), "INVITE")
-        {
-            let challenge = self.new_challenge("Proxy-Authenticate");
-            let _ = self
-                .node
-                .respond(
-                    &req,
-                    407,
-                    "Proxy Authentication Required",
-                    &self.tag,
-                    &[challenge],
-                )
-                .await;
+        if self.challenged(&req, "INVITE").await {
             return;
         }
         let agreed = std::str::from_utf8(req.msg.body())
@@ -598,21 +585,30 @@ impl Shared {
         self.arrived.notify_waiters();
     }
 
-    async fn on_message(&self, req: Incoming) {
-        if self.config.challenge_messages
-            && !self.authorized(req.msg.header("proxy-authorization"), "MESSAGE")
+    /// Whether `req` (a `method` request from a unit) was turned away with a proxy challenge
+    /// (407), as a centre's proxy does until the unit proves its credentials.
+    async fn challenged(&self, req: &Incoming, method: &str) -> bool {
+        if !self.config.challenge_messages
+            || self.authorized(req.msg.header("proxy-authorization"), method)
         {
-            let challenge = self.new_challenge("Proxy-Authenticate");
-            let _ = self
-                .node
-                .respond(
-                    &req,
-                    407,
-                    "Proxy Authentication Required",
-                    &self.tag,
-                    &[challenge],
-                )
-                .await;
+            return false;
+        }
+        let challenge = self.new_challenge("Proxy-Authenticate");
+        let _ = self
+            .node
+            .respond(
+                req,
+                407,
+                "Proxy Authentication Required",
+                &self.tag,
+                &[challenge],
+            )
+            .await;
+        true
+    }
+
+    async fn on_message(&self, req: Incoming) {
+        if self.challenged(&req, "MESSAGE").await {
             return;
         }
         let ruri = req.msg.request_uri().unwrap_or_default();
