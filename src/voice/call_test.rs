@@ -19,15 +19,15 @@ pub struct ProbePort {
 
 impl ProbePort {
     /// A port saying `said`, and a handle on what it heard.
-    pub fn new(said: Arc<Vec<i16>>) -> (ProbePort, Arc<Mutex<Vec<i16>>>) {
+    pub fn new(said: impl Into<Arc<Vec<i16>>>) -> (ProbePort, Arc<Mutex<Vec<i16>>>) {
         let heard = Arc::new(Mutex::new(Vec::new()));
         (ProbePort::hearing_into(said, Arc::clone(&heard)), heard)
     }
 
     /// A port saying `said` and adding what it hears to `heard`.
-    pub fn hearing_into(said: Arc<Vec<i16>>, heard: Arc<Mutex<Vec<i16>>>) -> ProbePort {
+    pub fn hearing_into(said: impl Into<Arc<Vec<i16>>>, heard: Arc<Mutex<Vec<i16>>>) -> ProbePort {
         ProbePort {
-            said,
+            said: said.into(),
             pos: 0,
             heard,
         }

@@ -1,48 +1,13 @@
-//! A simulated call audio port for tests: it records every frame the call plays to the
-//! loudspeaker and feeds the call a known recording as the microphone.
-
-use std::sync::{Arc, Mutex, PoisonError};
+//! Simulated call audio: a port for tests that records every frame the call plays to the
+//! loudspeaker and feeds the call a known recording as the microphone ([`SimCallPort`], the
+//! installer's test-call probe under its simulator name), the simulated backend's port that
+//! records each call to a file, and a simulated room around it.
 
 use super::call_port::{CallAudioPort, FRAME};
 
-/// Records what reached the loudspeaker; the microphone plays `mic` once, then silence.
-pub struct SimCallPort {
-    played: Arc<Mutex<Vec<i16>>>,
-    mic: Vec<i16>,
-    pos: usize,
-}
-
-impl SimCallPort {
-    /// A port whose microphone hears `mic`, and a shared handle on what it played.
-    pub fn new(mic: Vec<i16>) -> (SimCallPort, Arc<Mutex<Vec<i16>>>) {
-        let played = Arc::new(Mutex::new(Vec::new()));
-        let port = SimCallPort {
-            played: Arc::clone(&played),
-            mic,
-            pos: 0,
-        };
-        (port, played)
-    }
-}
-
-impl CallAudioPort for SimCallPort {
-    fn play(&mut self, frame: &[i16; FRAME]) {
-        self.played
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(frame);
-    }
-
-    fn capture(&mut self) -> [i16; FRAME] {
-        let mut frame = [0i16; FRAME];
-        let end = (self.pos + FRAME).min(self.mic.len());
-        if self.pos < end {
-            frame[..end - self.pos].copy_from_slice(&self.mic[self.pos..end]);
-        }
-        self.pos = end;
-        frame
-    }
-}
+/// Records what reached the loudspeaker; the microphone plays a recording once, then silence.
+/// The same port the installer's test call uses to say its prompt and keep what came back.
+pub use super::call_test::ProbePort as SimCallPort;
 
 /// The simulated unit's call audio (`vigil run --simulated-audio DIR`): what the far end says
 /// is written to `DIR/call-<n>.wav` when the call ends, and the microphone hears silence.
