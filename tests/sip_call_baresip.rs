@@ -117,6 +117,30 @@ async fn dial_the_unit(dir: &Path, seconds: u32) -> String {
     text
 }
 
+/// The unit's call audio for the test: its microphone says `says`; the handle keeps what
+/// reached its loudspeaker, call after call.
+fn unit_audio(link: &vigil::centre::scaip::ScaipLink, says: &[i16]) -> Recording {
+    let heard = Recording::default();
+    let (mic, kept) = (Arc::new(says.to_vec()), Arc::clone(&heard));
+    link.set_call_audio(Arc::new(move || {
+        let port = SimCallPort::hearing_into(Arc::clone(&mic), Arc::clone(&kept));
+        Ok(Box::new(port) as Box<dyn CallAudioPort>)
+    }));
+    heard
+}
+
+/// What baresip heard in the call, at 8 kHz.
+fn heard_by_phone(dir: &Path) -> Vec<i16> {
+    let received = dump(dir, "dec").expect("baresip wrote what it heard");
+    read_wav(&received)
+        .unwrap()
+        .resampled(8000)
+        .samples
+        .iter()
+        .map(|&s| to_i16(s))
+        .collect()
+}
+
 /// The file sndfile wrote for one direction (`dec`: what baresip heard; `enc`: what it sent).
 fn dump(dir: &Path, which: &str) -> Option<PathBuf> {
     std::fs::read_dir(dir)
@@ -141,15 +165,7 @@ async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
 
     // The unit: its microphone hears `unit_says`; its loudspeaker is recorded.
     let unit_says = recording(7, 4);
-    let heard_by_unit: Arc<Mutex<Option<Recording>>> = Arc::default();
-    {
-        let (mic, heard) = (unit_says.clone(), Arc::clone(&heard_by_unit));
-        link.set_call_audio(Arc::new(move || {
-            let (port, played) = SimCallPort::new(mic.clone());
-            *heard.lock().unwrap() = Some(played);
-            Ok(Box::new(port) as Box<dyn CallAudioPort>)
-        }));
-    }
+    let heard_by_unit = unit_audio(&link, &unit_says);
     link.answer_calls_until(tokio::time::Instant::now() + Duration::from_secs(60));
 
     // baresip: the centre's operator, saying `centre_says`.
@@ -190,12 +206,8 @@ async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
     assert!(!calls.active, "baresip hung up when it quit: {calls:?}");
 
     // The operator's words reached the unit's loudspeaker.
-    let played = heard_by_unit
-        .lock()
-        .unwrap()
-        .as_ref()
-        .map(|p| p.lock().unwrap().clone())
-        .expect("a call was answered");
+    let played = heard_by_unit.lock().unwrap().clone();
+    assert!(!played.is_empty(), "no call was answered");
     // The second second of the recording: the key press (an RFC 4733 event, sent in place of
     // audio) falls in the first.
     let (lag, c) = align(
@@ -209,14 +221,7 @@ async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
     );
 
     // The person's words reached the operator.
-    let received = dump(dir.path(), "dec").expect("baresip wrote what it heard");
-    let received: Vec<i16> = read_wav(&received)
-        .unwrap()
-        .resampled(8000)
-        .samples
-        .iter()
-        .map(|&s| to_i16(s))
-        .collect();
+    let received = heard_by_phone(dir.path());
     let (lag, c) = align(&unit_says[..8_000], &received, 8_000);
     assert!(
         c >= 0.9,
@@ -319,15 +324,7 @@ async fn the_unit_calls_an_operators_phone_and_speech_crosses_both_ways() {
     let (kamailio, proxy, link) =
         kamailio_and_unit(SocketAddr::from(([127, 0, 0, 1], free_udp_port()))).await;
     let unit_says = recording(7, 6);
-    let heard_by_unit: Arc<Mutex<Option<Recording>>> = Arc::default();
-    {
-        let (mic, heard) = (unit_says.clone(), Arc::clone(&heard_by_unit));
-        link.set_call_audio(Arc::new(move || {
-            let (port, played) = SimCallPort::new(mic.clone());
-            *heard.lock().unwrap() = Some(played);
-            Ok(Box::new(port) as Box<dyn CallAudioPort>)
-        }));
-    }
+    let heard_by_unit = unit_audio(&link, &unit_says);
     // baresip: an operator's phone answering by itself. It says more than the call lasts, so
     // it hangs up only when the unit does.
     let dir = tempfile::tempdir().unwrap();
@@ -350,12 +347,8 @@ async fn the_unit_calls_an_operators_phone_and_speech_crosses_both_ways() {
     );
 
     // The operator's words reached the unit's loudspeaker, and the person's the operator.
-    let played = heard_by_unit
-        .lock()
-        .unwrap()
-        .as_ref()
-        .map(|p| p.lock().unwrap().clone())
-        .expect("the call had audio");
+    let played = heard_by_unit.lock().unwrap().clone();
+    assert!(!played.is_empty(), "the call had no audio");
     let (lag, c) = align(
         &operator_says[8_000..16_000],
         played.get(8_000..).unwrap_or(&[]),
@@ -365,14 +358,7 @@ async fn the_unit_calls_an_operators_phone_and_speech_crosses_both_ways() {
         c >= 0.9,
         "operator to unit: correlation {c} at lag {lag}\n{phone_log}"
     );
-    let received = dump(dir.path(), "dec").expect("baresip wrote what it heard");
-    let received: Vec<i16> = read_wav(&received)
-        .unwrap()
-        .resampled(8000)
-        .samples
-        .iter()
-        .map(|&s| to_i16(s))
-        .collect();
+    let received = heard_by_phone(dir.path());
     let (lag, c) = align(&unit_says[..8_000], &received, 8_000);
     assert!(
         c >= 0.9,
