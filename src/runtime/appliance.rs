@@ -1158,32 +1158,45 @@ struct SipCalls {
     links: Mutex<Vec<Arc<crate::centre::scaip::ScaipLink>>>,
     until: Mutex<Option<tokio::time::Instant>>,
     audio: Option<crate::centre::scaip::call::CallAudio>,
-    /// The test prompt at the call's rate, for the installer's test call.
-    test_prompt: Arc<Vec<i16>>,
+    /// Where the prompts are and in which language: the installer's test call says the test
+    /// prompt, loaded at the call's rate when a test call is asked for (not at every start).
+    prompts: (std::path::PathBuf, String),
 }
 
 impl SipCalls {
     fn new(config: &Config, audio: Option<crate::centre::scaip::call::CallAudio>) -> SipCalls {
-        let (prompts, _) = crate::voice::catalogue::PromptSet::load(
-            &config.audio.sounds_dir,
-            &config.unit.language,
-            crate::voice::call_port::RATE,
-        );
-        let test_prompt = prompts
-            .get(crate::core::Prompt::TestCall)
-            .map(|clip| {
-                clip.samples
-                    .iter()
-                    .map(|&s| crate::voice::pcm::to_i16(s))
-                    .collect()
-            })
-            .unwrap_or_default();
         SipCalls {
             links: Mutex::new(Vec::new()),
             until: Mutex::new(None),
             audio,
-            test_prompt: Arc::new(test_prompt),
+            prompts: (
+                config.audio.sounds_dir.clone(),
+                config.unit.language.clone(),
+            ),
         }
+    }
+
+    /// The test prompt at the call's rate; empty when it cannot be had.
+    async fn test_prompt(&self) -> Vec<i16> {
+        let (dir, language) = self.prompts.clone();
+        tokio::task::spawn_blocking(move || {
+            let (prompts, _) = crate::voice::catalogue::PromptSet::load(
+                &dir,
+                &language,
+                crate::voice::call_port::RATE,
+            );
+            prompts
+                .get(crate::core::Prompt::TestCall)
+                .map(|clip| {
+                    clip.samples
+                        .iter()
+                        .map(|&s| crate::voice::pcm::to_i16(s))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// The installer's test call: calls `target` on the first SCAIP route that may, says the
@@ -1205,7 +1218,7 @@ impl SipCalls {
                 .unwrap_or_else(|| "no SCAIP route is up to place a SIP call on".into());
             return Err(why);
         };
-        let said = Arc::clone(&self.test_prompt);
+        let said = Arc::new(self.test_prompt().await);
         if said.is_empty() {
             return Err("no test prompt to say".into());
         }
