@@ -124,9 +124,7 @@ mod real {
     }
 
     fn push_bounded(queue: &mut VecDeque<f32>, samples: &[f32]) {
-        queue.extend(samples.iter().copied());
-        let excess = queue.len().saturating_sub(MAX_BUFFERED);
-        queue.drain(..excess);
+        device::push_bounded(queue, samples.iter().copied(), MAX_BUFFERED);
     }
 
     impl CallBridge {

@@ -138,9 +138,7 @@ mod device_port {
     }
 
     fn bounded(queue: &mut VecDeque<f32>, samples: impl IntoIterator<Item = f32>) {
-        queue.extend(samples);
-        let excess = queue.len().saturating_sub(MAX_BUFFERED);
-        queue.drain(..excess);
+        device::push_bounded(queue, samples, MAX_BUFFERED);
     }
 
     /// The unit's loudspeaker and microphone for one call. The streams live on a thread of
