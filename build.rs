@@ -110,6 +110,11 @@ fn main() {
             "vigil_has_sipp",
             std::path::Path::new("/usr/bin/sipp").exists(),
         ),
+        // Wireshark's dissector, reading the unit's RTCP (tests/sip_call_rtcp.rs).
+        (
+            "vigil_has_tshark",
+            std::path::Path::new("/usr/bin/tshark").exists(),
+        ),
         (
             "vigil_has_gsmmodem",
             runs("python3", &["-c", "import gsmmodem"]),

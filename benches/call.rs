@@ -99,6 +99,7 @@ async fn run() {
         telephone_event: None,
         remote: far_addr,
         direction: Direction::SendRecv,
+        rtcp: None,
     });
     let (keys, _k) = mpsc::unbounded_channel();
     // As in every call the unit makes: the speakerphone's echo canceller in the path.

@@ -205,6 +205,22 @@ async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
     );
     assert!(!calls.active, "baresip hung up when it quit: {calls:?}");
 
+    // RTCP both ways: the phone's reports (RFC 3550, from its own stack) were read as valid,
+    // and the jitter on loopback is small although the key was held for seconds.
+    let mut report = link.calls();
+    let ended = tokio::time::timeout(
+        Duration::from_secs(3),
+        report.wait_for(|c| c.last_end.as_ref().is_some_and(|(_, s)| s.sent > 0)),
+    )
+    .await;
+    assert!(ended.is_ok(), "the call's media never ended: {calls:?}");
+    let stats = link.calls().borrow().last_end.clone().unwrap().1;
+    assert!(
+        stats.rtcp_received >= 1 && stats.rtcp_dropped == 0 && stats.jitter_ms < 60,
+        "the phone's RTCP: {stats:?}\n{baresip_log}"
+    );
+    assert!(stats.rtcp_sent >= 1, "{stats:?}");
+
     // The operator's words reached the unit's loudspeaker.
     let played = heard_by_unit.lock().unwrap().clone();
     assert!(!played.is_empty(), "no call was answered");

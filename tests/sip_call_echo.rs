@@ -59,6 +59,7 @@ async fn call(cancel: bool) -> Vec<i16> {
         telephone_event: Some(101),
         remote,
         direction: Direction::SendRecv,
+        rtcp: None,
     };
     let (_u, unit_agreed) = watch::channel(agreed(operator.local()));
     let (_o, operator_agreed) = watch::channel(agreed(unit.local()));

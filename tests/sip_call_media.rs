@@ -31,6 +31,7 @@ fn agreed(law: Law, remote: SocketAddr) -> Agreed {
         telephone_event: Some(101),
         remote,
         direction: Direction::SendRecv,
+        rtcp: None,
     }
 }
 

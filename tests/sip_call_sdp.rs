@@ -93,3 +93,30 @@ fn the_offer_reads_back_and_an_answer_picks_one_of_its_laws() {
         Err(SdpError::NoCommonCodec)
     );
 }
+
+#[test]
+fn rtcp_goes_to_the_next_port_unless_the_offer_says_where() {
+    let offer = parse_offer(BARESIP_OFFER).unwrap();
+    let agreed = negotiate(&offer, &[Law::Alaw]).unwrap();
+    assert_eq!(agreed.rtcp_to(), "127.0.0.1:40001".parse().unwrap());
+    // RFC 3605: a port alone, or a port and an address.
+    let port_only = BARESIP_OFFER.replace("a=sendrecv", "a=rtcp:40011\r\na=sendrecv");
+    let agreed = negotiate(&parse_offer(&port_only).unwrap(), &[Law::Alaw]).unwrap();
+    assert_eq!(agreed.rtcp_to(), "127.0.0.1:40011".parse().unwrap());
+    let elsewhere =
+        BARESIP_OFFER.replace("a=sendrecv", "a=rtcp:53020 IN IP4 192.0.2.7\r\na=sendrecv");
+    let agreed = negotiate(&parse_offer(&elsewhere).unwrap(), &[Law::Alaw]).unwrap();
+    assert_eq!(agreed.rtcp_to(), "192.0.2.7:53020".parse().unwrap());
+    for broken in [
+        "a=rtcp:x",
+        "a=rtcp:70000",
+        "a=rtcp:5 IN IP4",
+        "a=rtcp:5 IN IP4 nowhere",
+    ] {
+        let offer = BARESIP_OFFER.replace("a=sendrecv", &format!("{broken}\r\na=sendrecv"));
+        assert!(
+            matches!(parse_offer(&offer), Err(SdpError::Malformed { .. })),
+            "{broken} was taken"
+        );
+    }
+}

@@ -2,7 +2,9 @@
 //! call audio. Every 20 ms the microphone's frame goes out as one packet and one frame from
 //! the jitter buffer goes to the loudspeaker; packets are taken as they arrive, only from the
 //! far end the SDP negotiated ([`SourceGate`]), placed by their RTP timestamp, and RFC 4733
-//! telephone-events are reported as DTMF keys.
+//! telephone-events are reported as DTMF keys. RTCP (RFC 3550 §6) runs beside it on the next
+//! port: the unit reports what it sent and what it received, and reads the far end's reports
+//! for the call's round trip and loss.
 //!
 //! Untrusted input: anyone on the network can send datagrams to the port. A datagram from
 //! elsewhere, one that is no RTP, another payload type or a payload that is not one 20 ms
@@ -17,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::call_port::{CallAudioPort, FRAME};
 use super::jitter::{JitterBuffer, Played};
+use super::rtcp::{self, Item, Reception, Sent};
 use super::rtp::{Packet, SourceGate};
 use super::sdp::{Agreed, Direction};
 use super::telephone_event::DtmfReceiver;
@@ -34,23 +37,60 @@ pub struct MediaStats {
     pub dropped: u64,
     /// DTMF keys received.
     pub keys: u64,
+    /// RTCP reports sent.
+    pub rtcp_sent: u64,
+    /// RTCP packets received from the far end and read.
+    pub rtcp_received: u64,
+    /// RTCP datagrams dropped: from elsewhere or not valid RTCP.
+    pub rtcp_dropped: u64,
+    /// The latest round trip the far end's reports showed.
+    pub round_trip: Option<Duration>,
+    /// Packets of the unit's stream the far end last reported lost in all.
+    pub far_end_lost: i32,
+    /// Interarrival jitter of the far end's audio at the call's end, in milliseconds.
+    pub jitter_ms: u32,
+    /// The far end said goodbye in RTCP.
+    pub far_end_bye: bool,
 }
 
-/// A call's RTP socket, bound before the answer so its port can go in the SDP.
+/// A call's RTP and RTCP sockets, bound before the answer so the port can go in the SDP.
 pub struct Media {
     socket: Arc<UdpSocket>,
+    rtcp: UdpSocket,
     local: SocketAddr,
 }
 
+/// How many port pairs are tried before binding gives up.
+const BIND_TRIES: usize = 64;
+
 impl Media {
-    /// Binds an RTP socket on `ip`, on a port the system chooses.
+    /// Binds a call's sockets on `ip`: RTP on an even port the system chooses and RTCP on the
+    /// next one (RFC 3550 §11), so a far end that follows the default finds both.
     pub async fn bind(ip: IpAddr) -> std::io::Result<Media> {
-        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
-        let local = socket.local_addr()?;
-        Ok(Media {
-            socket: Arc::new(socket),
-            local,
-        })
+        let mut last = None;
+        for _ in 0..BIND_TRIES {
+            let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+            let local = socket.local_addr()?;
+            if !local.port().is_multiple_of(2) || local.port() == u16::MAX {
+                continue;
+            }
+            match UdpSocket::bind(SocketAddr::new(ip, local.port() + 1)).await {
+                Ok(rtcp) => {
+                    return Ok(Media {
+                        socket: Arc::new(socket),
+                        rtcp,
+                        local,
+                    })
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "no free pair of ports for RTP and RTCP",
+            )
+        }))
     }
 
     /// Where the far end sends its RTP.
@@ -81,6 +121,17 @@ impl Media {
         let mut timestamp = u32::from_be_bytes([seed[6], seed[7], seed[8], seed[9]]);
         let mut first = true;
         let mut ts_base: Option<u32> = None;
+        // RTCP. Its NTP-format times count from the call's start: RFC 3550 §6.4.1 needs only a
+        // consistent base for the round trip, and the unit's wall clock may not be set.
+        let origin = tokio::time::Instant::now();
+        let ntp_now = || rtcp::ntp_from(origin.elapsed());
+        let cname = format!("vigil-{ssrc:08x}@{}", self.local.ip());
+        let mut reception = Reception::default();
+        let mut sent = Sent::default();
+        let mut rtcp_gate = SourceGate::new(current.rtcp_to());
+        let mut rtcp_out = Vec::with_capacity(128);
+        let mut rtcp_buf = [0u8; 1500];
+        let mut next_report = origin + rtcp::interval(true, random_u16());
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buf = [0u8; 1500];
@@ -100,6 +151,7 @@ impl Media {
                     }
                     current = agreed.borrow_and_update().clone();
                     gate = SourceGate::new(current.remote);
+                    rtcp_gate = SourceGate::new(current.rtcp_to());
                     ts_base = None;
                     jitter = JitterBuffer::new();
                 }
@@ -121,6 +173,8 @@ impl Media {
                         .write(&mut out);
                         if self.socket.send_to(&out, gate.send_to()).await.is_ok() {
                             stats.sent += 1;
+                            sent.packets = sent.packets.wrapping_add(1);
+                            sent.octets = sent.octets.wrapping_add(payload.len() as u32);
                             first = false;
                         }
                         seq = seq.wrapping_add(1);
@@ -142,6 +196,10 @@ impl Media {
                         stats.dropped += 1;
                         continue;
                     };
+                    // Jitter from audio only: an RFC 4733 event repeats its start's timestamp.
+                    let arrival = (origin.elapsed().as_micros() / 125) as u32;
+                    let audio = packet.payload_type == current.law.payload_type();
+                    reception.packet(packet.ssrc, packet.sequence, audio.then_some((packet.timestamp, arrival)));
                     if Some(packet.payload_type) == current.telephone_event {
                         if let Some(key) = dtmf.receive(packet.timestamp, packet.payload) {
                             stats.keys += 1;
@@ -166,8 +224,76 @@ impl Media {
                         stats.received += 1;
                     }
                 }
+                _ = tokio::time::sleep_until(next_report) => {
+                    next_report = tokio::time::Instant::now() + rtcp::interval(false, random_u16());
+                    if current.remote.port() != 0 {
+                        let s = (sent.packets > 0).then_some(Sent { rtp_timestamp: timestamp, ..sent });
+                        let block = reception.block(ntp_now());
+                        rtcp::write_report(&mut rtcp_out, ssrc, ntp_now(), s, block, &cname, false);
+                        if self.rtcp.send_to(&rtcp_out, rtcp_gate.send_to()).await.is_ok() {
+                            stats.rtcp_sent += 1;
+                        }
+                    }
+                }
+                got = self.rtcp.recv_from(&mut rtcp_buf) => {
+                    let Ok((n, from)) = got else { continue };
+                    let items = match rtcp_gate.accept(from).then(|| rtcp::parse(&rtcp_buf[..n])) {
+                        Some(Ok(items)) => items,
+                        _ => {
+                            stats.rtcp_dropped += 1;
+                            continue;
+                        }
+                    };
+                    stats.rtcp_received += 1;
+                    let now = ntp_now();
+                    for item in items {
+                        let blocks = match item {
+                            Item::Sender { ssrc: theirs, info, blocks } => {
+                                reception.sender_report(theirs, info.ntp, now);
+                                blocks
+                            }
+                            Item::Receiver { blocks, .. } => blocks,
+                            Item::Bye { .. } => {
+                                stats.far_end_bye = true;
+                                continue;
+                            }
+                            Item::Other(_) => continue,
+                        };
+                        for block in blocks.iter().filter(|b| b.ssrc == ssrc) {
+                            stats.far_end_lost = block.cumulative_lost;
+                            if let Some(rtt) = rtcp::round_trip(block, now) {
+                                stats.round_trip = Some(rtt);
+                            }
+                        }
+                    }
+                }
             }
         }
+        // Goodbye in RTCP too (RFC 3550 §6.6), with the last report.
+        if current.remote.port() != 0 {
+            let s = (sent.packets > 0).then_some(Sent {
+                rtp_timestamp: timestamp,
+                ..sent
+            });
+            let block = reception.block(ntp_now());
+            rtcp::write_report(&mut rtcp_out, ssrc, ntp_now(), s, block, &cname, true);
+            if self
+                .rtcp
+                .send_to(&rtcp_out, rtcp_gate.send_to())
+                .await
+                .is_ok()
+            {
+                stats.rtcp_sent += 1;
+            }
+        }
+        stats.jitter_ms = reception.jitter() / 8;
         stats
     }
+}
+
+/// A random value for the RTCP interval.
+fn random_u16() -> u16 {
+    let mut b = [0u8; 2];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    u16::from_be_bytes(b)
 }

@@ -30,6 +30,7 @@ pub mod jitter;
 pub mod media;
 pub mod pcm;
 pub mod player;
+pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod sim;

@@ -89,6 +89,8 @@ pub struct Offer {
     pub telephone_event: Option<u8>,
     /// The stream's direction.
     pub direction: Direction,
+    /// Where the far end wants its RTCP when not at the RTP port + 1 (`a=rtcp`, RFC 3605).
+    pub rtcp: Option<SocketAddr>,
 }
 
 /// What was agreed for the call.
@@ -102,6 +104,17 @@ pub struct Agreed {
     pub remote: SocketAddr,
     /// The unit's direction in the answer.
     pub direction: Direction,
+    /// Where to send RTCP when not at the RTP port + 1 (`a=rtcp`, RFC 3605).
+    pub rtcp: Option<SocketAddr>,
+}
+
+impl Agreed {
+    /// Where the far end takes its RTCP: its `a=rtcp`, else the RTP port + 1 (RFC 3550 §11).
+    pub fn rtcp_to(&self) -> SocketAddr {
+        self.rtcp.unwrap_or_else(|| {
+            SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1))
+        })
+    }
 }
 
 fn field<T: std::str::FromStr>(s: Option<&str>, line: usize) -> Result<T, SdpError> {
@@ -121,6 +134,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
     let mut seen_audio = false;
     let mut telephone_event = None;
     let mut direction = Direction::SendRecv;
+    let mut rtcp: Option<(u16, Option<IpAddr>)> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let raw = raw.trim_end_matches('\r');
@@ -178,6 +192,16 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                     "sendonly" => direction = Direction::SendOnly,
                     "recvonly" => direction = Direction::RecvOnly,
                     "inactive" => direction = Direction::Inactive,
+                    "rtcp" if in_audio => {
+                        let mut parts = rest.split(' ');
+                        let port: u16 = field(parts.next(), line)?;
+                        let addr = match (parts.next(), parts.next(), parts.next()) {
+                            (Some("IN"), Some(_), Some(a)) => Some(field::<IpAddr>(Some(a), line)?),
+                            (None, _, _) => None,
+                            _ => return Err(SdpError::Malformed { line }),
+                        };
+                        rtcp = Some((port, addr));
+                    }
                     "rtpmap" if in_audio => {
                         let (pt, encoding) =
                             rest.split_once(' ').ok_or(SdpError::Malformed { line })?;
@@ -200,6 +224,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
         formats,
         telephone_event,
         direction,
+        rtcp: rtcp.map(|(port, at)| SocketAddr::new(at.unwrap_or(addr), port)),
     })
 }
 
@@ -216,6 +241,7 @@ pub fn negotiate(offer: &Offer, ours: &[Law]) -> Result<Agreed, SdpError> {
         telephone_event: offer.telephone_event,
         remote: offer.remote,
         direction: offer.direction.answer(),
+        rtcp: offer.rtcp,
     })
 }
 

@@ -469,6 +469,7 @@ impl CallDesk {
             telephone_event: None,
             remote: SocketAddr::new(d.media_ip, 0),
             direction: sdp::Direction::Inactive,
+            rtcp: None,
         }));
         let (stop_tx, stop_rx) = watch::channel(false);
         let active = Active {
