@@ -100,6 +100,7 @@ async fn run() {
         remote: far_addr,
         direction: Direction::SendRecv,
         rtcp: None,
+        srtp: None,
     });
     let (keys, _k) = mpsc::unbounded_channel();
     // As in every call the unit makes: the speakerphone's echo canceller in the path.

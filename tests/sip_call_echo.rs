@@ -60,6 +60,7 @@ async fn call(cancel: bool) -> Vec<i16> {
         remote,
         direction: Direction::SendRecv,
         rtcp: None,
+        srtp: None,
     };
     let (_u, unit_agreed) = watch::channel(agreed(operator.local()));
     let (_o, operator_agreed) = watch::channel(agreed(unit.local()));

@@ -32,6 +32,7 @@ fn agreed(law: Law, remote: SocketAddr) -> Agreed {
         remote,
         direction: Direction::SendRecv,
         rtcp: None,
+        srtp: None,
     }
 }
 
@@ -146,4 +147,60 @@ async fn audio_interleaved_with_key_events_is_played_whole() {
     assert!(c >= 0.9, "correlation {c} at lag {lag}; {stats:?}");
     assert_eq!(keys.try_recv().ok(), Some('5'));
     assert!(keys.try_recv().is_err(), "one press, reported once");
+}
+
+/// With SRTP agreed, speech crosses encrypted, and plain RTP from the far end's own address
+/// (someone on the path who has not got the keys) is dropped, not played; sent before the far
+/// end's first packet, it does not take the call's media over either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srtp_speech_crosses_and_plain_packets_are_refused() {
+    use vigil::voice::srtp::{Key, SrtpKeys, Suite};
+    let (a, b) = (
+        Media::bind(LOOPBACK).await.unwrap(),
+        Media::bind(LOOPBACK).await.unwrap(),
+    );
+    let (a_addr, b_addr) = (a.local(), b.local());
+    let (a_key, b_key) = (Key::random(), Key::random());
+    let keyed = |remote, ours: &Key, theirs: &Key| Agreed {
+        srtp: Some(SrtpKeys {
+            tag: 1,
+            suite: Suite::AesCm128HmacSha1_80,
+            ours: ours.clone(),
+            theirs: theirs.clone(),
+        }),
+        ..agreed(Law::Alaw, remote)
+    };
+    let (a_says, b_says) = (recording(3), recording(4));
+    let (a_port, a_heard) = SimCallPort::new(a_says.clone());
+    let (b_port, b_heard) = SimCallPort::new(b_says.clone());
+    let (stop_tx, stop) = watch::channel(false);
+    let (_a_tx, a_agreed) = watch::channel(keyed(b_addr, &a_key, &b_key));
+    let (_b_tx, b_agreed) = watch::channel(keyed(a_addr, &b_key, &a_key));
+    let (keys, _keys_rx) = mpsc::unbounded_channel();
+    let a_run = tokio::spawn(a.run(a_agreed, Box::new(a_port), stop.clone(), keys.clone()));
+    let b_run = tokio::spawn(b.run(b_agreed, Box::new(b_port), stop.clone(), keys));
+    // Plain RTP, loud, from the far end's address (a socket on loopback, as B is).
+    let intruder = tokio::net::UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let mut plain = vec![0x80, 8, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4];
+    plain.extend(std::iter::repeat_n(0x55u8, 160));
+    for i in 0..20u16 {
+        plain[2..4].copy_from_slice(&i.to_be_bytes());
+        let _ = intruder.send_to(&plain, a_addr).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2_800)).await;
+    stop_tx.send_replace(true);
+    let (a_stats, b_stats) = (a_run.await.unwrap(), b_run.await.unwrap());
+    let a_heard = a_heard.lock().unwrap().clone();
+    let b_heard = b_heard.lock().unwrap().clone();
+    let (_, c_ab) = align(&a_says[..8_000], &b_heard, 2_400);
+    let (_, c_ba) = align(&b_says[..8_000], &a_heard, 2_400);
+    assert!(
+        c_ab >= 0.9 && c_ba >= 0.9,
+        "SRTP speech: {c_ab} {c_ba} {a_stats:?} {b_stats:?}"
+    );
+    assert!(
+        a_stats.dropped >= 20,
+        "plain packets were not refused: {a_stats:?}"
+    );
+    assert!(b_stats.received > 100, "{b_stats:?}");
 }

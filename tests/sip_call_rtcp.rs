@@ -21,6 +21,7 @@ fn agreed(remote: SocketAddr) -> Agreed {
         remote,
         direction: Direction::SendRecv,
         rtcp: None,
+        srtp: None,
     }
 }
 

@@ -33,8 +33,11 @@ fn no_common_codec_is_488() {
     let err = negotiate(&parse_offer(&offer).unwrap(), &[Law::Ulaw, Law::Alaw]).unwrap_err();
     assert_eq!(err, SdpError::NoCommonCodec);
     assert_eq!(err.sip_status(), 488);
+    // SRTP without a crypto line the unit can use.
     let srtp = BARESIP_OFFER.replace("RTP/AVP", "RTP/SAVP");
-    assert_eq!(parse_offer(&srtp).unwrap_err(), SdpError::NoAudio);
+    let err = negotiate(&parse_offer(&srtp).unwrap(), &[Law::Alaw]).unwrap_err();
+    assert_eq!(err, SdpError::NoCrypto);
+    assert_eq!(err.sip_status(), 488);
 }
 
 #[test]
@@ -74,7 +77,7 @@ fn the_offer_reads_back_and_an_answer_picks_one_of_its_laws() {
     use vigil::voice::g711::Law;
     use vigil::voice::sdp::{parse_offer, read_answer, write_offer, Direction, SdpError};
     let local: std::net::SocketAddr = "192.0.2.7:40000".parse().unwrap();
-    let offer = write_offer(&[Law::Alaw, Law::Ulaw], local, 9, 1);
+    let offer = write_offer(&[Law::Alaw, Law::Ulaw], local, 9, 1, None);
     let parsed = parse_offer(&offer).unwrap();
     assert_eq!(parsed.remote, local);
     assert_eq!(parsed.formats, [8, 0, 101]);
@@ -82,14 +85,14 @@ fn the_offer_reads_back_and_an_answer_picks_one_of_its_laws() {
     // A phone answering with µ-law only, receiving only (the operator muted).
     let answer = "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
                   m=audio 5004 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=recvonly\r\n";
-    let agreed = read_answer(answer, &[Law::Alaw, Law::Ulaw]).unwrap();
+    let agreed = read_answer(answer, &[Law::Alaw, Law::Ulaw], None).unwrap();
     assert_eq!(agreed.law, Law::Ulaw);
     assert_eq!(agreed.remote, "192.0.2.9:5004".parse().unwrap());
     assert_eq!(agreed.telephone_event, Some(101));
     assert_eq!(agreed.direction, Direction::SendOnly);
     let g729 = answer.replace("RTP/AVP 0 101", "RTP/AVP 18");
     assert_eq!(
-        read_answer(&g729, &[Law::Alaw, Law::Ulaw]),
+        read_answer(&g729, &[Law::Alaw, Law::Ulaw], None),
         Err(SdpError::NoCommonCodec)
     );
 }
@@ -117,6 +120,91 @@ fn rtcp_goes_to_the_next_port_unless_the_offer_says_where() {
         assert!(
             matches!(parse_offer(&offer), Err(SdpError::Malformed { .. })),
             "{broken} was taken"
+        );
+    }
+}
+
+/// SDES (RFC 4568): an SRTP offer is taken only over encrypted signalling, on the first
+/// crypto line the unit can use, and answered with the unit's own fresh key on that tag.
+#[test]
+fn srtp_is_negotiated_only_when_its_keys_travelled_encrypted() {
+    use vigil::voice::sdp::{negotiate_over, read_answer, write_answer, write_offer};
+    use vigil::voice::srtp::{Key, Suite};
+    let theirs = Key::random();
+    let offer = BARESIP_OFFER.replace("RTP/AVP", "RTP/SAVP").replace(
+        "a=sendrecv",
+        &format!(
+            "a=crypto:1 AES_CM_256_HMAC_SHA1_80 inline:{k}{k}\r\n\
+             a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{k}|2^20|1:4\r\n\
+             a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:{k} UNENCRYPTED_SRTP\r\n\
+             a=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:{k}\r\na=sendrecv",
+            k = &*theirs.inline()
+        ),
+    );
+    let parsed = parse_offer(&offer).unwrap();
+    // Over UDP or TCP the keys were readable on the way: 488, and no key of the unit's sent.
+    let err = negotiate_over(&parsed, &[Law::Alaw], false).unwrap_err();
+    assert_eq!(err, SdpError::KeysInClear);
+    assert_eq!(err.sip_status(), 488);
+    // Over TLS: the only usable line is tag 4 (AES-256, an MKI and UNENCRYPTED_SRTP are not).
+    let agreed = negotiate_over(&parsed, &[Law::Alaw], true).unwrap();
+    let keys = agreed.srtp.clone().expect("SRTP agreed");
+    assert_eq!((keys.tag, keys.suite), (4, Suite::AesCm128HmacSha1_80));
+    assert_eq!(keys.theirs, theirs);
+    assert_ne!(keys.ours, theirs, "the unit answers with its own key");
+    let answer = write_answer(&agreed, "192.0.2.7:40000".parse().unwrap(), 1, 1);
+    assert!(
+        answer.contains("m=audio 40000 RTP/SAVP 8 101\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains(&format!(
+        "a=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+        &*keys.ours.inline()
+    )));
+    assert!(
+        !format!("{agreed:?}").contains(&*keys.ours.inline()),
+        "keys in Debug"
+    );
+
+    // The unit's own SRTP offer, and the answers it takes.
+    let ours = Key::random();
+    let offer = write_offer(
+        &[Law::Alaw],
+        "192.0.2.7:40000".parse().unwrap(),
+        1,
+        1,
+        Some(&ours),
+    );
+    assert!(
+        offer.contains("RTP/SAVP") && offer.contains(&*ours.inline()),
+        "{offer}"
+    );
+    let answer = |proto: &str, crypto: &str| {
+        format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
+             m=audio 5004 {proto} 8\r\n{crypto}a=sendrecv\r\n"
+        )
+    };
+    let line = format!(
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+        &*theirs.inline()
+    );
+    let agreed = read_answer(&answer("RTP/SAVP", &line), &[Law::Alaw], Some(&ours)).unwrap();
+    let keys = agreed.srtp.unwrap();
+    assert_eq!((keys.ours, keys.theirs), (ours.clone(), theirs.clone()));
+    // A plain answer to an SRTP offer, a tag never offered, SRTP never offered: no call.
+    for (text, key) in [
+        (answer("RTP/AVP", ""), Some(&ours)),
+        (
+            answer("RTP/SAVP", &line.replace("crypto:1", "crypto:2")),
+            Some(&ours),
+        ),
+        (answer("RTP/SAVP", &line), None),
+    ] {
+        assert_eq!(
+            read_answer(&text, &[Law::Alaw], key),
+            Err(SdpError::NoCrypto),
+            "{text}"
         );
     }
 }

@@ -4,12 +4,15 @@
 //! far end the SDP negotiated ([`SourceGate`]), placed by their RTP timestamp, and RFC 4733
 //! telephone-events are reported as DTMF keys. RTCP (RFC 3550 §6) runs beside it on the next
 //! port: the unit reports what it sent and what it received, and reads the far end's reports
-//! for the call's round trip and loss.
+//! for the call's round trip and loss. When the SDP agreed SRTP (keys exchanged over TLS),
+//! every RTP and RTCP packet is protected on the way out and must authenticate on the way in
+//! ([`super::srtp`]); plain packets are then dropped.
 //!
 //! Untrusted input: anyone on the network can send datagrams to the port. A datagram from
 //! elsewhere, one that is no RTP, another payload type or a payload that is not one 20 ms
 //! frame is counted and dropped; nothing in a packet decides a size or an allocation.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +25,7 @@ use super::jitter::{JitterBuffer, Played};
 use super::rtcp::{self, Item, Reception, Sent};
 use super::rtp::{Packet, SourceGate};
 use super::sdp::{Agreed, Direction};
+use super::srtp::Session;
 use super::telephone_event::DtmfReceiver;
 
 /// What happened to one call's media, for logs and the call's end.
@@ -111,6 +115,7 @@ impl Media {
         let mut stats = MediaStats::default();
         let mut current = agreed.borrow_and_update().clone();
         let mut gate = SourceGate::new(current.remote);
+        let mut protection = Protection::new(&current);
         let mut jitter = JitterBuffer::new();
         let mut dtmf = DtmfReceiver::default();
         // RFC 3550 §5.1: random SSRC, first sequence number and timestamp.
@@ -151,6 +156,9 @@ impl Media {
                     }
                     current = agreed.borrow_and_update().clone();
                     gate = SourceGate::new(current.remote);
+                    if current.srtp.is_some() || !matches!(protection, Protection::Plain) {
+                        protection = Protection::new(&current);
+                    }
                     rtcp_gate = SourceGate::new(current.rtcp_to());
                     ts_base = None;
                     jitter = JitterBuffer::new();
@@ -171,11 +179,13 @@ impl Media {
                             payload: &payload,
                         }
                         .write(&mut out);
-                        if self.socket.send_to(&out, gate.send_to()).await.is_ok() {
-                            stats.sent += 1;
-                            sent.packets = sent.packets.wrapping_add(1);
-                            sent.octets = sent.octets.wrapping_add(payload.len() as u32);
-                            first = false;
+                        if let Some(wire) = protection.seal(&out, Session::protect_rtp) {
+                            if self.socket.send_to(&wire, gate.send_to()).await.is_ok() {
+                                stats.sent += 1;
+                                sent.packets = sent.packets.wrapping_add(1);
+                                sent.octets = sent.octets.wrapping_add(payload.len() as u32);
+                                first = false;
+                            }
                         }
                         seq = seq.wrapping_add(1);
                     }
@@ -188,11 +198,18 @@ impl Media {
                 }
                 got = self.socket.recv_from(&mut buf) => {
                     let Ok((n, from)) = got else { continue };
-                    if !gate.accept(from) {
+                    if !gate.admits(from) {
                         stats.dropped += 1;
                         continue;
                     }
-                    let Ok(packet) = Packet::parse(buf.get(..n).unwrap_or(&[])) else {
+                    let Some(plain) = protection.open(buf.get(..n).unwrap_or(&[]), Session::unprotect_rtp) else {
+                        stats.dropped += 1;
+                        continue;
+                    };
+                    // Only a packet that authenticated (or any, for plain RTP) latches the
+                    // far end's port: a stranger on its address cannot take the call over.
+                    gate.latch(from);
+                    let Ok(packet) = Packet::parse(&plain) else {
                         stats.dropped += 1;
                         continue;
                     };
@@ -230,14 +247,23 @@ impl Media {
                         let s = (sent.packets > 0).then_some(Sent { rtp_timestamp: timestamp, ..sent });
                         let block = reception.block(ntp_now());
                         rtcp::write_report(&mut rtcp_out, ssrc, ntp_now(), s, block, &cname, false);
-                        if self.rtcp.send_to(&rtcp_out, rtcp_gate.send_to()).await.is_ok() {
-                            stats.rtcp_sent += 1;
+                        if let Some(wire) = protection.seal(&rtcp_out, Session::protect_rtcp) {
+                            if self.rtcp.send_to(&wire, rtcp_gate.send_to()).await.is_ok() {
+                                stats.rtcp_sent += 1;
+                            }
                         }
                     }
                 }
                 got = self.rtcp.recv_from(&mut rtcp_buf) => {
                     let Ok((n, from)) = got else { continue };
-                    let items = match rtcp_gate.accept(from).then(|| rtcp::parse(&rtcp_buf[..n])) {
+                    let plain = rtcp_gate
+                        .admits(from)
+                        .then(|| protection.open(&rtcp_buf[..n], Session::unprotect_rtcp))
+                        .flatten();
+                    if plain.is_some() {
+                        rtcp_gate.latch(from);
+                    }
+                    let items = match plain.map(|p| rtcp::parse(&p)) {
                         Some(Ok(items)) => items,
                         _ => {
                             stats.rtcp_dropped += 1;
@@ -277,17 +303,56 @@ impl Media {
             });
             let block = reception.block(ntp_now());
             rtcp::write_report(&mut rtcp_out, ssrc, ntp_now(), s, block, &cname, true);
-            if self
-                .rtcp
-                .send_to(&rtcp_out, rtcp_gate.send_to())
-                .await
-                .is_ok()
-            {
-                stats.rtcp_sent += 1;
+            if let Some(wire) = protection.seal(&rtcp_out, Session::protect_rtcp) {
+                if self.rtcp.send_to(&wire, rtcp_gate.send_to()).await.is_ok() {
+                    stats.rtcp_sent += 1;
+                }
             }
         }
         stats.jitter_ms = reception.jitter() / 8;
         stats
+    }
+}
+
+/// How a call's packets cross the network.
+enum Protection {
+    /// Plain RTP and RTCP.
+    Plain,
+    /// SRTP and SRTCP with the call's keys.
+    Srtp(Box<Session>),
+    /// SRTP was agreed but its keys are unusable: nothing is sent in the clear instead, and
+    /// nothing received is trusted.
+    Unusable,
+}
+
+type Transform = fn(&mut Session, &[u8]) -> Result<Vec<u8>, super::srtp::SrtpError>;
+
+impl Protection {
+    fn new(agreed: &Agreed) -> Protection {
+        match &agreed.srtp {
+            None => Protection::Plain,
+            Some(keys) => match Session::new(keys) {
+                Ok(session) => Protection::Srtp(Box::new(session)),
+                Err(e) => {
+                    tracing::error!(error = %e, "the call's SRTP keys are unusable: no audio is sent");
+                    Protection::Unusable
+                }
+            },
+        }
+    }
+
+    /// A packet as it goes on the wire, or `None` when it cannot be sent protected.
+    fn seal<'a>(&mut self, packet: &'a [u8], protect: Transform) -> Option<Cow<'a, [u8]>> {
+        match self {
+            Protection::Plain => Some(Cow::Borrowed(packet)),
+            Protection::Srtp(session) => protect(session, packet).ok().map(Cow::Owned),
+            Protection::Unusable => None,
+        }
+    }
+
+    /// A packet from the wire as plain RTP or RTCP, or `None` when it does not authenticate.
+    fn open<'a>(&mut self, packet: &'a [u8], unprotect: Transform) -> Option<Cow<'a, [u8]>> {
+        self.seal(packet, unprotect)
     }
 }
 

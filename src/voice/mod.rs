@@ -36,6 +36,7 @@ pub mod sdp;
 pub mod sim;
 pub mod sim_call;
 pub mod speakerphone;
+pub mod srtp;
 pub mod telephone_event;
 pub mod tones;
 pub mod vad;

@@ -98,15 +98,29 @@ impl SourceGate {
         }
     }
 
-    /// Whether a datagram from `from` belongs to the call.
+    /// Whether a datagram from `from` belongs to the call; the first one from the SDP's
+    /// address latches the port.
     pub fn accept(&mut self, from: SocketAddr) -> bool {
+        let admitted = self.admits(from);
+        if admitted {
+            self.latch(from);
+        }
+        admitted
+    }
+
+    /// Whether a datagram from `from` may belong to the call, without latching on it: for
+    /// SRTP, where only a packet that authenticates may move where the media goes.
+    pub fn admits(&self, from: SocketAddr) -> bool {
         match self.latched {
             Some(latched) => from == latched,
-            None if from.ip() == self.negotiated.ip() => {
-                self.latched = Some(from);
-                true
-            }
-            None => false,
+            None => from.ip() == self.negotiated.ip(),
+        }
+    }
+
+    /// Latches on `from` (an admitted datagram's source) if nothing is latched yet.
+    pub fn latch(&mut self, from: SocketAddr) {
+        if self.latched.is_none() {
+            self.latched = Some(from);
         }
     }
 

@@ -12,11 +12,14 @@ use std::net::{IpAddr, SocketAddr};
 use thiserror::Error;
 
 use super::g711::Law;
+use super::srtp::{Key, SrtpKeys, Suite};
 
 /// The largest offer accepted, in bytes.
 pub const MAX_SDP: usize = 8192;
 /// The most payload types read from one media line.
 const MAX_FORMATS: usize = 32;
+/// The most `a=crypto` lines read from one stream.
+const MAX_CRYPTO: usize = 8;
 
 /// Why an offer could not be used.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -36,13 +39,24 @@ pub enum SdpError {
     /// The audio stream offers neither PCMU nor PCMA over RTP/AVP: answered with 488.
     #[error("no common codec")]
     NoCommonCodec,
+    /// SRTP offered (or required by the unit's offer) without a crypto suite and key the unit
+    /// can use.
+    #[error("no usable SRTP crypto suite")]
+    NoCrypto,
+    /// SRTP keys offered over a signalling path that is not encrypted: anyone on the path
+    /// has read them (RFC 4568 §8.3), so the unit will not use them, nor send its own.
+    #[error("SRTP keys offered over unencrypted signalling")]
+    KeysInClear,
 }
 
 impl SdpError {
     /// The SIP status to answer an INVITE carrying this offer with.
     pub fn sip_status(&self) -> u16 {
         match self {
-            SdpError::NoCommonCodec | SdpError::NoAudio => 488,
+            SdpError::NoCommonCodec
+            | SdpError::NoAudio
+            | SdpError::NoCrypto
+            | SdpError::KeysInClear => 488,
             _ => 400,
         }
     }
@@ -91,6 +105,10 @@ pub struct Offer {
     pub direction: Direction,
     /// Where the far end wants its RTCP when not at the RTP port + 1 (`a=rtcp`, RFC 3605).
     pub rtcp: Option<SocketAddr>,
+    /// The stream is SRTP (`RTP/SAVP`).
+    pub secure: bool,
+    /// The `a=crypto` lines the unit can use (tag, suite, key), in the far end's order.
+    pub crypto: Vec<(u32, Suite, Key)>,
 }
 
 /// What was agreed for the call.
@@ -106,6 +124,8 @@ pub struct Agreed {
     pub direction: Direction,
     /// Where to send RTCP when not at the RTP port + 1 (`a=rtcp`, RFC 3605).
     pub rtcp: Option<SocketAddr>,
+    /// The call's SRTP keys, when the media is SRTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl Agreed {
@@ -135,6 +155,8 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
     let mut telephone_event = None;
     let mut direction = Direction::SendRecv;
     let mut rtcp: Option<(u16, Option<IpAddr>)> = None;
+    let mut secure = false;
+    let mut crypto = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let raw = raw.trim_end_matches('\r');
@@ -158,7 +180,8 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                 let proto = parts.next();
                 if media == Some("audio") && !seen_audio {
                     seen_audio = true;
-                    if proto == Some("RTP/AVP") {
+                    if proto == Some("RTP/AVP") || proto == Some("RTP/SAVP") {
+                        secure = proto == Some("RTP/SAVP");
                         let formats = parts
                             .take(MAX_FORMATS)
                             .map(|f| f.parse::<u8>().map_err(|_| SdpError::Malformed { line }))
@@ -202,6 +225,24 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                         };
                         rtcp = Some((port, addr));
                     }
+                    // `a=crypto:<tag> <suite> inline:<key>[|lifetime|MKI] [params]` (RFC 4568
+                    // §9.1). A line the unit cannot use is passed over, as the answerer may.
+                    "crypto" if in_audio && crypto.len() < MAX_CRYPTO => {
+                        let mut parts = rest.split(' ');
+                        let tag = parts.next().and_then(|t| t.parse::<u32>().ok());
+                        let suite = parts.next().and_then(Suite::from_name);
+                        let key = parts
+                            .next()
+                            .and_then(|k| k.strip_prefix("inline:"))
+                            .and_then(Key::from_inline);
+                        // Session parameters (KDR, UNENCRYPTED_SRTP, ...) change the keying
+                        // or turn protection off: the unit uses only lines without them.
+                        if let (Some(tag), Some(suite), Some(key), None) =
+                            (tag, suite, key, parts.next())
+                        {
+                            crypto.push((tag, suite, key));
+                        }
+                    }
                     "rtpmap" if in_audio => {
                         let (pt, encoding) =
                             rest.split_once(' ').ok_or(SdpError::Malformed { line })?;
@@ -225,23 +266,48 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
         telephone_event,
         direction,
         rtcp: rtcp.map(|(port, at)| SocketAddr::new(at.unwrap_or(addr), port)),
+        secure,
+        crypto,
     })
 }
 
-/// Chooses the law for an offer: the far end's first G.711 payload type among `ours`.
+/// Chooses the law for an offer that came over encrypted signalling (or from the unit's own
+/// simulators): see [`negotiate_over`].
 pub fn negotiate(offer: &Offer, ours: &[Law]) -> Result<Agreed, SdpError> {
+    negotiate_over(offer, ours, true)
+}
+
+/// Chooses the law for an offer: the far end's first G.711 payload type among `ours`. An
+/// SRTP offer is taken only when it came over encrypted signalling (`keys_safe`): the first
+/// of its crypto lines the unit can use, answered with a fresh key of the unit's own.
+pub fn negotiate_over(offer: &Offer, ours: &[Law], keys_safe: bool) -> Result<Agreed, SdpError> {
     let law = offer
         .formats
         .iter()
         .filter_map(|&pt| Law::from_payload_type(pt))
         .find(|law| ours.contains(law))
         .ok_or(SdpError::NoCommonCodec)?;
+    let srtp = if offer.secure {
+        if !keys_safe {
+            return Err(SdpError::KeysInClear);
+        }
+        let (tag, suite, theirs) = offer.crypto.first().cloned().ok_or(SdpError::NoCrypto)?;
+        Some(SrtpKeys {
+            tag,
+            suite,
+            ours: Key::random(),
+            theirs,
+        })
+    } else {
+        None
+    };
     Ok(Agreed {
         law,
         telephone_event: offer.telephone_event,
         remote: offer.remote,
         direction: offer.direction.answer(),
         rtcp: offer.rtcp,
+        srtp,
     })
 }
 
@@ -249,8 +315,15 @@ pub fn negotiate(offer: &Offer, ours: &[Law]) -> Result<Agreed, SdpError> {
 pub const OFFERED_TELEPHONE_EVENT: u8 = 101;
 
 /// Writes the unit's offer for a call it places (RFC 3264 §5): G.711 A-law and µ-law in
-/// `laws`' order and telephone-events, send and receive, RTP at `local`.
-pub fn write_offer(laws: &[Law], local: SocketAddr, session_id: u64, version: u64) -> String {
+/// `laws`' order and telephone-events, send and receive, RTP at `local`; SRTP with `key` when
+/// given (only over encrypted signalling).
+pub fn write_offer(
+    laws: &[Law],
+    local: SocketAddr,
+    session_id: u64,
+    version: u64,
+    key: Option<&Key>,
+) -> String {
     let family = if local.is_ipv4() { "IP4" } else { "IP6" };
     let ip = local.ip();
     let te = OFFERED_TELEPHONE_EVENT;
@@ -268,18 +341,66 @@ pub fn write_offer(laws: &[Law], local: SocketAddr, session_id: u64, version: u6
     attrs.push_str(&format!(
         "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
     ));
+    if let Some(key) = key {
+        attrs.push_str(&crypto_line(
+            OFFERED_CRYPTO_TAG,
+            Suite::AesCm128HmacSha1_80,
+            key,
+        ));
+    }
     format!(
         "v=0\r\no=vigil {session_id} {version} IN {family} {ip}\r\ns=-\r\nc=IN {family} {ip}\r\n\
-         t=0 0\r\nm=audio {port} RTP/AVP {formats}\r\n{attrs}a=ptime:20\r\na=sendrecv\r\n",
+         t=0 0\r\nm=audio {port} {proto} {formats}\r\n{attrs}a=ptime:20\r\na=sendrecv\r\n",
         port = local.port(),
+        proto = if key.is_some() { "RTP/SAVP" } else { "RTP/AVP" },
+    )
+}
+
+/// The tag of the one crypto line the unit offers.
+const OFFERED_CRYPTO_TAG: u32 = 1;
+
+fn crypto_line(tag: u32, suite: Suite, key: &Key) -> String {
+    format!(
+        "a=crypto:{tag} {} inline:{}\r\n",
+        suite.name(),
+        &*key.inline()
     )
 }
 
 /// Reads the far end's answer to the unit's offer: the law it chose (one the unit offered),
-/// its address, its telephone-event type and the direction as the unit sees it.
-pub fn read_answer(text: &str, offered: &[Law]) -> Result<Agreed, SdpError> {
+/// its address, its telephone-event type and the direction as the unit sees it. When the
+/// offer was SRTP with `key`, the answer must be SRTP on the crypto line offered, with the far
+/// end's own key; a plain answer to it, or SRTP the unit did not offer, is refused.
+pub fn read_answer(text: &str, offered: &[Law], key: Option<&Key>) -> Result<Agreed, SdpError> {
     let answer = parse_offer(text)?;
-    let mut agreed = negotiate(&answer, offered)?;
+    let mut agreed = negotiate_over(
+        &Offer {
+            secure: false,
+            ..answer.clone()
+        },
+        offered,
+        false,
+    )?;
+    agreed.srtp = match (key, answer.secure) {
+        (None, false) => None,
+        (Some(ours), true) => {
+            let (tag, suite, theirs) = answer
+                .crypto
+                .iter()
+                .find(|(tag, suite, _)| {
+                    *tag == OFFERED_CRYPTO_TAG && *suite == Suite::AesCm128HmacSha1_80
+                })
+                .cloned()
+                .ok_or(SdpError::NoCrypto)?;
+            Some(SrtpKeys {
+                tag,
+                suite,
+                ours: ours.clone(),
+                theirs,
+            })
+        }
+        _ => return Err(SdpError::NoCrypto),
+    };
     // In an answer the far end keeps the event type the unit offered (RFC 3264 §6.1).
     agreed.telephone_event = answer
         .telephone_event
@@ -298,6 +419,9 @@ pub fn write_answer(agreed: &Agreed, local: SocketAddr, session_id: u64, version
     };
     let mut formats = pt.to_string();
     let mut attrs = format!("a=rtpmap:{pt} {name}/8000\r\n");
+    if let Some(keys) = &agreed.srtp {
+        attrs.push_str(&crypto_line(keys.tag, keys.suite, &keys.ours));
+    }
     if let Some(te) = agreed.telephone_event {
         formats.push_str(&format!(" {te}"));
         attrs.push_str(&format!(
@@ -306,8 +430,13 @@ pub fn write_answer(agreed: &Agreed, local: SocketAddr, session_id: u64, version
     }
     format!(
         "v=0\r\no=vigil {session_id} {version} IN {family} {ip}\r\ns=-\r\nc=IN {family} {ip}\r\n\
-         t=0 0\r\nm=audio {port} RTP/AVP {formats}\r\n{attrs}a=ptime:20\r\na={dir}\r\n",
+         t=0 0\r\nm=audio {port} {proto} {formats}\r\n{attrs}a=ptime:20\r\na={dir}\r\n",
         port = local.port(),
+        proto = if agreed.srtp.is_some() {
+            "RTP/SAVP"
+        } else {
+            "RTP/AVP"
+        },
         dir = agreed.direction.attribute(),
     )
 }

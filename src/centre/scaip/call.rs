@@ -25,6 +25,7 @@ use crate::voice::call_port::CallAudioPort;
 use crate::voice::g711::Law;
 use crate::voice::media::{Media, MediaStats};
 use crate::voice::sdp::{self, Agreed};
+use crate::voice::srtp;
 
 /// Opens the audio for one call: the unit's loudspeaker and microphone, or why they cannot
 /// be used. It may block while devices open: it is called off the async loop.
@@ -112,6 +113,8 @@ pub(super) struct Dialogue<'a> {
     pub via: &'a (dyn Fn(&str) -> String + Send + Sync),
     /// Whether the transport is unreliable (UDP): the 2xx is retransmitted.
     pub udp: bool,
+    /// Whether the signalling is encrypted (TLS), so SRTP keys may travel in the SDP.
+    pub keys_safe: bool,
 }
 
 impl CallDesk {
@@ -243,7 +246,7 @@ impl CallDesk {
         let Some(audio) = lock(&self.audio).clone() else {
             return refuse(480, "Temporarily Unavailable").await;
         };
-        let agreed = match negotiated(req) {
+        let agreed = match negotiated(req, d.keys_safe) {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "centre's call: unusable SDP offer");
@@ -386,6 +389,7 @@ impl CallDesk {
         &self,
         media_ip: IpAddr,
         audio: Option<CallAudio>,
+        keys_safe: bool,
     ) -> Result<Placing, String> {
         if lock(&self.active).is_some() {
             return Err("a call is already up".into());
@@ -402,8 +406,12 @@ impl CallDesk {
             Err(_) => return Err("opening the call audio failed".into()),
         };
         let session_id = rand_u32();
+        // Over TLS the call is offered as SRTP only: its keys are safe in the SDP, and the
+        // home's audio should not cross the network in the clear.
+        let key = keys_safe.then(srtp::Key::random);
         Ok(Placing {
-            offer: sdp::write_offer(&LAWS, media.local(), session_id, 1),
+            offer: sdp::write_offer(&LAWS, media.local(), session_id, 1, key.as_ref()),
+            key,
             media,
             port,
             call_id: format!("{}@vigil", sip::random_token(20)),
@@ -455,7 +463,7 @@ impl CallDesk {
             .map_err(|e| format!("the ACK could not be sent: {e}"))?;
         let answer = std::str::from_utf8(resp.body())
             .map_err(|_| sdp::SdpError::Malformed { line: 0 })
-            .and_then(|text| sdp::read_answer(text, &LAWS));
+            .and_then(|text| sdp::read_answer(text, &LAWS, placing.key.as_ref()));
         {
             let (node, proxy) = (Arc::clone(d.node), d.proxy);
             tokio::spawn(async move {
@@ -470,6 +478,7 @@ impl CallDesk {
             remote: SocketAddr::new(d.media_ip, 0),
             direction: sdp::Direction::Inactive,
             rtcp: None,
+            srtp: None,
         }));
         let (stop_tx, stop_rx) = watch::channel(false);
         let active = Active {
@@ -593,7 +602,7 @@ impl CallDesk {
     /// A re-INVITE in the call: the new offer is negotiated the same way (hold is a
     /// direction, a new address moves the media).
     async fn on_reinvite(&self, d: &Dialogue<'_>, req: &Incoming, to_tag: &str) {
-        let offer = negotiated(req);
+        let offer = negotiated(req, d.keys_safe);
         let answer = {
             let mut active = lock(&self.active);
             match active.as_mut().filter(|a| {
@@ -655,6 +664,8 @@ pub(super) struct Placing {
     /// The unit's From tag in it.
     pub from_tag: String,
     session_id: u64,
+    /// The unit's SRTP key in the offer, when the call is offered as SRTP.
+    key: Option<srtp::Key>,
 }
 
 /// Where the unit's BYE goes, and its Via header with the bare branch prefix `z9hG4bK`, which
@@ -674,12 +685,12 @@ impl ByeRoute {
     }
 }
 
-/// The request's SDP offer, negotiated with the unit's laws.
-fn negotiated(req: &Incoming) -> Result<Agreed, sdp::SdpError> {
+/// The request's SDP offer, negotiated with the unit's laws; SRTP only when `keys_safe`.
+fn negotiated(req: &Incoming, keys_safe: bool) -> Result<Agreed, sdp::SdpError> {
     std::str::from_utf8(req.msg.body())
         .map_err(|_| sdp::SdpError::Malformed { line: 0 })
         .and_then(sdp::parse_offer)
-        .and_then(|o| sdp::negotiate(&o, &LAWS))
+        .and_then(|o| sdp::negotiate_over(&o, &LAWS, keys_safe))
 }
 
 /// The reason phrase of the statuses an offer can be refused with.

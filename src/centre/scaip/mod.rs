@@ -774,6 +774,7 @@ impl Link {
             proxy: self.proxy,
             via,
             udp: self.cfg.transport == SipTransport::Udp,
+            keys_safe: self.cfg.transport == SipTransport::Tls,
         }
     }
 
@@ -944,7 +945,7 @@ impl Link {
             .unwrap_or(self.node.local_addr().ip());
         let placing = self
             .calls
-            .prepare(media_ip, audio)
+            .prepare(media_ip, audio, self.cfg.transport == SipTransport::Tls)
             .await
             .map_err(ScaipError::Sip)?;
         let mut auth: Option<String> = None;
