@@ -284,16 +284,43 @@ fn operator_phone(
     answermode: &str,
     seconds: u32,
 ) -> tokio::task::JoinHandle<(std::process::ExitStatus, String)> {
+    operator_phone_on(dir, &Outbound::Udp(proxy), says, answermode, seconds)
+}
+
+/// How a baresip phone reaches Kamailio.
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+enum Outbound {
+    /// Over UDP.
+    Udp(SocketAddr),
+    /// Over TLS to this port, trusting the test CA; SRTP offered and required when `srtp`.
+    Tls { port: u16, srtp: bool },
+}
+
+/// [`operator_phone`] with its way to the proxy.
+fn operator_phone_on(
+    dir: &Path,
+    outbound: &Outbound,
+    says: &[i16],
+    answermode: &str,
+    seconds: u32,
+) -> tokio::task::JoinHandle<(std::process::ExitStatus, String)> {
     let mic = dir.join("operator.wav");
     write_wav(&mic, &as_clip(says)).unwrap();
-    baresip_config_as(
-        dir,
-        &mic,
-        free_udp_port(),
-        &format!(
+    let account = match outbound {
+        Outbound::Udp(proxy) => format!(
             "<sip:operator@centre.test>;auth_pass={PASSWORD};outbound=\"sip:{proxy};lr\";regint=60;audio_codecs=PCMA,PCMU;answermode={answermode}"
         ),
-    );
+        Outbound::Tls { port, srtp } => format!(
+            "<sip:operator@centre.test;transport=tls>;auth_pass={PASSWORD};\
+             outbound=\"sip:127.0.0.1:{port};transport=tls;lr\";regint=60;\
+             audio_codecs=PCMA,PCMU;answermode={answermode}{}",
+            if *srtp { ";mediaenc=srtp-mand" } else { "" }
+        ),
+    };
+    baresip_config_as(dir, &mic, free_udp_port(), &account);
+    if let Outbound::Tls { .. } = outbound {
+        trust_the_test_ca(dir);
+    }
     let (dir, log) = (dir.to_path_buf(), dir.join("baresip.log"));
     tokio::task::spawn_blocking(move || {
         let status = Command::new("baresip")
@@ -308,6 +335,44 @@ fn operator_phone(
             .expect("baresip runs (apt-get install baresip-core)");
         (status, std::fs::read_to_string(&log).unwrap_or_default())
     })
+}
+
+/// baresip's configuration in `dir` gains SRTP, trust in the test CA for TLS, and a
+/// certificate of its own for the TLS connections the proxy opens to it.
+fn trust_the_test_ca(dir: &Path) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut pem = std::fs::read(data.join("tls_centre.pem")).unwrap();
+    pem.extend(std::fs::read(data.join("tls_centre.key")).unwrap());
+    std::fs::write(dir.join("phone.pem"), pem).unwrap();
+    let mut config = std::fs::read_to_string(dir.join("config")).unwrap();
+    config.push_str(&format!(
+        "module srtp.so\nsip_cafile {}\nsip_certificate {}\n",
+        data.join("tls_ca.pem").display(),
+        dir.join("phone.pem").display()
+    ));
+    std::fs::write(dir.join("config"), config).unwrap();
+}
+
+/// Kamailio with a TLS listener, and the unit registered at it over TLS. The TLS port.
+#[cfg(feature = "tls")]
+async fn kamailio_tls_and_unit() -> (Kamailio, u16, vigil::centre::scaip::ScaipLink) {
+    let binary = kamailio_binary().expect("kamailio (apt-get install kamailio)");
+    let tls_port = free_port();
+    let (kamailio, _) = start_kamailio_tls(
+        &binary,
+        SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+        tls_port,
+    );
+    let proxy = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let link = registered_link(proxy, vigil::config::SipTransport::Tls, PASSWORD).await;
+    let reg = link.wait_registered(Duration::from_secs(10)).await;
+    assert!(
+        matches!(reg, vigil::centre::scaip::Registration::Registered(_)),
+        "{reg:?}\n{}",
+        kamailio.log()
+    );
+    (kamailio, tls_port, link)
 }
 
 /// The unit calls the operator once the phone has registered (404 until then).
@@ -417,4 +482,129 @@ async fn a_call_nobody_answers_is_cancelled_at_the_phone() {
         "{phone_log}"
     );
     assert!(!link.calls().borrow().active);
+}
+
+/// Over TLS the centre's phone calls with SRTP (SDES keys in the SDP, RFC 4568), and the unit
+/// answers in kind: baresip, registered at Kamailio over TLS with SRTP mandatory, calls the
+/// unit (registered over TLS too); speech crosses both ways through baresip's own SRTP (an
+/// implementation this project did not write), and its SRTCP reports authenticate at the unit.
+#[cfg(feature = "tls")]
+#[cfg_attr(
+    not(all(vigil_has_kamailio, vigil_has_baresip)),
+    ignore = "needs kamailio and baresip: apt-get install kamailio kamailio-tls-modules baresip-core"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_call_is_srtp_and_speech_crosses_both_ways() {
+    let (kamailio, tls_port, link) = kamailio_tls_and_unit().await;
+    let unit_says = recording(7, 4);
+    let heard_by_unit = unit_audio(&link, &unit_says);
+    link.answer_calls_until(tokio::time::Instant::now() + Duration::from_secs(60));
+
+    let dir = tempfile::tempdir().unwrap();
+    let centre_says = recording(11, 4);
+    let mic = dir.path().join("operator.wav");
+    write_wav(&mic, &as_clip(&centre_says)).unwrap();
+    baresip_config_as(
+        dir.path(),
+        &mic,
+        free_udp_port(),
+        &format!(
+            "<sip:arc@centre.test;transport=tls>;regint=0;\
+             outbound=\"sip:127.0.0.1:{tls_port};transport=tls;lr\";\
+             audio_codecs=PCMA,PCMU;answermode=manual;mediaenc=srtp-mand"
+        ),
+    );
+    trust_the_test_ca(dir.path());
+    let baresip_log = dial_the_unit(dir.path(), 7).await;
+
+    let mut calls = link.calls();
+    let ended = tokio::time::timeout(
+        Duration::from_secs(3),
+        calls.wait_for(|c| c.last_end.as_ref().is_some_and(|(_, s)| s.sent > 0)),
+    )
+    .await;
+    let report = link.calls().borrow().clone();
+    assert!(
+        ended.is_ok() && report.answered == 1,
+        "{report:?}\n{baresip_log}\n{}",
+        kamailio.log()
+    );
+    let stats = report.last_end.clone().unwrap().1;
+    assert!(
+        stats.srtp,
+        "the call was not SRTP: {stats:?}\n{baresip_log}"
+    );
+    // baresip's SRTCP authenticated. (It also sends an APP keepalive before its SRTCP starts
+    // and its RTCP BYE after it stops, both in the clear: those are dropped, as anything that
+    // does not authenticate is.)
+    assert!(stats.rtcp_received >= 1, "baresip's SRTCP: {stats:?}");
+    let played = heard_by_unit.lock().unwrap().clone();
+    let (lag, c) = align(
+        &centre_says[8_000..16_000],
+        played.get(8_000..).unwrap_or(&[]),
+        8_000,
+    );
+    assert!(
+        c >= 0.9,
+        "operator to unit over SRTP: correlation {c} at lag {lag}\n{baresip_log}"
+    );
+    let received = heard_by_phone(dir.path());
+    let (lag, c) = align(&unit_says[..8_000], &received, 8_000);
+    assert!(
+        c >= 0.9,
+        "unit to operator over SRTP: correlation {c} at lag {lag}\n{baresip_log}"
+    );
+}
+
+/// Over TLS the unit offers the calls it places as SRTP: a phone with SRTP takes it and speech
+/// crosses encrypted; a phone without refuses the offer (488), and the unit calls again with
+/// plain RTP, because the person must be heard.
+#[cfg(feature = "tls")]
+#[cfg_attr(
+    not(all(vigil_has_kamailio, vigil_has_baresip)),
+    ignore = "needs kamailio and baresip: apt-get install kamailio kamailio-tls-modules baresip-core"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_unit_calls_with_srtp_and_without_it_for_a_phone_that_has_none() {
+    let (kamailio, tls_port, link) = kamailio_tls_and_unit().await;
+    let unit_says = recording(7, 6);
+    let heard_by_unit = unit_audio(&link, &unit_says);
+    for srtp in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let operator_says = recording(13, 20);
+        let outbound = Outbound::Tls {
+            port: tls_port,
+            srtp,
+        };
+        let phone = operator_phone_on(dir.path(), &outbound, &operator_says, "auto", 9);
+        let placed = call_the_operator(&link).await;
+        assert!(
+            placed.is_ok(),
+            "srtp {srtp}: {placed:?}\n{}",
+            kamailio.log()
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(link.hang_up().await, "srtp {srtp}: the call was not up");
+        let (status, phone_log) = phone.await.unwrap();
+        assert!(status.success(), "{status}\n{phone_log}");
+        let mut calls = link.calls();
+        let ended = tokio::time::timeout(
+            Duration::from_secs(3),
+            calls.wait_for(|c| !c.active && c.last_end.as_ref().is_some_and(|(_, s)| s.sent > 0)),
+        )
+        .await;
+        assert!(ended.is_ok(), "srtp {srtp}: the call's media never ended");
+        let stats = link.calls().borrow().last_end.clone().unwrap().1;
+        assert_eq!(stats.srtp, srtp, "{stats:?}\n{phone_log}");
+        let played = std::mem::take(&mut *heard_by_unit.lock().unwrap());
+        let (lag, c) = align(
+            &operator_says[8_000..16_000],
+            played.get(8_000..).unwrap_or(&[]),
+            8_000,
+        );
+        assert!(
+            c >= 0.9,
+            "srtp {srtp}: operator to unit {c} at lag {lag}\n{phone_log}"
+        );
+    }
 }

@@ -55,6 +55,8 @@ pub struct MediaStats {
     pub jitter_ms: u32,
     /// The far end said goodbye in RTCP.
     pub far_end_bye: bool,
+    /// The call's media was SRTP at its end.
+    pub srtp: bool,
 }
 
 /// A call's RTP and RTCP sockets, bound before the answer so the port can go in the SDP.
@@ -310,6 +312,7 @@ impl Media {
             }
         }
         stats.jitter_ms = reception.jitter() / 8;
+        stats.srtp = matches!(protection, Protection::Srtp(_));
         stats
     }
 }

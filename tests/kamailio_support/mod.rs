@@ -72,6 +72,23 @@ pub fn free_port() -> u16 {
 }
 
 pub fn config(port: u16, centre: SocketAddr) -> String {
+    config_with_tls(port, centre, None)
+}
+
+/// The configuration, with a TLS listener on `tls.0` serving the centre's certificate
+/// (`tls.1`, `tls.2`: certificate and key files) when given.
+pub fn config_with_tls(port: u16, centre: SocketAddr, tls: Option<(u16, &Path, &Path)>) -> String {
+    let tls = match tls {
+        None => String::new(),
+        Some((tls_port, cert, key)) => format!(
+            "enable_tls=yes\nlisten=tls:127.0.0.1:{tls_port}\nloadmodule \"tls.so\"\n\
+             modparam(\"tls\", \"certificate\", \"{}\")\n\
+             modparam(\"tls\", \"private_key\", \"{}\")\n\
+             modparam(\"tls\", \"tls_method\", \"TLSv1.2+\")\n",
+            cert.display(),
+            key.display()
+        ),
+    };
     format!(
         r#"#!KAMAILIO
 debug=2
@@ -81,7 +98,7 @@ auto_aliases=no
 listen=udp:127.0.0.1:{port}
 listen=tcp:127.0.0.1:{port}
 alias="centre.test"
-
+{tls}
 loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "pv.so"
@@ -188,9 +205,31 @@ pub fn start_kamailio(binary: &Path, centre: SocketAddr) -> (Kamailio, SocketAdd
 }
 
 pub fn start_kamailio_on(binary: &Path, centre: SocketAddr, port: u16) -> (Kamailio, SocketAddr) {
+    start_kamailio_with(binary, centre, port, None)
+}
+
+/// Kamailio with a TLS listener on `tls_port` besides UDP and TCP, serving the centre's test
+/// certificate (`tests/data/tls_centre.pem`, for centre.test and 127.0.0.1).
+pub fn start_kamailio_tls(
+    binary: &Path,
+    centre: SocketAddr,
+    tls_port: u16,
+) -> (Kamailio, SocketAddr) {
+    start_kamailio_with(binary, centre, free_port(), Some(tls_port))
+}
+
+fn start_kamailio_with(
+    binary: &Path,
+    centre: SocketAddr,
+    port: u16,
+    tls_port: Option<u16>,
+) -> (Kamailio, SocketAddr) {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = dir.path().join("kamailio.cfg");
-    std::fs::write(&cfg, config(port, centre)).expect("write config");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let (cert, key) = (data.join("tls_centre.pem"), data.join("tls_centre.key"));
+    let tls = tls_port.map(|p| (p, cert.as_path(), key.as_path()));
+    std::fs::write(&cfg, config_with_tls(port, centre, tls)).expect("write config");
     let log = dir.path().join("kamailio.log");
     let log_file = std::fs::File::create(&log).expect("log file");
     let child = Command::new(binary)
@@ -270,7 +309,17 @@ pub async fn registered_link(
         secret: secret.into(),
         realm: None,
     };
-    ScaipLink::start("scaip-kamailio", &route(proxy, transport), &unit(), &creds)
+    let route = route(proxy, transport);
+    #[cfg(feature = "tls")]
+    if transport == SipTransport::Tls {
+        // The unit trusts the test CA that signed the centre's certificate.
+        let ca = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls_ca.pem"))
+            .expect("the test CA");
+        return ScaipLink::start_tls("scaip-kamailio", &route, &unit(), &creds, &ca)
+            .await
+            .expect("link starts");
+    }
+    ScaipLink::start("scaip-kamailio", &route, &unit(), &creds)
         .await
         .expect("link starts")
 }

@@ -212,13 +212,15 @@ impl CallDesk {
     }
 
     fn end(&self, a: Active, why: &str) {
-        a.stop.send_replace(true);
         tracing::info!(call_id = %a.call_id, why, "call ended");
         let why = why.to_string();
+        // The report first, then the media's stop: the media task fills in its counters when
+        // it ends, and must not find the report still without this call's end.
         self.report.send_modify(|r| {
             r.active = false;
             r.last_end = Some((why, MediaStats::default()));
         });
+        a.stop.send_replace(true);
     }
 
     async fn on_invite(self: &Arc<Self>, d: Dialogue<'_>, req: &Incoming) {
@@ -666,6 +668,18 @@ pub(super) struct Placing {
     session_id: u64,
     /// The unit's SRTP key in the offer, when the call is offered as SRTP.
     key: Option<srtp::Key>,
+}
+
+impl Placing {
+    /// Takes SRTP out of the offer, for a far end that refused it; `false` when the offer
+    /// had none.
+    pub(super) fn without_srtp(&mut self) -> bool {
+        if self.key.take().is_none() {
+            return false;
+        }
+        self.offer = sdp::write_offer(&LAWS, self.media.local(), self.session_id, 2, None);
+        true
+    }
 }
 
 /// Where the unit's BYE goes, and its Via header with the bare branch prefix `z9hG4bK`, which

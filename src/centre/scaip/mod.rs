@@ -943,7 +943,7 @@ impl Link {
             .parse::<SocketAddr>()
             .map(|a| a.ip())
             .unwrap_or(self.node.local_addr().ip());
-        let placing = self
+        let mut placing = self
             .calls
             .prepare(media_ip, audio, self.cfg.transport == SipTransport::Tls)
             .await
@@ -1010,6 +1010,13 @@ impl Link {
                 }
                 401 => ("www-authenticate", "Authorization"),
                 407 => ("proxy-authenticate", "Proxy-Authorization"),
+                // The far end takes no SRTP: the person must still be heard, so the call is
+                // offered again with plain RTP (the refusal came over the TLS signalling, so
+                // no one on the path forced it).
+                488 if placing.without_srtp() => {
+                    tracing::warn!(%target, "the far end refused SRTP: calling again with unencrypted audio");
+                    continue;
+                }
                 _ => {
                     return Err(ScaipError::Rejected {
                         status,
