@@ -760,3 +760,45 @@ fn check_config_warns_of_secrets_that_every_user_can_read() {
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("given in both files"), "{out}");
 }
+
+/// The Debian package's configuration, with its secrets file, is valid; every secret is in
+/// secrets.toml, so the config.toml the service's group reads holds none.
+#[test]
+fn the_packaged_configuration_keeps_its_secrets_apart() {
+    let config = include_str!("../debian/config.toml");
+    let secrets = include_str!("../debian/secrets.toml");
+    let c = config::parse_with_secrets(
+        config,
+        Path::new("/etc/vigil/config.toml"),
+        secrets,
+        Path::new("/etc/vigil/secrets.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.audio.sounds_dir, Path::new("/usr/share/vigil/sounds"));
+    assert_eq!(c.routes.len(), 5);
+    assert!(
+        c.pendants.iter().all(|p| p.key.is_none()),
+        "paired, not keyed"
+    );
+    assert_eq!(c.credentials.len(), 3);
+    // Without secrets.toml the routes that need a secret have none: config.toml holds none.
+    let p = match config::parse(config, Path::new("/etc/vigil/config.toml")) {
+        Err(ConfigError::Invalid { problems }) => problems,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        p.iter()
+            .all(|p| p.key.starts_with("credentials.") || p.key.ends_with(".credentials")),
+        "{p:#?}"
+    );
+    // The placeholders are named so an installer replaces them.
+    assert!(
+        c.warnings
+            .iter()
+            .filter(|w| w.file == Path::new("/etc/vigil/secrets.toml"))
+            .count()
+            >= 3,
+        "{:#?}",
+        c.warnings
+    );
+}
