@@ -256,6 +256,21 @@ proptest! {
             }
         }
     }
+
+    /// A secrets file of secrets.toml-like junk beside the example never panics the loader,
+    /// and each of its problems is placed inside the file it names.
+    #[test]
+    fn arbitrary_secrets_never_panic(text in "(\\[\\[?(pendant|route|modem|credentials\\.x|unit)\\]\\]?\n|(id|name|key|secret|sim_pin|zone) = \"[0-9A-Fa-z-]{0,70}\"\n|\\PC{0,20}\n){0,12}") {
+        let secrets_file = Path::new("s.toml");
+        if let Err(ConfigError::Invalid { problems }) =
+            config::parse_with_secrets(EXAMPLE, Path::new("c.toml"), &text, secrets_file)
+        {
+            for p in problems {
+                let lines = if p.file == secrets_file { &text } else { EXAMPLE }.lines().count();
+                prop_assert!(p.line >= 1 && p.line <= lines + 1, "{p}");
+            }
+        }
+    }
 }
 
 #[test]
