@@ -318,6 +318,10 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<ExitCode> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            let secrets = vigil::config::secrets_path(path);
+            if secrets.exists() {
+                println!("{}: secrets read from it", secrets.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(vigil::config::ConfigError::Invalid { problems }) => {

@@ -256,6 +256,21 @@ proptest! {
             }
         }
     }
+
+    /// A secrets file of secrets.toml-like junk beside the example never panics the loader,
+    /// and each of its problems is placed inside the file it names.
+    #[test]
+    fn arbitrary_secrets_never_panic(text in "(\\[\\[?(pendant|route|modem|credentials\\.x|unit)\\]\\]?\n|(id|name|key|secret|sim_pin|zone) = \"[0-9A-Fa-z-]{0,70}\"\n|\\PC{0,20}\n){0,12}") {
+        let secrets_file = Path::new("s.toml");
+        if let Err(ConfigError::Invalid { problems }) =
+            config::parse_with_secrets(EXAMPLE, Path::new("c.toml"), &text, secrets_file)
+        {
+            for p in problems {
+                let lines = if p.file == secrets_file { &text } else { EXAMPLE }.lines().count();
+                prop_assert!(p.line >= 1 && p.line <= lines + 1, "{p}");
+            }
+        }
+    }
 }
 
 #[test]
@@ -503,13 +518,13 @@ fn settings_that_will_not_work_as_meant_are_named() {
         "{out}"
     );
     assert!(
-        out.contains("credentials.arc-sip.secret"),
+        out.contains("credentials.arc-sip.secret: published"),
         "the example's secrets are published: {out}"
     );
     // A fresh secret is not.
     let own = base.replace("change-me-sip-password", "a3f9c2d17be84e6aa0c5f1e2d3b4a596");
     let (_, out) = check(&own);
-    assert!(!out.contains("credentials.arc-sip.secret"), "{out}");
+    assert!(!out.contains("credentials.arc-sip.secret: "), "{out}");
 }
 
 /// The module's voice port is a device path; a bare name is refused at its line.
@@ -538,4 +553,267 @@ fn the_modem_voice_port_is_an_absolute_device_path() {
         .expect("line")
         + 1;
     assert_eq!(p[0].line, line);
+}
+
+/// The example's secrets, as an installer moves them to `secrets.toml`, and the example
+/// without them.
+const SECRETS: &str = r#"# Secrets of the unit; only root reads this file.
+[[pendant]]
+id = "00A1B2C3"
+key = "6b1f0c2e9a4d7f3b8c5e1a2d4f6b8c0e1a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e"
+
+[[route]]
+name = "arc-dc09"
+key = "000102030405060708090A0B0C0D0E0F"
+
+[credentials.arc-sip]
+secret = "change-me-sip-password"
+
+[credentials.arc-sms]
+secret = "change-me-sms-secret-openssl-rand-hex-16"
+
+[modem]
+sim_pin = "1234"
+"#;
+
+fn without_secrets() -> String {
+    let text = EXAMPLE
+        .replace(
+            "key = \"6b1f0c2e9a4d7f3b8c5e1a2d4f6b8c0e1a3c5e7f9b1d3f5a7c9e1b3d5f7a9c1e\"\n",
+            "",
+        )
+        .replace("key = \"000102030405060708090A0B0C0D0E0F\"\n", "")
+        .replace("secret = \"change-me-sip-password\"\n", "")
+        .replace(
+            "[credentials.arc-sms]\nsecret = \"change-me-sms-secret-openssl-rand-hex-16\"\n",
+            "",
+        );
+    assert_eq!(
+        text.matches("change-me").count(),
+        1,
+        "only the remote secret is left"
+    );
+    text
+}
+
+fn secret_problems(config: &str, secrets: &str) -> Vec<String> {
+    match config::parse_with_secrets(
+        config,
+        Path::new("/etc/vigil/config.toml"),
+        secrets,
+        Path::new("/etc/vigil/secrets.toml"),
+    ) {
+        Err(ConfigError::Invalid { problems }) => problems.iter().map(|p| p.to_string()).collect(),
+        Ok(_) => Vec::new(),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+/// Secrets in secrets.toml give the same configuration as secrets in config.toml; a route
+/// is named by its name, a pendant by its id, and a [credentials.NAME] may live there whole.
+#[test]
+fn secrets_from_secrets_toml_are_the_same_configuration() {
+    let all_in_one = EXAMPLE.replace("# sim_pin = \"1234\"", "sim_pin = \"1234\"");
+    let one = config::parse(&all_in_one, Path::new("config.toml")).unwrap();
+    let apart = config::parse_with_secrets(
+        &without_secrets(),
+        Path::new("config.toml"),
+        SECRETS,
+        Path::new("secrets.toml"),
+    )
+    .unwrap();
+    assert_eq!(apart.pendants, one.pendants);
+    assert_eq!(apart.routes, one.routes);
+    assert_eq!(apart.credentials, one.credentials);
+    assert_eq!(apart.modem, one.modem);
+    // The example's published secrets are still named, at their line in secrets.toml.
+    let key_line = line_of(SECRETS, "key = \"6b1f");
+    assert!(
+        apart
+            .warnings
+            .iter()
+            .any(|w| w.to_string().starts_with(&format!(
+                "secrets.toml:{key_line}:7: pendant[1].key: published"
+            ))),
+        "{:#?}",
+        apart.warnings
+    );
+    // Without secrets.toml pendant 1 has no key (it would be paired) and the SIP route has
+    // no secret: that is reported against config.toml.
+    let p = secret_problems(&without_secrets(), "");
+    assert!(
+        p.iter().any(|p| p.starts_with("/etc/vigil/config.toml:")
+            && p.contains("credentials.arc-sip.secret: missing")),
+        "{p:#?}"
+    );
+}
+
+/// A mistake in secrets.toml is reported with secrets.toml's path, line and column, and the
+/// secret's text is never echoed.
+#[test]
+fn mistakes_in_secrets_toml_name_that_file_and_line() {
+    let secrets = SECRETS
+        .replace("sim_pin = \"1234\"", "sim_pim = \"1234\"")
+        .replace("key = \"0001", "key = \"zz01");
+    let p = secret_problems(&without_secrets(), &secrets);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    let dc09 = line_of(&secrets, "key = \"zz01");
+    assert!(
+        p[0].starts_with(&format!(
+            "/etc/vigil/secrets.toml:{dc09}:7: route[2].key: not an AES key"
+        )),
+        "{p:#?}"
+    );
+    assert!(!p[0].contains("zz01"), "{p:#?}");
+    let pin = line_of(&secrets, "sim_pim");
+    assert!(
+        p[1].starts_with(&format!(
+            "/etc/vigil/secrets.toml:{pin}:1: modem.sim_pim: unknown key; allowed here: sim_pin"
+        )),
+        "{p:#?}"
+    );
+    // A syntax error there too.
+    let p = secret_problems(&without_secrets(), "[modem]\nsim_pin = 1234\"\n");
+    assert!(
+        p.len() == 1 && p[0].starts_with("/etc/vigil/secrets.toml:2:"),
+        "{p:#?}"
+    );
+}
+
+/// A secret given in both files is an error that names both places; a setting that is not a
+/// secret, or an item that config.toml does not have, is refused in secrets.toml.
+#[test]
+fn secrets_toml_takes_only_secrets_and_each_once() {
+    let p = secret_problems(EXAMPLE, SECRETS);
+    let in_config = line_of(EXAMPLE, "key = \"6b1f");
+    let in_secrets = line_of(SECRETS, "key = \"6b1f");
+    assert!(
+        p.iter().any(|p| p.starts_with(&format!(
+            "/etc/vigil/secrets.toml:{in_secrets}:7: pendant[1].key: given in both files: also at /etc/vigil/config.toml:{in_config}:7"
+        ))),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.contains("credentials.arc-sip.secret: given in both files")),
+        "{p:#?}"
+    );
+
+    let secrets = format!(
+        "{SECRETS}\n[unit]\nsubscriber = \"Anna\"\n\n[[pendant]]\nid = \"00A1B2C4\"\nzone = 7\n\n[[pendant]]\nid = \"0BADBEEF\"\nkey = \"{}\"\n",
+        "ab".repeat(32)
+    );
+    let p = secret_problems(&without_secrets(), &secrets);
+    assert_eq!(p.len(), 3, "{p:#?}");
+    let at = |needle: &str| format!("/etc/vigil/secrets.toml:{}:", line_of(&secrets, needle));
+    assert!(
+        p[0].starts_with(&at("[unit]"))
+            && p[0].contains("unit: not a secret; it belongs in config.toml"),
+        "{p:#?}"
+    );
+    assert!(
+        p[1].starts_with(&at("zone = 7"))
+            && p[1].contains(
+                "pendant[2].zone: not a secret; it belongs in config.toml. Allowed here: id, key"
+            ),
+        "{p:#?}"
+    );
+    assert!(
+        p[2].starts_with(&at("id = \"0BADBEEF\""))
+            && p[2].contains(
+                "no [[pendant]] with id `0BADBEEF` in config.toml; there: 00A1B2C3, 00A1B2C4"
+            ),
+        "{p:#?}"
+    );
+}
+
+/// `vigil check-config` reads secrets.toml beside the configuration, and warns (exit 0) when
+/// the configuration holds secrets and every user can read it.
+#[test]
+fn check_config_warns_of_secrets_that_every_user_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let mode =
+        |m: u32| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m)).unwrap();
+    let (code, out) = check_text(dir.path(), EXAMPLE);
+    assert_eq!(code, Some(0), "{out}");
+    mode(0o644);
+    let (code, out) = check_text(dir.path(), EXAMPLE);
+    assert_eq!(code, Some(0), "{out}");
+    let warning = out
+        .lines()
+        .find(|l| l.contains("can be read by every user"))
+        .unwrap_or_else(|| panic!("no warning: {out}"));
+    assert!(
+        warning.starts_with("warning:")
+            && warning.contains(&format!(":{}:", line_of(EXAMPLE, "key = \"6b1f")))
+            && warning.contains("pendant[1].key, pendant[2].key, route[2].key")
+            && warning.contains("secrets.toml"),
+        "{warning}"
+    );
+    mode(0o640);
+    let (_, out) = check_text(dir.path(), EXAMPLE);
+    assert!(!out.contains("every user"), "{out}");
+
+    // With the secrets beside it, the readable file holds only the remote secret.
+    mode(0o644);
+    std::fs::write(dir.path().join("secrets.toml"), SECRETS).unwrap();
+    let (code, out) = check_text(dir.path(), &without_secrets());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("credentials.remote.secret")
+            && out.contains("every user")
+            && out.contains("secrets.toml"),
+        "{out}"
+    );
+    let (code, out) = check_text(dir.path(), EXAMPLE);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("given in both files"), "{out}");
+}
+
+/// The Debian package's configuration, with its secrets file, is valid; every secret is in
+/// secrets.toml, so the config.toml the service's group reads holds none.
+#[test]
+fn the_packaged_configuration_keeps_its_secrets_apart() {
+    let config = include_str!("../debian/config.toml");
+    let secrets = include_str!("../debian/secrets.toml");
+    let c = config::parse_with_secrets(
+        config,
+        Path::new("/etc/vigil/config.toml"),
+        secrets,
+        Path::new("/etc/vigil/secrets.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.audio.sounds_dir, Path::new("/usr/share/vigil/sounds"));
+    assert_eq!(c.routes.len(), 5);
+    assert!(
+        c.pendants.iter().all(|p| p.key.is_none()),
+        "paired, not keyed"
+    );
+    assert_eq!(c.credentials.len(), 3);
+    // Without secrets.toml the routes that need a secret have none: config.toml holds none.
+    let p = match config::parse(config, Path::new("/etc/vigil/config.toml")) {
+        Err(ConfigError::Invalid { problems }) => problems,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        p.iter()
+            .all(|p| p.key.starts_with("credentials.") || p.key.ends_with(".credentials")),
+        "{p:#?}"
+    );
+    // The placeholders are named so an installer replaces them.
+    assert!(
+        c.warnings
+            .iter()
+            .filter(|w| w.file == Path::new("/etc/vigil/secrets.toml"))
+            .count()
+            >= 3,
+        "{:#?}",
+        c.warnings
+    );
 }

@@ -88,10 +88,28 @@ pub enum ConfigError {
     },
 }
 
-/// Reads and validates the configuration at `path`.
+/// Reads and validates the configuration at `path`, with its secrets from
+/// [`secrets_path`](super::secrets_path) when that file exists.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = read_text(path)?;
-    parse(&text, path)
+    let secrets_file = super::secrets_path(path);
+    let secrets = match std::fs::symlink_metadata(&secrets_file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        _ => Some((read_text(&secrets_file)?, secrets_file)),
+    };
+    // Only the service's group should read a file with secrets in it.
+    let others_read = std::fs::metadata(path)
+        .map(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o004 != 0
+        })
+        .unwrap_or(false);
+    parse_files(
+        &text,
+        path,
+        secrets.as_ref().map(|(t, p)| (t.as_str(), p.as_path())),
+        others_read,
+    )
 }
 
 /// No configuration comes near this size; a larger file is refused before it is read.
@@ -143,18 +161,90 @@ fn read_text(path: &Path) -> Result<String, ConfigError> {
 
 /// Validates configuration `text`, naming `file` in problems.
 pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    parse_files(text, file, None, false)
+}
+
+/// Validates configuration `text` with the secrets file's `secrets` text, naming `file` or
+/// `secrets_file` in each problem, as its place is in one or the other.
+pub fn parse_with_secrets(
+    text: &str,
+    file: &Path,
+    secrets: &str,
+    secrets_file: &Path,
+) -> Result<Config, ConfigError> {
+    parse_files(text, file, Some((secrets, secrets_file)), false)
+}
+
+/// The configuration, merged with its secrets if any. `others_read`: the configuration file
+/// can be read by every user, so secrets in it are a warning.
+fn parse_files(
+    text: &str,
+    file: &Path,
+    secrets: Option<(&str, &Path)>,
+    others_read: bool,
+) -> Result<Config, ConfigError> {
     let mut cx = Cx {
-        text,
-        file,
+        config: Source {
+            text,
+            file,
+            start: 0,
+        },
+        secrets: None,
         problems: Vec::new(),
         warnings: Vec::new(),
     };
-    let (root, parse_errors) = DeTable::parse_recoverable(text);
+    let (mut root, parse_errors) = DeTable::parse_recoverable(text);
+    let mut syntax_ok = parse_errors.is_empty();
     for e in &parse_errors {
         let span = e.span().unwrap_or(0..0);
         cx.problem(&span, "(syntax)", e.message().trim().to_string());
     }
-    let config = if parse_errors.is_empty() {
+    let held = super::secrets::held_in(root.get_ref());
+    if let Some((secrets_text, secrets_file)) = secrets {
+        // The secrets file's offsets follow the configuration's: one span names either.
+        let start = text.len() + 1;
+        cx.secrets = Some(Source {
+            text: secrets_text,
+            file: secrets_file,
+            start,
+        });
+        let (secret_root, errors) = DeTable::parse_recoverable(secrets_text);
+        for e in &errors {
+            let span = e.span().unwrap_or(0..0);
+            cx.problem(
+                &(span.start + start..span.end + start),
+                "(syntax)",
+                e.message().trim().to_string(),
+            );
+        }
+        syntax_ok &= errors.is_empty();
+        if syntax_ok {
+            let secret_root = super::secrets::shift_table(secret_root.into_inner(), start);
+            let config_at = |span: &Range<usize>| {
+                let p = cx.at(span, "", "");
+                format!("{}:{}:{}", p.file.display(), p.line, p.column)
+            };
+            let found = super::secrets::merge(root.get_mut(), secret_root, &config_at);
+            for f in found {
+                cx.problem(&f.span, &f.key, f.message);
+            }
+        }
+    }
+    if others_read && !held.is_empty() {
+        let keys: Vec<&str> = held.iter().map(|h| h.key.as_str()).collect();
+        cx.warning(
+            &held[0].span,
+            &held[0].key,
+            format!(
+                "{} can be read by every user and holds secrets ({}); move them to {} \
+                 (mode 0600) or make this file unreadable to others (`chmod o-r`)",
+                file.display(),
+                keys.join(", "),
+                super::secrets_path(file).display()
+            ),
+        );
+    }
+    let config = if syntax_ok {
         read_config(&mut cx, &root)
     } else {
         None
@@ -166,7 +256,8 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         }
         _ => {
             let mut problems = cx.problems;
-            problems.sort_by_key(|p| (p.line, p.column));
+            // The configuration's problems first, then the secrets file's, each in file order.
+            problems.sort_by_key(|p| (p.file != file, p.line, p.column));
             problems.dedup();
             if problems.is_empty() {
                 problems.push(Problem {
@@ -220,10 +311,20 @@ fn published(cx: &mut Cx<'_>, span: &Range<usize>, key: &str, value: &str) {
     }
 }
 
-/// The walk's context: the source for line numbers and the problems found so far.
-struct Cx<'a> {
+/// One file of the configuration, and where its offsets start in the spans of the merged
+/// tree.
+struct Source<'a> {
     text: &'a str,
     file: &'a Path,
+    start: usize,
+}
+
+/// The walk's context: the sources for line numbers and the problems found so far.
+struct Cx<'a> {
+    /// `config.toml`.
+    config: Source<'a>,
+    /// `secrets.toml`, if there is one.
+    secrets: Option<Source<'a>>,
     problems: Vec<Problem>,
     /// Settings that work but that an installer should change (they do not stop the unit).
     warnings: Vec<Problem>,
@@ -231,12 +332,16 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn at(&self, span: &Range<usize>, key: &str, message: impl Into<String>) -> Problem {
-        let start = span.start.min(self.text.len());
-        let before = self.text.get(..start).unwrap_or("");
+        let source = match &self.secrets {
+            Some(s) if span.start >= s.start => s,
+            _ => &self.config,
+        };
+        let start = (span.start - source.start).min(source.text.len());
+        let before = source.text.get(..start).unwrap_or("");
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         Problem {
-            file: self.file.to_path_buf(),
+            file: source.file.to_path_buf(),
             line,
             column,
             key: key.to_string(),
