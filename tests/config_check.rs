@@ -555,6 +555,53 @@ fn the_modem_voice_port_is_an_absolute_device_path() {
     assert_eq!(p[0].line, line);
 }
 
+/// The module's call audio: percentages, and tuning that is only audio settings with numbers
+/// (nothing else reaches the modem from the configuration), each refused at its line.
+#[test]
+fn the_modules_call_audio_takes_only_audio_settings() {
+    let good = EXAMPLE
+        .replace("# call_volume = 80", "call_volume = 70")
+        .replace(
+            "# call_tuning = [\"AT+QEEC=5,40\", \"AT+QEEC=21,26600\"]",
+            "call_tuning = [\"AT+QEEC=5,40\", \"AT+CECWB=0x0800\"]",
+        );
+    let cfg = config::parse(&good, Path::new("site.toml")).expect("valid");
+    let audio = cfg.modem.call_audio.expect("call audio set");
+    assert_eq!((audio.volume, audio.mic_gain), (70, 50));
+    assert_eq!(audio.tuning, ["AT+QEEC=5,40", "AT+CECWB=0x0800"]);
+    assert_eq!(
+        config::parse(EXAMPLE, Path::new("site.toml"))
+            .unwrap()
+            .modem
+            .call_audio,
+        None
+    );
+    for (tuning, says) in [
+        ("AT+CFUN=0", "not an audio setting"),
+        ("AT+QEEC=5,40;+CFUN=0", "numbers"),
+        ("ATD+46700000000;", "not a setting"),
+        ("AT+QEEC=5,40\\r\\nAT+CFUN=0", "numbers"),
+        ("AT+CLVL=", "numbers"),
+    ] {
+        let bad = EXAMPLE.replace(
+            "# call_tuning = [\"AT+QEEC=5,40\", \"AT+QEEC=21,26600\"]",
+            &format!("call_tuning = [\"{tuning}\"]"),
+        );
+        let p = problems(&bad);
+        assert_eq!(p.len(), 1, "{tuning}: {p:?}");
+        assert_eq!(p[0].key, "modem.call_tuning");
+        assert!(p[0].message.contains(says), "{tuning}: {}", p[0].message);
+        let line = bad
+            .lines()
+            .position(|l| l.starts_with("call_tuning"))
+            .unwrap()
+            + 1;
+        assert_eq!(p[0].line, line);
+    }
+    let loud = EXAMPLE.replace("# call_volume = 80", "call_volume = 101");
+    assert_eq!(problems(&loud)[0].key, "modem.call_volume");
+}
+
 /// The example's secrets, as an installer moves them to `secrets.toml`, and the example
 /// without them.
 const SECRETS: &str = r#"# Secrets of the unit; only root reads this file.

@@ -1935,6 +1935,7 @@ fn read_modem(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Modem> {
         apn: None,
         power_key_pin: None,
         voice_port: None,
+        call_audio: None,
     };
     let Some(t) = root.sub(cx, "modem") else {
         return root.value("modem").is_none().then_some(m);
@@ -1948,6 +1949,9 @@ fn read_modem(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Modem> {
             "apn",
             "power_key_pin",
             "voice_port",
+            "call_volume",
+            "call_mic_gain",
+            "call_tuning",
         ],
     );
     let before = cx.problems.len();
@@ -1995,7 +1999,52 @@ fn read_modem(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Modem> {
             );
         }
     }
+    let volume = t.integer(cx, "call_volume", 0..101).map(|(v, _)| v as u8);
+    let mic_gain = t.integer(cx, "call_mic_gain", 0..101).map(|(v, _)| v as u8);
+    let mut tuning = Vec::new();
+    for (command, span) in t.strings(cx, "call_tuning") {
+        match tuning_command(&command) {
+            Ok(()) => tuning.push(command),
+            Err(why) => cx.problem(&span, &t.key("call_tuning"), why),
+        }
+    }
+    if volume.is_some() || mic_gain.is_some() || !tuning.is_empty() {
+        m.call_audio = Some(ModuleCallAudio {
+            volume: volume.unwrap_or(80),
+            mic_gain: mic_gain.unwrap_or(50),
+            tuning,
+        });
+    }
     (cx.problems.len() == before).then_some(m)
+}
+
+/// Whether `command` is an audio setting an installer may send: `AT+<name>=<numbers>` with a
+/// name from [`TUNING_COMMANDS`]; nothing else reaches the modem from here.
+fn tuning_command(command: &str) -> Result<(), String> {
+    let allowed = TUNING_COMMANDS.join(", ");
+    let (name, args) = command
+        .strip_prefix("AT+")
+        .and_then(|c| c.split_once('='))
+        .ok_or_else(|| {
+            format!(
+                "\"{command}\" is not a setting; allowed: AT+<command>=<numbers>, one of {allowed}"
+            )
+        })?;
+    if !TUNING_COMMANDS.contains(&name) {
+        return Err(format!(
+            "AT+{name} is not an audio setting; allowed: {allowed}"
+        ));
+    }
+    let numbers = args.split(',').all(|n| match n.strip_prefix("0x") {
+        Some(hex) => (1..=8).contains(&hex.len()) && hex.chars().all(|c| c.is_ascii_hexdigit()),
+        None => (1..=8).contains(&n.len()) && n.chars().all(|c| c.is_ascii_digit()),
+    });
+    if !numbers || args.split(',').count() > 4 {
+        return Err(format!(
+            "\"{command}\": the values must be up to four numbers (decimal or 0x hex), separated by commas"
+        ));
+    }
+    Ok(())
 }
 
 fn read_remote(

@@ -418,7 +418,30 @@ pub struct Modem {
     /// audio interface, usually `/dev/ttyUSB4`): how the unit hears the Contact ID tones on a
     /// module that cannot report them.
     pub voice_port: Option<PathBuf>,
+    /// The module's own call audio (its analog codec wired to the unit's loudspeaker and
+    /// microphone), set at every start; `None` leaves the module's defaults.
+    pub call_audio: Option<ModuleCallAudio>,
 }
+
+/// Loudness and echo settings for a module whose analog codec carries the call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleCallAudio {
+    /// Loudspeaker volume, percent of the module's range (`AT+CLVL`).
+    pub volume: u8,
+    /// Microphone gain, percent of the module's range (SIMCom `AT+CMICGAIN`, Quectel
+    /// `AT+QMIC`).
+    pub mic_gain: u8,
+    /// The installer's echo-canceller tuning for the enclosure, sent after the settings above:
+    /// whole audio commands such as `AT+QEEC=5,40`.
+    pub tuning: Vec<String>,
+}
+
+/// The audio commands an installer may send as tuning: SIMCom's and Quectel's gain, route,
+/// echo-canceller and noise-suppressor settings, and TS 27.007's volume.
+pub const TUNING_COMMANDS: [&str; 12] = [
+    "CLVL", "CMICGAIN", "COUTGAIN", "CSDVC", "CECM", "CECWB", "CNSN", "QMIC", "QRXGAIN", "QAUDMOD",
+    "QEEC", "QSIDET",
+];
 
 impl std::fmt::Debug for Modem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -429,6 +452,7 @@ impl std::fmt::Debug for Modem {
             .field("apn", &self.apn)
             .field("power_key_pin", &self.power_key_pin)
             .field("voice_port", &self.voice_port)
+            .field("call_audio", &self.call_audio)
             .finish()
     }
 }

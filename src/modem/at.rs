@@ -470,8 +470,52 @@ pub fn fuzz_lines(data: &[u8]) {
     }
 }
 
+/// The ranges a test command (`AT+X=?`, TS 27.007 §4.1) reports, one per parameter:
+/// `+CLVL: (0-5)` gives `[(0, 5)]`, `+QMIC: (0-65535),(0-65535)` two ranges, and a list such
+/// as `(1,3)` its lowest and highest. A parameter that is not numbers is left out.
+pub fn parse_ranges(line: &str) -> Vec<(u32, u32)> {
+    let body = line.split_once(':').map_or(line, |(_, b)| b);
+    let mut out = Vec::new();
+    for group in body.split('(').skip(1).take(8) {
+        let Some((inner, _)) = group.split_once(')') else {
+            continue;
+        };
+        let mut lo = None;
+        let mut hi = None;
+        for item in inner.split(',') {
+            let (a, b) = item.split_once('-').unwrap_or((item, item));
+            let (Ok(a), Ok(b)) = (a.trim().parse::<u32>(), b.trim().parse::<u32>()) else {
+                lo = None;
+                break;
+            };
+            lo = Some(lo.map_or(a, |l: u32| l.min(a)));
+            hi = Some(hi.map_or(b, |h: u32| h.max(b)));
+        }
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            if lo <= hi {
+                out.push((lo, hi));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn test_command_ranges() {
+        use super::parse_ranges;
+        assert_eq!(parse_ranges("+CLVL: (0-5)"), [(0, 5)]);
+        assert_eq!(
+            parse_ranges("+QMIC: (0-65535),(0-65535)"),
+            [(0, 65535), (0, 65535)]
+        );
+        assert_eq!(parse_ranges("+CSDVC: (1,3)"), [(1, 3)]);
+        assert_eq!(parse_ranges("+X: (\"a\",\"b\")"), []);
+        assert_eq!(parse_ranges("+X: (9-2)"), []);
+        assert_eq!(parse_ranges("+X: 5"), []);
+    }
+
     use super::*;
 
     #[test]

@@ -111,6 +111,8 @@ pub struct Settings {
     pub remote_secret: Option<String>,
     /// The module's voice port (PCM of a call), if it has one wired.
     pub voice_port: Option<String>,
+    /// The module's own call audio settings, if the installer gave them.
+    pub call_audio: Option<config::ModuleCallAudio>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -123,6 +125,7 @@ impl std::fmt::Debug for Settings {
                 &self.remote_secret.as_ref().map(|_| "<secret>"),
             )
             .field("voice_port", &self.voice_port)
+            .field("call_audio", &self.call_audio)
             .finish()
     }
 }
@@ -146,6 +149,7 @@ impl Settings {
                 .voice_port
                 .as_ref()
                 .map(|p| p.to_string_lossy().into_owned()),
+            call_audio: modem.call_audio.clone(),
         }
     }
 }
@@ -959,12 +963,14 @@ impl Modem {
             }
             (None, _) => false,
         };
+        let call_audio = self.set_call_audio(profile).await;
         let caps = Capabilities {
             profile,
             hears_dtmf,
             hears_tones: (hears_dtmf && profile.hears_single_tones()) || pcm,
             pcm,
             speaks,
+            call_audio,
         };
         tracing::info!(
             manufacturer = %manufacturer,
@@ -981,6 +987,77 @@ impl Modem {
             *c = Some(caps);
             changed
         });
+    }
+
+    /// Sets the module's own call audio from the installer's settings, at every start (the
+    /// module forgets them when it restarts): the loudspeaker route with the module's
+    /// speakerphone echo canceller, the volume and microphone gain as shares of the ranges the
+    /// module itself reports (`=?`, TS 27.007 §4.1), then the installer's tuning. `None` when
+    /// nothing is configured; `Some(false)` when the module refused a part (named in the log).
+    async fn set_call_audio(&self, profile: Profile) -> Option<bool> {
+        let audio = self.inner.settings.call_audio.clone()?;
+        let mut all = true;
+        let mut send = |ok: Result<(), String>| {
+            if let Err(e) = ok {
+                tracing::warn!(error = %e, module = profile.name(), "the module refused a call audio setting");
+                all = false;
+            }
+        };
+        let plan = profile.call_audio();
+        if let Some(route) = plan.route {
+            send(
+                self.cmd(route)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("{route}: {e}")),
+            );
+        }
+        send(self.scaled(plan.volume, audio.volume).await);
+        if let Some(mic) = plan.mic_gain {
+            send(self.scaled(mic, audio.mic_gain).await);
+        }
+        for command in &audio.tuning {
+            send(
+                self.cmd(command)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("{command}: {e}")),
+            );
+        }
+        tracing::info!(
+            module = profile.name(),
+            volume = audio.volume,
+            mic_gain = audio.mic_gain,
+            tuning = audio.tuning.len(),
+            all_taken = all,
+            "call audio set"
+        );
+        Some(all)
+    }
+
+    /// Sets `command` (such as `AT+CLVL`) to `percent` of each range its test command reports.
+    async fn scaled(&self, command: &str, percent: u8) -> Result<(), String> {
+        let name = command.trim_start_matches("AT");
+        let test = self
+            .inner
+            .at
+            .send(Command::new(format!("{command}=?"), self.inner.timing.command).expect(name))
+            .await
+            .map_err(|e| format!("{command}=?: {e}"))?;
+        let ranges = test
+            .line(name)
+            .map(at::parse_ranges)
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| format!("{command}=? gave no range"))?;
+        let values: Vec<String> = ranges
+            .iter()
+            .map(|&(lo, hi)| (lo + (hi - lo) * u32::from(percent.min(100)) / 100).to_string())
+            .collect();
+        let set = format!("{command}={}", values.join(","));
+        self.cmd(&set)
+            .await
+            .map(drop)
+            .map_err(|e| format!("{set}: {e}"))
     }
 
     /// Runs the init sequence; returns once the module answers and its SIM is ready.

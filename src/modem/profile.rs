@@ -32,6 +32,30 @@ pub enum Profile {
 const SIMCOM_VTS_MAX: usize = 29;
 
 impl Profile {
+    /// How this module's own call audio is set. SIMCom: `AT+CSDVC=3` (the speakerphone path)
+    /// and `AT+CMICGAIN`; Quectel: `AT+QAUDMOD=2` (speaker mode, its echo canceller and noise
+    /// suppressor tuned for a loudspeaker) and `AT+QMIC` (analog and digital uplink gain);
+    /// both and any other module: TS 27.007's `AT+CLVL` for the volume.
+    pub fn call_audio(self) -> CallAudioPlan {
+        match self {
+            Profile::Simcom => CallAudioPlan {
+                route: Some("AT+CSDVC=3"),
+                volume: "AT+CLVL",
+                mic_gain: Some("AT+CMICGAIN"),
+            },
+            Profile::Quectel => CallAudioPlan {
+                route: Some("AT+QAUDMOD=2"),
+                volume: "AT+CLVL",
+                mic_gain: Some("AT+QMIC"),
+            },
+            Profile::Generic => CallAudioPlan {
+                route: None,
+                volume: "AT+CLVL",
+                mic_gain: None,
+            },
+        }
+    }
+
     /// The profile for a module that names itself `manufacturer` (`AT+CGMI`) and `model`
     /// (`AT+CGMM`).
     pub fn detect(manufacturer: &str, model: &str) -> Profile {
@@ -126,6 +150,21 @@ pub struct Capabilities {
     pub pcm: bool,
     /// It can speak an announcement into a call.
     pub speaks: bool,
+    /// The installer's call audio settings: `None` when none are configured, `Some(true)`
+    /// when the module took them all, `Some(false)` when it refused a part.
+    pub call_audio: Option<bool>,
+}
+
+/// How a module's own call audio is set (see [`Profile::call_audio`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallAudioPlan {
+    /// The command that routes the call to the loudspeaker path, with the module's
+    /// speakerphone echo canceller and noise suppressor.
+    pub route: Option<&'static str>,
+    /// The loudspeaker volume command (its ranges read from `=?`).
+    pub volume: &'static str,
+    /// The microphone gain command, if the module has one.
+    pub mic_gain: Option<&'static str>,
 }
 
 impl Capabilities {
@@ -205,6 +244,7 @@ mod tests {
             hears_tones: false,
             pcm: false,
             speaks: true,
+            call_audio: None,
         };
         assert_eq!(simcom.voice_call_blocker(), None);
         let why = simcom.contact_id_blocker().unwrap();
@@ -224,6 +264,7 @@ mod tests {
             hears_tones: true,
             pcm: false,
             speaks: true,
+            call_audio: None,
         };
         assert_eq!(quectel.contact_id_blocker(), None);
         let deaf = Capabilities {

@@ -215,6 +215,8 @@ enum Control {
 struct Shared {
     commands: Vec<String>,
     powered: bool,
+    /// The audio settings the module holds now.
+    audio: BTreeMap<&'static str, Vec<u32>>,
 }
 
 /// Control of a running simulated module. Dropping it stops the module.
@@ -333,6 +335,14 @@ impl SimModem {
         let _ = self.ctl.send(Control::Reboot);
     }
 
+    /// The values of an audio setting the module took (`"+CLVL"`), if any since power-on.
+    pub fn audio_setting(&self, name: &str) -> Option<Vec<u32>> {
+        self.shared
+            .lock()
+            .ok()
+            .and_then(|s| s.audio.get(name).cloned())
+    }
+
     /// Every command line the module received, in order.
     pub fn commands(&self) -> Vec<String> {
         self.shared
@@ -428,6 +438,9 @@ struct State {
     speech_to_far_end: bool,
     /// SIMCom `AT+CPCMREG=1`: the call's audio streams on the voice port.
     pcmreg: bool,
+    /// Audio settings taken (`AT+CLVL=3`, `AT+QMIC=…`): command name to values. Forgotten at
+    /// power-off, as a module's volatile audio settings are.
+    audio: BTreeMap<&'static str, Vec<u32>>,
     /// TE character set (`AT+CSCS`): "GSM", "IRA" or "UCS2".
     cscs: &'static str,
     sim: Sim,
@@ -453,6 +466,7 @@ impl State {
             tonedet: false,
             speech_to_far_end: false,
             pcmreg: false,
+            audio: BTreeMap::new(),
             cscs: "GSM",
             sim: Sim::Absent,
             reg: RegStatus::NotSearching,
@@ -646,12 +660,18 @@ impl Module {
     fn set_powered(&mut self, on: bool) {
         if let Ok(mut s) = self.shared.lock() {
             s.powered = on;
+            if !on {
+                s.audio.clear();
+            }
         }
     }
 
     fn power_on(&mut self) {
         self.st = State::off();
         self.st.powered = true;
+        if let Ok(mut s) = self.shared.lock() {
+            s.audio.clear();
+        }
         self.set_powered(true);
         // A power cycle clears a hung firmware.
         self.faults.retain(|f| *f != Fault::Silent);
@@ -1001,6 +1021,8 @@ impl Module {
                     self.set_u8(&mode, 1, |s, n| s.tonedet = n == 1);
                 } else if let Some(v) = arg("+CDTAM=").filter(|_| !quectel) {
                     self.set_u8(&v, 1, |s, n| s.speech_to_far_end = n == 1);
+                } else if let Some((setting, params)) = audio_setting(ucmd, quectel) {
+                    self.audio(ucmd, setting, params);
                 } else if ucmd == "+CPCMREG=?" && !quectel {
                     self.info("+CPCMREG: (0,1)");
                 } else if ucmd == "+CPCMREG?" && !quectel {
@@ -1081,6 +1103,49 @@ impl Module {
     fn info(&mut self, text: &str) {
         self.line(text);
         self.line("OK");
+    }
+
+    /// An audio setting's test (`=?`: its ranges), read (`?`: its values) or write command:
+    /// every value must be inside its parameter's range or list, else +CME ERROR 50
+    /// (TS 27.007 §9.2.1, "Incorrect parameters").
+    fn audio(&mut self, ucmd: &str, setting: &'static str, params: &[Param]) {
+        let rest = &ucmd[setting.len()..];
+        if rest == "=?" {
+            let ranges: Vec<String> = params.iter().map(Param::test).collect();
+            self.info(&format!("{setting}: {}", ranges.join(",")));
+        } else if rest == "?" {
+            let values = self
+                .st
+                .audio
+                .get(setting)
+                .cloned()
+                .unwrap_or_else(|| params.iter().map(Param::default_value).collect());
+            let values: Vec<String> = values.iter().map(u32::to_string).collect();
+            self.info(&format!("{setting}: {}", values.join(",")));
+        } else if let Some(v) = rest.strip_prefix('=') {
+            let values: Option<Vec<u32>> = v
+                .split(',')
+                .map(|n| match n.trim().strip_prefix("0X") {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                    None => n.trim().parse().ok(),
+                })
+                .collect();
+            match values {
+                Some(values)
+                    if values.len() == params.len()
+                        && values.iter().zip(params).all(|(v, p)| p.admits(*v)) =>
+                {
+                    self.st.audio.insert(setting, values);
+                    if let Ok(mut s) = self.shared.lock() {
+                        s.audio = self.st.audio.clone();
+                    }
+                    self.line("OK");
+                }
+                _ => self.cme(50, "Incorrect parameters"),
+            }
+        } else {
+            self.cme(4, "operation not supported");
+        }
     }
 
     fn set_u8(&mut self, v: &str, max: u8, set: impl FnOnce(&mut State, u8)) {
@@ -1663,5 +1728,66 @@ pub fn run_cli(args: SimArgs) -> Result<std::process::ExitCode, ModemError> {
             }
         }
         Ok(std::process::ExitCode::SUCCESS)
+    })
+}
+
+/// One parameter of an audio setting: a range, or a list of values.
+#[derive(Debug)]
+enum Param {
+    Range(u32, u32),
+    OneOf(&'static [u32]),
+}
+
+impl Param {
+    fn admits(&self, v: u32) -> bool {
+        match self {
+            Param::Range(lo, hi) => (*lo..=*hi).contains(&v),
+            Param::OneOf(list) => list.contains(&v),
+        }
+    }
+
+    fn test(&self) -> String {
+        match self {
+            Param::Range(lo, hi) => format!("({lo}-{hi})"),
+            Param::OneOf(list) => {
+                let items: Vec<String> = list.iter().map(u32::to_string).collect();
+                format!("({})", items.join(","))
+            }
+        }
+    }
+
+    fn default_value(&self) -> u32 {
+        match self {
+            Param::Range(lo, hi) => lo + (hi - lo) / 2,
+            Param::OneOf(list) => list.first().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// The audio settings each module takes, with its parameters. SIMCom SIM7600: TS 27.007's
+/// `+CLVL` (0-5), `+CMICGAIN` and `+COUTGAIN` (0-8), `+CSDVC` (1 handset, 3 speakerphone).
+/// Quectel EC25: `+CLVL` (0-5), `+QMIC` (analog and digital uplink gain, 0-65535 each),
+/// `+QRXGAIN` (0-65535), `+QAUDMOD` (0 handset, 1 headset, 2 speaker, 3 off, 4 Bluetooth,
+/// 5 none), `+QSIDET` (0-65535) and `+QEEC` (parameter index, value).
+fn audio_setting(ucmd: &str, quectel: bool) -> Option<(&'static str, &'static [Param])> {
+    const SIMCOM: &[(&str, &[Param])] = &[
+        ("+CLVL", &[Param::Range(0, 5)]),
+        ("+CMICGAIN", &[Param::Range(0, 8)]),
+        ("+COUTGAIN", &[Param::Range(0, 8)]),
+        ("+CSDVC", &[Param::OneOf(&[1, 3])]),
+    ];
+    const QUECTEL: &[(&str, &[Param])] = &[
+        ("+CLVL", &[Param::Range(0, 5)]),
+        ("+QMIC", &[Param::Range(0, 65535), Param::Range(0, 65535)]),
+        ("+QRXGAIN", &[Param::Range(0, 65535)]),
+        ("+QAUDMOD", &[Param::Range(0, 5)]),
+        ("+QSIDET", &[Param::Range(0, 65535)]),
+        ("+QEEC", &[Param::Range(0, 44), Param::Range(0, 65535)]),
+    ];
+    let table = if quectel { QUECTEL } else { SIMCOM };
+    table.iter().find_map(|(name, params)| {
+        let rest = ucmd.strip_prefix(name)?;
+        (rest.is_empty() || rest.starts_with('=') || rest.starts_with('?'))
+            .then_some((*name, *params))
     })
 }

@@ -1430,6 +1430,11 @@ impl StatusReport for ModemStatus {
                             (false, _) => "NO",
                         }
                     ));
+                    match c.call_audio {
+                        Some(true) => lines.push("call audio:  set on the module (volume, microphone, echo canceller)".into()),
+                        Some(false) => lines.push("call audio:  DEGRADED: the module refused part of modem.call_* (see the log)".into()),
+                        None => {}
+                    }
                 }
                 lines
             }
