@@ -895,6 +895,21 @@ impl Modem {
         drop(port);
     }
 
+    /// Carries the call in progress through the unit's speakerphone `audio` on the module's
+    /// voice port (SIMCom with `modem.voice_port`, a module wired by USB audio): streaming
+    /// starts, speech crosses both ways until `stop` says so or the module stops streaming,
+    /// then streaming stops.
+    pub async fn speak_in_call(
+        &self,
+        mut audio: Box<dyn crate::voice::call_port::CallAudioPort>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<super::voice_port::BridgeEnd, String> {
+        let mut port = self.open_voice_port().await?;
+        let end = super::voice_port::bridge(&mut port, audio.as_mut(), &mut stop).await;
+        self.close_voice_port(port).await;
+        Ok(end)
+    }
+
     /// What the module proved it can do in a call (its profile, detection and speech), once
     /// the first init has run.
     pub fn capabilities(&self) -> Option<Capabilities> {

@@ -433,6 +433,23 @@ impl Network {
         });
     }
 
+    /// The latest caller from `from` to `modem` hangs up: the modem hears `NO CARRIER`.
+    pub fn caller_hangs_up(&self, modem: &str, from: &str) {
+        let g = self.lock();
+        let call = g
+            .incoming
+            .iter()
+            .filter(|(_, (caller, _))| caller == from)
+            .map(|(call, _)| *call)
+            .max();
+        if let (Some(call), Some(tx)) = (call, g.modems.get(modem)) {
+            let _ = tx.send(ToModem::Progress {
+                call,
+                progress: Progress::Ended(EndCause::NoCarrier),
+            });
+        }
+    }
+
     /// The modem tells the caller of incoming call `call` something (answer, hang-up).
     pub fn to_caller(&self, call: u32, ev: ToParty) {
         let g = self.lock();

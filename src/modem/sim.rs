@@ -320,6 +320,13 @@ impl SimModem {
             .unwrap_or_default()
     }
 
+    /// The far end of the call speaks on the voice port: `samples` at 8 kHz, in line time.
+    pub fn far_end_says(&self, samples: &[i16]) {
+        if let Some((_, tap)) = &self.voice_port {
+            tap.say(samples);
+        }
+    }
+
     /// Adds a fault now.
     pub fn inject(&self, fault: Fault) {
         let _ = self.ctl.send(Control::Inject(fault));

@@ -43,6 +43,16 @@ const TAPE: usize = 8000 * 120;
 pub struct AudioTap(Arc<Mutex<Line>>);
 
 impl AudioTap {
+    /// The far end speaks: `samples` (8 kHz) go on the line after what is already queued,
+    /// played out in line time.
+    pub fn say(&self, samples: &[i16]) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .far
+            .extend(samples.iter().copied());
+    }
+
     /// Everything the host sent into calls so far, 8 kHz samples.
     pub fn heard(&self) -> Vec<i16> {
         self.0

@@ -9,6 +9,11 @@
 //! the Contact ID handshake and kissoff (the unit's own detector, [`ContactIdDetector`]), and
 //! each is answered with one frame of what the unit has to say, DTMF digits at DC-05's timing
 //! (which `AT+VTS` cannot give: it counts tone lengths in tenths of a second), else silence.
+//!
+//! The same port carries speech: [`bridge`] takes the far end's frames to the unit's
+//! echo-cancelled speakerphone and the speakerphone's microphone back into the call, so a
+//! module wired by USB audio (no analog codec of its own) carries the operator's call as a
+//! SIP call does.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -41,11 +46,20 @@ pub enum PortEvent {
     Lost(String),
 }
 
+/// The most of the far end's audio kept for the speakerphone, in samples (100 ms): the module
+/// and the unit's frame clocks drift apart, and older audio is dropped rather than let the
+/// call fall behind.
+const HEARD_MAX: usize = FRAME_SAMPLES * 5;
+/// The most of the unit's own audio queued for the far end (100 ms), for the same reason.
+const SAID_MAX: usize = FRAME_SAMPLES * 5;
+
 /// An open voice port. Dropping it stops the thread (the `AT+CPCMREG=0` is the caller's).
 pub struct VoicePort {
     events: mpsc::UnboundedReceiver<PortEvent>,
     /// Samples waiting to go to the far end.
     out: Arc<Mutex<VecDeque<i16>>>,
+    /// The far end's audio not yet taken by [`VoicePort::take_frame`].
+    heard: Arc<Mutex<VecDeque<i16>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -62,17 +76,24 @@ impl VoicePort {
         let _ = serialport::SerialPort::clear(&port, serialport::ClearBuffer::Input);
         let (tx, events) = mpsc::unbounded_channel();
         let out = Arc::new(Mutex::new(VecDeque::new()));
+        let heard = Arc::new(Mutex::new(VecDeque::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name("voice-port".into())
             .spawn({
-                let (out, stop, path) = (Arc::clone(&out), Arc::clone(&stop), path.to_string());
-                move || run(port, &path, &tx, &out, &stop)
+                let (out, heard, stop, path) = (
+                    Arc::clone(&out),
+                    Arc::clone(&heard),
+                    Arc::clone(&stop),
+                    path.to_string(),
+                );
+                move || run(port, &path, &tx, &out, &heard, &stop)
             })
             .map_err(|e| format!("voice port thread: {e}"))?;
         Ok(VoicePort {
             events,
             out,
+            heard,
             stop,
             thread: Some(thread),
         })
@@ -109,6 +130,25 @@ impl VoicePort {
         true
     }
 
+    /// One frame of the far end's audio, if one has come.
+    pub fn take_frame(&self) -> Option<[i16; FRAME_SAMPLES]> {
+        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        if heard.len() < FRAME_SAMPLES {
+            return None;
+        }
+        let mut frame = [0i16; FRAME_SAMPLES];
+        for (s, h) in frame.iter_mut().zip(heard.drain(..FRAME_SAMPLES)) {
+            *s = h;
+        }
+        Some(frame)
+    }
+
+    /// Queues one frame of the unit's audio for the far end.
+    pub fn say_frame(&self, frame: &[i16; FRAME_SAMPLES]) {
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        crate::voice::pcm::push_bounded(&mut out, frame.iter().copied(), SAID_MAX);
+    }
+
     /// The next thing heard (the caller bounds the wait).
     pub async fn next(&mut self) -> PortEvent {
         self.events
@@ -134,6 +174,7 @@ fn run(
     path: &str,
     tx: &mpsc::UnboundedSender<PortEvent>,
     out: &Mutex<VecDeque<i16>>,
+    heard: &Mutex<VecDeque<i16>>,
     stop: &AtomicBool,
 ) {
     let mut detector = ContactIdDetector::new(RATE);
@@ -181,6 +222,13 @@ fn run(
             detector.push(&samples, |t| {
                 let _ = tx.send(PortEvent::Tone(t.tone));
             });
+            crate::voice::pcm::push_bounded(
+                &mut heard.lock().unwrap_or_else(PoisonError::into_inner),
+                frame
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]])),
+                HEARD_MAX,
+            );
             let mut o = out.lock().unwrap_or_else(PoisonError::into_inner);
             for _ in 0..FRAME_SAMPLES {
                 let s = o.pop_front().unwrap_or(0);
@@ -193,6 +241,47 @@ fn run(
                 "the module's voice port {path}: {e}"
             )));
             return;
+        }
+    }
+}
+
+/// How a bridged call's speech ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BridgeEnd {
+    /// The unit ended it (the call is over).
+    Stopped,
+    /// The module stopped streaming, or the port failed.
+    Lost(String),
+}
+
+/// Carries a call's speech between the voice port and the unit's speakerphone `audio` (the
+/// echo canceller is part of it) until `stop` says so: every 20 ms one frame of the far end's
+/// audio to the loudspeaker (silence when none came, so the canceller's reference stays in
+/// step) and one frame of the microphone to the far end. Tones heard meanwhile are ignored.
+pub async fn bridge(
+    port: &mut VoicePort,
+    audio: &mut dyn crate::voice::call_port::CallAudioPort,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> BridgeEnd {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return BridgeEnd::Stopped;
+                }
+            }
+            event = port.next() => {
+                if let PortEvent::Lost(why) = event {
+                    return BridgeEnd::Lost(why);
+                }
+            }
+            _ = tick.tick() => {
+                let far = port.take_frame().unwrap_or([0; FRAME_SAMPLES]);
+                audio.play(&far);
+                port.say_frame(&audio.capture());
+            }
         }
     }
 }

@@ -134,10 +134,8 @@ pub async fn assemble_with_clock(
         }
         None => Arc::new(|| false),
     };
-    let sip_calls = Arc::new(SipCalls::new(
-        config,
-        call_audio(config, &audio_choice, speaking),
-    ));
+    let speakerphone = call_audio(config, &audio_choice, speaking);
+    let sip_calls = Arc::new(SipCalls::new(config, speakerphone.clone()));
     let lazies: Vec<Arc<Lazy>> = config
         .routes
         .iter()
@@ -234,6 +232,7 @@ pub async fn assemble_with_clock(
             modem.clone(),
             inputs.clone(),
             control.clone(),
+            speakerphone,
         )));
     }
 
@@ -562,6 +561,7 @@ async fn keep_modem(
     slot: ModemSlot,
     inputs: mpsc::Sender<Input>,
     control: mpsc::Sender<super::control::ControlRequest>,
+    call_audio: Option<crate::centre::scaip::call::CallAudio>,
 ) {
     // A modem absent for this long is a fault the centre hears of, over the routes it leaves.
     const MODEM_GRACE: Duration = Duration::from_secs(5 * 60);
@@ -612,6 +612,9 @@ async fn keep_modem(
             .await;
     }
     let mut events = modem.events();
+    // The speech of an answered call carried through the speakerphone, when the module streams
+    // calls on its voice port: stopped when the call ends.
+    let mut in_call: Option<tokio::sync::watch::Sender<bool>> = None;
     loop {
         let event = match events.recv().await {
             Ok(e) => e,
@@ -621,6 +624,17 @@ async fn keep_modem(
             }
             Err(_) => break,
         };
+        match &event {
+            ModemEvent::IncomingCall { answered: true, .. } => {
+                in_call = speak_in_cellular_call(&modem, call_audio.as_ref());
+            }
+            ModemEvent::CallEnded { .. } | ModemEvent::Down { .. } => {
+                if let Some(stop) = in_call.take() {
+                    stop.send_replace(true);
+                }
+            }
+            _ => {}
+        }
         if let Some(input) = event.to_input() {
             if inputs.send(input).await.is_err() {
                 break;
@@ -646,6 +660,39 @@ async fn keep_modem(
             }
         }
     }
+}
+
+/// Carries the answered call's speech through the unit's speakerphone when the module streams
+/// calls on its voice port (a module wired by USB audio has no loudspeaker of its own); the
+/// sender stops it. `None` when the module has no voice port or the unit no call audio: then
+/// the module's own audio path carries the call.
+fn speak_in_cellular_call(
+    modem: &Modem,
+    audio: Option<&crate::centre::scaip::call::CallAudio>,
+) -> Option<tokio::sync::watch::Sender<bool>> {
+    if !modem.capabilities().is_some_and(|c| c.pcm) {
+        return None;
+    }
+    let audio = audio?.clone();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let modem = modem.clone();
+    tokio::spawn(async move {
+        let port = match tokio::task::spawn_blocking(move || audio()).await {
+            Ok(Ok(port)) => port,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the call's speech cannot reach the speakerphone");
+                return;
+            }
+            Err(_) => return,
+        };
+        match modem.speak_in_call(port, stop).await {
+            Ok(end) => tracing::info!(?end, "the call's speech through the speakerphone ended"),
+            Err(e) => {
+                tracing::error!(error = %e, "the call's speech cannot go through the speakerphone")
+            }
+        }
+    });
+    Some(stop_tx)
 }
 
 /// The first lines of the status, short enough for two SMS parts.

@@ -141,18 +141,7 @@ fn choose_config(
     })
 }
 
-/// Adds `samples` to a queue between two streams and drops the oldest beyond `max`, so a
-/// device whose clock runs a little fast or slow drops a few samples instead of building up
-/// delay.
-pub fn push_bounded(
-    queue: &mut std::collections::VecDeque<f32>,
-    samples: impl IntoIterator<Item = f32>,
-    max: usize,
-) {
-    queue.extend(samples);
-    let excess = queue.len().saturating_sub(max);
-    queue.drain(..excess);
-}
+pub use super::pcm::push_bounded;
 
 /// Builds and starts a playback stream on `name` (or the default) at `rate` (or the device's
 /// rate); `fill` writes mono samples, copied to every channel.

@@ -386,6 +386,19 @@ fn blackman(x: f64) -> f64 {
     0.42 - 0.5 * a.cos() + 0.08 * (2.0 * a).cos()
 }
 
+/// Adds `samples` to a queue between two streams and drops the oldest beyond `max`, so a
+/// device whose clock runs a little fast or slow drops a few samples instead of building up
+/// delay.
+pub fn push_bounded<T>(
+    queue: &mut std::collections::VecDeque<T>,
+    samples: impl IntoIterator<Item = T>,
+    max: usize,
+) {
+    queue.extend(samples);
+    let excess = queue.len().saturating_sub(max);
+    queue.drain(..excess);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
