@@ -28,6 +28,7 @@
 use std::fmt;
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use subtle::ConstantTimeEq;
 
 use super::RadioError;
 use crate::core::{DeviceId, FallEvidence, RadioEventKind};
@@ -415,9 +416,17 @@ impl Event {
     }
 }
 
-/// A pendant's 256-bit AES key. Never printed; zeroed when dropped.
-#[derive(Clone, PartialEq, Eq)]
+/// A pendant's 256-bit AES key. Never printed; zeroed when dropped; compared in constant time.
+#[derive(Clone)]
 pub struct PendantKey([u8; 32]);
+
+impl PartialEq for PendantKey {
+    fn eq(&self, other: &PendantKey) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for PendantKey {}
 
 impl PendantKey {
     /// Wraps raw key bytes.
@@ -894,5 +903,14 @@ mod tests {
         assert!(!format!("{k:?}").contains("AB"));
         assert_eq!(PendantKey::from_hex(&k.to_hex()).unwrap(), k);
         assert!(PendantKey::from_hex("abc").is_err());
+    }
+
+    #[test]
+    fn keys_differing_only_in_their_last_byte_differ() {
+        let mut bytes = [0xAB; 32];
+        let k = PendantKey::new(bytes);
+        bytes[31] ^= 1;
+        assert_ne!(PendantKey::new(bytes), k);
+        assert_eq!(PendantKey::new([0xAB; 32]), k);
     }
 }

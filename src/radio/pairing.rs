@@ -31,6 +31,7 @@ use ring::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
 use ring::digest::{digest, SHA256};
 use ring::hkdf::{KeyType, Salt, HKDF_SHA256};
 use ring::rand::SystemRandom;
+use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
 use super::frame::{
@@ -45,9 +46,17 @@ const SALT: &[u8] = b"vigil pendant pairing v2";
 /// The longest a pairing window stays open.
 pub const MAX_WINDOW: Duration = Duration::from_secs(60);
 
-/// The code both sides show: six decimal digits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The code both sides show: six decimal digits. Compared in constant time.
+#[derive(Clone, Copy, Debug)]
 pub struct PairingCode(u32);
+
+impl PartialEq for PairingCode {
+    fn eq(&self, other: &PairingCode) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for PairingCode {}
 
 impl PairingCode {
     /// Reads a code typed by a person: six digits, spaces allowed.
@@ -375,7 +384,7 @@ impl PairingWindow {
                 base_pub,
                 ..
             } if d == device => {
-                if commitment(&pendant_pub) != c {
+                if !bool::from(commitment(&pendant_pub).ct_eq(&c)) {
                     return refuse(
                         Some(device),
                         format!(

@@ -11,6 +11,7 @@
 
 use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use chrono::{NaiveDateTime, Timelike};
+use subtle::ConstantTimeEq;
 
 use super::Dc09Error;
 
@@ -78,9 +79,17 @@ impl MessageId {
     }
 }
 
-/// An AES key for DC-09 encryption: 128, 192 or 256 bits.
-#[derive(Clone, PartialEq, Eq)]
+/// An AES key for DC-09 encryption: 128, 192 or 256 bits. Compared in constant time.
+#[derive(Clone)]
 pub struct Dc09Key(Vec<u8>);
+
+impl PartialEq for Dc09Key {
+    fn eq(&self, other: &Dc09Key) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for Dc09Key {}
 
 impl Dc09Key {
     /// Accepts 16, 24 or 32 key bytes.
@@ -489,6 +498,16 @@ mod tests {
     fn crc16_arc_check_value() {
         assert_eq!(crc16_arc(b"123456789"), 0xBB3D);
         assert_eq!(crc16_arc(b""), 0);
+    }
+
+    #[test]
+    fn keys_differing_only_in_their_last_byte_differ() {
+        let mut bytes = vec![0x5A; 16];
+        let k = Dc09Key::new(&bytes).unwrap();
+        bytes[15] ^= 1;
+        assert_ne!(Dc09Key::new(&bytes).unwrap(), k);
+        assert_ne!(Dc09Key::new(&[0x5A; 24]).unwrap(), k);
+        assert_eq!(Dc09Key::new(&[0x5A; 16]).unwrap(), k);
     }
 
     fn sample() -> Frame {
