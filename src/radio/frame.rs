@@ -29,6 +29,7 @@ use std::fmt;
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::RadioError;
 use crate::core::{DeviceId, FallEvidence, RadioEventKind};
@@ -436,20 +437,20 @@ impl PendantKey {
 
     /// Parses 64 hex digits.
     pub fn from_hex(s: &str) -> Result<PendantKey, RadioError> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s.trim(), &mut out)
+        let mut out = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(s.trim(), out.as_mut())
             .map_err(|_| RadioError::Key("a pendant key is 64 hex digits".into()))?;
-        Ok(PendantKey(out))
+        Ok(PendantKey(*out))
     }
 
     /// A fresh random key.
     pub fn generate() -> Result<PendantKey, RadioError> {
         use ring::rand::SecureRandom;
-        let mut out = [0u8; 32];
+        let mut out = Zeroizing::new([0u8; 32]);
         ring::rand::SystemRandom::new()
-            .fill(&mut out)
+            .fill(out.as_mut())
             .map_err(|_| RadioError::Key("the system random source failed".into()))?;
-        Ok(PendantKey(out))
+        Ok(PendantKey(*out))
     }
 
     /// The key bytes, for storage only.
@@ -471,10 +472,7 @@ impl fmt::Debug for PendantKey {
 
 impl Drop for PendantKey {
     fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            // SAFETY: `b` is a valid, aligned reference into our own array.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        self.0.zeroize();
     }
 }
 

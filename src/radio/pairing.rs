@@ -33,6 +33,7 @@ use ring::hkdf::{KeyType, Salt, HKDF_SHA256};
 use ring::rand::SystemRandom;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
+use zeroize::Zeroizing;
 
 use super::frame::{
     emit_pair_done, emit_pair_key, Frame, FrameBuf, FrameCipher, FrameType, PendantKey, HEADER_LEN,
@@ -118,13 +119,13 @@ fn derive(
 ) -> Result<PendantKey, RadioError> {
     let device = device.0.to_be_bytes();
     let info = [&device[..], pendant_pub, base_pub];
-    let mut out = [0u8; 32];
+    let mut out = Zeroizing::new([0u8; 32]);
     Salt::new(HKDF_SHA256, SALT)
         .extract(shared)
         .expand(&info, KeyLen)
-        .and_then(|okm| okm.fill(&mut out))
+        .and_then(|okm| okm.fill(out.as_mut()))
         .map_err(|_| RadioError::Key("key derivation failed".into()))?;
-    Ok(PendantKey::new(out))
+    Ok(PendantKey::new(*out))
 }
 
 fn keypair(rng: &SystemRandom) -> Result<(EphemeralPrivateKey, [u8; PUBLIC_KEY_LEN]), RadioError> {

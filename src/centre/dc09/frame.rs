@@ -12,6 +12,7 @@
 use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use chrono::{NaiveDateTime, Timelike};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use super::Dc09Error;
 
@@ -79,9 +80,10 @@ impl MessageId {
     }
 }
 
-/// An AES key for DC-09 encryption: 128, 192 or 256 bits. Compared in constant time.
+/// An AES key for DC-09 encryption: 128, 192 or 256 bits; compared in constant time, zeroed
+/// when dropped.
 #[derive(Clone)]
-pub struct Dc09Key(Vec<u8>);
+pub struct Dc09Key(Zeroizing<Vec<u8>>);
 
 impl PartialEq for Dc09Key {
     fn eq(&self, other: &Dc09Key) -> bool {
@@ -95,7 +97,7 @@ impl Dc09Key {
     /// Accepts 16, 24 or 32 key bytes.
     pub fn new(bytes: &[u8]) -> Result<Dc09Key, Dc09Error> {
         match bytes.len() {
-            16 | 24 | 32 => Ok(Dc09Key(bytes.to_vec())),
+            16 | 24 | 32 => Ok(Dc09Key(Zeroizing::new(bytes.to_vec()))),
             n => Err(Dc09Error::KeyLength(n)),
         }
     }
