@@ -16,7 +16,7 @@ fn gate() -> FrameGate<MemoryStore> {
     let p = Pendant {
         id: ID,
         kind: DeviceKind::Personal,
-        key: Some([1; 32]),
+        key: Some([1; 32].into()),
         location: String::new(),
         zone: 1,
     };

@@ -1,6 +1,9 @@
 //! The `vigil` command: run the base unit, check its configuration, read its journal,
 //! drive the simulators.
 
+// As in the library: bad input is reported, never panicked on. Tests may still unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -18,7 +18,7 @@ fn pendant(id: DeviceId, key: &PendantKey) -> Pendant {
     Pendant {
         id,
         kind: DeviceKind::Personal,
-        key: Some(*key.as_bytes()),
+        key: Some((*key.as_bytes()).into()),
         location: "Anna".into(),
         zone: 1,
     }

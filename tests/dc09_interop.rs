@@ -123,7 +123,7 @@ async fn link_to(port: u16, protocol: Dc09Protocol, key: Option<Vec<u8>>) -> Dc0
         protocol,
         receiver_number: "1".into(),
         line_prefix: "1".into(),
-        key,
+        key: key.map(Into::into),
         answer_timeout: Duration::from_secs(5),
         link_test: Duration::ZERO,
         payload: Dc09Payload::AdmCid,

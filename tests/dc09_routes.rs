@@ -42,7 +42,7 @@ fn route(receiver: String, protocol: Dc09Protocol, key: Option<&[u8]>) -> Dc09Ro
         protocol,
         receiver_number: "1".into(),
         line_prefix: "1".into(),
-        key: key.map(<[u8]>::to_vec),
+        key: key.map(|k| k.to_vec().into()),
         answer_timeout: Duration::from_millis(1500),
         link_test: Duration::ZERO,
         payload: vigil::centre::dc09::Dc09Payload::AdmCid,

@@ -27,7 +27,7 @@ fn pendants() -> Vec<Pendant> {
         .map(|i| Pendant {
             id: DeviceId(0x00A1_B2C0 + u32::from(i)),
             kind: DeviceKind::Personal,
-            key: Some([0x10 + i; 32]),
+            key: Some([0x10 + i; 32].into()),
             location: format!("pendant {i}"),
             zone: u16::from(i) + 1,
         })
@@ -49,7 +49,7 @@ fn a_million_bad_frames_raise_no_event() {
     let pendants = pendants();
     let ciphers: Vec<FrameCipher> = pendants
         .iter()
-        .map(|p| FrameCipher::new(&PendantKey::new(p.key.unwrap())))
+        .map(|p| FrameCipher::new(&PendantKey::new(*p.key.as_deref().unwrap())))
         .collect();
     let mut gate = FrameGate::new(MemoryStore::new(), &pendants).unwrap();
 
@@ -79,7 +79,7 @@ fn a_million_bad_frames_raise_no_event() {
         let mut key = [0u8; 32];
         key.iter_mut().for_each(|b| *b = rng.next() as u8);
         if i % 2 == 0 {
-            key = pendants[(i as usize + 1) % 4].key.unwrap();
+            key = *pendants[(i as usize + 1) % 4].key.as_deref().unwrap();
         }
         let f = FrameCipher::new(&PendantKey::new(key)).seal_event(
             p.id,

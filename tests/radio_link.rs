@@ -27,7 +27,7 @@ fn pendant(id: DeviceId, key: &PendantKey) -> Pendant {
     Pendant {
         id,
         kind: DeviceKind::Personal,
-        key: Some(*key.as_bytes()),
+        key: Some((*key.as_bytes()).into()),
         location: "Anna".into(),
         zone: 1,
     }
@@ -381,7 +381,7 @@ async fn alarm_storm_never_exceeds_the_duty_cycle_budget() {
     let mut raised = 0u32;
     for counter in 1..=40u32 {
         for (i, p) in pendants.iter().enumerate() {
-            let c = FrameCipher::new(&PendantKey::new(p.key.unwrap()));
+            let c = FrameCipher::new(&PendantKey::new(*p.key.as_deref().unwrap()));
             peers[i]
                 .send(c.seal_event(p.id, counter, Event::Help).as_bytes())
                 .unwrap();
@@ -461,7 +461,7 @@ async fn routine_acks_cannot_spend_the_alarm_reserve() {
     let peers: Vec<SimPeer> = (0..8).map(|_| SimPeer::new(addr, -70).unwrap()).collect();
     let send_round = |counter: u32, event: Event| {
         for (i, p) in pendants.iter().enumerate() {
-            let c = FrameCipher::new(&PendantKey::new(p.key.unwrap()));
+            let c = FrameCipher::new(&PendantKey::new(*p.key.as_deref().unwrap()));
             peers[i]
                 .send(c.seal_event(p.id, counter, event).as_bytes())
                 .unwrap();

@@ -22,7 +22,7 @@ async fn link_over_the_rfm69_driver() {
     let pendant = Pendant {
         id,
         kind: DeviceKind::Fall,
-        key: Some(*key.as_bytes()),
+        key: Some((*key.as_bytes()).into()),
         location: "Anna".into(),
         zone: 1,
     };

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::config::{Credentials, SmsRoute, Unit};
+use crate::config::{Credentials, Secret, SmsRoute, Unit};
 use crate::core::{Alarm, AlarmClass, AlarmId, Delivery, DeliveryResult};
 use crate::modem::device::same_number;
 use crate::modem::{auth, Modem};
@@ -37,7 +37,7 @@ pub struct Sms {
     /// Wrong codes received per alarm.
     wrong_codes: Mutex<HashMap<AlarmId, u32>>,
     number: String,
-    secret: String,
+    secret: Secret,
     reply_timeout: Duration,
     unit: Unit,
     mode: SmsMode,

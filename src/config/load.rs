@@ -11,6 +11,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
@@ -947,10 +949,10 @@ fn read_pendants(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Vec<Pendant> {
         };
         let key = match t.string(cx, "key") {
             None => Some(None),
-            Some((s, span)) => match hex::decode(&s) {
+            Some((s, span)) => match hex::decode(&s).map(Zeroizing::new) {
                 Ok(bytes) if bytes.len() == 32 => {
                     published(cx, &span, &t.key("key"), &s);
-                    let mut k = [0u8; 32];
+                    let mut k = Zeroizing::new([0u8; 32]);
                     k.copy_from_slice(&bytes);
                     Some(Some(k))
                 }
@@ -1142,7 +1144,7 @@ fn read_credentials(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> CredentialMap {
                 (
                     Credentials {
                         username,
-                        secret,
+                        secret: secret.into(),
                         realm,
                     },
                     span,
@@ -1671,7 +1673,7 @@ fn read_dc09(cx: &mut Cx<'_>, t: &Table<'_, '_>) -> Option<Dc09Route> {
             match bytes {
                 Some(b) => {
                     published(cx, &span, &t.key("key"), &s);
-                    Some(Some(b))
+                    Some(Some(Zeroizing::new(b)))
                 }
                 None => {
                     let allowed = match format {
@@ -1977,7 +1979,7 @@ fn read_modem(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Modem> {
     }
     if let Some((pin, span)) = t.string(cx, "sim_pin") {
         if (4..=8).contains(&pin.len()) && pin.chars().all(|c| c.is_ascii_digit()) {
-            m.sim_pin = Some(pin);
+            m.sim_pin = Some(pin.into());
         } else {
             cx.problem(
                 &span,

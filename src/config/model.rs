@@ -8,7 +8,56 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
 use crate::core::{DeviceId, DeviceKind, RouteKind};
+
+/// A password, shared secret or PIN: never printed, compared in constant time, and its bytes
+/// overwritten when dropped, so a core dump or a freed page does not give it away.
+#[derive(Clone, Default)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// The secret's text, for the code that signs or answers with it; never for a log.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Secret {
+        Secret(Zeroizing::new(s))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret::from(s.to_string())
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for Secret {}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
 
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,8 +142,9 @@ pub struct Pendant {
     pub id: DeviceId,
     /// Kind of trigger.
     pub kind: DeviceKind,
-    /// AES-256 key, if provisioned here (otherwise from pairing, kept in the journal).
-    pub key: Option<[u8; 32]>,
+    /// AES-256 key, if provisioned here (otherwise from pairing, kept in the journal); zeroed
+    /// when dropped.
+    pub key: Option<Zeroizing<[u8; 32]>>,
     /// Where it is or who wears it.
     pub location: String,
     /// Contact ID zone and SCAIP location code, 1–999.
@@ -106,7 +156,7 @@ impl std::fmt::Debug for Pendant {
         f.debug_struct("Pendant")
             .field("id", &self.id)
             .field("kind", &self.kind)
-            .field("key", &self.key.map(|_| "<secret>"))
+            .field("key", &self.key.as_ref().map(|_| "<secret>"))
             .field("location", &self.location)
             .field("zone", &self.zone)
             .finish()
@@ -260,8 +310,8 @@ pub struct Dc09Route {
     pub receiver_number: String,
     /// Account prefix (`L`), 1–6 hex.
     pub line_prefix: String,
-    /// AES key, if the link is encrypted.
-    pub key: Option<Vec<u8>>,
+    /// AES key, if the link is encrypted; zeroed when dropped.
+    pub key: Option<Zeroizing<Vec<u8>>>,
     /// Which event payload the receiver expects.
     pub payload: crate::centre::dc09::Dc09Payload,
     /// How long to wait for ACK/NAK/DUH.
@@ -318,7 +368,7 @@ pub struct Credentials {
     /// User name (SIP digest), if any.
     pub username: Option<String>,
     /// Password or shared secret. Never logged.
-    pub secret: String,
+    pub secret: Secret,
     /// The digest realm the SIP password belongs to, if set: a challenge for any other realm
     /// is refused rather than answered, so the password is never used where it was not meant.
     pub realm: Option<String>,
@@ -409,7 +459,7 @@ pub struct Modem {
     /// Baud rate.
     pub baud: u32,
     /// SIM PIN, if the SIM asks for one. Never logged.
-    pub sim_pin: Option<String>,
+    pub sim_pin: Option<Secret>,
     /// Packet data APN, if IP goes over cellular.
     pub apn: Option<String>,
     /// GPIO line of the modem's power key, for hard resets.
@@ -488,4 +538,28 @@ pub struct Audio {
     pub input_device: Option<String>,
     /// Folder holding `<lang>/<prompt>.wav`.
     pub sounds_dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_never_printed_and_compares_whole() {
+        let s = Secret::from("remote-secret-0123456789abcdef");
+        assert_eq!(format!("{s:?}"), "<secret>");
+        let c = Credentials {
+            username: Some("unit".into()),
+            secret: s.clone(),
+            realm: None,
+        };
+        assert!(!format!("{c:?}").contains("remote-secret"));
+        assert_eq!(s.as_str(), "remote-secret-0123456789abcdef");
+        assert_eq!(
+            s,
+            Secret::from("remote-secret-0123456789abcdef".to_string())
+        );
+        assert_ne!(s, Secret::from("remote-secret-0123456789abcdeF"));
+        assert_ne!(s, Secret::from("remote-secret-0123456789abcde"));
+    }
 }

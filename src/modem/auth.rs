@@ -10,6 +10,7 @@
 //!   decimal number, e.g. a Unix time or a counter) must grow, so a replayed SMS is refused.
 
 use ring::hmac;
+use subtle::ConstantTimeEq;
 
 /// The 6-digit code of `message` under `secret`.
 pub fn code(secret: &str, message: &str) -> String {
@@ -27,15 +28,13 @@ pub fn code(secret: &str, message: &str) -> String {
 
 /// Whether `given` is the code of `message`, compared in constant time.
 pub fn verify(secret: &str, message: &str, given: &str) -> bool {
-    let expected = code(secret, message);
-    if given.len() != expected.len() {
-        return false;
-    }
-    given
-        .bytes()
-        .zip(expected.bytes())
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
+    same(given, &code(secret, message))
+}
+
+/// Whether two codes are equal, in time that depends on their lengths only: a forger learns
+/// nothing from how soon a wrong code is refused.
+fn same(given: &str, expected: &str) -> bool {
+    given.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
 /// Characters of an acknowledgement code (Crockford base 32: no I, L, O, U).
@@ -81,14 +80,7 @@ pub struct AckReply<'a> {
 impl AckReply<'_> {
     /// Whether the code is the one for `attempt`, compared in constant time.
     pub fn matches(&self, secret: &str, unit: &str, attempt: u32) -> bool {
-        let expected = ack_code(secret, unit, self.reference, attempt);
-        self.code.len() == expected.len()
-            && self
-                .code
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        same(&self.code, &ack_code(secret, unit, self.reference, attempt))
     }
 }
 
@@ -153,5 +145,31 @@ mod tests {
             .unwrap()
             .matches("s3cret", "4711", 3));
         assert_eq!(parse_ack("TEST 1 123456"), None);
+    }
+
+    /// The last character is the one a comparison that stops early would check last.
+    fn last_changed(code: &str) -> String {
+        let (head, last) = code.split_at(code.len() - 1);
+        let other = if last == "0" { '1' } else { '0' };
+        format!("{head}{other}")
+    }
+
+    #[test]
+    fn a_code_wrong_only_in_its_last_character_is_refused() {
+        let c = code("s3cret", "RESET 7");
+        assert!(verify("s3cret", "RESET 7", &c));
+        assert!(!verify("s3cret", "RESET 7", &last_changed(&c)));
+        assert!(!verify("s3cret", "RESET 7", &c[..c.len() - 1]));
+        assert!(!verify("s3cret", "RESET 7", &format!("{c}0")));
+
+        let a = ack_code("s3cret", "4711", "65A1B2C30001", 1);
+        let reply = |code: &str| format!("ACK 65A1B2C30001 {code}");
+        assert!(parse_ack(&reply(&a)).unwrap().matches("s3cret", "4711", 1));
+        assert!(!parse_ack(&reply(&last_changed(&a)))
+            .unwrap()
+            .matches("s3cret", "4711", 1));
+        assert!(!parse_ack(&reply(&a[..a.len() - 1]))
+            .unwrap()
+            .matches("s3cret", "4711", 1));
     }
 }

@@ -104,11 +104,11 @@ impl Timing {
 #[derive(Clone, Default)]
 pub struct Settings {
     /// SIM PIN. Never logged.
-    pub sim_pin: Option<String>,
+    pub sim_pin: Option<config::Secret>,
     /// Numbers allowed to send remote commands and to be auto-answered, E.164.
     pub allowed_numbers: Vec<String>,
     /// Secret authenticating remote commands. Never logged.
-    pub remote_secret: Option<String>,
+    pub remote_secret: Option<config::Secret>,
     /// The module's voice port (PCM of a call), if it has one wired.
     pub voice_port: Option<String>,
     /// The module's own call audio settings, if the installer gave them.

@@ -418,8 +418,8 @@ fn pendant_key(
             .pendants
             .iter()
             .find(|p| p.id == args.id)
-            .and_then(|p| p.key)
-            .map(PendantKey::new)
+            .and_then(|p| p.key.as_deref())
+            .map(|k| PendantKey::new(*k))
             .ok_or_else(|| {
                 RadioError::Usage(format!(
                     "no key for pendant {} in the configuration",

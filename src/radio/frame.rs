@@ -28,6 +28,8 @@
 use std::fmt;
 
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::RadioError;
 use crate::core::{DeviceId, FallEvidence, RadioEventKind};
@@ -415,9 +417,17 @@ impl Event {
     }
 }
 
-/// A pendant's 256-bit AES key. Never printed; zeroed when dropped.
-#[derive(Clone, PartialEq, Eq)]
+/// A pendant's 256-bit AES key. Never printed; zeroed when dropped; compared in constant time.
+#[derive(Clone)]
 pub struct PendantKey([u8; 32]);
+
+impl PartialEq for PendantKey {
+    fn eq(&self, other: &PendantKey) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for PendantKey {}
 
 impl PendantKey {
     /// Wraps raw key bytes.
@@ -427,20 +437,20 @@ impl PendantKey {
 
     /// Parses 64 hex digits.
     pub fn from_hex(s: &str) -> Result<PendantKey, RadioError> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s.trim(), &mut out)
+        let mut out = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(s.trim(), out.as_mut())
             .map_err(|_| RadioError::Key("a pendant key is 64 hex digits".into()))?;
-        Ok(PendantKey(out))
+        Ok(PendantKey(*out))
     }
 
     /// A fresh random key.
     pub fn generate() -> Result<PendantKey, RadioError> {
         use ring::rand::SecureRandom;
-        let mut out = [0u8; 32];
+        let mut out = Zeroizing::new([0u8; 32]);
         ring::rand::SystemRandom::new()
-            .fill(&mut out)
+            .fill(out.as_mut())
             .map_err(|_| RadioError::Key("the system random source failed".into()))?;
-        Ok(PendantKey(out))
+        Ok(PendantKey(*out))
     }
 
     /// The key bytes, for storage only.
@@ -462,10 +472,7 @@ impl fmt::Debug for PendantKey {
 
 impl Drop for PendantKey {
     fn drop(&mut self) {
-        for b in self.0.iter_mut() {
-            // SAFETY: `b` is a valid, aligned reference into our own array.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
+        self.0.zeroize();
     }
 }
 
@@ -894,5 +901,14 @@ mod tests {
         assert!(!format!("{k:?}").contains("AB"));
         assert_eq!(PendantKey::from_hex(&k.to_hex()).unwrap(), k);
         assert!(PendantKey::from_hex("abc").is_err());
+    }
+
+    #[test]
+    fn keys_differing_only_in_their_last_byte_differ() {
+        let mut bytes = [0xAB; 32];
+        let k = PendantKey::new(bytes);
+        bytes[31] ^= 1;
+        assert_ne!(PendantKey::new(bytes), k);
+        assert_eq!(PendantKey::new([0xAB; 32]), k);
     }
 }

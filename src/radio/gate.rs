@@ -171,8 +171,8 @@ impl<S: PendantStore> FrameGate<S> {
             gate.insert(id, &key)?;
         }
         for p in provisioned {
-            if let Some(bytes) = p.key {
-                gate.insert(p.id, &PendantKey::new(bytes))?;
+            if let Some(bytes) = &p.key {
+                gate.insert(p.id, &PendantKey::new(**bytes))?;
             }
         }
         Ok(gate)
@@ -363,7 +363,7 @@ mod tests {
         Pendant {
             id: ID,
             kind: DeviceKind::Personal,
-            key: Some([key; 32]),
+            key: Some([key; 32].into()),
             location: "Anna".into(),
             zone: 1,
         }

@@ -31,7 +31,9 @@ use ring::agreement::{self, EphemeralPrivateKey, UnparsedPublicKey, X25519};
 use ring::digest::{digest, SHA256};
 use ring::hkdf::{KeyType, Salt, HKDF_SHA256};
 use ring::rand::SystemRandom;
+use subtle::ConstantTimeEq;
 use tracing::{info, warn};
+use zeroize::Zeroizing;
 
 use super::frame::{
     emit_pair_done, emit_pair_key, Frame, FrameBuf, FrameCipher, FrameType, PendantKey, HEADER_LEN,
@@ -45,9 +47,17 @@ const SALT: &[u8] = b"vigil pendant pairing v2";
 /// The longest a pairing window stays open.
 pub const MAX_WINDOW: Duration = Duration::from_secs(60);
 
-/// The code both sides show: six decimal digits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The code both sides show: six decimal digits. Compared in constant time.
+#[derive(Clone, Copy, Debug)]
 pub struct PairingCode(u32);
+
+impl PartialEq for PairingCode {
+    fn eq(&self, other: &PairingCode) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for PairingCode {}
 
 impl PairingCode {
     /// Reads a code typed by a person: six digits, spaces allowed.
@@ -109,13 +119,13 @@ fn derive(
 ) -> Result<PendantKey, RadioError> {
     let device = device.0.to_be_bytes();
     let info = [&device[..], pendant_pub, base_pub];
-    let mut out = [0u8; 32];
+    let mut out = Zeroizing::new([0u8; 32]);
     Salt::new(HKDF_SHA256, SALT)
         .extract(shared)
         .expand(&info, KeyLen)
-        .and_then(|okm| okm.fill(&mut out))
+        .and_then(|okm| okm.fill(out.as_mut()))
         .map_err(|_| RadioError::Key("key derivation failed".into()))?;
-    Ok(PendantKey::new(out))
+    Ok(PendantKey::new(*out))
 }
 
 fn keypair(rng: &SystemRandom) -> Result<(EphemeralPrivateKey, [u8; PUBLIC_KEY_LEN]), RadioError> {
@@ -375,7 +385,7 @@ impl PairingWindow {
                 base_pub,
                 ..
             } if d == device => {
-                if commitment(&pendant_pub) != c {
+                if !bool::from(commitment(&pendant_pub).ct_eq(&c)) {
                     return refuse(
                         Some(device),
                         format!(

@@ -11,6 +11,8 @@
 
 use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use chrono::{NaiveDateTime, Timelike};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use super::Dc09Error;
 
@@ -78,15 +80,24 @@ impl MessageId {
     }
 }
 
-/// An AES key for DC-09 encryption: 128, 192 or 256 bits.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Dc09Key(Vec<u8>);
+/// An AES key for DC-09 encryption: 128, 192 or 256 bits; compared in constant time, zeroed
+/// when dropped.
+#[derive(Clone)]
+pub struct Dc09Key(Zeroizing<Vec<u8>>);
+
+impl PartialEq for Dc09Key {
+    fn eq(&self, other: &Dc09Key) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for Dc09Key {}
 
 impl Dc09Key {
     /// Accepts 16, 24 or 32 key bytes.
     pub fn new(bytes: &[u8]) -> Result<Dc09Key, Dc09Error> {
         match bytes.len() {
-            16 | 24 | 32 => Ok(Dc09Key(bytes.to_vec())),
+            16 | 24 | 32 => Ok(Dc09Key(Zeroizing::new(bytes.to_vec()))),
             n => Err(Dc09Error::KeyLength(n)),
         }
     }
@@ -489,6 +500,16 @@ mod tests {
     fn crc16_arc_check_value() {
         assert_eq!(crc16_arc(b"123456789"), 0xBB3D);
         assert_eq!(crc16_arc(b""), 0);
+    }
+
+    #[test]
+    fn keys_differing_only_in_their_last_byte_differ() {
+        let mut bytes = vec![0x5A; 16];
+        let k = Dc09Key::new(&bytes).unwrap();
+        bytes[15] ^= 1;
+        assert_ne!(Dc09Key::new(&bytes).unwrap(), k);
+        assert_ne!(Dc09Key::new(&[0x5A; 24]).unwrap(), k);
+        assert_eq!(Dc09Key::new(&[0x5A; 16]).unwrap(), k);
     }
 
     fn sample() -> Frame {

@@ -247,7 +247,7 @@ impl Dc09Link {
         payload: Dc09Payload,
         clock: Arc<dyn Clock>,
     ) -> Result<Dc09Link, Dc09Error> {
-        let key = route.key.as_deref().map(Dc09Key::new).transpose()?;
+        let key = route.key.as_deref().map(|k| Dc09Key::new(k)).transpose()?;
         let sender = Arc::new(Sender {
             route: name.to_string(),
             receiver: route.receiver.clone(),

@@ -107,7 +107,7 @@ async fn demo(args: &CentreDemoArgs) -> Result<(), ReceiverError> {
     let centre = ScaipReceiver::start(ScaipReceiverConfig {
         transport: SipTransport::Udp,
         realm: "centre.test".into(),
-        users: vec![("4612345".into(), creds.secret.clone())],
+        users: vec![("4612345".into(), creds.secret.to_string())],
         receiver_user: "arc".into(),
         challenge_messages: true,
         outbound_proxy: None,
@@ -154,7 +154,7 @@ async fn demo(args: &CentreDemoArgs) -> Result<(), ReceiverError> {
         protocol,
         receiver_number: "1".into(),
         line_prefix: "1".into(),
-        key: key.map(<[u8]>::to_vec),
+        key: key.map(|k| k.to_vec().into()),
         answer_timeout: Duration::from_secs(2),
         link_test: Duration::ZERO,
         payload: crate::centre::dc09::Dc09Payload::AdmCid,

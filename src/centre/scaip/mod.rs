@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::{Credentials, ScaipRoute, SipTransport, Unit};
+use crate::config::{Credentials, ScaipRoute, Secret, SipTransport, Unit};
 use crate::core::{
     Alarm, AlarmCause, AlarmClass, AlarmId, Delivery, DeliveryResult, DeviceKind, UnitFault,
 };
@@ -331,7 +331,7 @@ struct Link {
     cfg: ScaipRoute,
     cid: String,
     user: String,
-    secret: String,
+    secret: Secret,
     /// The only digest realm the password is given to, if configured.
     realm: Option<String>,
     node: Arc<SipNode>,

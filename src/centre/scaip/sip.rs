@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -431,7 +432,7 @@ pub fn verify_authorization(
         Some("SHA-256") => rsip::headers::auth::Algorithm::Sha256,
         Some(_) => return false,
     };
-    rsip::services::DigestGenerator {
+    let expected = rsip::services::DigestGenerator {
         username: user,
         password,
         nonce,
@@ -441,7 +442,10 @@ pub fn verify_authorization(
         qop: qop.as_ref(),
         algorithm,
     }
-    .verify(response)
+    .compute();
+    // Not rsip's `verify`, which compares with `==`: how soon a wrong answer is refused must
+    // not tell a client how much of it was right.
+    expected.as_bytes().ct_eq(response.as_bytes()).into()
 }
 
 /// A SIP message for the log: `Authorization` and `Proxy-Authorization` values are replaced,
@@ -1457,6 +1461,21 @@ mod tests {
         let a = c.answer("MESSAGE", "sip:arc@r", "u", "p", 1).unwrap();
         assert!(verify_authorization(&a, "MESSAGE", "r", "n", "u", "p"));
         assert!(!a.contains("qop"));
+    }
+
+    #[test]
+    fn a_digest_answer_wrong_only_in_its_last_digit_is_refused() {
+        let c = Challenge::parse("Digest realm=\"r\", nonce=\"n\"").unwrap();
+        let a = c.answer("MESSAGE", "sip:arc@r", "u", "p", 1).unwrap();
+        let response = auth_params(&a).1["response"].clone();
+        let last = response.chars().last().unwrap();
+        let mut wrong = response[..response.len() - 1].to_string();
+        wrong.push(if last == '0' { '1' } else { '0' });
+        let forged = a.replace(&response, &wrong);
+        assert_ne!(forged, a);
+        assert!(!verify_authorization(
+            &forged, "MESSAGE", "r", "n", "u", "p"
+        ));
     }
 
     /// MD5 digest without qop (RFC 2617 §3.2.2.1), value computed independently with Python.
