@@ -59,7 +59,8 @@ enum Command {
     /// reports what came back (round trip and level). TARGET is a sip: address in the
     /// centre's domain that sends back what it hears (an echo test line).
     CallTest {
-        /// Whom to call, for example sip:echo@centre.example.
+        /// Whom to call: the centre's echo test line, for example sip:echo@centre.example, or
+        /// a number (through the module; needs modem.voice_port).
         target: String,
         /// The configuration of the running unit. [default: see the rule below]
         #[arg(long)]

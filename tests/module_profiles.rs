@@ -277,3 +277,51 @@ async fn on_a_simcom_module_the_centres_call_back_goes_through_the_speakerphone(
     );
     assert!(unit.terminate(Duration::from_secs(15)).await.success());
 }
+
+/// `vigil call-test` to a phone number: the running unit dials an echo test line through a
+/// SIMCom module wired by USB audio, says its test prompt on the voice port, and reports the
+/// round trip of what came back; without the voice port it says why it cannot measure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_installers_test_call_to_a_number_measures_the_round_trip() {
+    const ECHO: &str = "+46700000099";
+    for wired in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let (site, log, unit) = simcom_site(dir.path(), wired).await;
+        site.cellular
+            .network
+            .add(ECHO, vigil::modem::network::Party::EchoLine);
+        // Once the module is recognised.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !status(&site).contains("module:") {
+            assert!(Instant::now() < deadline, "{}", log_tail(&log));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let out = tokio::task::spawn_blocking({
+            let config = site.config_path.clone();
+            move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+                    .args(["call-test", ECHO, "--config"])
+                    .arg(&config)
+                    .output()
+                    .expect("vigil call-test runs")
+            }
+        })
+        .await
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if wired {
+            assert!(out.status.success(), "{text}\n{}", log_tail(&log));
+            assert!(text.contains(&format!("calling {ECHO}")), "{text}");
+            let report = text
+                .lines()
+                .find(|l| l.starts_with("OK:"))
+                .unwrap_or_default();
+            assert!(report.contains("round trip"), "{text}");
+            eprintln!("{report}");
+        } else {
+            assert!(!out.status.success(), "{text}");
+            assert!(text.contains("modem.voice_port"), "{text}");
+        }
+        assert!(unit.terminate(Duration::from_secs(15)).await.success());
+    }
+}

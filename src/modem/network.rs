@@ -121,6 +121,8 @@ pub enum Party {
     Centre(CidCentre),
     /// An SMS acknowledgement gateway.
     Responder(Responder),
+    /// An echo test line: answers and sends back what it hears, after the network's delay.
+    EchoLine,
 }
 
 /// What the network tells an attached modem.
@@ -163,6 +165,11 @@ pub enum ToModem {
         hz: u16,
         /// How long it lasts.
         ms: u32,
+    },
+    /// The far end sends back what it hears (an echo test line), in the call's audio.
+    Echo {
+        /// Call id.
+        call: u32,
     },
     /// A single tone (Hz) of `ms` milliseconds was heard in the call audio; sent when the
     /// tone ends, as a module's tone detector reports it.
@@ -602,6 +609,7 @@ impl FarEnd {
                 p.drop_after,
             ),
             Some(Party::Centre(c)) => (c.answers, false, c.drop_after),
+            Some(Party::EchoLine) => (true, false, None),
             // No such subscriber, or an SMS-only number: the network ends the call.
             _ => {
                 if self.wait(self.timing.key_delay).await {
@@ -636,6 +644,14 @@ impl FarEnd {
             match party {
                 Some(Party::Person(p)) => self.person(p).await,
                 Some(Party::Centre(c)) => self.centre(c).await,
+                Some(Party::EchoLine) => {
+                    let _ = self.modem.send(ToModem::Echo { call: self.call });
+                    while let Some(ev) = self.rx.recv().await {
+                        if ev == ToParty::Hangup {
+                            break;
+                        }
+                    }
+                }
                 _ => {}
             }
         };

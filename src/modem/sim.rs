@@ -1585,6 +1585,11 @@ impl Module {
                     }
                 }
             }
+            ToModem::Echo { call } => {
+                if let Some(a) = self.audio.as_ref().filter(|_| self.in_call(call)) {
+                    a.echo();
+                }
+            }
             ToModem::ToneStart { call, hz, ms } => {
                 // Only the call's audio carries it: the voice port, while streaming.
                 if let Some(a) = self.audio.as_ref().filter(|_| self.in_call(call)) {

@@ -33,7 +33,12 @@ struct Line {
     far: VecDeque<i16>,
     /// What the host sent while streaming, as the far end heard it (at most [`TAPE`] samples).
     heard: Vec<i16>,
+    /// The far end is an echo line: what the host sends comes back after [`ECHO_DELAY`].
+    echo: bool,
 }
+
+/// The network's delay on an echo line's round trip: 120 ms of line time.
+const ECHO_DELAY: usize = 8000 * 120 / 1000;
 
 /// The longest recording of what the host sent: two minutes.
 const TAPE: usize = 8000 * 120;
@@ -129,7 +134,17 @@ impl AudioFunction {
 
     /// The call ended: nothing more comes from the far end.
     pub(super) fn call_ended(&self) {
-        self.lock().far.clear();
+        let mut l = self.lock();
+        l.far.clear();
+        l.echo = false;
+    }
+
+    /// The far end is an echo line from now on, with the network's delay before the first
+    /// sample comes back.
+    pub(super) fn echo(&self) {
+        let mut l = self.lock();
+        l.echo = true;
+        l.far.extend(std::iter::repeat_n(0, ECHO_DELAY));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Line> {
@@ -201,6 +216,9 @@ fn clock(
             let mut l = line.lock().unwrap_or_else(PoisonError::into_inner);
             let room = TAPE.saturating_sub(l.heard.len());
             l.heard.extend(pcm.iter().take(room));
+            if l.echo {
+                l.far.extend(pcm.iter().copied());
+            }
         }
         samples.clear();
         samples.extend(pcm.iter().map(|&s| f32::from(s) / 32768.0));

@@ -662,6 +662,58 @@ async fn keep_modem(
     }
 }
 
+/// The installer's test call to a phone number (an echo test line): the module dials it, the
+/// test prompt goes into the call on the voice port, and what comes back is measured, as for a
+/// SIP test call. Only a module that streams calls to the unit (SIMCom with `modem.voice_port`)
+/// lets the unit hear the call's audio; elsewhere the reason says so.
+async fn cellular_call_test(
+    modem: Option<Modem>,
+    target: &str,
+    said: Vec<i16>,
+    lines: &mpsc::Sender<String>,
+) -> Result<String, String> {
+    use crate::voice::call_test::{measure, ProbePort};
+    let number = crate::modem::DialNumber::parse(target)
+        .map_err(|e| format!("{target} is neither a sip: address nor a number to dial: {e}"))?;
+    let modem = modem.ok_or("the modem is not available")?;
+    if !modem.capabilities().is_some_and(|c| c.pcm) {
+        return Err("the unit hears a cellular call's audio only on the module's voice port: set modem.voice_port (SIMCom's USB audio port), or call the centre's sip: echo line".into());
+    }
+    if said.is_empty() {
+        return Err("no test prompt to say".into());
+    }
+    let said = Arc::new(said);
+    let _ = lines.send(format!("calling {number}")).await;
+    let started = tokio::time::Instant::now();
+    let (line, _urcs) = modem.place_call(&number).await?;
+    let _ = lines
+        .send(format!(
+            "answered after {} ms; saying the test prompt",
+            started.elapsed().as_millis()
+        ))
+        .await;
+    let (port, heard) = ProbePort::new(Arc::clone(&said));
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let talk = tokio::spawn({
+        let modem = modem.clone();
+        async move { modem.speak_in_call(Box::new(port), stop).await }
+    });
+    let length = Duration::from_millis(said.len() as u64 * 1000 / 8000);
+    tokio::time::sleep(length + Duration::from_millis(2_500)).await;
+    stop_tx.send_replace(true);
+    let spoke = talk.await.map_err(|e| e.to_string())?;
+    line.hang_up().await;
+    spoke?;
+    let heard = lock_set(&heard).clone();
+    match measure(&said, &heard) {
+        Some(rt) => Ok(rt.describe()),
+        None => Err(
+            "the call was answered, but the test prompt did not come back: call an echo test line"
+                .into(),
+        ),
+    }
+}
+
 /// Carries the answered call's speech through the unit's speakerphone when the module streams
 /// calls on its voice port (a module wired by USB audio has no loudspeaker of its own); the
 /// sender stops it. `None` when the module has no voice port or the unit no call audio: then
@@ -1347,14 +1399,16 @@ impl SipCalls {
 impl CallControl for Calls {
     fn call_test(&self, target: String, lines: mpsc::Sender<String>) {
         let sip = Arc::clone(&self.sip);
+        let modem = self.modem.clone();
         tokio::spawn(async move {
-            let last = if target.starts_with("sip:") {
-                match sip.call_test(&target, &lines).await {
-                    Ok(report) => format!("OK: {report}"),
-                    Err(why) => format!("FAILED: {why}"),
-                }
+            let result = if target.starts_with("sip:") {
+                sip.call_test(&target, &lines).await
             } else {
-                "FAILED: a test call's audio is measured on SIP calls: give a sip: address (the centre's echo test line)".to_string()
+                cellular_call_test(modem.get(), &target, sip.test_prompt().await, &lines).await
+            };
+            let last = match result {
+                Ok(report) => format!("OK: {report}"),
+                Err(why) => format!("FAILED: {why}"),
             };
             let _ = lines.send(last).await;
         });
