@@ -204,3 +204,64 @@ async fn srtp_speech_crosses_and_plain_packets_are_refused() {
     );
     assert!(b_stats.received > 100, "{b_stats:?}");
 }
+
+/// A phone behind NAT writes its private address in the SDP and sends from another. With SRTP
+/// the unit listens to any address until a packet authenticates, then talks to where it came
+/// from: speech crosses. With plain RTP nothing from an address the SDP did not name is
+/// played (anyone could send it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nat_an_srtp_phone_is_heard_and_a_plain_one_from_elsewhere_is_not() {
+    use vigil::voice::srtp::{Key, SrtpKeys, Suite};
+    for srtp in [true, false] {
+        let (unit, phone) = (
+            Media::bind(LOOPBACK).await.unwrap(),
+            Media::bind(LOOPBACK).await.unwrap(),
+        );
+        let (unit_addr, phone_addr) = (unit.local(), phone.local());
+        // What the phone's SDP says: its private address, where nothing of it listens.
+        let private: SocketAddr =
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), phone_addr.port());
+        let (unit_key, phone_key) = (Key::random(), Key::random());
+        let keyed = |remote, ours: &Key, theirs: &Key| Agreed {
+            srtp: srtp.then(|| SrtpKeys {
+                tag: 1,
+                suite: Suite::AesCm128HmacSha1_80,
+                ours: ours.clone(),
+                theirs: theirs.clone(),
+            }),
+            ..agreed(Law::Alaw, remote)
+        };
+        let (unit_says, phone_says) = (recording(5), recording(6));
+        let (unit_port, unit_heard) = SimCallPort::new(unit_says.clone());
+        let (phone_port, phone_heard) = SimCallPort::new(phone_says.clone());
+        let (stop_tx, stop) = watch::channel(false);
+        let (_u, unit_agreed) = watch::channel(keyed(private, &unit_key, &phone_key));
+        let (_p, phone_agreed) = watch::channel(keyed(unit_addr, &phone_key, &unit_key));
+        let (keys, _keys_rx) = mpsc::unbounded_channel();
+        let u =
+            tokio::spawn(unit.run(unit_agreed, Box::new(unit_port), stop.clone(), keys.clone()));
+        let p = tokio::spawn(phone.run(phone_agreed, Box::new(phone_port), stop, keys));
+        tokio::time::sleep(Duration::from_millis(2_800)).await;
+        stop_tx.send_replace(true);
+        let (u_stats, _) = (u.await.unwrap(), p.await.unwrap());
+        let unit_heard = unit_heard.lock().unwrap().clone();
+        let phone_heard = phone_heard.lock().unwrap().clone();
+        let (_, to_unit) = align(&phone_says[..8_000], &unit_heard, 2_400);
+        let (_, to_phone) = align(&unit_says[..8_000], &phone_heard, 2_400);
+        if srtp {
+            assert!(
+                to_unit >= 0.9 && to_phone >= 0.9,
+                "SRTP behind NAT: {to_unit} {to_phone} {u_stats:?}"
+            );
+        } else {
+            assert!(
+                u_stats.received == 0 && u_stats.dropped > 100,
+                "{u_stats:?}"
+            );
+            assert!(
+                to_phone < 0.5,
+                "plain RTP went to an address nobody named: {to_phone}"
+            );
+        }
+    }
+}

@@ -116,7 +116,7 @@ impl Media {
     ) -> MediaStats {
         let mut stats = MediaStats::default();
         let mut current = agreed.borrow_and_update().clone();
-        let mut gate = SourceGate::new(current.remote);
+        let mut gate = gate_for(&current, current.remote);
         let mut protection = Protection::new(&current);
         let mut jitter = JitterBuffer::new();
         let mut dtmf = DtmfReceiver::default();
@@ -135,7 +135,7 @@ impl Media {
         let cname = format!("vigil-{ssrc:08x}@{}", self.local.ip());
         let mut reception = Reception::default();
         let mut sent = Sent::default();
-        let mut rtcp_gate = SourceGate::new(current.rtcp_to());
+        let mut rtcp_gate = gate_for(&current, current.rtcp_to());
         let mut rtcp_out = Vec::with_capacity(128);
         let mut rtcp_buf = [0u8; 1500];
         let mut next_report = origin + rtcp::interval(true, random_u16());
@@ -157,11 +157,11 @@ impl Media {
                         break;
                     }
                     current = agreed.borrow_and_update().clone();
-                    gate = SourceGate::new(current.remote);
+                    gate = gate_for(&current, current.remote);
                     if current.srtp.is_some() || !matches!(protection, Protection::Plain) {
                         protection = Protection::new(&current);
                     }
-                    rtcp_gate = SourceGate::new(current.rtcp_to());
+                    rtcp_gate = gate_for(&current, current.rtcp_to());
                     ts_base = None;
                     jitter = JitterBuffer::new();
                 }
@@ -314,6 +314,16 @@ impl Media {
         stats.jitter_ms = reception.jitter() / 8;
         stats.srtp = matches!(protection, Protection::Srtp(_));
         stats
+    }
+}
+
+/// The gate for one of the call's streams: any address may turn out to be the far end's when
+/// SRTP authenticates its packets, else only the SDP's.
+fn gate_for(agreed: &Agreed, negotiated: SocketAddr) -> SourceGate {
+    if agreed.srtp.is_some() {
+        SourceGate::authenticated(negotiated)
+    } else {
+        SourceGate::new(negotiated)
     }
 }
 

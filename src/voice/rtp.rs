@@ -82,11 +82,15 @@ impl<'a> Packet<'a> {
 }
 
 /// Accepts media only from the negotiated remote: the SDP's address and port, or, once a
-/// packet came from the SDP's address, the port it came from (symmetric RTP behind NAT).
+/// packet came from the SDP's address, the port it came from (symmetric RTP behind NAT). For
+/// SRTP ([`SourceGate::authenticated`]) any address may be the far end's, since only a packet
+/// that authenticates is latched on: a phone behind NAT that wrote its private address in the
+/// SDP is heard.
 #[derive(Debug)]
 pub struct SourceGate {
     negotiated: SocketAddr,
     latched: Option<SocketAddr>,
+    any_address: bool,
 }
 
 impl SourceGate {
@@ -95,6 +99,16 @@ impl SourceGate {
         SourceGate {
             negotiated,
             latched: None,
+            any_address: false,
+        }
+    }
+
+    /// A gate for SRTP media: before it latches, a packet from any address is looked at (its
+    /// authentication decides), and it is sent to the SDP's address until then.
+    pub fn authenticated(negotiated: SocketAddr) -> SourceGate {
+        SourceGate {
+            any_address: true,
+            ..SourceGate::new(negotiated)
         }
     }
 
@@ -113,7 +127,7 @@ impl SourceGate {
     pub fn admits(&self, from: SocketAddr) -> bool {
         match self.latched {
             Some(latched) => from == latched,
-            None => from.ip() == self.negotiated.ip(),
+            None => self.any_address || from.ip() == self.negotiated.ip(),
         }
     }
 
