@@ -325,3 +325,99 @@ async fn the_installers_test_call_to_a_number_measures_the_round_trip() {
         assert!(unit.terminate(Duration::from_secs(15)).await.success());
     }
 }
+
+/// The centre's answer asks for a call back to its number (`mre` 1, `tnu` a phone number):
+/// on a SIMCom module wired by USB audio the unit places it and carries the speech through its
+/// speakerphone, so the operator's words reach the person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_simcom_module_the_call_back_the_centre_asks_for_goes_through_the_speakerphone() {
+    use vigil::centre::receiver::scaip::ScaipAnswer;
+    use vigil::modem::network::{Party, Person, Pickup};
+    let dir = tempfile::tempdir().unwrap();
+    let site = SimSite::start(
+        dir.path(),
+        SiteOptions {
+            modem: Model::SimcomSim7600,
+            wire_voice_port: true,
+            ..SiteOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The centre's operator line (on the unit's allow-list) answers and hangs up after 16 s.
+    site.cellular.network.add(
+        numbers::SMS_GATEWAY,
+        Party::Person(Person {
+            pickup: Pickup::Answers,
+            key: None,
+            drop_after: Some(Duration::from_secs(16)),
+        }),
+    );
+    site.scaip.script(vec![ScaipAnswer {
+        snu: Some(0),
+        mre: Some(1),
+        cre: None,
+        tnu: Some(numbers::SMS_GATEWAY.into()),
+        hbi: None,
+    }]);
+    let log = dir.path().join("vigil.log");
+    let sound = dir.path().join("sound");
+    std::fs::create_dir_all(&sound).unwrap();
+    let unit = VigilProcess::start_with_sound(&site, &log, &sound).await;
+    let p = press(site.radio, 0, 1, Frame::Help).await.unwrap();
+    assert!(p.acked_at.is_some(), "{}", log_tail(&log));
+    let streaming = Instant::now() + Duration::from_secs(30);
+    while !site
+        .cellular
+        .module
+        .commands()
+        .iter()
+        .any(|c| c == "AT+CPCMREG=1")
+    {
+        assert!(
+            Instant::now() < streaming,
+            "the call back was never streamed\n{}",
+            log_tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut x = 23u32;
+    let says: Vec<i16> = (0..8000 * 14)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((x >> 16) as i16) / 4
+        })
+        .collect();
+    site.cellular.module.far_end_says(&says);
+    let recording = sound.join("call-1.wav");
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while !recording.exists() {
+        assert!(
+            Instant::now() < give_up,
+            "the call's speech never ended\n{}",
+            log_tail(&log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let played: Vec<i16> = vigil::voice::pcm::read_wav(&recording)
+        .unwrap()
+        .samples
+        .iter()
+        .map(|&s| vigil::voice::pcm::to_i16(s))
+        .collect();
+    let (lag, c) = vigil::voice::pcm::align(&says[12 * 8000..13 * 8000], &played, played.len());
+    assert!(
+        c >= 0.9,
+        "operator to person: correlation {c} at lag {lag}\n{}",
+        log_tail(&log)
+    );
+    let cmds = site.cellular.module.commands();
+    let on = cmds.iter().rposition(|c| c == "AT+CPCMREG=1");
+    let off = cmds.iter().rposition(|c| c == "AT+CPCMREG=0");
+    assert!(
+        off > on,
+        "streaming was not stopped after the call: {cmds:?}"
+    );
+    assert!(unit.terminate(Duration::from_secs(15)).await.success());
+}

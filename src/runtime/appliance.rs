@@ -1451,12 +1451,30 @@ impl CallControl for Calls {
                 return;
             }
         };
+        let speakerphone = self.sip.audio.clone();
         tokio::spawn(async move {
+            let mut events = modem.events();
             let event = match modem.start_call(&number).await {
                 Ok(()) => crate::core::CallEvent::Connected,
                 Err(reason) => crate::core::CallEvent::Ended { reason },
             };
+            let connected = event == crate::core::CallEvent::Connected;
             let _ = inputs.send(Input::Call { alarm, event }).await;
+            // On a module wired by USB audio the call's speech goes through the speakerphone
+            // until the call ends.
+            if let Some(stop) = connected
+                .then(|| speak_in_cellular_call(&modem, speakerphone.as_ref()))
+                .flatten()
+            {
+                loop {
+                    match events.recv().await {
+                        Ok(ModemEvent::CallEnded { .. } | ModemEvent::Down { .. }) => break,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    }
+                }
+                stop.send_replace(true);
+            }
         });
     }
 
