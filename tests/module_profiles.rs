@@ -175,15 +175,20 @@ async fn on_a_simcom_module_with_its_voice_port_contact_id_takes_the_alarm() {
     assert!(cmds.iter().any(|c| c == "AT+CPCMREG=1"), "{cmds:?}");
 }
 
-/// On a SIMCom module wired by USB audio (its voice port configured), the centre's call back
-/// after an alarm is answered and carried through the unit's speakerphone: the real binary
-/// streams the call on the voice port, the operator's words reach the unit's loudspeaker, and
-/// streaming stops when the centre hangs up.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_simcom_module_the_centres_call_back_goes_through_the_speakerphone() {
-    let dir = tempfile::tempdir().unwrap();
+/// A SIMCom site wired by USB audio (its voice port configured), `prepare`d before the real
+/// binary starts with its simulated loudspeaker recording calls to `sound/call-<n>.wav`; a
+/// press raised and acknowledged. The site, the unit's log, the sound folder and the unit.
+async fn simcom_speakerphone_site(
+    dir: &std::path::Path,
+    prepare: impl FnOnce(&SimSite),
+) -> (
+    SimSite,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    VigilProcess,
+) {
     let site = SimSite::start(
-        dir.path(),
+        dir,
         SiteOptions {
             modem: Model::SimcomSim7600,
             wire_voice_port: true,
@@ -192,12 +197,94 @@ async fn on_a_simcom_module_the_centres_call_back_goes_through_the_speakerphone(
     )
     .await
     .unwrap();
-    let log = dir.path().join("vigil.log");
-    let sound = dir.path().join("sound");
+    prepare(&site);
+    let log = dir.join("vigil.log");
+    let sound = dir.join("sound");
     std::fs::create_dir_all(&sound).unwrap();
     let unit = VigilProcess::start_with_sound(&site, &log, &sound).await;
     let p = press(site.radio, 0, 1, Frame::Help).await.unwrap();
     assert!(p.acked_at.is_some(), "{}", log_tail(&log));
+    (site, log, sound, unit)
+}
+
+/// Waits until the module streams a call on its voice port, then the operator talks for 14 s
+/// there (the unit's prompts, alarm raised and help is coming, hold the call's loudspeaker
+/// audio for the first seconds). What they say.
+async fn operator_talks_on_the_voice_port(site: &SimSite, log: &std::path::Path) -> Vec<i16> {
+    let streaming = Instant::now() + Duration::from_secs(30);
+    while !site
+        .cellular
+        .module
+        .commands()
+        .iter()
+        .any(|c| c == "AT+CPCMREG=1")
+    {
+        assert!(
+            Instant::now() < streaming,
+            "the call was never streamed\n{}",
+            log_tail(log)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut x = 17u32;
+    let says: Vec<i16> = (0..8000 * 14)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((x >> 16) as i16) / 4
+        })
+        .collect();
+    site.cellular.module.far_end_says(&says);
+    says
+}
+
+/// Once the call's speech ended (its recording written): the operator's words reached the
+/// unit's loudspeaker, and streaming was stopped.
+async fn the_person_heard(
+    site: &SimSite,
+    log: &std::path::Path,
+    sound: &std::path::Path,
+    says: &[i16],
+) {
+    let recording = sound.join("call-1.wav");
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while !recording.exists() {
+        assert!(
+            Instant::now() < give_up,
+            "the call's speech never ended\n{}",
+            log_tail(log)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let played: Vec<i16> = vigil::voice::pcm::read_wav(&recording)
+        .unwrap()
+        .samples
+        .iter()
+        .map(|&s| vigil::voice::pcm::to_i16(s))
+        .collect();
+    let (lag, c) = vigil::voice::pcm::align(&says[12 * 8000..13 * 8000], &played, played.len());
+    assert!(
+        c >= 0.9,
+        "operator to person: correlation {c} at lag {lag}\n{}",
+        log_tail(log)
+    );
+    let cmds = site.cellular.module.commands();
+    let on = cmds.iter().rposition(|c| c == "AT+CPCMREG=1");
+    let off = cmds.iter().rposition(|c| c == "AT+CPCMREG=0");
+    assert!(
+        off > on,
+        "streaming was not stopped after the call: {cmds:?}"
+    );
+}
+
+/// On a SIMCom module wired by USB audio (its voice port configured), the centre's call back
+/// after an alarm is answered and carried through the unit's speakerphone: the real binary
+/// streams the call on the voice port, the operator's words reach the unit's loudspeaker, and
+/// streaming stops when the centre hangs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_simcom_module_the_centres_call_back_goes_through_the_speakerphone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (site, log, sound, unit) = simcom_speakerphone_site(dir.path(), |_| {}).await;
     // The alarm opens the auto-answer window: the centre calls back from its number.
     let network = &site.cellular.network;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -216,65 +303,10 @@ async fn on_a_simcom_module_the_centres_call_back_goes_through_the_speakerphone(
             log_tail(&log)
         );
     }
-    let streaming = Instant::now() + Duration::from_secs(5);
-    while !site
-        .cellular
-        .module
-        .commands()
-        .iter()
-        .any(|c| c == "AT+CPCMREG=1")
-    {
-        assert!(
-            Instant::now() < streaming,
-            "the call was never streamed\n{}",
-            log_tail(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // The operator talks for 14 s, then hangs up. The unit's own prompts (alarm raised,
-    // help is coming) hold the call's loudspeaker audio while they play, some 8 s.
-    let mut x = 17u32;
-    let says: Vec<i16> = (0..8000 * 14)
-        .map(|_| {
-            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            ((x >> 16) as i16) / 4
-        })
-        .collect();
-    site.cellular.module.far_end_says(&says);
+    let says = operator_talks_on_the_voice_port(&site, &log).await;
     tokio::time::sleep(Duration::from_millis(14_500)).await;
     network.caller_hangs_up(numbers::UNIT, numbers::SMS_GATEWAY);
-    let recording = sound.join("call-1.wav");
-    let give_up = Instant::now() + Duration::from_secs(10);
-    while !recording.exists() {
-        assert!(
-            Instant::now() < give_up,
-            "the call's speech never ended\n{}",
-            log_tail(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let cmds = site.cellular.module.commands();
-    let on = cmds.iter().rposition(|c| c == "AT+CPCMREG=1");
-    let off = cmds.iter().rposition(|c| c == "AT+CPCMREG=0");
-    assert!(
-        off > on,
-        "streaming was not stopped after the call: {cmds:?}"
-    );
-    // The operator's words reached the loudspeaker (after the unit's own prompts, which hold
-    // the call's audio while they play: the last seconds are compared).
-    let played: Vec<i16> = vigil::voice::pcm::read_wav(&recording)
-        .unwrap()
-        .samples
-        .iter()
-        .map(|&s| vigil::voice::pcm::to_i16(s))
-        .collect();
-    let (lag, c) = vigil::voice::pcm::align(&says[12 * 8000..13 * 8000], &played, played.len());
-    assert!(
-        c >= 0.9,
-        "operator to person: correlation {c} at lag {lag}\n{}",
-        log_tail(&log)
-    );
+    the_person_heard(&site, &log, &sound, &says).await;
     assert!(unit.terminate(Duration::from_secs(15)).await.success());
 }
 
@@ -334,90 +366,26 @@ async fn on_a_simcom_module_the_call_back_the_centre_asks_for_goes_through_the_s
     use vigil::centre::receiver::scaip::ScaipAnswer;
     use vigil::modem::network::{Party, Person, Pickup};
     let dir = tempfile::tempdir().unwrap();
-    let site = SimSite::start(
-        dir.path(),
-        SiteOptions {
-            modem: Model::SimcomSim7600,
-            wire_voice_port: true,
-            ..SiteOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    // The centre's operator line (on the unit's allow-list) answers and hangs up after 16 s.
-    site.cellular.network.add(
-        numbers::SMS_GATEWAY,
-        Party::Person(Person {
-            pickup: Pickup::Answers,
-            key: None,
-            drop_after: Some(Duration::from_secs(16)),
-        }),
-    );
-    site.scaip.script(vec![ScaipAnswer {
-        snu: Some(0),
-        mre: Some(1),
-        cre: None,
-        tnu: Some(numbers::SMS_GATEWAY.into()),
-        hbi: None,
-    }]);
-    let log = dir.path().join("vigil.log");
-    let sound = dir.path().join("sound");
-    std::fs::create_dir_all(&sound).unwrap();
-    let unit = VigilProcess::start_with_sound(&site, &log, &sound).await;
-    let p = press(site.radio, 0, 1, Frame::Help).await.unwrap();
-    assert!(p.acked_at.is_some(), "{}", log_tail(&log));
-    let streaming = Instant::now() + Duration::from_secs(30);
-    while !site
-        .cellular
-        .module
-        .commands()
-        .iter()
-        .any(|c| c == "AT+CPCMREG=1")
-    {
-        assert!(
-            Instant::now() < streaming,
-            "the call back was never streamed\n{}",
-            log_tail(&log)
+    let (site, log, sound, unit) = simcom_speakerphone_site(dir.path(), |site| {
+        // The centre's operator line (on the unit's allow-list) answers and hangs up after 16 s.
+        site.cellular.network.add(
+            numbers::SMS_GATEWAY,
+            Party::Person(Person {
+                pickup: Pickup::Answers,
+                key: None,
+                drop_after: Some(Duration::from_secs(16)),
+            }),
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut x = 23u32;
-    let says: Vec<i16> = (0..8000 * 14)
-        .map(|_| {
-            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            ((x >> 16) as i16) / 4
-        })
-        .collect();
-    site.cellular.module.far_end_says(&says);
-    let recording = sound.join("call-1.wav");
-    let give_up = Instant::now() + Duration::from_secs(30);
-    while !recording.exists() {
-        assert!(
-            Instant::now() < give_up,
-            "the call's speech never ended\n{}",
-            log_tail(&log)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let played: Vec<i16> = vigil::voice::pcm::read_wav(&recording)
-        .unwrap()
-        .samples
-        .iter()
-        .map(|&s| vigil::voice::pcm::to_i16(s))
-        .collect();
-    let (lag, c) = vigil::voice::pcm::align(&says[12 * 8000..13 * 8000], &played, played.len());
-    assert!(
-        c >= 0.9,
-        "operator to person: correlation {c} at lag {lag}\n{}",
-        log_tail(&log)
-    );
-    let cmds = site.cellular.module.commands();
-    let on = cmds.iter().rposition(|c| c == "AT+CPCMREG=1");
-    let off = cmds.iter().rposition(|c| c == "AT+CPCMREG=0");
-    assert!(
-        off > on,
-        "streaming was not stopped after the call: {cmds:?}"
-    );
+        site.scaip.script(vec![ScaipAnswer {
+            snu: Some(0),
+            mre: Some(1),
+            cre: None,
+            tnu: Some(numbers::SMS_GATEWAY.into()),
+            hbi: None,
+        }]);
+    })
+    .await;
+    let says = operator_talks_on_the_voice_port(&site, &log).await;
+    the_person_heard(&site, &log, &sound, &says).await;
     assert!(unit.terminate(Duration::from_secs(15)).await.success());
 }

@@ -207,14 +207,9 @@ async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
 
     // RTCP both ways: the phone's reports (RFC 3550, from its own stack) were read as valid,
     // and the jitter on loopback is small although the key was held for seconds.
-    let mut report = link.calls();
-    let ended = tokio::time::timeout(
-        Duration::from_secs(3),
-        report.wait_for(|c| c.last_end.as_ref().is_some_and(|(_, s)| s.sent > 0)),
-    )
-    .await;
-    assert!(ended.is_ok(), "the call's media never ended: {calls:?}");
-    let stats = link.calls().borrow().last_end.clone().unwrap().1;
+    let stats = ended_call_media(&link)
+        .await
+        .unwrap_or_else(|| panic!("the call's media never ended: {calls:?}"));
     assert!(
         stats.rtcp_received >= 1 && stats.rtcp_dropped == 0 && stats.jitter_ms < 60,
         "the phone's RTCP: {stats:?}\n{baresip_log}"
@@ -335,6 +330,22 @@ fn operator_phone_on(
             .expect("baresip runs (apt-get install baresip-core)");
         (status, std::fs::read_to_string(&log).unwrap_or_default())
     })
+}
+
+/// The counters of the unit's last call once it ended and its media reported (within 3 s).
+async fn ended_call_media(
+    link: &vigil::centre::scaip::ScaipLink,
+) -> Option<vigil::voice::media::MediaStats> {
+    let mut calls = link.calls();
+    let ended = |c: &vigil::centre::scaip::call::CallReport| {
+        !c.active && c.last_end.as_ref().is_some_and(|(_, s)| s.sent > 0)
+    };
+    let report = tokio::time::timeout(Duration::from_secs(3), calls.wait_for(ended))
+        .await
+        .ok()?
+        .ok()?
+        .clone();
+    report.last_end.map(|(_, stats)| stats)
 }
 
 /// baresip's configuration in `dir` gains SRTP, trust in the test CA for TLS, and a
@@ -517,19 +528,12 @@ async fn over_tls_the_call_is_srtp_and_speech_crosses_both_ways() {
     trust_the_test_ca(dir.path());
     let baresip_log = dial_the_unit(dir.path(), 7).await;
 
-    let mut calls = link.calls();
-    let ended = tokio::time::timeout(
-        Duration::from_secs(3),
-        calls.wait_for(|c| c.last_end.as_ref().is_some_and(|(_, s)| s.sent > 0)),
-    )
-    .await;
+    let ended = ended_call_media(&link).await;
     let report = link.calls().borrow().clone();
-    assert!(
-        ended.is_ok() && report.answered == 1,
-        "{report:?}\n{baresip_log}\n{}",
-        kamailio.log()
-    );
-    let stats = report.last_end.clone().unwrap().1;
+    let stats = match ended {
+        Some(stats) if report.answered == 1 => stats,
+        _ => panic!("{report:?}\n{baresip_log}\n{}", kamailio.log()),
+    };
     assert!(
         stats.srtp,
         "the call was not SRTP: {stats:?}\n{baresip_log}"
@@ -587,14 +591,9 @@ async fn over_tls_the_unit_calls_with_srtp_and_without_it_for_a_phone_that_has_n
         assert!(link.hang_up().await, "srtp {srtp}: the call was not up");
         let (status, phone_log) = phone.await.unwrap();
         assert!(status.success(), "{status}\n{phone_log}");
-        let mut calls = link.calls();
-        let ended = tokio::time::timeout(
-            Duration::from_secs(3),
-            calls.wait_for(|c| !c.active && c.last_end.as_ref().is_some_and(|(_, s)| s.sent > 0)),
-        )
-        .await;
-        assert!(ended.is_ok(), "srtp {srtp}: the call's media never ended");
-        let stats = link.calls().borrow().last_end.clone().unwrap().1;
+        let stats = ended_call_media(&link)
+            .await
+            .unwrap_or_else(|| panic!("srtp {srtp}: the call's media never ended"));
         assert_eq!(stats.srtp, srtp, "{stats:?}\n{phone_log}");
         let played = std::mem::take(&mut *heard_by_unit.lock().unwrap());
         let (lag, c) = align(

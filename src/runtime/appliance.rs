@@ -672,7 +672,7 @@ async fn cellular_call_test(
     said: Vec<i16>,
     lines: &mpsc::Sender<String>,
 ) -> Result<String, String> {
-    use crate::voice::call_test::{measure, ProbePort};
+    use crate::voice::call_test::{listen_time, report, ProbePort};
     let number = crate::modem::DialNumber::parse(target)
         .map_err(|e| format!("{target} is neither a sip: address nor a number to dial: {e}"))?;
     let modem = modem.ok_or("the modem is not available")?;
@@ -698,20 +698,13 @@ async fn cellular_call_test(
         let modem = modem.clone();
         async move { modem.speak_in_call(Box::new(port), stop).await }
     });
-    let length = Duration::from_millis(said.len() as u64 * 1000 / 8000);
-    tokio::time::sleep(length + Duration::from_millis(2_500)).await;
+    tokio::time::sleep(listen_time(&said)).await;
     stop_tx.send_replace(true);
     let spoke = talk.await.map_err(|e| e.to_string())?;
     line.hang_up().await;
     spoke?;
     let heard = lock_set(&heard).clone();
-    match measure(&said, &heard) {
-        Some(rt) => Ok(rt.describe()),
-        None => Err(
-            "the call was answered, but the test prompt did not come back: call an echo test line"
-                .into(),
-        ),
-    }
+    report(&said, &heard)
 }
 
 /// Carries the answered call's speech through the unit's speakerphone when the module streams
@@ -1305,7 +1298,7 @@ impl SipCalls {
         target: &str,
         lines: &mpsc::Sender<String>,
     ) -> Result<String, String> {
-        use crate::voice::call_test::{measure, ProbePort};
+        use crate::voice::call_test::{listen_time, report, ProbePort};
         let link = lock_set(&self.links)
             .iter()
             .find(|l| l.may_call(target).is_ok())
@@ -1340,17 +1333,10 @@ impl SipCalls {
                 started.elapsed().as_millis()
             ))
             .await;
-        let length = Duration::from_millis(said.len() as u64 * 1000 / 8000);
-        tokio::time::sleep(length + Duration::from_millis(2_500)).await;
+        tokio::time::sleep(listen_time(&said)).await;
         link.hang_up().await;
         let heard = lock_set(&heard).clone();
-        match measure(&said, &heard) {
-            Some(rt) => Ok(rt.describe()),
-            None => Err(
-                "the call was answered, but the test prompt did not come back: call an echo test line"
-                    .into(),
-            ),
-        }
+        report(&said, &heard)
     }
 
     fn adopt(&self, link: &Arc<crate::centre::scaip::ScaipLink>) {

@@ -82,6 +82,20 @@ impl RoundTrip {
     }
 }
 
+/// How long a test call stays up: the prompt, then 2.5 s for its echo to come back.
+pub fn listen_time(said: &[i16]) -> Duration {
+    Duration::from_millis(said.len() as u64 * 1000 / u64::from(RATE)) + Duration::from_millis(2_500)
+}
+
+/// The installer's answer: the round trip measured, or why the prompt was not found in what
+/// came back.
+pub fn report(said: &[i16], heard: &[i16]) -> Result<String, String> {
+    measure(said, heard).map(|rt| rt.describe()).ok_or_else(|| {
+        "the call was answered, but the test prompt did not come back: call an echo test line"
+            .into()
+    })
+}
+
 /// The most round trip looked for: two seconds.
 const MAX_LAG: usize = 2 * RATE as usize;
 
