@@ -1,4 +1,4 @@
-//! A small SIP node (RFC 3261) for SCAIP: UDP or TCP transport, non-INVITE client
+//! A small SIP node (RFC 3261) for SCAIP: UDP, TCP or TLS transport, client
 //! transactions with retransmission (§17.1.2), server-side duplicate suppression (§17.2.2),
 //! and digest authentication (RFC 7616 / RFC 8760: SHA-256 when offered, MD5 only when it is
 //! the only choice) answering both 401 and 407.
