@@ -62,6 +62,23 @@ pub enum ScaipError {
     },
 }
 
+/// Why an `<mrq>` got no `<mrs>`: what the route does next depends on which.
+#[derive(Debug, thiserror::Error)]
+enum ExchangeError {
+    /// The MESSAGE carrying it was not sent, or the proxy or centre did not accept it.
+    #[error("{0}")]
+    NotDelivered(String),
+    /// The centre accepted the MESSAGE but sent no `<mrs>` in time, so it may hold a session
+    /// the unit has given up on: the unit resets it (mty=RE).
+    #[error("no <mrs> from {receiver} within {within:?}")]
+    NoMrs {
+        /// The centre's URI.
+        receiver: String,
+        /// How long the unit waited.
+        within: Duration,
+    },
+}
+
 /// The SCAIP status code (`stc`) for each alarm cause, from SS 91100:2014 Annex C.
 ///
 /// The match is exhaustive: a cause added to the core does not compile until it has a code.
@@ -1342,7 +1359,7 @@ impl Link {
     }
 
     /// Sends `mrq` and waits for its `<mrs>` until `deadline`.
-    async fn exchange(&self, mrq: &Mrq, deadline: Instant) -> Result<Mrs, String> {
+    async fn exchange(&self, mrq: &Mrq, deadline: Instant) -> Result<Mrs, ExchangeError> {
         let r = self.exchange_once(mrq, deadline).await;
         if r.is_err() {
             // Unanswered or refused: the route is down until the centre answers again.
@@ -1352,9 +1369,9 @@ impl Link {
         r
     }
 
-    async fn exchange_once(&self, mrq: &Mrq, deadline: Instant) -> Result<Mrs, String> {
+    async fn exchange_once(&self, mrq: &Mrq, deadline: Instant) -> Result<Mrs, ExchangeError> {
         mrq.validate()
-            .map_err(|e| format!("SCAIP body not sent: {e}"))?;
+            .map_err(|e| ExchangeError::NotDelivered(format!("SCAIP body not sent: {e}")))?;
         let (tx, mut rx) = mpsc::unbounded_channel();
         if let Ok(mut w) = self.waiters.lock() {
             w.insert(mrq.reference.clone(), tx);
@@ -1389,15 +1406,17 @@ impl Link {
                 self.register_now().await;
                 continue;
             }
-            let resp = resp.map_err(|e| format!("SCAIP MESSAGE to {receiver}: {e}"))?;
+            let resp = resp.map_err(|e| {
+                ExchangeError::NotDelivered(format!("SCAIP MESSAGE to {receiver}: {e}"))
+            })?;
             match resp.status() {
                 Some(200..=299) => break,
                 status => {
-                    return Err(format!(
+                    return Err(ExchangeError::NotDelivered(format!(
                         "SCAIP MESSAGE to {receiver} refused: {} {}",
                         status.unwrap_or(0),
                         resp.reason()
-                    ))
+                    )))
                 }
             }
         }
@@ -1407,10 +1426,10 @@ impl Link {
                     .send_if_modified(|a| !std::mem::replace(a, true));
                 Ok(mrs)
             }
-            _ => Err(format!(
-                "no <mrs> from {receiver} within {:?}",
-                self.cfg.answer_timeout
-            )),
+            _ => Err(ExchangeError::NoMrs {
+                receiver: receiver.clone(),
+                within: self.cfg.answer_timeout,
+            }),
         }
     }
 
@@ -1473,15 +1492,17 @@ impl Link {
         let deadline = Instant::now() + self.cfg.answer_timeout;
         let mrs = match self.exchange(&mrq, deadline).await {
             Ok(mrs) => mrs,
-            Err(reason) => {
+            Err(e) => {
                 self.end_session(alarm.id);
-                if reason.starts_with("no <mrs>") {
+                if let ExchangeError::NoMrs { .. } = e {
                     self.reset(&mrq).await;
                     return DeliveryResult::Failed {
-                        reason: format!("{reason}; sent mty=RE for ref {reference}"),
+                        reason: format!("{e}; sent mty=RE for ref {reference}"),
                     };
                 }
-                return DeliveryResult::Failed { reason };
+                return DeliveryResult::Failed {
+                    reason: e.to_string(),
+                };
             }
         };
         tracing::info!(route = %self.route, alarm_id = alarm.id.0, reference = %reference, snu = mrs.snu, "SCAIP mrs");
