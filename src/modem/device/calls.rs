@@ -1,0 +1,288 @@
+//! Calls: the voice line, dialling and placing calls, answering calls from the allowed
+//! numbers while the auto-answer window is open, the module's voice port (streaming the call
+//! and bridging it to the speakerphone), and hang-up.
+
+use std::time::Duration;
+
+use tokio::sync::{broadcast, OwnedMutexGuard};
+use tokio::time::Instant;
+
+use super::{Modem, ModemEvent};
+use crate::modem::at::{self, CallState, Urc};
+use crate::modem::engine::Command;
+use crate::modem::number::DialNumber;
+use crate::modem::{voice_port, ModemError};
+
+/// Exclusive use of the voice line for one call; hangs the call up if dropped mid-call
+/// (an aborted delivery never leaves a call open), unless [`CallLine::keep_open`] was called.
+pub struct CallLine {
+    modem: Modem,
+    _guard: OwnedMutexGuard<()>,
+    in_call: bool,
+    /// Tones and digits heard while the call was being set up (a receiver's handshake can
+    /// come before the poll that sees the call answered): the route reads them first.
+    heard: Vec<Urc>,
+}
+
+impl CallLine {
+    /// Tones and digits the far end sent while the call was being set up, oldest first.
+    pub fn take_heard(&mut self) -> Vec<Urc> {
+        std::mem::take(&mut self.heard)
+    }
+
+    /// Leaves the call up when this is dropped (Contact ID: the line stays open for speech).
+    pub fn keep_open(mut self) {
+        self.in_call = false;
+    }
+
+    /// Hangs up now.
+    pub async fn hang_up(mut self) {
+        self.in_call = false;
+        self.modem.hang_up().await;
+    }
+}
+
+impl Drop for CallLine {
+    fn drop(&mut self) {
+        if self.in_call {
+            let m = self.modem.clone();
+            if let Ok(h) = tokio::runtime::Handle::try_current() {
+                h.spawn(async move { m.hang_up().await });
+            }
+        }
+    }
+}
+
+impl Modem {
+    /// Answers calls from the configured numbers for `left` from now (the core's window,
+    /// measured by the core's clock, so the modem reads no wall clock of its own).
+    pub fn auto_answer_for(&self, left: Duration) {
+        if let Ok(mut g) = self.inner.auto_answer.lock() {
+            *g = Some(Instant::now() + left);
+        }
+    }
+
+    /// Takes the voice line (waits for a call in progress to end).
+    pub async fn call_line(&self) -> CallLine {
+        let guard = self.inner.line.clone().lock_owned().await;
+        CallLine {
+            modem: self.clone(),
+            _guard: guard,
+            in_call: false,
+            heard: Vec::new(),
+        }
+    }
+
+    /// Dials `number` for voice on `line` and waits until it is answered (`+CLCC` stat 0).
+    /// `urcs` must be subscribed before the call so no progress code is missed.
+    pub async fn dial(
+        &self,
+        line: &mut CallLine,
+        number: &DialNumber,
+        urcs: &mut broadcast::Receiver<Urc>,
+    ) -> Result<(), String> {
+        let t = self.inner.timing;
+        line.in_call = true;
+        if let Err(e) = self
+            .inner
+            .at
+            .send(Command::new(format!("ATD{number};"), t.network).call_setup())
+            .await
+        {
+            return Err(self.call_failure(e));
+        }
+        let deadline = Instant::now() + t.answer;
+        let mut poll = tokio::time::interval(t.poll);
+        loop {
+            tokio::select! {
+                u = urcs.recv() => match u {
+                    Ok(Urc::Busy) => return Err("busy".into()),
+                    Ok(Urc::NoAnswer) => return Err("no answer".into()),
+                    Ok(Urc::NoCarrier) => return Err("no carrier (call failed)".into()),
+                    Ok(Urc::Rdy) => return Err("modem restarted during the call".into()),
+                    // The far end may speak before the poll sees the call answered.
+                    Ok(u @ (Urc::Tone { .. } | Urc::Dtmf(_))) => line.heard.push(u),
+                    _ => {}
+                },
+                _ = poll.tick() => {
+                    let calls = match self.calls().await {
+                        Ok(c) => c,
+                        Err(e) => return Err(self.call_failure(e)),
+                    };
+                    let call = calls.into_iter().find(|c| !c.incoming && c.voice);
+                    match call.map(|c| c.state) {
+                        Some(CallState::Active) => return Ok(()),
+                        Some(_) => {}
+                        None => {
+                            // Give a final code that raced the poll a moment to arrive.
+                            if let Ok(Ok(u)) = tokio::time::timeout(t.poll, urcs.recv()).await {
+                                match u {
+                                    Urc::Busy => return Err("busy".into()),
+                                    Urc::NoAnswer => return Err("no answer".into()),
+                                    _ => {}
+                                }
+                            }
+                            return Err("call ended before it was answered".into());
+                        }
+                    }
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(format!("no answer within {} s", t.answer.as_secs_f32()));
+                }
+            }
+        }
+    }
+
+    /// The words for a failed command, and recovery if the modem stopped answering.
+    pub fn call_failure(&self, e: ModemError) -> String {
+        if matches!(e, ModemError::Timeout { .. } | ModemError::EngineStopped) {
+            self.report_fault(&e.to_string());
+        }
+        match &e {
+            ModemError::Rejected { result, .. } => match at::explain(result) {
+                Some(w) => format!("{e} ({w})"),
+                None => e.to_string(),
+            },
+            _ => e.to_string(),
+        }
+    }
+
+    /// Calls `number` for speech (the core's `Output::StartCall`, a centre's call-back
+    /// request) and leaves the call up; it ends with [`ModemEvent::CallEnded`] or
+    /// [`Modem::hang_up`].
+    pub async fn start_call(&self, number: &DialNumber) -> Result<(), String> {
+        let (line, _urcs) = self.place_call(number).await?;
+        line.keep_open();
+        Ok(())
+    }
+
+    /// Takes the call line and dials `number` until it answers, with a subscription to the
+    /// module's unsolicited results from before the dial. On failure the call is hung up and
+    /// the reason says why: the modem not usable, or `call to <number>: …`.
+    pub async fn place_call(
+        &self,
+        number: &DialNumber,
+    ) -> Result<(CallLine, broadcast::Receiver<Urc>), String> {
+        self.usable()?;
+        let mut line = self.call_line().await;
+        self.end_open_call().await;
+        let mut urcs = self.inner.at.subscribe();
+        if let Err(r) = self.dial(&mut line, number, &mut urcs).await {
+            line.hang_up().await;
+            return Err(format!("call to {number}: {r}"));
+        }
+        Ok((line, urcs))
+    }
+
+    /// A call left open for speech (after a Contact ID kissoff, or a person's accept) would
+    /// make the next `ATD` fail (`+CME ERROR: 3`): it is ended in order first, and the new call
+    /// placed once the module lists no call.
+    async fn end_open_call(&self) {
+        let t = self.inner.timing;
+        if !self.calls().await.is_ok_and(|c| !c.is_empty()) {
+            return;
+        }
+        tracing::info!("a call left open for speech is ended before the next call");
+        self.hang_up().await;
+        let deadline = Instant::now() + t.command;
+        while Instant::now() < deadline {
+            match self.calls().await {
+                Ok(c) if c.is_empty() => return,
+                Ok(_) => tokio::time::sleep(t.poll.min(Duration::from_millis(100))).await,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// The calls the module lists (`AT+CLCC`).
+    async fn calls(&self) -> Result<Vec<at::CallEntry>, ModemError> {
+        let r = self
+            .inner
+            .at
+            .send(Command::new("AT+CLCC", self.inner.timing.command).expect("+CLCC:"))
+            .await?;
+        Ok(r.lines
+            .iter()
+            .filter_map(|l| at::parse_clcc(l).ok())
+            .collect())
+    }
+
+    /// Hangs up any call (`ATH`).
+    pub async fn hang_up(&self) {
+        if let Err(e) = self.cmd("ATH").await {
+            tracing::debug!(error = %e, "ATH failed");
+        }
+    }
+
+    /// Starts streaming the call in progress on the module's voice port (SIMCom
+    /// `AT+CPCMREG=1`): the port is opened first so no frame is missed. A stream left on by an
+    /// earlier call (the unit stopped mid-call) is stopped and started again.
+    pub async fn open_voice_port(&self) -> Result<voice_port::VoicePort, String> {
+        let Some(path) = self.inner.settings.voice_port.as_deref() else {
+            return Err("no modem.voice_port configured".into());
+        };
+        let port = voice_port::VoicePort::open(path)?;
+        if self.cmd("AT+CPCMREG=1").await.is_err() {
+            let _ = self.cmd("AT+CPCMREG=0").await;
+            self.cmd("AT+CPCMREG=1")
+                .await
+                .map_err(|e| format!("the module would not stream the call (AT+CPCMREG=1): {e}"))?;
+        }
+        Ok(port)
+    }
+
+    /// Stops streaming the call (`AT+CPCMREG=0`, which SIMCom wants before the call ends) and
+    /// closes the port; the module's own audio path carries the call again.
+    pub async fn close_voice_port(&self, port: voice_port::VoicePort) {
+        if let Err(e) = self.cmd("AT+CPCMREG=0").await {
+            tracing::debug!(error = %e, "AT+CPCMREG=0 failed");
+        }
+        drop(port);
+    }
+
+    /// Carries the call in progress through the unit's speakerphone `audio` on the module's
+    /// voice port (SIMCom with `modem.voice_port`, a module wired by USB audio): streaming
+    /// starts, speech crosses both ways until `stop` says so or the module stops streaming,
+    /// then streaming stops.
+    pub async fn speak_in_call(
+        &self,
+        mut audio: Box<dyn crate::voice::call_port::CallAudioPort>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<voice_port::BridgeEnd, String> {
+        let mut port = self.open_voice_port().await?;
+        let end = voice_port::bridge(&mut port, audio.as_mut(), &mut stop).await;
+        self.close_voice_port(port).await;
+        Ok(end)
+    }
+
+    pub(super) async fn incoming_call(&self, from: &str) {
+        let open = self
+            .inner
+            .auto_answer
+            .lock()
+            .map(|g| g.is_some_and(|until| Instant::now() < until))
+            .unwrap_or(false);
+        let answer = open && self.allowed(from);
+        let answered = if answer {
+            match self
+                .inner
+                .at
+                .send(Command::new("ATA", self.inner.timing.network).call_setup())
+                .await
+            {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not answer");
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        tracing::info!(from = %from, answered, window_open = open, "incoming call");
+        self.emit(ModemEvent::IncomingCall {
+            from: from.to_string(),
+            answered,
+        });
+    }
+}
