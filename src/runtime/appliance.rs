@@ -662,7 +662,8 @@ async fn keep_modem(
     }
 }
 
-/// The installer's test call to a phone number (an echo test line): the module dials it, the
+/// The installer's test call to a phone number (the centre's echo test line, on the unit's
+/// allow-list like every number it calls): the module dials it, the
 /// test prompt goes into the call on the voice port, and what comes back is measured, as for a
 /// SIP test call. Only a module that streams calls to the unit (SIMCom with `modem.voice_port`)
 /// lets the unit hear the call's audio; elsewhere the reason says so.
@@ -673,9 +674,12 @@ async fn cellular_call_test(
     lines: &mpsc::Sender<String>,
 ) -> Result<String, String> {
     use crate::voice::call_test::{listen_time, report, ProbePort};
-    let number = crate::modem::DialNumber::parse(target)
-        .map_err(|e| format!("{target} is neither a sip: address nor a number to dial: {e}"))?;
     let modem = modem.ok_or("the modem is not available")?;
+    // A call opens the home's microphone: only the centre's numbers (remote.allowed_numbers)
+    // are called, as for the centre's call-backs.
+    let number = modem
+        .check_call_back(target)
+        .map_err(|e| format!("{target}: {e}; a test call goes only to the centre's numbers"))?;
     if !modem.capabilities().is_some_and(|c| c.pcm) {
         return Err("the unit hears a cellular call's audio only on the module's voice port: set modem.voice_port (SIMCom's USB audio port), or call the centre's sip: echo line".into());
     }
