@@ -5,7 +5,7 @@
 //! Contact ID handshake and kissoff where the modem cannot report them.
 //!
 //! [`CallAudio`] is the sans-IO part (mixing and detection, tested here); with the `alsa`
-//! feature, [`CallBridge`] runs it between four cpal streams.
+//! feature, `CallBridge` runs it between four cpal streams.
 
 use std::collections::VecDeque;
 

@@ -9,7 +9,7 @@
 //! - [`tones`]: Goertzel detection of DTMF digits and the Contact ID handshake and kissoff.
 //! - [`engine`]: the player and the listening window behind one lock, driven by a backend.
 //! - [`sim`]: a simulated speaker and microphone that write what was played to WAV files and
-//!   a timeline; [`device`] (feature `alsa`): real devices through cpal; [`bridge`]: call
+//!   a timeline; `device` (feature `alsa`): real devices through cpal; [`bridge`]: call
 //!   audio between a modem's PCM device and the unit.
 //!
 //! The runtime drives a [`Voice`] handle. Nothing here ever stops an alarm: a missing device,
@@ -154,7 +154,7 @@ pub fn lock(engine: &SharedEngine) -> MutexGuard<'_, Engine> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A speaker and microphone: real ([`device`]) or simulated ([`sim`]).
+/// A speaker and microphone: real (`device`, feature `alsa`) or simulated ([`sim`]).
 pub trait AudioBackend: Send {
     /// The devices, for logs.
     fn describe(&self) -> String;

@@ -5,7 +5,7 @@
 //!
 //! - [`EchoCancelled`] wraps any call port: what it plays is the canceller's reference, and
 //!   what its microphone hears goes through speexdsp ([`super::echo`]) before the far end.
-//! - [`DevicePort`] (feature `alsa`): the unit's loudspeaker and microphone through cpal, one
+//! - `DevicePort` (feature `alsa`): the unit's loudspeaker and microphone through cpal, one
 //!   playback and one capture stream at the call's 8 kHz.
 //!
 //! Every call the unit takes or makes uses both, so the path that carries the person's voice
