@@ -24,6 +24,9 @@ pub struct CallLine {
     heard: Vec<Urc>,
 }
 
+/// How long a call-back the centre asked for waits for a modem that is not ready yet.
+pub const CALL_BACK_WAIT: Duration = Duration::from_secs(60);
+
 impl CallLine {
     /// Tones and digits the far end sent while the call was being set up, oldest first.
     pub fn take_heard(&mut self) -> Vec<Urc> {
@@ -150,7 +153,12 @@ impl Modem {
     /// Calls `number` for speech (the core's `Output::StartCall`, a centre's call-back
     /// request) and leaves the call up; it ends with [`ModemEvent::CallEnded`] or
     /// [`Modem::hang_up`].
+    ///
+    /// The centre may ask before the modem is ready (its answer can come over IP while the
+    /// module is still starting or recovering): the call waits for the modem, up to
+    /// [`CALL_BACK_WAIT`], rather than being lost.
     pub async fn start_call(&self, number: &DialNumber) -> Result<(), String> {
+        self.wait_usable(CALL_BACK_WAIT).await?;
         let (line, _urcs) = self.place_call(number).await?;
         line.keep_open();
         Ok(())
