@@ -612,9 +612,6 @@ async fn keep_modem(
             .await;
     }
     let mut events = modem.events();
-    // The speech of an answered call carried through the speakerphone, when the module streams
-    // calls on its voice port: stopped when the call ends.
-    let mut in_call: Option<tokio::sync::watch::Sender<bool>> = None;
     loop {
         let event = match events.recv().await {
             Ok(e) => e,
@@ -624,16 +621,8 @@ async fn keep_modem(
             }
             Err(_) => break,
         };
-        match &event {
-            ModemEvent::IncomingCall { answered: true, .. } => {
-                in_call = speak_in_cellular_call(&modem, call_audio.as_ref());
-            }
-            ModemEvent::CallEnded { .. } | ModemEvent::Down { .. } => {
-                if let Some(stop) = in_call.take() {
-                    stop.send_replace(true);
-                }
-            }
-            _ => {}
+        if let ModemEvent::IncomingCall { answered: true, .. } = &event {
+            speak_in_cellular_call(&modem, call_audio.as_ref());
         }
         if let Some(input) = event.to_input() {
             if inputs.send(input).await.is_err() {
@@ -711,19 +700,18 @@ async fn cellular_call_test(
     report(&said, &heard)
 }
 
-/// Carries the answered call's speech through the unit's speakerphone when the module streams
-/// calls on its voice port (a module wired by USB audio has no loudspeaker of its own); the
-/// sender stops it. `None` when the module has no voice port or the unit no call audio: then
-/// the module's own audio path carries the call.
-fn speak_in_cellular_call(
-    modem: &Modem,
-    audio: Option<&crate::centre::scaip::call::CallAudio>,
-) -> Option<tokio::sync::watch::Sender<bool>> {
-    if !modem.capabilities().is_some_and(|c| c.pcm) {
-        return None;
-    }
-    let audio = audio?.clone();
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+/// Carries the connected call's speech through the unit's speakerphone when the module streams
+/// calls on its voice port (a module wired by USB audio has no loudspeaker of its own), until
+/// the modem says the call ended. Nothing when the module has no voice port or the unit no call
+/// audio: then the module's own audio path carries the call.
+fn speak_in_cellular_call(modem: &Modem, audio: Option<&crate::centre::scaip::call::CallAudio>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(audio) = audio.filter(|_| modem.capabilities().is_some_and(|c| c.pcm)) else {
+        return;
+    };
+    let audio = audio.clone();
+    // Subscribed now, so the call's end cannot pass unseen while the audio opens.
+    let mut events = modem.events();
     let modem = modem.clone();
     tokio::spawn(async move {
         let port = match tokio::task::spawn_blocking(move || audio()).await {
@@ -734,14 +722,30 @@ fn speak_in_cellular_call(
             }
             Err(_) => return,
         };
-        match modem.speak_in_call(port, stop).await {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let call_ends = async {
+            loop {
+                match events.recv().await {
+                    Ok(ModemEvent::CallEnded { .. } | ModemEvent::Down { .. })
+                    | Err(RecvError::Closed) => break,
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                }
+            }
+            stop_tx.send_replace(true);
+            // The bridge stops streaming and returns; this waits for it.
+            std::future::pending::<()>().await
+        };
+        let spoke = tokio::select! {
+            spoke = modem.speak_in_call(port, stop) => spoke,
+            () = call_ends => return,
+        };
+        match spoke {
             Ok(end) => tracing::info!(?end, "the call's speech through the speakerphone ended"),
             Err(e) => {
                 tracing::error!(error = %e, "the call's speech cannot go through the speakerphone")
             }
         }
     });
-    Some(stop_tx)
 }
 
 /// The first lines of the status, short enough for two SMS parts.
@@ -1443,28 +1447,15 @@ impl CallControl for Calls {
         };
         let speakerphone = self.sip.audio.clone();
         tokio::spawn(async move {
-            let mut events = modem.events();
             let event = match modem.start_call(&number).await {
-                Ok(()) => crate::core::CallEvent::Connected,
+                Ok(()) => {
+                    // On a module wired by USB audio the speech goes through the speakerphone.
+                    speak_in_cellular_call(&modem, speakerphone.as_ref());
+                    crate::core::CallEvent::Connected
+                }
                 Err(reason) => crate::core::CallEvent::Ended { reason },
             };
-            let connected = event == crate::core::CallEvent::Connected;
             let _ = inputs.send(Input::Call { alarm, event }).await;
-            // On a module wired by USB audio the call's speech goes through the speakerphone
-            // until the call ends.
-            if let Some(stop) = connected
-                .then(|| speak_in_cellular_call(&modem, speakerphone.as_ref()))
-                .flatten()
-            {
-                loop {
-                    match events.recv().await {
-                        Ok(ModemEvent::CallEnded { .. } | ModemEvent::Down { .. }) => break,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    }
-                }
-                stop.send_replace(true);
-            }
         });
     }
 
