@@ -281,13 +281,8 @@ pub fn negotiate(offer: &Offer, ours: &[Law]) -> Result<Agreed, SdpError> {
 /// SRTP offer is taken only when it came over encrypted signalling (`keys_safe`): the first
 /// of its crypto lines the unit can use, answered with a fresh key of the unit's own.
 pub fn negotiate_over(offer: &Offer, ours: &[Law], keys_safe: bool) -> Result<Agreed, SdpError> {
-    let law = offer
-        .formats
-        .iter()
-        .filter_map(|&pt| Law::from_payload_type(pt))
-        .find(|law| ours.contains(law))
-        .ok_or(SdpError::NoCommonCodec)?;
-    let srtp = if offer.secure {
+    let mut agreed = media_of(offer, ours)?;
+    agreed.srtp = if offer.secure {
         if !keys_safe {
             return Err(SdpError::KeysInClear);
         }
@@ -301,13 +296,25 @@ pub fn negotiate_over(offer: &Offer, ours: &[Law], keys_safe: bool) -> Result<Ag
     } else {
         None
     };
+    Ok(agreed)
+}
+
+/// What an offer (or answer) gives the media, SRTP aside: the far end's first G.711 law among
+/// `ours`, its events, address, direction and RTCP address.
+fn media_of(offer: &Offer, ours: &[Law]) -> Result<Agreed, SdpError> {
+    let law = offer
+        .formats
+        .iter()
+        .filter_map(|&pt| Law::from_payload_type(pt))
+        .find(|law| ours.contains(law))
+        .ok_or(SdpError::NoCommonCodec)?;
     Ok(Agreed {
         law,
         telephone_event: offer.telephone_event,
         remote: offer.remote,
         direction: offer.direction.answer(),
         rtcp: offer.rtcp,
-        srtp,
+        srtp: None,
     })
 }
 
@@ -373,14 +380,7 @@ fn crypto_line(tag: u32, suite: Suite, key: &Key) -> String {
 /// end's own key; a plain answer to it, or SRTP the unit did not offer, is refused.
 pub fn read_answer(text: &str, offered: &[Law], key: Option<&Key>) -> Result<Agreed, SdpError> {
     let answer = parse_offer(text)?;
-    let mut agreed = negotiate_over(
-        &Offer {
-            secure: false,
-            ..answer.clone()
-        },
-        offered,
-        false,
-    )?;
+    let mut agreed = media_of(&answer, offered)?;
     agreed.srtp = match (key, answer.secure) {
         (None, false) => None,
         (Some(ours), true) => {

@@ -162,35 +162,30 @@ impl Session {
 
     /// An RTP packet as SRTP.
     pub fn protect_rtp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
-        self.tx
-            .encrypt_rtp(packet)
-            .map(|b| b.to_vec())
-            .map_err(|_| SrtpError::Refused)
+        done(self.tx.encrypt_rtp(packet))
     }
 
     /// An SRTP packet back as RTP: refused unless authentic and not a replay.
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
-        self.rx
-            .decrypt_rtp(packet)
-            .map(|b| b.to_vec())
-            .map_err(|_| SrtpError::Refused)
+        done(self.rx.decrypt_rtp(packet))
     }
 
     /// An RTCP compound as SRTCP.
     pub fn protect_rtcp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
-        self.tx
-            .encrypt_rtcp(packet)
-            .map(|b| b.to_vec())
-            .map_err(|_| SrtpError::Refused)
+        done(self.tx.encrypt_rtcp(packet))
     }
 
     /// An SRTCP packet back as RTCP: refused unless authentic and not a replay.
     pub fn unprotect_rtcp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
-        self.rx
-            .decrypt_rtcp(packet)
-            .map(|b| b.to_vec())
-            .map_err(|_| SrtpError::Refused)
+        done(self.rx.decrypt_rtcp(packet))
     }
+}
+
+/// A packet the cipher made, or why not (the context's error says no more than that).
+fn done<T: AsRef<[u8]>, E>(result: Result<T, E>) -> Result<Vec<u8>, SrtpError> {
+    result
+        .map(|b| b.as_ref().to_vec())
+        .map_err(|_| SrtpError::Refused)
 }
 
 #[cfg(test)]
