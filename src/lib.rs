@@ -2,19 +2,14 @@
 //!
 //! A sans-IO [`core`] decides; adapters at the edge ([`radio`], [`modem`], [`centre`],
 //! [`voice`], [`journal`]) carry out what it decides; [`runtime`] wires them together.
+//! Each layer is a crate of its own (README "Layout"); this one puts them under one name for
+//! the `vigil` binary, the tests and the benchmarks.
 
-// Bad input and broken invariants are handled, not panicked on: an alarm must never be lost.
-// Tests may still unwrap.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
-
-pub mod centre;
-pub mod clock;
-pub mod config;
-pub mod core;
-pub mod fall;
-pub mod hint;
-pub mod journal;
-pub mod modem;
-pub mod radio;
-pub mod runtime;
-pub mod voice;
+pub use vigil_config as config;
+pub use vigil_core as core;
+pub use vigil_fall as fall;
+#[cfg(not(feature = "sim"))]
+pub use vigil_runtime::{centre, modem, radio, runtime};
+pub use vigil_runtime::{clock, hint, journal, voice};
+#[cfg(feature = "sim")]
+pub use vigil_sim::{centre, demo, modem, radio, runtime};

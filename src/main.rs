@@ -1,5 +1,5 @@
-//! The `vigil` command: run the base unit, check its configuration, read its journal,
-//! drive the simulators.
+//! The `vigil` command: run the base unit, check its configuration, read its journal; with
+//! the `sim` feature (not in the Debian package), also drive the simulators.
 
 // As in the library: bad input is reported, never panicked on. Tests may still unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -8,8 +8,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-mod demo;
 
 /// Vigil social-alarm base unit.
 #[derive(Parser)]
@@ -84,6 +82,7 @@ enum Command {
         heard: Option<bool>,
     },
     /// Run the base unit on simulated hardware through a scripted alarm scenario.
+    #[cfg(feature = "sim")]
     Demo {
         /// Keep the site (configuration, journal, recordings) here instead of a temporary folder.
         #[arg(long)]
@@ -113,12 +112,15 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Deliver alarms over SCAIP and SIA DC-09 to the simulated receiving centre on loopback.
+    #[cfg(feature = "sim")]
     CentreDemo(vigil::centre::receiver::demo::CentreDemoArgs),
     /// Run a simulated cellular module and network on a pseudo-terminal.
+    #[cfg(feature = "sim")]
     ModemSim(vigil::modem::sim::SimArgs),
     /// Check the voice prompts, play them into WAV files or on the speaker, list devices.
     Prompts(vigil::voice::cli::PromptsArgs),
     /// Simulated pendant: send real, encrypted frames to the simulated radio.
+    #[cfg(feature = "sim")]
     Pendant(vigil::radio::PendantArgs),
     /// Open a pairing window and pair one pendant.
     Pair(vigil::radio::PairArgs),
@@ -158,17 +160,23 @@ fn main() -> ExitCode {
             ..
         } => located(config).and_then(|c| ask(&c, "test-call")),
         Command::TestCall { config, wait, .. } => located(config).and_then(|c| test_call(&c, wait)),
-        Command::Demo { out, interactive } => demo::run(demo::DemoOptions { out, interactive }),
+        #[cfg(feature = "sim")]
+        Command::Demo { out, interactive } => {
+            vigil::demo::run(vigil::demo::DemoOptions { out, interactive })
+        }
         Command::Log {
             config,
             journal,
             limit,
         } => log(config, journal, limit),
+        #[cfg(feature = "sim")]
         Command::CentreDemo(args) => vigil::centre::receiver::demo::run(&args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
+        #[cfg(feature = "sim")]
         Command::ModemSim(args) => vigil::modem::sim::run_cli(args).map_err(Into::into),
         Command::Prompts(args) => vigil::voice::cli::run(&args).map_err(Into::into),
+        #[cfg(feature = "sim")]
         Command::Pendant(args) => vigil::radio::pendant(&args).map_err(Into::into),
         Command::Pair(args) => vigil::radio::pair(&args).map_err(Into::into),
         Command::RangeTest(args) => vigil::radio::range_test(&args).map_err(Into::into),

@@ -5,7 +5,7 @@ use std::process::Command;
 #[test]
 fn detector_compiles_without_std() {
     let dir = tempfile::tempdir().unwrap();
-    let detector = concat!(env!("CARGO_MANIFEST_DIR"), "/src/fall/detector.rs");
+    let detector = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/fall/src/detector.rs");
     let lib = format!(
         "#![no_std]\n#[derive(Debug)]\npub enum FallError {{ Rate {{ rate_hz: u16 }} }}\n#[path = {detector:?}]\npub mod detector;\n"
     );
