@@ -356,9 +356,9 @@ fn no_part_of_the_running_unit_reads_the_wall_clock_itself() {
         // The voice side's clock: the system's time of day, for quiet hours.
         "crates/runtime/src/voice/engine.rs",
         // Simulated peers: a centre's receivers and the mobile network keep their own time.
-        "crates/runtime/src/centre/receiver/dc09.rs",
-        "crates/runtime/src/centre/receiver/demo.rs",
-        "crates/runtime/src/modem/sim.rs",
+        "crates/sim/src/centre/receiver/dc09.rs",
+        "crates/sim/src/centre/receiver/demo.rs",
+        "crates/sim/src/modem/sim.rs",
         // Tools run once by an installer, not part of the running unit.
         "crates/runtime/src/runtime/install_check.rs",
         "crates/runtime/src/voice/cli.rs",

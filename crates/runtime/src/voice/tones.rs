@@ -339,7 +339,7 @@ impl ContactIdDetector {
                 self.last_low_ms = Some(self.run_ms);
                 self.since_low_ms = 0;
                 // A kissoff is timed: known only once the tone ends.
-                if crate::centre::contact_id::is_kissoff(1400, Some(self.run_ms)) {
+                if vigil_wire::contact_id::is_kissoff(1400, Some(self.run_ms)) {
                     on_tone(ToneEvent {
                         tone: ContactIdTone::Kissoff,
                         at: self.samples_seen,

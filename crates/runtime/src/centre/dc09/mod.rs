@@ -7,7 +7,8 @@
 //! path) and resends; a `DUH` means the receiver will not take this account, type or key — a
 //! configuration error, so the core moves to the next route. `NULL` frames test the link.
 
-pub mod frame;
+/// The frame, its CRC and its encryption.
+pub use vigil_wire::dc09 as frame;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,50 +24,7 @@ use crate::config::{Dc09Protocol, Dc09Route, KeyFormat};
 use crate::core::{Alarm, AlarmCause, Delivery, DeliveryResult, UnitFault};
 pub use frame::{crc16_arc, Dc09Key, Frame, MessageId};
 
-/// What can go wrong on a DC-09 link.
-#[derive(Debug, thiserror::Error)]
-pub enum Dc09Error {
-    /// CRC in the frame does not match its contents.
-    #[error("CRC mismatch: frame says {declared:04X}, contents give {computed:04X}")]
-    Crc {
-        /// CRC written in the frame.
-        declared: u16,
-        /// CRC of what arrived.
-        computed: u16,
-    },
-    /// LEN in the frame does not match its contents.
-    #[error("length mismatch: frame says {declared}, {actual} characters arrived")]
-    Length {
-        /// LEN written in the frame.
-        declared: usize,
-        /// What arrived.
-        actual: usize,
-    },
-    /// The frame is not laid out as DC-09 §5.5 says.
-    #[error("malformed frame: {0}")]
-    Malformed(&'static str),
-    /// Unknown ID token.
-    #[error("unknown message type \"{0}\"")]
-    UnknownId(String),
-    /// An encrypted frame arrived and no key is configured.
-    #[error("encrypted frame but no key configured")]
-    NoKey,
-    /// The decrypted text has no `|` after the pad or no `]`: wrong key.
-    #[error("decryption gave garbage: the receiver uses another key or key format")]
-    Decrypt,
-    /// A key of the wrong size.
-    #[error("AES key must be 16, 24 or 32 bytes, not {0}")]
-    KeyLength(usize),
-    /// The frame would exceed the 3-hex-digit length.
-    #[error("frame body of {0} characters is longer than DC-09 allows (4095)")]
-    TooLong(usize),
-    /// Resolving, connecting, reading or writing failed.
-    #[error("{0}")]
-    Io(String),
-    /// The receiver did not answer in time.
-    #[error("no answer from the receiver within {0:?}")]
-    Timeout(Duration),
-}
+pub use vigil_wire::dc09::Dc09Error;
 
 pub use crate::config::Dc09Payload;
 

@@ -14,7 +14,52 @@ use chrono::{NaiveDateTime, Timelike};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::Dc09Error;
+use std::time::Duration;
+
+/// What can go wrong on a DC-09 link: in a frame, and (for the link) on the network.
+#[derive(Debug, thiserror::Error)]
+pub enum Dc09Error {
+    /// CRC in the frame does not match its contents.
+    #[error("CRC mismatch: frame says {declared:04X}, contents give {computed:04X}")]
+    Crc {
+        /// CRC written in the frame.
+        declared: u16,
+        /// CRC of what arrived.
+        computed: u16,
+    },
+    /// LEN in the frame does not match its contents.
+    #[error("length mismatch: frame says {declared}, {actual} characters arrived")]
+    Length {
+        /// LEN written in the frame.
+        declared: usize,
+        /// What arrived.
+        actual: usize,
+    },
+    /// The frame is not laid out as DC-09 §5.5 says.
+    #[error("malformed frame: {0}")]
+    Malformed(&'static str),
+    /// Unknown ID token.
+    #[error("unknown message type \"{0}\"")]
+    UnknownId(String),
+    /// An encrypted frame arrived and no key is configured.
+    #[error("encrypted frame but no key configured")]
+    NoKey,
+    /// The decrypted text has no `|` after the pad or no `]`: wrong key.
+    #[error("decryption gave garbage: the receiver uses another key or key format")]
+    Decrypt,
+    /// A key of the wrong size.
+    #[error("AES key must be 16, 24 or 32 bytes, not {0}")]
+    KeyLength(usize),
+    /// The frame would exceed the 3-hex-digit length.
+    #[error("frame body of {0} characters is longer than DC-09 allows (4095)")]
+    TooLong(usize),
+    /// Resolving, connecting, reading or writing failed.
+    #[error("{0}")]
+    Io(String),
+    /// The receiver did not answer in time.
+    #[error("no answer from the receiver within {0:?}")]
+    Timeout(Duration),
+}
 
 /// The longest frame we read or write: `LEN` has three hex digits of payload.
 pub const MAX_FRAME: usize = 1 + 4 + 4 + 0xFFF + 1;
