@@ -123,9 +123,9 @@ enum Command {
     #[cfg(feature = "sim")]
     Pendant(vigil::radio::PendantArgs),
     /// Open a pairing window and pair one pendant.
-    Pair(vigil::radio::PairArgs),
+    Pair(vigil::runtime::radio_cli::PairArgs),
     /// Show live RSSI and packet success per pendant, for placing the base.
-    RangeTest(vigil::radio::RangeTestArgs),
+    RangeTest(vigil::runtime::radio_cli::RangeTestArgs),
     /// Score the shipped fall detector and the SisFall baselines on recorded trials.
     FallEval(vigil::fall::eval::EvalArgs),
     /// Tune the fall detector on some subjects and report on the others.
@@ -178,8 +178,10 @@ fn main() -> ExitCode {
         Command::Prompts(args) => vigil::voice::cli::run(&args).map_err(Into::into),
         #[cfg(feature = "sim")]
         Command::Pendant(args) => vigil::radio::pendant(&args).map_err(Into::into),
-        Command::Pair(args) => vigil::radio::pair(&args).map_err(Into::into),
-        Command::RangeTest(args) => vigil::radio::range_test(&args).map_err(Into::into),
+        Command::Pair(args) => vigil::runtime::radio_cli::pair(&args).map_err(Into::into),
+        Command::RangeTest(args) => {
+            vigil::runtime::radio_cli::range_test(&args).map_err(Into::into)
+        }
         Command::FallEval(args) => vigil::fall::eval::run(&args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),

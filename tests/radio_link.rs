@@ -275,7 +275,7 @@ async fn forged_and_replayed_frames_over_the_air_raise_nothing() {
     );
     let status = link.status();
     assert_eq!(status.rejections.total(), 300);
-    assert!(vigil::radio::range_table(&status).contains("00A1B2C3"));
+    assert!(vigil::runtime::radio_cli::range_table(&status).contains("00A1B2C3"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

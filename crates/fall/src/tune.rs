@@ -310,7 +310,7 @@ pub fn run(args: &TuneArgs) -> Result<(), FallError> {
     let tuned = tune(&c, &trials, &base, &tuning);
     let p = tuned.params;
     println!("Tuned on {} trials of {:?}", tuning.len(), tune_subjects);
-    println!("\nShipped constants (src/fall/detector.rs, src/fall/baseline.rs):\n");
+    println!("\nShipped constants (crates/fall/src/detector.rs, crates/fall/src/baseline.rs):\n");
     println!(
         "    trigger_g: {:?},\n    bias: {:?},\n    w_peak: {:?},\n    w_free_fall: {:?},\n    w_velocity: {:?},\n    w_posture: {:?},\n    w_motion: {:?},\n    w_impact_posture: {:?},\n    threshold: {:?},\n    impact_cap_g: {:?},",
         p.trigger_g, p.bias, p.w_peak, p.w_free_fall, p.w_velocity, p.w_posture, p.w_motion, p.w_impact_posture, p.threshold, p.impact_cap_g

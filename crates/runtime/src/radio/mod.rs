@@ -14,10 +14,6 @@ pub mod pairing;
 pub mod store;
 pub mod supervision;
 
-mod cli;
-
-pub use cli::{pair, range_table, range_test, BaseRadioArgs, PairArgs, RangeTestArgs};
-
 use thiserror::Error;
 
 /// Everything that can go wrong in the radio module.

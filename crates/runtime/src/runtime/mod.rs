@@ -9,6 +9,7 @@ pub mod appliance;
 pub mod control;
 pub mod gpio;
 pub mod install_check;
+pub mod radio_cli;
 pub mod service;
 pub mod timeline;
 

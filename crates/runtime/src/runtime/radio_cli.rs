@@ -1,4 +1,5 @@
-//! The radio's installer commands: `vigil pair` and `vigil range-test`.
+//! The radio's installer commands: `vigil pair` (through the running unit's control socket)
+//! and `vigil range-test`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,14 +9,14 @@ use std::time::Duration;
 
 use clap::Args;
 
-#[cfg(feature = "sim")]
-use super::driver::sim::{SimChannel, SimRadio};
-use super::driver::{self, Transceiver};
-use super::link::{LinkConfig, LinkStatus, RadioLink};
-use super::pairing::PairingCode;
-use super::store::FileStore;
-use super::RadioError;
 use crate::config::{Band, Config, Pendant, Radio, RadioDriver};
+#[cfg(feature = "sim")]
+use crate::radio::driver::sim::{SimChannel, SimRadio};
+use crate::radio::driver::{self, Transceiver};
+use crate::radio::link::{LinkConfig, LinkStatus, RadioLink};
+use crate::radio::pairing::PairingCode;
+use crate::radio::store::FileStore;
+use crate::radio::RadioError;
 
 /// Where the base's radio is, for `vigil pair` and `vigil range-test`.
 #[derive(Args, Debug)]
@@ -179,7 +180,7 @@ pub fn pair(args: &PairArgs) -> Result<ExitCode, RadioError> {
         crate::runtime::control::request_lines(
             &config.data_dir,
             &command,
-            super::pairing::MAX_WINDOW + Duration::from_secs(30),
+            crate::radio::pairing::MAX_WINDOW + Duration::from_secs(30),
             |line| {
                 println!("{line}");
                 paired |= line.starts_with("paired pendant");
