@@ -8,10 +8,13 @@
 //! - [`engine`]: one command in flight over `serialport`, bridged into tokio; URCs as events.
 //! - [`device`]: the modem as the runtime sees it ([`Modem`]): init, health, recovery,
 //!   incoming SMS and calls, remote commands, auto-answer.
+//! - [`audio_port`]: where the module puts a call's audio for the unit's speakerphone
+//!   (SIMCom's voice port, Quectel's USB audio card).
 //! - [`sim`] and [`network`]: a simulated SIMCom/Quectel-style module on a pseudo-terminal and
 //!   the simulated cellular network with its parties (people, a Contact ID centre, SMS responder).
 
 pub mod at;
+pub mod audio_port;
 pub mod auth;
 pub mod device;
 pub mod engine;
