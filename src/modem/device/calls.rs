@@ -158,7 +158,7 @@ impl Modem {
     ///
     /// The centre may ask before the modem is ready (its answer can come over IP while the
     /// module is still starting or recovering): the call waits for the modem, up to
-    /// [`CALL_BACK_WAIT`], rather than being lost.
+    /// `CALL_BACK_WAIT`, rather than being lost.
     pub async fn start_call(&self, number: &DialNumber) -> Result<(), String> {
         self.wait_usable(CALL_BACK_WAIT).await?;
         let (line, _urcs) = self.place_call(number).await?;
