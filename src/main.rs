@@ -58,7 +58,7 @@ enum Command {
     /// centre's domain that sends back what it hears (an echo test line).
     CallTest {
         /// Whom to call: the centre's echo test line, for example sip:echo@centre.example, or
-        /// a number (through the module; needs modem.voice_port).
+        /// a number (through the module; needs modem.voice_port or audio.call_device).
         target: String,
         /// The configuration of the running unit. [default: see the rule below]
         #[arg(long)]

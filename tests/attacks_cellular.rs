@@ -96,6 +96,7 @@ async fn world() -> (SimWorld, Modem) {
             allowed_numbers: vec![PERSON.into()],
             remote_secret: Some("remote-secret".into()),
             voice_port: None,
+            call_device: None,
             call_audio: None,
         })
         .expect("open");

@@ -387,6 +387,7 @@ async fn run(case: Case) -> Result<Outcome, String> {
             allowed_numbers: vec![],
             remote_secret: None,
             voice_port: None,
+            call_device: None,
             call_audio: None,
         })
         .map_err(|e| e.to_string())?;

@@ -38,6 +38,7 @@ async fn the_centres_call_is_carried_through_the_speakerphone_on_the_voice_port(
             allowed_numbers: vec![CENTRE.into()],
             remote_secret: None,
             voice_port: w.module.voice_port().map(str::to_string),
+            call_device: None,
             call_audio: None,
         })
         .unwrap();

@@ -555,6 +555,95 @@ fn the_modem_voice_port_is_an_absolute_device_path() {
     assert_eq!(p[0].line, line);
 }
 
+/// A Quectel module's sound card: an ALSA name, not the unit's own loudspeaker, never with
+/// SIMCom's voice port (a module carries calls on one of them); each refused at its line.
+#[test]
+fn the_call_device_is_the_modules_own_sound_card_and_not_with_a_voice_port() {
+    const COMMENTED: &str = "# call_device = \"plughw:CARD=EC25,DEV=0\"";
+    assert!(
+        EXAMPLE.contains(COMMENTED),
+        "config.toml documents audio.call_device"
+    );
+    assert_eq!(
+        config::parse(EXAMPLE, Path::new("site.toml"))
+            .unwrap()
+            .audio
+            .call_device,
+        None
+    );
+    let good = EXAMPLE.replace(COMMENTED, "call_device = \"plughw:CARD=EC25,DEV=0\"");
+    let cfg = config::parse(&good, Path::new("site.toml")).expect("valid");
+    assert_eq!(
+        cfg.audio.call_device.as_deref(),
+        Some("plughw:CARD=EC25,DEV=0")
+    );
+    let line_in =
+        |text: &str, needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+
+    // Not a device name.
+    let bad = EXAMPLE.replace(COMMENTED, "call_device = \"plughw:CARD=EC25, DEV=0\"");
+    let p = problems(&bad);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].key, "audio.call_device");
+    assert_eq!(p[0].line, line_in(&bad, "call_device"));
+    assert!(p[0].message.contains("aplay -L"), "{}", p[0].message);
+
+    // The unit's own loudspeaker is not the module's card.
+    let bad = EXAMPLE
+        .replace(
+            "# output_device = \"default\"",
+            "output_device = \"default\"",
+        )
+        .replace(COMMENTED, "call_device = \"default\"");
+    let p = problems(&bad);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].key, "audio.call_device");
+    assert_eq!(p[0].line, line_in(&bad, "call_device"));
+    assert!(
+        p[0].message.contains("audio.output_device"),
+        "{}",
+        p[0].message
+    );
+
+    // SIMCom's voice port and Quectel's sound card together cannot both carry the call.
+    let both = good.replace(
+        "# voice_port = \"/dev/ttyUSB4\"",
+        "voice_port = \"/dev/ttyUSB4\"",
+    );
+    let p = problems(&both);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].key, "audio.call_device");
+    assert_eq!(p[0].line, line_in(&both, "call_device"));
+    assert!(
+        p[0].message.contains("modem.voice_port") && p[0].message.contains("AT+QPCMV"),
+        "{}",
+        p[0].message
+    );
+    assert!(
+        p[0].to_string()
+            .starts_with(&format!("site.toml:{}:", p[0].line)),
+        "{}",
+        p[0]
+    );
+
+    // A bare hw: device works only at the card's own rate: a warning, not a refusal.
+    let bare = EXAMPLE.replace(COMMENTED, "call_device = \"hw:CARD=EC25,DEV=0\"");
+    let cfg = config::parse(&bare, Path::new("site.toml")).expect("a warning only");
+    assert!(
+        cfg.warnings
+            .iter()
+            .any(|w| w.key == "audio.call_device" && w.message.contains("plughw:CARD=EC25,DEV=0")),
+        "{:#?}",
+        cfg.warnings
+    );
+    // A build without audio devices says the call device cannot be used; one with them does not.
+    let no_alsa = cfg
+        .warnings
+        .iter()
+        .any(|w| w.key == "audio.call_device" && w.message.contains("feature `alsa`"));
+    assert_eq!(no_alsa, !cfg!(feature = "alsa"), "{:#?}", cfg.warnings);
+}
+
 /// The module's call audio: percentages, and tuning that is only audio settings with numbers
 /// (nothing else reaches the modem from the configuration), each refused at its line.
 #[test]

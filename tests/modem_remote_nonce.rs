@@ -23,6 +23,7 @@ async fn boot(nonces: Box<dyn NonceStore>) -> (SimWorld, Modem) {
             allowed_numbers: vec![PERSON.into()],
             remote_secret: Some(SECRET.into()),
             voice_port: None,
+            call_device: None,
             call_audio: None,
         },
         Timing::fast(),

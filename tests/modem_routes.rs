@@ -65,6 +65,7 @@ async fn world(config: SimConfig) -> (SimWorld, Modem) {
             allowed_numbers: vec![PERSON.into()],
             remote_secret: Some("remote-secret".into()),
             voice_port: None,
+            call_device: None,
             call_audio: None,
         })
         .expect("open");
@@ -83,6 +84,7 @@ fn modem_with(w: &SimWorld, timing: vigil::modem::Timing) -> Modem {
             allowed_numbers: vec![PERSON.into()],
             remote_secret: None,
             voice_port: w.module.voice_port().map(str::to_string),
+            call_device: None,
             call_audio: None,
         },
         timing,

@@ -390,3 +390,77 @@ async fn on_a_simcom_module_the_call_back_the_centre_asks_for_goes_through_the_s
     the_person_heard(&site, &log, &sound, &says).await;
     assert!(unit.terminate(Duration::from_secs(15)).await.success());
 }
+
+/// Waits until `vigil status` has a line containing `wanted`, and returns the status.
+async fn status_with(site: &SimSite, log: &std::path::Path, wanted: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = status(site);
+        if s.contains(wanted) {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vigil status never said {wanted:?}:\n{s}\n{}",
+            log_tail(log)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A Quectel site with its USB audio card named (`audio.call_device`): `vigil status` says
+/// where a cellular call's speech goes (or, in a build without audio devices, that it cannot);
+/// when the module refuses `AT+QPCMV=1,2` after a restart, it says DEGRADED and the unit runs
+/// on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_quectel_module_its_usb_audio_card_and_a_refusal_show_in_status() {
+    use vigil::modem::sim::Fault;
+    const CARD: &str = "plughw:CARD=EC25,DEV=0";
+    let dir = tempfile::tempdir().unwrap();
+    let site = SimSite::start(
+        dir.path(),
+        SiteOptions {
+            modem: Model::QuectelEc25,
+            call_device: Some(CARD.into()),
+            ..SiteOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let log = dir.path().join("vigil.log");
+    let _unit = VigilProcess::start(&site, &log).await;
+
+    let wanted = if cfg!(feature = "alsa") {
+        format!("call port:   the module's USB audio card {CARD} (AT+QPCMV=1,2)")
+    } else {
+        "call port:   DEGRADED: audio.call_device is set, but this build has no audio device support (feature `alsa`)".to_string()
+    };
+    let said = status_with(&site, &log, &wanted).await;
+    assert!(said.contains("module:      Quectel"), "{said}");
+    let sent = |site: &SimSite| {
+        site.cellular
+            .module
+            .commands()
+            .iter()
+            .filter(|c| c.as_str() == "AT+QPCMV=1,2")
+            .count()
+    };
+    assert_eq!(sent(&site), 1);
+
+    // The module comes back from a restart without its USB audio function.
+    site.cellular.module.inject(Fault::NoUsbAudio);
+    site.cellular.module.reboot();
+    let said = status_with(
+        &site,
+        &log,
+        "call port:   DEGRADED: the module refused AT+QPCMV=1,2 (see the log)",
+    )
+    .await;
+    assert_eq!(sent(&site), 2, "asked again at the module's restart");
+    let said = if said.contains("modem:       ready") {
+        said
+    } else {
+        status_with(&site, &log, "modem:       ready").await
+    };
+    assert!(said.contains("modem:       ready"), "{said}");
+}

@@ -74,30 +74,97 @@ fn a_missing_device_is_named_in_the_error_with_the_devices_present() {
     assert!(text.contains("devices present:"), "{text}");
 }
 
+/// The module's sound card for a call (Quectel's USB audio class, `audio.call_device`), here
+/// ALSA's null device: both streams run, the far end's audio arrives in whole frames, and a
+/// prompt spoken into the call goes out as the unit says frames.
 #[test]
-fn the_call_bridge_opens_four_streams_and_speaks_a_prompt_into_the_call() {
+fn the_modules_sound_card_carries_frames_and_speaks_a_prompt_into_the_call() {
     use vigil::voice::bridge::{CallAudio, CallBridge};
+    use vigil::voice::call_port::{ModuleStream, FRAME};
     use vigil::voice::catalogue::PromptSet;
     if !null_device_present() {
         return;
     }
     let (prompts, problems) = PromptSet::load(&settings().sounds_dir, "en", 8000);
     assert!(problems.is_empty(), "{problems:?}");
-    let bridge =
-        CallBridge::open("null", Some("null"), Some("null"), CallAudio::new(prompts)).unwrap();
-    bridge.announce(Prompt::HelpComing);
-    assert!(bridge.is_announcing());
-    // The microphone stream drives the announcement out to the modem's side.
+    let mut card = CallBridge::open("null", CallAudio::new(prompts)).unwrap();
+    // The card's capture runs: the far end's audio (the null device's silence) arrives.
+    let give_up = Instant::now() + Duration::from_secs(5);
+    let far = loop {
+        if let Some(f) = card.take_frame() {
+            break f;
+        }
+        assert!(Instant::now() < give_up, "the card's capture never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(far, [0; FRAME]);
+    assert_eq!(card.lost(), None);
+    // A prompt goes out as the unit says its frames, and the card's playback takes them.
+    card.announce(Prompt::HelpComing);
+    assert!(card.is_announcing());
     let give_up = Instant::now() + Duration::from_secs(60);
-    while bridge.is_announcing() && Instant::now() < give_up {
-        std::thread::sleep(Duration::from_millis(50));
+    while card.is_announcing() && Instant::now() < give_up {
+        card.say_frame(&[0; FRAME]);
+        let _ = card.take_frame();
+        std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(!card.is_announcing(), "the prompt never went into the call");
+    let (from_module, to_module) = card.buffered();
     assert!(
-        !bridge.is_announcing(),
-        "the prompt never went into the call"
+        from_module <= 5 * FRAME && to_module <= 5 * FRAME,
+        "{from_module} {to_module}"
     );
     // ALSA's null capture is silence: no tones in it.
-    assert!(bridge.take_tones().is_empty());
+    assert!(card.take_tones().is_empty());
+    // The call runs at 8 kHz; a card that is not there is an error, not a panic.
+    let wrong_rate = CallBridge::open("null", CallAudio::new(PromptSet::tones(16_000)));
+    assert!(wrong_rate.is_err());
+    let missing = CallBridge::open(
+        "hw:CARD=NoSuchCard,DEV=0",
+        CallAudio::new(PromptSet::tones(8000)),
+    );
+    let err = missing.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("NoSuchCard"), "{err}");
+}
+
+/// A cellular call on the module's sound card crosses to the speakerphone through the same
+/// bridge as the voice port's: every 20 ms a frame of the far end reaches the loudspeaker and
+/// one of the microphone goes to the card, until the call ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_on_the_modules_sound_card_goes_through_the_speakerphone() {
+    use vigil::voice::bridge::{CallAudio, CallBridge};
+    use vigil::voice::call_port::{bridge, BridgeEnd, FRAME};
+    use vigil::voice::catalogue::PromptSet;
+    use vigil::voice::sim_call::SimCallPort;
+    if !null_device_present() {
+        return;
+    }
+    let mut card = tokio::task::spawn_blocking(|| {
+        CallBridge::open("null", CallAudio::new(PromptSet::tones(8000)))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let (mut speakerphone, heard_by_person) = SimCallPort::new(vec![1000; 8000]);
+    let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+    let ends = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        stop_tx.send_replace(true);
+    });
+    let end = bridge(&mut card, &mut speakerphone, &mut stop).await;
+    ends.await.unwrap();
+    assert_eq!(end, BridgeEnd::Stopped);
+    // About 30 frame periods: the loudspeaker got a frame in each (silence from the null card).
+    let played = heard_by_person.lock().unwrap().clone();
+    assert!(
+        played.len() >= 20 * FRAME && played.len() <= 40 * FRAME,
+        "{} samples reached the loudspeaker",
+        played.len()
+    );
+    assert!(played.iter().all(|&s| s == 0));
+    // What the microphone said went to the card, which plays it out: never more than 100 ms queued.
+    let (_, to_module) = card.buffered();
+    assert!(to_module <= 5 * FRAME, "{to_module}");
 }
 
 /// The speakerphone port of a call on ALSA's null device: both streams run on their own

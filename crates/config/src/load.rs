@@ -734,6 +734,9 @@ fn read_config(cx: &mut Cx<'_>, root: &Spanned<DeTable<'_>>) -> Option<Config> {
     if let (Some(u), Some(a)) = (&unit, &audio) {
         check_prompts(cx, &root, &u.language, &a.sounds_dir);
     }
+    if let (Some(m), Some(a)) = (&modem, &audio) {
+        check_call_ports(cx, &root, m, a);
+    }
 
     if routes.is_empty() && cx.problems.is_empty() {
         cx.problem(
@@ -2142,16 +2145,78 @@ fn read_audio(cx: &mut Cx<'_>, root: &Table<'_, '_>) -> Option<Audio> {
     let mut a = Audio {
         output_device: None,
         input_device: None,
+        call_device: None,
         sounds_dir: "sounds".into(),
     };
     let Some(t) = root.sub(cx, "audio") else {
         return root.value("audio").is_none().then_some(a);
     };
-    t.check_keys(cx, &["output_device", "input_device", "sounds_dir"]);
+    t.check_keys(
+        cx,
+        &["output_device", "input_device", "call_device", "sounds_dir"],
+    );
+    let before = cx.problems.len();
     a.output_device = t.string(cx, "output_device").map(|(s, _)| s);
     a.input_device = t.string(cx, "input_device").map(|(s, _)| s);
     if let Some((s, _)) = t.string(cx, "sounds_dir") {
         a.sounds_dir = s.into();
     }
-    Some(a)
+    if let Some((name, span)) = t.string(cx, "call_device") {
+        let key = t.key("call_device");
+        if name.trim().is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            cx.problem(
+                &span,
+                &key,
+                "not an ALSA device name; allowed: the module's sound card as `aplay -L` lists it, such as \"plughw:CARD=EC25,DEV=0\"",
+            );
+        } else if [&a.output_device, &a.input_device]
+            .into_iter()
+            .any(|d| d.as_deref() == Some(name.as_str()))
+        {
+            cx.problem(
+                &span,
+                &key,
+                format!("{name} is also the unit's loudspeaker or microphone (audio.output_device, audio.input_device); the call device is the cellular module's own sound card"),
+            );
+        } else {
+            if name.starts_with("hw:") {
+                cx.warning(
+                    &span,
+                    &key,
+                    format!("{name} converts no sample rate: the unit carries calls at 8 kHz, which a card set to 16 kHz refuses; \"plug{name}\" converts"),
+                );
+            }
+            if !cfg!(feature = "alsa") {
+                cx.warning(
+                    &span,
+                    &key,
+                    "this build has no audio device support (feature `alsa`): cellular calls' speech cannot reach the speakerphone",
+                );
+            }
+            a.call_device = Some(name);
+        }
+    }
+    (cx.problems.len() == before).then_some(a)
+}
+
+/// One module carries its calls on one port: SIMCom's voice port or Quectel's sound card.
+fn check_call_ports(cx: &mut Cx<'_>, root: &Table<'_, '_>, modem: &Modem, audio: &Audio) {
+    if modem.voice_port.is_none() || audio.call_device.is_none() {
+        return;
+    }
+    let span = root
+        .value("audio")
+        .and_then(|t| match t.get_ref() {
+            DeValue::Table(m) => m
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == "call_device")
+                .map(|(_, v)| v.span()),
+            _ => None,
+        })
+        .unwrap_or(0..0);
+    cx.problem(
+        &span,
+        "audio.call_device",
+        "set together with modem.voice_port; a module carries its calls on one of them: modem.voice_port for SIMCom (AT+CPCMREG), audio.call_device for Quectel's USB audio (AT+QPCMV): keep the one of the module fitted",
+    );
 }

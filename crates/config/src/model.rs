@@ -485,6 +485,10 @@ pub struct Audio {
     pub output_device: Option<String>,
     /// cpal input device name, or None for the default.
     pub input_device: Option<String>,
+    /// The cellular module's own sound card (Quectel's USB audio class, `AT+QPCMV=1,2`) as an
+    /// ALSA PCM name: a cellular call's audio is read and written there and carried through
+    /// the unit's echo-cancelled speakerphone. None when the module has no such card in use.
+    pub call_device: Option<String>,
     /// Folder holding `<lang>/<prompt>.wav`.
     pub sounds_dir: PathBuf,
 }

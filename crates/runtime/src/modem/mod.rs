@@ -7,10 +7,13 @@
 //! - [`engine`]: one command in flight over `serialport`, bridged into tokio; URCs as events.
 //! - [`device`]: the modem as the runtime sees it ([`Modem`]): init, health, recovery,
 //!   incoming SMS and calls, remote commands, auto-answer.
+//! - [`audio_port`]: where the module puts a call's audio for the unit's speakerphone
+//!   (SIMCom's voice port, Quectel's USB audio card).
 //!
 //! The simulated module and network live in the `vigil-sim` crate.
 
 pub mod at;
+pub mod audio_port;
 pub mod auth;
 pub mod device;
 pub mod engine;

@@ -14,6 +14,9 @@
 //!   characters. Its voice over USB (`AT+CPCMREG=1`, the call as PCM on its audio interface,
 //!   `modem.voice_port`) lets the unit hear the Contact ID tones itself
 //!   ([`super::voice_port`]).
+//! - Quectel's voice over USB (`AT+QPCMV=<enable>,<port>`, port 2 the USB audio class) puts the
+//!   call on a sound card of the module's own, which the unit opens through ALSA
+//!   (`audio.call_device`, [`super::audio_port`]).
 //! - **Unknown modules** get the TS 27.007 commands only (`AT+VTS` one digit at a time): no
 //!   speech and no detection, so neither call route can be acknowledged on them.
 
@@ -30,6 +33,10 @@ pub enum Profile {
 
 /// The longest `AT+VTS` argument SIM7600 takes (its manual: 29 characters).
 const SIMCOM_VTS_MAX: usize = 29;
+
+/// Quectel's voice over USB on its USB audio class card: `AT+QPCMV=<enable>,<port>` with
+/// enable 1 and port 2 (0 is the USB NMEA port, 1 the debug UART).
+pub const QUECTEL_USB_AUDIO: &str = "AT+QPCMV=1,2";
 
 impl Profile {
     /// How this module's own call audio is set. SIMCom: `AT+CSDVC=3` (the speakerphone path)
@@ -107,6 +114,14 @@ impl Profile {
         }
     }
 
+    /// The command that puts the module's calls on its USB audio class card, if it has one.
+    pub fn usb_audio_command(self) -> Option<&'static str> {
+        match self {
+            Profile::Quectel => Some(QUECTEL_USB_AUDIO),
+            Profile::Simcom | Profile::Generic => None,
+        }
+    }
+
     /// Whether the module's detector reports the 1400 Hz and 2300 Hz Contact ID tones.
     pub fn hears_single_tones(self) -> bool {
         self == Profile::Quectel
@@ -153,6 +168,10 @@ pub struct Capabilities {
     /// The installer's call audio settings: `None` when none are configured, `Some(true)`
     /// when the module took them all, `Some(false)` when it refused a part.
     pub call_audio: Option<bool>,
+    /// Calls on the module's USB audio class card (Quectel `AT+QPCMV=1,2`, with
+    /// `audio.call_device` set): `None` when not asked for on this module, `Some(false)` when
+    /// the module refused it.
+    pub usb_audio: Option<bool>,
 }
 
 /// How a module's own call audio is set (see [`Profile::call_audio`]).
@@ -245,6 +264,7 @@ mod tests {
             pcm: false,
             speaks: true,
             call_audio: None,
+            usb_audio: None,
         };
         assert_eq!(simcom.voice_call_blocker(), None);
         let why = simcom.contact_id_blocker().unwrap();
@@ -265,6 +285,7 @@ mod tests {
             pcm: false,
             speaks: true,
             call_audio: None,
+            usb_audio: None,
         };
         assert_eq!(quectel.contact_id_blocker(), None);
         let deaf = Capabilities {

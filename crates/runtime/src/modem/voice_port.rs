@@ -10,10 +10,10 @@
 //! each is answered with one frame of what the unit has to say, DTMF digits at DC-05's timing
 //! (which `AT+VTS` cannot give: it counts tone lengths in tenths of a second), else silence.
 //!
-//! The same port carries speech: [`bridge`] takes the far end's frames to the unit's
-//! echo-cancelled speakerphone and the speakerphone's microphone back into the call, so a
-//! module wired by USB audio (no analog codec of its own) carries the operator's call as a
-//! SIP call does.
+//! The same port carries speech: as a [`ModuleStream`], [`bridge`] takes the far end's frames
+//! to the unit's echo-cancelled speakerphone and the speakerphone's microphone back into the
+//! call, so a module wired by USB audio (no analog codec of its own) carries the operator's
+//! call as a SIP call does.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+pub use crate::voice::call_port::{bridge, BridgeEnd, ModuleStream};
 use crate::voice::tones::{dtmf_samples, ContactIdDetector, ContactIdTone};
 
 /// Samples per frame: 20 ms at 8 kHz.
@@ -245,42 +246,25 @@ fn run(
     }
 }
 
-/// How a bridged call's speech ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BridgeEnd {
-    /// The unit ended it (the call is over).
-    Stopped,
-    /// The module stopped streaming, or the port failed.
-    Lost(String),
-}
+impl crate::voice::call_port::ModuleStream for VoicePort {
+    fn take_frame(&mut self) -> Option<[i16; FRAME_SAMPLES]> {
+        VoicePort::take_frame(self)
+    }
 
-/// Carries a call's speech between the voice port and the unit's speakerphone `audio` (the
-/// echo canceller is part of it) until `stop` says so: every 20 ms one frame of the far end's
-/// audio to the loudspeaker (silence when none came, so the canceller's reference stays in
-/// step) and one frame of the microphone to the far end. Tones heard meanwhile are ignored.
-pub async fn bridge(
-    port: &mut VoicePort,
-    audio: &mut dyn crate::voice::call_port::CallAudioPort,
-    stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> BridgeEnd {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    return BridgeEnd::Stopped;
+    fn say_frame(&mut self, frame: &[i16; FRAME_SAMPLES]) {
+        VoicePort::say_frame(self, frame);
+    }
+
+    fn lost(&mut self) -> Option<String> {
+        // Tones heard meanwhile are not for speech: they are dropped here.
+        loop {
+            match self.events.try_recv() {
+                Ok(PortEvent::Lost(why)) => return Some(why),
+                Ok(PortEvent::Tone(_)) => {}
+                Err(mpsc::error::TryRecvError::Empty) => return None,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    return Some("the voice port stopped".into())
                 }
-            }
-            event = port.next() => {
-                if let PortEvent::Lost(why) = event {
-                    return BridgeEnd::Lost(why);
-                }
-            }
-            _ = tick.tick() => {
-                let far = port.take_frame().unwrap_or([0; FRAME_SAMPLES]);
-                audio.play(&far);
-                port.say_frame(&audio.capture());
             }
         }
     }

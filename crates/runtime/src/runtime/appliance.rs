@@ -579,13 +579,7 @@ async fn keep_modem(
                 )))
             }
         };
-        match Modem::open_with_nonces(
-            &config.modem,
-            &config.remote,
-            &config.credentials,
-            timing,
-            nonces,
-        ) {
+        match Modem::open_with_nonces(&config, timing, nonces) {
             Ok(m) => break m,
             Err(e) => {
                 tracing::error!(port = %config.modem.port.display(), error = %e, "modem not available; cellular routes fail over; trying again in 30 s");
@@ -652,10 +646,11 @@ async fn keep_modem(
 }
 
 /// The installer's test call to a phone number (the centre's echo test line, on the unit's
-/// allow-list like every number it calls): the module dials it, the
-/// test prompt goes into the call on the voice port, and what comes back is measured, as for a
-/// SIP test call. Only a module that streams calls to the unit (SIMCom with `modem.voice_port`)
-/// lets the unit hear the call's audio; elsewhere the reason says so.
+/// allow-list like every number it calls): the module dials it, the test prompt goes into the
+/// call on the module's call audio port, and what comes back is measured, as for a SIP test
+/// call. Only a module that puts calls where the unit hears them (SIMCom with
+/// `modem.voice_port`, Quectel with `audio.call_device`) lets the unit hear the call's audio;
+/// elsewhere the reason says so.
 async fn cellular_call_test(
     modem: Option<Modem>,
     target: &str,
@@ -669,8 +664,8 @@ async fn cellular_call_test(
     let number = modem
         .check_call_back(target)
         .map_err(|e| format!("{target}: {e}; a test call goes only to the centre's numbers"))?;
-    if !modem.capabilities().is_some_and(|c| c.pcm) {
-        return Err("the unit hears a cellular call's audio only on the module's voice port: set modem.voice_port (SIMCom's USB audio port), or call the centre's sip: echo line".into());
+    if let Err(e) = modem.audio_port() {
+        return Err(format!("the unit hears a cellular call's audio only on the module's voice port (SIMCom, modem.voice_port) or its USB audio card (Quectel, audio.call_device): {e}; or call the centre's sip: echo line"));
     }
     if said.is_empty() {
         return Err("no test prompt to say".into());
@@ -700,15 +695,24 @@ async fn cellular_call_test(
     report(&said, &heard)
 }
 
-/// Carries the connected call's speech through the unit's speakerphone when the module streams
-/// calls on its voice port (a module wired by USB audio has no loudspeaker of its own), until
-/// the modem says the call ended. Nothing when the module has no voice port or the unit no call
-/// audio: then the module's own audio path carries the call.
+/// Carries the connected call's speech through the unit's speakerphone when the module puts
+/// calls on a port the unit reads ([`Modem::audio_port`]: SIMCom's voice port, Quectel's USB
+/// audio card; a module wired by USB audio has no loudspeaker of its own), until the modem says
+/// the call ended. Nothing when the module has no such port or the unit no call audio: then
+/// the module's own audio path carries the call.
 fn speak_in_cellular_call(modem: &Modem, audio: Option<&crate::centre::scaip::call::CallAudio>) {
     use tokio::sync::broadcast::error::RecvError;
-    let Some(audio) = audio.filter(|_| modem.capabilities().is_some_and(|c| c.pcm)) else {
+    let Some(audio) = audio else {
         return;
     };
+    match modem.audio_port() {
+        Ok(port) => tracing::info!(?port, "the call's speech goes through the speakerphone"),
+        Err(crate::modem::audio_port::NoAudioPort::NotWired) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "the call's speech cannot reach the speakerphone; the module's own audio path carries it");
+            return;
+        }
+    }
     let audio = audio.clone();
     // Subscribed now, so the call's end cannot pass unseen while the audio opens.
     let mut events = modem.events();
@@ -1540,10 +1544,31 @@ impl StatusReport for ModemStatus {
                         Some(false) => lines.push("call audio:  DEGRADED: the module refused part of modem.call_* (see the log)".into()),
                         None => {}
                     }
+                    lines.extend(call_port_line(&m.audio_port()));
                 }
                 lines
             }
         }
+    }
+}
+
+/// The status line for where a cellular call's speech goes: nothing when the module's own
+/// audio path carries it by configuration, DEGRADED when a configured port cannot.
+fn call_port_line(
+    port: &Result<crate::modem::audio_port::AudioPort, crate::modem::audio_port::NoAudioPort>,
+) -> Option<String> {
+    use crate::modem::audio_port::{AudioPort, NoAudioPort};
+    match port {
+        Ok(AudioPort::VoicePort(path)) => Some(format!(
+            "call port:   the module's voice port {path} (AT+CPCMREG), through the speakerphone"
+        )),
+        Ok(AudioPort::SoundCard(card)) => Some(format!(
+            "call port:   the module's USB audio card {card} (AT+QPCMV=1,2), through the speakerphone"
+        )),
+        Err(NoAudioPort::NotWired | NoAudioPort::NotStarted) => None,
+        Err(e) => Some(format!(
+            "call port:   DEGRADED: {e}: cellular calls' speech cannot reach the speakerphone"
+        )),
     }
 }
 

@@ -271,6 +271,14 @@ pub fn from_status(status: &str) -> Vec<Check> {
                         .fix("its last attempt failed: `vigil log` shows why; the test report below tries it again"),
                 );
             }
+            "call port" if rest.contains("DEGRADED") => {
+                checks.push(Check::new("call port", Level::Amber, rest).fix(
+                    "the centre's calls reach the person without the speakerphone: on a Quectel \
+                     module turn its USB audio class on (AT+QCFG=\"USBCFG\", last field 1) and \
+                     name its card in audio.call_device as `aplay -L` lists it; use a build with \
+                     audio devices (feature alsa); on a SIMCom module set modem.voice_port instead",
+                ))
+            }
             "radio" => checks.push(radio(rest)),
             "modem" => checks.push(modem(rest)),
             "audio" => checks.push(audio(rest)),
@@ -604,5 +612,24 @@ mod tests {
         assert_eq!(unusable[0].what, "route arc-contact-id");
         assert_eq!(unusable[0].level, Level::Red);
         assert!(unusable[0].fix.as_deref().unwrap_or("").contains("module"));
+        let port = |status: &str| {
+            from_status(status)
+                .into_iter()
+                .find(|c| c.what == "call port")
+        };
+        let refused = port(
+            "call port:   DEGRADED: the module refused AT+QPCMV=1,2 (see the log): cellular calls' speech cannot reach the speakerphone\n",
+        )
+        .expect("a check for the call port");
+        assert_eq!(refused.level, Level::Amber);
+        assert!(refused
+            .fix
+            .as_deref()
+            .unwrap_or("")
+            .contains("audio.call_device"));
+        assert!(port(
+            "call port:   the module's USB audio card plughw:CARD=EC25,DEV=0 (AT+QPCMV=1,2), through the speakerphone\n"
+        )
+        .is_none());
     }
 }

@@ -5,7 +5,9 @@
 //! Contact ID handshake and kissoff where the modem cannot report them.
 //!
 //! [`CallAudio`] is the sans-IO part (mixing and detection, tested here); with the `alsa`
-//! feature, `CallBridge` runs it between four cpal streams.
+//! feature, `CallBridge` runs it on the module's sound card (capture and playback), and the
+//! call's speech crosses to the unit's echo-cancelled speakerphone through
+//! [`super::call_port::bridge`], as every call's does.
 
 use std::collections::VecDeque;
 
@@ -91,97 +93,117 @@ impl CallAudio {
 }
 
 #[cfg(feature = "alsa")]
-pub use real::CallBridge;
+pub use real::{CallBridge, STALL};
 
 #[cfg(feature = "alsa")]
 mod real {
     use std::collections::VecDeque;
-    use std::sync::{Arc, Mutex};
-
-    use tracing::warn;
+    use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+    use std::time::{Duration, Instant};
 
     use super::{CallAudio, CallTone};
     use crate::core::Prompt;
+    use crate::voice::call_port::{ModuleStream, FRAME, RATE};
     use crate::voice::device;
+    use crate::voice::pcm::to_i16;
     use crate::voice::VoiceError;
 
-    /// Most samples buffered between two streams (250 ms at 16 kHz); older ones are dropped so
-    /// delay never builds up in a call.
-    const MAX_BUFFERED: usize = 4000;
+    /// The most audio either direction holds, 100 ms: the card's clock and the unit's frame
+    /// clock drift apart, and older audio is dropped rather than let the call fall behind.
+    const MAX_BUFFERED: usize = 5 * FRAME;
+    /// How long the card may send nothing before the call's audio is taken as lost (a module
+    /// that rebooted leaves the USB bus, and its card with it).
+    pub const STALL: Duration = Duration::from_millis(500);
+    /// How long the card's streams may take to open.
+    const OPEN_WITHIN: Duration = Duration::from_secs(3);
 
     struct Shared {
         audio: CallAudio,
-        to_speaker: VecDeque<f32>,
-        to_modem: VecDeque<f32>,
+        /// The far end's audio, for the unit.
+        from_module: VecDeque<f32>,
+        /// The unit's audio, with any prompt mixed in, for the far end.
+        to_module: VecDeque<f32>,
+        /// When the card last delivered audio.
+        heard_at: Instant,
     }
 
-    /// Four cpal streams around a [`CallAudio`]: modem capture → speaker, microphone → modem
-    /// playback. Every stream runs at the call device's rate (ALSA's plug layer converts the
-    /// local devices). Dropping the bridge ends it.
+    /// The module's sound card (a USB audio class function, such as Quectel's after
+    /// `AT+QPCMV=1,2`) for one call, around a [`CallAudio`]: capture is the far end, searched
+    /// for tones; playback is what the unit says, with any prompt mixed over it. Both streams
+    /// run at the call's 8 kHz (ALSA's plug layer converts for a card at another rate) on a
+    /// thread of their own (cpal streams may not move between threads); dropping the bridge
+    /// ends them. As a [`ModuleStream`] it carries the call through the speakerphone.
     pub struct CallBridge {
         shared: Arc<Mutex<Shared>>,
-        _streams: Vec<cpal::Stream>,
+        name: String,
+        _stop: mpsc::Sender<()>,
     }
 
-    fn push_bounded(queue: &mut VecDeque<f32>, samples: &[f32]) {
-        device::push_bounded(queue, samples.iter().copied(), MAX_BUFFERED);
+    fn bounded(queue: &mut VecDeque<f32>, samples: impl IntoIterator<Item = f32>) {
+        device::push_bounded(queue, samples, MAX_BUFFERED);
+    }
+
+    fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+        shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     impl CallBridge {
-        /// Opens the modem's PCM device `call_device` (capture and playback) and the local
-        /// speaker and microphone (configured names or defaults), at the rate of `audio`.
-        pub fn open(
-            call_device: &str,
-            local_output: Option<&str>,
-            local_input: Option<&str>,
-            audio: CallAudio,
-        ) -> Result<CallBridge, VoiceError> {
-            let rate = audio.rate();
+        /// Opens `call_device` (capture and playback) at 8 kHz around `audio`, whose prompts
+        /// must be at that rate.
+        pub fn open(call_device: &str, audio: CallAudio) -> Result<CallBridge, VoiceError> {
+            if audio.rate() != RATE {
+                return Err(VoiceError::Device {
+                    direction: "output",
+                    name: call_device.to_string(),
+                    reason: format!(
+                        "the call runs at {RATE} Hz, its prompts were loaded at {} Hz",
+                        audio.rate()
+                    ),
+                });
+            }
             let shared = Arc::new(Mutex::new(Shared {
                 audio,
-                to_speaker: VecDeque::new(),
-                to_modem: VecDeque::new(),
+                from_module: VecDeque::new(),
+                to_module: VecDeque::new(),
+                heard_at: Instant::now(),
             }));
-            let mut streams = Vec::new();
-
-            let s = shared.clone();
-            streams.push(device::input_stream(
-                Some(call_device),
-                rate,
-                move |samples| {
-                    let mut g = s.lock().unwrap_or_else(|p| p.into_inner());
-                    g.audio.received(samples);
-                    push_bounded(&mut g.to_speaker, samples);
-                },
-            )?);
-            let s = shared.clone();
-            streams.push(device::output_stream(local_output, rate, move |out| {
-                let mut g = s.lock().unwrap_or_else(|p| p.into_inner());
-                for o in out.iter_mut() {
-                    *o = g.to_speaker.pop_front().unwrap_or(0.0);
-                }
-            })?);
-            let s = shared.clone();
-            streams.push(device::input_stream(local_input, rate, move |mic| {
-                let mut g = s.lock().unwrap_or_else(|p| p.into_inner());
-                let mut out = vec![0.0; mic.len()];
-                g.audio.send(mic, &mut out);
-                push_bounded(&mut g.to_modem, &out);
-            })?);
-            let s = shared.clone();
-            streams.push(device::output_stream(
-                Some(call_device),
-                rate,
-                move |out| {
-                    let mut g = s.lock().unwrap_or_else(|p| p.into_inner());
-                    for o in out.iter_mut() {
-                        *o = g.to_modem.pop_front().unwrap_or(0.0);
+            let (ready_tx, ready) = mpsc::channel::<Result<(), VoiceError>>();
+            let (stop, stopped) = mpsc::channel::<()>();
+            let (name, streams_shared) = (call_device.to_string(), Arc::clone(&shared));
+            std::thread::Builder::new()
+                .name("call-device".into())
+                .spawn(move || match open_streams(&name, &streams_shared) {
+                    Ok(streams) => {
+                        let _ = ready_tx.send(Ok(()));
+                        // Until the bridge is dropped.
+                        let _ = stopped.recv();
+                        drop(streams);
                     }
-                },
-            )?);
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                })
+                .map_err(|e| VoiceError::Device {
+                    direction: "input",
+                    name: call_device.to_string(),
+                    reason: format!("its thread could not start: {e}"),
+                })?;
+            match ready.recv_timeout(OPEN_WITHIN) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(VoiceError::Device {
+                        direction: "input",
+                        name: call_device.to_string(),
+                        reason: format!("did not open within {} s", OPEN_WITHIN.as_secs()),
+                    })
+                }
+            }
+            lock(&shared).heard_at = Instant::now();
             Ok(CallBridge {
                 shared,
-                _streams: streams,
+                name: call_device.to_string(),
+                _stop: stop,
             })
         }
 
@@ -200,10 +222,68 @@ mod real {
             self.guard().audio.take_tones()
         }
 
-        fn guard(&self) -> std::sync::MutexGuard<'_, Shared> {
-            self.shared.lock().unwrap_or_else(|p| {
-                warn!("call audio lock poisoned; continuing");
-                p.into_inner()
+        /// Samples of the far end not yet taken, and of the unit's not yet played to the card:
+        /// both stay under 100 ms while the streams run.
+        pub fn buffered(&self) -> (usize, usize) {
+            let g = self.guard();
+            (g.from_module.len(), g.to_module.len())
+        }
+
+        fn guard(&self) -> MutexGuard<'_, Shared> {
+            lock(&self.shared)
+        }
+    }
+
+    fn open_streams(
+        name: &str,
+        shared: &Arc<Mutex<Shared>>,
+    ) -> Result<Vec<cpal::Stream>, VoiceError> {
+        let s = Arc::clone(shared);
+        let capture = device::input_stream(Some(name), RATE, move |samples| {
+            let mut g = lock(&s);
+            g.audio.received(samples);
+            bounded(&mut g.from_module, samples.iter().copied());
+            g.heard_at = Instant::now();
+        })?;
+        let s = Arc::clone(shared);
+        let playback = device::output_stream(Some(name), RATE, move |out| {
+            let mut g = lock(&s);
+            for o in out.iter_mut() {
+                *o = g.to_module.pop_front().unwrap_or(0.0);
+            }
+        })?;
+        Ok(vec![capture, playback])
+    }
+
+    impl ModuleStream for CallBridge {
+        fn take_frame(&mut self) -> Option<[i16; FRAME]> {
+            let mut g = self.guard();
+            if g.from_module.len() < FRAME {
+                return None;
+            }
+            let mut frame = [0i16; FRAME];
+            for (s, v) in frame.iter_mut().zip(g.from_module.drain(..FRAME)) {
+                *s = to_i16(v);
+            }
+            Some(frame)
+        }
+
+        fn say_frame(&mut self, frame: &[i16; FRAME]) {
+            let mic: Vec<f32> = frame.iter().map(|&s| f32::from(s) / 32768.0).collect();
+            let mut out = [0f32; FRAME];
+            let mut g = self.guard();
+            g.audio.send(&mic, &mut out);
+            bounded(&mut g.to_module, out);
+        }
+
+        fn lost(&mut self) -> Option<String> {
+            let quiet = self.guard().heard_at.elapsed();
+            (quiet > STALL).then(|| {
+                format!(
+                    "the module's sound card {} sent nothing for {} ms",
+                    self.name,
+                    quiet.as_millis()
+                )
             })
         }
     }

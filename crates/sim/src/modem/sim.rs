@@ -84,6 +84,10 @@ pub enum Fault {
     /// The module is busy until then (a network search, a flash write): it reads but answers
     /// nothing, then answers again as if nothing happened. Made by [`Fault::busy_for`].
     BusyUntil(std::time::Instant),
+    /// A Quectel module whose USB configuration has no audio class function (the last field
+    /// of `AT+QCFG="USBCFG"` off, or a firmware without it): `AT+QPCMV=1,2` is refused with
+    /// `+CME ERROR: 4` (operation not supported); the other ports still are taken.
+    NoUsbAudio,
 }
 
 impl Fault {
@@ -445,6 +449,9 @@ struct State {
     speech_to_far_end: bool,
     /// SIMCom `AT+CPCMREG=1`: the call's audio streams on the voice port.
     pcmreg: bool,
+    /// Quectel `AT+QPCMV=<enable>,<port>`: voice over USB on or off, and where (0 the USB
+    /// NMEA port, 1 the debug UART, 2 the USB audio class card). Off at power-on.
+    qpcmv: (u8, u8),
     /// Audio settings taken (`AT+CLVL=3`, `AT+QMIC=…`): command name to values. Forgotten at
     /// power-off, as a module's volatile audio settings are.
     audio: BTreeMap<&'static str, Vec<u32>>,
@@ -473,6 +480,7 @@ impl State {
             tonedet: false,
             speech_to_far_end: false,
             pcmreg: false,
+            qpcmv: (0, 0),
             audio: BTreeMap::new(),
             cscs: "GSM",
             sim: Sim::Absent,
@@ -1036,6 +1044,13 @@ impl Module {
                     self.info(&format!("+CPCMREG: {}", u8::from(self.st.pcmreg)));
                 } else if let Some(v) = arg("+CPCMREG=").filter(|_| !quectel) {
                     self.pcmreg(&v);
+                } else if ucmd == "+QPCMV=?" && quectel {
+                    self.info("+QPCMV: (0,1),(0-2)");
+                } else if ucmd == "+QPCMV?" && quectel {
+                    let (enable, port) = self.st.qpcmv;
+                    self.info(&format!("+QPCMV: {enable},{port}"));
+                } else if let Some(v) = arg("+QPCMV=").filter(|_| quectel) {
+                    self.qpcmv(&v);
                 } else if let Some(v) = arg("+CNMI=") {
                     let mt = super::at::fields(&v)
                         .get(1)
@@ -1393,6 +1408,31 @@ impl Module {
             .call
             .as_ref()
             .is_some_and(|c| c.state == CallState::Active)
+    }
+
+    /// Quectel `AT+QPCMV=<enable>[,<port>]`: voice over USB, kept across calls until the
+    /// module powers off. Values outside `(0,1),(0-2)` are +CME ERROR 50 ("Incorrect
+    /// parameters", TS 27.007 §9.2.1), as for the audio settings; the audio class port on a
+    /// module without one is +CME ERROR 4.
+    fn qpcmv(&mut self, v: &str) {
+        let fields: Vec<Option<u8>> = v.split(',').map(|f| f.trim().parse().ok()).collect();
+        let (enable, port) = match fields.as_slice() {
+            [Some(e)] => (*e, self.st.qpcmv.1),
+            [Some(e), Some(p)] => (*e, *p),
+            _ => return self.cme(50, "Incorrect parameters"),
+        };
+        if enable > 1 || port > 2 {
+            return self.cme(50, "Incorrect parameters");
+        }
+        if enable == 1 && port == 2 && self.has(&Fault::NoUsbAudio) {
+            return self.cme(4, "operation not supported");
+        }
+        self.st.qpcmv = (enable, port);
+        if let Ok(mut s) = self.shared.lock() {
+            s.audio
+                .insert("+QPCMV", vec![u32::from(enable), u32::from(port)]);
+        }
+        self.line("OK");
     }
 
     /// SIMCom `AT+CPCMREG=<0|1>`: voice over USB, started once a call is connected and

@@ -98,6 +98,8 @@ pub struct SiteOptions {
     pub contact_id_route: bool,
     /// Whether the configuration names the module's voice port, where it has one (SIMCom).
     pub wire_voice_port: bool,
+    /// `audio.call_device`: the module's USB audio card (Quectel), if the site names one.
+    pub call_device: Option<String>,
 }
 
 impl Default for SiteOptions {
@@ -113,6 +115,7 @@ impl Default for SiteOptions {
             modem: crate::modem::sim::Model::QuectelEc25,
             contact_id_route: false,
             wire_voice_port: true,
+            call_device: None,
         }
     }
 }
@@ -279,6 +282,10 @@ fn site_config(
     radio: SocketAddr,
 ) -> String {
     let voice_port = voice_port.map_or(String::new(), |p| format!("voice_port = \"{p}\"\n"));
+    let call_device = o
+        .call_device
+        .as_ref()
+        .map_or(String::new(), |c| format!("call_device = \"{c}\"\n"));
     let fmt = crate::config::format_duration;
     let mut pendants = String::new();
     for (i, (id, kind, location, key)) in PENDANTS.iter().enumerate() {
@@ -395,7 +402,7 @@ credentials = "remote"
 
 [audio]
 sounds_dir = "{sounds}"
-"#,
+{call_device}"#,
         data = dir.join("data").display(),
         fixed = fmt(o.fixed_window),
         fall = fmt(o.fall_window),

@@ -1,6 +1,6 @@
 //! Calls: the voice line, dialling and placing calls, answering calls from the allowed
-//! numbers while the auto-answer window is open, the module's voice port (streaming the call
-//! and bridging it to the speakerphone), and hang-up.
+//! numbers while the auto-answer window is open, the module's call audio port (SIMCom's voice
+//! port or Quectel's USB audio card, bridged to the speakerphone), and hang-up.
 
 use std::time::Duration;
 
@@ -9,9 +9,11 @@ use tokio::time::Instant;
 
 use super::{Modem, ModemEvent};
 use crate::modem::at::{self, CallState, Urc};
+use crate::modem::audio_port::{self, AudioPort, NoAudioPort};
 use crate::modem::engine::Command;
 use crate::modem::number::DialNumber;
 use crate::modem::{voice_port, ModemError};
+use crate::voice::call_port::{bridge, BridgeEnd, CallAudioPort};
 
 /// Exclusive use of the voice line for one call; hangs the call up if dropped mid-call
 /// (an aborted delivery never leaves a call open), unless [`CallLine::keep_open`] was called.
@@ -156,7 +158,7 @@ impl Modem {
     ///
     /// The centre may ask before the modem is ready (its answer can come over IP while the
     /// module is still starting or recovering): the call waits for the modem, up to
-    /// [`CALL_BACK_WAIT`], rather than being lost.
+    /// `CALL_BACK_WAIT`, rather than being lost.
     pub async fn start_call(&self, number: &DialNumber) -> Result<(), String> {
         self.wait_usable(CALL_BACK_WAIT).await?;
         let (line, _urcs) = self.place_call(number).await?;
@@ -248,19 +250,36 @@ impl Modem {
         drop(port);
     }
 
+    /// Where the module puts a call's audio for the unit's speakerphone, or why nowhere: from
+    /// what it proved at init and the installer's `modem.voice_port` / `audio.call_device`.
+    pub fn audio_port(&self) -> Result<AudioPort, NoAudioPort> {
+        let settings = &self.inner.settings;
+        audio_port::choose(
+            self.capabilities().as_ref(),
+            settings.voice_port.as_deref(),
+            settings.call_device.as_deref(),
+            cfg!(feature = "alsa"),
+        )
+    }
+
     /// Carries the call in progress through the unit's speakerphone `audio` on the module's
-    /// voice port (SIMCom with `modem.voice_port`, a module wired by USB audio): streaming
-    /// starts, speech crosses both ways until `stop` says so or the module stops streaming,
-    /// then streaming stops.
+    /// call audio port ([`Modem::audio_port`]: a module wired by USB audio, with no analog codec
+    /// of its own): speech crosses both ways until `stop` says so or the module stops sending,
+    /// then the port is closed (SIMCom's voice port stops streaming first).
     pub async fn speak_in_call(
         &self,
-        mut audio: Box<dyn crate::voice::call_port::CallAudioPort>,
+        mut audio: Box<dyn CallAudioPort>,
         mut stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<voice_port::BridgeEnd, String> {
-        let mut port = self.open_voice_port().await?;
-        let end = voice_port::bridge(&mut port, audio.as_mut(), &mut stop).await;
-        self.close_voice_port(port).await;
-        Ok(end)
+    ) -> Result<BridgeEnd, String> {
+        match self.audio_port().map_err(|e| e.to_string())? {
+            AudioPort::VoicePort(_) => {
+                let mut port = self.open_voice_port().await?;
+                let end = bridge(&mut port, audio.as_mut(), &mut stop).await;
+                self.close_voice_port(port).await;
+                Ok(end)
+            }
+            AudioPort::SoundCard(card) => speak_on_sound_card(card, audio, stop).await,
+        }
     }
 
     pub(super) async fn incoming_call(&self, from: &str) {
@@ -293,4 +312,36 @@ impl Modem {
             answered,
         });
     }
+}
+
+/// The call's speech on the module's USB audio card (Quectel, `AT+QPCMV=1,2` set at start and
+/// kept across calls): the card is opened for this call and closed when it ends.
+#[cfg(feature = "alsa")]
+async fn speak_on_sound_card(
+    card: String,
+    mut audio: Box<dyn CallAudioPort>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<BridgeEnd, String> {
+    use crate::voice::bridge::{CallAudio, CallBridge};
+    use crate::voice::catalogue::PromptSet;
+    // Opening waits for the card's streams to start: off the runtime's threads.
+    let opened = tokio::task::spawn_blocking(move || {
+        let audio = CallAudio::new(PromptSet::tones(crate::voice::call_port::RATE));
+        CallBridge::open(&card, audio).map_err(|e| format!("the module's sound card: {e}"))
+    })
+    .await
+    .map_err(|e| format!("the module's sound card: {e}"))?;
+    let mut card = opened?;
+    Ok(bridge(&mut card, audio.as_mut(), &mut stop).await)
+}
+
+/// Without audio devices in the build no sound card is chosen ([`audio_port::choose`]); this
+/// says so should one be asked for.
+#[cfg(not(feature = "alsa"))]
+async fn speak_on_sound_card(
+    _card: String,
+    _audio: Box<dyn CallAudioPort>,
+    _stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<BridgeEnd, String> {
+    Err(NoAudioPort::NoAudioDevices.to_string())
 }

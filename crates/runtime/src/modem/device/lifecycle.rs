@@ -2,7 +2,6 @@
 //! module can do in a call, its call audio), health checks, and the supervisor that recovers a
 //! module that stops answering or reboots (`AT+CFUN=1,1`, then the power key).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,39 +30,23 @@ pub struct Health {
 
 impl Modem {
     /// Opens the configured serial port, claims the power-key GPIO if configured, and starts.
-    pub fn open(
-        modem: &config::Modem,
-        remote: &config::Remote,
-        credentials: &BTreeMap<String, config::Credentials>,
-    ) -> Result<Modem, ModemError> {
-        Modem::open_with(modem, remote, credentials, Timing::real())
+    pub fn open(config: &config::Config) -> Result<Modem, ModemError> {
+        Modem::open_with(config, Timing::real())
     }
 
     /// [`Modem::open`] with other timing (the demo pairs [`Timing::fast`] with the simulator).
-    pub fn open_with(
-        modem: &config::Modem,
-        remote: &config::Remote,
-        credentials: &BTreeMap<String, config::Credentials>,
-        timing: Timing,
-    ) -> Result<Modem, ModemError> {
-        Modem::open_with_nonces(
-            modem,
-            remote,
-            credentials,
-            timing,
-            Box::new(MemoryNonce::default()),
-        )
+    pub fn open_with(config: &config::Config, timing: Timing) -> Result<Modem, ModemError> {
+        Modem::open_with_nonces(config, timing, Box::new(MemoryNonce::default()))
     }
 
     /// [`Modem::open_with`], keeping the last remote-command nonce in `nonces` (the journal on
     /// the unit) so that it survives a restart.
     pub fn open_with_nonces(
-        modem: &config::Modem,
-        remote: &config::Remote,
-        credentials: &BTreeMap<String, config::Credentials>,
+        config: &config::Config,
         timing: Timing,
         nonces: Box<dyn NonceStore>,
     ) -> Result<Modem, ModemError> {
+        let modem = &config.modem;
         let at = engine::open(&modem.port.to_string_lossy(), modem.baud)?;
         let key: Option<Box<dyn PowerKey>> = match modem.power_key_pin {
             Some(pin) => match power::GpioPowerKey::new(pin) {
@@ -77,7 +60,7 @@ impl Modem {
         };
         Ok(Modem::start_with_nonces(
             at,
-            Settings::from_config(modem, remote, credentials),
+            Settings::from_config(modem, &config.audio, &config.remote, &config.credentials),
             timing,
             key,
             nonces,
@@ -247,6 +230,7 @@ impl Modem {
             }
             (None, _) => false,
         };
+        let usb_audio = self.set_usb_audio(profile).await;
         let call_audio = self.set_call_audio(profile).await;
         let caps = Capabilities {
             profile,
@@ -255,6 +239,7 @@ impl Modem {
             pcm,
             speaks,
             call_audio,
+            usb_audio,
         };
         tracing::info!(
             manufacturer = %manufacturer,
@@ -263,6 +248,7 @@ impl Modem {
             hears_dtmf,
             hears_tones = caps.hears_tones,
             pcm,
+            ?usb_audio,
             speaks,
             "module recognised"
         );
@@ -271,6 +257,28 @@ impl Modem {
             *c = Some(caps);
             changed
         });
+    }
+
+    /// Puts the module's calls on its USB audio class card where the installer named the card
+    /// (`audio.call_device`), at every start: the module keeps `AT+QPCMV` across calls but not
+    /// across a restart, and a module swapped or reconfigured meanwhile is set right. `None`
+    /// when no card is configured or the module has none; `Some(false)` when it refused.
+    async fn set_usb_audio(&self, profile: Profile) -> Option<bool> {
+        let card = self.inner.settings.call_device.as_deref()?;
+        let Some(command) = profile.usb_audio_command() else {
+            tracing::warn!(card, module = profile.name(), "audio.call_device is set, but only Quectel modules carry calls on a USB audio card; it is not used");
+            return None;
+        };
+        match self.cmd(command).await {
+            Ok(_) => {
+                tracing::info!(card, "calls on the module's USB audio card");
+                Some(true)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, card, "the module refused voice over USB audio: cellular calls' speech cannot reach the speakerphone");
+                Some(false)
+            }
+        }
     }
 
     /// Sets the module's own call audio from the installer's settings, at every start (the

@@ -130,6 +130,8 @@ pub struct Settings {
     pub remote_secret: Option<config::Secret>,
     /// The module's voice port (PCM of a call), if it has one wired.
     pub voice_port: Option<String>,
+    /// The module's USB audio class card (ALSA name), if the installer named one.
+    pub call_device: Option<String>,
     /// The module's own call audio settings, if the installer gave them.
     pub call_audio: Option<config::ModuleCallAudio>,
 }
@@ -144,6 +146,7 @@ impl std::fmt::Debug for Settings {
                 &self.remote_secret.as_ref().map(|_| "<secret>"),
             )
             .field("voice_port", &self.voice_port)
+            .field("call_device", &self.call_device)
             .field("call_audio", &self.call_audio)
             .finish()
     }
@@ -153,6 +156,7 @@ impl Settings {
     /// From the validated configuration.
     pub fn from_config(
         modem: &config::Modem,
+        audio: &config::Audio,
         remote: &config::Remote,
         credentials: &BTreeMap<String, config::Credentials>,
     ) -> Settings {
@@ -168,6 +172,7 @@ impl Settings {
                 .voice_port
                 .as_ref()
                 .map(|p| p.to_string_lossy().into_owned()),
+            call_device: audio.call_device.clone(),
             call_audio: modem.call_audio.clone(),
         }
     }
