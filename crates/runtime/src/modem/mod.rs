@@ -12,13 +12,15 @@
 //!
 //! The simulated module and network live in the `vigil-sim` crate.
 
-pub mod at;
+/// AT command lines and what a modem answers (3GPP TS 27.007).
+pub use vigil_wire::at;
 pub mod audio_port;
 pub mod auth;
 pub mod device;
 pub mod engine;
 pub mod number;
-pub mod pdu;
+/// SMS PDUs (3GPP TS 23.040).
+pub use vigil_wire::pdu;
 pub mod power;
 pub mod profile;
 pub mod voice_port;
@@ -66,16 +68,11 @@ pub enum ModemError {
     #[error("modem not ready: {0}")]
     NotReady(String),
     /// A line from the modem could not be parsed.
-    #[error("cannot parse `{line}`: {why}")]
-    Parse {
-        /// The offending text (truncated).
-        line: String,
-        /// What was wrong.
-        why: &'static str,
-    },
+    #[error(transparent)]
+    Parse(#[from] at::ParseError),
     /// A PDU could not be encoded or decoded.
-    #[error("PDU: {0}")]
-    Pdu(&'static str),
+    #[error(transparent)]
+    Pdu(#[from] pdu::PduError),
     /// The SIM is missing, locked or refuses the PIN.
     #[error("SIM: {0}")]
     Sim(String),
@@ -85,14 +82,4 @@ pub enum ModemError {
     /// The power key GPIO failed.
     #[error("power key: {0}")]
     PowerKey(String),
-}
-
-impl ModemError {
-    /// A parse error with the offending text cut to a loggable length.
-    pub(crate) fn parse(line: &str, why: &'static str) -> ModemError {
-        ModemError::Parse {
-            line: line.chars().take(80).collect(),
-            why,
-        }
-    }
 }

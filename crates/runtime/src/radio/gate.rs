@@ -6,7 +6,7 @@ use std::fmt;
 
 use tracing::{debug, error};
 
-use super::frame::{Event, Frame, FrameCipher, FrameType, PendantKey, MAX_FRAME_LEN};
+use super::frame::{Event, Frame, FrameCipher, FrameError, FrameType, PendantKey, MAX_FRAME_LEN};
 use super::store::PendantStore;
 use super::RadioError;
 use crate::config::Pendant;
@@ -234,7 +234,7 @@ impl<S: PendantStore> FrameGate<S> {
     pub fn check(&mut self, bytes: &[u8], rssi_dbm: Option<i16>) -> Verdict {
         let frame = match Frame::new_checked(bytes) {
             Ok(f) => f,
-            Err(RadioError::UnsupportedVersion(_)) => {
+            Err(FrameError::UnsupportedVersion(_)) => {
                 return self.reject(Rejection::UnsupportedVersion, None);
             }
             Err(_) => return self.reject(Rejection::Malformed, None),
@@ -255,7 +255,7 @@ impl<S: PendantStore> FrameGate<S> {
         }
         let detail = match known.cipher.open_event(&frame) {
             Ok(e) => e,
-            Err(RadioError::Authentication) => {
+            Err(FrameError::Authentication) => {
                 return self.reject(Rejection::AuthenticationFailed, Some(device));
             }
             Err(_) => return self.reject(Rejection::UnknownEvent, Some(device)),

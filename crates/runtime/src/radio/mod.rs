@@ -7,7 +7,8 @@
 
 pub mod driver;
 pub mod duty;
-pub mod frame;
+/// The frame format, its AES-GCM seal and its events.
+pub use vigil_wire::radio as frame;
 pub mod gate;
 pub mod link;
 pub mod pairing;
@@ -19,51 +20,9 @@ use thiserror::Error;
 /// Everything that can go wrong in the radio module.
 #[derive(Debug, Error)]
 pub enum RadioError {
-    /// Fewer bytes than the frame needs.
-    #[error("frame of {len} bytes is shorter than the {need} bytes it needs")]
-    Truncated {
-        /// Bytes received.
-        len: usize,
-        /// Bytes needed.
-        need: usize,
-    },
-    /// More bytes than any frame has.
-    #[error("frame of {len} bytes is longer than any radio frame")]
-    TooLong {
-        /// Bytes received.
-        len: usize,
-    },
-    /// A frame format version this base does not speak.
-    #[error("frame format version {0} is not supported (this base speaks version 1)")]
-    UnsupportedVersion(u8),
-    /// A frame type code that does not exist.
-    #[error("unknown frame type {0}")]
-    UnknownFrameType(u8),
-    /// The body length does not fit the frame type.
-    #[error("{frame_type} frame cannot be {len} bytes long")]
-    BadLength {
-        /// The frame type.
-        frame_type: &'static str,
-        /// Its length.
-        len: usize,
-    },
-    /// An event code that does not exist.
-    #[error("unknown event code {0}")]
-    UnknownEvent(u8),
-    /// An event's payload has the wrong length.
-    #[error("event code {code} cannot carry a {len}-byte payload")]
-    BadEventPayload {
-        /// The event code.
-        code: u8,
-        /// The payload length.
-        len: usize,
-    },
-    /// A frame of another type where this one was expected.
-    #[error("unexpected {0} frame")]
-    UnexpectedFrame(&'static str),
-    /// The authentication tag does not match.
-    #[error("authentication failed (forged, corrupted or sealed with another key)")]
-    Authentication,
+    /// A frame that cannot be read, opened or built.
+    #[error(transparent)]
+    Frame(#[from] frame::FrameError),
     /// Key handling failed.
     #[error("key: {0}")]
     Key(String),

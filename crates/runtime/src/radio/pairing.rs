@@ -36,8 +36,8 @@ use tracing::{info, warn};
 use zeroize::Zeroizing;
 
 use super::frame::{
-    emit_pair_done, emit_pair_key, Frame, FrameBuf, FrameCipher, FrameType, PendantKey, HEADER_LEN,
-    PUBLIC_KEY_LEN,
+    emit_pair_done, emit_pair_key, Frame, FrameBuf, FrameCipher, FrameError, FrameType, PendantKey,
+    HEADER_LEN, PUBLIC_KEY_LEN,
 };
 use super::RadioError;
 use crate::core::{DeviceId, Timestamp};
@@ -505,7 +505,7 @@ fn answer_for(
 ) -> Result<Frame<&[u8]>, RadioError> {
     let frame = Frame::new_checked(bytes)?;
     if frame.frame_type() != kind {
-        return Err(RadioError::UnexpectedFrame(frame.frame_type().as_str()));
+        return Err(FrameError::UnexpectedFrame(frame.frame_type().as_str()).into());
     }
     if frame.device() != device || frame.counter() != attempt {
         return Err(RadioError::Pairing(format!(
@@ -589,7 +589,7 @@ impl PendantRevealed {
     /// Checks the base's `PairDone` and returns the agreed key.
     pub fn finish(self, bytes: &[u8]) -> Result<PendantKey, RadioError> {
         let frame = answer_for(bytes, FrameType::PairDone, self.device, self.attempt)?;
-        let aad = bytes.get(..HEADER_LEN).ok_or(RadioError::Truncated {
+        let aad = bytes.get(..HEADER_LEN).ok_or(FrameError::Truncated {
             len: bytes.len(),
             need: HEADER_LEN,
         })?;

@@ -11,7 +11,8 @@
 
 pub mod call;
 pub mod sip;
-pub mod xml;
+/// SCAIP bodies (SS 91100).
+pub use vigil_wire::scaip as xml;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,6 +61,24 @@ pub enum ScaipError {
         /// Reason phrase.
         reason: String,
     },
+}
+
+impl From<vigil_wire::scaip::InvalidBody> for ScaipError {
+    fn from(e: vigil_wire::scaip::InvalidBody) -> ScaipError {
+        ScaipError::Invalid {
+            snu: e.snu,
+            what: e.what,
+        }
+    }
+}
+
+impl From<vigil_wire::sip::SipError> for ScaipError {
+    fn from(e: vigil_wire::sip::SipError) -> ScaipError {
+        match e {
+            vigil_wire::sip::SipError::Message(m) => ScaipError::Sip(m),
+            vigil_wire::sip::SipError::Auth(m) => ScaipError::Auth(m),
+        }
+    }
 }
 
 /// Why an `<mrq>` got no `<mrs>`: what the route does next depends on which.
@@ -1747,7 +1766,7 @@ mod tests {
             NO_VOICE,
         );
         let snu = |m: Mrq| match m.validate() {
-            Err(ScaipError::Invalid { snu, .. }) => snu,
+            Err(xml::InvalidBody { snu, .. }) => snu,
             other => panic!("{other:?}"),
         };
         assert_eq!(

@@ -49,9 +49,9 @@ impl Modem {
     pub async fn send_sms_text(&self, to: &str, text: &str) -> Result<Vec<u8>, ModemError> {
         if !text.is_ascii() || text.contains(['\u{1a}', '\u{1b}']) || text.len() > pdu::MAX_SEPTETS
         {
-            return Err(ModemError::Pdu(
+            return Err(ModemError::Pdu(pdu::PduError(
                 "text mode takes one message of plain ASCII; use PDU mode",
-            ));
+            )));
         }
         self.cmd("AT+CMGF=1").await?;
         let sent = async {

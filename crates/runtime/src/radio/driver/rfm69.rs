@@ -348,7 +348,9 @@ where
         let len = u8::try_from(frame.len())
             .ok()
             .filter(|l| (1..=MAX_PAYLOAD).contains(l))
-            .ok_or(RadioError::TooLong { len: frame.len() })?;
+            .ok_or(RadioError::Frame(
+                crate::radio::frame::FrameError::TooLong { len: frame.len() },
+            ))?;
         // Leave RX first so a frame arriving now cannot mix into the FIFO we fill.
         self.set_mode(Mode::Standby)?;
         self.clear_fifo()?;

@@ -659,7 +659,8 @@ impl Shared {
             mrs_delivered: None,
             display: String::new(),
         };
-        let parsed = table1::check(req.msg.body()).and_then(|()| xml::parse(req.msg.body()));
+        let parsed = table1::check(req.msg.body())
+            .and_then(|()| xml::parse(req.msg.body()).map_err(Into::into));
         let reply = match parsed {
             Ok(ScaipBody::Request(mrq)) => {
                 let answer = match mrq.mty {

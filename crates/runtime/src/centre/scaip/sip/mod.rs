@@ -10,8 +10,10 @@
 //! - `transport`: the node's UDP/TCP/TLS sockets, stream framing and TLS settings.
 //! - `transaction`: client and server transactions, their timers and retransmissions.
 
-mod digest;
-mod message;
+/// Digest authentication.
+pub use vigil_wire::sip::digest;
+/// SIP messages.
+pub use vigil_wire::sip::message;
 mod transaction;
 mod transport;
 

@@ -6,7 +6,25 @@
 
 use std::fmt;
 
-use super::ModemError;
+/// A line from the modem that could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot parse `{line}`: {why}")]
+pub struct ParseError {
+    /// The offending text (cut to a loggable length).
+    pub line: String,
+    /// What was wrong.
+    pub why: &'static str,
+}
+
+impl ParseError {
+    /// A parse error with the offending text cut to a loggable length.
+    pub fn new(line: &str, why: &'static str) -> ParseError {
+        ParseError {
+            line: line.chars().take(80).collect(),
+            why,
+        }
+    }
+}
 
 /// An error code as `+CME ERROR:` / `+CMS ERROR:` carry it, per the `AT+CMEE` mode.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -311,33 +329,33 @@ pub fn is_unsolicited_registration(line: &str) -> bool {
 }
 
 /// Parses the response to `AT+CREG?` / `AT+CEREG?`: `+CREG: <n>,<stat>[,…]`.
-pub fn parse_reg_response(line: &str) -> Result<RegStatus, ModemError> {
+pub fn parse_reg_response(line: &str) -> Result<RegStatus, ParseError> {
     let rest = line
         .trim()
         .strip_prefix("+CREG:")
         .or_else(|| line.trim().strip_prefix("+CEREG:"))
-        .ok_or_else(|| ModemError::parse(line, "not a +CREG/+CEREG line"))?;
+        .ok_or_else(|| ParseError::new(line, "not a +CREG/+CEREG line"))?;
     let f = fields(rest);
     f.get(1)
         .and_then(|s| s.parse::<u8>().ok())
         .and_then(RegStatus::from_code)
-        .ok_or_else(|| ModemError::parse(line, "bad <stat>"))
+        .ok_or_else(|| ParseError::new(line, "bad <stat>"))
 }
 
 /// Parses `+CSQ: <rssi>,<ber>` into dBm (TS 27.007 §8.5): None when the modem says 99 (unknown).
-pub fn parse_csq(line: &str) -> Result<Option<i16>, ModemError> {
+pub fn parse_csq(line: &str) -> Result<Option<i16>, ParseError> {
     let rest = line
         .trim()
         .strip_prefix("+CSQ:")
-        .ok_or_else(|| ModemError::parse(line, "not a +CSQ line"))?;
+        .ok_or_else(|| ParseError::new(line, "not a +CSQ line"))?;
     let rssi: u8 = fields(rest)
         .first()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ModemError::parse(line, "bad <rssi>"))?;
+        .ok_or_else(|| ParseError::new(line, "bad <rssi>"))?;
     match rssi {
         0..=31 => Ok(Some(-113 + 2 * i16::from(rssi))),
         99 => Ok(None),
-        _ => Err(ModemError::parse(line, "<rssi> out of range")),
+        _ => Err(ParseError::new(line, "<rssi> out of range")),
     }
 }
 
@@ -401,22 +419,22 @@ pub struct CallEntry {
 }
 
 /// Parses one `+CLCC:` line.
-pub fn parse_clcc(line: &str) -> Result<CallEntry, ModemError> {
+pub fn parse_clcc(line: &str) -> Result<CallEntry, ParseError> {
     let rest = line
         .trim()
         .strip_prefix("+CLCC:")
-        .ok_or_else(|| ModemError::parse(line, "not a +CLCC line"))?;
+        .ok_or_else(|| ParseError::new(line, "not a +CLCC line"))?;
     let f = fields(rest);
-    let num = |i: usize| -> Result<u8, ModemError> {
+    let num = |i: usize| -> Result<u8, ParseError> {
         f.get(i)
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ModemError::parse(line, "bad +CLCC field"))
+            .ok_or_else(|| ParseError::new(line, "bad +CLCC field"))
     };
     Ok(CallEntry {
         index: num(0)?,
         incoming: num(1)? == 1,
         state: CallState::from_code(num(2)?)
-            .ok_or_else(|| ModemError::parse(line, "bad +CLCC <stat>"))?,
+            .ok_or_else(|| ParseError::new(line, "bad +CLCC <stat>"))?,
         voice: num(3)? == 0,
         number: f.get(5).filter(|s| !s.is_empty()).cloned(),
     })

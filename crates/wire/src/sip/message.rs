@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::digest::Challenge;
-use crate::centre::scaip::ScaipError;
+use super::SipError;
 
 /// A parsed SIP message and the helpers SCAIP needs.
 #[derive(Clone, Debug)]
@@ -15,7 +15,7 @@ pub struct SipMsg {
 }
 
 /// Long header names for the compact forms (RFC 3261 §7.3.3).
-pub(super) fn canonical(name: &str) -> String {
+pub fn canonical(name: &str) -> String {
     let long = match name.to_ascii_lowercase().as_str() {
         "v" => "via",
         "f" => "from",
@@ -31,9 +31,9 @@ pub(super) fn canonical(name: &str) -> String {
 
 impl SipMsg {
     /// Parses one complete message.
-    pub fn parse(bytes: &[u8]) -> Result<SipMsg, ScaipError> {
+    pub fn parse(bytes: &[u8]) -> Result<SipMsg, SipError> {
         let msg = rsip::SipMessage::try_from(bytes)
-            .map_err(|e| ScaipError::Sip(format!("unreadable SIP message: {e}")))?;
+            .map_err(|e| SipError::Message(format!("unreadable SIP message: {e}")))?;
         let list = match &msg {
             rsip::SipMessage::Request(r) => &r.headers,
             rsip::SipMessage::Response(r) => &r.headers,
@@ -127,7 +127,7 @@ impl SipMsg {
 
 /// Parses untrusted bytes as a SIP message and reads the headers SCAIP uses; never panics.
 /// The entry point of the `scaip_sip` fuzz target.
-pub fn parse_untrusted(bytes: &[u8]) -> Result<SipMsg, ScaipError> {
+pub fn parse_untrusted(bytes: &[u8]) -> Result<SipMsg, SipError> {
     let m = SipMsg::parse(bytes)?;
     let _ = (
         m.branch(),

@@ -31,8 +31,60 @@ use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::RadioError;
-use crate::core::{DeviceId, FallEvidence, RadioEventKind};
+use vigil_core::{DeviceId, FallEvidence, RadioEventKind};
+
+/// A radio frame that cannot be read, opened or built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Fewer bytes than the frame needs.
+    #[error("frame of {len} bytes is shorter than the {need} bytes it needs")]
+    Truncated {
+        /// Bytes received.
+        len: usize,
+        /// Bytes needed.
+        need: usize,
+    },
+    /// More bytes than any frame has.
+    #[error("frame of {len} bytes is longer than any radio frame")]
+    TooLong {
+        /// Bytes received.
+        len: usize,
+    },
+    /// A frame format version this base does not speak.
+    #[error("frame format version {0} is not supported (this base speaks version 1)")]
+    UnsupportedVersion(u8),
+    /// A frame type code that does not exist.
+    #[error("unknown frame type {0}")]
+    UnknownFrameType(u8),
+    /// The body length does not fit the frame type.
+    #[error("{frame_type} frame cannot be {len} bytes long")]
+    BadLength {
+        /// The frame type.
+        frame_type: &'static str,
+        /// Its length.
+        len: usize,
+    },
+    /// An event code that does not exist.
+    #[error("unknown event code {0}")]
+    UnknownEvent(u8),
+    /// An event's payload has the wrong length.
+    #[error("event code {code} cannot carry a {len}-byte payload")]
+    BadEventPayload {
+        /// The event code.
+        code: u8,
+        /// The payload length.
+        len: usize,
+    },
+    /// A frame of another type where this one was expected.
+    #[error("unexpected {0} frame")]
+    UnexpectedFrame(&'static str),
+    /// The authentication tag does not match.
+    #[error("authentication failed (forged, corrupted or sealed with another key)")]
+    Authentication,
+    /// Key handling failed.
+    #[error("key: {0}")]
+    Key(String),
+}
 
 /// The frame format version this code speaks.
 pub const VERSION: u8 = 1;
@@ -140,7 +192,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
 
     /// Wraps a buffer after [`Frame::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Frame<T>, RadioError> {
+    pub fn new_checked(buffer: T) -> Result<Frame<T>, FrameError> {
         let frame = Frame::new_unchecked(buffer);
         frame.check_len()?;
         Ok(frame)
@@ -148,26 +200,26 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// Checks the header is present, the version and type are known and the body length fits
     /// the type, so that no accessor can panic.
-    pub fn check_len(&self) -> Result<(), RadioError> {
+    pub fn check_len(&self) -> Result<(), FrameError> {
         let data = self.buffer.as_ref();
         if data.len() < HEADER_LEN {
-            return Err(RadioError::Truncated {
+            return Err(FrameError::Truncated {
                 len: data.len(),
                 need: HEADER_LEN,
             });
         }
         if data.len() > MAX_FRAME_LEN {
-            return Err(RadioError::TooLong { len: data.len() });
+            return Err(FrameError::TooLong { len: data.len() });
         }
         let version = data[field::CONTROL] >> 4;
         if version != VERSION {
-            return Err(RadioError::UnsupportedVersion(version));
+            return Err(FrameError::UnsupportedVersion(version));
         }
         let code = data[field::CONTROL] & 0x0F;
-        let frame_type = FrameType::from_code(code).ok_or(RadioError::UnknownFrameType(code))?;
+        let frame_type = FrameType::from_code(code).ok_or(FrameError::UnknownFrameType(code))?;
         let body = data.len() - HEADER_LEN;
         if !frame_type.body_len_ok(body) {
-            return Err(RadioError::BadLength {
+            return Err(FrameError::BadLength {
                 frame_type: frame_type.as_str(),
                 len: data.len(),
             });
@@ -278,24 +330,24 @@ impl Event {
 
     /// Parses a decrypted event: code byte, then a big-endian 16-bit payload where the event
     /// has one.
-    pub fn parse(data: &[u8]) -> Result<Event, RadioError> {
+    pub fn parse(data: &[u8]) -> Result<Event, FrameError> {
         let (&code, rest) = data
             .split_first()
-            .ok_or(RadioError::Truncated { len: 0, need: 1 })?;
-        let word = |rest: &[u8]| -> Result<u16, RadioError> {
+            .ok_or(FrameError::Truncated { len: 0, need: 1 })?;
+        let word = |rest: &[u8]| -> Result<u16, FrameError> {
             match rest {
                 [a, b] => Ok(u16::from_be_bytes([*a, *b])),
-                _ => Err(RadioError::BadEventPayload {
+                _ => Err(FrameError::BadEventPayload {
                     code,
                     len: rest.len(),
                 }),
             }
         };
-        let none = |rest: &[u8]| -> Result<(), RadioError> {
+        let none = |rest: &[u8]| -> Result<(), FrameError> {
             if rest.is_empty() {
                 Ok(())
             } else {
-                Err(RadioError::BadEventPayload {
+                Err(FrameError::BadEventPayload {
                     code,
                     len: rest.len(),
                 })
@@ -312,7 +364,7 @@ impl Event {
                     posture_change_deg: (*deg).min(180),
                     stillness_mg: u16::from_be_bytes([*s0, *s1]),
                 })),
-                _ => Err(RadioError::BadEventPayload {
+                _ => Err(FrameError::BadEventPayload {
                     code,
                     len: rest.len(),
                 }),
@@ -328,7 +380,7 @@ impl Event {
                 }),
             },
             Self::LOW_BATTERY => word(rest).map(|battery_mv| Event::LowBattery { battery_mv }),
-            other => Err(RadioError::UnknownEvent(other)),
+            other => Err(FrameError::UnknownEvent(other)),
         }
     }
 
@@ -436,20 +488,20 @@ impl PendantKey {
     }
 
     /// Parses 64 hex digits.
-    pub fn from_hex(s: &str) -> Result<PendantKey, RadioError> {
+    pub fn from_hex(s: &str) -> Result<PendantKey, FrameError> {
         let mut out = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(s.trim(), out.as_mut())
-            .map_err(|_| RadioError::Key("a pendant key is 64 hex digits".into()))?;
+            .map_err(|_| FrameError::Key("a pendant key is 64 hex digits".into()))?;
         Ok(PendantKey(*out))
     }
 
     /// A fresh random key.
-    pub fn generate() -> Result<PendantKey, RadioError> {
+    pub fn generate() -> Result<PendantKey, FrameError> {
         use ring::rand::SecureRandom;
         let mut out = Zeroizing::new([0u8; 32]);
         ring::rand::SystemRandom::new()
             .fill(out.as_mut())
-            .map_err(|_| RadioError::Key("the system random source failed".into()))?;
+            .map_err(|_| FrameError::Key("the system random source failed".into()))?;
         Ok(PendantKey(*out))
     }
 
@@ -569,15 +621,15 @@ impl FrameCipher {
 
     /// Checks an event frame's tag and decrypts its event. The frame must be a checked
     /// [`FrameType::Event`] frame.
-    pub fn open_event<T: AsRef<[u8]>>(&self, frame: &Frame<T>) -> Result<Event, RadioError> {
+    pub fn open_event<T: AsRef<[u8]>>(&self, frame: &Frame<T>) -> Result<Event, FrameError> {
         if frame.frame_type() != FrameType::Event {
-            return Err(RadioError::UnexpectedFrame(frame.frame_type().as_str()));
+            return Err(FrameError::UnexpectedFrame(frame.frame_type().as_str()));
         }
         let body = frame.body();
         let mut buf = [0u8; MAX_EVENT_LEN + TAG_LEN];
         let buf = buf
             .get_mut(..body.len())
-            .ok_or(RadioError::TooLong { len: body.len() })?;
+            .ok_or(FrameError::TooLong { len: body.len() })?;
         buf.copy_from_slice(body);
         let plain = self
             .key
@@ -586,7 +638,7 @@ impl FrameCipher {
                 Aad::from(frame.header()),
                 buf,
             )
-            .map_err(|_| RadioError::Authentication)?;
+            .map_err(|_| FrameError::Authentication)?;
         Event::parse(plain)
     }
 
@@ -596,7 +648,7 @@ impl FrameCipher {
     }
 
     /// Checks an acknowledgement frame (what a pendant does), returning the counter acked.
-    pub fn open_ack<T: AsRef<[u8]>>(&self, frame: &Frame<T>) -> Result<u32, RadioError> {
+    pub fn open_ack<T: AsRef<[u8]>>(&self, frame: &Frame<T>) -> Result<u32, FrameError> {
         self.open_notice(frame, FrameType::Ack, Direction::Downlink)
     }
 
@@ -613,7 +665,7 @@ impl FrameCipher {
     }
 
     /// Checks a "help is coming" frame (what a pendant does), returning the counter it is for.
-    pub fn open_help_coming<T: AsRef<[u8]>>(&self, frame: &Frame<T>) -> Result<u32, RadioError> {
+    pub fn open_help_coming<T: AsRef<[u8]>>(&self, frame: &Frame<T>) -> Result<u32, FrameError> {
         self.open_notice(frame, FrameType::HelpComing, Direction::HelpComing)
     }
 
@@ -648,9 +700,9 @@ impl FrameCipher {
         frame: &Frame<T>,
         frame_type: FrameType,
         direction: Direction,
-    ) -> Result<u32, RadioError> {
+    ) -> Result<u32, FrameError> {
         if frame.frame_type() != frame_type {
-            return Err(RadioError::UnexpectedFrame(frame.frame_type().as_str()));
+            return Err(FrameError::UnexpectedFrame(frame.frame_type().as_str()));
         }
         self.verify_tag(
             nonce(frame.device(), frame.counter(), direction),
@@ -661,19 +713,19 @@ impl FrameCipher {
     }
 
     /// Key confirmation tag for a pairing accept: proves the base derived the same key.
-    pub(crate) fn pair_confirmation(&self, device: DeviceId, aad: &[u8]) -> [u8; TAG_LEN] {
+    pub fn pair_confirmation(&self, device: DeviceId, aad: &[u8]) -> [u8; TAG_LEN] {
         let mut tag = [0u8; TAG_LEN];
         self.seal(device, 0, Direction::PairConfirm, aad, &mut [], &mut tag);
         tag
     }
 
     /// Checks a pairing accept's key confirmation tag.
-    pub(crate) fn check_pair_confirmation(
+    pub fn check_pair_confirmation(
         &self,
         device: DeviceId,
         aad: &[u8],
         tag: &[u8],
-    ) -> Result<(), RadioError> {
+    ) -> Result<(), FrameError> {
         self.verify_tag(nonce(device, 0, Direction::PairConfirm), aad, tag)
     }
 
@@ -698,16 +750,16 @@ impl FrameCipher {
         }
     }
 
-    fn verify_tag(&self, nonce: Nonce, aad: &[u8], tag: &[u8]) -> Result<(), RadioError> {
+    fn verify_tag(&self, nonce: Nonce, aad: &[u8], tag: &[u8]) -> Result<(), FrameError> {
         let mut buf = [0u8; TAG_LEN];
         if tag.len() != TAG_LEN {
-            return Err(RadioError::Authentication);
+            return Err(FrameError::Authentication);
         }
         buf.copy_from_slice(tag);
         self.key
             .open_in_place(nonce, Aad::from(aad), &mut buf)
             .map(|_| ())
-            .map_err(|_| RadioError::Authentication)
+            .map_err(|_| FrameError::Authentication)
     }
 }
 
@@ -730,7 +782,7 @@ pub fn emit_pair_key(
 }
 
 /// Builds the base's `PairDone`: a key confirmation tag over the header, made with the new key.
-pub(crate) fn emit_pair_done(device: DeviceId, attempt: u32, cipher: &FrameCipher) -> FrameBuf {
+pub fn emit_pair_done(device: DeviceId, attempt: u32, cipher: &FrameCipher) -> FrameBuf {
     let mut out = FrameBuf::new(HEADER_LEN + TAG_LEN);
     let mut frame = out.frame_mut();
     frame.set_control(VERSION, FrameType::PairDone);
@@ -758,7 +810,7 @@ mod tests {
             (Event::Help, 26),
             (Event::Cancel, 26),
             (Event::Tamper, 26),
-            (Event::Fall(crate::core::FallEvidence::typical(3100)), 33),
+            (Event::Fall(vigil_core::FallEvidence::typical(3100)), 33),
             (
                 Event::Heartbeat {
                     battery_mv: 2950,
@@ -843,7 +895,7 @@ mod tests {
         let frame = Frame::new_checked(buf.as_bytes()).unwrap();
         assert!(matches!(
             FrameCipher::new(&key(2)).open_event(&frame),
-            Err(RadioError::Authentication)
+            Err(FrameError::Authentication)
         ));
     }
 
@@ -870,23 +922,23 @@ mod tests {
     fn short_long_and_unknown_frames_are_errors_not_panics() {
         assert!(matches!(
             Frame::new_checked(&[0x10u8; 3][..]),
-            Err(RadioError::Truncated { .. })
+            Err(FrameError::Truncated { .. })
         ));
         assert!(matches!(
             Frame::new_checked(&[0x10u8; 80][..]),
-            Err(RadioError::TooLong { .. })
+            Err(FrameError::TooLong { .. })
         ));
         assert!(matches!(
             Frame::new_checked(&[0x20u8; 26][..]),
-            Err(RadioError::UnsupportedVersion(2))
+            Err(FrameError::UnsupportedVersion(2))
         ));
         assert!(matches!(
             Frame::new_checked(&[0x1Fu8; 26][..]),
-            Err(RadioError::UnknownFrameType(15))
+            Err(FrameError::UnknownFrameType(15))
         ));
         assert!(matches!(
             Frame::new_checked(&[0x10u8; 12][..]),
-            Err(RadioError::BadLength { .. })
+            Err(FrameError::BadLength { .. })
         ));
         assert!(Event::parse(&[]).is_err());
         assert!(Event::parse(&[1, 0]).is_err());

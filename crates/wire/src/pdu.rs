@@ -5,7 +5,10 @@
 //!
 //! Every decoder here is total: bytes from a modem or a network never panic it.
 
-use super::ModemError;
+/// A PDU that could not be encoded or decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("PDU: {0}")]
+pub struct PduError(pub &'static str);
 
 /// The GSM 7-bit default alphabet, TS 23.038 §6.2.1, indexed by septet. 0x1B is the escape.
 const GSM7_BASIC: [char; 128] = [
@@ -187,29 +190,29 @@ pub struct Address {
     pub number: String,
 }
 
-fn encode_address(number: &str) -> Result<Vec<u8>, ModemError> {
+fn encode_address(number: &str) -> Result<Vec<u8>, PduError> {
     let (toa, digits) = match number.strip_prefix('+') {
         Some(d) => (0x91u8, d),
         None => (0x81u8, number),
     };
     if digits.is_empty() || digits.len() > 20 {
-        return Err(ModemError::Pdu("address must have 1 to 20 digits"));
+        return Err(PduError("address must have 1 to 20 digits"));
     }
     let mut out = vec![digits.len() as u8, toa];
     out.extend(encode_semi_octets(digits)?);
     Ok(out)
 }
 
-fn semi_octet(c: u8) -> Result<u8, ModemError> {
+fn semi_octet(c: u8) -> Result<u8, PduError> {
     match c {
         b'0'..=b'9' => Ok(c - b'0'),
         b'*' => Ok(0xA),
         b'#' => Ok(0xB),
-        _ => Err(ModemError::Pdu("address digit is not 0-9, * or #")),
+        _ => Err(PduError("address digit is not 0-9, * or #")),
     }
 }
 
-fn encode_semi_octets(digits: &str) -> Result<Vec<u8>, ModemError> {
+fn encode_semi_octets(digits: &str) -> Result<Vec<u8>, PduError> {
     let b = digits.as_bytes();
     b.chunks(2)
         .map(|pair| {
@@ -263,7 +266,7 @@ pub fn encode_submit(
     encoding: Encoding,
     concat: Option<Concat>,
     message_reference: u8,
-) -> Result<SubmitPdu, ModemError> {
+) -> Result<SubmitPdu, PduError> {
     let mut tpdu = Vec::with_capacity(160);
     // First octet: MTI=01 SMS-SUBMIT, VPF=10 relative, UDHI if there is a header.
     let mut first = 0x11u8;
@@ -282,14 +285,13 @@ pub fn encode_submit(
     };
     match encoding {
         Encoding::Gsm7 => {
-            let septets =
-                to_septets(text).ok_or(ModemError::Pdu("text is not GSM 7-bit encodable"))?;
+            let septets = to_septets(text).ok_or(PduError("text is not GSM 7-bit encodable"))?;
             let udh_bits = udh.len() * 8;
             let fill = ((7 - udh_bits % 7) % 7) as u32;
             let header_septets = (udh_bits + fill as usize) / 7;
             let udl = header_septets + septets.len();
             if udl > MAX_SEPTETS {
-                return Err(ModemError::Pdu("text longer than 160 septets"));
+                return Err(PduError("text longer than 160 septets"));
             }
             tpdu.push(udl as u8);
             tpdu.extend(&udh);
@@ -301,7 +303,7 @@ pub fn encode_submit(
                 ud.extend(u.to_be_bytes());
             }
             if ud.len() > 140 {
-                return Err(ModemError::Pdu("text longer than 140 octets"));
+                return Err(PduError("text longer than 140 octets"));
             }
             tpdu.push(ud.len() as u8);
             tpdu.extend(ud);
@@ -353,11 +355,11 @@ pub fn split(text: &str, encoding: Encoding) -> Vec<String> {
 }
 
 /// Encodes a whole message: one SMS-SUBMIT, or a concatenated series sharing `reference`.
-pub fn encode_message(to: &str, text: &str, reference: u8) -> Result<Vec<SubmitPdu>, ModemError> {
+pub fn encode_message(to: &str, text: &str, reference: u8) -> Result<Vec<SubmitPdu>, PduError> {
     let encoding = Encoding::for_text(text);
     let parts = split(text, encoding);
     if parts.len() > 255 {
-        return Err(ModemError::Pdu("message needs more than 255 parts"));
+        return Err(PduError("message needs more than 255 parts"));
     }
     let total = parts.len() as u8;
     parts
@@ -381,14 +383,14 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn u8(&mut self, what: &'static str) -> Result<u8, ModemError> {
-        let v = self.b.get(self.pos).copied().ok_or(ModemError::Pdu(what))?;
+    fn u8(&mut self, what: &'static str) -> Result<u8, PduError> {
+        let v = self.b.get(self.pos).copied().ok_or(PduError(what))?;
         self.pos += 1;
         Ok(v)
     }
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ModemError> {
-        let end = self.pos.checked_add(n).ok_or(ModemError::Pdu(what))?;
-        let v = self.b.get(self.pos..end).ok_or(ModemError::Pdu(what))?;
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], PduError> {
+        let end = self.pos.checked_add(n).ok_or(PduError(what))?;
+        let v = self.b.get(self.pos..end).ok_or(PduError(what))?;
         self.pos = end;
         Ok(v)
     }
@@ -397,7 +399,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn read_address(r: &mut Reader<'_>) -> Result<Address, ModemError> {
+fn read_address(r: &mut Reader<'_>) -> Result<Address, PduError> {
     let digits = usize::from(r.u8("address length missing")?);
     let toa = r.u8("address type missing")?;
     let octets = r.take(digits.div_ceil(2), "address truncated")?;
@@ -420,18 +422,18 @@ fn read_user_data(
     r: &mut Reader<'_>,
     udhi: bool,
     dcs: u8,
-) -> Result<(String, Option<Concat>), ModemError> {
+) -> Result<(String, Option<Concat>), PduError> {
     let udl = usize::from(r.u8("TP-UDL missing")?);
     let ud = r.rest();
     let (mut udh_len, mut concat) = (0usize, None);
     if udhi {
-        let udhl = usize::from(*ud.first().ok_or(ModemError::Pdu("UDH missing"))?);
+        let udhl = usize::from(*ud.first().ok_or(PduError("UDH missing"))?);
         udh_len = udhl + 1;
-        let h = ud.get(1..udh_len).ok_or(ModemError::Pdu("UDH truncated"))?;
+        let h = ud.get(1..udh_len).ok_or(PduError("UDH truncated"))?;
         let mut rest = h;
         while let [iei, len, tail @ ..] = rest {
             let len = usize::from(*len);
-            let data = tail.get(..len).ok_or(ModemError::Pdu("IE truncated"))?;
+            let data = tail.get(..len).ok_or(PduError("IE truncated"))?;
             if let (0x00, [reference, total, seq]) = (*iei, data) {
                 concat = Some(Concat {
                     reference: *reference,
@@ -451,28 +453,26 @@ fn read_user_data(
     let text = match alphabet {
         0 => {
             if udl > MAX_SEPTETS {
-                return Err(ModemError::Pdu("TP-UDL above 160 septets"));
+                return Err(PduError("TP-UDL above 160 septets"));
             }
             let header_bits = udh_len * 8;
             let fill = ((7 - header_bits % 7) % 7) as u32;
             let header_septets = (header_bits + fill as usize) / 7;
             let count = udl
                 .checked_sub(header_septets)
-                .ok_or(ModemError::Pdu("TP-UDL shorter than header"))?;
+                .ok_or(PduError("TP-UDL shorter than header"))?;
             let need = (udl * 7).div_ceil(8);
             if ud.len() < need {
-                return Err(ModemError::Pdu("user data shorter than TP-UDL"));
+                return Err(PduError("user data shorter than TP-UDL"));
             }
             let body = ud.get(udh_len..).unwrap_or(&[]);
             from_septets(&unpack_septets(body, fill, count))
         }
         2 => {
             if udl > 140 || ud.len() < udl {
-                return Err(ModemError::Pdu("UCS-2 user data length wrong"));
+                return Err(PduError("UCS-2 user data length wrong"));
             }
-            let body = ud
-                .get(udh_len..udl)
-                .ok_or(ModemError::Pdu("UDH longer than UD"))?;
+            let body = ud.get(udh_len..udl).ok_or(PduError("UDH longer than UD"))?;
             let units: Vec<u16> = body
                 .chunks_exact(2)
                 .map(|p| u16::from_be_bytes([p[0], p[1]]))
@@ -501,14 +501,14 @@ pub struct Deliver {
 }
 
 /// Decodes an SMS-DELIVER PDU given as hex (with its leading SMSC field).
-pub fn decode_deliver(hex_pdu: &str) -> Result<Deliver, ModemError> {
-    let bytes = hex::decode(hex_pdu.trim()).map_err(|_| ModemError::Pdu("PDU is not hex"))?;
+pub fn decode_deliver(hex_pdu: &str) -> Result<Deliver, PduError> {
+    let bytes = hex::decode(hex_pdu.trim()).map_err(|_| PduError("PDU is not hex"))?;
     let mut r = Reader { b: &bytes, pos: 0 };
     let smsc_len = usize::from(r.u8("SMSC length missing")?);
     r.take(smsc_len, "SMSC truncated")?;
     let first = r.u8("first octet missing")?;
     if first & 0x03 != 0x00 {
-        return Err(ModemError::Pdu("not an SMS-DELIVER"));
+        return Err(PduError("not an SMS-DELIVER"));
     }
     let from = read_address(&mut r)?.number;
     let _pid = r.u8("TP-PID missing")?;
@@ -516,7 +516,7 @@ pub fn decode_deliver(hex_pdu: &str) -> Result<Deliver, ModemError> {
     let scts: [u8; 7] = r
         .take(7, "TP-SCTS truncated")?
         .try_into()
-        .map_err(|_| ModemError::Pdu("TP-SCTS truncated"))?;
+        .map_err(|_| PduError("TP-SCTS truncated"))?;
     let sw = |o: u8| (o & 0x0F) * 10 + (o >> 4);
     let tz = scts[6];
     let quarters = (tz & 0x07) * 10 + (tz >> 4);
@@ -555,15 +555,15 @@ pub struct Submit {
 }
 
 /// Decodes an SMS-SUBMIT PDU given as hex (with its leading SMSC field).
-pub fn decode_submit(hex_pdu: &str) -> Result<Submit, ModemError> {
-    let bytes = hex::decode(hex_pdu.trim()).map_err(|_| ModemError::Pdu("PDU is not hex"))?;
+pub fn decode_submit(hex_pdu: &str) -> Result<Submit, PduError> {
+    let bytes = hex::decode(hex_pdu.trim()).map_err(|_| PduError("PDU is not hex"))?;
     let mut r = Reader { b: &bytes, pos: 0 };
     let smsc_len = usize::from(r.u8("SMSC length missing")?);
     r.take(smsc_len, "SMSC truncated")?;
     let tpdu_len = bytes.len() - r.pos;
     let first = r.u8("first octet missing")?;
     if first & 0x03 != 0x01 {
-        return Err(ModemError::Pdu("not an SMS-SUBMIT"));
+        return Err(PduError("not an SMS-SUBMIT"));
     }
     let _mr = r.u8("TP-MR missing")?;
     let to = read_address(&mut r)?.number;
@@ -593,7 +593,7 @@ pub fn encode_deliver(
     from: &str,
     text: &str,
     scts: chrono::DateTime<chrono::Utc>,
-) -> Result<String, ModemError> {
+) -> Result<String, PduError> {
     use chrono::{Datelike, Timelike};
     let mut out = Vec::new();
     let smsc_addr = encode_address(smsc)?;
@@ -620,9 +620,9 @@ pub fn encode_deliver(
     ]);
     match encoding {
         Encoding::Gsm7 => {
-            let s = to_septets(text).ok_or(ModemError::Pdu("not GSM 7-bit"))?;
+            let s = to_septets(text).ok_or(PduError("not GSM 7-bit"))?;
             if s.len() > MAX_SEPTETS {
-                return Err(ModemError::Pdu("text longer than 160 septets"));
+                return Err(PduError("text longer than 160 septets"));
             }
             out.push(s.len() as u8);
             out.extend(pack_septets(&s, 0));
@@ -630,7 +630,7 @@ pub fn encode_deliver(
         Encoding::Ucs2 => {
             let ud: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
             if ud.len() > 140 {
-                return Err(ModemError::Pdu("text longer than 140 octets"));
+                return Err(PduError("text longer than 140 octets"));
             }
             out.push(ud.len() as u8);
             out.extend(ud);

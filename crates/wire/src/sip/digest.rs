@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
 use super::message::random_token;
-use crate::centre::scaip::ScaipError;
+use super::SipError;
 
 /// A digest challenge from `WWW-Authenticate` or `Proxy-Authenticate`.
 #[derive(Clone, Debug, Default)]
@@ -65,9 +65,7 @@ pub fn auth_params(value: &str) -> (String, HashMap<String, String>) {
 impl Challenge {
     /// The digest algorithm this challenge asks for, if the unit supports it: SHA-256
     /// (RFC 8760) or MD5 (also when none is named, RFC 7616 §3.3).
-    fn digest_algorithm(
-        &self,
-    ) -> Result<(rsip::headers::auth::Algorithm, &'static str), ScaipError> {
+    fn digest_algorithm(&self) -> Result<(rsip::headers::auth::Algorithm, &'static str), SipError> {
         match self.algorithm.as_deref() {
             None => Ok((rsip::headers::auth::Algorithm::Md5, "MD5")),
             Some(a) if a.eq_ignore_ascii_case("md5") => {
@@ -76,7 +74,7 @@ impl Challenge {
             Some(a) if a.eq_ignore_ascii_case("sha-256") => {
                 Ok((rsip::headers::auth::Algorithm::Sha256, "SHA-256"))
             }
-            Some(a) => Err(ScaipError::Auth(format!(
+            Some(a) => Err(SipError::Auth(format!(
                 "digest algorithm {a} is not supported (SHA-256 or MD5)"
             ))),
         }
@@ -125,13 +123,13 @@ impl Challenge {
         user: &str,
         password: &str,
         nc: u32,
-    ) -> Result<String, ScaipError> {
+    ) -> Result<String, SipError> {
         let (algorithm, algorithm_name) = self.digest_algorithm()?;
-        let parsed_uri =
-            rsip::Uri::try_from(uri).map_err(|e| ScaipError::Sip(format!("bad URI {uri}: {e}")))?;
+        let parsed_uri = rsip::Uri::try_from(uri)
+            .map_err(|e| SipError::Message(format!("bad URI {uri}: {e}")))?;
         let method_r: rsip::Method = method
             .parse()
-            .map_err(|_| ScaipError::Sip(format!("unknown method {method}")))?;
+            .map_err(|_| SipError::Message(format!("unknown method {method}")))?;
         let cnonce = random_token(16);
         let qop = self.qop_auth.then(|| rsip::headers::auth::AuthQop::Auth {
             cnonce: cnonce.clone(),

@@ -5,7 +5,15 @@
 //! that (plus an XML declaration, comments, attributes and the five predefined entities) and
 //! refuses anything else with the SCAIP error number the receiver would answer.
 
-use super::ScaipError;
+/// A SCAIP body that breaks SS 91100; `snu` is the status a receiver answers with.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid SCAIP body (snu {snu}): {what}")]
+pub struct InvalidBody {
+    /// The SCAIP status number for this error.
+    pub snu: u16,
+    /// What is wrong.
+    pub what: String,
+}
 
 /// The content type of every SCAIP body.
 pub const CONTENT_TYPE: &str = "application/scaip+xml";
@@ -154,8 +162,8 @@ impl Mrq {
     /// Checks every element against SS 91100:2014 Table 1 (lengths, characters) before it is
     /// sent, so a field added later cannot go out malformed. Errors carry the `snu` a strict
     /// receiver would answer.
-    pub fn validate(&self) -> Result<(), ScaipError> {
-        fn len(name: &str, v: &str, max: usize) -> Result<(), ScaipError> {
+    pub fn validate(&self) -> Result<(), InvalidBody> {
+        fn len(name: &str, v: &str, max: usize) -> Result<(), InvalidBody> {
             let n = v.chars().count();
             if n > max {
                 return Err(invalid(
@@ -168,14 +176,14 @@ impl Mrq {
             }
             Ok(())
         }
-        fn printable(name: &str, v: &str) -> Result<(), ScaipError> {
+        fn printable(name: &str, v: &str) -> Result<(), InvalidBody> {
             if v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
                 Ok(())
             } else {
                 Err(invalid(2, format!("<{name}> must be printable ASCII")))
             }
         }
-        fn max_code(name: &str, v: u16, max: u16) -> Result<(), ScaipError> {
+        fn max_code(name: &str, v: u16, max: u16) -> Result<(), InvalidBody> {
             if v > max {
                 return Err(invalid(1, format!("<{name}> {v} exceeds {max}")));
             }
@@ -301,15 +309,15 @@ pub fn valid_ref(r: &str) -> bool {
     (1..=16).contains(&r.len()) && r.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-fn invalid(snu: u16, what: impl Into<String>) -> ScaipError {
-    ScaipError::Invalid {
+fn invalid(snu: u16, what: impl Into<String>) -> InvalidBody {
+    InvalidBody {
         snu,
         what: what.into(),
     }
 }
 
 /// A code of 1–4 digits, compared numerically (`10` = `0010`).
-fn code(name: &str, v: &str) -> Result<u16, ScaipError> {
+fn code(name: &str, v: &str) -> Result<u16, InvalidBody> {
     if v.is_empty() || v.len() > 4 || !v.chars().all(|c| c.is_ascii_digit()) {
         return Err(invalid(
             2,
@@ -320,7 +328,7 @@ fn code(name: &str, v: &str) -> Result<u16, ScaipError> {
 }
 
 /// Parses a SCAIP body from untrusted bytes. Errors carry the `snu` a receiver answers with.
-pub fn parse(bytes: &[u8]) -> Result<ScaipBody, ScaipError> {
+pub fn parse(bytes: &[u8]) -> Result<ScaipBody, InvalidBody> {
     if bytes.len() > MAX_BODY {
         return Err(invalid(1, format!("body of {} bytes", bytes.len())));
     }
@@ -398,7 +406,7 @@ pub fn parse(bytes: &[u8]) -> Result<ScaipBody, ScaipError> {
 
 /// The root's name and its children's names and (unescaped) text, exactly as written, for a
 /// receiver that checks each element against SS 91100 Table 1 itself.
-pub fn elements(bytes: &[u8]) -> Result<(String, Vec<(String, String)>), ScaipError> {
+pub fn elements(bytes: &[u8]) -> Result<(String, Vec<(String, String)>), InvalidBody> {
     if bytes.len() > MAX_BODY {
         return Err(invalid(1, format!("body of {} bytes", bytes.len())));
     }
@@ -407,7 +415,7 @@ pub fn elements(bytes: &[u8]) -> Result<(String, Vec<(String, String)>), ScaipEr
 }
 
 /// Reads `<root><a>text</a><b/>…</root>` into the root's name and its children.
-fn flat_xml(text: &str) -> Result<(String, Vec<(String, String)>), ScaipError> {
+fn flat_xml(text: &str) -> Result<(String, Vec<(String, String)>), InvalidBody> {
     let mut rest = skip_misc(text.trim_start_matches('\u{feff}'))?;
     let (root, after) = open_tag(rest)?;
     let (root_name, self_closed) = root;
@@ -461,7 +469,7 @@ fn flat_xml(text: &str) -> Result<(String, Vec<(String, String)>), ScaipError> {
 }
 
 /// Skips whitespace, the XML declaration, processing instructions and comments.
-fn skip_misc(mut s: &str) -> Result<&str, ScaipError> {
+fn skip_misc(mut s: &str) -> Result<&str, InvalidBody> {
     loop {
         s = s.trim_start();
         if let Some(r) = s.strip_prefix("<?") {
@@ -482,7 +490,7 @@ fn skip_misc(mut s: &str) -> Result<&str, ScaipError> {
 
 /// Reads `<name attr="…">` or `<name/>`; returns the name, whether it closed itself, and
 /// what follows.
-fn open_tag(s: &str) -> Result<((String, bool), &str), ScaipError> {
+fn open_tag(s: &str) -> Result<((String, bool), &str), InvalidBody> {
     let r = s
         .strip_prefix('<')
         .ok_or_else(|| invalid(2, "expected an element"))?;
@@ -509,7 +517,7 @@ fn open_tag(s: &str) -> Result<((String, bool), &str), ScaipError> {
     Ok(((local, self_closed), r.get(gt + 1..).unwrap_or("")))
 }
 
-fn unescape(s: &str) -> Result<String, ScaipError> {
+fn unescape(s: &str) -> Result<String, InvalidBody> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(amp) = rest.find('&') {
@@ -543,7 +551,7 @@ fn unescape(s: &str) -> Result<String, ScaipError> {
 
 /// Parses untrusted bytes as a SCAIP body and checks that what parses survives a round trip;
 /// never panics. The entry point of the `scaip_xml` fuzz target.
-pub fn parse_untrusted(bytes: &[u8]) -> Result<ScaipBody, ScaipError> {
+pub fn parse_untrusted(bytes: &[u8]) -> Result<ScaipBody, InvalidBody> {
     let body = parse(bytes)?;
     let again = match &body {
         ScaipBody::Request(m) => m.emit(),
@@ -604,7 +612,7 @@ mod tests {
     #[test]
     fn errors_carry_the_receivers_snu() {
         let snu = |b: &[u8]| match parse(b) {
-            Err(ScaipError::Invalid { snu, .. }) => snu,
+            Err(InvalidBody { snu, .. }) => snu,
             other => panic!("{other:?}"),
         };
         assert_eq!(snu(b"<mrq><cid>1</cid><dty>3</dty></mrq>"), 10);
