@@ -13,6 +13,7 @@ use vigil::core::{
 use vigil::modem::device::Settings;
 use vigil::modem::network::{CidCentre, Party, Record, Reply, Responder};
 use vigil::modem::sim::{SimConfig, SimWorld};
+use vigil::modem::RemoteRefusal;
 use vigil::modem::{auth, Modem, ModemEvent, NumberError};
 
 const UNIT_NO: &str = "+46700000001";
@@ -166,7 +167,7 @@ async fn look_alike_sender_cannot_send_remote_commands() {
         match tokio::time::timeout(Duration::from_secs(3), ev.recv()).await {
             Ok(Ok(ModemEvent::Ignored { from, why })) => {
                 assert_eq!(from, LOOK_ALIKE);
-                assert!(why.contains("not an allowed"), "{why}");
+                assert_eq!(why, RemoteRefusal::NotAllowed);
                 break;
             }
             Ok(Ok(ModemEvent::Remote { from, .. })) => panic!("command accepted from {from}"),

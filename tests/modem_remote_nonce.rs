@@ -6,7 +6,9 @@ use std::time::Duration;
 use vigil::journal::Journal;
 use vigil::modem::device::Settings;
 use vigil::modem::sim::{SimConfig, SimWorld};
-use vigil::modem::{auth, MemoryNonce, Modem, ModemEvent, NonceStore, RemoteCommand, Timing};
+use vigil::modem::{
+    auth, MemoryNonce, Modem, ModemEvent, NonceStore, RemoteCommand, RemoteRefusal, Timing,
+};
 
 const UNIT_NO: &str = "+46700000001";
 const PERSON: &str = "+46700000020";
@@ -62,7 +64,13 @@ fn accepted(e: &ModemEvent, command: RemoteCommand) -> bool {
 }
 
 fn replayed(e: &ModemEvent) -> bool {
-    matches!(e, ModemEvent::Ignored { why, .. } if why.contains("replayed"))
+    matches!(
+        e,
+        ModemEvent::Ignored {
+            why: RemoteRefusal::Replayed,
+            ..
+        }
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +106,13 @@ async fn the_journal_keeps_the_nonce_across_restarts() {
     // A wrong code does not move the nonce.
     let e = sms(&w, &m, "TEST 99 000000").await;
     assert!(
-        matches!(&e, ModemEvent::Ignored { why, .. } if why.contains("code")),
+        matches!(
+            &e,
+            ModemEvent::Ignored {
+                why: RemoteRefusal::WrongCode,
+                ..
+            }
+        ),
         "{e:?}"
     );
     drop((w, m));
@@ -140,7 +154,7 @@ async fn without_a_usable_store_remote_commands_are_refused() {
     .await;
     let e = command(&w, &m, "TEST", 1).await;
     assert!(
-        matches!(&e, ModemEvent::Ignored { why, .. } if why.contains("journal unavailable")),
+        matches!(&e, ModemEvent::Ignored { why: RemoteRefusal::NonceUnreadable(e), .. } if e.0.contains("journal unavailable")),
         "{e:?}"
     );
 }

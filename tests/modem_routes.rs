@@ -14,6 +14,7 @@ use vigil::core::{
 use vigil::modem::device::Settings;
 use vigil::modem::network::{CidCentre, Party, Person, Record, Reply, Responder};
 use vigil::modem::sim::{SimConfig, SimWorld};
+use vigil::modem::RemoteRefusal;
 use vigil::modem::{auth, Command, Modem, ModemEvent, RemoteCommand};
 
 const UNIT_NO: &str = "+46700000001";
@@ -345,8 +346,20 @@ async fn remote_commands_need_an_allowed_number_and_a_valid_code() {
             other => panic!("events stopped: {other:?} after {seen:?}"),
         }
     }
-    assert!(matches!(&seen[0], ModemEvent::Ignored { why, .. } if why.contains("not an allowed")));
-    assert!(matches!(&seen[1], ModemEvent::Ignored { why, .. } if why.contains("code")));
+    assert!(matches!(
+        &seen[0],
+        ModemEvent::Ignored {
+            why: RemoteRefusal::NotAllowed,
+            ..
+        }
+    ));
+    assert!(matches!(
+        &seen[1],
+        ModemEvent::Ignored {
+            why: RemoteRefusal::WrongCode,
+            ..
+        }
+    ));
     assert_eq!(
         seen[2],
         ModemEvent::Remote {
@@ -354,7 +367,13 @@ async fn remote_commands_need_an_allowed_number_and_a_valid_code() {
             command: RemoteCommand::Test
         }
     );
-    assert!(matches!(&seen[3], ModemEvent::Ignored { why, .. } if why.contains("replayed")));
+    assert!(matches!(
+        &seen[3],
+        ModemEvent::Ignored {
+            why: RemoteRefusal::Replayed,
+            ..
+        }
+    ));
     assert_eq!(
         seen[4].to_input(),
         Some(vigil::core::Input::SilenceWarnings)

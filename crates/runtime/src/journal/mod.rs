@@ -1171,11 +1171,13 @@ impl crate::radio::store::PendantStore for Journal {
 /// The modem's remote-command nonce lives in the journal, so a restart does not reopen replay.
 /// The modem uses its own connection.
 impl crate::modem::NonceStore for Journal {
-    fn last_nonce(&self) -> Result<u64, String> {
-        self.remote_nonce().map_err(|e| e.to_string())
+    fn last_nonce(&self) -> Result<u64, crate::modem::NonceStoreError> {
+        self.remote_nonce()
+            .map_err(|e| crate::modem::NonceStoreError(e.to_string()))
     }
 
-    fn save_nonce(&mut self, nonce: u64) -> Result<(), String> {
-        self.set_remote_nonce(nonce).map_err(|e| e.to_string())
+    fn save_nonce(&mut self, nonce: u64) -> Result<(), crate::modem::NonceStoreError> {
+        self.set_remote_nonce(nonce)
+            .map_err(|e| crate::modem::NonceStoreError(e.to_string()))
     }
 }

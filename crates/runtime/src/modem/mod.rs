@@ -25,7 +25,10 @@ pub mod power;
 pub mod profile;
 pub mod voice_port;
 
-pub use device::{MemoryNonce, Modem, ModemEvent, NoNonceStore, NonceStore, RemoteCommand, Timing};
+pub use device::{
+    MemoryNonce, Modem, ModemEvent, NoNonceStore, NonceStore, NonceStoreError, RemoteCommand,
+    RemoteRefusal, Timing,
+};
 pub use engine::{AtClient, Command};
 pub use number::{DialNumber, NumberError};
 pub use power::PowerKey;

@@ -18,7 +18,7 @@ use super::driver::{Transceiver, Waker};
 use super::duty::{airtime, DutyCycle, Priority, BIT_RATE};
 use super::frame::{Frame, FrameType};
 use super::gate::{FrameGate, Rejection, RejectionCounts, Verdict};
-use super::pairing::{PairingCode, PairingOutcome, PairingWindow};
+use super::pairing::{PairingCode, PairingOutcome, PairingRefusal, PairingWindow};
 use super::store::PendantStore;
 use super::supervision::{JammingDetector, RangeStats};
 use super::RadioError;
@@ -131,7 +131,7 @@ enum Control {
     },
     ConfirmPairing {
         code: PairingCode,
-        reply: oneshot::Sender<Result<DeviceId, String>>,
+        reply: oneshot::Sender<Result<DeviceId, PairingRefusal>>,
     },
     Stop,
 }
@@ -200,13 +200,12 @@ impl RadioHandle {
     }
 
     /// The installer confirms the code the pendant shows: the pendant is stored and told.
-    pub async fn confirm_pairing(&self, code: PairingCode) -> Result<DeviceId, String> {
+    pub async fn confirm_pairing(&self, code: PairingCode) -> Result<DeviceId, PairingRefusal> {
         let (reply, rx) = oneshot::channel();
         self.control
             .send(Control::ConfirmPairing { code, reply })
-            .map_err(|_| "the radio is stopped".to_string())?;
-        rx.await
-            .unwrap_or_else(|_| Err("the radio is stopped".to_string()))
+            .map_err(|_| PairingRefusal::RadioStopped)?;
+        rx.await.unwrap_or(Err(PairingRefusal::RadioStopped))
     }
 }
 
@@ -612,11 +611,14 @@ impl<T: Transceiver, S: PendantStore> Worker<T, S> {
     }
 
     /// The installer's code: stores the pendant and its key, then tells the pendant.
-    fn confirm_pairing(&mut self, code: PairingCode) -> Result<DeviceId, String> {
+    fn confirm_pairing(&mut self, code: PairingCode) -> Result<DeviceId, PairingRefusal> {
         let c = self.pairing.confirm(self.now(), code)?;
         if let Err(e) = self.gate.add_paired(c.device, &c.key) {
             self.pairing.close();
-            return Err(format!("pendant {} could not be stored: {e}", c.device));
+            return Err(PairingRefusal::NotStored {
+                device: c.device,
+                reason: e.to_string(),
+            });
         }
         self.transmit(c.done.as_bytes(), Priority::Routine);
         self.report_pairing(Some(PairingReport::Paired(c.device)));

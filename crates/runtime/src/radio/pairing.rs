@@ -452,9 +452,13 @@ impl PairingWindow {
 
     /// The installer typed `code`: if it is the code of the pendant waiting, the pairing is
     /// confirmed (store the key, then send `done`). Any other code ends the window.
-    pub fn confirm(&mut self, now: Timestamp, code: PairingCode) -> Result<Confirmed, String> {
+    pub fn confirm(
+        &mut self,
+        now: Timestamp,
+        code: PairingCode,
+    ) -> Result<Confirmed, PairingRefusal> {
         if !self.is_open(now) {
-            return Err("no pairing window is open".into());
+            return Err(PairingRefusal::NoWindow);
         }
         match std::mem::replace(&mut self.state, State::Aborted) {
             State::Revealed {
@@ -466,10 +470,7 @@ impl PairingWindow {
             } => {
                 if code != expected {
                     warn!(pendant = %device, "wrong pairing code: window ended");
-                    return Err(format!(
-                        "the code does not match the one pendant {device} shows: pairing ended, \
-                         nothing stored; if the pendant is yours, start again with `vigil pair`"
-                    ));
+                    return Err(PairingRefusal::WrongCode(device));
                 }
                 let done = emit_pair_done(device, attempt, &FrameCipher::new(&key));
                 self.state = State::Paired {
@@ -482,10 +483,38 @@ impl PairingWindow {
             }
             other => {
                 self.state = other;
-                Err("no pendant is waiting for a code: hold the pendant's button first".into())
+                Err(PairingRefusal::NoPendantWaiting)
             }
         }
     }
+}
+
+/// Why the installer's code did not pair a pendant; each says what to do next.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PairingRefusal {
+    /// No window is open.
+    #[error("no pairing window is open")]
+    NoWindow,
+    /// The code is not the one the waiting pendant shows: the window ended.
+    #[error(
+        "the code does not match the one pendant {0} shows: pairing ended, nothing stored; if \
+         the pendant is yours, start again with `vigil pair`"
+    )]
+    WrongCode(DeviceId),
+    /// The window is open but no pendant has shown a code yet.
+    #[error("no pendant is waiting for a code: hold the pendant's button first")]
+    NoPendantWaiting,
+    /// The code was right but the pendant's key could not be stored: nothing is paired.
+    #[error("pendant {device} could not be stored: {reason}")]
+    NotStored {
+        /// The pendant.
+        device: DeviceId,
+        /// What the store said.
+        reason: String,
+    },
+    /// The radio's worker is not running.
+    #[error("the radio is stopped")]
+    RadioStopped,
 }
 
 fn refuse(device: Option<DeviceId>, message: String) -> PairingOutcome {
@@ -664,7 +693,10 @@ mod tests {
         let pendant = p.accepted(accept.as_bytes()).unwrap();
         w.frame(T0, pendant.reveal.as_bytes(), NEAR, no_key);
         let wrong = PairingCode((pendant.code.0 + 1) % 1_000_000);
-        assert!(w.confirm(T0, wrong).unwrap_err().contains("does not match"));
+        assert_eq!(
+            w.confirm(T0, wrong).unwrap_err(),
+            PairingRefusal::WrongCode(DeviceId(0x42))
+        );
         assert!(!w.is_open(T0));
         assert!(w.confirm(T0, pendant.code).is_err());
         assert_eq!(w.paired(), None);

@@ -40,7 +40,9 @@ mod sms;
 pub use super::number::same_number;
 pub use calls::CallLine;
 pub use lifecycle::Health;
-pub use remote::{MemoryNonce, NoNonceStore, NonceStore, RemoteCommand};
+pub use remote::{
+    MemoryNonce, NoNonceStore, NonceStore, NonceStoreError, RemoteCommand, RemoteRefusal,
+};
 pub use sms::IncomingSms;
 
 /// Timeouts and pacing. [`Timing::real`] for hardware, [`Timing::fast`] for the simulator.
@@ -218,7 +220,7 @@ pub enum ModemEvent {
         /// Sender.
         from: String,
         /// Why it was ignored.
-        why: String,
+        why: RemoteRefusal,
     },
     /// A call ended (`NO CARRIER`): the far end hung up or the network dropped it.
     CallEnded {

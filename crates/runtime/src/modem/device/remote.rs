@@ -45,9 +45,46 @@ impl RemoteCommand {
 /// an overheard command be replayed.
 pub trait NonceStore: Send {
     /// The last accepted nonce, 0 if none was ever accepted.
-    fn last_nonce(&self) -> Result<u64, String>;
+    fn last_nonce(&self) -> Result<u64, NonceStoreError>;
     /// Records `nonce` as the last accepted one; returns only once it is kept.
-    fn save_nonce(&mut self, nonce: u64) -> Result<(), String>;
+    fn save_nonce(&mut self, nonce: u64) -> Result<(), NonceStoreError>;
+}
+
+/// A [`NonceStore`] that could not read or keep the nonce: what its storage said.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NonceStoreError(pub String);
+
+/// Why an SMS was not taken as a remote command.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RemoteRefusal {
+    /// The sender is not on `remote.allowed_numbers`.
+    #[error("sender is not an allowed number")]
+    NotAllowed,
+    /// `remote.secret` is not set.
+    #[error("remote commands are not configured")]
+    NotConfigured,
+    /// Not three words.
+    #[error("not `<COMMAND> <nonce> <code>`")]
+    Malformed,
+    /// A command the unit does not have.
+    #[error("unknown command")]
+    UnknownCommand,
+    /// The nonce is not a number.
+    #[error("nonce is not a number")]
+    BadNonce,
+    /// The authentication code does not match the command and nonce.
+    #[error("wrong authentication code")]
+    WrongCode,
+    /// The nonce is not above the last accepted one: a replay.
+    #[error("replayed command (nonce not above the last one)")]
+    Replayed,
+    /// The last nonce could not be read, so a replay could not be ruled out.
+    #[error("cannot check the nonce against replay: {0}")]
+    NonceUnreadable(NonceStoreError),
+    /// The nonce could not be kept, so a restart could accept the command again.
+    #[error("cannot keep the nonce against replay: {0}")]
+    NonceNotKept(NonceStoreError),
 }
 
 /// A [`NonceStore`] in memory. Clones share the nonce, so a second modem over a clone sees
@@ -56,19 +93,13 @@ pub trait NonceStore: Send {
 pub struct MemoryNonce(Arc<Mutex<u64>>);
 
 impl NonceStore for MemoryNonce {
-    fn last_nonce(&self) -> Result<u64, String> {
-        self.0
-            .lock()
-            .map(|n| *n)
-            .map_err(|_| "nonce lock poisoned".to_string())
+    // A panic elsewhere while holding the lock leaves a whole u64 behind: still the nonce.
+    fn last_nonce(&self) -> Result<u64, NonceStoreError> {
+        Ok(*self.0.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn save_nonce(&mut self, nonce: u64) -> Result<(), String> {
-        let mut n = self
-            .0
-            .lock()
-            .map_err(|_| "nonce lock poisoned".to_string())?;
-        *n = nonce;
+    fn save_nonce(&mut self, nonce: u64) -> Result<(), NonceStoreError> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = nonce;
         Ok(())
     }
 }
@@ -79,12 +110,12 @@ impl NonceStore for MemoryNonce {
 pub struct NoNonceStore(pub String);
 
 impl NonceStore for NoNonceStore {
-    fn last_nonce(&self) -> Result<u64, String> {
-        Err(self.0.clone())
+    fn last_nonce(&self) -> Result<u64, NonceStoreError> {
+        Err(NonceStoreError(self.0.clone()))
     }
 
-    fn save_nonce(&mut self, _nonce: u64) -> Result<(), String> {
-        Err(self.0.clone())
+    fn save_nonce(&mut self, _nonce: u64) -> Result<(), NonceStoreError> {
+        Err(NonceStoreError(self.0.clone()))
     }
 }
 
@@ -107,34 +138,34 @@ impl Modem {
             .any(|n| same_number(n, number))
     }
 
-    pub(super) fn remote(&self, from: &str, text: &str) -> Result<RemoteCommand, String> {
+    pub(super) fn remote(&self, from: &str, text: &str) -> Result<RemoteCommand, RemoteRefusal> {
         if !self.allowed(from) {
-            return Err("sender is not an allowed number".into());
+            return Err(RemoteRefusal::NotAllowed);
         }
         let Some(secret) = self.inner.settings.remote_secret.as_deref() else {
-            return Err("remote commands are not configured".into());
+            return Err(RemoteRefusal::NotConfigured);
         };
         let w: Vec<&str> = text.split_whitespace().collect();
         let [verb, nonce, code] = w.as_slice() else {
-            return Err("not `<COMMAND> <nonce> <code>`".into());
+            return Err(RemoteRefusal::Malformed);
         };
-        let command = RemoteCommand::parse(verb).ok_or("unknown command")?;
-        let nonce: u64 = nonce.parse().map_err(|_| "nonce is not a number")?;
+        let command = RemoteCommand::parse(verb).ok_or(RemoteRefusal::UnknownCommand)?;
+        let nonce: u64 = nonce.parse().map_err(|_| RemoteRefusal::BadNonce)?;
         if !auth::verify(secret, &format!("{} {nonce}", command.as_str()), code) {
-            return Err("wrong authentication code".into());
+            return Err(RemoteRefusal::WrongCode);
         }
         // Held across the check and the save: two commands never both pass with one nonce.
-        let mut nonces = self.inner.nonces.lock().map_err(|_| "lock poisoned")?;
+        let mut nonces = self.inner.nonces.lock().unwrap_or_else(|p| p.into_inner());
         let last = nonces
             .last_nonce()
-            .map_err(|e| format!("cannot check the nonce against replay: {e}"))?;
+            .map_err(RemoteRefusal::NonceUnreadable)?;
         if nonce <= last {
-            return Err("replayed command (nonce not above the last one)".into());
+            return Err(RemoteRefusal::Replayed);
         }
         // Kept before the command is acted on, so a restart cannot accept it again.
         nonces
             .save_nonce(nonce)
-            .map_err(|e| format!("cannot keep the nonce against replay: {e}"))?;
+            .map_err(RemoteRefusal::NonceNotKept)?;
         Ok(command)
     }
 }
