@@ -16,4 +16,5 @@ pub mod journal;
 pub mod modem;
 pub mod radio;
 pub mod runtime;
+pub mod sync;
 pub mod voice;

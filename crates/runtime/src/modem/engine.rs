@@ -202,9 +202,7 @@ fn spawn_port_reader(
             let Ok(w) = p.try_clone_native() else {
                 continue;
             };
-            if let Ok(mut g) = writer.lock() {
-                *g = Box::new(w);
-            }
+            *crate::sync::lock(&writer) = Box::new(w);
             tracing::info!(port = %path, "serial device reopened");
             port = Some(p);
         }
@@ -287,7 +285,7 @@ fn spawn_shared_writer(writer: SharedWriter) -> std::sync::mpsc::Sender<Vec<u8>>
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     std::thread::spawn(move || {
         while let Ok(bytes) = rx.recv() {
-            let Ok(mut w) = writer.lock() else { return };
+            let mut w = crate::sync::lock(&writer);
             if let Err(e) = w.write_all(&bytes).and_then(|()| w.flush()) {
                 tracing::debug!(error = %e, "serial write failed");
             }

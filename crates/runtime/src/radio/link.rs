@@ -7,7 +7,7 @@
 //! worker is a plain thread; the channels to the runtime are tokio's.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{mpsc as std_mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use super::supervision::{JammingDetector, RangeStats};
 use super::RadioError;
 use crate::config::{Band, Pendant, Radio};
 use crate::core::{DeviceId, Input, Output, Timestamp};
+use crate::sync::lock;
 
 /// How long one receive call may block before the worker looks at its mailbox, for a
 /// transceiver that cannot be woken.
@@ -338,10 +339,6 @@ impl Drop for RadioLink {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
-}
-
-fn lock(m: &Mutex<LinkStatus>) -> MutexGuard<'_, LinkStatus> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 struct Worker<T, S: PendantStore> {

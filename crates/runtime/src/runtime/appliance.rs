@@ -89,11 +89,11 @@ pub struct ModemSlot(Arc<Mutex<Option<Modem>>>);
 impl ModemSlot {
     /// The modem, if open.
     pub fn get(&self) -> Option<Modem> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        crate::sync::lock(&self.0).clone()
     }
 
     fn set(&self, modem: Modem) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(modem);
+        *crate::sync::lock(&self.0) = Some(modem);
     }
 }
 
@@ -342,7 +342,7 @@ struct RadioState {
 
 impl RadioSlot {
     fn lock(&self) -> std::sync::MutexGuard<'_, RadioState> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.0)
     }
 
     /// The working link's handle, if the radio works.
@@ -691,7 +691,7 @@ async fn cellular_call_test(
     let spoke = talk.await.map_err(|e| e.to_string())?;
     line.hang_up().await;
     spoke?;
-    let heard = lock_set(&heard).clone();
+    let heard = crate::sync::lock(&heard).clone();
     report(&said, &heard)
 }
 
@@ -1015,7 +1015,7 @@ async fn watch_registration(
             Err(_) => {
                 // The core raises the fault once, however many routes report it.
                 if since.elapsed() >= REGISTRATION_GRACE
-                    && lock_set(&unregistered).insert(route)
+                    && crate::sync::lock(&unregistered).insert(route)
                     && inputs.send(fault(true)).await.is_err()
                 {
                     return;
@@ -1033,7 +1033,7 @@ async fn watch_registration(
         if *health.borrow_and_update() {
             down_since = None;
             let cleared = {
-                let mut set = lock_set(&unregistered);
+                let mut set = crate::sync::lock(&unregistered);
                 set.remove(&route) && set.is_empty()
             };
             if cleared && inputs.send(fault(false)).await.is_err() {
@@ -1045,7 +1045,7 @@ async fn watch_registration(
             continue;
         }
         let start = *down_since.get_or_insert_with(tokio::time::Instant::now);
-        if lock_set(&unregistered).contains(&route) {
+        if crate::sync::lock(&unregistered).contains(&route) {
             // Reported: wait for it to come back.
             if health.changed().await.is_err() {
                 return;
@@ -1060,17 +1060,13 @@ async fn watch_registration(
             }
             () = tokio::time::sleep_until(start + REGISTRATION_GRACE) => {
                 // The core raises the fault once, however many routes report it.
-                lock_set(&unregistered).insert(route);
+                crate::sync::lock(&unregistered).insert(route);
                 if inputs.send(fault(true)).await.is_err() {
                     return;
                 }
             }
         }
     }
-}
-
-fn lock_set<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A route that calls over the module and needs the module to hear its acknowledgement.
@@ -1316,12 +1312,12 @@ impl SipCalls {
         lines: &mpsc::Sender<String>,
     ) -> Result<String, String> {
         use crate::voice::call_test::{listen_time, report, ProbePort};
-        let link = lock_set(&self.links)
+        let link = crate::sync::lock(&self.links)
             .iter()
             .find(|l| l.may_call(target).is_ok())
             .cloned();
         let Some(link) = link else {
-            let why = lock_set(&self.links)
+            let why = crate::sync::lock(&self.links)
                 .first()
                 .map(|l| l.may_call(target).err().unwrap_or_default())
                 .unwrap_or_else(|| "no SCAIP route is up to place a SIP call on".into());
@@ -1352,7 +1348,7 @@ impl SipCalls {
             .await;
         tokio::time::sleep(listen_time(&said)).await;
         link.hang_up().await;
-        let heard = lock_set(&heard).clone();
+        let heard = crate::sync::lock(&heard).clone();
         report(&said, &heard)
     }
 
@@ -1360,16 +1356,16 @@ impl SipCalls {
         if let Some(a) = &self.audio {
             link.set_call_audio(a.clone());
         }
-        if let Some(u) = *lock_set(&self.until) {
+        if let Some(u) = *crate::sync::lock(&self.until) {
             link.answer_calls_until(u);
         }
-        lock_set(&self.links).push(link.clone());
+        crate::sync::lock(&self.links).push(link.clone());
     }
 
     /// Places the call to `target` on the first SCAIP route that has call audio and may call
     /// it; why not, when none can.
     async fn place(&self, target: &str) -> Result<(), String> {
-        let links: Vec<_> = lock_set(&self.links).clone();
+        let links: Vec<_> = crate::sync::lock(&self.links).clone();
         if links.is_empty() {
             return Err("no SCAIP route is up to place a SIP call on".into());
         }
@@ -1392,8 +1388,8 @@ impl SipCalls {
     }
 
     fn answer_until(&self, until: tokio::time::Instant) {
-        *lock_set(&self.until) = Some(until);
-        for l in lock_set(&self.links).iter() {
+        *crate::sync::lock(&self.until) = Some(until);
+        for l in crate::sync::lock(&self.links).iter() {
             l.answer_calls_until(until);
         }
     }

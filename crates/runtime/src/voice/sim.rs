@@ -197,7 +197,7 @@ impl SimAudio {
     }
 
     fn state(&self) -> MutexGuard<'_, SimState> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// Someone in the room makes this sound, starting now (mixed into the microphone).
@@ -351,7 +351,7 @@ fn run_real_time(state: Weak<Mutex<SimState>>, block_ms: u32) {
 
 /// One block: the speaker renders, the microphone captures (room + echo + noise).
 fn step(inner: &Mutex<SimState>) {
-    let mut s = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let mut s = crate::sync::lock(inner);
     let Some(engine) = s.engine.clone() else {
         return;
     };

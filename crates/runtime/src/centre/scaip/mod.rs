@@ -27,6 +27,7 @@ use crate::config::{Credentials, ScaipRoute, Secret, SipTransport, Unit};
 use crate::core::{
     Alarm, AlarmCause, AlarmClass, AlarmId, Delivery, DeliveryResult, DeviceKind, UnitFault,
 };
+use crate::sync::lock;
 use sip::{CSeq, Challenge, Flow, Incoming, SipMsg, SipNode};
 pub use xml::{MessageType, Mrq, Mrs, ScaipBody};
 
@@ -433,10 +434,6 @@ fn bare_uri(uri: &str) -> String {
         .to_ascii_lowercase()
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Resolves `host[:port]`, SIP's default port 5060 if none is given.
 async fn resolve(target: &str) -> Result<SocketAddr, ScaipError> {
     let with_port = if target
@@ -477,9 +474,7 @@ struct WaiterGuard<'a> {
 
 impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
-        if let Ok(mut w) = self.link.waiters.lock() {
-            w.remove(&self.reference);
-        }
+        lock(&self.link.waiters).remove(&self.reference);
     }
 }
 
@@ -640,9 +635,7 @@ impl ScaipLink {
     /// Where the centre's voice callback goes when `mrs` asks for it without a `tnu`
     /// (`cre` 61, predefined receiver). Defaults to the receiver URI.
     pub fn set_predefined_callback(&self, target: &str) {
-        if let Ok(mut p) = self.link.predefined_callback.lock() {
-            *p = target.to_string();
-        }
+        *lock(&self.link.predefined_callback) = target.to_string();
     }
 
     /// Answers the centre's voice calls until `until`, as the core asks after an alarm.
@@ -1392,9 +1385,7 @@ impl Link {
         mrq.validate()
             .map_err(|e| ExchangeError::NotDelivered(format!("SCAIP body not sent: {e}")))?;
         let (tx, mut rx) = mpsc::unbounded_channel();
-        if let Ok(mut w) = self.waiters.lock() {
-            w.insert(mrq.reference.clone(), tx);
-        }
+        lock(&self.waiters).insert(mrq.reference.clone(), tx);
         let _guard = WaiterGuard {
             link: self,
             reference: mrq.reference.clone(),
@@ -1554,9 +1545,7 @@ impl Link {
                         ),
                     };
                 }
-                if let Ok(mut h) = self.holds.lock() {
-                    h.insert(alarm.id, HoldSession { reference, since });
-                }
+                lock(&self.holds).insert(alarm.id, HoldSession { reference, since });
                 DeliveryResult::Hold {
                     retry_after: HOLD_RESEND,
                 }
@@ -1581,9 +1570,7 @@ impl Link {
     }
 
     fn end_session(&self, alarm: AlarmId) {
-        if let Ok(mut h) = self.holds.lock() {
-            h.remove(&alarm);
-        }
+        lock(&self.holds).remove(&alarm);
     }
 
     /// Sends `mty=RE` with the same ref: the device gives up this session.

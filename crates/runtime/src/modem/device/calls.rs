@@ -62,9 +62,7 @@ impl Modem {
     /// Answers calls from the configured numbers for `left` from now (the core's window,
     /// measured by the core's clock, so the modem reads no wall clock of its own).
     pub fn auto_answer_for(&self, left: Duration) {
-        if let Ok(mut g) = self.inner.auto_answer.lock() {
-            *g = Some(Instant::now() + left);
-        }
+        *crate::sync::lock(&self.inner.auto_answer) = Some(Instant::now() + left);
     }
 
     /// Takes the voice line (waits for a call in progress to end).

@@ -613,9 +613,7 @@ async fn recover(m: &Modem, reason: &str, key: Option<&dyn PowerKey>) {
     m.emit(ModemEvent::Down {
         reason: reason.to_string(),
     });
-    if let Ok(mut g) = m.inner.reg.lock() {
-        *g = (RegStatus::Unknown, RegStatus::Unknown);
-    }
+    *crate::sync::lock(&m.inner.reg) = (RegStatus::Unknown, RegStatus::Unknown);
     let mut urcs = m.inner.at.subscribe();
     if m.cmd("AT+CFUN=1,1").await.is_ok() && wait_rdy(&mut urcs, t.boot).await {
         tracing::info!("modem restarted by AT+CFUN=1,1");

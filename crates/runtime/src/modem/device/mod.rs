@@ -377,7 +377,8 @@ impl Modem {
 
     fn update_reg(&self, cs: Option<RegStatus>, eps: Option<RegStatus>) {
         let before = self.registration();
-        if let Ok(mut g) = self.inner.reg.lock() {
+        {
+            let mut g = crate::sync::lock(&self.inner.reg);
             if let Some(cs) = cs {
                 g.0 = cs;
             }

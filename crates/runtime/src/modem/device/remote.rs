@@ -95,11 +95,11 @@ pub struct MemoryNonce(Arc<Mutex<u64>>);
 impl NonceStore for MemoryNonce {
     // A panic elsewhere while holding the lock leaves a whole u64 behind: still the nonce.
     fn last_nonce(&self) -> Result<u64, NonceStoreError> {
-        Ok(*self.0.lock().unwrap_or_else(|p| p.into_inner()))
+        Ok(*crate::sync::lock(&self.0))
     }
 
     fn save_nonce(&mut self, nonce: u64) -> Result<(), NonceStoreError> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = nonce;
+        *crate::sync::lock(&self.0) = nonce;
         Ok(())
     }
 }
@@ -155,7 +155,7 @@ impl Modem {
             return Err(RemoteRefusal::WrongCode);
         }
         // Held across the check and the save: two commands never both pass with one nonce.
-        let mut nonces = self.inner.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        let mut nonces = crate::sync::lock(&self.inner.nonces);
         let last = nonces
             .last_nonce()
             .map_err(RemoteRefusal::NonceUnreadable)?;

@@ -260,7 +260,7 @@ impl MockChip {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.0)
     }
 
     /// SPI device, reset pin, DIO0 line and delay, all wired to this chip.
