@@ -101,6 +101,7 @@ async fn run() {
         direction: Direction::SendRecv,
         rtcp: None,
         srtp: None,
+        lines: Default::default(),
     });
     let (keys, _k) = mpsc::unbounded_channel();
     // As in every call the unit makes: the speakerphone's echo canceller in the path.

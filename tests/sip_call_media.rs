@@ -33,6 +33,7 @@ fn agreed(law: Law, remote: SocketAddr) -> Agreed {
         direction: Direction::SendRecv,
         rtcp: None,
         srtp: None,
+        lines: Default::default(),
     }
 }
 

@@ -22,6 +22,7 @@ fn agreed(remote: SocketAddr) -> Agreed {
         direction: Direction::SendRecv,
         rtcp: None,
         srtp: None,
+        lines: Default::default(),
     }
 }
 

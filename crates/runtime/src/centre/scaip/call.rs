@@ -479,6 +479,7 @@ impl CallDesk {
             direction: sdp::Direction::Inactive,
             rtcp: None,
             srtp: None,
+            lines: Default::default(),
         }));
         let (stop_tx, stop_rx) = watch::channel(false);
         let active = Active {
