@@ -34,6 +34,7 @@ fn agreed(law: Law, remote: SocketAddr) -> Agreed {
         rtcp: None,
         srtp: None,
         lines: Default::default(),
+        rtcp_mux: false,
     }
 }
 

@@ -297,3 +297,31 @@ fn an_offer_of_srtp_and_plain_rtp_is_answered_on_the_line_the_signalling_allows(
         SdpError::KeysInClear
     );
 }
+
+/// RFC 5761: an offer with `a=rtcp-mux` is answered with it, and RTCP then goes to the RTP
+/// address; without it the answer does not name it. The unit's own offers keep RTCP on its
+/// own port, so an answer to them cannot turn multiplexing on.
+#[test]
+fn rtcp_mux_is_answered_when_offered() {
+    use vigil::voice::sdp::{read_answer, write_offer};
+    let muxed = BARESIP_OFFER.replace("a=sendrecv", "a=rtcp-mux\r\na=sendrecv");
+    let agreed = negotiate(&parse_offer(&muxed).unwrap(), &[Law::Alaw]).unwrap();
+    assert!(agreed.rtcp_mux);
+    assert_eq!(agreed.rtcp_to(), "127.0.0.1:40000".parse().unwrap());
+    let answer = write_answer(&agreed, "127.0.0.1:5004".parse().unwrap(), 7, 1);
+    assert!(answer.contains("a=rtcp-mux\r\n"), "{answer}");
+    assert!(parse_offer(&answer).unwrap().first().rtcp_mux);
+
+    let plain = negotiate(&parse_offer(BARESIP_OFFER).unwrap(), &[Law::Alaw]).unwrap();
+    assert!(!plain.rtcp_mux);
+    let answer = write_answer(&plain, "127.0.0.1:5004".parse().unwrap(), 7, 1);
+    assert!(!answer.contains("rtcp-mux"), "{answer}");
+
+    let local: std::net::SocketAddr = "192.0.2.7:40000".parse().unwrap();
+    assert!(!write_offer(&[Law::Alaw], local, 9, 1, None).contains("rtcp-mux"));
+    let answer = "v=0\r\no=- 1 1 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
+                  m=audio 5004 RTP/AVP 8\r\na=rtcp-mux\r\na=sendrecv\r\n";
+    let agreed = read_answer(answer, &[Law::Alaw], None).unwrap();
+    assert!(!agreed.rtcp_mux);
+    assert_eq!(agreed.rtcp_to(), "192.0.2.9:5005".parse().unwrap());
+}

@@ -117,6 +117,8 @@ pub struct Stream {
     pub secure: bool,
     /// The `a=crypto` lines the unit can use (tag, suite, key), in the far end's order.
     pub crypto: Vec<(u32, Suite, Key)>,
+    /// RTCP on the RTP port (`a=rtcp-mux`, RFC 5761).
+    pub rtcp_mux: bool,
 }
 
 /// One `m=` line as offered, as the answer repeats it when refusing it.
@@ -184,11 +186,18 @@ pub struct Agreed {
     pub srtp: Option<SrtpKeys>,
     /// The offer's `m=` lines, for the answer.
     pub lines: Lines,
+    /// RTCP shares the RTP port both ways (RFC 5761: the far end offered `a=rtcp-mux` and the
+    /// unit answered it).
+    pub rtcp_mux: bool,
 }
 
 impl Agreed {
-    /// Where the far end takes its RTCP: its `a=rtcp`, else the RTP port + 1 (RFC 3550 §11).
+    /// Where the far end takes its RTCP: its RTP address when RTCP is multiplexed (RFC 5761
+    /// §5.1.3), else its `a=rtcp`, else the RTP port + 1 (RFC 3550 §11).
     pub fn rtcp_to(&self) -> SocketAddr {
+        if self.rtcp_mux {
+            return self.remote;
+        }
         self.rtcp.unwrap_or_else(|| {
             SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1))
         })
@@ -275,6 +284,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                             rtcp: None,
                             secure: proto == "RTP/SAVP",
                             crypto: Vec::new(),
+                            rtcp_mux: false,
                         },
                         addr: None,
                         rtcp: None,
@@ -320,6 +330,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                     r.stream.direction = d;
                 }
                 match name {
+                    "rtcp-mux" => r.stream.rtcp_mux = true,
                     "rtcp" => {
                         let mut parts = rest.split(' ');
                         let port: u16 = field(parts.next(), line)?;
@@ -461,6 +472,7 @@ fn media_of(offer: &Stream, ours: &[Law]) -> Result<Agreed, SdpError> {
         rtcp: offer.rtcp,
         srtp: None,
         lines: Lines::default(),
+        rtcp_mux: offer.rtcp_mux,
     })
 }
 
@@ -548,6 +560,9 @@ pub fn read_answer(text: &str, offered: &[Law], key: Option<&Key>) -> Result<Agr
         }
         _ => return Err(SdpError::NoCrypto),
     };
+    // The unit's offers keep RTCP on its own port: an answer cannot turn multiplexing on
+    // (RFC 5761 §5.1.1).
+    agreed.rtcp_mux = false;
     // In an answer the far end keeps the event type the unit offered (RFC 3264 §6.1).
     agreed.telephone_event = answer
         .telephone_event
@@ -574,6 +589,9 @@ pub fn write_answer(agreed: &Agreed, local: SocketAddr, session_id: u64, version
         attrs.push_str(&format!(
             "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-15\r\n"
         ));
+    }
+    if agreed.rtcp_mux {
+        attrs.push_str("a=rtcp-mux\r\n");
     }
     let ours = format!(
         "m=audio {port} {proto} {formats}\r\n{attrs}a=ptime:20\r\na={dir}\r\n",

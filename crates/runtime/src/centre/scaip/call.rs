@@ -480,6 +480,7 @@ impl CallDesk {
             rtcp: None,
             srtp: None,
             lines: Default::default(),
+            rtcp_mux: false,
         }));
         let (stop_tx, stop_rx) = watch::channel(false);
         let active = Active {
