@@ -101,6 +101,8 @@ async fn run() {
         direction: Direction::SendRecv,
         rtcp: None,
         srtp: None,
+        lines: Default::default(),
+        rtcp_mux: false,
     });
     let (keys, _k) = mpsc::unbounded_channel();
     // As in every call the unit makes: the speakerphone's echo canceller in the path.

@@ -1,12 +1,23 @@
 //! A module wired by USB audio (SIMCom with `modem.voice_port`) has no loudspeaker of its own:
 //! the centre's call, answered in the window after an alarm, is carried through the unit's
 //! speakerphone on the module's voice port, speech both ways, and streaming stops when the
-//! call does.
+//! call does. So are a voice route's call after the person's accept key and Contact ID's call
+//! after the kissoff.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use vigil::centre::contact_id::ContactIdCall;
+use vigil::centre::voice_call::VoiceCall;
+use vigil::config::{ContactIdRoute, Unit, VoiceRoute};
+use vigil::core::{
+    Alarm, AlarmCause, AlarmId, AlarmRef, Delivery, DeliveryResult, Device, DeviceId, DeviceKind,
+    RouteId, Timestamp,
+};
 use vigil::modem::device::Settings;
+use vigil::modem::network::{CidCentre, Party, Person, Pickup, Record};
 use vigil::modem::sim::{Model, SimConfig, SimWorld};
 use vigil::modem::voice_port::BridgeEnd;
 use vigil::modem::ModemEvent;
@@ -96,4 +107,235 @@ async fn the_centres_call_is_carried_through_the_speakerphone_on_the_voice_port(
     let sent = w.module.voice_port_audio();
     let (lag, c) = align(&person_says[..8_000], &sent, 16_000);
     assert!(c >= 0.9, "person to operator: correlation {c} at lag {lag}");
+}
+
+/// The unit's speakerphone for the routes' calls: each opening gets a port whose microphone
+/// says `says` and whose loudspeaker records into the shared buffer; how often it was opened.
+fn speakerphone(
+    says: Vec<i16>,
+) -> (
+    vigil::voice::call_port::CallAudio,
+    Arc<Mutex<Vec<i16>>>,
+    Arc<AtomicU32>,
+) {
+    let says = Arc::new(says);
+    let heard: Arc<Mutex<Vec<i16>>> = Arc::default();
+    let opened = Arc::new(AtomicU32::new(0));
+    let audio: vigil::voice::call_port::CallAudio = {
+        let (heard, opened) = (Arc::clone(&heard), Arc::clone(&opened));
+        Arc::new(move || {
+            opened.fetch_add(1, Ordering::SeqCst);
+            let port = SimCallPort::hearing_into(Arc::clone(&says), Arc::clone(&heard));
+            Ok(Box::new(port) as Box<dyn vigil::voice::call_port::CallAudioPort>)
+        })
+    };
+    (audio, heard, opened)
+}
+
+/// A SIMCom module with its voice port wired, and a modem on it that may call `numbers`.
+async fn simcom_world(numbers: &[&str]) -> (SimWorld, vigil::modem::Modem) {
+    let mut cfg = SimConfig::new(UNIT_NO);
+    cfg.model = Model::SimcomSim7600;
+    let w = SimWorld::start(cfg).unwrap();
+    let m = w
+        .open_modem(Settings {
+            sim_pin: None,
+            allowed_numbers: numbers.iter().map(|n| n.to_string()).collect(),
+            remote_secret: None,
+            voice_port: w.module.voice_port().map(str::to_string),
+            call_device: None,
+            call_audio: None,
+        })
+        .unwrap();
+    m.wait_usable(Duration::from_secs(10)).await.unwrap();
+    assert!(m.capabilities().is_some_and(|c| c.pcm));
+    (w, m)
+}
+
+fn unit() -> Unit {
+    Unit {
+        controller_id: "4711".into(),
+        contact_id_account: "1234".into(),
+        sia_account: "1234".into(),
+        subscriber: "Anna".into(),
+        address: "Storgatan 1, Uppsala".into(),
+        language: "en".into(),
+        volume: 80,
+        quiet_hours: None,
+    }
+}
+
+fn fall() -> Delivery {
+    let raised_at = Timestamp::from_secs(1_764_100_000);
+    let id = AlarmId(7);
+    Delivery {
+        alarm: Alarm {
+            id,
+            reference: AlarmRef::new(id, raised_at),
+            cause: AlarmCause::Fall,
+            device: Some(Device {
+                id: DeviceId(0xA1B2_C3D4),
+                kind: DeviceKind::Fall,
+                zone: 3,
+                location: "Bedroom".into(),
+            }),
+            raised_at,
+            evidence: None,
+        },
+        route: RouteId(0),
+        attempt: 1,
+    }
+}
+
+/// Waits until the module has been told `command`, up to `limit`.
+async fn until_sent(w: &SimWorld, command: &str, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !w.module.commands().iter().any(|c| c == command) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{command} never sent: {:?}",
+            w.module.commands()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// After the acknowledgement, the far end talks for 3 s on the voice port while the person in
+/// the home talks into the unit's microphone; once the far end has hung up: the far end's words
+/// reached the unit's loudspeaker, the person's reached the far end, the speakerphone was
+/// opened once, and the stream was stopped.
+async fn the_call_went_on_as_speech(
+    w: &SimWorld,
+    person_says: &[i16],
+    heard: &Mutex<Vec<i16>>,
+    opened: &AtomicU32,
+) {
+    until_sent(w, "AT+CPCMREG=1", Duration::from_secs(3)).await;
+    let far_says = recording(9, 3);
+    w.module.far_end_says(&far_says);
+    // The far end hangs up (6 s after answering): the speech ends and streaming stops.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let cmds = w.module.commands();
+        let on = cmds.iter().rposition(|c| c == "AT+CPCMREG=1");
+        let off = cmds.iter().rposition(|c| c == "AT+CPCMREG=0");
+        if off > on {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "streaming never stopped after the call: {cmds:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(opened.load(Ordering::SeqCst), 1);
+    let played = heard.lock().unwrap().clone();
+    let (lag, c) = align(&far_says[8_000..16_000], &played, played.len());
+    assert!(c >= 0.9, "far end to person: correlation {c} at lag {lag}");
+    let sent = w.module.voice_port_audio();
+    let (lag, c) = align(&person_says[..8_000], &sent, sent.len());
+    assert!(c >= 0.9, "person to far end: correlation {c} at lag {lag}");
+}
+
+/// A voice route's call to a person, on a SIMCom module wired by USB audio: once the person
+/// has pressed the accept key, the call goes on as speech through the unit's speakerphone on
+/// the module's voice port, as the centre's call does, until the person hangs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_routes_call_goes_on_through_the_speakerphone_after_the_accept_key() {
+    const PERSON: &str = "+46700000020";
+    let (w, m) = simcom_world(&[PERSON]).await;
+    w.network.add(
+        PERSON,
+        Party::Person(Person {
+            pickup: Pickup::Answers,
+            key: Some('1'),
+            drop_after: Some(Duration::from_secs(6)),
+        }),
+    );
+    let person_says = recording(5, 6);
+    let (audio, heard, opened) = speakerphone(person_says.clone());
+    let route = VoiceCall::new(
+        m.clone(),
+        &VoiceRoute {
+            number: PERSON.into(),
+            accept_key: '1',
+        },
+        &unit(),
+    )
+    .with_speakerphone(audio);
+    let r = route.deliver(&fall()).await;
+    assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
+    the_call_went_on_as_speech(&w, &person_says, &heard, &opened).await;
+}
+
+/// Contact ID on a SIMCom module wired by USB audio streams the call on the voice port for its
+/// tones and digits; after the kissoff the same stream goes on as the operator's speech
+/// through the unit's speakerphone (never stopped and started again) until the receiver
+/// hangs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_ids_call_goes_on_through_the_speakerphone_after_the_kissoff() {
+    const CID: &str = "+46700000030";
+    let (w, m) = simcom_world(&[CID]).await;
+    w.network.add(
+        CID,
+        Party::Centre(CidCentre {
+            drop_after: Some(Duration::from_secs(6)),
+            ..CidCentre::working()
+        }),
+    );
+    let person_says = recording(5, 6);
+    let (audio, heard, opened) = speakerphone(person_says.clone());
+    let route = ContactIdCall::new(m.clone(), &ContactIdRoute { number: CID.into() }, &unit())
+        .with_speakerphone(audio);
+    let r = route.deliver(&fall()).await;
+    assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
+    assert!(
+        w.network
+            .records()
+            .iter()
+            .any(|r| matches!(r, Record::Kissoff { .. })),
+        "no kissoff"
+    );
+    the_call_went_on_as_speech(&w, &person_says, &heard, &opened).await;
+    let streaming: Vec<String> = w
+        .module
+        .commands()
+        .into_iter()
+        .filter(|c| c == "AT+CPCMREG=1" || c == "AT+CPCMREG=0")
+        .collect();
+    assert_eq!(
+        streaming,
+        ["AT+CPCMREG=1", "AT+CPCMREG=0"],
+        "one stream from the handshake to the call's end"
+    );
+}
+
+/// On a module that keeps calls on its own audio path (Quectel, no USB audio card named), a
+/// voice route's accepted call stays there: the speakerphone is not opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_audio_port_an_accepted_call_stays_on_the_modules_own_audio() {
+    const PERSON: &str = "+46700000020";
+    let w = SimWorld::start(SimConfig::new(UNIT_NO)).unwrap();
+    let m = w
+        .open_modem(Settings {
+            allowed_numbers: vec![PERSON.into()],
+            ..Settings::default()
+        })
+        .unwrap();
+    m.wait_usable(Duration::from_secs(10)).await.unwrap();
+    w.network.add(PERSON, Party::Person(Person::accepting('1')));
+    let (audio, _heard, opened) = speakerphone(recording(5, 1));
+    let route = VoiceCall::new(
+        m.clone(),
+        &VoiceRoute {
+            number: PERSON.into(),
+            accept_key: '1',
+        },
+        &unit(),
+    )
+    .with_speakerphone(audio);
+    let r = route.deliver(&fall()).await;
+    assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(opened.load(Ordering::SeqCst), 0);
 }

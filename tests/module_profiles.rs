@@ -391,6 +391,63 @@ async fn on_a_simcom_module_the_call_back_the_centre_asks_for_goes_through_the_s
     assert!(unit.terminate(Duration::from_secs(15)).await.success());
 }
 
+/// Contact ID on a SIMCom module wired by USB audio, when every other route is down: after the
+/// kissoff the real binary keeps the call and carries the operator's speech through the unit's
+/// speakerphone on the stream that carried the digits, until the receiver hangs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_simcom_module_contact_ids_call_goes_on_through_the_speakerphone() {
+    use vigil::modem::network::{CidCentre, Party, Record};
+    let dir = tempfile::tempdir().unwrap();
+    let site = SimSite::start(
+        dir.path(),
+        SiteOptions {
+            modem: Model::SimcomSim7600,
+            contact_id_route: true,
+            wire_voice_port: true,
+            ..SiteOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The receiver's operator stays on the line for 25 s after answering.
+    site.cellular.network.add(
+        numbers::CONTACT_ID,
+        Party::Centre(CidCentre {
+            drop_after: Some(Duration::from_secs(25)),
+            ..CidCentre::working()
+        }),
+    );
+    let log = dir.path().join("vigil.log");
+    let sound = dir.path().join("sound");
+    std::fs::create_dir_all(&sound).unwrap();
+    let unit = VigilProcess::start_with_sound(&site, &log, &sound).await;
+    every_route_down(&site);
+    let p = press(site.radio, 0, 1, Frame::Help).await.unwrap();
+    assert!(p.acked_at.is_some(), "{}", log_tail(&log));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !site
+        .cellular
+        .network
+        .records()
+        .iter()
+        .any(|r| matches!(r, Record::Kissoff { .. }))
+    {
+        assert!(Instant::now() < deadline, "no kissoff\n{}", log_tail(&log));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let says = operator_talks_on_the_voice_port(&site, &log).await;
+    the_person_heard(&site, &log, &sound, &says).await;
+    let streaming = site
+        .cellular
+        .module
+        .commands()
+        .iter()
+        .filter(|c| c.as_str() == "AT+CPCMREG=1")
+        .count();
+    assert_eq!(streaming, 1, "the stream was started again for the speech");
+    assert!(unit.terminate(Duration::from_secs(15)).await.success());
+}
+
 /// Waits until `vigil status` has a line containing `wanted`, and returns the status.
 async fn status_with(site: &SimSite, log: &std::path::Path, wanted: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -61,6 +61,8 @@ async fn call(cancel: bool) -> Vec<i16> {
         direction: Direction::SendRecv,
         rtcp: None,
         srtp: None,
+        lines: Default::default(),
+        rtcp_mux: false,
     };
     let (_u, unit_agreed) = watch::channel(agreed(operator.local()));
     let (_o, operator_agreed) = watch::channel(agreed(unit.local()));

@@ -33,6 +33,8 @@ fn agreed(law: Law, remote: SocketAddr) -> Agreed {
         direction: Direction::SendRecv,
         rtcp: None,
         srtp: None,
+        lines: Default::default(),
+        rtcp_mux: false,
     }
 }
 

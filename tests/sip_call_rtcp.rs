@@ -22,6 +22,8 @@ fn agreed(remote: SocketAddr) -> Agreed {
         direction: Direction::SendRecv,
         rtcp: None,
         srtp: None,
+        lines: Default::default(),
+        rtcp_mux: false,
     }
 }
 
@@ -296,4 +298,102 @@ async fn wireshark_reads_the_units_reports_as_valid_rtcp() {
         (10..=40).contains(&lost),
         "far end lost {lost} of ~400, every tenth:\n{text}"
     );
+}
+
+/// RTCP multiplexed on the RTP port (RFC 5761), as a phone that offered `a=rtcp-mux` and got
+/// it in the answer sends and expects it: the far end here is one bare socket (its next port
+/// bound too, to catch anything sent the old way). The unit's reports reach that one port and
+/// read as RTCP, none go to the next port, the far end's own reports and goodbye sent to the
+/// unit's RTP port are read as RTCP (not dropped as bad RTP), and the audio still plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_rtcp_mux_reports_share_the_rtp_port_both_ways() {
+    let unit = Media::bind(LOOPBACK).await.unwrap();
+    let unit_addr = unit.local();
+    let (far, next) = loop {
+        let rtp = tokio::net::UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+        let port = rtp.local_addr().unwrap().port();
+        if port % 2 == 0 {
+            if let Ok(next) = tokio::net::UdpSocket::bind((LOOPBACK, port + 1)).await {
+                break (std::sync::Arc::new(rtp), next);
+            }
+        }
+    };
+    let far_addr = far.local_addr().unwrap();
+    let (port, heard) = SimCallPort::new(vec![500; 8000]);
+    let (stop_tx, stop) = watch::channel(false);
+    let (_agreed_tx, agreed_rx) = watch::channel(Agreed {
+        rtcp_mux: true,
+        ..agreed(far_addr)
+    });
+    let (keys, _keys_rx) = mpsc::unbounded_channel();
+    let run = tokio::spawn(unit.run(agreed_rx, Box::new(port), stop, keys));
+    // The far end: audio every 20 ms, a sender report at 1 s, a goodbye at 6 s, all to the
+    // unit's RTP port.
+    let feed = tokio::spawn({
+        let far = std::sync::Arc::clone(&far);
+        async move {
+            let mut packet = vec![0x80, 8, 0, 0, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef];
+            packet.extend(std::iter::repeat_n(0xd5u8, 160));
+            let mut report = Vec::new();
+            // Paced by an interval, so the far end's clock does not drift from the unit's.
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for i in 0u16..300 {
+                tick.tick().await;
+                packet[2..4].copy_from_slice(&i.to_be_bytes());
+                packet[4..8].copy_from_slice(&(u32::from(i) * 160).to_be_bytes());
+                let _ = far.send_to(&packet, unit_addr).await;
+                if i == 50 || i == 299 {
+                    let sent = vigil::voice::rtcp::Sent {
+                        packets: u32::from(i) + 1,
+                        octets: (u32::from(i) + 1) * 160,
+                        rtp_timestamp: u32::from(i) * 160,
+                    };
+                    vigil::voice::rtcp::write_report(
+                        &mut report,
+                        0xdead_beef,
+                        vigil::voice::rtcp::ntp_from(Duration::from_millis(20 * u64::from(i))),
+                        Some(sent),
+                        None,
+                        "phone@127.0.0.1",
+                        i == 299,
+                    );
+                    let _ = far.send_to(&report, unit_addr).await;
+                }
+            }
+        }
+    });
+    let (mut rtcp_seen, mut rtp_seen) = (0, 0);
+    let mut buf = [0u8; 1500];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(7);
+    while let Ok(Ok((n, sender))) = tokio::time::timeout_at(deadline, far.recv_from(&mut buf)).await
+    {
+        assert_eq!(sender, unit_addr, "everything from the unit's RTP port");
+        let data = &buf[..n];
+        if (192..=223).contains(&data[1]) {
+            vigil::voice::rtcp::parse(data).expect("the unit's muxed report is valid RTCP");
+            rtcp_seen += 1;
+        } else {
+            rtp_seen += 1;
+        }
+    }
+    let _ = feed.await;
+    stop_tx.send_replace(true);
+    let stats = run.await.unwrap();
+    assert!(rtcp_seen >= 1, "no report on the RTP port ({rtp_seen} RTP)");
+    assert!(rtp_seen >= 200, "only {rtp_seen} RTP packets");
+    let mut probe = [0u8; 1500];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), next.recv_from(&mut probe))
+            .await
+            .is_err(),
+        "RTCP went to the next port although multiplexed"
+    );
+    assert!(stats.rtcp_received >= 2, "{stats:?}");
+    assert!(
+        stats.far_end_bye,
+        "the goodbye on the RTP port was not heard: {stats:?}"
+    );
+    assert_eq!(stats.dropped, 0, "RTCP taken as bad RTP: {stats:?}");
+    assert!(stats.received >= 200, "{stats:?}");
+    assert!(!heard.lock().unwrap().is_empty());
 }

@@ -9,7 +9,9 @@
 //! The call: `ATD<number>;`, wait for `+CLCC` stat 0 (answered), wait for the receiver's
 //! handshake (1400 Hz then 2300 Hz, reported by the modem's tone detector as `+QTONEDET`),
 //! pause 250 ms, send the 16 digits with `AT+VTS`, wait 1.25 s for the kissoff (1400 Hz);
-//! repeat up to 4 times. After the kissoff the call stays up for speech.
+//! repeat up to 4 times. After the kissoff the call stays up for speech: through the unit's
+//! echo-cancelled speakerphone when the module puts calls on a port the unit reads, as the
+//! centre's call ([`Modem::carry_speech`]), else on the module's own audio path.
 //!
 //! The kissoff is the only acknowledgement this route has, so it is timed: a 1400 Hz tone
 //! counts only if it lasted 750–1000 ms (DC-05, with [`KISSOFF_SLACK_MS`] for the detector's
@@ -22,6 +24,7 @@
 //! voice port ([`crate::modem::voice_port`]): the unit's own detector hears and times the
 //! handshake and kissoff, and the unit sends the digits in the audio itself, 55 ms each with
 //! 55 ms between them, as DC-05 asks (`AT+VTS` counts tone lengths in tenths of a second).
+//! After the kissoff that stream goes on as the call's speech, never stopped and started again.
 
 use std::time::Duration;
 
@@ -30,6 +33,7 @@ use crate::core::{Alarm, Delivery, DeliveryResult};
 use crate::modem::at::Urc;
 use crate::modem::voice_port::{PortEvent, VoicePort};
 use crate::modem::Modem;
+use crate::voice::call_port::CallAudio;
 use crate::voice::tones::ContactIdTone;
 
 pub use vigil_wire::contact_id::*;
@@ -39,6 +43,7 @@ pub struct ContactIdCall {
     modem: Modem,
     number: String,
     account: String,
+    speakerphone: Option<CallAudio>,
 }
 
 enum Heard {
@@ -99,7 +104,16 @@ impl ContactIdCall {
             modem,
             number: route.number.clone(),
             account: unit.contact_id_account.clone(),
+            speakerphone: None,
         }
+    }
+
+    /// The route whose calls go on after the kissoff as speech through the unit's
+    /// speakerphone, which `speakerphone` opens.
+    #[must_use]
+    pub fn with_speakerphone(mut self, speakerphone: CallAudio) -> ContactIdCall {
+        self.speakerphone = Some(speakerphone);
+        self
     }
 
     /// Delivers one alarm: acknowledged only by a kissoff. Cancellation-safe: dropping the
@@ -138,16 +152,22 @@ impl ContactIdCall {
         let result = self
             .exchange(alarm, &msg, &mut line, &mut urcs, pcm.as_mut())
             .await;
-        if let Some(p) = pcm {
-            self.modem.close_voice_port(p).await;
-        }
         match result {
             Ok(by) => {
-                // The line stays open for speech with the operator.
+                // The line stays open for speech with the operator, on the stream that carried
+                // the digits when there is one (closed when the speech cannot use it). It is
+                // handed over before the line is let go, so the next call placed ends this
+                // call's speech first.
+                self.modem
+                    .carry_speech(self.speakerphone.as_ref(), pcm)
+                    .await;
                 line.keep_open();
                 DeliveryResult::Acked { by, callback: None }
             }
             Err(reason) => {
+                if let Some(p) = pcm {
+                    self.modem.close_voice_port(p).await;
+                }
                 line.hang_up().await;
                 failed(reason)
             }

@@ -7,12 +7,15 @@
 //! the accept key, reported by the module's DTMF detector (`+QTONEDET: <ascii>` /
 //! `+RXDTMF: <key>`). A voicemail box answers but never presses the
 //! key: that is not delivered. After the key the call stays up so the person can speak
-//! with the subscriber through the base unit's speakerphone.
+//! with the subscriber: through the unit's echo-cancelled speakerphone when the module puts
+//! calls on a port the unit reads, as the centre's call ([`Modem::carry_speech`]), else on
+//! the module's own audio path.
 
 use crate::config::{Unit, VoiceRoute};
 use crate::core::{Delivery, DeliveryResult};
 use crate::modem::at::Urc;
 use crate::modem::{Command, Modem, Profile};
+use crate::voice::call_port::CallAudio;
 
 /// A voice call to one person.
 pub struct VoiceCall {
@@ -20,6 +23,7 @@ pub struct VoiceCall {
     number: String,
     accept_key: char,
     unit: Unit,
+    speakerphone: Option<CallAudio>,
 }
 
 impl VoiceCall {
@@ -30,7 +34,16 @@ impl VoiceCall {
             number: route.number.clone(),
             accept_key: route.accept_key,
             unit: unit.clone(),
+            speakerphone: None,
         }
+    }
+
+    /// The route whose accepted calls go on as speech through the unit's speakerphone, which
+    /// `speakerphone` opens.
+    #[must_use]
+    pub fn with_speakerphone(mut self, speakerphone: CallAudio) -> VoiceCall {
+        self.speakerphone = Some(speakerphone);
+        self
     }
 
     /// What the person hears.
@@ -102,6 +115,11 @@ impl VoiceCall {
                 match u {
                     Ok(Urc::Dtmf(k)) if k == self.accept_key => {
                         tracing::info!(alarm_id = alarm.id.0, by = %self.number, "alarm accepted by key");
+                        // The call goes on as speech; it is handed over before the line is
+                        // let go, so the next call placed ends this call's speech first.
+                        self.modem
+                            .carry_speech(self.speakerphone.as_ref(), None)
+                            .await;
                         line.keep_open();
                         return DeliveryResult::Acked {
                             by: self.number.clone(),

@@ -616,7 +616,8 @@ async fn keep_modem(
             Err(_) => break,
         };
         if let ModemEvent::IncomingCall { answered: true, .. } = &event {
-            speak_in_cellular_call(&modem, call_audio.as_ref());
+            // On a module wired by USB audio the speech goes through the speakerphone.
+            modem.carry_speech(call_audio.as_ref(), None).await;
         }
         if let Some(input) = event.to_input() {
             if inputs.send(input).await.is_err() {
@@ -693,63 +694,6 @@ async fn cellular_call_test(
     spoke?;
     let heard = crate::sync::lock(&heard).clone();
     report(&said, &heard)
-}
-
-/// Carries the connected call's speech through the unit's speakerphone when the module puts
-/// calls on a port the unit reads ([`Modem::audio_port`]: SIMCom's voice port, Quectel's USB
-/// audio card; a module wired by USB audio has no loudspeaker of its own), until the modem says
-/// the call ended. Nothing when the module has no such port or the unit no call audio: then
-/// the module's own audio path carries the call.
-fn speak_in_cellular_call(modem: &Modem, audio: Option<&crate::centre::scaip::call::CallAudio>) {
-    use tokio::sync::broadcast::error::RecvError;
-    let Some(audio) = audio else {
-        return;
-    };
-    match modem.audio_port() {
-        Ok(port) => tracing::info!(?port, "the call's speech goes through the speakerphone"),
-        Err(crate::modem::audio_port::NoAudioPort::NotWired) => return,
-        Err(e) => {
-            tracing::error!(error = %e, "the call's speech cannot reach the speakerphone; the module's own audio path carries it");
-            return;
-        }
-    }
-    let audio = audio.clone();
-    // Subscribed now, so the call's end cannot pass unseen while the audio opens.
-    let mut events = modem.events();
-    let modem = modem.clone();
-    tokio::spawn(async move {
-        let port = match tokio::task::spawn_blocking(move || audio()).await {
-            Ok(Ok(port)) => port,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "the call's speech cannot reach the speakerphone");
-                return;
-            }
-            Err(_) => return,
-        };
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        let call_ends = async {
-            loop {
-                match events.recv().await {
-                    Ok(ModemEvent::CallEnded { .. } | ModemEvent::Down { .. })
-                    | Err(RecvError::Closed) => break,
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                }
-            }
-            stop_tx.send_replace(true);
-            // The bridge stops streaming and returns; this waits for it.
-            std::future::pending::<()>().await
-        };
-        let spoke = tokio::select! {
-            spoke = modem.speak_in_call(port, stop) => spoke,
-            () = call_ends => return,
-        };
-        match spoke {
-            Ok(end) => tracing::info!(?end, "the call's speech through the speakerphone ended"),
-            Err(e) => {
-                tracing::error!(error = %e, "the call's speech cannot go through the speakerphone")
-            }
-        }
-    });
 }
 
 /// The first lines of the status, short enough for two SMS parts.
@@ -836,29 +780,35 @@ fn lazy_route(
                 })
             })
         }
+        // After their acknowledgement the call routes' calls go on as speech through the
+        // speakerphone, as the centre's call does.
         RouteConfig::ContactId(r) => {
-            let (r, slot) = (r.clone(), modem.clone());
+            let (r, slot, speakerphone) = (r.clone(), modem.clone(), sip_calls.audio.clone());
             Lazy::new(name, move || {
-                let (r, slot, unit) = (r.clone(), slot.clone(), unit.clone());
+                let (r, slot, unit, speakerphone) =
+                    (r.clone(), slot.clone(), unit.clone(), speakerphone.clone());
                 Box::pin(async move {
                     let modem = slot.get().ok_or("modem not available")?;
-                    Ok(Arc::new(Shared(Arc::new(
-                        crate::centre::contact_id::ContactIdCall::new(modem, &r, &unit),
-                    ))) as Arc<dyn Transport>)
+                    let mut route = crate::centre::contact_id::ContactIdCall::new(modem, &r, &unit);
+                    if let Some(s) = speakerphone {
+                        route = route.with_speakerphone(s);
+                    }
+                    Ok(Arc::new(Shared(Arc::new(route))) as Arc<dyn Transport>)
                 })
             })
         }
         RouteConfig::Voice(r) => {
-            let (r, slot) = (r.clone(), modem.clone());
+            let (r, slot, speakerphone) = (r.clone(), modem.clone(), sip_calls.audio.clone());
             Lazy::new(name, move || {
-                let (r, slot, unit) = (r.clone(), slot.clone(), unit.clone());
+                let (r, slot, unit, speakerphone) =
+                    (r.clone(), slot.clone(), unit.clone(), speakerphone.clone());
                 Box::pin(async move {
                     let modem = slot.get().ok_or("modem not available")?;
-                    Ok(
-                        Arc::new(Shared(Arc::new(crate::centre::voice_call::VoiceCall::new(
-                            modem, &r, &unit,
-                        )))) as Arc<dyn Transport>,
-                    )
+                    let mut route = crate::centre::voice_call::VoiceCall::new(modem, &r, &unit);
+                    if let Some(s) = speakerphone {
+                        route = route.with_speakerphone(s);
+                    }
+                    Ok(Arc::new(Shared(Arc::new(route))) as Arc<dyn Transport>)
                 })
             })
         }
@@ -1455,7 +1405,7 @@ impl CallControl for Calls {
             let event = match modem.start_call(&number).await {
                 Ok(()) => {
                     // On a module wired by USB audio the speech goes through the speakerphone.
-                    speak_in_cellular_call(&modem, speakerphone.as_ref());
+                    modem.carry_speech(speakerphone.as_ref(), None).await;
                     crate::core::CallEvent::Connected
                 }
                 Err(reason) => crate::core::CallEvent::Ended { reason },

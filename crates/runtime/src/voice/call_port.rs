@@ -5,7 +5,12 @@
 //! voice port, Quectel's USB audio card); [`bridge`] carries it between that port and the
 //! unit's speakerphone ([`CallAudioPort`]), the same way whichever port it is.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Opens the audio for one call: the unit's loudspeaker and microphone, or why they cannot
+/// be used. It may block while devices open: it is called off the async loop.
+pub type CallAudio = Arc<dyn Fn() -> Result<Box<dyn CallAudioPort>, String> + Send + Sync>;
 
 /// Samples per frame: 20 ms at 8 kHz.
 pub const FRAME: usize = 160;

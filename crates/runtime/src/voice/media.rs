@@ -3,8 +3,9 @@
 //! the jitter buffer goes to the loudspeaker; packets are taken as they arrive, only from the
 //! far end the SDP negotiated ([`SourceGate`]), placed by their RTP timestamp, and RFC 4733
 //! telephone-events are reported as DTMF keys. RTCP (RFC 3550 §6) runs beside it on the next
-//! port: the unit reports what it sent and what it received, and reads the far end's reports
-//! for the call's round trip and loss. When the SDP agreed SRTP (keys exchanged over TLS),
+//! port, or on the RTP port itself when the SDP agreed `a=rtcp-mux` (RFC 5761; told apart from
+//! RTP by its packet type, §4): the unit reports what it sent and what it received, and reads
+//! the far end's reports for the call's round trip and loss. When the SDP agreed SRTP (keys exchanged over TLS),
 //! every RTP and RTCP packet is protected on the way out and must authenticate on the way in
 //! ([`super::srtp`]); plain packets are then dropped.
 //!
@@ -200,6 +201,21 @@ impl Media {
                 }
                 got = self.socket.recv_from(&mut buf) => {
                     let Ok((n, from)) = got else { continue };
+                    let data = buf.get(..n).unwrap_or(&[]);
+                    if current.rtcp_mux && is_rtcp(data) {
+                        let plain = rtcp_gate
+                            .admits(from)
+                            .then(|| protection.open(data, Session::unprotect_rtcp))
+                            .flatten();
+                        if plain.is_some() {
+                            rtcp_gate.latch(from);
+                        }
+                        match plain {
+                            Some(p) if read_report(&p, ssrc, ntp_now(), &mut reception, &mut stats) => {}
+                            _ => stats.rtcp_dropped += 1,
+                        }
+                        continue;
+                    }
                     if !gate.admits(from) {
                         stats.dropped += 1;
                         continue;
@@ -250,7 +266,7 @@ impl Media {
                         let block = reception.block(ntp_now());
                         rtcp::write_report(&mut rtcp_out, ssrc, ntp_now(), s, block, &cname, false);
                         if let Some(wire) = protection.seal(&rtcp_out, Session::protect_rtcp) {
-                            if self.rtcp.send_to(&wire, rtcp_gate.send_to()).await.is_ok() {
+                            if self.rtcp_socket(&current).send_to(&wire, rtcp_gate.send_to()).await.is_ok() {
                                 stats.rtcp_sent += 1;
                             }
                         }
@@ -265,34 +281,9 @@ impl Media {
                     if plain.is_some() {
                         rtcp_gate.latch(from);
                     }
-                    let items = match plain.map(|p| rtcp::parse(&p)) {
-                        Some(Ok(items)) => items,
-                        _ => {
-                            stats.rtcp_dropped += 1;
-                            continue;
-                        }
-                    };
-                    stats.rtcp_received += 1;
-                    let now = ntp_now();
-                    for item in items {
-                        let blocks = match item {
-                            Item::Sender { ssrc: theirs, info, blocks } => {
-                                reception.sender_report(theirs, info.ntp, now);
-                                blocks
-                            }
-                            Item::Receiver { blocks, .. } => blocks,
-                            Item::Bye { .. } => {
-                                stats.far_end_bye = true;
-                                continue;
-                            }
-                            Item::Other(_) => continue,
-                        };
-                        for block in blocks.iter().filter(|b| b.ssrc == ssrc) {
-                            stats.far_end_lost = block.cumulative_lost;
-                            if let Some(rtt) = rtcp::round_trip(block, now) {
-                                stats.round_trip = Some(rtt);
-                            }
-                        }
+                    match plain {
+                        Some(p) if read_report(&p, ssrc, ntp_now(), &mut reception, &mut stats) => {}
+                        _ => stats.rtcp_dropped += 1,
                     }
                 }
             }
@@ -306,7 +297,12 @@ impl Media {
             let block = reception.block(ntp_now());
             rtcp::write_report(&mut rtcp_out, ssrc, ntp_now(), s, block, &cname, true);
             if let Some(wire) = protection.seal(&rtcp_out, Session::protect_rtcp) {
-                if self.rtcp.send_to(&wire, rtcp_gate.send_to()).await.is_ok() {
+                if self
+                    .rtcp_socket(&current)
+                    .send_to(&wire, rtcp_gate.send_to())
+                    .await
+                    .is_ok()
+                {
                     stats.rtcp_sent += 1;
                 }
             }
@@ -315,6 +311,65 @@ impl Media {
         stats.srtp = matches!(protection, Protection::Srtp(_));
         stats
     }
+}
+
+impl Media {
+    /// The socket the call's RTCP goes out on: the RTP socket when multiplexed (RFC 5761).
+    fn rtcp_socket(&self, agreed: &Agreed) -> &UdpSocket {
+        if agreed.rtcp_mux {
+            &self.socket
+        } else {
+            &self.rtcp
+        }
+    }
+}
+
+/// Whether a datagram on a multiplexed port is RTCP: its second octet is an RTCP packet type
+/// (192–223), which as RTP would be payload types 64–95 with the marker set, a range RTP
+/// never uses (RFC 5761 §4).
+fn is_rtcp(data: &[u8]) -> bool {
+    data.get(1).is_some_and(|pt| (192..=223).contains(pt))
+}
+
+/// Reads one RTCP compound packet from the far end (let through and unprotected) into the
+/// call's reception state and counters: its sender reports, the round trip and loss of the
+/// unit's stream (`ssrc`) it reports, a goodbye. False when it is no valid RTCP.
+fn read_report(
+    plain: &[u8],
+    ssrc: u32,
+    now: u64,
+    reception: &mut Reception,
+    stats: &mut MediaStats,
+) -> bool {
+    let Ok(items) = rtcp::parse(plain) else {
+        return false;
+    };
+    stats.rtcp_received += 1;
+    for item in items {
+        let blocks = match item {
+            Item::Sender {
+                ssrc: theirs,
+                info,
+                blocks,
+            } => {
+                reception.sender_report(theirs, info.ntp, now);
+                blocks
+            }
+            Item::Receiver { blocks, .. } => blocks,
+            Item::Bye { .. } => {
+                stats.far_end_bye = true;
+                continue;
+            }
+            Item::Other(_) => continue,
+        };
+        for block in blocks.iter().filter(|b| b.ssrc == ssrc) {
+            stats.far_end_lost = block.cumulative_lost;
+            if let Some(rtt) = rtcp::round_trip(block, now) {
+                stats.round_trip = Some(rtt);
+            }
+        }
+    }
+    true
 }
 
 /// The gate for one of the call's streams: any address may turn out to be the far end's when

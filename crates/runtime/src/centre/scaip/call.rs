@@ -27,9 +27,7 @@ use crate::voice::media::{Media, MediaStats};
 use crate::voice::sdp::{self, Agreed};
 use crate::voice::srtp;
 
-/// Opens the audio for one call: the unit's loudspeaker and microphone, or why they cannot
-/// be used. It may block while devices open: it is called off the async loop.
-pub type CallAudio = Arc<dyn Fn() -> Result<Box<dyn CallAudioPort>, String> + Send + Sync>;
+pub use crate::voice::call_port::CallAudio;
 
 /// The laws the unit answers with, in its order of preference when the offer allows both.
 const LAWS: [Law; 2] = [Law::Alaw, Law::Ulaw];
@@ -481,6 +479,8 @@ impl CallDesk {
             direction: sdp::Direction::Inactive,
             rtcp: None,
             srtp: None,
+            lines: Default::default(),
+            rtcp_mux: false,
         }));
         let (stop_tx, stop_rx) = watch::channel(false);
         let active = Active {

@@ -1,10 +1,16 @@
 //! Calls: the voice line, dialling and placing calls, answering calls from the allowed
 //! numbers while the auto-answer window is open, the module's call audio port (SIMCom's voice
 //! port or Quectel's USB audio card, bridged to the speakerphone), and hang-up.
+//!
+//! Every call that goes on as speech after its purpose is served (the centre's call answered
+//! after an alarm, the call-back the centre asks for, a voice route's call after the person's
+//! accept key, Contact ID's call after the kissoff) is handed to [`Modem::carry_speech`]: one
+//! task owns its speech through the speakerphone until the call ends.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, OwnedMutexGuard};
+use tokio::sync::{broadcast, Notify, OwnedMutexGuard};
 use tokio::time::Instant;
 
 use super::{Modem, ModemEvent};
@@ -13,7 +19,14 @@ use crate::modem::audio_port::{self, AudioPort, NoAudioPort};
 use crate::modem::engine::Command;
 use crate::modem::number::DialNumber;
 use crate::modem::{voice_port, ModemError};
-use crate::voice::call_port::{bridge, BridgeEnd, CallAudioPort};
+use crate::voice::call_port::{bridge, BridgeEnd, CallAudio, CallAudioPort};
+
+/// The speech of the call in progress, carried through the speakerphone by its own task.
+pub(super) struct Speech {
+    /// Tells the task the call is over (the unit ends it for its next call).
+    end: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
 
 /// Exclusive use of the voice line for one call; hangs the call up if dropped mid-call
 /// (an aborted delivery never leaves a call open), unless [`CallLine::keep_open`] was called.
@@ -187,6 +200,9 @@ impl Modem {
     /// placed once the module lists no call.
     async fn end_open_call(&self) {
         let t = self.inner.timing;
+        // Its speech first: SIMCom's stream stops before the call does, and cannot stop the
+        // next call's.
+        self.end_speech().await;
         if !self.calls().await.is_ok_and(|c| !c.is_empty()) {
             return;
         }
@@ -266,9 +282,26 @@ impl Modem {
     /// then the port is closed (SIMCom's voice port stops streaming first).
     pub async fn speak_in_call(
         &self,
+        audio: Box<dyn CallAudioPort>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<BridgeEnd, String> {
+        self.speak_on(None, audio, stop).await
+    }
+
+    /// [`Modem::speak_in_call`], on `streaming` when the call already streams on the voice
+    /// port (Contact ID's call, whose tones and digits it carried): the same stream goes on as
+    /// speech, never stopped and started again.
+    async fn speak_on(
+        &self,
+        streaming: Option<voice_port::VoicePort>,
         mut audio: Box<dyn CallAudioPort>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<BridgeEnd, String> {
+        if let Some(mut port) = streaming {
+            let end = bridge(&mut port, audio.as_mut(), &mut stop).await;
+            self.close_voice_port(port).await;
+            return Ok(end);
+        }
         match self.audio_port().map_err(|e| e.to_string())? {
             AudioPort::VoicePort(_) => {
                 let mut port = self.open_voice_port().await?;
@@ -277,6 +310,124 @@ impl Modem {
                 Ok(end)
             }
             AudioPort::SoundCard(card) => speak_on_sound_card(card, audio, stop).await,
+        }
+    }
+
+    /// Carries the connected call's speech through the unit's speakerphone (`speakerphone`
+    /// opens it) when the module puts calls on a port the unit reads ([`Modem::audio_port`]:
+    /// SIMCom's voice port, Quectel's USB audio card; a module wired by USB audio has no
+    /// loudspeaker of its own), until the call ends: the far end hangs up, the modem goes down,
+    /// or the unit places its next call. `streaming` is the voice port already streaming this
+    /// call (Contact ID's, after the kissoff): the speech goes on on it.
+    ///
+    /// True when a task now owns the call's speech. False when the module has no such port or
+    /// the unit no speakerphone: then `streaming` is closed and the module's own audio path
+    /// carries the call, as it always did.
+    pub async fn carry_speech(
+        &self,
+        speakerphone: Option<&CallAudio>,
+        streaming: Option<voice_port::VoicePort>,
+    ) -> bool {
+        let fits = match (speakerphone, self.audio_port()) {
+            (Some(s), Ok(port)) => {
+                tracing::info!(?port, "the call's speech goes through the speakerphone");
+                Some(s.clone())
+            }
+            (None, _) | (_, Err(NoAudioPort::NotWired)) => None,
+            (Some(_), Err(e)) => {
+                tracing::error!(error = %e, "the call's speech cannot reach the speakerphone; the module's own audio path carries it");
+                None
+            }
+        };
+        let Some(speakerphone) = fits else {
+            if let Some(port) = streaming {
+                self.close_voice_port(port).await;
+            }
+            return false;
+        };
+        // An earlier call's speech whose end passed unseen is over now.
+        self.end_speech().await;
+        // Subscribed now, so the call's end cannot pass unseen while the audio opens.
+        let events = self.events();
+        let end = Arc::new(Notify::new());
+        let task =
+            tokio::spawn(
+                self.clone()
+                    .speech(speakerphone, streaming, events, Arc::clone(&end)),
+            );
+        if let Ok(mut g) = self.inner.speech.lock() {
+            *g = Some(Speech { end, task });
+        }
+        true
+    }
+
+    /// The task of [`Modem::carry_speech`]: opens the speakerphone, then bridges until the
+    /// call ends.
+    async fn speech(
+        self,
+        speakerphone: CallAudio,
+        streaming: Option<voice_port::VoicePort>,
+        mut events: broadcast::Receiver<ModemEvent>,
+        end: Arc<Notify>,
+    ) {
+        use tokio::sync::broadcast::error::RecvError;
+        let port = match tokio::task::spawn_blocking(move || speakerphone()).await {
+            Ok(Ok(port)) => port,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the call's speech cannot reach the speakerphone");
+                if let Some(p) = streaming {
+                    self.close_voice_port(p).await;
+                }
+                return;
+            }
+            Err(_) => {
+                if let Some(p) = streaming {
+                    self.close_voice_port(p).await;
+                }
+                return;
+            }
+        };
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let call_ends = async {
+            loop {
+                tokio::select! {
+                    () = end.notified() => break,
+                    e = events.recv() => match e {
+                        Ok(ModemEvent::CallEnded { .. } | ModemEvent::Down { .. })
+                        | Err(RecvError::Closed) => break,
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    },
+                }
+            }
+            stop_tx.send_replace(true);
+            // The bridge stops, closes its port and returns; this waits for it.
+            std::future::pending::<()>().await
+        };
+        let spoke = tokio::select! {
+            spoke = self.speak_on(streaming, port, stop) => spoke,
+            () = call_ends => return,
+        };
+        match spoke {
+            Ok(end) => tracing::info!(?end, "the call's speech through the speakerphone ended"),
+            Err(e) => {
+                tracing::error!(error = %e, "the call's speech cannot go through the speakerphone")
+            }
+        }
+    }
+
+    /// Ends the call's speech through the speakerphone, if a task carries it, and waits until
+    /// its port is closed.
+    async fn end_speech(&self) {
+        let speech = self.inner.speech.lock().ok().and_then(|mut g| g.take());
+        let Some(Speech { end, task }) = speech else {
+            return;
+        };
+        end.notify_one();
+        if tokio::time::timeout(self.inner.timing.command, task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the call's speech did not end in time");
         }
     }
 

@@ -109,6 +109,7 @@ impl Modem {
                 nonces: Mutex::new(nonces),
                 pin_refused: std::sync::atomic::AtomicBool::new(false),
                 caps: watch::channel(None).0,
+                speech: Mutex::new(None),
             }),
         };
         tokio::spawn(supervise(m.clone(), recover_rx, power_key));

@@ -273,6 +273,8 @@ struct Inner {
     pin_refused: std::sync::atomic::AtomicBool,
     /// What the module proved it can do in a call, once init has run.
     caps: watch::Sender<Option<Capabilities>>,
+    /// The task that carries the call's speech through the speakerphone, if one does.
+    speech: Mutex<Option<calls::Speech>>,
 }
 
 /// Handle on the modem. Cheap to clone; all clones share one module.
