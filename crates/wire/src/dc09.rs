@@ -16,8 +16,10 @@ use zeroize::Zeroizing;
 
 use std::time::Duration;
 
+pub mod exchange;
+
 /// What can go wrong on a DC-09 link: in a frame, and (for the link) on the network.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Dc09Error {
     /// CRC in the frame does not match its contents.
     #[error("CRC mismatch: frame says {declared:04X}, contents give {computed:04X}")]

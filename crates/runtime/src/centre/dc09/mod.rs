@@ -6,6 +6,10 @@
 //! from a NAK that decrypts with the link's key (a NAK in clear could come from anyone on the
 //! path) and resends; a `DUH` means the receiver will not take this account, type or key — a
 //! configuration error, so the core moves to the next route. `NULL` frames test the link.
+//!
+//! What to send and what an answer means is decided by [`frame::exchange::Exchange`], which
+//! does no IO; a link only carries its frames over TCP or UDP, reads the unit's clock for it
+//! and keeps the clock offset it learns from one frame to the next.
 
 /// The frame, its CRC and its encryption.
 pub use vigil_wire::dc09 as frame;
@@ -22,6 +26,8 @@ use tokio::task::JoinHandle;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Dc09Protocol, Dc09Route, KeyFormat};
 use crate::core::{Alarm, AlarmCause, Delivery, DeliveryResult, UnitFault};
+use frame::exchange::{self, Answer, Exchange, Outcome, Reliability};
+pub use frame::exchange::{ExchangeFailure, Verdict};
 pub use frame::{crc16_arc, Dc09Key, Frame, MessageId};
 
 pub use vigil_wire::dc09::Dc09Error;
@@ -123,17 +129,54 @@ pub enum LinkState {
     /// The last `NULL` was acknowledged.
     Up,
     /// The last `NULL` was not acknowledged; why.
-    Down(String),
+    Down(LinkError),
 }
+
+/// Why a frame on a DC-09 link was not acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkError {
+    /// The frame's exchange with the receiver failed.
+    Exchange {
+        /// The receiver, `host:port`.
+        receiver: String,
+        /// TCP or UDP.
+        protocol: Dc09Protocol,
+        /// What went wrong.
+        failure: ExchangeFailure,
+    },
+    /// The receiver answered a `NULL` link test with `DUH`.
+    DuhToLinkTest,
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::Exchange {
+                failure: failure @ ExchangeFailure::Frame(_),
+                ..
+            } => write!(f, "{failure}"),
+            LinkError::Exchange {
+                receiver,
+                protocol,
+                failure:
+                    failure @ (ExchangeFailure::NoAnswer { .. } | ExchangeFailure::Network { .. }),
+            } => write!(f, "DC-09 {receiver} ({}): {failure}", proto_name(*protocol)),
+            LinkError::Exchange {
+                receiver, failure, ..
+            } => write!(f, "DC-09 {receiver}: {failure}"),
+            LinkError::DuhToLinkTest => f.write_str("receiver answered DUH to a link test"),
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
 
 struct Sender {
     route: String,
     receiver: String,
     protocol: Dc09Protocol,
-    receiver_number: String,
-    line_prefix: String,
-    account: String,
-    key: Option<Dc09Key>,
+    /// Account, receiver number, line prefix, key and transport, as the frames carry them.
+    link: exchange::Link,
     answer_timeout: Duration,
     payload: Dc09Payload,
     /// The unit's wall clock, for the frames' timestamps and the ACK's time check.
@@ -147,15 +190,6 @@ struct SendState {
     /// Receiver clock minus ours, learned from NAKs, in milliseconds.
     clock_offset_ms: i64,
 }
-
-/// How often a frame is resent after a NAK before the attempt fails.
-const MAX_NAKS: u32 = 3;
-/// UDP datagrams get lost: sends per attempt before giving up.
-const UDP_SENDS: u32 = 3;
-/// How far an encrypted ACK's timestamp may trail or lead this unit's (resynchronised) clock:
-/// the window DC-09 receivers apply to the frames they take, seen from the sender's side.
-const ACK_WINDOW_BEHIND_MS: i64 = 20_000;
-const ACK_WINDOW_AHEAD_MS: i64 = 40_000;
 
 /// A SIA DC-09 route: delivers alarms and runs the `NULL` link test.
 pub struct Dc09Link {
@@ -203,10 +237,16 @@ impl Dc09Link {
             route: name.to_string(),
             receiver: route.receiver.clone(),
             protocol: route.protocol,
-            receiver_number: route.receiver_number.to_ascii_uppercase(),
-            line_prefix: route.line_prefix.to_ascii_uppercase(),
-            account: account.to_ascii_uppercase(),
-            key,
+            link: exchange::Link {
+                account: account.to_ascii_uppercase(),
+                receiver_number: route.receiver_number.to_ascii_uppercase(),
+                line_prefix: route.line_prefix.to_ascii_uppercase(),
+                key,
+                reliability: match route.protocol {
+                    Dc09Protocol::Tcp => Reliability::Stream,
+                    Dc09Protocol::Udp => Reliability::Datagram,
+                },
+            },
             answer_timeout: route.answer_timeout,
             payload,
             clock,
@@ -264,7 +304,7 @@ impl Dc09Link {
     pub async fn deliver(&self, delivery: &Delivery) -> DeliveryResult {
         let alarm = &delivery.alarm;
         let (id, data, extended) =
-            event_frame_data(alarm, &self.sender.account, self.sender.payload);
+            event_frame_data(alarm, &self.sender.link.account, self.sender.payload);
         tracing::info!(route = %self.sender.route, alarm_id = alarm.id.0, attempt = delivery.attempt,
             id = id.as_str(), "DC-09 sending alarm");
         let verdict = self.sender.exchange(id, data, extended).await;
@@ -274,22 +314,27 @@ impl Dc09Link {
                 self.link
                     .send_if_modified(|s| std::mem::replace(s, LinkState::Up) != LinkState::Up);
             }
-            Err(reason) => {
-                self.link.send_replace(LinkState::Down(reason.clone()));
+            Err(error) => {
+                self.link.send_replace(LinkState::Down(error.clone()));
             }
         }
         match verdict {
             Ok(Verdict::Ack) => DeliveryResult::Acked {
-                by: format!("DC-09 {} R{}", self.sender.receiver, self.sender.receiver_number),
+                by: format!(
+                    "DC-09 {} R{}",
+                    self.sender.receiver, self.sender.link.receiver_number
+                ),
                 callback: None,
             },
             Ok(Verdict::Duh) => DeliveryResult::Declined {
                 reason: format!(
                     "DC-09 receiver {} answered DUH: it does not accept account {} / this message type / this key — check the configuration",
-                    self.sender.receiver, self.sender.account
+                    self.sender.receiver, self.sender.link.account
                 ),
             },
-            Err(reason) => DeliveryResult::Failed { reason },
+            Err(error) => DeliveryResult::Failed {
+                reason: error.to_string(),
+            },
         }
     }
 
@@ -317,7 +362,7 @@ impl Dc09Link {
     }
 
     /// Sends one `NULL` link test now; `Err` says why it was not acknowledged.
-    pub async fn link_test(&self) -> Result<(), String> {
+    pub async fn link_test(&self) -> Result<(), LinkError> {
         self.sender.link_test().await
     }
 
@@ -327,173 +372,77 @@ impl Dc09Link {
     }
 }
 
-enum Verdict {
-    Ack,
-    Duh,
-}
-
 impl Sender {
-    async fn link_test(&self) -> Result<(), String> {
+    async fn link_test(&self) -> Result<(), LinkError> {
         match self
             .exchange(MessageId::Null, String::new(), Vec::new())
             .await?
         {
             Verdict::Ack => Ok(()),
-            Verdict::Duh => Err("receiver answered DUH to a link test".to_string()),
+            Verdict::Duh => Err(LinkError::DuhToLinkTest),
         }
     }
 
-    /// Sends one frame until ACK, DUH, too many NAKs or silence.
+    /// Sends one frame until ACK, DUH, too many NAKs or silence: carries the bytes the
+    /// [`Exchange`] asks for and hands it the answers with the unit's wall time.
     async fn exchange(
         &self,
         id: MessageId,
         data: String,
         extended: Vec<String>,
-    ) -> Result<Verdict, String> {
+    ) -> Result<Verdict, LinkError> {
         let mut state = self.state.lock().await;
-        state.seq = if state.seq >= 9999 { 1 } else { state.seq + 1 };
+        state.seq = exchange::next_sequence(state.seq);
         let seq = state.seq;
-        let mut naks = 0;
-        let mut last_problem = String::new();
-        let mut sends = 0;
+        let mut exchange =
+            Exchange::new(&self.link, state.clock_offset_ms, seq, id, data, extended);
+        let mut outcome = exchange.start(self.clock.wall());
         loop {
-            let now = self.clock.wall().as_millis() as i64 + state.clock_offset_ms;
-            let timestamp = chrono::DateTime::from_timestamp_millis(now).map(|t| t.naive_utc());
-            let frame = Frame {
-                id,
-                encrypted: self.key.is_some(),
-                seq,
-                receiver: Some(self.receiver_number.clone()),
-                prefix: Some(self.line_prefix.clone()),
-                account: Some(self.account.clone()),
-                data: data.clone(),
-                extended: extended.clone(),
-                timestamp,
-            };
-            let bytes = frame.emit(self.key.as_ref()).map_err(|e| e.to_string())?;
-            sends += 1;
-            let reply = match self.send(&bytes).await {
-                Ok(reply) => reply,
-                Err(Dc09Error::Timeout(t))
-                    if self.protocol == Dc09Protocol::Udp && sends < UDP_SENDS =>
-                {
-                    tracing::debug!(route = %self.route, seq, "DC-09 no answer over UDP in {t:?}, resending");
-                    continue;
-                }
-                Err(e) => {
-                    let mut reason = format!(
-                        "DC-09 {} ({}): {e}",
-                        self.receiver,
-                        proto_name(self.protocol)
-                    );
-                    if !last_problem.is_empty() {
-                        reason.push_str(&format!(" (earlier: {last_problem})"));
-                    }
-                    return Err(reason);
-                }
-            };
-            let reply = match Frame::parse(&reply, self.key.as_ref()) {
-                Ok(f) => f,
-                Err(e) => {
-                    // An answer that cannot be read may still be an ACK the receiver meant:
-                    // the frame may have been taken, so this attempt sends no second copy.
-                    // The attempt fails and the alarm goes on (the next round sends anew).
-                    return Err(format!(
-                        "DC-09 {}: the receiver's answer could not be read ({e}); check key and key_format with the centre",
-                        self.receiver
-                    ));
-                }
-            };
-            match reply.id {
-                MessageId::Ack
-                    if reply.seq == seq
-                        && reply
-                            .account
-                            .as_deref()
-                            .is_none_or(|a| a.eq_ignore_ascii_case(&self.account))
-                        && reply.encrypted == self.key.is_some() =>
-                {
-                    // On an encrypted link the sequence number and account travel in clear, so
-                    // only the encrypted timestamp proves the ACK is fresh and not a recorded
-                    // one relabelled (SIA DC-09 §5.5.1.9: the receivers' own time window).
-                    if self.key.is_some() {
-                        let ours = self.clock.wall().as_millis() as i64 + state.clock_offset_ms;
-                        let fresh = reply.timestamp.is_some_and(|theirs| {
-                            let skew = theirs.and_utc().timestamp_millis() - ours;
-                            (-ACK_WINDOW_BEHIND_MS..=ACK_WINDOW_AHEAD_MS).contains(&skew)
-                        });
-                        if !fresh {
-                            tracing::warn!(route = %self.route, seq,
-                                "DC-09 encrypted ACK refused: its timestamp is outside the time window");
-                            return Err(format!(
-                                "DC-09 {}: encrypted ACK refused, its timestamp ({}) is not within the time window of this unit's clock",
-                                self.receiver,
-                                reply.timestamp.map(frame::format_timestamp).unwrap_or_else(|| "none".into())
-                            ));
+            match outcome {
+                Outcome::Send(bytes) => {
+                    let answer = self.send(&bytes).await;
+                    let now = self.clock.wall();
+                    outcome = match &answer {
+                        Ok(reply) => exchange.handle(now, Answer::Reply(reply)),
+                        Err(Dc09Error::Timeout(waited)) => {
+                            exchange.handle(now, Answer::Silence(*waited))
                         }
-                    }
-                    tracing::info!(route = %self.route, seq, "DC-09 ACK");
-                    return Ok(Verdict::Ack);
-                }
-                MessageId::Ack => {
-                    last_problem = format!(
-                        "ACK for sequence {} / another account, expected {seq}",
-                        reply.seq
-                    );
-                    return Err(format!("DC-09 {}: {last_problem}", self.receiver));
-                }
-                MessageId::Nak => {
-                    naks += 1;
-                    // On an encrypted link only a NAK that decrypted with the link's key can
-                    // move the unit's DC-09 clock: a NAK in clear could come from anyone on the
-                    // path, who would then steer the timestamps towards a recorded ACK's. A
-                    // plain link has no such ACK check to protect (anyone on its path could
-                    // forge its ACK outright), and every NAK on it is clear: there the NAK's
-                    // time is taken, so a unit whose clock is still at 1970 gets through.
-                    let trusted = match self.key {
-                        Some(_) => reply.encrypted,
-                        None => !reply.encrypted,
+                        Err(e) => exchange.handle(now, Answer::Broken(e)),
                     };
-                    if !trusted {
-                        tracing::warn!(route = %self.route, seq,
-                            "DC-09 NAK in clear: not taken as the receiver's time");
-                    }
-                    // A receiver that could not decrypt our frame answers a NAK in clear:
-                    // sending the same frame again cannot help (nor should a forged NAK buy
-                    // copies), so the attempt ends here with what to check.
-                    if self.key.is_some() && !reply.encrypted {
-                        return Err(format!(
-                            "DC-09 {}: NAK in clear to an encrypted frame: the receiver could not decrypt it; check key and key_format with the centre",
-                            self.receiver
-                        ));
-                    }
-                    if let Some(theirs) = reply.timestamp.filter(|_| trusted) {
-                        let ours = self.clock.wall().as_millis() as i64;
-                        state.clock_offset_ms = theirs.and_utc().timestamp_millis() - ours;
-                        tracing::info!(route = %self.route, seq, offset_ms = state.clock_offset_ms,
+                    // Kept at once: a dropped delivery must not lose what a NAK taught.
+                    let offset = exchange.clock_offset_ms();
+                    if offset != state.clock_offset_ms {
+                        state.clock_offset_ms = offset;
+                        tracing::info!(route = %self.route, seq, offset_ms = offset,
                             "DC-09 NAK: clock resynchronised to the receiver's");
                     }
-                    last_problem = format!(
-                        "NAK {naks} times (receiver time {})",
-                        reply
-                            .timestamp
-                            .map(frame::format_timestamp)
-                            .unwrap_or_default()
-                    );
-                    if naks > MAX_NAKS {
-                        return Err(format!(
-                            "DC-09 {}: frame rejected, {last_problem}",
-                            self.receiver
-                        ));
+                    if let (Err(Dc09Error::Timeout(t)), Outcome::Send(_)) = (&answer, &outcome) {
+                        tracing::debug!(route = %self.route, seq, "DC-09 no answer over UDP in {t:?}, resending");
                     }
                 }
-                MessageId::Duh => return Ok(Verdict::Duh),
-                other => {
-                    return Err(format!(
-                        "DC-09 {}: answered {} instead of ACK/NAK/DUH",
-                        self.receiver,
-                        other.as_str()
-                    ));
+                Outcome::Done(verdict) => {
+                    if verdict == Verdict::Ack {
+                        tracing::info!(route = %self.route, seq, "DC-09 ACK");
+                    }
+                    return Ok(verdict);
+                }
+                Outcome::Failed(failure) => {
+                    match &failure {
+                        ExchangeFailure::AckOutsideTimeWindow { .. } => {
+                            tracing::warn!(route = %self.route, seq,
+                                "DC-09 encrypted ACK refused: its timestamp is outside the time window");
+                        }
+                        ExchangeFailure::ClearNakToEncryptedFrame => {
+                            tracing::warn!(route = %self.route, seq,
+                                "DC-09 NAK in clear: not taken as the receiver's time");
+                        }
+                        _ => {}
+                    }
+                    return Err(LinkError::Exchange {
+                        receiver: self.receiver.clone(),
+                        protocol: self.protocol,
+                        failure,
+                    });
                 }
             }
         }
@@ -650,6 +599,37 @@ mod tests {
             key_bytes("short", KeyFormat::Ascii),
             Err(Dc09Error::KeyLength(5))
         ));
+    }
+
+    /// Operators and the install check read these texts: the receiver leads, the transport
+    /// only where the network failed.
+    #[test]
+    fn link_errors_name_the_receiver() {
+        let error = |failure| LinkError::Exchange {
+            receiver: "arc.example:12000".into(),
+            protocol: Dc09Protocol::Tcp,
+            failure,
+        };
+        assert_eq!(
+            error(ExchangeFailure::NoAnswer {
+                waited: Duration::from_secs(3),
+                earlier: None
+            })
+            .to_string(),
+            "DC-09 arc.example:12000 (TCP): no answer from the receiver within 3s"
+        );
+        assert_eq!(
+            error(ExchangeFailure::ClearNakToEncryptedFrame).to_string(),
+            "DC-09 arc.example:12000: NAK in clear to an encrypted frame: the receiver could not decrypt it; check key and key_format with the centre"
+        );
+        assert_eq!(
+            error(ExchangeFailure::Frame(Dc09Error::TooLong(5000))).to_string(),
+            "frame body of 5000 characters is longer than DC-09 allows (4095)"
+        );
+        assert_eq!(
+            LinkError::DuhToLinkTest.to_string(),
+            "receiver answered DUH to a link test"
+        );
     }
 
     #[test]
