@@ -10,6 +10,7 @@
 //! the centre set another with `hbi`.
 
 pub mod call;
+pub mod session;
 pub mod sip;
 /// SCAIP bodies (SS 91100).
 pub use vigil_wire::scaip as xml;
@@ -28,6 +29,7 @@ use crate::core::{
     Alarm, AlarmCause, AlarmClass, AlarmId, Delivery, DeliveryResult, DeviceKind, UnitFault,
 };
 use crate::sync::lock;
+use session::{after_exchange, CallBack, ExchangeError, Step};
 use sip::{CSeq, Challenge, Flow, Incoming, SipMsg, SipNode};
 pub use xml::{MessageType, Mrq, Mrs, ScaipBody};
 
@@ -80,23 +82,6 @@ impl From<vigil_wire::sip::SipError> for ScaipError {
             vigil_wire::sip::SipError::Auth(m) => ScaipError::Auth(m),
         }
     }
-}
-
-/// Why an `<mrq>` got no `<mrs>`: what the route does next depends on which.
-#[derive(Debug, thiserror::Error)]
-enum ExchangeError {
-    /// The MESSAGE carrying it was not sent, or the proxy or centre did not accept it.
-    #[error("{0}")]
-    NotDelivered(String),
-    /// The centre accepted the MESSAGE but sent no `<mrs>` in time, so it may hold a session
-    /// the unit has given up on: the unit resets it (mty=RE).
-    #[error("no <mrs> from {receiver} within {within:?}")]
-    NoMrs {
-        /// The centre's URI.
-        receiver: String,
-        /// How long the unit waited.
-        within: Duration,
-    },
 }
 
 /// The SCAIP status code (`stc`) for each alarm cause, from SS 91100:2014 Annex C.
@@ -1355,11 +1340,7 @@ impl Link {
                 self.heartbeat_every.send_replace(every);
             }
         }
-        let waiter = self
-            .waiters
-            .lock()
-            .ok()
-            .and_then(|w| w.get(&mrs.reference).cloned());
+        let waiter = lock(&self.waiters).get(&mrs.reference).cloned();
         match waiter {
             Some(tx) => {
                 let _ = tx.send(mrs);
@@ -1474,11 +1455,9 @@ impl Link {
             }
         }
         // A resend after hold keeps the session's ref; anything else starts a new session.
-        let held = self
-            .holds
-            .lock()
-            .ok()
-            .and_then(|h| h.get(&alarm.id).map(|s| (s.reference.clone(), s.since)));
+        let held = lock(&self.holds)
+            .get(&alarm.id)
+            .map(|s| (s.reference.clone(), s.since));
         let reference = match held.as_ref().map(|(r, _)| r.clone()) {
             Some(r) => r,
             None => match new_session_ref() {
@@ -1500,32 +1479,30 @@ impl Link {
         tracing::info!(route = %self.route, alarm_id = alarm.id.0, attempt = delivery.attempt,
             reference = %reference, stc = mrq.stc.unwrap_or(0), "SCAIP sending alarm");
         let deadline = Instant::now() + self.cfg.answer_timeout;
-        let mrs = match self.exchange(&mrq, deadline).await {
-            Ok(mrs) => mrs,
-            Err(e) => {
-                self.end_session(alarm.id);
-                if let ExchangeError::NoMrs { .. } = e {
-                    self.reset(&mrq).await;
-                    return DeliveryResult::Failed {
-                        reason: format!("{e}; sent mty=RE for ref {reference}"),
-                    };
+        let outcome = self.exchange(&mrq, deadline).await;
+        if let Ok(mrs) = &outcome {
+            tracing::info!(route = %self.route, alarm_id = alarm.id.0, reference = %reference, snu = mrs.snu, "SCAIP mrs");
+        }
+        // The session decides on std's instants; the route keeps tokio's (paused in tests).
+        let held_since = held.map(|(_, since)| since.into_std());
+        match after_exchange(
+            outcome.as_ref(),
+            held_since,
+            Instant::now().into_std(),
+            self.cfg.hold_limit,
+        ) {
+            Step::Hold { since } => {
+                let since = Instant::from_std(since);
+                lock(&self.holds).insert(alarm.id, HoldSession { reference, since });
+                DeliveryResult::Hold {
+                    retry_after: HOLD_RESEND,
                 }
-                return DeliveryResult::Failed {
-                    reason: e.to_string(),
-                };
             }
-        };
-        tracing::info!(route = %self.route, alarm_id = alarm.id.0, reference = %reference, snu = mrs.snu, "SCAIP mrs");
-        match mrs.snu {
-            0 => {
+            Step::Acked { call_back } => {
                 self.end_session(alarm.id);
-                let callback = (mrs.mre.unwrap_or(0) >= 1).then(|| match (&mrs.tnu, mrs.cre) {
-                    (Some(tnu), None | Some(62)) => tnu.clone(),
-                    _ => self
-                        .predefined_callback
-                        .lock()
-                        .map(|p| p.clone())
-                        .unwrap_or_else(|_| self.cfg.receiver_uri.clone()),
+                let callback = call_back.map(|c| match c {
+                    CallBack::Requested(target) => target,
+                    CallBack::Predefined => lock(&self.predefined_callback).clone(),
                 });
                 DeliveryResult::Acked {
                     // The journal keeps the ref exactly as the centre saw it.
@@ -1533,37 +1510,19 @@ impl Link {
                     callback,
                 }
             }
-            4 => {
-                let since = held.as_ref().map_or_else(Instant::now, |(_, s)| *s);
-                if held.is_some() && since.elapsed() >= self.cfg.hold_limit {
-                    self.end_session(alarm.id);
-                    self.reset(&mrq).await;
-                    return DeliveryResult::Failed {
-                        reason: format!(
-                            "SCAIP receiver kept ref {reference} on hold (snu=4) longer than {:?}; sent mty=RE",
-                            self.cfg.hold_limit
-                        ),
-                    };
-                }
-                lock(&self.holds).insert(alarm.id, HoldSession { reference, since });
-                DeliveryResult::Hold {
-                    retry_after: HOLD_RESEND,
-                }
-            }
-            5 | 6 => {
+            Step::Declined { snu } => {
                 self.end_session(alarm.id);
                 DeliveryResult::Declined {
-                    reason: format!("SCAIP snu={}: {}", mrs.snu, xml::snu_meaning(mrs.snu)),
+                    reason: format!("SCAIP snu={snu}: {}", xml::snu_meaning(snu)),
                 }
             }
-            n => {
+            Step::Failed { failure, reset } => {
                 self.end_session(alarm.id);
-                self.reset(&mrq).await;
+                if reset {
+                    self.reset(&mrq).await;
+                }
                 DeliveryResult::Failed {
-                    reason: format!(
-                        "SCAIP receiver error snu={n}: {}; sent mty=RE",
-                        xml::snu_meaning(n)
-                    ),
+                    reason: failure.reason(&reference, reset),
                 }
             }
         }
