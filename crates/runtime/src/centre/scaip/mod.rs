@@ -993,25 +993,10 @@ impl Link {
                 ));
                 s
             };
-            let ack = |branch: &str, resp: &SipMsg| {
-                format!(
-                    "ACK {target} SIP/2.0\r\n{}To: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
-                    head(branch),
-                    resp.header("to").unwrap_or_default(),
-                    placing.call_id
-                )
-            };
-            let cancel = |branch: &str| {
-                format!(
-                    "CANCEL {target} SIP/2.0\r\n{}To: <{target}>\r\nCall-ID: {}\r\nCSeq: {cseq} CANCEL\r\nContent-Length: 0\r\n\r\n",
-                    head(branch),
-                    placing.call_id
-                )
-            };
             let ring = *lock(&self.call_ring);
             let invited = self
                 .node
-                .invite_transaction(self.proxy, &build, &ack, &cancel, CALL_ANSWER, ring)
+                .invite_transaction(self.proxy, &build, CALL_ANSWER, ring)
                 .await?;
             let status = invited.response.status().unwrap_or(0);
             let (header, auth_name) = match status {

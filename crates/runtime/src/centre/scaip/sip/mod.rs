@@ -8,7 +8,9 @@
 //! - `message`: parsing and writing SIP messages, header values, URIs and parameters.
 //! - `digest`: digest challenges, answers to them, and checking a client's answer.
 //! - `transport`: the node's UDP/TCP/TLS sockets, stream framing and TLS settings.
-//! - `transaction`: client and server transactions, their timers and retransmissions.
+//! - `transaction`: the async drivers of the client transactions (whose timers,
+//!   retransmissions, ACK and CANCEL are `vigil_wire::sip::transaction`'s sans-IO machines),
+//!   and the server side.
 
 /// Digest authentication.
 pub use vigil_wire::sip::digest;

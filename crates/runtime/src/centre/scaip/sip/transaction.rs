@@ -1,25 +1,54 @@
-//! SIP transactions (RFC 3261 §17): the non-INVITE and INVITE client transactions with their
-//! timers and retransmissions, the INVITE's CANCEL and ACK, and the server side: responses
-//! and the duplicate requests they answer again (§17.2.2).
+//! SIP transactions (RFC 3261 §17) on the node: the non-INVITE and INVITE client
+//! transactions, driven from the sans-IO machines of `vigil_wire::sip::transaction` (which
+//! hold every timer, retransmission, ACK and CANCEL), and the server side: responses and the
+//! duplicate requests they answer again (§17.2.2).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+use vigil_wire::sip::transaction::{Event, InviteClient, NonInviteClient};
 
 use super::message::{param, random_token, SipMsg};
 use super::transport::{Incoming, Pending, Shared, SipNode};
 use crate::centre::scaip::ScaipError;
 
-/// Timer T1 (RFC 3261 §17.1.1.1): round-trip estimate.
-pub const T1: Duration = Duration::from_millis(500);
-/// Timer T2: cap of the non-INVITE retransmission interval.
-pub const T2: Duration = Duration::from_secs(4);
+pub use vigil_wire::sip::transaction::{T1, T2};
+
+/// What woke a transaction's driver.
+enum Wake {
+    Response(Box<SipMsg>),
+    Timer,
+    Closed,
+}
+
+/// The next response on `rx`, or the timer at `at` (never, for None), whichever comes first.
+async fn next(rx: &mut mpsc::UnboundedReceiver<SipMsg>, at: Option<std::time::Instant>) -> Wake {
+    let recv = async {
+        match rx.recv().await {
+            Some(resp) => Wake::Response(Box::new(resp)),
+            None => Wake::Closed,
+        }
+    };
+    match at {
+        Some(at) => tokio::time::timeout_at(Instant::from_std(at), recv)
+            .await
+            .unwrap_or(Wake::Timer),
+        None => recv.await,
+    }
+}
+
+/// Now, as the machines count it (tokio's clock, so a paused test clock drives them too).
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
 
 impl SipNode {
     /// Runs a non-INVITE client transaction: sends the request built by `build(branch)` to
-    /// `peer`, retransmitting over UDP (Timer E), and returns the final response or times out.
+    /// `peer`, retransmitting over UDP (Timer E), and returns the final response, or times out
+    /// after `timeout` (Timer F).
     pub async fn transaction(
         &self,
         peer: SocketAddr,
@@ -27,115 +56,102 @@ impl SipNode {
         timeout: Duration,
     ) -> Result<SipMsg, ScaipError> {
         let branch = format!("z9hG4bK{}", random_token(16));
-        let bytes = build(&branch).into_bytes();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let _guard = PendingGuard::insert(&self.shared.pending, branch.clone(), tx);
-        self.send(peer, bytes.clone()).await?;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut interval = T1;
         let reliable = self.udp.is_none();
+        let mut tx = NonInviteClient::new(build(&branch).into_bytes(), reliable, now())?
+            .with_timeout(timeout);
+        let (sender, mut rx) = mpsc::unbounded_channel();
+        let _guard = PendingGuard::insert(&self.shared.pending, branch, sender);
         loop {
-            let wait_until = if reliable {
-                deadline
-            } else {
-                (tokio::time::Instant::now() + interval).min(deadline)
+            while let Some(bytes) = tx.poll_transmit() {
+                self.send(peer, bytes).await?;
+            }
+            let event = match next(&mut rx, tx.poll_timeout()).await {
+                Wake::Response(resp) => tx.handle_response(*resp, now()),
+                Wake::Timer => tx.handle_timeout(now()),
+                Wake::Closed => return Err(ScaipError::Io("transport closed".into())),
             };
-            match tokio::time::timeout_at(wait_until, rx.recv()).await {
-                Ok(Some(resp)) => {
-                    if resp.status().is_some_and(|s| s >= 200) {
-                        return Ok(resp);
-                    }
-                    // Provisional: keep waiting, retransmit at T2 (§17.1.2.2).
-                    interval = T2;
-                }
-                Ok(None) => return Err(ScaipError::Io("transport closed".into())),
-                Err(_) if tokio::time::Instant::now() >= deadline => {
-                    return Err(ScaipError::NoResponse(timeout));
-                }
-                Err(_) => {
-                    self.send(peer, bytes.clone()).await?;
-                    interval = (interval * 2).min(T2);
-                }
+            match event {
+                Some(Event::Final(resp)) => return Ok(resp),
+                Some(Event::TimedOut) => return Err(ScaipError::NoResponse(timeout)),
+                Some(Event::Provisional(_) | Event::Terminated) | None => {}
             }
         }
     }
 
-    /// Runs an INVITE client transaction (§17.1.1): sends the request built by `build(branch)`
+    /// Runs an INVITE client transaction (§17.1.1): sends the INVITE built by `build(branch)`
     /// to `peer`, over UDP again at Timer A until any response comes, and waits for the final
     /// response: `answer` without a provisional response (Timer B), `ring` once the far end
-    /// rings. A final response other than 2xx is acknowledged here, in this transaction, with
-    /// the ACK `ack(branch, response)` builds (§17.1.1.3). A 2xx is the caller's to acknowledge
-    /// (its ACK is a transaction of its own, §13.2.2.4); [`Invited::retransmits`] gives the
-    /// 2xx the far end sends again until that ACK reaches it. When it rings past `ring`, the
-    /// INVITE is cancelled with the CANCEL `cancel(branch)` builds (§9.1) and the 487 that
-    /// ends it acknowledged.
+    /// rings. A final response other than 2xx is acknowledged here, in this transaction
+    /// (§17.1.1.3). A 2xx is the caller's to acknowledge (its ACK is a transaction of its own,
+    /// §13.2.2.4); [`Invited::retransmits`] gives the 2xx the far end sends again until that
+    /// ACK reaches it. When it rings past `ring`, the INVITE is cancelled (§9.1) and the 487
+    /// that ends it acknowledged.
     pub async fn invite_transaction(
         &self,
         peer: SocketAddr,
         build: &(dyn Fn(&str) -> String + Send + Sync),
-        ack: &(dyn Fn(&str, &SipMsg) -> String + Send + Sync),
-        cancel: &(dyn Fn(&str) -> String + Send + Sync),
         answer: Duration,
         ring: Duration,
     ) -> Result<Invited, ScaipError> {
         let branch = format!("z9hG4bK{}", random_token(16));
-        let bytes = build(&branch).into_bytes();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let guard = PendingGuard::insert(&self.shared.pending, branch.clone(), tx);
-        self.send(peer, bytes.clone()).await?;
-        let mut deadline = tokio::time::Instant::now() + answer;
-        let mut interval = T1;
-        let mut retransmit = self.udp.is_some();
-        let mut ringing = false;
+        let reliable = self.udp.is_none();
+        let mut tx =
+            InviteClient::new(build(&branch).into_bytes(), reliable, now())?.with_timeout(answer);
+        let (sender, mut rx) = mpsc::unbounded_channel();
+        let guard = PendingGuard::insert(&self.shared.pending, branch.clone(), sender);
+        // When the far end started ringing; past `ring` the INVITE is cancelled.
+        let mut ringing: Option<std::time::Instant> = None;
         let mut cancelled = false;
         loop {
-            let wait_until = if retransmit {
-                (tokio::time::Instant::now() + interval).min(deadline)
-            } else {
-                deadline
+            while let Some(bytes) = tx.poll_transmit() {
+                self.send(peer, bytes).await?;
+            }
+            let ring_ends = ringing.filter(|_| !cancelled).map(|at| at + ring);
+            let wake = match (tx.poll_timeout(), ring_ends) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
             };
-            match tokio::time::timeout_at(wait_until, rx.recv()).await {
-                // The answer to the CANCEL itself (same branch): the INVITE's 487 follows.
-                Ok(Some(resp)) if resp.cseq_method().as_deref() == Some("CANCEL") => {}
-                Ok(Some(resp)) => match resp.status().unwrap_or(0) {
-                    100..=199 => {
-                        // Proceeding: no more retransmissions, and the far end may ring long.
-                        retransmit = false;
-                        if !ringing && !cancelled {
-                            ringing = true;
-                            deadline = tokio::time::Instant::now() + ring;
+            let event = match next(&mut rx, wake).await {
+                Wake::Response(resp) => tx.handle_response(*resp, now()),
+                Wake::Timer => {
+                    let now = now();
+                    if ring_ends.is_some_and(|end| now >= end) {
+                        // Nobody picked up: the far end stops ringing, and its 487 is awaited.
+                        cancelled = true;
+                        tx.cancel(now);
+                    }
+                    tx.handle_timeout(now)
+                }
+                Wake::Closed => return Err(ScaipError::Io("transport closed".into())),
+            };
+            match event {
+                Some(Event::Provisional(_)) => {
+                    ringing.get_or_insert_with(now);
+                }
+                Some(Event::Final(response)) => {
+                    let later = if response.status().is_some_and(|s| s < 300) {
+                        Some((guard, rx))
+                    } else {
+                        // The ACK of a non-2xx.
+                        while let Some(bytes) = tx.poll_transmit() {
+                            self.send(peer, bytes).await?;
                         }
-                    }
-                    200..=299 => {
-                        return Ok(Invited {
-                            response: resp,
-                            branch,
-                            later: Some((guard, rx)),
-                        })
-                    }
-                    _ => {
-                        self.send(peer, ack(&branch, &resp).into_bytes()).await?;
-                        return Ok(Invited {
-                            response: resp,
-                            branch,
-                            later: None,
-                        });
-                    }
-                },
-                Ok(None) => return Err(ScaipError::Io("transport closed".into())),
-                Err(_) if tokio::time::Instant::now() >= deadline && ringing && !cancelled => {
-                    // Nobody picked up: the far end stops ringing, and its 487 is awaited.
-                    cancelled = true;
-                    self.send(peer, cancel(&branch).into_bytes()).await?;
-                    deadline = tokio::time::Instant::now() + answer;
+                        None
+                    };
+                    return Ok(Invited {
+                        response,
+                        branch,
+                        later,
+                    });
                 }
-                Err(_) if tokio::time::Instant::now() >= deadline => {
-                    return Err(ScaipError::NoResponse(if ringing { ring } else { answer }));
+                Some(Event::TimedOut) => {
+                    return Err(ScaipError::NoResponse(if ringing.is_some() {
+                        ring
+                    } else {
+                        answer
+                    }))
                 }
-                Err(_) => {
-                    self.send(peer, bytes.clone()).await?;
-                    interval *= 2;
-                }
+                Some(Event::Terminated) | None => {}
             }
         }
     }
