@@ -134,7 +134,7 @@ impl ContactIdCall {
         };
         let (mut line, mut urcs) = match self.modem.place_call(&number).await {
             Ok(call) => call,
-            Err(r) => return failed(r),
+            Err(e) => return failed(e.to_string()),
         };
         let caps = self.modem.capabilities();
         // A module that cannot hear the tones streams the call to the unit, which hears them
@@ -143,9 +143,9 @@ impl ContactIdCall {
         if caps.is_some_and(|c| c.pcm) {
             match self.modem.open_voice_port().await {
                 Ok(p) => pcm = Some(p),
-                Err(r) => {
+                Err(e) => {
                     line.hang_up().await;
-                    return failed(r);
+                    return failed(e.to_string());
                 }
             }
         }
@@ -273,7 +273,7 @@ impl ContactIdCall {
         for c in commands {
             let vts = crate::modem::Command::new(c.clone(), timeout);
             if let Err(e) = self.modem.at().send(vts).await {
-                return Err(self.modem.call_failure(e));
+                return Err(self.modem.call_failure(e).to_string());
             }
         }
         Ok(())

@@ -674,7 +674,7 @@ async fn cellular_call_test(
     let said = Arc::new(said);
     let _ = lines.send(format!("calling {number}")).await;
     let started = tokio::time::Instant::now();
-    let (line, _urcs) = modem.place_call(&number).await?;
+    let (line, _urcs) = modem.place_call(&number).await.map_err(|e| e.to_string())?;
     let _ = lines
         .send(format!(
             "answered after {} ms; saying the test prompt",
@@ -691,7 +691,7 @@ async fn cellular_call_test(
     stop_tx.send_replace(true);
     let spoke = talk.await.map_err(|e| e.to_string())?;
     line.hang_up().await;
-    spoke?;
+    spoke.map_err(|e| e.to_string())?;
     let heard = crate::sync::lock(&heard).clone();
     report(&said, &heard)
 }
@@ -1408,7 +1408,9 @@ impl CallControl for Calls {
                     modem.carry_speech(speakerphone.as_ref(), None).await;
                     crate::core::CallEvent::Connected
                 }
-                Err(reason) => crate::core::CallEvent::Ended { reason },
+                Err(e) => crate::core::CallEvent::Ended {
+                    reason: e.to_string(),
+                },
             };
             let _ = inputs.send(Input::Call { alarm, event }).await;
         });
