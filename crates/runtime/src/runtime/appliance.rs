@@ -693,7 +693,7 @@ async fn cellular_call_test(
     line.hang_up().await;
     spoke.map_err(|e| e.to_string())?;
     let heard = crate::sync::lock(&heard).clone();
-    report(&said, &heard)
+    report(&said, &heard).map_err(|e| e.to_string())
 }
 
 /// The first lines of the status, short enough for two SMS parts.
@@ -1299,7 +1299,7 @@ impl SipCalls {
         tokio::time::sleep(listen_time(&said)).await;
         link.hang_up().await;
         let heard = crate::sync::lock(&heard).clone();
-        report(&said, &heard)
+        report(&said, &heard).map_err(|e| e.to_string())
     }
 
     fn adopt(&self, link: &Arc<crate::centre::scaip::ScaipLink>) {
