@@ -1269,7 +1269,12 @@ impl SipCalls {
         let Some(link) = link else {
             let why = crate::sync::lock(&self.links)
                 .first()
-                .map(|l| l.may_call(target).err().unwrap_or_default())
+                .map(|l| {
+                    l.may_call(target)
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default()
+                })
                 .unwrap_or_else(|| "no SCAIP route is up to place a SIP call on".into());
             return Err(why);
         };
@@ -1322,11 +1327,11 @@ impl SipCalls {
         let mut why = Vec::new();
         for link in links {
             if let Err(e) = link.may_call(target) {
-                why.push(e);
+                why.push(e.to_string());
                 continue;
             }
             if self.audio.is_none() {
-                why.push("this unit has no call audio (loudspeaker and microphone)".into());
+                why.push(crate::centre::scaip::call::CallSetupError::NoCallAudio.to_string());
                 continue;
             }
             match link.place_call(target).await {
