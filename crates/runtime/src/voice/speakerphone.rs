@@ -10,7 +10,8 @@
 //!
 //! Every call the unit takes or makes uses both, so the path that carries the person's voice
 //! is the one that is tested: the simulated backend puts a simulated room between its
-//! loudspeaker and microphone ([`super::sim_call::SimRoom`]) and the same canceller removes it.
+//! loudspeaker and microphone (`sim_call::SimRoom`, feature `sim`) and the same canceller
+//! removes it.
 
 use tracing::warn;
 
