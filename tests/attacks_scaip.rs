@@ -314,20 +314,34 @@ async fn a_call_back_goes_only_to_the_centres_own_domain() {
     let (_r, l) = setup(SipTransport::Udp).await;
     assert_eq!(l.may_call("sip:operator@centre.test"), Ok(()));
     assert_eq!(l.may_call("sip:operator@CENTRE.test;transport=udp"), Ok(()));
-    for bad in [
-        "sip:eavesdropper@attacker.example",
-        "sip:operator@centre.test.attacker.example",
-        "sip:centre.test",
-        "sips:operator@attacker.example",
-        "tel:+46700000000",
-        "sip:operator@centre.test\r\nContact: <sip:x@attacker.example>",
-        "sip:op <sip:x@attacker.example>@centre.test",
+    use vigil::centre::scaip::CallRefused;
+    let kind = |r: &Result<(), CallRefused>| match r {
+        Ok(()) => "allowed",
+        Err(CallRefused::NotSip(_)) => "not sip",
+        Err(CallRefused::Characters) => "characters",
+        Err(CallRefused::OutsideDomain { .. }) => "outside the domain",
+    };
+    for (bad, why) in [
+        ("sip:eavesdropper@attacker.example", "outside the domain"),
+        (
+            "sip:operator@centre.test.attacker.example",
+            "outside the domain",
+        ),
+        ("sip:centre.test", "outside the domain"),
+        ("sips:operator@attacker.example", "not sip"),
+        ("tel:+46700000000", "not sip"),
+        (
+            "sip:operator@centre.test\r\nContact: <sip:x@attacker.example>",
+            "characters",
+        ),
+        ("sip:op <sip:x@attacker.example>@centre.test", "characters"),
     ] {
-        assert!(l.may_call(bad).is_err(), "{bad:?} was allowed");
+        let refused = l.may_call(bad);
+        assert_eq!(kind(&refused), why, "{bad:?}: {refused:?}");
         // Placing the call checks the same, before anything is sent.
         let placed = l.place_call(bad).await;
         assert!(
-            matches!(&placed, Err(vigil::centre::scaip::ScaipError::Sip(_))),
+            matches!(&placed, Err(vigil::centre::scaip::ScaipError::Refused(_))),
             "{bad:?}: {placed:?}"
         );
     }

@@ -474,6 +474,54 @@ async fn speech_call_stays_up_until_the_far_end_hangs_up() {
     assert!(!w.module.commands().iter().any(|c| c == "ATH"));
 }
 
+/// A call asked for while the module is being recovered fails at once, and says so in a
+/// form the caller can tell apart from a number that did not answer: the modem's state, not
+/// the far end's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_while_the_modem_recovers_fails_at_once_as_unusable() {
+    use vigil::modem::{CallError, Unusable};
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(PERSON, Party::Person(Person::accepting('1')));
+    let number = vigil::modem::DialNumber::parse(PERSON).unwrap();
+    // A command that timed out: the modem is unusable from now until it is recovered.
+    m.report_fault("a command timed out");
+    let placed = m.place_call(&number).await;
+    let Err(e) = placed else {
+        panic!("a call was placed on a recovering modem");
+    };
+    assert!(
+        matches!(&e, CallError::Unusable(Unusable::Recovering(r)) if r == "a command timed out"),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), "modem recovering: a command timed out");
+    assert!(!w.module.commands().iter().any(|c| c.starts_with("ATD")));
+}
+
+/// A number that is busy is told apart from a modem that cannot call: the dialled number and
+/// the network's answer, in the words the journal keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_number_fails_the_call_with_the_dial_failure() {
+    use vigil::modem::{CallError, DialFailure};
+    let (w, m) = world(SimConfig::new(UNIT_NO)).await;
+    w.network.add(
+        PERSON,
+        Party::Person(Person {
+            pickup: vigil::modem::network::Pickup::Busy,
+            key: None,
+            drop_after: None,
+        }),
+    );
+    let number = vigil::modem::DialNumber::parse(PERSON).unwrap();
+    let Err(e) = m.place_call(&number).await else {
+        panic!("a busy number answered");
+    };
+    assert!(
+        matches!(&e, CallError::Dial { number: n, reason: DialFailure::Busy } if *n == number),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), format!("call to {PERSON}: busy"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pdu_length_counts_the_tpdu_only() {
     let (w, m) = world(SimConfig::new(UNIT_NO)).await;

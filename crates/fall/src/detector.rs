@@ -81,7 +81,7 @@ impl FallParams {
     /// The parameters the product ships with.
     ///
     /// Chosen by `vigil fall-tune` on SisFall subjects SA01–SA10, SE01–SE04 and SE06 only
-    /// (see [`crate::fall::tune::TUNING_SUBJECTS`]); the other subjects were held out.
+    /// (see [`crate::tune::TUNING_SUBJECTS`]); the other subjects were held out.
     pub const SHIPPED: FallParams = FallParams {
         trigger_g: 1.4,
         bias: -4.318_983_6,

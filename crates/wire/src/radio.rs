@@ -18,7 +18,7 @@
 //!
 //! The longest frame is 41 bytes, so every frame fits the RFM69's 66-byte FIFO together
 //! with its length byte, and no frame needs a FIFO refill while on air. Pairing is described
-//! in [`super::pairing`].
+//! in the runtime's `radio::pairing`.
 //!
 //! The 96-bit GCM nonce is `device id ‖ counter ‖ direction ‖ 0 0 0` (NIST SP 800-38D §8.2.1,
 //! deterministic construction): the pendant never reuses a counter, and the base's

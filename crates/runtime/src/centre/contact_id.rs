@@ -32,7 +32,7 @@ use crate::config::{ContactIdRoute, Unit};
 use crate::core::{Alarm, Delivery, DeliveryResult};
 use crate::modem::at::Urc;
 use crate::modem::voice_port::{PortEvent, VoicePort};
-use crate::modem::Modem;
+use crate::modem::{CommandFailed, Modem};
 use crate::voice::call_port::CallAudio;
 use crate::voice::tones::ContactIdTone;
 
@@ -44,6 +44,51 @@ pub struct ContactIdCall {
     number: String,
     account: String,
     speakerphone: Option<CallAudio>,
+}
+
+/// Why a Contact ID message was not acknowledged by a kissoff, in the call that was answered.
+#[derive(Debug, thiserror::Error)]
+pub enum NotAcknowledged {
+    /// The call ended (or its audio was lost) before the receiver's handshake.
+    #[error("{0}")]
+    Ended(String),
+    /// The receiver never sent its handshake.
+    #[error("no Contact ID handshake from the receiver")]
+    NoHandshake,
+    /// The receiver hung up while the digits went out.
+    #[error("the receiver hung up before the kissoff (attempt {attempt})")]
+    HungUp {
+        /// Which sending of the message, from 1.
+        attempt: u32,
+    },
+    /// The digits could not be sent.
+    #[error("sending the digits: {0}")]
+    Sending(#[source] DigitsNotSent),
+    /// The call ended (or its audio was lost) while waiting for the kissoff.
+    #[error("{why} before the kissoff (attempt {attempt})")]
+    EndedBeforeKissoff {
+        /// How it ended.
+        why: String,
+        /// Which sending of the message, from 1.
+        attempt: u32,
+    },
+    /// No kissoff after every attempt DC-05 allows.
+    #[error("no kissoff after {0} attempts")]
+    NoKissoff(u32),
+}
+
+/// Why the message's digits did not go out.
+#[derive(Debug, thiserror::Error)]
+pub enum DigitsNotSent {
+    /// The module refused or did not answer `AT+VTS`.
+    #[error(transparent)]
+    Command(#[from] CommandFailed),
+    /// A digit that DTMF cannot carry.
+    #[error("{0:?} is not DTMF")]
+    NotDtmf(String),
+    /// The module's voice port did not take the digits in time.
+    #[error("the module's voice port did not take the digits")]
+    NotTaken,
 }
 
 enum Heard {
@@ -134,7 +179,7 @@ impl ContactIdCall {
         };
         let (mut line, mut urcs) = match self.modem.place_call(&number).await {
             Ok(call) => call,
-            Err(r) => return failed(r),
+            Err(e) => return failed(e.to_string()),
         };
         let caps = self.modem.capabilities();
         // A module that cannot hear the tones streams the call to the unit, which hears them
@@ -143,9 +188,9 @@ impl ContactIdCall {
         if caps.is_some_and(|c| c.pcm) {
             match self.modem.open_voice_port().await {
                 Ok(p) => pcm = Some(p),
-                Err(r) => {
+                Err(e) => {
                     line.hang_up().await;
-                    return failed(r);
+                    return failed(e.to_string());
                 }
             }
         }
@@ -169,7 +214,7 @@ impl ContactIdCall {
                     self.modem.close_voice_port(p).await;
                 }
                 line.hang_up().await;
-                failed(reason)
+                failed(reason.to_string())
             }
         }
     }
@@ -182,7 +227,7 @@ impl ContactIdCall {
         line: &mut crate::modem::device::CallLine,
         urcs: &mut tokio::sync::broadcast::Receiver<Urc>,
         mut pcm: Option<&mut VoicePort>,
-    ) -> Result<String, String> {
+    ) -> Result<String, NotAcknowledged> {
         let t = self.modem.timing();
         // DC-05: 1400 Hz then 2300 Hz from the receiver before we may send. The receiver may
         // have sent them before the call was seen answered: those are read first.
@@ -201,8 +246,8 @@ impl ContactIdCall {
                 Some(Heard::Tone { hz: 1400, .. }) => seen_1400 = true,
                 Some(Heard::Tone { hz: 2300, .. }) if seen_1400 => break,
                 Some(Heard::Tone { .. } | Heard::Kissoff) => {}
-                Some(Heard::Ended(why)) => return Err(why),
-                None => return Err("no Contact ID handshake from the receiver".to_string()),
+                Some(Heard::Ended(why)) => return Err(NotAcknowledged::Ended(why)),
+                None => return Err(NotAcknowledged::NoHandshake),
             }
         }
         tokio::time::sleep(t.pre_send).await;
@@ -224,11 +269,9 @@ impl ContactIdCall {
                 let dropped =
                     std::iter::from_fn(|| urcs.try_recv().ok()).any(|u| u == Urc::NoCarrier);
                 if dropped {
-                    return Err(format!(
-                        "the receiver hung up before the kissoff (attempt {attempt})"
-                    ));
+                    return Err(NotAcknowledged::HungUp { attempt });
                 }
-                return Err(format!("sending the digits: {r}"));
+                return Err(NotAcknowledged::Sending(r));
             }
             // The kissoff must begin within `t.kissoff`; it is reported when it ends.
             let longest = KISSOFF_MS.end() + KISSOFF_SLACK_MS;
@@ -258,22 +301,26 @@ impl ContactIdCall {
                         return Ok(format!("Contact ID {}", self.number));
                     }
                     Some(Heard::Ended(why)) => {
-                        return Err(format!("{why} before the kissoff (attempt {attempt})"));
+                        return Err(NotAcknowledged::EndedBeforeKissoff { why, attempt });
                     }
                     None => break,
                 }
             }
             tracing::debug!(alarm_id = alarm.id.0, attempt, "no kissoff");
         }
-        Err(format!("no kissoff after {ATTEMPTS} attempts"))
+        Err(NotAcknowledged::NoKissoff(ATTEMPTS))
     }
 
     /// The digits by `AT+VTS`, the module generating the tones.
-    async fn send_by_vts(&self, commands: &[String], timeout: Duration) -> Result<(), String> {
+    async fn send_by_vts(
+        &self,
+        commands: &[String],
+        timeout: Duration,
+    ) -> Result<(), DigitsNotSent> {
         for c in commands {
             let vts = crate::modem::Command::new(c.clone(), timeout);
             if let Err(e) = self.modem.at().send(vts).await {
-                return Err(self.modem.call_failure(e));
+                return Err(DigitsNotSent::Command(self.modem.call_failure(e)));
             }
         }
         Ok(())
@@ -282,15 +329,15 @@ impl ContactIdCall {
 
 /// The digits as DTMF in the call's audio, 55 ms each and 55 ms apart (DC-05: 50–60 ms),
 /// waiting until the last has gone.
-async fn send_in_audio(port: &mut VoicePort, dtmf: &str) -> Result<(), String> {
+async fn send_in_audio(port: &mut VoicePort, dtmf: &str) -> Result<(), DigitsNotSent> {
     if !port.send_digits(dtmf) {
-        return Err(format!("{dtmf:?} is not DTMF"));
+        return Err(DigitsNotSent::NotDtmf(dtmf.to_string()));
     }
     let playing = u64::from(2 * crate::modem::voice_port::DIGIT_MS) * dtmf.len() as u64;
     if port.flush(Duration::from_millis(playing + 1_000)).await {
         Ok(())
     } else {
-        Err("the module's voice port did not take the digits".into())
+        Err(DigitsNotSent::NotTaken)
     }
 }
 

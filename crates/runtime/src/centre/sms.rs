@@ -122,8 +122,8 @@ impl Sms {
                 "SMS route closed for this alarm after {MAX_WRONG_CODES} wrong codes"
             ));
         }
-        if let Err(r) = self.modem.usable() {
-            return failed(r);
+        if let Err(e) = self.modem.usable() {
+            return failed(e.to_string());
         }
         let text = alarm_text(&self.unit, alarm, delivery.attempt);
         let short = compact_text(&self.unit, alarm, delivery.attempt);

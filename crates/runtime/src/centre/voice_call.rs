@@ -82,7 +82,7 @@ impl VoiceCall {
         };
         let (line, mut urcs) = match self.modem.place_call(&number).await {
             Ok(call) => call,
-            Err(r) => return failed(r),
+            Err(e) => return failed(e.to_string()),
         };
         let t = self.modem.timing();
         let text = self.announcement(delivery);

@@ -26,13 +26,14 @@ pub mod profile;
 pub mod voice_port;
 
 pub use device::{
-    MemoryNonce, Modem, ModemEvent, NoNonceStore, NonceStore, NonceStoreError, RemoteCommand,
-    RemoteRefusal, Timing,
+    CallError, CommandFailed, DialFailure, MemoryNonce, Modem, ModemEvent, NoNonceStore,
+    NonceStore, NonceStoreError, RemoteCommand, RemoteRefusal, SpeechError, Timing, Unusable,
 };
 pub use engine::{AtClient, Command};
 pub use number::{DialNumber, NumberError};
 pub use power::PowerKey;
 pub use profile::{Capabilities, Profile};
+pub use voice_port::VoicePortError;
 
 /// Everything that can go wrong on the cellular side.
 #[derive(Debug, thiserror::Error)]

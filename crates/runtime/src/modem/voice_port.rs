@@ -38,6 +38,28 @@ pub const DIGIT_MS: u32 = 55;
 /// taken as lost.
 pub const STALL: Duration = Duration::from_millis(500);
 
+/// Why the module's voice port cannot carry a call.
+#[derive(Debug, thiserror::Error)]
+pub enum VoicePortError {
+    /// The installer named no voice port (`modem.voice_port`).
+    #[error("no modem.voice_port configured")]
+    NotConfigured,
+    /// The port could not be opened.
+    #[error("the module's voice port {path}: {source}")]
+    Open {
+        /// Device path.
+        path: String,
+        /// What the OS said.
+        source: serialport::Error,
+    },
+    /// The thread that runs the port could not start.
+    #[error("voice port thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The module refused to stream the call on the port (`AT+CPCMREG=1`).
+    #[error("the module would not stream the call (AT+CPCMREG=1): {0}")]
+    NotStreamed(#[source] crate::modem::ModemError),
+}
+
 /// What the voice port heard.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PortEvent {
@@ -68,11 +90,14 @@ pub struct VoicePort {
 impl VoicePort {
     /// Opens the port at `path` and starts listening. The module streams only after
     /// `AT+CPCMREG=1`; frames read before that are none.
-    pub fn open(path: &str) -> Result<VoicePort, String> {
+    pub fn open(path: &str) -> Result<VoicePort, VoicePortError> {
         let port = serialport::new(path, 115_200)
             .timeout(Duration::from_millis(40))
             .open_native()
-            .map_err(|e| format!("the module's voice port {path}: {e}"))?;
+            .map_err(|source| VoicePortError::Open {
+                path: path.to_string(),
+                source,
+            })?;
         // Audio left over from an earlier call is not this call's.
         let _ = serialport::SerialPort::clear(&port, serialport::ClearBuffer::Input);
         let (tx, events) = mpsc::unbounded_channel();
@@ -90,7 +115,7 @@ impl VoicePort {
                 );
                 move || run(port, &path, &tx, &out, &heard, &stop)
             })
-            .map_err(|e| format!("voice port thread: {e}"))?;
+            .map_err(VoicePortError::Thread)?;
         Ok(VoicePort {
             events,
             out,

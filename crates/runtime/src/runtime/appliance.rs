@@ -674,7 +674,7 @@ async fn cellular_call_test(
     let said = Arc::new(said);
     let _ = lines.send(format!("calling {number}")).await;
     let started = tokio::time::Instant::now();
-    let (line, _urcs) = modem.place_call(&number).await?;
+    let (line, _urcs) = modem.place_call(&number).await.map_err(|e| e.to_string())?;
     let _ = lines
         .send(format!(
             "answered after {} ms; saying the test prompt",
@@ -691,9 +691,9 @@ async fn cellular_call_test(
     stop_tx.send_replace(true);
     let spoke = talk.await.map_err(|e| e.to_string())?;
     line.hang_up().await;
-    spoke?;
+    spoke.map_err(|e| e.to_string())?;
     let heard = crate::sync::lock(&heard).clone();
-    report(&said, &heard)
+    report(&said, &heard).map_err(|e| e.to_string())
 }
 
 /// The first lines of the status, short enough for two SMS parts.
@@ -1269,7 +1269,12 @@ impl SipCalls {
         let Some(link) = link else {
             let why = crate::sync::lock(&self.links)
                 .first()
-                .map(|l| l.may_call(target).err().unwrap_or_default())
+                .map(|l| {
+                    l.may_call(target)
+                        .err()
+                        .map(|e| e.to_string())
+                        .unwrap_or_default()
+                })
                 .unwrap_or_else(|| "no SCAIP route is up to place a SIP call on".into());
             return Err(why);
         };
@@ -1299,7 +1304,7 @@ impl SipCalls {
         tokio::time::sleep(listen_time(&said)).await;
         link.hang_up().await;
         let heard = crate::sync::lock(&heard).clone();
-        report(&said, &heard)
+        report(&said, &heard).map_err(|e| e.to_string())
     }
 
     fn adopt(&self, link: &Arc<crate::centre::scaip::ScaipLink>) {
@@ -1322,11 +1327,11 @@ impl SipCalls {
         let mut why = Vec::new();
         for link in links {
             if let Err(e) = link.may_call(target) {
-                why.push(e);
+                why.push(e.to_string());
                 continue;
             }
             if self.audio.is_none() {
-                why.push("this unit has no call audio (loudspeaker and microphone)".into());
+                why.push(crate::centre::scaip::call::CallSetupError::NoCallAudio.to_string());
                 continue;
             }
             match link.place_call(target).await {
@@ -1408,7 +1413,9 @@ impl CallControl for Calls {
                     modem.carry_speech(speakerphone.as_ref(), None).await;
                     crate::core::CallEvent::Connected
                 }
-                Err(reason) => crate::core::CallEvent::Ended { reason },
+                Err(e) => crate::core::CallEvent::Ended {
+                    reason: e.to_string(),
+                },
             };
             let _ = inputs.send(Input::Call { alarm, event }).await;
         });

@@ -10,7 +10,22 @@ use std::time::Duration;
 
 /// Opens the audio for one call: the unit's loudspeaker and microphone, or why they cannot
 /// be used. It may block while devices open: it is called off the async loop.
-pub type CallAudio = Arc<dyn Fn() -> Result<Box<dyn CallAudioPort>, String> + Send + Sync>;
+pub type CallAudio =
+    Arc<dyn Fn() -> Result<Box<dyn CallAudioPort>, AudioDeviceError> + Send + Sync>;
+
+/// Why the unit's loudspeaker and microphone could not be opened for a call.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioDeviceError {
+    /// The thread that holds the devices' streams could not start.
+    #[error("the speakerphone thread could not start: {0}")]
+    Thread(#[source] std::io::Error),
+    /// A device is missing or refused the call's format.
+    #[error(transparent)]
+    Device(#[from] super::VoiceError),
+    /// The devices did not start streaming in time.
+    #[error("the audio devices did not open within {} s", .0.as_secs())]
+    Timeout(Duration),
+}
 
 /// Samples per frame: 20 ms at 8 kHz.
 pub const FRAME: usize = 160;

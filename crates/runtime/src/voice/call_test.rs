@@ -87,13 +87,15 @@ pub fn listen_time(said: &[i16]) -> Duration {
     Duration::from_millis(said.len() as u64 * 1000 / u64::from(RATE)) + Duration::from_millis(2_500)
 }
 
+/// A test call whose prompt was not found in what came back: the line does not echo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the call was answered, but the test prompt did not come back: call an echo test line")]
+pub struct NoEcho;
+
 /// The installer's answer: the round trip measured, or why the prompt was not found in what
 /// came back.
-pub fn report(said: &[i16], heard: &[i16]) -> Result<String, String> {
-    measure(said, heard).map(|rt| rt.describe()).ok_or_else(|| {
-        "the call was answered, but the test prompt did not come back: call an echo test line"
-            .into()
-    })
+pub fn report(said: &[i16], heard: &[i16]) -> Result<String, NoEcho> {
+    measure(said, heard).map(|rt| rt.describe()).ok_or(NoEcho)
 }
 
 /// The most round trip looked for: two seconds.

@@ -41,6 +41,28 @@ type PreInit = unsafe extern "C" fn(c_int, c_int) -> *mut c_void;
 type PreCtl = unsafe extern "C" fn(*mut c_void, c_int, *mut c_void) -> c_int;
 type PreRun = unsafe extern "C" fn(*mut c_void, *mut i16) -> c_int;
 
+/// Why the echo canceller is not there: a call then goes on without it.
+#[derive(Debug, thiserror::Error)]
+pub enum EchoUnavailable {
+    /// The library is not installed.
+    #[error("speexdsp is not installed (Debian: libspeexdsp1)")]
+    NotInstalled,
+    /// The library lacks a function the canceller calls (a version too old or too new).
+    #[error("speexdsp lacks {symbol}: {source}")]
+    MissingSymbol {
+        /// The function's name.
+        symbol: String,
+        /// What the loader said.
+        source: libloading::Error,
+    },
+    /// The library would not make the echo canceller's state.
+    #[error("speexdsp could not make an echo canceller")]
+    NoEchoState,
+    /// The library would not make the preprocessor's state.
+    #[error("speexdsp could not make a preprocessor")]
+    NoPreprocessor,
+}
+
 /// One call's echo canceller at 8 kHz, 20 ms frames.
 pub struct EchoCanceller {
     echo: *mut c_void,
@@ -59,19 +81,24 @@ unsafe impl Send for EchoCanceller {}
 
 impl EchoCanceller {
     /// Loads speexdsp and sets up a canceller with noise suppression; the reason if it cannot.
-    pub fn open() -> Result<EchoCanceller, String> {
+    pub fn open() -> Result<EchoCanceller, EchoUnavailable> {
         // SAFETY: loading a shared library runs its initialisers; speexdsp's have no side
         // effects beyond the library itself.
         let lib = LIBRARY
             .iter()
             .find_map(|name| unsafe { Library::new(name) }.ok())
-            .ok_or("speexdsp is not installed (Debian: libspeexdsp1)")?;
+            .ok_or(EchoUnavailable::NotInstalled)?;
         // SAFETY: each symbol is looked up with the signature speexdsp's headers declare.
         unsafe {
-            let sym = |name: &[u8]| -> Result<*mut c_void, String> {
-                let s: Symbol<*mut c_void> = lib.get(name).map_err(|e| {
-                    format!("speexdsp lacks {}: {e}", String::from_utf8_lossy(name))
-                })?;
+            let sym = |name: &[u8]| -> Result<*mut c_void, EchoUnavailable> {
+                let s: Symbol<*mut c_void> =
+                    lib.get(name)
+                        .map_err(|source| EchoUnavailable::MissingSymbol {
+                            symbol: String::from_utf8_lossy(name)
+                                .trim_end_matches('\0')
+                                .to_string(),
+                            source,
+                        })?;
                 Ok(*s)
             };
             let echo_init: EchoInit = std::mem::transmute(sym(b"speex_echo_state_init\0")?);
@@ -85,14 +112,14 @@ impl EchoCanceller {
                 std::mem::transmute(sym(b"speex_preprocess_state_destroy\0")?);
             let echo = echo_init(FRAME as c_int, TAIL as c_int);
             if echo.is_null() {
-                return Err("speexdsp could not make an echo canceller".into());
+                return Err(EchoUnavailable::NoEchoState);
             }
             let mut rate: c_int = 8000;
             echo_ctl(echo, ECHO_SET_SAMPLING_RATE, (&raw mut rate).cast());
             let pre = pre_init(FRAME as c_int, 8000);
             if pre.is_null() {
                 echo_destroy(echo);
-                return Err("speexdsp could not make a preprocessor".into());
+                return Err(EchoUnavailable::NoPreprocessor);
             }
             pre_ctl(pre, PREPROCESS_SET_ECHO_STATE, echo);
             let mut on: c_int = 1;

@@ -10,7 +10,8 @@
 //!
 //! Every call the unit takes or makes uses both, so the path that carries the person's voice
 //! is the one that is tested: the simulated backend puts a simulated room between its
-//! loudspeaker and microphone ([`super::sim_call::SimRoom`]) and the same canceller removes it.
+//! loudspeaker and microphone (`sim_call::SimRoom`, feature `sim`) and the same canceller
+//! removes it.
 
 use tracing::warn;
 
@@ -121,7 +122,7 @@ mod device_port {
     use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
     use std::time::Duration;
 
-    use super::super::call_port::{CallAudioPort, FRAME, RATE};
+    use super::super::call_port::{AudioDeviceError, CallAudioPort, FRAME, RATE};
     use super::super::device;
     use super::super::pcm::to_i16;
     use super::super::VoiceError;
@@ -130,6 +131,8 @@ mod device_port {
     /// faster or slower than the call's drops or pads a few samples instead of drifting into
     /// delay the operator would hear.
     const MAX_BUFFERED: usize = 3 * FRAME;
+    /// How long the devices may take to start streaming.
+    const OPEN_WITHIN: Duration = Duration::from_secs(3);
 
     #[derive(Default)]
     struct Rings {
@@ -150,7 +153,10 @@ mod device_port {
 
     impl DevicePort {
         /// Opens `output` and `input` (configured names, or the system's defaults) at 8 kHz.
-        pub fn open(output: Option<String>, input: Option<String>) -> Result<DevicePort, String> {
+        pub fn open(
+            output: Option<String>,
+            input: Option<String>,
+        ) -> Result<DevicePort, AudioDeviceError> {
             let rings = Arc::new(Mutex::new(Rings::default()));
             let (ready_tx, ready) = mpsc::channel::<Result<(), VoiceError>>();
             let (stop, stopped) = mpsc::channel::<()>();
@@ -171,11 +177,11 @@ mod device_port {
                         }
                     }
                 })
-                .map_err(|e| format!("the speakerphone thread could not start: {e}"))?;
-            match ready.recv_timeout(Duration::from_secs(3)) {
+                .map_err(AudioDeviceError::Thread)?;
+            match ready.recv_timeout(OPEN_WITHIN) {
                 Ok(Ok(())) => Ok(DevicePort { rings, _stop: stop }),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("the audio devices did not open within 3 s".into()),
+                Ok(Err(e)) => Err(AudioDeviceError::Device(e)),
+                Err(_) => Err(AudioDeviceError::Timeout(OPEN_WITHIN)),
             }
         }
 

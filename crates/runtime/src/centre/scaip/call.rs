@@ -27,7 +27,34 @@ use crate::voice::media::{Media, MediaStats};
 use crate::voice::sdp::{self, Agreed};
 use crate::voice::srtp;
 
+use crate::voice::call_port::AudioDeviceError;
 pub use crate::voice::call_port::CallAudio;
+
+/// Why a call the unit places did not get going.
+#[derive(Debug, thiserror::Error)]
+pub enum CallSetupError {
+    /// The unit has a call up already (one call at a time).
+    #[error("a call is already up")]
+    AlreadyUp,
+    /// The unit has no loudspeaker and microphone for calls.
+    #[error("this unit has no call audio (loudspeaker and microphone)")]
+    NoCallAudio,
+    /// No socket for the call's RTP.
+    #[error("no RTP socket: {0}")]
+    NoRtpSocket(#[source] std::io::Error),
+    /// The loudspeaker and microphone could not be opened.
+    #[error("the call audio could not be opened: {0}")]
+    CallAudio(#[source] AudioDeviceError),
+    /// Opening the call audio did not finish.
+    #[error("opening the call audio failed")]
+    CallAudioTask,
+    /// The ACK to the far end's answer could not be sent.
+    #[error("the ACK could not be sent: {0}")]
+    Ack(#[source] Box<super::ScaipError>),
+    /// The far end's SDP answer offers nothing the unit can use.
+    #[error("the far end's answer cannot be used: {0}")]
+    Answer(#[source] sdp::SdpError),
+}
 
 /// The laws the unit answers with, in its order of preference when the offer allows both.
 const LAWS: [Law; 2] = [Law::Alaw, Law::Ulaw];
@@ -390,20 +417,20 @@ impl CallDesk {
         media_ip: IpAddr,
         audio: Option<CallAudio>,
         keys_safe: bool,
-    ) -> Result<Placing, String> {
+    ) -> Result<Placing, CallSetupError> {
         if lock(&self.active).is_some() {
-            return Err("a call is already up".into());
+            return Err(CallSetupError::AlreadyUp);
         }
         let audio = audio
             .or_else(|| lock(&self.audio).clone())
-            .ok_or("this unit has no call audio (loudspeaker and microphone)")?;
+            .ok_or(CallSetupError::NoCallAudio)?;
         let media = Media::bind(media_ip)
             .await
-            .map_err(|e| format!("no RTP socket: {e}"))?;
+            .map_err(CallSetupError::NoRtpSocket)?;
         let port = match tokio::task::spawn_blocking(move || audio()).await {
             Ok(Ok(port)) => port,
-            Ok(Err(e)) => return Err(format!("the call audio could not be opened: {e}")),
-            Err(_) => return Err("opening the call audio failed".into()),
+            Ok(Err(e)) => return Err(CallSetupError::CallAudio(e)),
+            Err(_) => return Err(CallSetupError::CallAudioTask),
         };
         let session_id = rand_u32();
         // Over TLS the call is offered as SRTP only: its keys are safe in the SDP, and the
@@ -431,7 +458,7 @@ impl CallDesk {
         local_uri: &str,
         mut invited: sip::Invited,
         cseq: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), CallSetupError> {
         let resp = &invited.response;
         let remote_from = resp.header("to").unwrap_or_default().to_string();
         let remote_target = resp
@@ -460,7 +487,7 @@ impl CallDesk {
         d.node
             .send(d.proxy, ack.clone().into_bytes())
             .await
-            .map_err(|e| format!("the ACK could not be sent: {e}"))?;
+            .map_err(|e| CallSetupError::Ack(Box::new(e)))?;
         let answer = std::str::from_utf8(resp.body())
             .map_err(|_| sdp::SdpError::Malformed { line: 0 })
             .and_then(|text| sdp::read_answer(text, &LAWS, placing.key.as_ref()));
@@ -501,7 +528,7 @@ impl CallDesk {
         if let Err(e) = answer {
             let bye = ByeRoute::of(&d);
             self.send_bye(d.node, &active, &bye).await;
-            return Err(format!("the far end's answer cannot be used: {e}"));
+            return Err(CallSetupError::Answer(e));
         }
         *lock(&self.active) = Some(active);
         self.report.send_modify(|r| {

@@ -47,6 +47,12 @@ pub enum ScaipError {
     /// A SIP message we cannot use.
     #[error("SIP: {0}")]
     Sip(String),
+    /// A call the unit may not place ([`ScaipLink::may_call`]).
+    #[error("SIP: {0}")]
+    Refused(#[from] CallRefused),
+    /// A call the unit places that did not get going.
+    #[error("SIP: {0}")]
+    CallSetup(#[from] call::CallSetupError),
     /// Sockets.
     #[error("network: {0}")]
     Io(String),
@@ -63,6 +69,26 @@ pub enum ScaipError {
         status: u16,
         /// Reason phrase.
         reason: String,
+    },
+}
+
+/// Why the unit will not call an address: a call opens the home's microphone, so it calls
+/// only plain `sip:` addresses in the centre's own domain.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallRefused {
+    /// Not a `sip:` URI (`sips:`, `tel:`…).
+    #[error("`{0}` is not a sip: URI")]
+    NotSip(String),
+    /// Characters a SIP address may not have (a header smuggled in, a display name).
+    #[error("the call-back URI has characters a SIP address may not")]
+    Characters,
+    /// An address outside the domain of the unit's own address of record.
+    #[error("`{target}` is outside the centre's domain `{domain}`: not called")]
+    OutsideDomain {
+        /// The address asked for.
+        target: String,
+        /// The centre's domain.
+        domain: String,
     },
 }
 
@@ -638,7 +664,7 @@ impl ScaipLink {
     /// Returns once the far end answered (the call then runs until either side hangs up), or
     /// why it did not. Only what [`ScaipLink::may_call`] allows is called.
     pub async fn place_call(&self, target: &str) -> Result<(), ScaipError> {
-        self.may_call(target).map_err(ScaipError::Sip)?;
+        self.may_call(target)?;
         Arc::clone(&self.link).place_call(target, None).await
     }
 
@@ -649,7 +675,7 @@ impl ScaipLink {
         target: &str,
         audio: call::CallAudio,
     ) -> Result<(), ScaipError> {
-        self.may_call(target).map_err(ScaipError::Sip)?;
+        self.may_call(target)?;
         Arc::clone(&self.link).place_call(target, Some(audio)).await
     }
 
@@ -657,13 +683,13 @@ impl ScaipLink {
     /// own domain (the domain of the unit's address of record), nothing that could smuggle a
     /// header or reach anyone else. The centre names the number, but a call opens the home's
     /// microphone, so the unit calls nobody outside the centre.
-    pub fn may_call(&self, target: &str) -> Result<(), String> {
+    pub fn may_call(&self, target: &str) -> Result<(), CallRefused> {
         let Some(rest) = target.strip_prefix("sip:") else {
-            return Err(format!("`{target}` is not a sip: URI"));
+            return Err(CallRefused::NotSip(target.to_string()));
         };
         let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.!~*'()+%@:;=".contains(c);
         if target.len() > 256 || !rest.chars().all(allowed) {
-            return Err("the call-back URI has characters a SIP address may not".into());
+            return Err(CallRefused::Characters);
         }
         let host = |uri: &str| {
             let aor = sip::aor(uri);
@@ -672,9 +698,10 @@ impl ScaipLink {
         };
         let (theirs, ours) = (host(target), host(&self.link.local_uri));
         if !rest.contains('@') || theirs.is_empty() || theirs != ours {
-            return Err(format!(
-                "`{target}` is outside the centre's domain `{ours}`: not called"
-            ));
+            return Err(CallRefused::OutsideDomain {
+                target: target.to_string(),
+                domain: ours,
+            });
         }
         Ok(())
     }
@@ -960,8 +987,7 @@ impl Link {
         let mut placing = self
             .calls
             .prepare(media_ip, audio, self.cfg.transport == SipTransport::Tls)
-            .await
-            .map_err(ScaipError::Sip)?;
+            .await?;
         let mut auth: Option<String> = None;
         let mut answered_realm: Option<String> = None;
         let (invited, cseq) = loop {
@@ -1042,7 +1068,7 @@ impl Link {
         self.calls
             .connected(self.dialogue(&via), placing, &self.local_uri, invited, cseq)
             .await
-            .map_err(ScaipError::Sip)
+            .map_err(ScaipError::from)
     }
 
     /// A REGISTER of our address of record with these header lines (in the registration's

@@ -13,13 +13,99 @@ use std::time::Duration;
 use tokio::sync::{broadcast, Notify, OwnedMutexGuard};
 use tokio::time::Instant;
 
-use super::{Modem, ModemEvent};
+use super::{Modem, ModemEvent, Unusable};
 use crate::modem::at::{self, CallState, Urc};
 use crate::modem::audio_port::{self, AudioPort, NoAudioPort};
 use crate::modem::engine::Command;
 use crate::modem::number::DialNumber;
-use crate::modem::{voice_port, ModemError};
+use crate::modem::voice_port::{self, VoicePortError};
+use crate::modem::ModemError;
 use crate::voice::call_port::{bridge, BridgeEnd, CallAudio, CallAudioPort};
+
+/// A command of a call or an SMS that the modem did not carry out, in words an operator can
+/// act on: the modem's error, and what its numbered `+CME`/`+CMS` error means when known.
+#[derive(Debug)]
+pub struct CommandFailed {
+    /// What went wrong.
+    pub error: ModemError,
+    /// The meaning of the module's error number (TS 27.007 §9.2, TS 27.005 §3.2.5).
+    pub meaning: Option<&'static str>,
+}
+
+impl std::fmt::Display for CommandFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.meaning {
+            Some(w) => write!(f, "{} ({w})", self.error),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+
+impl std::error::Error for CommandFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Why a dialled call was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum DialFailure {
+    /// The far end is busy (`BUSY`).
+    #[error("busy")]
+    Busy,
+    /// The network gave up ringing (`NO ANSWER`).
+    #[error("no answer")]
+    NoAnswer,
+    /// The call failed before it was answered (`NO CARRIER`).
+    #[error("no carrier (call failed)")]
+    NoCarrier,
+    /// The module restarted (`RDY`) while the call was set up.
+    #[error("modem restarted during the call")]
+    Restarted,
+    /// The module stopped listing the call before it was answered.
+    #[error("call ended before it was answered")]
+    Ended,
+    /// Nobody answered within the unit's own ring time.
+    #[error("no answer within {} s", .0.as_secs_f32())]
+    RingTimeout(Duration),
+    /// `ATD` or `AT+CLCC` failed.
+    #[error(transparent)]
+    Command(CommandFailed),
+}
+
+/// Why a call was not placed: the modem not usable, or the dialled number not answering.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The modem cannot place calls now.
+    #[error(transparent)]
+    Unusable(#[from] Unusable),
+    /// The call was dialled but not answered.
+    #[error("call to {number}: {reason}")]
+    Dial {
+        /// The number dialled.
+        number: DialNumber,
+        /// Why it was not answered.
+        #[source]
+        reason: DialFailure,
+    },
+}
+
+/// Why a call's speech could not go through the unit's speakerphone.
+#[derive(Debug, thiserror::Error)]
+pub enum SpeechError {
+    /// The module puts the call's audio nowhere the unit reads.
+    #[error(transparent)]
+    NoAudioPort(#[from] NoAudioPort),
+    /// The module's voice port could not be opened or would not stream.
+    #[error(transparent)]
+    VoicePort(#[from] VoicePortError),
+    /// The module's USB audio card could not be opened.
+    #[error("the module's sound card: {0}")]
+    SoundCard(#[source] crate::voice::VoiceError),
+    /// Opening the module's USB audio card did not finish.
+    #[error("the module's sound card: {0}")]
+    SoundCardTask(#[source] tokio::task::JoinError),
+}
 
 /// The speech of the call in progress, carried through the speakerphone by its own task.
 pub(super) struct Speech {
@@ -96,7 +182,7 @@ impl Modem {
         line: &mut CallLine,
         number: &DialNumber,
         urcs: &mut broadcast::Receiver<Urc>,
-    ) -> Result<(), String> {
+    ) -> Result<(), DialFailure> {
         let t = self.inner.timing;
         line.in_call = true;
         if let Err(e) = self
@@ -105,17 +191,17 @@ impl Modem {
             .send(Command::new(format!("ATD{number};"), t.network).call_setup())
             .await
         {
-            return Err(self.call_failure(e));
+            return Err(DialFailure::Command(self.call_failure(e)));
         }
         let deadline = Instant::now() + t.answer;
         let mut poll = tokio::time::interval(t.poll);
         loop {
             tokio::select! {
                 u = urcs.recv() => match u {
-                    Ok(Urc::Busy) => return Err("busy".into()),
-                    Ok(Urc::NoAnswer) => return Err("no answer".into()),
-                    Ok(Urc::NoCarrier) => return Err("no carrier (call failed)".into()),
-                    Ok(Urc::Rdy) => return Err("modem restarted during the call".into()),
+                    Ok(Urc::Busy) => return Err(DialFailure::Busy),
+                    Ok(Urc::NoAnswer) => return Err(DialFailure::NoAnswer),
+                    Ok(Urc::NoCarrier) => return Err(DialFailure::NoCarrier),
+                    Ok(Urc::Rdy) => return Err(DialFailure::Restarted),
                     // The far end may speak before the poll sees the call answered.
                     Ok(u @ (Urc::Tone { .. } | Urc::Dtmf(_))) => line.heard.push(u),
                     _ => {}
@@ -123,7 +209,7 @@ impl Modem {
                 _ = poll.tick() => {
                     let calls = match self.calls().await {
                         Ok(c) => c,
-                        Err(e) => return Err(self.call_failure(e)),
+                        Err(e) => return Err(DialFailure::Command(self.call_failure(e))),
                     };
                     let call = calls.into_iter().find(|c| !c.incoming && c.voice);
                     match call.map(|c| c.state) {
@@ -133,34 +219,33 @@ impl Modem {
                             // Give a final code that raced the poll a moment to arrive.
                             if let Ok(Ok(u)) = tokio::time::timeout(t.poll, urcs.recv()).await {
                                 match u {
-                                    Urc::Busy => return Err("busy".into()),
-                                    Urc::NoAnswer => return Err("no answer".into()),
+                                    Urc::Busy => return Err(DialFailure::Busy),
+                                    Urc::NoAnswer => return Err(DialFailure::NoAnswer),
                                     _ => {}
                                 }
                             }
-                            return Err("call ended before it was answered".into());
+                            return Err(DialFailure::Ended);
                         }
                     }
                 },
                 () = tokio::time::sleep_until(deadline) => {
-                    return Err(format!("no answer within {} s", t.answer.as_secs_f32()));
+                    return Err(DialFailure::RingTimeout(t.answer));
                 }
             }
         }
     }
 
-    /// The words for a failed command, and recovery if the modem stopped answering.
-    pub fn call_failure(&self, e: ModemError) -> String {
+    /// A failed command with the meaning of its error number, and recovery if the modem
+    /// stopped answering.
+    pub fn call_failure(&self, e: ModemError) -> CommandFailed {
         if matches!(e, ModemError::Timeout { .. } | ModemError::EngineStopped) {
             self.report_fault(&e.to_string());
         }
-        match &e {
-            ModemError::Rejected { result, .. } => match at::explain(result) {
-                Some(w) => format!("{e} ({w})"),
-                None => e.to_string(),
-            },
-            _ => e.to_string(),
-        }
+        let meaning = match &e {
+            ModemError::Rejected { result, .. } => at::explain(result),
+            _ => None,
+        };
+        CommandFailed { error: e, meaning }
     }
 
     /// Calls `number` for speech (the core's `Output::StartCall`, a centre's call-back
@@ -170,7 +255,7 @@ impl Modem {
     /// The centre may ask before the modem is ready (its answer can come over IP while the
     /// module is still starting or recovering): the call waits for the modem, up to
     /// `CALL_BACK_WAIT`, rather than being lost.
-    pub async fn start_call(&self, number: &DialNumber) -> Result<(), String> {
+    pub async fn start_call(&self, number: &DialNumber) -> Result<(), CallError> {
         self.wait_usable(CALL_BACK_WAIT).await?;
         let (line, _urcs) = self.place_call(number).await?;
         line.keep_open();
@@ -179,18 +264,21 @@ impl Modem {
 
     /// Takes the call line and dials `number` until it answers, with a subscription to the
     /// module's unsolicited results from before the dial. On failure the call is hung up and
-    /// the reason says why: the modem not usable, or `call to <number>: …`.
+    /// the error says why: the modem not usable, or the number not answering.
     pub async fn place_call(
         &self,
         number: &DialNumber,
-    ) -> Result<(CallLine, broadcast::Receiver<Urc>), String> {
+    ) -> Result<(CallLine, broadcast::Receiver<Urc>), CallError> {
         self.usable()?;
         let mut line = self.call_line().await;
         self.end_open_call().await;
         let mut urcs = self.inner.at.subscribe();
-        if let Err(r) = self.dial(&mut line, number, &mut urcs).await {
+        if let Err(reason) = self.dial(&mut line, number, &mut urcs).await {
             line.hang_up().await;
-            return Err(format!("call to {number}: {r}"));
+            return Err(CallError::Dial {
+                number: number.clone(),
+                reason,
+            });
         }
         Ok((line, urcs))
     }
@@ -241,16 +329,16 @@ impl Modem {
     /// Starts streaming the call in progress on the module's voice port (SIMCom
     /// `AT+CPCMREG=1`): the port is opened first so no frame is missed. A stream left on by an
     /// earlier call (the unit stopped mid-call) is stopped and started again.
-    pub async fn open_voice_port(&self) -> Result<voice_port::VoicePort, String> {
+    pub async fn open_voice_port(&self) -> Result<voice_port::VoicePort, VoicePortError> {
         let Some(path) = self.inner.settings.voice_port.as_deref() else {
-            return Err("no modem.voice_port configured".into());
+            return Err(VoicePortError::NotConfigured);
         };
         let port = voice_port::VoicePort::open(path)?;
         if self.cmd("AT+CPCMREG=1").await.is_err() {
             let _ = self.cmd("AT+CPCMREG=0").await;
             self.cmd("AT+CPCMREG=1")
                 .await
-                .map_err(|e| format!("the module would not stream the call (AT+CPCMREG=1): {e}"))?;
+                .map_err(VoicePortError::NotStreamed)?;
         }
         Ok(port)
     }
@@ -284,7 +372,7 @@ impl Modem {
         &self,
         audio: Box<dyn CallAudioPort>,
         stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<BridgeEnd, String> {
+    ) -> Result<BridgeEnd, SpeechError> {
         self.speak_on(None, audio, stop).await
     }
 
@@ -296,13 +384,13 @@ impl Modem {
         streaming: Option<voice_port::VoicePort>,
         mut audio: Box<dyn CallAudioPort>,
         mut stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<BridgeEnd, String> {
+    ) -> Result<BridgeEnd, SpeechError> {
         if let Some(mut port) = streaming {
             let end = bridge(&mut port, audio.as_mut(), &mut stop).await;
             self.close_voice_port(port).await;
             return Ok(end);
         }
-        match self.audio_port().map_err(|e| e.to_string())? {
+        match self.audio_port()? {
             AudioPort::VoicePort(_) => {
                 let mut port = self.open_voice_port().await?;
                 let end = bridge(&mut port, audio.as_mut(), &mut stop).await;
@@ -470,16 +558,16 @@ async fn speak_on_sound_card(
     card: String,
     mut audio: Box<dyn CallAudioPort>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<BridgeEnd, String> {
+) -> Result<BridgeEnd, SpeechError> {
     use crate::voice::bridge::{CallAudio, CallBridge};
     use crate::voice::catalogue::PromptSet;
     // Opening waits for the card's streams to start: off the runtime's threads.
     let opened = tokio::task::spawn_blocking(move || {
         let audio = CallAudio::new(PromptSet::tones(crate::voice::call_port::RATE));
-        CallBridge::open(&card, audio).map_err(|e| format!("the module's sound card: {e}"))
+        CallBridge::open(&card, audio).map_err(SpeechError::SoundCard)
     })
     .await
-    .map_err(|e| format!("the module's sound card: {e}"))?;
+    .map_err(SpeechError::SoundCardTask)?;
     let mut card = opened?;
     Ok(bridge(&mut card, audio.as_mut(), &mut stop).await)
 }
@@ -491,6 +579,6 @@ async fn speak_on_sound_card(
     _card: String,
     _audio: Box<dyn CallAudioPort>,
     _stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<BridgeEnd, String> {
-    Err(NoAudioPort::NoAudioDevices.to_string())
+) -> Result<BridgeEnd, SpeechError> {
+    Err(SpeechError::NoAudioPort(NoAudioPort::NoAudioDevices))
 }

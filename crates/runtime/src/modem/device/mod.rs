@@ -38,7 +38,7 @@ mod remote;
 mod sms;
 
 pub use super::number::same_number;
-pub use calls::CallLine;
+pub use calls::{CallError, CallLine, CommandFailed, DialFailure, SpeechError};
 pub use lifecycle::Health;
 pub use remote::{
     MemoryNonce, NoNonceStore, NonceStore, NonceStoreError, RemoteCommand, RemoteRefusal,
@@ -193,6 +193,24 @@ pub enum Status {
     Failed(String),
 }
 
+/// Why calls and SMS cannot go now ([`Modem::usable`]): a route fails at once with it, so the
+/// core moves the alarm on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    /// The init sequence has not finished yet.
+    #[error("modem not ready: starting")]
+    Starting,
+    /// The module is being reset or power-cycled, for this reason.
+    #[error("modem recovering: {0}")]
+    Recovering(String),
+    /// Initialisation failed (no SIM, wrong PIN…), for this reason; retried periodically.
+    #[error("modem unusable: {0}")]
+    Failed(String),
+    /// Not registered on a network; the registration as the module reports it.
+    #[error("no network: {0}")]
+    NoNetwork(String),
+}
+
 /// What the modem tells the runtime.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ModemEvent {
@@ -329,7 +347,7 @@ impl Modem {
     }
 
     /// Waits until the modem is ready and registered, or `timeout` passes.
-    pub async fn wait_usable(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn wait_usable(&self, timeout: Duration) -> Result<(), Unusable> {
         let mut rx = self.inner.status.subscribe();
         let mut events = self.events();
         let deadline = Instant::now() + timeout;
@@ -346,18 +364,18 @@ impl Modem {
     }
 
     /// Ok if calls and SMS can go now, or the reason they cannot.
-    pub fn usable(&self) -> Result<(), String> {
+    pub fn usable(&self) -> Result<(), Unusable> {
         match self.status() {
             Status::Ready => {}
-            Status::Starting => return Err("modem not ready: starting".into()),
-            Status::Recovering(r) => return Err(format!("modem recovering: {r}")),
-            Status::Failed(r) => return Err(format!("modem unusable: {r}")),
+            Status::Starting => return Err(Unusable::Starting),
+            Status::Recovering(r) => return Err(Unusable::Recovering(r)),
+            Status::Failed(r) => return Err(Unusable::Failed(r)),
         }
         let reg = self.registration();
         if reg.is_registered() {
             Ok(())
         } else {
-            Err(format!("no network: {}", reg.describe()))
+            Err(Unusable::NoNetwork(reg.describe().to_string()))
         }
     }
 
