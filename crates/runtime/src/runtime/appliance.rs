@@ -783,33 +783,23 @@ fn lazy_route(
         // After their acknowledgement the call routes' calls go on as speech through the
         // speakerphone, as the centre's call does.
         RouteConfig::ContactId(r) => {
-            let (r, slot, speakerphone) = (r.clone(), modem.clone(), sip_calls.audio.clone());
-            Lazy::new(name, move || {
-                let (r, slot, unit, speakerphone) =
-                    (r.clone(), slot.clone(), unit.clone(), speakerphone.clone());
-                Box::pin(async move {
-                    let modem = slot.get().ok_or("modem not available")?;
-                    let mut route = crate::centre::contact_id::ContactIdCall::new(modem, &r, &unit);
-                    if let Some(s) = speakerphone {
-                        route = route.with_speakerphone(s);
-                    }
-                    Ok(Arc::new(Shared(Arc::new(route))) as Arc<dyn Transport>)
-                })
+            let r = r.clone();
+            call_route(name, modem, sip_calls, move |modem, speakerphone| {
+                let route = crate::centre::contact_id::ContactIdCall::new(modem, &r, &unit);
+                match speakerphone {
+                    Some(s) => route.with_speakerphone(s),
+                    None => route,
+                }
             })
         }
         RouteConfig::Voice(r) => {
-            let (r, slot, speakerphone) = (r.clone(), modem.clone(), sip_calls.audio.clone());
-            Lazy::new(name, move || {
-                let (r, slot, unit, speakerphone) =
-                    (r.clone(), slot.clone(), unit.clone(), speakerphone.clone());
-                Box::pin(async move {
-                    let modem = slot.get().ok_or("modem not available")?;
-                    let mut route = crate::centre::voice_call::VoiceCall::new(modem, &r, &unit);
-                    if let Some(s) = speakerphone {
-                        route = route.with_speakerphone(s);
-                    }
-                    Ok(Arc::new(Shared(Arc::new(route))) as Arc<dyn Transport>)
-                })
+            let r = r.clone();
+            call_route(name, modem, sip_calls, move |modem, speakerphone| {
+                let route = crate::centre::voice_call::VoiceCall::new(modem, &r, &unit);
+                match speakerphone {
+                    Some(s) => route.with_speakerphone(s),
+                    None => route,
+                }
             })
         }
     }
@@ -851,6 +841,27 @@ async fn start_scaip_tls(
     _creds: &crate::config::Credentials,
 ) -> Result<crate::centre::scaip::ScaipLink, String> {
     Err("SIP over TLS needs a build with the `tls` feature".into())
+}
+
+/// A route that places a cellular call (Contact ID, a call to a person): built on the open
+/// modem when first needed, with the speakerphone that carries the call's speech afterwards.
+fn call_route<R: Send + Sync + 'static>(
+    name: String,
+    modem: &ModemSlot,
+    sip_calls: &Arc<SipCalls>,
+    build: impl Fn(Modem, Option<crate::centre::scaip::call::CallAudio>) -> R + Send + Sync + 'static,
+) -> Lazy
+where
+    Shared<R>: Transport,
+{
+    let (slot, speakerphone, build) = (modem.clone(), sip_calls.audio.clone(), Arc::new(build));
+    Lazy::new(name, move || {
+        let (slot, speakerphone, build) = (slot.clone(), speakerphone.clone(), build.clone());
+        Box::pin(async move {
+            let modem = slot.get().ok_or("modem not available")?;
+            Ok(Arc::new(Shared(Arc::new(build(modem, speakerphone)))) as Arc<dyn Transport>)
+        })
+    })
 }
 
 type MakeFuture =
