@@ -230,6 +230,66 @@ async fn a_sip_phone_calls_the_unit_and_speech_crosses_both_ways() {
     );
 }
 
+/// A phone that offers RTCP multiplexing (RFC 5761; baresip's `rtcp_mux yes`) gets it: its
+/// reports arrive on the unit's RTP port and are read, and the unit's reports reach the phone
+/// there too, which the round trip in the phone's receiver reports shows (their LSR and DLSR
+/// echo the unit's sender report). Speech still crosses both ways.
+#[cfg_attr(
+    not(all(vigil_has_kamailio, vigil_has_baresip)),
+    ignore = "needs kamailio and baresip: apt-get install kamailio baresip-core"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_multiplexes_rtcp_gets_its_reports_read_on_the_rtp_port() {
+    let (kamailio, proxy, link) =
+        kamailio_and_unit(SocketAddr::from(([127, 0, 0, 1], free_udp_port()))).await;
+    let unit_says = recording(13, 4);
+    let heard_by_unit = unit_audio(&link, &unit_says);
+    link.answer_calls_until(tokio::time::Instant::now() + Duration::from_secs(60));
+
+    let dir = tempfile::tempdir().unwrap();
+    // Longer than the others: baresip hangs up when its recording ends, and its first receiver
+    // report comes about 5 s into the call.
+    let centre_says = recording(17, 10);
+    let mic = dir.path().join("operator.wav");
+    write_wav(&mic, &as_clip(&centre_says)).unwrap();
+    baresip_config(dir.path(), proxy, &mic, free_udp_port());
+    let mut config = std::fs::read_to_string(dir.path().join("config")).unwrap();
+    config.push_str("rtcp_mux yes\n");
+    std::fs::write(dir.path().join("config"), config).unwrap();
+    let baresip_log = dial_the_unit(dir.path(), 9).await;
+
+    let calls = link.calls().borrow().clone();
+    assert_eq!(
+        calls.answered,
+        1,
+        "{calls:?}\n{baresip_log}\n{}",
+        kamailio.log()
+    );
+    let stats = ended_call_media(&link)
+        .await
+        .unwrap_or_else(|| panic!("the call's media never ended: {calls:?}"));
+    assert!(stats.rtcp_mux, "the unit agreed to multiplex: {stats:?}");
+    assert!(
+        stats.rtcp_received >= 1 && stats.rtcp_dropped == 0,
+        "the phone's reports on the RTP port: {stats:?}\n{baresip_log}"
+    );
+    assert!(
+        stats.rtcp_sent >= 1 && stats.round_trip.is_some(),
+        "the phone got the unit's reports on the RTP port: {stats:?}\n{baresip_log}"
+    );
+    assert_eq!(stats.dropped, 0, "no report taken for audio: {stats:?}");
+
+    let played = heard_by_unit.lock().unwrap().clone();
+    speech_crossed(
+        &centre_says,
+        1,
+        &played,
+        &unit_says,
+        dir.path(),
+        &baresip_log,
+    );
+}
+
 /// Outside the auto-answer window (no alarm just raised) the same call is refused with 480:
 /// the unit does not pick up calls at any time of day.
 #[cfg_attr(

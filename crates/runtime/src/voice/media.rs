@@ -58,6 +58,8 @@ pub struct MediaStats {
     pub far_end_bye: bool,
     /// The call's media was SRTP at its end.
     pub srtp: bool,
+    /// RTCP shared the RTP port at the call's end (RFC 5761), as the SDP agreed.
+    pub rtcp_mux: bool,
 }
 
 /// A call's RTP and RTCP sockets, bound before the answer so the port can go in the SDP.
@@ -309,6 +311,7 @@ impl Media {
         }
         stats.jitter_ms = reception.jitter() / 8;
         stats.srtp = matches!(protection, Protection::Srtp(_));
+        stats.rtcp_mux = current.rtcp_mux;
         stats
     }
 }
