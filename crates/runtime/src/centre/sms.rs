@@ -208,20 +208,16 @@ impl Sms {
     }
 
     fn wrong_codes(&self, alarm: AlarmId) -> u32 {
-        self.wrong_codes
-            .lock()
-            .map(|m| m.get(&alarm).copied().unwrap_or(0))
-            .unwrap_or(MAX_WRONG_CODES)
+        crate::sync::lock(&self.wrong_codes)
+            .get(&alarm)
+            .copied()
+            .unwrap_or(0)
     }
 
     fn count_wrong_code(&self, alarm: AlarmId) -> u32 {
-        match self.wrong_codes.lock() {
-            Ok(mut m) => {
-                let n = m.entry(alarm).or_insert(0);
-                *n += 1;
-                *n
-            }
-            Err(_) => MAX_WRONG_CODES,
-        }
+        let mut m = crate::sync::lock(&self.wrong_codes);
+        let n = m.entry(alarm).or_insert(0);
+        *n += 1;
+        *n
     }
 }

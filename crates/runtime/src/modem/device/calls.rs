@@ -20,6 +20,7 @@ use crate::modem::engine::Command;
 use crate::modem::number::DialNumber;
 use crate::modem::voice_port::{self, VoicePortError};
 use crate::modem::ModemError;
+use crate::sync::lock;
 use crate::voice::call_port::{bridge, BridgeEnd, CallAudio, CallAudioPort};
 
 /// A command of a call or an SMS that the modem did not carry out, in words an operator can
@@ -443,9 +444,7 @@ impl Modem {
                 self.clone()
                     .speech(speakerphone, streaming, events, Arc::clone(&end)),
             );
-        if let Ok(mut g) = self.inner.speech.lock() {
-            *g = Some(Speech { end, task });
-        }
+        *lock(&self.inner.speech) = Some(Speech { end, task });
         true
     }
 
@@ -506,7 +505,7 @@ impl Modem {
     /// Ends the call's speech through the speakerphone, if a task carries it, and waits until
     /// its port is closed.
     async fn end_speech(&self) {
-        let speech = self.inner.speech.lock().ok().and_then(|mut g| g.take());
+        let speech = lock(&self.inner.speech).take();
         let Some(Speech { end, task }) = speech else {
             return;
         };
@@ -520,12 +519,7 @@ impl Modem {
     }
 
     pub(super) async fn incoming_call(&self, from: &str) {
-        let open = self
-            .inner
-            .auto_answer
-            .lock()
-            .map(|g| g.is_some_and(|until| Instant::now() < until))
-            .unwrap_or(false);
+        let open = lock(&self.inner.auto_answer).is_some_and(|until| Instant::now() < until);
         let answer = open && self.allowed(from);
         let answered = if answer {
             match self

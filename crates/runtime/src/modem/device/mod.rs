@@ -329,12 +329,7 @@ impl Modem {
 
     /// The best of circuit-switched and EPS registration.
     pub fn registration(&self) -> RegStatus {
-        let (cs, eps) = self
-            .inner
-            .reg
-            .lock()
-            .map(|g| *g)
-            .unwrap_or((RegStatus::Unknown, RegStatus::Unknown));
+        let (cs, eps) = *crate::sync::lock(&self.inner.reg);
         if cs.is_registered() {
             cs
         } else if eps.is_registered() {

@@ -14,6 +14,7 @@ use vigil_wire::sip::transaction::{Event, InviteClient, NonInviteClient};
 use super::message::{param, random_token, SipMsg};
 use super::transport::{Incoming, Pending, Shared, SipNode};
 use crate::centre::scaip::ScaipError;
+use crate::sync::lock;
 
 pub use vigil_wire::sip::transaction::{T1, T2};
 
@@ -183,8 +184,8 @@ impl SipNode {
     ) -> Result<Vec<u8>, ScaipError> {
         let bytes = Self::response_bytes(to, status, reason, to_tag, extra, body);
         let req = &to.msg;
-        if let (Some(branch), Ok(mut a)) = (req.branch(), self.shared.answered.lock()) {
-            a.insert(branch, Some((to.peer, bytes.clone())));
+        if let Some(branch) = req.branch() {
+            lock(&self.shared.answered).insert(branch, Some((to.peer, bytes.clone())));
         }
         self.send(to.peer, bytes.clone()).await?;
         Ok(bytes)
@@ -262,9 +263,7 @@ impl PendingGuard {
         branch: String,
         tx: mpsc::UnboundedSender<SipMsg>,
     ) -> PendingGuard {
-        if let Ok(mut p) = pending.lock() {
-            p.insert(branch.clone(), tx);
-        }
+        lock(pending).insert(branch.clone(), tx);
         PendingGuard {
             pending: Arc::clone(pending),
             branch,
@@ -274,9 +273,7 @@ impl PendingGuard {
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
-        if let Ok(mut p) = self.pending.lock() {
-            p.remove(&self.branch);
-        }
+        lock(&self.pending).remove(&self.branch);
     }
 }
 
@@ -285,7 +282,7 @@ impl Drop for PendingGuard {
 pub(super) fn match_response(shared: &Shared, msg: SipMsg) {
     let tx = msg
         .branch()
-        .and_then(|b| shared.pending.lock().ok().and_then(|p| p.get(&b).cloned()));
+        .and_then(|b| lock(&shared.pending).get(&b).cloned());
     if let Some(tx) = tx {
         let _ = tx.send(msg);
     }
@@ -302,9 +299,7 @@ pub(super) fn absorbed_by_server_transaction(
     let Some(branch) = msg.branch() else {
         return false;
     };
-    let Ok(mut answered) = shared.answered.lock() else {
-        return true;
-    };
+    let mut answered = lock(&shared.answered);
     match answered.get(&branch) {
         // A retransmission of a request we answered: answer again (§17.2.2).
         Some(Some((_, bytes))) => {
@@ -320,5 +315,53 @@ pub(super) fn absorbed_by_server_transaction(
             answered.insert(branch, None);
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SipTransport;
+
+    /// A panic while the map of waiting client transactions was locked poisons the lock; the
+    /// map is whole, so a response still finds its transaction instead of every transaction
+    /// after it timing out.
+    #[tokio::test]
+    async fn responses_find_their_transaction_after_a_panic_poisoned_the_map() {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (client, _) = SipNode::bind(SipTransport::Udp, any).await.unwrap();
+        let (server, mut incoming) = SipNode::bind(SipTransport::Udp, any).await.unwrap();
+        let pending = Arc::clone(&client.shared.pending);
+        let _ = std::thread::spawn(move || {
+            let _held = pending.lock();
+            panic!("a panic while the map is locked");
+        })
+        .join();
+        assert!(client.shared.pending.is_poisoned());
+
+        let answering = Arc::clone(&server);
+        tokio::spawn(async move {
+            while let Some(request) = incoming.recv().await {
+                let _ = answering.respond(&request, 200, "OK", "t2", &[]).await;
+            }
+        });
+        let from = client.local_addr();
+        let build = move |branch: &str| {
+            format!(
+                "OPTIONS sip:unit@127.0.0.1 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {from};branch={branch}\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:centre@127.0.0.1>;tag=t1\r\n\
+                 To: <sip:unit@127.0.0.1>\r\n\
+                 Call-ID: poisoned@127.0.0.1\r\n\
+                 CSeq: 1 OPTIONS\r\n\
+                 Content-Length: 0\r\n\r\n"
+            )
+        };
+        let response = client
+            .transaction(server.local_addr(), &build, Duration::from_secs(2))
+            .await
+            .expect("the 200 reaches the transaction");
+        assert_eq!(response.status(), Some(200));
     }
 }

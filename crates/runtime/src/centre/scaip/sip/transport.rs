@@ -17,6 +17,7 @@ use super::message::{canonical, redacted, SipMsg};
 use super::transaction;
 use crate::centre::scaip::ScaipError;
 use crate::config::SipTransport;
+use crate::sync::lock;
 
 /// Largest message we accept.
 const MAX_MESSAGE: usize = 16 * 1024;
@@ -89,15 +90,11 @@ pub struct SipNode {
 
 impl Drop for SipNode {
     fn drop(&mut self) {
-        if let Ok(tasks) = self.tasks.lock() {
-            for t in tasks.iter() {
-                t.abort();
-            }
+        for t in lock(&self.tasks).iter() {
+            t.abort();
         }
-        if let Ok(tasks) = self.shared.accepted_tasks.lock() {
-            for t in tasks.iter() {
-                t.abort();
-            }
+        for t in lock(&self.shared.accepted_tasks).iter() {
+            t.abort();
         }
     }
 }
@@ -184,9 +181,7 @@ impl SipNode {
 
     /// Makes the next `n` incoming requests of `method` vanish as if lost on the network.
     pub fn lose_incoming(&self, method: &str, n: u32) {
-        if let Ok(mut l) = self.shared.lose.lock() {
-            l.insert(method.to_string(), n);
-        }
+        lock(&self.shared.lose).insert(method.to_string(), n);
     }
 
     /// Sends raw bytes to `peer` (connecting over TCP if needed).
@@ -205,11 +200,9 @@ impl SipNode {
             }
             None => {
                 self.connect(peer).await?;
-                self.shared
-                    .conns
-                    .lock()
-                    .ok()
-                    .and_then(|c| c.get(&peer).cloned())
+                lock(&self.shared.conns)
+                    .get(&peer)
+                    .cloned()
                     .ok_or_else(|| ScaipError::Io(format!("connection to {peer} closed")))?
             }
         };
@@ -230,11 +223,9 @@ impl SipNode {
 
     /// The open connection to `peer`, if there is one.
     fn live_conn(&self, peer: SocketAddr) -> Option<mpsc::UnboundedSender<Vec<u8>>> {
-        self.shared
-            .conns
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&peer).cloned())
+        lock(&self.shared.conns)
+            .get(&peer)
+            .cloned()
             .filter(|c| !c.is_closed())
     }
 
@@ -272,10 +263,10 @@ impl SipNode {
             .local_addr()
             .map_err(|e| ScaipError::Io(format!("connection to {peer}: {e}")))?;
         let task = self.start_stream(stream, peer).await?;
-        if let Ok(mut t) = self.tasks.lock() {
-            t.retain(|t| !t.is_finished());
-            t.push(task);
-        }
+        let mut tasks = lock(&self.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+        drop(tasks);
         Ok(local)
     }
 
@@ -427,13 +418,11 @@ async fn dispatch(
     if method == "ACK" {
         return;
     }
-    if let Ok(mut lose) = shared.lose.lock() {
-        if let Some(n) = lose.get_mut(&method) {
-            if *n > 0 {
-                *n -= 1;
-                tracing::debug!(%peer, %method, "SIP: simulated loss of an incoming request");
-                return;
-            }
+    if let Some(n) = lock(&shared.lose).get_mut(&method) {
+        if *n > 0 {
+            *n -= 1;
+            tracing::debug!(%peer, %method, "SIP: simulated loss of an incoming request");
+            return;
         }
     }
     if transaction::absorbed_by_server_transaction(shared, &msg, reply) {
@@ -498,9 +487,10 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let (stream, peer, permit) = admit(&listener, &shared).await;
         let conn = start_connection(stream, peer, Flow::Accepted, Arc::clone(&shared));
-        if let Ok(mut t) = shared.accepted_tasks.lock() {
-            t.retain(|t| !t.is_finished());
-            t.push(conn.abort_handle());
+        {
+            let mut tasks = lock(&shared.accepted_tasks);
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(conn.abort_handle());
         }
         tokio::spawn(async move {
             let _ = conn.await;
@@ -530,7 +520,8 @@ where
 {
     let (read, mut write) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    if let Ok(mut c) = shared.conns.lock() {
+    {
+        let mut c = lock(&shared.conns);
         // An accepted connection never takes over a live one the node opened to that peer.
         let live = c.get(&peer).is_some_and(|t| !t.is_closed());
         if flow == Flow::Opened || !live {
@@ -549,7 +540,8 @@ where
         }));
         read_tcp(read, peer, flow, &shared, tx.clone()).await;
         drop(writer);
-        if let Ok(mut c) = shared.conns.lock() {
+        {
+            let mut c = lock(&shared.conns);
             if c.get(&peer).is_some_and(|t| t.same_channel(&tx)) {
                 c.remove(&peer);
             }
