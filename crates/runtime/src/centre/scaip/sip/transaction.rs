@@ -83,7 +83,7 @@ impl SipNode {
     /// to `peer`, over UDP again at Timer A until any response comes, and waits for the final
     /// response: `answer` without a provisional response (Timer B), `ring` once the far end
     /// rings. A final response other than 2xx is acknowledged here, in this transaction
-    /// (§17.1.1.3). A 2xx is the caller's to acknowledge (its ACK is a transaction of its own,
+    /// (§17.1.1.3), and over UDP again whenever it comes again until Timer D. A 2xx is the caller's to acknowledge (its ACK is a transaction of its own,
     /// §13.2.2.4); [`Invited::retransmits`] gives the 2xx the far end sends again until that
     /// ACK reaches it. When it rings past `ring`, the INVITE is cancelled (§9.1) and the 487
     /// that ends it acknowledged.
@@ -133,9 +133,17 @@ impl SipNode {
                     let later = if response.status().is_some_and(|s| s < 300) {
                         Some((guard, rx))
                     } else {
-                        // The ACK of a non-2xx.
+                        // The ACK of a non-2xx. Over UDP the transaction stays Completed until
+                        // Timer D and acknowledges the response again each time the far end
+                        // resends it, because that ACK was lost (§17.1.1.2).
                         while let Some(bytes) = tx.poll_transmit() {
                             self.send(peer, bytes).await?;
+                        }
+                        if let Some(udp) = &self.udp {
+                            let udp = Arc::clone(udp);
+                            self.keep_task(tokio::spawn(acknowledge_until_timer_d(
+                                udp, peer, tx, guard, rx,
+                            )));
                         }
                         None
                     };
@@ -251,6 +259,31 @@ impl Invited {
     }
 }
 
+/// An INVITE client transaction Completed by a final response other than 2xx, over UDP, until
+/// Timer D ends it: each time the far end resends that response (the ACK was lost), the ACK
+/// goes again. Holds the transaction's branch meanwhile, so the resent response reaches it.
+async fn acknowledge_until_timer_d(
+    udp: Arc<tokio::net::UdpSocket>,
+    peer: SocketAddr,
+    mut tx: InviteClient,
+    _branch: PendingGuard,
+    mut rx: mpsc::UnboundedReceiver<SipMsg>,
+) {
+    loop {
+        let event = match next(&mut rx, tx.poll_timeout()).await {
+            Wake::Response(resp) => tx.handle_response(*resp, now()),
+            Wake::Timer => tx.handle_timeout(now()),
+            Wake::Closed => return,
+        };
+        while let Some(bytes) = tx.poll_transmit() {
+            let _ = udp.send_to(&bytes, peer).await;
+        }
+        if matches!(event, Some(Event::Terminated)) || tx.poll_timeout().is_none() {
+            return;
+        }
+    }
+}
+
 /// Removes a pending transaction when its future ends or is dropped.
 struct PendingGuard {
     pending: Pending,
@@ -363,5 +396,81 @@ mod tests {
             .await
             .expect("the 200 reaches the transaction");
         assert_eq!(response.status(), Some(200));
+    }
+
+    /// A far end refuses the unit's INVITE (486) and, because the unit's ACK was lost, sends
+    /// its 486 again: the transaction, Completed until Timer D, acknowledges it again
+    /// (§17.1.1.2), although the caller already has its answer.
+    #[tokio::test]
+    async fn a_refusal_sent_again_is_acknowledged_again() {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (client, _) = SipNode::bind(SipTransport::Udp, any).await.unwrap();
+        let far = tokio::net::UdpSocket::bind(any).await.unwrap();
+        let far_addr = far.local_addr().unwrap();
+        let from = client.local_addr();
+        let calling = tokio::spawn(async move {
+            let build = move |branch: &str| {
+                format!(
+                    "INVITE sip:operator@127.0.0.1 SIP/2.0\r\n\
+                     Via: SIP/2.0/UDP {from};branch={branch}\r\n\
+                     Max-Forwards: 70\r\n\
+                     From: <sip:unit@127.0.0.1>;tag=t1\r\n\
+                     To: <sip:operator@127.0.0.1>\r\n\
+                     Call-ID: refused@127.0.0.1\r\n\
+                     CSeq: 1 INVITE\r\n\
+                     Content-Length: 0\r\n\r\n"
+                )
+            };
+            let invited = client
+                .invite_transaction(
+                    far_addr,
+                    &build,
+                    Duration::from_secs(5),
+                    Duration::from_secs(5),
+                )
+                .await
+                .expect("a final response");
+            (client, invited.response.status())
+        });
+
+        let invite = datagram(&far).await.expect("the INVITE");
+        assert!(invite.starts_with("INVITE "), "{invite}");
+        let header = |name: &str| {
+            invite
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let busy = format!(
+            "SIP/2.0 486 Busy Here\r\n{}\r\n{}\r\n{};tag=far\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+            header("Via:"),
+            header("From:"),
+            header("To:"),
+            header("Call-ID:"),
+            header("CSeq:"),
+        );
+        far.send_to(busy.as_bytes(), from).await.unwrap();
+        let (_client, status) = calling.await.unwrap();
+        assert_eq!(status, Some(486));
+        let ack = datagram(&far).await.expect("the ACK of the 486");
+        assert!(ack.starts_with("ACK "), "{ack}");
+
+        far.send_to(busy.as_bytes(), from).await.unwrap();
+        let again = datagram(&far)
+            .await
+            .expect("the 486 sent again is acknowledged again");
+        assert!(again.starts_with("ACK "), "{again}");
+        assert_eq!(again, ack, "the same ACK, in the same transaction");
+    }
+
+    /// The next datagram on `socket` as text, within 2 s.
+    async fn datagram(socket: &tokio::net::UdpSocket) -> Option<String> {
+        let mut buf = vec![0u8; 4096];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        Some(String::from_utf8_lossy(buf.get(..n)?).into_owned())
     }
 }

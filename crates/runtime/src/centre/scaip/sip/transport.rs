@@ -184,6 +184,13 @@ impl SipNode {
         lock(&self.shared.lose).insert(method.to_string(), n);
     }
 
+    /// Keeps `task` until the node is dropped, which aborts it.
+    pub(super) fn keep_task(&self, task: JoinHandle<()>) {
+        let mut tasks = lock(&self.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
     /// Sends raw bytes to `peer` (connecting over TCP if needed).
     pub async fn send(&self, peer: SocketAddr, bytes: Vec<u8>) -> Result<(), ScaipError> {
         tracing::debug!(%peer, msg = %redacted(&bytes), "SIP out");
@@ -263,10 +270,7 @@ impl SipNode {
             .local_addr()
             .map_err(|e| ScaipError::Io(format!("connection to {peer}: {e}")))?;
         let task = self.start_stream(stream, peer).await?;
-        let mut tasks = lock(&self.tasks);
-        tasks.retain(|t| !t.is_finished());
-        tasks.push(task);
-        drop(tasks);
+        self.keep_task(task);
         Ok(local)
     }
 
