@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::sip::{self, Incoming, SipNode};
+use super::sip::{self, Incoming, SipNode, T1, T2};
 use super::{lock, ALLOW};
 use crate::voice::call_port::CallAudioPort;
 use crate::voice::g711::Law;
@@ -58,10 +58,6 @@ pub enum CallSetupError {
 
 /// The laws the unit answers with, in its order of preference when the offer allows both.
 const LAWS: [Law; 2] = [Law::Alaw, Law::Ulaw];
-/// SIP timer T1.
-const T1: Duration = Duration::from_millis(500);
-/// SIP timer T2.
-const T2: Duration = Duration::from_secs(4);
 
 /// What the centre's calls have done, for `vigil status`, logs and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
