@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
+use vigil_wire::sip::server::AnswerRetransmission;
 
-use super::sip::{self, Incoming, SipNode, T1, T2};
+use super::sip::{self, Incoming, SipNode, T1};
 use super::{lock, ALLOW};
 use crate::voice::call_port::CallAudioPort;
 use crate::voice::g711::Law;
@@ -564,20 +565,19 @@ impl CallDesk {
         call_id: String,
         bye: ByeRoute,
     ) {
-        let give_up = Instant::now() + 64 * T1;
-        let mut every = T1;
-        loop {
-            let next = (Instant::now() + every).min(give_up);
+        let mut answer = AnswerRetransmission::new(bytes, Instant::now().into_std());
+        while let Some(at) = answer.poll_timeout() {
             tokio::select! {
                 // The ACK came, or the call ended before it.
                 _ = acked.wait_for(|a| *a) => return,
-                () = tokio::time::sleep_until(next) => {}
+                () = tokio::time::sleep_until(Instant::from_std(at)) => {}
             }
-            if Instant::now() >= give_up {
+            if answer.handle_timeout(Instant::now().into_std()).is_some() {
                 break;
             }
-            let _ = node.send(peer, bytes.clone()).await;
-            every = (every * 2).min(T2);
+            while let Some(copy) = answer.poll_transmit() {
+                let _ = node.send(peer, copy).await;
+            }
         }
         tracing::warn!(%call_id, "no ACK for the answer: ending the call");
         let taken = {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use vigil_wire::sip::server::Arrival;
 use vigil_wire::sip::transaction::{Event, InviteClient, NonInviteClient};
 
 use super::message::{param, random_token, SipMsg};
@@ -193,7 +194,7 @@ impl SipNode {
         let bytes = Self::response_bytes(to, status, reason, to_tag, extra, body);
         let req = &to.msg;
         if let Some(branch) = req.branch() {
-            lock(&self.shared.answered).insert(branch, Some((to.peer, bytes.clone())));
+            lock(&self.shared.answered).answered(&branch, bytes.clone(), now());
         }
         self.send(to.peer, bytes.clone()).await?;
         Ok(bytes)
@@ -332,22 +333,14 @@ pub(super) fn absorbed_by_server_transaction(
     let Some(branch) = msg.branch() else {
         return false;
     };
-    let mut answered = lock(&shared.answered);
-    match answered.get(&branch) {
-        // A retransmission of a request we answered: answer again (§17.2.2).
-        Some(Some((_, bytes))) => {
-            reply(bytes.clone());
+    let arrival = lock(&shared.answered).arrive(&branch, now());
+    match arrival {
+        Arrival::Retransmission(bytes) => {
+            reply(bytes);
             true
         }
-        // Still being handled: absorb.
-        Some(None) => true,
-        None => {
-            if answered.len() > 512 {
-                answered.clear();
-            }
-            answered.insert(branch, None);
-            false
-        }
+        Arrival::InProgress => true,
+        Arrival::New => false,
     }
 }
 

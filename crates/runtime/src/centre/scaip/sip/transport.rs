@@ -18,6 +18,7 @@ use super::transaction;
 use crate::centre::scaip::ScaipError;
 use crate::config::SipTransport;
 use crate::sync::lock;
+use vigil_wire::sip::server::ServerTransactions;
 
 /// Largest message we accept.
 const MAX_MESSAGE: usize = 16 * 1024;
@@ -49,7 +50,6 @@ pub struct Incoming {
 }
 
 /// Server transactions: branch → where and what we answered (None while being handled).
-type ServerTransactions = HashMap<String, Option<(SocketAddr, Vec<u8>)>>;
 pub(super) type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<SipMsg>>>>;
 type Conns = Arc<Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>>;
 
@@ -110,7 +110,7 @@ impl SipNode {
             transport,
             pending: Arc::default(),
             conns: Arc::default(),
-            answered: Mutex::new(HashMap::new()),
+            answered: Mutex::new(ServerTransactions::default()),
             incoming: tx,
             lose: Mutex::new(HashMap::new()),
             #[cfg(feature = "tls")]
@@ -338,7 +338,7 @@ impl SipNode {
             transport: SipTransport::Tls,
             pending: Arc::default(),
             conns: Arc::default(),
-            answered: Mutex::new(HashMap::new()),
+            answered: Mutex::new(ServerTransactions::default()),
             incoming: tx,
             lose: Mutex::new(HashMap::new()),
             tls: Some(role),
