@@ -339,3 +339,208 @@ async fn without_an_audio_port_an_accepted_call_stays_on_the_modules_own_audio()
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(opened.load(Ordering::SeqCst), 0);
 }
+
+/// A Quectel module with its USB audio card named (`audio.call_device`; in the simulation the
+/// stream that stands in for the card), and a modem on it that may call `numbers`.
+async fn quectel_world(numbers: &[&str]) -> (SimWorld, vigil::modem::Modem) {
+    let w = SimWorld::start(SimConfig::new(UNIT_NO)).unwrap();
+    assert_eq!(
+        w.module.voice_port(),
+        None,
+        "Quectel has no SIMCom voice port"
+    );
+    let m = w
+        .open_modem(Settings {
+            sim_pin: None,
+            allowed_numbers: numbers.iter().map(|n| n.to_string()).collect(),
+            remote_secret: None,
+            voice_port: None,
+            call_device: w.module.sound_card(),
+            call_audio: None,
+        })
+        .unwrap();
+    m.wait_usable(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        m.capabilities().and_then(|c| c.usb_audio),
+        Some(true),
+        "AT+QPCMV=1,2 taken: {:?}",
+        w.module.commands()
+    );
+    (w, m)
+}
+
+/// After the acknowledgement on a Quectel module: once the speakerphone is opened for the
+/// call, the far end talks for 3 s on the USB audio card while the person talks into the
+/// unit's microphone; the far end's words reach the unit's loudspeaker and the person's the
+/// far end, the speakerphone was opened once, and the card was all it took: no SIMCom
+/// streaming command went to the module.
+async fn the_call_went_on_as_speech_on_the_card(
+    w: &SimWorld,
+    person_says: &[i16],
+    heard: &Mutex<Vec<i16>>,
+    opened: &AtomicU32,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while opened.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the speakerphone was never opened for the call"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let far_says = recording(9, 3);
+    w.module.far_end_says(&far_says);
+    // Until the far end has said it all (and a second more), or the far end hung up.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while heard.lock().unwrap().len() < 8_000 * 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call's speech stopped early: {} samples",
+            heard.lock().unwrap().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(opened.load(Ordering::SeqCst), 1);
+    let played = heard.lock().unwrap().clone();
+    let (lag, c) = align(&far_says[8_000..16_000], &played, played.len());
+    assert!(c >= 0.9, "far end to person: correlation {c} at lag {lag}");
+    let sent = w.module.voice_port_audio();
+    let (lag, c) = align(&person_says[..8_000], &sent, sent.len());
+    assert!(c >= 0.9, "person to far end: correlation {c} at lag {lag}");
+    let cmds = w.module.commands();
+    assert!(cmds.iter().any(|c| c == "AT+QPCMV=1,2"), "{cmds:?}");
+    assert!(
+        !cmds.iter().any(|c| c.starts_with("AT+CPCMREG")),
+        "{cmds:?}"
+    );
+}
+
+/// A voice route's call on a Quectel module wired by its USB audio card: after the accept key
+/// the call goes on as speech through the speakerphone on the card, as on SIMCom's voice port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_quectel_a_voice_routes_call_goes_on_through_the_speakerphone_on_its_sound_card() {
+    const PERSON: &str = "+46700000020";
+    let (w, m) = quectel_world(&[PERSON]).await;
+    w.network.add(
+        PERSON,
+        Party::Person(Person {
+            pickup: Pickup::Answers,
+            key: Some('1'),
+            drop_after: Some(Duration::from_secs(8)),
+        }),
+    );
+    let person_says = recording(5, 6);
+    let (audio, heard, opened) = speakerphone(person_says.clone());
+    let route = VoiceCall::new(
+        m.clone(),
+        &VoiceRoute {
+            number: PERSON.into(),
+            accept_key: '1',
+        },
+        &unit(),
+    )
+    .with_speakerphone(audio);
+    let r = route.deliver(&fall()).await;
+    assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
+    the_call_went_on_as_speech_on_the_card(&w, &person_says, &heard, &opened).await;
+}
+
+/// Contact ID on a Quectel module wired by its USB audio card: the module's own tone detector
+/// hears the handshake and kissoff and `AT+VTS` sends the digits; after the kissoff the call
+/// goes on as the operator's speech through the speakerphone on the card.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_quectel_contact_ids_call_goes_on_through_the_speakerphone_on_its_sound_card() {
+    const CID: &str = "+46700000030";
+    let (w, m) = quectel_world(&[CID]).await;
+    w.network.add(
+        CID,
+        Party::Centre(CidCentre {
+            drop_after: Some(Duration::from_secs(8)),
+            ..CidCentre::working()
+        }),
+    );
+    let person_says = recording(5, 6);
+    let (audio, heard, opened) = speakerphone(person_says.clone());
+    let route = ContactIdCall::new(m.clone(), &ContactIdRoute { number: CID.into() }, &unit())
+        .with_speakerphone(audio);
+    let r = route.deliver(&fall()).await;
+    assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
+    assert!(
+        w.network
+            .records()
+            .iter()
+            .any(|r| matches!(r, Record::Kissoff { .. })),
+        "no kissoff"
+    );
+    the_call_went_on_as_speech_on_the_card(&w, &person_says, &heard, &opened).await;
+}
+
+/// Without `AT+QPCMV=1,2` the simulated module puts no call on its card, as the real one
+/// keeps calls on its own audio path: a stream opened anyway carries nothing either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulated_card_carries_a_call_only_while_voice_over_usb_is_set() {
+    const PERSON: &str = "+46700000020";
+    let w = SimWorld::start(SimConfig::new(UNIT_NO)).unwrap();
+    let m = w
+        .open_modem(Settings {
+            sim_pin: None,
+            allowed_numbers: vec![PERSON.into()],
+            remote_secret: None,
+            voice_port: None,
+            call_device: None,
+            call_audio: None,
+        })
+        .unwrap();
+    m.wait_usable(Duration::from_secs(10)).await.unwrap();
+    w.network.add(
+        PERSON,
+        Party::Person(Person {
+            pickup: Pickup::Answers,
+            key: Some('1'),
+            drop_after: Some(Duration::from_secs(8)),
+        }),
+    );
+    let route = VoiceCall::new(
+        m.clone(),
+        &VoiceRoute {
+            number: PERSON.into(),
+            accept_key: '1',
+        },
+        &unit(),
+    );
+    let r = route.deliver(&fall()).await;
+    assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
+    assert!(!w
+        .module
+        .commands()
+        .iter()
+        .any(|c| c.starts_with("AT+QPCMV")));
+    let card = w
+        .module
+        .sound_card()
+        .expect("the simulated EC25 has its card");
+    let path = card
+        .strip_prefix(vigil::modem::audio_port::SIM_CARD_PREFIX)
+        .unwrap();
+    let mut stream = vigil::modem::voice_port::VoicePort::open(path).unwrap();
+    let (mut port, heard) = SimCallPort::new(recording(5, 2));
+    w.module.far_end_says(&recording(9, 2));
+    let (stop_tx, mut stop) = watch::channel(false);
+    let stopping = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        stop_tx.send_replace(true);
+    });
+    let end = vigil::voice::call_port::bridge(&mut stream, &mut port, &mut stop).await;
+    stopping.await.unwrap();
+    assert!(matches!(end, BridgeEnd::Stopped), "{end:?}");
+    let played = heard.lock().unwrap().clone();
+    assert!(played.len() >= 8_000, "the bridge ran: {}", played.len());
+    assert!(
+        played.iter().all(|&s| s == 0),
+        "the far end reached the card without voice over USB"
+    );
+    assert!(
+        w.module.voice_port_audio().is_empty(),
+        "the person reached the call without voice over USB"
+    );
+}

@@ -13,6 +13,17 @@
 
 use super::profile::{Capabilities, Profile};
 
+/// How a simulated module names the stream that stands in for its USB audio card in
+/// `audio.call_device` (`sim:` and the stream's path). Only a build with the simulators
+/// (feature `sim`) opens it; elsewhere it is an ALSA name like any other.
+pub const SIM_CARD_PREFIX: &str = "sim:";
+
+/// Whether this build can open `card`: an ALSA name with audio devices (feature `alsa`), a
+/// simulated module's card ([`SIM_CARD_PREFIX`]) with the simulators (feature `sim`).
+pub fn can_open(card: &str) -> bool {
+    cfg!(feature = "alsa") || (cfg!(feature = "sim") && card.starts_with(SIM_CARD_PREFIX))
+}
+
 /// The module's port for a call's audio.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AudioPort {

@@ -226,6 +226,7 @@ struct Shared {
 /// Control of a running simulated module. Dropping it stops the module.
 pub struct SimModem {
     path: String,
+    model: Model,
     voice_port: Option<(String, super::sim_voice::AudioTap)>,
     ctl: mpsc::UnboundedSender<Control>,
     shared: Arc<Mutex<Shared>>,
@@ -256,23 +257,24 @@ impl SimModem {
         spawn_reader(Box::new(master), bytes_tx);
         let out = spawn_writer(Box::new(writer));
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
-        // SIMCom streams calls over USB on a second interface; digits the host plays into a
-        // call come back as keys the far end heard.
-        let audio = match config.model {
-            Model::SimcomSim7600 => {
-                let (keys_tx, mut keys) = mpsc::unbounded_channel();
-                let audio = super::sim_voice::AudioFunction::spawn(keys_tx)?;
-                let ctl = ctl.clone();
-                tokio::spawn(async move {
-                    while let Some(k) = keys.recv().await {
-                        if ctl.send(Control::HeardInBand(k)).is_err() {
-                            return;
-                        }
+        // SIMCom streams calls over USB on a second interface (its voice port); Quectel puts
+        // them on its USB audio class card, which the simulation stands in for with the same
+        // kind of PCM stream. Digits the host plays into a call come back as keys the far end
+        // heard.
+        let audio = {
+            let (keys_tx, mut keys) = mpsc::unbounded_channel();
+            let audio = super::sim_voice::AudioFunction::spawn(keys_tx)?;
+            // Weak: the module stops when its owner drops the last strong sender.
+            let ctl = ctl.downgrade();
+            tokio::spawn(async move {
+                while let Some(k) = keys.recv().await {
+                    let Some(ctl) = ctl.upgrade() else { return };
+                    if ctl.send(Control::HeardInBand(k)).is_err() {
+                        return;
                     }
-                });
-                Some(audio)
-            }
-            Model::QuectelEc25 => None,
+                }
+            });
+            Some(audio)
         };
         let voice_port = audio.as_ref().map(|a| (a.path().to_string(), a.tap()));
         let shared = Arc::new(Mutex::new(Shared::default()));
@@ -299,6 +301,7 @@ impl SimModem {
         tokio::spawn(m.run(bytes_rx, net_rx, ctl_rx));
         Ok(SimModem {
             path,
+            model: config.model,
             voice_port,
             ctl,
             shared,
@@ -312,11 +315,26 @@ impl SimModem {
 
     /// The module's voice port (SIMCom's USB audio interface), if it has one.
     pub fn voice_port(&self) -> Option<&str> {
-        self.voice_port.as_ref().map(|(p, _)| p.as_str())
+        self.voice_port
+            .as_ref()
+            .filter(|_| self.model == Model::SimcomSim7600)
+            .map(|(p, _)| p.as_str())
     }
 
-    /// Everything the host sent into calls on the voice port, as the far end heard it:
-    /// 8 kHz 16-bit samples, the last two minutes at most. Empty without a voice port.
+    /// The name the unit opens the module's USB audio card by (`audio.call_device`), on a
+    /// Quectel module: [`SIM_CARD_PREFIX`](vigil_runtime::modem::audio_port::SIM_CARD_PREFIX)
+    /// and the path of the stream that stands in for the card. It carries calls once the unit
+    /// set `AT+QPCMV=1,2`, as the card does.
+    pub fn sound_card(&self) -> Option<String> {
+        self.voice_port
+            .as_ref()
+            .filter(|_| self.model == Model::QuectelEc25)
+            .map(|(p, _)| format!("{}{p}", vigil_runtime::modem::audio_port::SIM_CARD_PREFIX))
+    }
+
+    /// Everything the host sent into calls on the module's call audio port (SIMCom's voice
+    /// port, Quectel's USB audio card), as the far end heard it: 8 kHz 16-bit samples, the last
+    /// two minutes at most.
     pub fn voice_port_audio(&self) -> Vec<i16> {
         self.voice_port
             .as_ref()
@@ -324,7 +342,8 @@ impl SimModem {
             .unwrap_or_default()
     }
 
-    /// The far end of the call speaks on the voice port: `samples` at 8 kHz, in line time.
+    /// The far end of the call speaks on the module's call audio port: `samples` at 8 kHz, in
+    /// line time.
     pub fn far_end_says(&self, samples: &[i16]) {
         if let Some((_, tap)) = &self.voice_port {
             tap.say(samples);
@@ -1397,6 +1416,7 @@ impl Module {
                 c.state = CallState::Active;
                 let id = c.id;
                 self.net.to_caller(id, ToParty::Answered);
+                self.usb_voice();
                 self.line("OK");
             }
             _ => self.line("NO CARRIER"),
@@ -1432,7 +1452,19 @@ impl Module {
             s.audio
                 .insert("+QPCMV", vec![u32::from(enable), u32::from(port)]);
         }
+        self.usb_voice();
         self.line("OK");
+    }
+
+    /// Quectel's voice over USB: while `AT+QPCMV=1,2` holds, an active call's audio is on
+    /// the USB audio card (the simulation's stream standing in for it), and only then.
+    fn usb_voice(&self) {
+        if self.cfg.model != Model::QuectelEc25 {
+            return;
+        }
+        if let Some(a) = &self.audio {
+            a.set_streaming(self.st.qpcmv == (1, 2) && self.active());
+        }
     }
 
     /// SIMCom `AT+CPCMREG=<0|1>`: voice over USB, started once a call is connected and
@@ -1600,7 +1632,10 @@ impl Module {
                 };
                 match progress {
                     Progress::Alerting => c.state = CallState::Alerting,
-                    Progress::Active => c.state = CallState::Active,
+                    Progress::Active => {
+                        c.state = CallState::Active;
+                        self.usb_voice();
+                    }
                     Progress::Ended(cause) => {
                         self.end_call(Some(cause));
                         if !self.silent() {

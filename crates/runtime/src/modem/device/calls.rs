@@ -361,7 +361,10 @@ impl Modem {
             self.capabilities().as_ref(),
             settings.voice_port.as_deref(),
             settings.call_device.as_deref(),
-            cfg!(feature = "alsa"),
+            settings
+                .call_device
+                .as_deref()
+                .is_some_and(audio_port::can_open),
         )
     }
 
@@ -546,9 +549,26 @@ impl Modem {
 }
 
 /// The call's speech on the module's USB audio card (Quectel, `AT+QPCMV=1,2` set at start and
-/// kept across calls): the card is opened for this call and closed when it ends.
-#[cfg(feature = "alsa")]
+/// kept across calls): the card is opened for this call and closed when it ends. With the
+/// simulators, a simulated module's card ([`audio_port::SIM_CARD_PREFIX`]) is the PCM stream
+/// that stands in for it.
 async fn speak_on_sound_card(
+    card: String,
+    audio: Box<dyn CallAudioPort>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<BridgeEnd, SpeechError> {
+    #[cfg(feature = "sim")]
+    if let Some(path) = card.strip_prefix(audio_port::SIM_CARD_PREFIX) {
+        let (mut audio, mut stop) = (audio, stop);
+        let mut stream = voice_port::VoicePort::open(path)?;
+        return Ok(bridge(&mut stream, audio.as_mut(), &mut stop).await);
+    }
+    speak_on_alsa_card(card, audio, stop).await
+}
+
+/// [`speak_on_sound_card`] through ALSA.
+#[cfg(feature = "alsa")]
+async fn speak_on_alsa_card(
     card: String,
     mut audio: Box<dyn CallAudioPort>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -569,7 +589,7 @@ async fn speak_on_sound_card(
 /// Without audio devices in the build no sound card is chosen ([`audio_port::choose`]); this
 /// says so should one be asked for.
 #[cfg(not(feature = "alsa"))]
-async fn speak_on_sound_card(
+async fn speak_on_alsa_card(
     _card: String,
     _audio: Box<dyn CallAudioPort>,
     _stop: tokio::sync::watch::Receiver<bool>,
