@@ -120,7 +120,7 @@ fn earlier_naks(naks: &Option<Naks>) -> String {
 }
 
 /// Why a frame's exchange ended without an `ACK` or a `DUH`. The texts are what operators and
-/// logs read, after "DC-09 <receiver>: ".
+/// logs read, after `DC-09 <receiver>: `.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ExchangeFailure {
     /// The frame could not be built (too long, or a key that does not fit).
