@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use vigil_wire::sip::server::Arrival;
-use vigil_wire::sip::transaction::{Event, InviteClient, NonInviteClient};
+use vigil_wire::sip::transaction::{Event, InviteClient, InviteState, NonInviteClient};
 
 use super::message::{param, random_token, SipMsg};
 use super::transport::{Incoming, Pending, Shared, SipNode};
@@ -270,17 +270,15 @@ async fn acknowledge_until_timer_d(
     _branch: PendingGuard,
     mut rx: mpsc::UnboundedReceiver<SipMsg>,
 ) {
-    loop {
-        let event = match next(&mut rx, tx.poll_timeout()).await {
+    while tx.state() != InviteState::Terminated {
+        // Its events tell nothing new: the caller has the final response already.
+        let _ = match next(&mut rx, tx.poll_timeout()).await {
             Wake::Response(resp) => tx.handle_response(*resp, now()),
             Wake::Timer => tx.handle_timeout(now()),
             Wake::Closed => return,
         };
         while let Some(bytes) = tx.poll_transmit() {
             let _ = udp.send_to(&bytes, peer).await;
-        }
-        if matches!(event, Some(Event::Terminated)) || tx.poll_timeout().is_none() {
-            return;
         }
     }
 }
@@ -372,18 +370,7 @@ mod tests {
             }
         });
         let from = client.local_addr();
-        let build = move |branch: &str| {
-            format!(
-                "OPTIONS sip:unit@127.0.0.1 SIP/2.0\r\n\
-                 Via: SIP/2.0/UDP {from};branch={branch}\r\n\
-                 Max-Forwards: 70\r\n\
-                 From: <sip:centre@127.0.0.1>;tag=t1\r\n\
-                 To: <sip:unit@127.0.0.1>\r\n\
-                 Call-ID: poisoned@127.0.0.1\r\n\
-                 CSeq: 1 OPTIONS\r\n\
-                 Content-Length: 0\r\n\r\n"
-            )
-        };
+        let build = move |branch: &str| request("OPTIONS", from, branch, "poisoned@127.0.0.1");
         let response = client
             .transaction(server.local_addr(), &build, Duration::from_secs(2))
             .await
@@ -402,18 +389,7 @@ mod tests {
         let far_addr = far.local_addr().unwrap();
         let from = client.local_addr();
         let calling = tokio::spawn(async move {
-            let build = move |branch: &str| {
-                format!(
-                    "INVITE sip:operator@127.0.0.1 SIP/2.0\r\n\
-                     Via: SIP/2.0/UDP {from};branch={branch}\r\n\
-                     Max-Forwards: 70\r\n\
-                     From: <sip:unit@127.0.0.1>;tag=t1\r\n\
-                     To: <sip:operator@127.0.0.1>\r\n\
-                     Call-ID: refused@127.0.0.1\r\n\
-                     CSeq: 1 INVITE\r\n\
-                     Content-Length: 0\r\n\r\n"
-                )
-            };
+            let build = move |branch: &str| request("INVITE", from, branch, "refused@127.0.0.1");
             let invited = client
                 .invite_transaction(
                     far_addr,
@@ -465,5 +441,19 @@ mod tests {
             .ok()?
             .ok()?;
         Some(String::from_utf8_lossy(buf.get(..n)?).into_owned())
+    }
+
+    /// A request from `from` to 127.0.0.1 with no body, on `branch`.
+    fn request(method: &str, from: SocketAddr, branch: &str, call_id: &str) -> String {
+        format!(
+            "{method} sip:far@127.0.0.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {from};branch={branch}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:near@127.0.0.1>;tag=t1\r\n\
+             To: <sip:far@127.0.0.1>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 1 {method}\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
     }
 }
