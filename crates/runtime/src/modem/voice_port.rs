@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -131,17 +131,14 @@ impl VoicePort {
         let Some(samples) = dtmf_samples(keys, RATE, DIGIT_MS, DIGIT_MS) else {
             return false;
         };
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = crate::sync::lock(&self.out);
         out.extend(samples.iter().map(|&s| crate::voice::pcm::to_i16(s)));
         true
     }
 
     /// Whether everything queued has gone to the module.
     pub fn sent(&self) -> bool {
-        self.out
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
+        crate::sync::lock(&self.out).is_empty()
     }
 
     /// Waits until everything queued has gone, at most `limit`. False if it had not.
@@ -158,7 +155,7 @@ impl VoicePort {
 
     /// One frame of the far end's audio, if one has come.
     pub fn take_frame(&self) -> Option<[i16; FRAME_SAMPLES]> {
-        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut heard = crate::sync::lock(&self.heard);
         if heard.len() < FRAME_SAMPLES {
             return None;
         }
@@ -171,7 +168,7 @@ impl VoicePort {
 
     /// Queues one frame of the unit's audio for the far end.
     pub fn say_frame(&self, frame: &[i16; FRAME_SAMPLES]) {
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = crate::sync::lock(&self.out);
         crate::voice::pcm::push_bounded(&mut out, frame.iter().copied(), SAID_MAX);
     }
 
@@ -249,13 +246,13 @@ fn run(
                 let _ = tx.send(PortEvent::Tone(t.tone));
             });
             crate::voice::pcm::push_bounded(
-                &mut heard.lock().unwrap_or_else(PoisonError::into_inner),
+                &mut crate::sync::lock(heard),
                 frame
                     .chunks_exact(2)
                     .map(|b| i16::from_le_bytes([b[0], b[1]])),
                 HEARD_MAX,
             );
-            let mut o = out.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut o = crate::sync::lock(out);
             for _ in 0..FRAME_SAMPLES {
                 let s = o.pop_front().unwrap_or(0);
                 reply.extend_from_slice(&s.to_le_bytes());

@@ -98,11 +98,12 @@ pub use real::{CallBridge, STALL};
 #[cfg(feature = "alsa")]
 mod real {
     use std::collections::VecDeque;
-    use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+    use std::sync::{mpsc, Arc, Mutex, MutexGuard};
     use std::time::{Duration, Instant};
 
     use super::{CallAudio, CallTone};
     use crate::core::Prompt;
+    use crate::sync::lock;
     use crate::voice::call_port::{ModuleStream, FRAME, RATE};
     use crate::voice::device;
     use crate::voice::pcm::to_i16;
@@ -141,10 +142,6 @@ mod real {
 
     fn bounded(queue: &mut VecDeque<f32>, samples: impl IntoIterator<Item = f32>) {
         device::push_bounded(queue, samples, MAX_BUFFERED);
-    }
-
-    fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-        shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     impl CallBridge {

@@ -3,7 +3,7 @@
 //! comes back: how long the round trip takes and at what level, as the operator's end of a
 //! real call would hear the person.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::call_port::{CallAudioPort, FRAME, RATE};
@@ -36,7 +36,7 @@ impl ProbePort {
 
 impl CallAudioPort for ProbePort {
     fn play(&mut self, frame: &[i16; FRAME]) {
-        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut heard = crate::sync::lock(&self.heard);
         // A minute at most.
         if heard.len() < RATE as usize * 60 {
             heard.extend_from_slice(frame);

@@ -150,9 +150,7 @@ pub type SharedEngine = Arc<Mutex<Engine>>;
 
 /// Locks the engine; a panic elsewhere while it was held does not stop the voice.
 pub fn lock(engine: &SharedEngine) -> MutexGuard<'_, Engine> {
-    engine
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::sync::lock(engine)
 }
 
 /// A speaker and microphone: real (`device`, feature `alsa`) or simulated ([`sim`]).

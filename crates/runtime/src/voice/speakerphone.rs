@@ -119,7 +119,7 @@ pub use device_port::DevicePort;
 #[cfg(feature = "alsa")]
 mod device_port {
     use std::collections::VecDeque;
-    use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+    use std::sync::{mpsc, Arc, Mutex, MutexGuard};
     use std::time::Duration;
 
     use super::super::call_port::{AudioDeviceError, CallAudioPort, FRAME, RATE};
@@ -193,7 +193,7 @@ mod device_port {
         }
 
         fn rings(&self) -> MutexGuard<'_, Rings> {
-            self.rings.lock().unwrap_or_else(PoisonError::into_inner)
+            crate::sync::lock(&self.rings)
         }
     }
 
@@ -204,14 +204,14 @@ mod device_port {
     ) -> Result<Vec<cpal::Stream>, VoiceError> {
         let speaker = Arc::clone(rings);
         let out = device::output_stream(output, RATE, move |out| {
-            let mut g = speaker.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut g = crate::sync::lock(&speaker);
             for o in out.iter_mut() {
                 *o = g.to_speaker.pop_front().unwrap_or(0.0);
             }
         })?;
         let mic = Arc::clone(rings);
         let inp = device::input_stream(input, RATE, move |samples| {
-            let mut g = mic.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut g = crate::sync::lock(&mic);
             bounded(&mut g.from_mic, samples.iter().copied());
         })?;
         Ok(vec![out, inp])
