@@ -17,7 +17,7 @@ use vigil::core::{
     RouteId, Timestamp,
 };
 use vigil::modem::device::Settings;
-use vigil::modem::network::{CidCentre, Party, Person, Pickup, Record};
+use vigil::modem::network::{CidCentre, Party, Person, Record};
 use vigil::modem::sim::{Model, SimConfig, SimWorld};
 use vigil::modem::voice_port::BridgeEnd;
 use vigil::modem::ModemEvent;
@@ -26,6 +26,10 @@ use vigil::voice::sim_call::SimCallPort;
 
 const UNIT_NO: &str = "+46700000001";
 const CENTRE: &str = "+46812345678";
+/// The person a voice route calls.
+const PERSON: &str = "+46700000020";
+/// The Contact ID receiver.
+const CID: &str = "+46700000030";
 
 /// Noise-like speech stand-in, `seconds` long at 8 kHz (no two stretches alike).
 fn recording(seed: u32, seconds: usize) -> Vec<i16> {
@@ -200,6 +204,72 @@ async fn until_sent(w: &SimWorld, command: &str, limit: Duration) {
     }
 }
 
+/// The person answers the voice route's call, presses the accept key 1, and hangs up
+/// `drop_after` after answering.
+fn person_hangs_up_after(w: &SimWorld, drop_after: Duration) {
+    w.network.add(
+        PERSON,
+        Party::Person(Person {
+            drop_after: Some(drop_after),
+            ..Person::accepting('1')
+        }),
+    );
+}
+
+/// The voice route to the person, accept key 1.
+fn voice_route(m: &vigil::modem::Modem) -> VoiceCall {
+    VoiceCall::new(
+        m.clone(),
+        &VoiceRoute {
+            number: PERSON.into(),
+            accept_key: '1',
+        },
+        &unit(),
+    )
+}
+
+/// A working Contact ID receiver that hangs up `drop_after` after answering.
+fn receiver_hangs_up_after(w: &SimWorld, drop_after: Duration) {
+    w.network.add(
+        CID,
+        Party::Centre(CidCentre {
+            drop_after: Some(drop_after),
+            ..CidCentre::working()
+        }),
+    );
+}
+
+/// The Contact ID route to the receiver.
+fn contact_id_route(m: &vigil::modem::Modem) -> ContactIdCall {
+    ContactIdCall::new(m.clone(), &ContactIdRoute { number: CID.into() }, &unit())
+}
+
+/// The receiver sent its kissoff.
+fn kissoff_heard(w: &SimWorld) -> bool {
+    w.network
+        .records()
+        .iter()
+        .any(|r| matches!(r, Record::Kissoff { .. }))
+}
+
+/// The far end's `far_says` reached the unit's loudspeaker (`heard`) and the person's
+/// `person_says` the far end, each with correlation ≥ 0.9, through a speakerphone opened once.
+fn speech_crossed(
+    w: &SimWorld,
+    far_says: &[i16],
+    person_says: &[i16],
+    heard: &Mutex<Vec<i16>>,
+    opened: &AtomicU32,
+) {
+    assert_eq!(opened.load(Ordering::SeqCst), 1);
+    let played = heard.lock().unwrap().clone();
+    let (lag, c) = align(&far_says[8_000..16_000], &played, played.len());
+    assert!(c >= 0.9, "far end to person: correlation {c} at lag {lag}");
+    let sent = w.module.voice_port_audio();
+    let (lag, c) = align(&person_says[..8_000], &sent, sent.len());
+    assert!(c >= 0.9, "person to far end: correlation {c} at lag {lag}");
+}
+
 /// After the acknowledgement, the far end talks for 3 s on the voice port while the person in
 /// the home talks into the unit's microphone; once the far end has hung up: the far end's words
 /// reached the unit's loudspeaker, the person's reached the far end, the speakerphone was
@@ -228,13 +298,7 @@ async fn the_call_went_on_as_speech(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(opened.load(Ordering::SeqCst), 1);
-    let played = heard.lock().unwrap().clone();
-    let (lag, c) = align(&far_says[8_000..16_000], &played, played.len());
-    assert!(c >= 0.9, "far end to person: correlation {c} at lag {lag}");
-    let sent = w.module.voice_port_audio();
-    let (lag, c) = align(&person_says[..8_000], &sent, sent.len());
-    assert!(c >= 0.9, "person to far end: correlation {c} at lag {lag}");
+    speech_crossed(w, &far_says, person_says, heard, opened);
 }
 
 /// A voice route's call to a person, on a SIMCom module wired by USB audio: once the person
@@ -242,28 +306,14 @@ async fn the_call_went_on_as_speech(
 /// the module's voice port, as the centre's call does, until the person hangs up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_voice_routes_call_goes_on_through_the_speakerphone_after_the_accept_key() {
-    const PERSON: &str = "+46700000020";
     let (w, m) = simcom_world(&[PERSON]).await;
-    w.network.add(
-        PERSON,
-        Party::Person(Person {
-            pickup: Pickup::Answers,
-            key: Some('1'),
-            drop_after: Some(Duration::from_secs(6)),
-        }),
-    );
+    person_hangs_up_after(&w, Duration::from_secs(6));
     let person_says = recording(5, 6);
     let (audio, heard, opened) = speakerphone(person_says.clone());
-    let route = VoiceCall::new(
-        m.clone(),
-        &VoiceRoute {
-            number: PERSON.into(),
-            accept_key: '1',
-        },
-        &unit(),
-    )
-    .with_speakerphone(audio);
-    let r = route.deliver(&fall()).await;
+    let r = voice_route(&m)
+        .with_speakerphone(audio)
+        .deliver(&fall())
+        .await;
     assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
     the_call_went_on_as_speech(&w, &person_says, &heard, &opened).await;
 }
@@ -274,28 +324,16 @@ async fn a_voice_routes_call_goes_on_through_the_speakerphone_after_the_accept_k
 /// hangs up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contact_ids_call_goes_on_through_the_speakerphone_after_the_kissoff() {
-    const CID: &str = "+46700000030";
     let (w, m) = simcom_world(&[CID]).await;
-    w.network.add(
-        CID,
-        Party::Centre(CidCentre {
-            drop_after: Some(Duration::from_secs(6)),
-            ..CidCentre::working()
-        }),
-    );
+    receiver_hangs_up_after(&w, Duration::from_secs(6));
     let person_says = recording(5, 6);
     let (audio, heard, opened) = speakerphone(person_says.clone());
-    let route = ContactIdCall::new(m.clone(), &ContactIdRoute { number: CID.into() }, &unit())
-        .with_speakerphone(audio);
-    let r = route.deliver(&fall()).await;
+    let r = contact_id_route(&m)
+        .with_speakerphone(audio)
+        .deliver(&fall())
+        .await;
     assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
-    assert!(
-        w.network
-            .records()
-            .iter()
-            .any(|r| matches!(r, Record::Kissoff { .. })),
-        "no kissoff"
-    );
+    assert!(kissoff_heard(&w), "no kissoff");
     the_call_went_on_as_speech(&w, &person_says, &heard, &opened).await;
     let streaming: Vec<String> = w
         .module
@@ -314,7 +352,6 @@ async fn contact_ids_call_goes_on_through_the_speakerphone_after_the_kissoff() {
 /// voice route's accepted call stays there: the speakerphone is not opened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_audio_port_an_accepted_call_stays_on_the_modules_own_audio() {
-    const PERSON: &str = "+46700000020";
     let w = SimWorld::start(SimConfig::new(UNIT_NO)).unwrap();
     let m = w
         .open_modem(Settings {
@@ -325,16 +362,10 @@ async fn without_an_audio_port_an_accepted_call_stays_on_the_modules_own_audio()
     m.wait_usable(Duration::from_secs(10)).await.unwrap();
     w.network.add(PERSON, Party::Person(Person::accepting('1')));
     let (audio, _heard, opened) = speakerphone(recording(5, 1));
-    let route = VoiceCall::new(
-        m.clone(),
-        &VoiceRoute {
-            number: PERSON.into(),
-            accept_key: '1',
-        },
-        &unit(),
-    )
-    .with_speakerphone(audio);
-    let r = route.deliver(&fall()).await;
+    let r = voice_route(&m)
+        .with_speakerphone(audio)
+        .deliver(&fall())
+        .await;
     assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(opened.load(Ordering::SeqCst), 0);
@@ -400,13 +431,7 @@ async fn the_call_went_on_as_speech_on_the_card(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(opened.load(Ordering::SeqCst), 1);
-    let played = heard.lock().unwrap().clone();
-    let (lag, c) = align(&far_says[8_000..16_000], &played, played.len());
-    assert!(c >= 0.9, "far end to person: correlation {c} at lag {lag}");
-    let sent = w.module.voice_port_audio();
-    let (lag, c) = align(&person_says[..8_000], &sent, sent.len());
-    assert!(c >= 0.9, "person to far end: correlation {c} at lag {lag}");
+    speech_crossed(w, &far_says, person_says, heard, opened);
     let cmds = w.module.commands();
     assert!(cmds.iter().any(|c| c == "AT+QPCMV=1,2"), "{cmds:?}");
     assert!(
@@ -419,28 +444,14 @@ async fn the_call_went_on_as_speech_on_the_card(
 /// the call goes on as speech through the speakerphone on the card, as on SIMCom's voice port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_quectel_a_voice_routes_call_goes_on_through_the_speakerphone_on_its_sound_card() {
-    const PERSON: &str = "+46700000020";
     let (w, m) = quectel_world(&[PERSON]).await;
-    w.network.add(
-        PERSON,
-        Party::Person(Person {
-            pickup: Pickup::Answers,
-            key: Some('1'),
-            drop_after: Some(Duration::from_secs(8)),
-        }),
-    );
+    person_hangs_up_after(&w, Duration::from_secs(8));
     let person_says = recording(5, 6);
     let (audio, heard, opened) = speakerphone(person_says.clone());
-    let route = VoiceCall::new(
-        m.clone(),
-        &VoiceRoute {
-            number: PERSON.into(),
-            accept_key: '1',
-        },
-        &unit(),
-    )
-    .with_speakerphone(audio);
-    let r = route.deliver(&fall()).await;
+    let r = voice_route(&m)
+        .with_speakerphone(audio)
+        .deliver(&fall())
+        .await;
     assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
     the_call_went_on_as_speech_on_the_card(&w, &person_says, &heard, &opened).await;
 }
@@ -450,28 +461,16 @@ async fn on_quectel_a_voice_routes_call_goes_on_through_the_speakerphone_on_its_
 /// goes on as the operator's speech through the speakerphone on the card.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_quectel_contact_ids_call_goes_on_through_the_speakerphone_on_its_sound_card() {
-    const CID: &str = "+46700000030";
     let (w, m) = quectel_world(&[CID]).await;
-    w.network.add(
-        CID,
-        Party::Centre(CidCentre {
-            drop_after: Some(Duration::from_secs(8)),
-            ..CidCentre::working()
-        }),
-    );
+    receiver_hangs_up_after(&w, Duration::from_secs(8));
     let person_says = recording(5, 6);
     let (audio, heard, opened) = speakerphone(person_says.clone());
-    let route = ContactIdCall::new(m.clone(), &ContactIdRoute { number: CID.into() }, &unit())
-        .with_speakerphone(audio);
-    let r = route.deliver(&fall()).await;
+    let r = contact_id_route(&m)
+        .with_speakerphone(audio)
+        .deliver(&fall())
+        .await;
     assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
-    assert!(
-        w.network
-            .records()
-            .iter()
-            .any(|r| matches!(r, Record::Kissoff { .. })),
-        "no kissoff"
-    );
+    assert!(kissoff_heard(&w), "no kissoff");
     the_call_went_on_as_speech_on_the_card(&w, &person_says, &heard, &opened).await;
 }
 
@@ -479,7 +478,6 @@ async fn on_quectel_contact_ids_call_goes_on_through_the_speakerphone_on_its_sou
 /// keeps calls on its own audio path: a stream opened anyway carries nothing either way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulated_card_carries_a_call_only_while_voice_over_usb_is_set() {
-    const PERSON: &str = "+46700000020";
     let w = SimWorld::start(SimConfig::new(UNIT_NO)).unwrap();
     let m = w
         .open_modem(Settings {
@@ -492,23 +490,8 @@ async fn the_simulated_card_carries_a_call_only_while_voice_over_usb_is_set() {
         })
         .unwrap();
     m.wait_usable(Duration::from_secs(10)).await.unwrap();
-    w.network.add(
-        PERSON,
-        Party::Person(Person {
-            pickup: Pickup::Answers,
-            key: Some('1'),
-            drop_after: Some(Duration::from_secs(8)),
-        }),
-    );
-    let route = VoiceCall::new(
-        m.clone(),
-        &VoiceRoute {
-            number: PERSON.into(),
-            accept_key: '1',
-        },
-        &unit(),
-    );
-    let r = route.deliver(&fall()).await;
+    person_hangs_up_after(&w, Duration::from_secs(8));
+    let r = voice_route(&m).deliver(&fall()).await;
     assert!(matches!(r, DeliveryResult::Acked { .. }), "{r:?}");
     assert!(!w
         .module
